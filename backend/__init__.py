@@ -1,0 +1,59 @@
+"""码上联 — the deputy–resident contact system. ``create_app`` is the application factory."""
+
+from __future__ import annotations
+
+import os
+
+from flask import Flask
+
+from backend.config import Config
+
+
+def create_app(test_config: dict | None = None) -> Flask:
+    """Build the application: config → extensions → blueprints → error handlers → CLI."""
+    app = Flask(__name__, instance_path=os.environ.get("INSTANCE_PATH") or None, instance_relative_config=True)
+    os.makedirs(app.instance_path, exist_ok=True)
+    app.config.from_object(Config(app.instance_path))
+    if test_config:
+        app.config.update(test_config)
+
+    from backend import database
+    from backend.extensions import csrf, db, migrate
+
+    app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", database.engine_options(app.config["SQLALCHEMY_DATABASE_URI"]))
+    db.init_app(app)
+    migrate.init_app(app, db, directory=os.path.join(os.path.dirname(os.path.dirname(__file__)), "migrations"))
+    csrf.init_app(app)
+    database.init_app(app)
+
+    register_blueprints(app)
+    register_errorhandlers(app)
+    register_commands(app)
+
+    from backend import security
+
+    security.init_app(app)
+    return app
+
+
+def register_blueprints(app: Flask) -> None:
+    """One blueprint per audience."""
+    from backend.routes import api, qr, resident
+
+    app.register_blueprint(resident.bp)
+    app.register_blueprint(qr.bp)
+    app.register_blueprint(api.bp)
+
+
+def register_errorhandlers(app: Flask) -> None:
+    """Errors as JSON with a code under /api/, as a Chinese page elsewhere."""
+    from backend import errors
+
+    errors.init_app(app)
+
+
+def register_commands(app: Flask) -> None:
+    """CLI commands (``flask demo load`` …)."""
+    from backend import demo
+
+    demo.init_app(app)

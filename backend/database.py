@@ -1,0 +1,50 @@
+"""Engine setup: SQLite in WAL mode with IMMEDIATE write transactions, so gunicorn workers share it."""
+
+from __future__ import annotations
+
+from flask import Flask
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+from backend.extensions import db
+
+SQLITE_BUSY_TIMEOUT_MS = 15000
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    """WAL, a busy timeout, foreign keys, and BEGIN IMMEDIATE for every transaction.
+
+    A deferred BEGIN takes the write lock only at the first write, and a transaction that
+    read first then cannot wait for it: SQLite answers "database is locked" at once instead
+    of honouring the busy timeout. BEGIN IMMEDIATE takes the lock up front, so concurrent
+    writers queue behind the busy timeout.
+    """
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record):
+        dbapi_connection.isolation_level = None  # let the "begin" hook below issue BEGIN
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn):
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def engine_options(uri: str) -> dict:
+    """Engine options for the configured database."""
+    if uri.startswith("sqlite"):
+        return {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}}
+    return {"pool_pre_ping": True}
+
+
+def init_app(app: Flask) -> None:
+    """Attach the SQLite hooks to the app's engine when SQLite is in use."""
+    with app.app_context():
+        engine = db.engine
+        if engine.dialect.name == "sqlite":
+            _configure_sqlite(engine)

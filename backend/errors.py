@@ -1,0 +1,96 @@
+"""One error type for bad input, and the handlers that answer every error clearly.
+
+Under ``/api/`` errors are JSON ``{"error": {"code", "message"}}``; elsewhere they are a
+page in Chinese. No handled error ever becomes a 500.
+"""
+
+from __future__ import annotations
+
+from flask import Flask, jsonify, render_template, request
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException
+
+# Chinese messages for the HTTP errors Werkzeug raises by itself.
+HTTP_MESSAGES = {
+    400: ("bad_request", "请求有误，请返回重试。"),
+    401: ("unauthorized", "请先登录。"),
+    403: ("forbidden", "您没有权限进行此操作。"),
+    404: ("not_found", "找不到该页面或记录。"),
+    405: ("method_not_allowed", "不支持该请求方式。"),
+    409: ("conflict", "当前状态不允许此操作。"),
+    413: ("too_large", "提交的内容太大，请减少图片数量或缩小图片后重试。"),
+    415: ("unsupported_media_type", "提交的数据格式不正确。"),
+    429: ("too_many_requests", "提交太频繁，请稍后再试。"),
+    500: ("internal_error", "系统出了点问题，请稍后再试。"),
+}
+
+
+class UserError(Exception):
+    """Bad input or a refused action, with a machine code and a Chinese message for the person."""
+
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        status: int = 400,
+        field: str | None = None,
+        retry_after: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.status = status
+        self.field = field
+        self.retry_after = retry_after
+
+
+def wants_json() -> bool:
+    """True when the request is for the JSON API."""
+    return request.path.startswith("/api/")
+
+
+def error_response(code: str, message: str, status: int, field: str | None = None, retry_after: int | None = None):
+    """Build the JSON or HTML answer for an error."""
+    if wants_json():
+        body: dict = {"code": code, "message": message}
+        if field:
+            body["field"] = field
+        response = jsonify(error=body)
+    else:
+        response = render_template("error.html", code=code, message=message, status=status)
+        from flask import make_response
+
+        response = make_response(response)
+    response.status_code = status
+    if retry_after is not None:
+        response.headers["Retry-After"] = str(retry_after)
+    return response
+
+
+def init_app(app: Flask) -> None:
+    """Register the error handlers."""
+
+    @app.errorhandler(UserError)
+    def _user_error(exc: UserError):
+        from backend.extensions import db
+
+        db.session.rollback()
+        return error_response(exc.code, exc.message, exc.status, exc.field, exc.retry_after)
+
+    @app.errorhandler(CSRFError)
+    def _csrf_error(exc: CSRFError):
+        return error_response("csrf_failed", "页面已过期或来源无法确认，请刷新页面后重新提交。", 400)
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException):
+        code, message = HTTP_MESSAGES.get(exc.code or 500, ("error", exc.description or "请求有误。"))
+        return error_response(code, message, exc.code or 500)
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception):
+        from backend.extensions import db
+
+        app.logger.exception("unhandled error")
+        db.session.rollback()
+        code, message = HTTP_MESSAGES[500]
+        return error_response(code, message, 500)

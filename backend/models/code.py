@@ -1,0 +1,53 @@
+"""QR codes (代表码 / 联络站码): opaque slugs that can be rotated but never reused."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from backend.models.base import Base, UTCDateTime, utcnow
+from backend.models.deputy import Deputy
+from backend.models.station import Station
+
+
+class Code(Base):
+    """One slug ever issued for a deputy or a station; retired rows are kept so a slug is never reused."""
+
+    __tablename__ = "codes"
+    __table_args__ = (
+        CheckConstraint("(deputy_id IS NULL) <> (station_id IS NULL)", name="one_owner"),
+        # At most one current code per owner.
+        Index(
+            "uq_codes_current_deputy",
+            "deputy_id",
+            unique=True,
+            sqlite_where=text("retired_at IS NULL"),
+            postgresql_where=text("retired_at IS NULL"),
+        ),
+        Index(
+            "uq_codes_current_station",
+            "station_id",
+            unique=True,
+            sqlite_where=text("retired_at IS NULL"),
+            postgresql_where=text("retired_at IS NULL"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(String(32), unique=True)
+    deputy_id: Mapped[int | None] = mapped_column(ForeignKey("deputies.id"), index=True)
+    station_id: Mapped[int | None] = mapped_column(ForeignKey("stations.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    retired_reason: Mapped[str] = mapped_column(String(200), default="")
+    scan_count: Mapped[int] = mapped_column(default=0)
+
+    deputy: Mapped[Deputy | None] = relationship()
+    station: Mapped[Station | None] = relationship()
+
+    @property
+    def is_current(self) -> bool:
+        """True while this slug is the one printed for its owner."""
+        return self.retired_at is None

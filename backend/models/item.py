@@ -1,0 +1,183 @@
+"""Items (民意件): what a resident submits, its photos, and its timeline of events."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+from sqlalchemy import JSON, ForeignKey, Index, LargeBinary, String, Text
+from sqlalchemy.orm import Mapped, deferred, mapped_column, relationship
+
+from backend.models.base import Base, UTCDateTime, enum_column, utcnow
+from backend.models.code import Code
+from backend.models.deputy import Deputy
+from backend.models.resident import Resident
+from backend.models.station import Station
+
+
+class ItemStatus(enum.StrEnum):
+    """Where an item stands in its lifecycle."""
+
+    SUBMITTED = "submitted"  # 已提交
+    ACCEPTED = "accepted"  # 已受理
+    FORWARDED = "forwarded"  # 已交办
+    ANSWERED = "answered"  # 已答复
+    RESOLVED = "resolved"  # 已办结
+    DECLINED = "declined"  # 不予受理
+    DUPLICATE = "duplicate"  # 重复件
+
+
+ITEM_STATUS_LABELS = {
+    ItemStatus.SUBMITTED: "已提交",
+    ItemStatus.ACCEPTED: "已受理",
+    ItemStatus.FORWARDED: "已交办",
+    ItemStatus.ANSWERED: "已答复",
+    ItemStatus.RESOLVED: "已办结",
+    ItemStatus.DECLINED: "不予受理",
+    ItemStatus.DUPLICATE: "重复件",
+}
+
+
+class ItemChannel(enum.StrEnum):
+    """How an item reached the system."""
+
+    QR_H5 = "qr_h5"  # scanned a printed code, wrote in the browser form
+    MINIPROGRAM = "miniprogram"
+    IN_PERSON = "in_person"  # 代表接待选民: entered by the deputy on a reception day
+
+
+class ItemCategory(enum.StrEnum):
+    """What an item is about; residents pick one."""
+
+    URBAN = "urban"
+    TRANSPORT = "transport"
+    EDUCATION = "education"
+    HEALTH = "health"
+    SOCIAL_SECURITY = "social_security"
+    ENVIRONMENT = "environment"
+    RURAL = "rural"
+    PUBLIC_SAFETY = "public_safety"
+    OTHER = "other"
+
+
+ITEM_CATEGORY_LABELS = {
+    ItemCategory.URBAN: "城乡建设",
+    ItemCategory.TRANSPORT: "交通出行",
+    ItemCategory.EDUCATION: "教育",
+    ItemCategory.HEALTH: "医疗卫生",
+    ItemCategory.SOCIAL_SECURITY: "社会保障",
+    ItemCategory.ENVIRONMENT: "生态环境",
+    ItemCategory.RURAL: "农业农村",
+    ItemCategory.PUBLIC_SAFETY: "社会治安",
+    ItemCategory.OTHER: "其他",
+}
+
+
+class Item(Base):
+    """A resident's message, tracked from submission to rating."""
+
+    __tablename__ = "items"
+    __table_args__ = (
+        Index("ix_items_deputy_status_created", "deputy_id", "status", "created_at"),
+        Index("ix_items_station_created", "station_id", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ref: Mapped[str] = mapped_column(String(16), unique=True)
+    access_key: Mapped[str] = mapped_column(String(32))
+    client_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    station_id: Mapped[int] = mapped_column(ForeignKey("stations.id"))
+    deputy_id: Mapped[int | None] = mapped_column(ForeignKey("deputies.id"))
+    code_id: Mapped[int | None] = mapped_column(ForeignKey("codes.id"), index=True)
+    resident_id: Mapped[int | None] = mapped_column(ForeignKey("residents.id"), index=True)
+    channel: Mapped[ItemChannel] = mapped_column(enum_column(ItemChannel, 12))
+    category: Mapped[ItemCategory] = mapped_column(enum_column(ItemCategory, 20))
+    body: Mapped[str] = mapped_column(Text)
+    contact_name: Mapped[str] = mapped_column(String(50), default="")
+    contact_phone: Mapped[str] = mapped_column(String(20), default="")
+    consented_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    status: Mapped[ItemStatus] = mapped_column(enum_column(ItemStatus, 12), default=ItemStatus.SUBMITTED)
+    needs_review: Mapped[bool] = mapped_column(default=False)
+    review_reason: Mapped[str] = mapped_column(String(200), default="")
+    body_fingerprint: Mapped[str] = mapped_column(String(64), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    station: Mapped[Station] = relationship()
+    deputy: Mapped[Deputy | None] = relationship()
+    code: Mapped[Code | None] = relationship()
+    resident: Mapped[Resident | None] = relationship()
+    events: Mapped[list[ItemEvent]] = relationship(
+        back_populates="item", cascade="all, delete-orphan", order_by="ItemEvent.id"
+    )
+    photos: Mapped[list[ItemPhoto]] = relationship(
+        back_populates="item", cascade="all, delete-orphan", order_by="ItemPhoto.position"
+    )
+
+    @property
+    def has_contact(self) -> bool:
+        """True when the resident left a name or a number."""
+        return bool(self.contact_name or self.contact_phone)
+
+
+class ItemEventKind(enum.StrEnum):
+    """What happened to an item; each event is one line on its timeline."""
+
+    SUBMITTED = "submitted"
+    ACCEPTED = "accepted"
+    REPLIED = "replied"
+    NOTE = "note"
+    FORWARDED = "forwarded"
+    DEPARTMENT_REPLIED = "department_replied"
+    REASSIGNED = "reassigned"
+    DUPLICATE = "duplicate"
+    DECLINED = "declined"
+    RESOLVED = "resolved"
+    RATED = "rated"
+    REOPENED = "reopened"
+    SUPERVISED = "supervised"
+    EXTENDED = "extended"
+    FLAGGED = "flagged"
+
+
+class ActorKind(enum.StrEnum):
+    """Who caused an event."""
+
+    RESIDENT = "resident"
+    STAFF = "staff"
+    DEPARTMENT = "department"
+    SYSTEM = "system"
+
+
+class ItemEvent(Base):
+    """One step on an item's timeline; ``is_public`` steps are shown to (and sent to) the resident."""
+
+    __tablename__ = "item_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id"), index=True)
+    kind: Mapped[ItemEventKind] = mapped_column(enum_column(ItemEventKind, 20))
+    actor_kind: Mapped[ActorKind] = mapped_column(enum_column(ActorKind, 10))
+    actor_user_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"))
+    is_public: Mapped[bool] = mapped_column(default=False)
+    body: Mapped[str] = mapped_column(Text, default="")
+    data: Mapped[dict] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    item: Mapped[Item] = relationship(back_populates="events")
+
+
+class ItemPhoto(Base):
+    """A photo attached to an item, re-encoded as JPEG with no EXIF data."""
+
+    __tablename__ = "item_photos"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id"), index=True)
+    position: Mapped[int] = mapped_column()
+    width: Mapped[int] = mapped_column()
+    height: Mapped[int] = mapped_column()
+    jpeg: Mapped[bytes] = deferred(mapped_column(LargeBinary))
+    sha256: Mapped[str] = mapped_column(String(64))
+
+    item: Mapped[Item] = relationship(back_populates="photos")

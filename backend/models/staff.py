@@ -1,0 +1,47 @@
+"""Staff users: deputies, station administrators, county supervisors, department contacts."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, String
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from backend.models.base import Base, UTCDateTime, enum_column, utcnow
+from backend.models.department import Department
+from backend.models.deputy import Deputy
+from backend.models.region import Region
+from backend.models.station import Station
+
+
+class StaffRole(enum.StrEnum):
+    """What a staff user does; the scope columns say where."""
+
+    DEPUTY = "deputy"
+    STATION_ADMIN = "station_admin"
+    SUPERVISOR = "supervisor"
+    DEPARTMENT = "department"
+
+
+class StaffUser(Base):
+    """A person who logs in; scoped to a deputy, a station, a region, or a department."""
+
+    __tablename__ = "staff_users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(50), unique=True)
+    display_name: Mapped[str] = mapped_column(String(50), default="")
+    password_hash: Mapped[str] = mapped_column(String(256))
+    role: Mapped[StaffRole] = mapped_column(enum_column(StaffRole, 16))
+    deputy_id: Mapped[int | None] = mapped_column(ForeignKey("deputies.id"), index=True)
+    station_id: Mapped[int | None] = mapped_column(ForeignKey("stations.id"), index=True)
+    region_id: Mapped[int | None] = mapped_column(ForeignKey("regions.id"), index=True)
+    department_id: Mapped[int | None] = mapped_column(ForeignKey("departments.id"), index=True)
+    is_active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    deputy: Mapped[Deputy | None] = relationship()
+    station: Mapped[Station | None] = relationship()
+    region: Mapped[Region | None] = relationship()
+    department: Mapped[Department | None] = relationship()

@@ -1,0 +1,1 @@
+"""Codes: slugs behind every printed QR code, their images, and (later) posters."""

@@ -1,0 +1,1 @@
+"""Blueprints, one per audience: resident pages, QR images, the JSON API."""

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Runs every check: ruff, pytest on SQLite, pytest on PostgreSQL, browser tests in Chromium.
+# Outside CI a missing PostgreSQL or Chromium is skipped and said so; with CI=true both are required.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=.venv/bin
+skipped=()
+
+echo "== ruff"
+$BIN/ruff check .
+$BIN/ruff format --check .
+
+PG_URL="${TEST_DATABASE_URL:-postgresql://postgres@127.0.0.1:5432/test}"
+pg_ok=0
+if $BIN/python - "$PG_URL" <<'PY' 2>/dev/null; then pg_ok=1; fi
+import sys, psycopg
+psycopg.connect(sys.argv[1].replace("postgresql+psycopg://", "postgresql://"), connect_timeout=3).close()
+PY
+
+CHROMIUM="${CHROMIUM_PATH:-$(command -v chromium || true)}"
+if [ -n "$CHROMIUM" ] && [ -x "$CHROMIUM" ]; then
+  export CHROMIUM_PATH="$CHROMIUM"
+else
+  unset CHROMIUM_PATH
+  if [ "${CI:-}" = "true" ]; then echo "CI: Chromium is required (apt-get install chromium)"; exit 1; fi
+  skipped+=("browser tests: no Chromium (install Debian's chromium package)")
+fi
+if [ "$pg_ok" = 0 ] && [ "${CI:-}" = "true" ]; then
+  echo "CI: PostgreSQL at $PG_URL is required and does not answer"; exit 1
+fi
+
+export REQUIRE_BROWSER="${CI:-}"
+echo "== pytest on SQLite"
+env -u TEST_DATABASE_URL $BIN/python -m pytest -q -p no:cacheprovider
+
+if [ "$pg_ok" = 1 ]; then
+  echo "== pytest on PostgreSQL ($PG_URL)"
+  TEST_DATABASE_URL="$PG_URL" $BIN/python -m pytest -q -p no:cacheprovider
+else
+  skipped+=("PostgreSQL suite: nothing answers at $PG_URL (set TEST_DATABASE_URL)")
+fi
+
+if [ ${#skipped[@]} -gt 0 ]; then
+  echo "== skipped:"
+  for s in "${skipped[@]}"; do echo "   - $s"; done
+else
+  echo "== nothing skipped"
+fi

@@ -1,0 +1,188 @@
+"""Fixtures: a migrated database per session (SQLite, or PostgreSQL when TEST_DATABASE_URL is set),
+emptied after every test; the app, its client and CLI runner; and builder functions."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import uuid
+from datetime import date
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from backend import create_app
+from backend.extensions import db
+from backend.models import (
+    Base,
+    CongressLevel,
+    Deputy,
+    DeputyLevel,
+    DeputyStatus,
+    ReceptionRule,
+    ReceptionRuleKind,
+    Region,
+    RegionLevel,
+    Station,
+)
+from backend.qr.codes import issue_code
+
+PG_URL = os.environ.get("TEST_DATABASE_URL", "")
+
+
+def pg_admin_url(url: str):
+    """The given PostgreSQL URL with the psycopg driver."""
+    parsed = make_url(url)
+    return parsed.set(drivername="postgresql+psycopg")
+
+
+def create_pg_database(url: str) -> str:
+    """Create a fresh, uniquely named database on the server of ``url``; return its URL."""
+    admin = pg_admin_url(url)
+    name = f"msl_test_{os.getpid()}_{secrets.token_hex(3)}"
+    engine = create_engine(admin, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    engine.dispose()
+    return admin.set(database=name).render_as_string(hide_password=False)
+
+
+def drop_pg_database(url: str) -> None:
+    """Drop a database made by ``create_pg_database``."""
+    target = make_url(url)
+    admin = pg_admin_url(PG_URL)
+    engine = create_engine(admin, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{target.database}" WITH (FORCE)'))
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory):
+    """A database migrated to head once per test session."""
+    if PG_URL:
+        url = create_pg_database(PG_URL)
+    else:
+        url = "sqlite:///" + str(tmp_path_factory.mktemp("db") / "test.sqlite3")
+    app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": url})
+    from flask_migrate import upgrade
+
+    with app.app_context():
+        upgrade()
+        db.engine.dispose()
+    yield url
+    if PG_URL:
+        drop_pg_database(url)
+
+
+def empty_database() -> None:
+    """Delete every row of every table (faster than recreating the schema)."""
+    tables = [t.name for t in Base.metadata.sorted_tables]
+    with db.engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE"))
+        else:
+            for table in reversed(tables):
+                conn.execute(text(f'DELETE FROM "{table}"'))
+
+
+@pytest.fixture
+def app(database_url, tmp_path):
+    """The application on the session's database, emptied after the test."""
+    app = create_app(
+        {
+            "TESTING": True,
+            "SQLALCHEMY_DATABASE_URI": database_url,
+            "PUBLIC_BASE_URL": "https://msl.example.cn",
+            "WTF_CSRF_ENABLED": True,
+        }
+    )
+    with app.app_context():
+        yield app
+        db.session.remove()
+        empty_database()
+        db.engine.dispose()
+
+
+@pytest.fixture
+def client(app):
+    """A test client."""
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    """A CLI runner."""
+    return app.test_cli_runner()
+
+
+@pytest.fixture
+def create_county(app):
+    """Builder: a province → city → county chain; returns the county."""
+
+    def _create(code: str = "430225", name: str = "炎陵县") -> Region:
+        province = Region(code=code[:2] + "0000", name="湖南省", level=RegionLevel.PROVINCE)
+        city = Region(code=code[:4] + "00", name="株洲市", level=RegionLevel.CITY, parent=province)
+        county = Region(code=code, name=name, level=RegionLevel.COUNTY, parent=city)
+        db.session.add_all([province, city, county])
+        db.session.flush()
+        return county
+
+    return _create
+
+
+@pytest.fixture
+def create_station(app, create_county):
+    """Builder: a station with its code, in a new county unless one is given."""
+
+    def _create(name: str = "霞阳镇人大代表联络站", region: Region | None = None, rules=()) -> Station:
+        if region is None:
+            region = db.session.query(Region).filter_by(code="430225").one_or_none() or create_county()
+        station = Station(name=name, region=region, address="霞阳镇炎帝大道1号")
+        for kind, day, deputy in rules:
+            station.reception_rules.append(ReceptionRule(kind=ReceptionRuleKind(kind), day=day, deputy=deputy))
+        db.session.add(station)
+        db.session.flush()
+        issue_code(station)
+        db.session.commit()
+        return station
+
+    return _create
+
+
+@pytest.fixture
+def create_deputy(app, create_station):
+    """Builder: a deputy with levels and a code, at a new station unless one is given."""
+
+    def _create(
+        name: str = "张秀英",
+        station: Station | None = None,
+        levels=(CongressLevel.COUNTY,),
+        status: DeputyStatus = DeputyStatus.SERVING,
+        constituency: str = "霞阳镇第三选区",
+    ) -> Deputy:
+        if station is None:
+            station = create_station()
+        deputy = Deputy(
+            name=name,
+            station=station,
+            constituency=constituency,
+            status=status,
+            term_start=date(2021, 12, 1),
+            term_end=date(2026, 11, 30),
+        )
+        deputy.levels = [DeputyLevel(level=lv, constituency=constituency) for lv in levels]
+        db.session.add(deputy)
+        db.session.flush()
+        issue_code(deputy)
+        db.session.commit()
+        return deputy
+
+    return _create
+
+
+@pytest.fixture
+def client_id():
+    """A fresh idempotency key, as a client would make one."""
+    return uuid.uuid4().hex
