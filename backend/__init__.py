@@ -17,12 +17,13 @@ def create_app(test_config: dict | None = None) -> Flask:
     if test_config:
         app.config.update(test_config)
 
-    from backend import database
+    from backend import database, security
     from backend.extensions import csrf, db, migrate
 
     app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", database.engine_options(app.config["SQLALCHEMY_DATABASE_URI"]))
     db.init_app(app)
     migrate.init_app(app, db, directory=os.path.join(os.path.dirname(os.path.dirname(__file__)), "migrations"))
+    security.init_app(app)  # before CSRFProtect: oversized or malformed bodies are refused before parsing
     csrf.init_app(app)
     database.init_app(app)
 
@@ -30,19 +31,20 @@ def create_app(test_config: dict | None = None) -> Flask:
     register_errorhandlers(app)
     register_commands(app)
 
-    from backend import security
+    from backend import timefmt
 
-    security.init_app(app)
+    timefmt.init_app(app)
     return app
 
 
 def register_blueprints(app: Flask) -> None:
     """One blueprint per audience."""
-    from backend.routes import api, qr, resident
+    from backend.routes import api, directory, qr, resident
 
     app.register_blueprint(resident.bp)
     app.register_blueprint(qr.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(directory.bp)
 
 
 def register_errorhandlers(app: Flask) -> None:

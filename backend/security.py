@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import unquote_to_bytes
+
 from flask import Flask, request
 
 from backend.errors import UserError
@@ -25,8 +27,18 @@ def client_address() -> str:
     return request.remote_addr or "unknown"
 
 
+def _refuse_malformed_utf8(raw: bytes) -> None:
+    """Werkzeug keeps undecodable %XX escapes as literal text; refuse them instead of storing "%FF"."""
+    try:
+        unquote_to_bytes(raw.replace(b"+", b" ")).decode("utf-8")
+    except UnicodeDecodeError:
+        raise UserError(
+            "invalid_characters", "提交的内容中含有无法识别的字符（不是 UTF-8 编码），请删除后重试。"
+        ) from None
+
+
 def init_app(app: Flask) -> None:
-    """Install the request-size check and the response headers."""
+    """Install the request checks and the response headers; call before CSRFProtect so bad bodies are refused first."""
 
     @app.before_request
     def _limit_body_size():
@@ -39,6 +51,8 @@ def init_app(app: Flask) -> None:
         limit = app.config["MAX_JSON_BODY"] if mimetype == "application/json" else app.config["MAX_FORM_MEMORY_SIZE"]
         if length > limit:
             raise UserError("too_large", "提交的内容太长，请删减后重试。", 413)
+        if mimetype == "application/x-www-form-urlencoded":
+            _refuse_malformed_utf8(request.get_data(cache=True))
         return None
 
     @app.after_request

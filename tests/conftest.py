@@ -79,12 +79,11 @@ def database_url(tmp_path_factory):
 def empty_database() -> None:
     """Delete every row of every table (faster than recreating the schema)."""
     tables = [t.name for t in Base.metadata.sorted_tables]
+    # DELETE beats TRUNCATE here: the tables hold a handful of rows, and TRUNCATE of every
+    # table costs PostgreSQL a few hundred milliseconds per test.
     with db.engine.begin() as conn:
-        if conn.dialect.name == "postgresql":
-            conn.execute(text("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE"))
-        else:
-            for table in reversed(tables):
-                conn.execute(text(f'DELETE FROM "{table}"'))
+        for table in reversed(tables):
+            conn.execute(text(f'DELETE FROM "{table}"'))
 
 
 @pytest.fixture

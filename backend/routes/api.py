@@ -1,8 +1,154 @@
-"""The JSON API (v1) for the mini-program and the public directory."""
+"""The JSON API (v1) for the mini-program. Errors are JSON ``{"error": {"code", "message"}}``."""
 
-from flask import Blueprint
+from __future__ import annotations
 
-from backend.extensions import csrf
+from flask import Blueprint, current_app, jsonify, request, url_for
+
+from backend.errors import UserError
+from backend.extensions import csrf, db
+from backend.items import timeline
+from backend.items.operations import Submission, find_item_for_resident, resolve_code_for_form, submit_item
+from backend.items.refs import format_ref
+from backend.models import Deputy, DeputyStatus, Item, ItemChannel, Station
+from backend.models.deputy import DEPUTY_STATUS_LABELS
+from backend.models.item import ITEM_CATEGORY_LABELS
+from backend.qr.codes import code_url
+from backend.security import client_address
+from backend.stations.calendar import describe_rule, duty_assignment, next_reception_days, today_in_china
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
-csrf.exempt(bp)
+csrf.exempt(bp)  # the API takes no cookies; tokens come in headers
+
+
+def json_body() -> dict:
+    """The request's JSON object, or a UserError (415 for another content type, 400 for bad JSON)."""
+    if request.mimetype != "application/json":
+        raise UserError("unsupported_media_type", "请以 JSON（Content-Type: application/json）提交。", 415)
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        raise UserError("invalid_json", "请求体不是有效的 JSON 对象（须为 UTF-8 编码）。", 400)
+    return data
+
+
+def deputy_json(deputy: Deputy) -> dict:
+    """A deputy as the mini-program shows them (no phone number)."""
+    return {
+        "id": deputy.id,
+        "name": deputy.name,
+        "levels": deputy.level_labels,
+        "constituency": deputy.constituency,
+        "occupation": deputy.occupation,
+        "status": deputy.status.value,
+        "status_label": DEPUTY_STATUS_LABELS[deputy.status],
+        "photo_url": url_for("resident.deputy_photo", deputy_id=deputy.id, version=deputy.photo_version)
+        if deputy.has_photo
+        else None,
+    }
+
+
+def station_json(station: Station) -> dict:
+    """A station with its reception calendar and serving deputies."""
+    today = today_in_china()
+    return {
+        "id": station.id,
+        "name": station.name,
+        "address": station.address,
+        "contact_phone": station.contact_phone,
+        "reception_days": [describe_rule(r) for r in station.reception_rules],
+        "next_reception_days": [d.isoformat() for d in next_reception_days(station.reception_rules, today, count=3)],
+        "deputies": [deputy_json(d) for d in station.deputies if d.status == DeputyStatus.SERVING],
+    }
+
+
+@bp.get("/codes/<slug>")
+def get_code(slug: str):
+    """What a scanned code leads to: the deputy or the station, and how the form is to be filled."""
+    resolved = resolve_code_for_form(slug)
+    duty = duty_assignment(resolved.station, today_in_china()) if resolved.routes_to_station else None
+    config = current_app.config
+    return jsonify(
+        code={"slug": resolved.code.slug, "url": code_url(resolved.code.slug)},
+        kind="deputy" if resolved.deputy is not None else "station",
+        deputy=deputy_json(resolved.deputy) if resolved.deputy is not None else None,
+        routes_to_station=resolved.routes_to_station,
+        station=station_json(resolved.station),
+        on_duty={
+            "deputy": deputy_json(duty.deputy) if duty and duty.deputy else None,
+            "reason": duty.reason,
+        }
+        if duty
+        else None,
+        categories=[{"value": k.value, "label": v} for k, v in ITEM_CATEGORY_LABELS.items()],
+        limits={
+            "body_min_chars": config["ITEM_BODY_MIN_CHARS"],
+            "body_max_chars": config["ITEM_BODY_MAX_CHARS"],
+            "max_photos": config["ITEM_MAX_PHOTOS"],
+        },
+    )
+
+
+def track_url(item: Item) -> str:
+    """The tracking page's absolute URL, key included."""
+    return current_app.config["PUBLIC_BASE_URL"] + url_for("resident.track", ref=item.ref, k=item.access_key)
+
+
+@bp.post("/items")
+def create_item():
+    """Submit a message: 201 with the reference and key, or 200 with the first item for a repeated client_id."""
+    data = json_body()
+    result = submit_item(
+        Submission(
+            code=data.get("code"),
+            body=data.get("body"),
+            category=data.get("category"),
+            deputy_choice=data.get("deputy_id"),
+            name=data.get("name"),
+            phone=data.get("phone"),
+            consent=data.get("consent", False),
+            client_id=data.get("client_id"),
+            channel=ItemChannel.MINIPROGRAM,
+            address=client_address(),
+        )
+    )
+    db.session.commit()
+    item = result.item
+    body = {
+        "ref": item.ref,
+        "ref_display": format_ref(item.ref),
+        "key": item.access_key,
+        "status": item.status.value,
+        "track_url": track_url(item),
+    }
+    return jsonify(body), (201 if result.created else 200)
+
+
+@bp.get("/items/<ref>")
+def get_item(ref: str):
+    """An item's status and public timeline, for the holder of its key; never the resident's contact details."""
+    item = find_item_for_resident(ref, request.args.get("key"))
+    if item is None:
+        raise UserError("unknown_item", "找不到该留言，请核对编号和查询码。", 404)
+    return jsonify(
+        ref=item.ref,
+        ref_display=format_ref(item.ref),
+        status=item.status.value,
+        status_label=timeline.status_label(item),
+        category=item.category.value,
+        category_label=timeline.category_label(item),
+        body=item.body,
+        created_at=item.created_at.isoformat(),
+        deputy={"id": item.deputy.id, "name": item.deputy.name} if item.deputy else None,
+        station={"id": item.station.id, "name": item.station.name},
+        photos=[
+            url_for("resident.item_photo", ref=item.ref, position=p.position, k=item.access_key) for p in item.photos
+        ],
+        timeline=[
+            {
+                "kind": e.kind.value,
+                "label": timeline.event_label(e),
+                "body": e.body,
+                "at": e.created_at.isoformat(),
+            }
+            for e in timeline.public_events(item)
+        ],
+    )

@@ -1,5 +1,182 @@
 """Pages a resident sees: the form behind a code, the confirmation, the tracking page."""
 
-from flask import Blueprint
+from __future__ import annotations
+
+import uuid
+
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from sqlalchemy import select, update
+
+from backend.errors import UserError
+from backend.extensions import db
+from backend.items import timeline
+from backend.items.operations import DUTY_CHOICE, Submission, find_item_for_resident, submit_item
+from backend.items.refs import format_ref, normalize_ref
+from backend.models import Code, Deputy, DeputyStatus, ItemPhoto
+from backend.models.deputy import DEPUTY_STATUS_LABELS
+from backend.models.item import ITEM_CATEGORY_LABELS
+from backend.qr.codes import ResolvedCode, resolve_slug
+from backend.security import client_address
+from backend.stations.calendar import describe_rule, duty_assignment, next_reception_days, today_in_china
 
 bp = Blueprint("resident", __name__)
+
+FORM_FIELDS = ("body", "category", "deputy_id", "name", "phone", "consent", "client_id")
+
+
+@bp.get("/")
+def index():
+    """The landing page: find a deputy, or look an item up."""
+    return render_template("index.html")
+
+
+def _form_context(resolved: ResolvedCode) -> dict:
+    station = resolved.station
+    today = today_in_china()
+    serving = [d for d in station.deputies if d.status == DeputyStatus.SERVING]
+    return {
+        "resolved": resolved,
+        "deputy": resolved.deputy,
+        "station": station,
+        "status_label": DEPUTY_STATUS_LABELS.get(resolved.deputy.status, "") if resolved.deputy else "",
+        "station_deputies": serving,
+        "duty": duty_assignment(station, today) if resolved.routes_to_station else None,
+        "rules": [describe_rule(r) for r in station.reception_rules],
+        "next_days": next_reception_days(station.reception_rules, today, count=3),
+        "categories": list(ITEM_CATEGORY_LABELS.items()),
+        "limits": current_app.config,
+        "duty_choice": DUTY_CHOICE,
+    }
+
+
+def _resolve_or_page(slug: str) -> ResolvedCode:
+    resolved = resolve_slug(slug)
+    if resolved is None:
+        raise UserError("unknown_code", "找不到这个二维码，请确认扫描的是码上联海报上的二维码。", 404)
+    return resolved
+
+
+@bp.get("/c/<slug>")
+def code_form(slug: str):
+    """What a scanned code opens: the deputy's (or station's) card and the message form."""
+    resolved = _resolve_or_page(slug)
+    if resolved.is_retired:
+        return render_template("code_replaced.html", resolved=resolved), 410
+    db.session.execute(update(Code).where(Code.id == resolved.code.id).values(scan_count=Code.scan_count + 1))
+    db.session.commit()
+    values = {"client_id": uuid.uuid4().hex, "deputy_id": DUTY_CHOICE, "category": ""}
+    return render_template("form.html", values=values, errors={}, **_form_context(resolved))
+
+
+@bp.post("/c/<slug>")
+def submit_form(slug: str):
+    """Receive the form: store the item and show the confirmation, or show the form again with the errors."""
+    if request.mimetype not in ("multipart/form-data", "application/x-www-form-urlencoded"):
+        raise UserError("unsupported_media_type", "请通过页面上的表单提交留言。", 415)
+    resolved = _resolve_or_page(slug)
+    if resolved.is_retired:
+        return render_template("code_replaced.html", resolved=resolved), 410
+    values = {name: request.form.get(name, "") for name in FORM_FIELDS}
+    files = [f for f in request.files.getlist("photos") if f and f.filename]
+    try:
+        result = submit_item(
+            Submission(
+                code=slug,
+                body=values["body"],
+                category=values["category"],
+                deputy_choice=values["deputy_id"],
+                name=values["name"],
+                phone=values["phone"],
+                consent=values["consent"],
+                client_id=values["client_id"],
+                photos=[f.read() for f in files],
+                address=client_address(),
+            )
+        )
+    except UserError as exc:
+        if exc.status != 400:
+            raise
+        db.session.rollback()
+        errors = {exc.field or "form": exc.message}
+        if files and exc.field != "photos":
+            errors.setdefault("photos", "出于安全原因，已选的照片需要重新选择。")
+        context = _form_context(resolved)
+        return render_template("form.html", values=values, errors=errors, **context), 400
+    db.session.commit()
+    item = result.item
+    return redirect(url_for("resident.track", ref=item.ref, k=item.access_key, new=1), code=303)
+
+
+@bp.get("/t")
+def lookup():
+    """Look an item up by reference number and access key (查询)."""
+    ref = request.args.get("ref", "")
+    key = request.args.get("k", "")
+    if not ref and not key:
+        return render_template("lookup.html", error=None, ref="")
+    normalized = normalize_ref(ref)
+    if normalized is None or find_item_for_resident(normalized, key) is None:
+        return render_template("lookup.html", error="编号或查询码不正确，请核对后重试。", ref=ref[:20]), 404
+    return redirect(url_for("resident.track", ref=normalized, k=key), code=303)
+
+
+@bp.get("/t/<ref>")
+def track(ref: str):
+    """The tracking page: status and the public timeline, never the resident's contact details."""
+    item = find_item_for_resident(ref, request.args.get("k"))
+    if item is None:
+        raise UserError("unknown_item", "找不到该留言。请核对编号和查询链接是否完整。", 404)
+    response = make_response(
+        render_template(
+            "track.html",
+            item=item,
+            ref_display=format_ref(item.ref),
+            is_new=request.args.get("new") == "1",
+            events=timeline.public_events(item),
+            timeline=timeline,
+            next_step=timeline.STATUS_NEXT_STEP[item.status],
+            track_url=current_app.config["PUBLIC_BASE_URL"]
+            + url_for("resident.track", ref=item.ref, k=item.access_key),
+        )
+    )
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
+
+
+@bp.get("/t/<ref>/photos/<int:position>.jpg")
+def item_photo(ref: str, position: int):
+    """A photo of an item, to the holder of its key only, and only ever as an image."""
+    item = find_item_for_resident(ref, request.args.get("k"))
+    if item is None:
+        abort(404)
+    photo = db.session.scalar(select(ItemPhoto).where(ItemPhoto.item_id == item.id, ItemPhoto.position == position))
+    if photo is None:
+        abort(404)
+    return _jpeg_response(photo.jpeg, private=True)
+
+
+@bp.get("/deputies/<int:deputy_id>/photo-<int:version>.jpg")
+def deputy_photo(deputy_id: int, version: int):
+    """A deputy's public photo; the version in the path changes when the photo does."""
+    deputy = db.session.get(Deputy, deputy_id)
+    if deputy is None or deputy.photo_version != version or not deputy.photo_jpeg:
+        abort(404)
+    return _jpeg_response(deputy.photo_jpeg, private=False)
+
+
+def _jpeg_response(data: bytes, *, private: bool):
+    response = make_response(data)
+    response.headers["Content-Type"] = "image/jpeg"
+    response.headers["Content-Disposition"] = "inline"
+    response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    response.headers["Cache-Control"] = "private, no-store" if private else "public, max-age=31536000, immutable"
+    return response

@@ -1,0 +1,1 @@
+"""Items (民意件): submission, validation, photos, references."""

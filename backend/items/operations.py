@@ -1,0 +1,267 @@
+"""Business operations on items. They flush; the request or job that calls them commits."""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from flask import current_app
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from backend.errors import UserError
+from backend.extensions import db
+from backend.items import photos as photo_intake
+from backend.items.refs import new_access_key, new_ref
+from backend.items.validation import clean_client_id, clean_mobile, clean_text, parse_bool
+from backend.models import (
+    ActorKind,
+    Deputy,
+    DeputyStatus,
+    Item,
+    ItemCategory,
+    ItemChannel,
+    ItemEvent,
+    ItemEventKind,
+    ItemPhoto,
+    OutboxMessage,
+    Resident,
+    StaffRole,
+    StaffUser,
+    utcnow,
+)
+from backend.qr.codes import ResolvedCode, resolve_slug
+from backend.stations.calendar import duty_assignment, today_in_china
+
+DUTY_CHOICE = "duty"  # the resident lets the reception calendar choose (值班代表)
+NEAR_DUPLICATE_RATIO = 0.9
+NEAR_DUPLICATE_LOOKBACK = 20
+
+
+@dataclass
+class Submission:
+    """What a resident sent, as received from the form or the API, before any check."""
+
+    code: object
+    body: object
+    category: object = None
+    deputy_choice: object = None  # a deputy id (station codes) or "duty"
+    name: object = None
+    phone: object = None
+    consent: object = False
+    client_id: object = None
+    photos: list[bytes] = field(default_factory=list)
+    channel: ItemChannel = ItemChannel.QR_H5
+    resident: Resident | None = None
+    address: str = ""
+
+
+@dataclass(frozen=True)
+class SubmitResult:
+    """The item, and whether this call created it (False for a repeated client_id)."""
+
+    item: Item
+    created: bool
+
+
+def resolve_code_for_form(slug: object) -> ResolvedCode:
+    """The code behind a slug, or a UserError: 404 for unknown or malformed, 410 for a replaced code."""
+    resolved = resolve_slug(slug) if isinstance(slug, str) else None
+    if resolved is None:
+        raise UserError("unknown_code", "找不到这个二维码，请确认扫描的是码上联海报上的二维码。", 404, field="code")
+    if resolved.is_retired:
+        raise UserError(
+            "code_replaced",
+            "这个二维码已经更换，请扫描联络站或代表海报上的新二维码。",
+            410,
+            field="code",
+        )
+    return resolved
+
+
+def choose_deputy(resolved: ResolvedCode, choice: object) -> Deputy | None:
+    """Who receives the item: the code's deputy, or for a station the chosen or on-duty deputy."""
+    if not resolved.routes_to_station:
+        return resolved.deputy
+    if choice in (None, "", DUTY_CHOICE):
+        return duty_assignment(resolved.station, today_in_china()).deputy
+    try:
+        deputy_id = int(choice)
+    except (TypeError, ValueError):
+        raise UserError("invalid_deputy", "请选择本站的一位代表，或选择“值班代表”。", 400, field="deputy_id") from None
+    deputy = db.session.get(Deputy, deputy_id)
+    if deputy is None or deputy.station_id != resolved.station.id or deputy.status != DeputyStatus.SERVING:
+        raise UserError("invalid_deputy", "请选择本站的一位在任代表，或选择“值班代表”。", 400, field="deputy_id")
+    return deputy
+
+
+def clean_category(value: object) -> ItemCategory:
+    """The category the resident chose; "other" when none was given."""
+    if value in (None, ""):
+        return ItemCategory.OTHER
+    try:
+        return ItemCategory(value)
+    except ValueError:
+        raise UserError("invalid_category", "请选择一个有效的类别。", 400, field="category") from None
+
+
+def body_fingerprint(body: str) -> str:
+    """A fingerprint that ignores spacing, punctuation, width and case, for spotting repeats."""
+    return hashlib.sha256(_normalized(body).encode()).hexdigest()
+
+
+def _normalized(body: str) -> str:
+    text = unicodedata.normalize("NFKC", body).lower()
+    return re.sub(r"[\W_]+", "", text)
+
+
+def submit_item(sub: Submission) -> SubmitResult:
+    """Validate a resident's message and record it as an item with its first event, photos and outbox rows.
+
+    A repeated ``client_id`` returns the first item instead of making a second, also when
+    both requests arrive at once. Flushes; the caller commits.
+    """
+    config = current_app.config
+    client_id = clean_client_id(sub.client_id)
+    if client_id is not None:
+        existing = db.session.scalar(select(Item).where(Item.client_id == client_id))
+        if existing is not None:
+            return SubmitResult(existing, created=False)
+
+    resolved = resolve_code_for_form(sub.code)
+    body = clean_text(
+        sub.body,
+        "body",
+        "留言内容",
+        max_chars=config["ITEM_BODY_MAX_CHARS"],
+        min_chars=config["ITEM_BODY_MIN_CHARS"],
+        required=True,
+        multiline=True,
+    )
+    category = clean_category(sub.category)
+    name = clean_text(sub.name, "name", "姓名", max_chars=20)
+    phone = clean_mobile(sub.phone)
+    consent = parse_bool(sub.consent)
+    if (name or phone) and not consent:
+        raise UserError(
+            "consent_required", "留下姓名或手机号时，请勾选同意说明；也可以不留联系方式匿名提交。", 400, field="consent"
+        )
+    if len(sub.photos) > config["ITEM_MAX_PHOTOS"]:
+        raise UserError("too_many_photos", f"最多上传{config['ITEM_MAX_PHOTOS']}张照片。", 400, field="photos")
+    processed = [photo_intake.process_photo(data) for data in sub.photos]
+    deputy = choose_deputy(resolved, sub.deputy_choice)
+
+    from backend import throttle
+
+    throttle.register_submission(sub.address, resolved.code.slug)
+
+    now = utcnow()
+    item = Item(
+        access_key=new_access_key(),
+        client_id=client_id,
+        station=resolved.station,
+        deputy=deputy,
+        code=resolved.code,
+        resident=sub.resident,
+        channel=sub.channel,
+        category=category,
+        body=body,
+        contact_name=name,
+        contact_phone=phone,
+        consented_at=now if (consent and (name or phone)) else None,
+        body_fingerprint=body_fingerprint(body),
+        created_at=now,
+        updated_at=now,
+    )
+    item.events.append(
+        ItemEvent(kind=ItemEventKind.SUBMITTED, actor_kind=ActorKind.RESIDENT, is_public=True, created_at=now)
+    )
+    for position, photo in enumerate(processed):
+        item.photos.append(
+            ItemPhoto(position=position, width=photo.width, height=photo.height, jpeg=photo.jpeg, sha256=photo.sha256)
+        )
+    _flag_near_duplicate(item)
+
+    for _attempt in range(3):
+        item.ref = new_ref()
+        try:
+            with db.session.begin_nested():
+                db.session.add(item)
+                db.session.flush()
+        except IntegrityError:
+            if item in db.session:
+                db.session.expunge(item)
+            if client_id is not None:
+                # The same submission arrived twice at once and the other request won.
+                existing = db.session.scalar(select(Item).where(Item.client_id == client_id))
+                if existing is not None:
+                    return SubmitResult(existing, created=False)
+            continue  # a reference number collision: draw another
+        break
+    else:
+        raise RuntimeError("could not store the item")
+
+    _queue_submission_notices(item)
+    return SubmitResult(item, created=True)
+
+
+def _flag_near_duplicate(item: Item) -> None:
+    """Keep near-identical messages to one deputy in a short time, but mark them for review."""
+    since = item.created_at - timedelta(minutes=current_app.config["NEAR_DUPLICATE_MINUTES"])
+    query = select(Item.ref, Item.body, Item.body_fingerprint).where(Item.created_at >= since)
+    if item.deputy is not None:
+        query = query.where(Item.deputy_id == item.deputy.id)
+    else:
+        query = query.where(Item.station_id == item.station.id, Item.deputy_id.is_(None))
+    recent = db.session.execute(query.order_by(Item.id.desc()).limit(NEAR_DUPLICATE_LOOKBACK)).all()
+    normalized = _normalized(item.body)
+    for ref, body, fingerprint in recent:
+        same = fingerprint == item.body_fingerprint
+        if same or difflib.SequenceMatcher(None, normalized, _normalized(body)).ratio() >= NEAR_DUPLICATE_RATIO:
+            item.needs_review = True
+            item.review_reason = f"与 {ref} 内容高度相似"
+            item.events.append(
+                ItemEvent(
+                    kind=ItemEventKind.FLAGGED,
+                    actor_kind=ActorKind.SYSTEM,
+                    is_public=False,
+                    body=item.review_reason,
+                    data={"similar_to": ref},
+                    created_at=item.created_at,
+                )
+            )
+            return
+
+
+def _queue_submission_notices(item: Item) -> None:
+    """Outbox rows for the people a new item concerns: the resident (received) and the deputy (new item)."""
+    if item.resident is not None:
+        db.session.add(OutboxMessage(kind="item_received", item_id=item.id, resident_id=item.resident.id))
+    if item.deputy is not None:
+        users = db.session.scalars(
+            select(StaffUser).where(
+                StaffUser.deputy_id == item.deputy.id,
+                StaffUser.role == StaffRole.DEPUTY,
+                StaffUser.is_active.is_(True),
+            )
+        ).all()
+        for user in users:
+            db.session.add(OutboxMessage(kind="deputy_new_item", item_id=item.id, staff_user_id=user.id))
+    db.session.flush()
+
+
+def find_item_for_resident(ref: object, key: object) -> Item | None:
+    """The item with this reference when ``key`` is its access key; None otherwise (same answer either way)."""
+    from backend.items.refs import keys_match, normalize_ref
+
+    normalized = normalize_ref(ref) if isinstance(ref, str) else None
+    if normalized is None:
+        return None
+    item = db.session.scalar(select(Item).where(Item.ref == normalized))
+    if item is None or not keys_match(key if isinstance(key, str) else None, item.access_key):
+        return None
+    return item

@@ -1,0 +1,113 @@
+"""Photo intake: accept a resident's JPEG or PNG and keep a clean, bounded JPEG of it.
+
+Whatever the phone sent, what is stored is a fresh JPEG: recognised by its content (never by
+file name or declared type), turned upright, flattened onto white, at most PHOTO_MAX_SIDE on
+its longest side, and without EXIF (GPS!), XMP, ICC profile or comments.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import struct
+import zlib
+from dataclasses import dataclass
+
+from flask import current_app
+from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
+
+from backend.errors import UserError
+
+# MPO is what Pillow calls a JPEG with extra frames (many phones write them); it is a JPEG.
+JPEG_FORMATS = ("JPEG", "MPO")
+ACCEPTED_FORMATS = ("JPEG", "PNG")
+JPEG_QUALITY = 82
+
+# What Pillow's decoders raise on damaged or hostile input.
+DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, IndexError, TypeError, struct.error, zlib.error)
+
+_SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
+
+
+@dataclass(frozen=True)
+class ProcessedPhoto:
+    """A photo ready to store: re-encoded JPEG bytes, their size in pixels, and their SHA-256."""
+
+    jpeg: bytes
+    width: int
+    height: int
+    sha256: str
+
+
+def _bad_type(message: str = "只能上传 JPG 或 PNG 格式的照片，这个文件无法识别为照片。") -> UserError:
+    return UserError("photo_bad_type", message, 400, field="photos")
+
+
+def _too_many_pixels(max_pixels: int) -> UserError:
+    return UserError(
+        "photo_too_many_pixels",
+        f"照片尺寸过大（超过 {max_pixels / 10_000:g} 万像素），请换一张较小的照片。",
+        400,
+        field="photos",
+    )
+
+
+def process_photo(data: bytes) -> ProcessedPhoto:
+    """Check an uploaded photo and return it re-encoded as a clean JPEG; raise ``UserError`` if unusable."""
+    config = current_app.config
+    max_bytes, max_pixels, max_side = config["PHOTO_MAX_BYTES"], config["PHOTO_MAX_PIXELS"], config["PHOTO_MAX_SIDE"]
+    if not data:
+        raise _bad_type("照片文件是空的，请重新选择。")
+    if len(data) > max_bytes:
+        raise UserError(
+            "photo_too_large",
+            f"照片太大（超过 {max_bytes / 1024 / 1024:g} MB），请换一张或压缩后再上传。",
+            400,
+            field="photos",
+        )
+    try:
+        # Image.open reads the header only: the pixels are not decoded (nor allocated) yet.
+        with Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS) as image:
+            width, height = image.size
+            if width * height > max_pixels:
+                raise _too_many_pixels(max_pixels)
+            return _reencode(image, max_side)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        # Pillow's own guard, raised from Image.open (the warning is an error under pytest).
+        raise _too_many_pixels(max_pixels) from None
+    except UnidentifiedImageError:
+        raise _bad_type() from None
+    except DECODE_ERRORS:
+        current_app.logger.info("photo refused as damaged", exc_info=True)
+        raise _bad_type("照片文件不完整或已损坏，请重新选择。") from None
+
+
+def _reencode(image: Image.Image, max_side: int) -> ProcessedPhoto:
+    """Decode, turn upright, convert to sRGB on white, downscale and encode as JPEG without metadata."""
+    box = (max_side, max_side)  # square, so it fits the same before and after turning upright
+    if image.format in JPEG_FORMATS:
+        image.thumbnail(box)  # lets libjpeg decode at 1/2, 1/4 or 1/8 scale (Image.draft)
+    upright = ImageOps.exif_transpose(image)
+    rgb = _to_srgb_on_white(upright)
+    rgb.thumbnail(box, Image.Resampling.LANCZOS)
+    rgb.info = {}  # JPEG save would otherwise carry over a comment (and future keys) from the source
+    out = io.BytesIO()
+    rgb.save(out, "JPEG", quality=JPEG_QUALITY, optimize=True, progressive=True)
+    jpeg = out.getvalue()
+    return ProcessedPhoto(jpeg=jpeg, width=rgb.width, height=rgb.height, sha256=hashlib.sha256(jpeg).hexdigest())
+
+
+def _to_srgb_on_white(image: Image.Image) -> Image.Image:
+    """An RGB image: colours converted from an embedded ICC profile to sRGB, transparency on white."""
+    icc = image.info.get("icc_profile")
+    if icc and image.mode in ("RGB", "CMYK"):
+        # A phone's Display P3 photo would look dull if its profile were merely dropped.
+        try:
+            source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+            return ImageCms.profileToProfile(image, source, _SRGB, outputMode="RGB")
+        except (ImageCms.PyCMSError, OSError, ValueError):
+            pass  # a broken or mismatched profile: keep the pixels as they are
+    if image.has_transparency_data:
+        rgba = image.convert("RGBA")
+        return Image.alpha_composite(Image.new("RGBA", rgba.size, "white"), rgba).convert("RGB")
+    return image.convert("RGB")

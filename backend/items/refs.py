@@ -1,0 +1,43 @@
+"""Reference numbers residents can read out over the phone, and the keys that go with them."""
+
+from __future__ import annotations
+
+import hmac
+import re
+import secrets
+
+# Digits and capitals without the look-alikes 0/O, 1/I/L and U: 30 symbols.
+REF_ALPHABET = "23456789ABCDEFGHJKMNPQRSTVWXYZ"
+REF_LENGTH = 8  # 30^8 ≈ 6.6e11 references
+ACCESS_KEY_BYTES = 12  # 96 random bits
+_REF_RE = re.compile(rf"^[{REF_ALPHABET}]{{{REF_LENGTH}}}$")
+
+
+def new_ref() -> str:
+    """A random reference number (stored without the display hyphen)."""
+    return "".join(secrets.choice(REF_ALPHABET) for _ in range(REF_LENGTH))
+
+
+def new_access_key() -> str:
+    """A random access key for looking an item up without an account."""
+    return secrets.token_urlsafe(ACCESS_KEY_BYTES)
+
+
+def format_ref(ref: str) -> str:
+    """Show a reference in two groups of four, as read out over the phone: 7K4P-9QXD."""
+    return f"{ref[:4]}-{ref[4:]}" if len(ref) == REF_LENGTH else ref
+
+
+def normalize_ref(raw: str) -> str | None:
+    """Parse what a person typed (any case, spaces, hyphens); None when it cannot be a reference."""
+    if not isinstance(raw, str):
+        return None
+    cleaned = re.sub(r"[\s\-_]", "", raw).upper()
+    return cleaned if _REF_RE.match(cleaned) else None
+
+
+def keys_match(given: str | None, expected: str) -> bool:
+    """Compare access keys in constant time."""
+    if not isinstance(given, str) or not given or len(given) > 64:
+        return False
+    return hmac.compare_digest(given.encode("utf-8", "replace"), expected.encode())

@@ -1,0 +1,50 @@
+"""How an item's status and events read to a resident."""
+
+from __future__ import annotations
+
+from backend.models import Item, ItemEvent, ItemEventKind, ItemStatus
+from backend.models.item import ITEM_CATEGORY_LABELS, ITEM_STATUS_LABELS
+
+PUBLIC_EVENT_LABELS = {
+    ItemEventKind.SUBMITTED: "留言已提交",
+    ItemEventKind.ACCEPTED: "代表已受理",
+    ItemEventKind.REPLIED: "代表答复",
+    ItemEventKind.FORWARDED: "已交办承办单位",
+    ItemEventKind.REASSIGNED: "已转交其他代表",
+    ItemEventKind.DUPLICATE: "已合并到相同问题",
+    ItemEventKind.DECLINED: "不予受理",
+    ItemEventKind.RESOLVED: "已办结",
+    ItemEventKind.RATED: "您的评价",
+    ItemEventKind.REOPENED: "已重新办理",
+    ItemEventKind.EXTENDED: "办理期限延长",
+}
+
+STATUS_NEXT_STEP = {
+    ItemStatus.SUBMITTED: "代表会在2个工作日内受理，受理和答复都会显示在这里。",
+    ItemStatus.ACCEPTED: "代表已受理，正在了解情况。",
+    ItemStatus.FORWARDED: "代表已将您的意见交给相关部门办理。",
+    ItemStatus.ANSWERED: "代表已答复，问题办结后请您评价。",
+    ItemStatus.RESOLVED: "已办结，请您对办理结果进行评价。",
+    ItemStatus.DECLINED: "该意见不在代表受理范围内，原因见下方。",
+    ItemStatus.DUPLICATE: "该意见与另一件相同，将一并办理。",
+}
+
+
+def public_events(item: Item) -> list[ItemEvent]:
+    """The steps of an item the resident may see, oldest first."""
+    return [e for e in item.events if e.is_public]
+
+
+def event_label(event: ItemEvent) -> str:
+    """A resident-facing name for an event."""
+    return PUBLIC_EVENT_LABELS.get(event.kind, "办理进展")
+
+
+def status_label(item: Item) -> str:
+    """The item's status in Chinese."""
+    return ITEM_STATUS_LABELS[item.status]
+
+
+def category_label(item: Item) -> str:
+    """The item's category in Chinese."""
+    return ITEM_CATEGORY_LABELS[item.category]

@@ -1,0 +1,56 @@
+// The resident's form: live character count, photo count check, and no double submit.
+(function () {
+  "use strict";
+  var form = document.getElementById("item-form");
+  if (!form) return;
+  var body = document.getElementById("body");
+  var counter = document.getElementById("body-counter");
+  var max = parseInt(body.getAttribute("data-max"), 10);
+  var min = parseInt(body.getAttribute("data-min"), 10);
+
+  function countChars(text) {
+    // Count characters as the server does (code points), not UTF-16 units.
+    return Array.from(text.replace(/\r\n/g, "\n").trim()).length;
+  }
+  function updateCounter() {
+    var n = countChars(body.value);
+    if (n > max) {
+      counter.textContent = "已写" + n + "字，超出" + (n - max) + "字，最多" + max + "字";
+      counter.classList.add("over");
+    } else if (n < min) {
+      counter.textContent = "已写" + n + "字，至少" + min + "字";
+      counter.classList.remove("over");
+    } else {
+      counter.textContent = "已写" + n + "字，还可以写" + (max - n) + "字";
+      counter.classList.remove("over");
+    }
+  }
+  body.removeAttribute("maxlength"); // let the counter explain instead of silently cutting the text
+  body.addEventListener("input", updateCounter);
+  updateCounter();
+
+  var photos = document.getElementById("photos");
+  var hint = document.getElementById("photos-hint");
+  var maxPhotos = parseInt(photos.getAttribute("data-max"), 10);
+  photos.addEventListener("change", function () {
+    if (photos.files.length > maxPhotos) {
+      hint.textContent = "最多选择" + maxPhotos + "张照片，请重新选择。";
+      hint.classList.add("field-error");
+      photos.value = "";
+    } else {
+      hint.classList.remove("field-error");
+    }
+  });
+
+  var button = document.getElementById("submit-button");
+  form.addEventListener("submit", function () {
+    // The hidden client_id makes a repeated submit harmless; this only spares the resident a second tap.
+    button.disabled = true;
+    button.textContent = "正在提交…";
+  });
+})();
+window.addEventListener("pageshow", function () {
+  // Coming back to the page (back button, bfcache): make the button usable again.
+  var button = document.getElementById("submit-button");
+  if (button) { button.disabled = false; button.textContent = "提交留言"; }
+});

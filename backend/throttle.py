@@ -1,0 +1,146 @@
+"""Submission throttling: fixed-window counters every worker shares.
+
+The counters live in the database (``throttle_counters``), or in Redis when ``REDIS_URL`` is
+set. A window starts at a key's first hit and lasts ``window_seconds``; the hit that finds the
+window over starts the next one.
+
+In the database the counter is one ``INSERT … ON CONFLICT DO UPDATE … RETURNING`` statement,
+atomic on PostgreSQL and on SQLite (where write transactions begin IMMEDIATE, see
+``backend.database``). It runs in the caller's transaction and is never committed here: a
+submission that fails after being counted rolls its count back with it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import redis
+from flask import current_app
+from sqlalchemy import case, delete
+from sqlalchemy.dialects import postgresql, sqlite
+
+from backend.errors import UserError
+from backend.extensions import db
+from backend.models import ThrottleCounter, utcnow
+from backend.timefmt import CHINA
+
+REDIS_PREFIX = "msl:throttle:"
+KEY_MAX_LENGTH = 200  # ThrottleCounter.key
+
+
+@dataclass(frozen=True)
+class ThrottleResult:
+    """One hit's outcome: whether it is within the limit, the window's count, and seconds until it ends."""
+
+    allowed: bool
+    count: int
+    retry_after: int
+
+
+def hit(key: str, limit: int, window_seconds: int) -> ThrottleResult:
+    """Count one hit on ``key`` and say whether it is within ``limit`` hits per window."""
+    if len(key) > KEY_MAX_LENGTH:
+        key = "sha256:" + hashlib.sha256(key.encode()).hexdigest()
+    count_retry = None
+    if current_app.config.get("REDIS_URL"):
+        count_retry = _hit_redis(key, window_seconds)
+    count, retry_after = count_retry or _hit_database(key, window_seconds)
+    return ThrottleResult(allowed=count <= limit, count=count, retry_after=retry_after)
+
+
+def register_submission(address: str, code_slug: str) -> None:
+    """Count a submission against its address and its code; raise a 429 ``UserError`` when either is over."""
+    config = current_app.config
+    window = config["THROTTLE_WINDOW_SECONDS"]
+    results = [
+        hit(f"submit:addr:{address}", config["THROTTLE_PER_ADDRESS"], window),
+        hit(f"submit:code:{code_slug}", config["THROTTLE_PER_CODE"], window),
+    ]
+    refused = [result for result in results if not result.allowed]
+    if refused:
+        retry_after = max(result.retry_after for result in refused)
+        raise UserError("too_many_submissions", retry_message(retry_after), 429, retry_after=retry_after)
+
+
+def retry_message(retry_after: int, now: datetime | None = None) -> str:
+    """Tell a person in Chinese when to try again: "提交太频繁，请在 14:05 之后再试（约 23 分钟后）。"."""
+    now = (now or utcnow()).astimezone(CHINA)
+    retry_at = now + timedelta(seconds=retry_after)
+    if retry_at.second or retry_at.microsecond:  # "after 14:05" must not be too early: round up
+        retry_at = retry_at.replace(second=0, microsecond=0) + timedelta(minutes=1)
+    clock = f"{retry_at:%H:%M}"
+    if retry_at.date() != now.date():
+        clock = f"{retry_at.month}月{retry_at.day}日 {clock}"
+    minutes = max(1, math.ceil(retry_after / 60))
+    if minutes < 60:
+        wait = f"{minutes} 分钟"
+    elif minutes % 60:
+        wait = f"{minutes // 60} 小时 {minutes % 60} 分钟"
+    else:
+        wait = f"{minutes // 60} 小时"
+    return f"提交太频繁，请在 {clock} 之后再试（约 {wait}后）。"
+
+
+def purge_expired() -> int:
+    """Delete the database counters whose window is over (flushes, never commits); return how many."""
+    db.session.flush()
+    result = db.session.execute(delete(ThrottleCounter.__table__).where(ThrottleCounter.expires_at <= utcnow()))
+    return result.rowcount
+
+
+def _hit_database(key: str, window_seconds: int) -> tuple[int, int]:
+    """One atomic upsert: start a window at count 1, or add one to the running window."""
+    now = utcnow()
+    table = ThrottleCounter.__table__
+    dialect = db.session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = insert(table).values(key=key, count=1, expires_at=now + timedelta(seconds=window_seconds))
+    expired = table.c.expires_at <= now
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[table.c.key],
+        set_={
+            "count": case((expired, 1), else_=table.c.count + 1),
+            "expires_at": case((expired, stmt.excluded.expires_at), else_=table.c.expires_at),
+        },
+    ).returning(table.c.count, table.c.expires_at)
+    count, expires_at = db.session.execute(stmt).one()
+    return count, max(1, math.ceil((expires_at - now).total_seconds()))
+
+
+def _hit_redis(key: str, window_seconds: int) -> tuple[int, int] | None:
+    """SET NX EX anchors the window at the first hit, INCR counts, PTTL says when it ends; one MULTI.
+
+    None when Redis cannot be reached: the caller counts in the database instead, so that a
+    Redis outage never turns a resident's submission into an error page.
+    """
+    name = REDIS_PREFIX + key
+    try:
+        pipe = _redis().pipeline(transaction=True)
+        # SET NX EX rather than EXPIRE NX (Redis 7+): the same window, on the Redis 5/6 still common too.
+        pipe.set(name, 0, ex=window_seconds, nx=True)
+        pipe.incr(name)
+        pipe.pttl(name)
+        _, count, pttl = pipe.execute()
+        if pttl < 0:  # a key left without expiry by something else: never let it throttle forever
+            _redis().expire(name, window_seconds)
+            pttl = window_seconds * 1000
+    except redis.RedisError:
+        current_app.logger.warning("Redis unreachable; throttling in the database", exc_info=True)
+        return None
+    return count, max(1, math.ceil(pttl / 1000))
+
+
+def _redis():
+    """The app's Redis client, created at first use and shared by its threads."""
+    extensions = current_app.extensions
+    client = extensions.get("redis")
+    if client is None:
+        # setdefault: two threads racing here end up sharing one client.
+        client = redis.Redis.from_url(
+            current_app.config["REDIS_URL"], socket_connect_timeout=2, socket_timeout=2, health_check_interval=30
+        )
+        client = extensions.setdefault("redis", client)
+    return client

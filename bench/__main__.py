@@ -1,0 +1,49 @@
+"""``python -m bench``: run every benchmark, print the results and keep them in bench/results/latest.txt."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench import submit
+
+RESULTS = Path(__file__).resolve().parent / "results" / "latest.txt"
+
+
+def git_revision() -> str:
+    """The commit the run measured, marked when the tree has uncommitted changes."""
+    root = Path(__file__).resolve().parents[1]
+    try:
+        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True).stdout
+        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=root, capture_output=True, text=True).stdout
+    except OSError:
+        return "unknown"
+    return rev.strip() + (" + uncommitted changes" if dirty.strip() else "") if rev.strip() else "unknown"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benches; the exit code is non-zero when any request failed."""
+    lines: list[str] = []
+
+    def out(line: str) -> None:
+        print(line, flush=True)
+        lines.append(line)
+
+    cpus = len(os.sched_getaffinity(0))
+    out(
+        f"码上联 bench · {datetime.now(UTC):%Y-%m-%d %H:%M} UTC · {platform.node()} · {cpus} CPUs · "
+        f"Python {platform.python_version()} · commit {git_revision()}"
+    )
+    status = submit.main(argv, out)
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    print(f"\n(written to {RESULTS.relative_to(RESULTS.parents[2])})")
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

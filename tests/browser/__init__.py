@@ -1,0 +1,1 @@
+"""Browser tests: the resident's pages in headless Chromium against a real gunicorn server."""

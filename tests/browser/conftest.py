@@ -1,0 +1,262 @@
+"""Fixtures for the browser tests: the app served as ``make run`` serves it (migrated, demo loaded,
+gunicorn), and a phone-sized headless Chromium that records console errors and CSP violations."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import PG_URL, create_pg_database, drop_pg_database
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SCREENSHOT_DIR = REPO_ROOT / "test-output" / "screenshots"
+VENV_BIN = Path(sys.executable).parent
+
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+PHONE_WIDTH = 360
+PHONE_HEIGHT = 740
+# WeChat's in-app browser (XWEB) on Android, as residents scan with it.
+WECHAT_USER_AGENT = (
+    "Mozilla/5.0 (Linux; Android 13; V2218A Build/TP1A.220624.014; wv) AppleWebKit/537.36 "
+    "(KHTML, like Gecko) Version/4.0 Chrome/116.0.0.0 Mobile Safari/537.36 XWEB/1160065 "
+    "MMWEBSDK/20231202 MMWEBID/2247 MicroMessenger/8.0.47.2560(0x28002F35) WeChat/arm64 Weixin "
+    "NetType/WIFI Language/zh_CN ABI/arm64"
+)
+# Runs before the page's own scripts, outside the page's CSP: every violation becomes a console error.
+CSP_REPORTER = """
+document.addEventListener("securitypolicyviolation", function (e) {
+  console.error("CSP violation: " + e.violatedDirective + " blocked " + (e.blockedURI || "inline"));
+});
+"""
+SERVER_START_SECONDS = 30
+
+
+@pytest.fixture(scope="session")
+def chromium_executable() -> str:
+    """Debian's Chromium; skipped when absent, unless REQUIRE_BROWSER=true (CI), where that fails."""
+    path = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+    if os.path.isfile(path) and os.access(path, os.X_OK):
+        return path
+    reason = f"no Chromium at {path}: install Debian's chromium package or set CHROMIUM_PATH"
+    if os.environ.get("REQUIRE_BROWSER") == "true":
+        pytest.fail(f"REQUIRE_BROWSER=true but {reason}")
+    pytest.skip(reason)
+
+
+@dataclass(frozen=True)
+class DemoCode:
+    """A code of the demo county as ``flask demo urls`` prints it: whose it is, and its URL."""
+
+    owner_name: str
+    url: str
+
+
+# 代表码留言页（张秀英）：http://…/c/slug
+_DEMO_URL_KINDS = {"代表码留言页": "deputy", "联络站码留言页": "station", "已离任代表的码": "former_deputy"}
+_DEMO_URL_LINE = re.compile(rf"^(?P<label>{'|'.join(_DEMO_URL_KINDS)})（(?P<name>[^，）]+)[^）]*）：(?P<url>\S+)$")
+
+
+@dataclass
+class LiveServer:
+    """The app under gunicorn on a free port, with the environment its CLI runs in."""
+
+    base_url: str
+    env: dict[str, str]
+    log_path: Path
+    _codes: dict[str, DemoCode] = field(default_factory=dict)
+
+    def flask(self, *args: str) -> str:
+        """Run ``flask <args>`` against the server's database; return its output, fail the test on error."""
+        return run_flask(self.env, *args)
+
+    def demo_codes(self) -> dict[str, DemoCode]:
+        """The demo's codes by kind ("deputy", "station", "former_deputy"), read from ``flask demo urls``."""
+        if not self._codes:
+            for line in self.flask("demo", "urls").splitlines():
+                match = _DEMO_URL_LINE.match(line.strip())
+                if match:
+                    kind = _DEMO_URL_KINDS[match["label"]]
+                    self._codes[kind] = DemoCode(match["name"], match["url"])
+            assert {"deputy", "station"} <= self._codes.keys(), "flask demo urls printed no deputy or station code"
+        return self._codes
+
+    def log_tail(self, lines: int = 40) -> str:
+        """The end of gunicorn's log, for failure messages."""
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+
+def run_flask(env: dict[str, str], *args: str) -> str:
+    """Run the venv's ``flask`` CLI in the repository; fail with its output when it exits non-zero."""
+    result = subprocess.run(
+        [str(VENV_BIN / "flask"), *args],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    if result.returncode != 0:
+        pytest.fail(f"flask {' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
+    return result.stdout
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until_serving(url: str, process: subprocess.Popen, server: LiveServer) -> None:
+    """Poll ``url`` until it answers 200; fail early if the server exits."""
+    deadline = time.monotonic() + SERVER_START_SECONDS
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"gunicorn exited with {process.returncode}:\n{server.log_tail()}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 (our own http:// server)
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, OSError) as exc:
+            last_error = exc
+        time.sleep(0.2)
+    pytest.fail(f"gunicorn did not answer {url} in {SERVER_START_SECONDS}s ({last_error}):\n{server.log_tail()}")
+
+
+@pytest.fixture(scope="session")
+def live_server(chromium_executable, tmp_path_factory) -> Iterator[LiveServer]:
+    """What ``make run`` does, for real: fresh database, ``flask db upgrade``, ``flask demo load``, gunicorn."""
+    workdir = tmp_path_factory.mktemp("live_server")
+    database_url = create_pg_database(PG_URL) if PG_URL else "sqlite:///" + str(workdir / "live.sqlite3")
+    port = free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    env = {
+        **os.environ,
+        "FLASK_APP": "backend",
+        "DATABASE_URL": database_url,
+        "INSTANCE_PATH": str(workdir / "instance"),
+        "PUBLIC_BASE_URL": base_url,
+    }
+    server = LiveServer(base_url=base_url, env=env, log_path=workdir / "gunicorn.log")
+    process = None
+    try:
+        run_flask(env, "db", "upgrade")
+        run_flask(env, "demo", "load")
+        with server.log_path.open("wb") as log:
+            process = subprocess.Popen(
+                [
+                    str(VENV_BIN / "gunicorn"),
+                    "--workers",
+                    "2",
+                    "--bind",
+                    f"127.0.0.1:{port}",
+                    "--access-logfile",
+                    "-",
+                    "backend:create_app()",
+                ],
+                cwd=REPO_ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        wait_until_serving(base_url + "/", process, server)
+        yield server
+    finally:
+        if process is not None:
+            process.terminate()
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        if PG_URL:
+            drop_pg_database(database_url)
+
+
+@pytest.fixture(scope="session")
+def playwright_driver(chromium_executable):
+    """Playwright's driver (sync API); it drives the system Chromium, it never downloads one."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        yield pw
+
+
+@dataclass
+class Phone:
+    """A page in a 360-px WeChat-like phone browser, with every console error and CSP violation it saw."""
+
+    page: object
+    problems: list[str]
+
+    def screenshot(self, name: str) -> Path:
+        """Save a full-page screenshot under test-output/screenshots/ and return its path."""
+        SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
+        path = SCREENSHOT_DIR / f"{name}.png"
+        self.page.screenshot(path=str(path), full_page=True)
+        return path
+
+    def scroll_width(self) -> int:
+        """The page's full width in CSS pixels; more than the viewport means sideways scrolling."""
+        return self.page.evaluate("document.scrollingElement.scrollWidth")
+
+
+@pytest.fixture
+def phone(playwright_driver, chromium_executable, tmp_path) -> Iterator[Phone]:
+    """A fresh Chromium profile sized and identified as a phone in WeChat's browser."""
+    context = playwright_driver.chromium.launch_persistent_context(
+        str(tmp_path / "chromium-profile"),
+        executable_path=chromium_executable,
+        headless=True,
+        args=CHROMIUM_ARGS,
+        viewport={"width": PHONE_WIDTH, "height": PHONE_HEIGHT},
+        device_scale_factor=2,
+        is_mobile=True,
+        has_touch=True,
+        user_agent=WECHAT_USER_AGENT,
+        locale="zh-CN",
+        timezone_id="Asia/Shanghai",
+    )
+    try:
+        context.set_default_timeout(15_000)
+        context.add_init_script(CSP_REPORTER)
+        page = context.pages[0] if context.pages else context.new_page()
+        problems: list[str] = []
+
+        def record_console(message) -> None:
+            url = message.location.get("url", "")
+            if url.endswith("/favicon.ico") and "404" in message.text:
+                return  # Chromium asks for a favicon on its own; the pages declare none (reported, not ours to fix)
+            if message.type == "error":
+                problems.append(f"console.error: {message.text} ({url})")
+
+        page.on("console", record_console)
+        page.on("pageerror", lambda exc: problems.append(f"uncaught: {exc}"))
+        yield Phone(page=page, problems=problems)
+    finally:
+        context.close()

@@ -1,0 +1,29 @@
+"""Small helpers shared by tests."""
+
+from __future__ import annotations
+
+import io
+import re
+
+from PIL import Image
+
+
+def csrf_token_from(html: str) -> str:
+    """The CSRF token a rendered form carries."""
+    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert match, "form has no CSRF token"
+    return match.group(1)
+
+
+def hidden_value(html: str, name: str) -> str:
+    """The value of a hidden input."""
+    match = re.search(rf'name="{name}" value="([^"]*)"', html)
+    assert match, f"form has no hidden {name}"
+    return match.group(1)
+
+
+def jpeg_bytes(size=(40, 30), color=(200, 30, 30)) -> bytes:
+    """A small real JPEG."""
+    buf = io.BytesIO()
+    Image.new("RGB", size, color).save(buf, "JPEG")
+    return buf.getvalue()

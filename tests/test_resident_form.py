@@ -1,0 +1,279 @@
+"""The H5 form behind a code, the confirmation and tracking pages, and their bad inputs."""
+
+import io
+import zipfile
+
+import pytest
+from PIL import Image
+from sqlalchemy import func, select
+
+from backend.extensions import db
+from backend.models import Code, DeputyStatus, Item, ItemPhoto
+from backend.qr.codes import current_code, rotate_code
+from tests.helpers import csrf_token_from, hidden_value, jpeg_bytes
+
+
+def item_count():
+    return db.session.scalar(select(func.count(Item.id)))
+
+
+@pytest.fixture
+def deputy(create_deputy):
+    return create_deputy()
+
+
+@pytest.fixture
+def slug(deputy):
+    return current_code(deputy).slug
+
+
+def open_form(client, slug):
+    resp = client.get(f"/c/{slug}")
+    assert resp.status_code == 200
+    html = resp.get_data(as_text=True)
+    return html, {"csrf_token": csrf_token_from(html), "client_id": hidden_value(html, "client_id")}
+
+
+def test_form_shows_deputy_card_in_chinese(client, deputy, slug):
+    html, _ = open_form(client, slug)
+    assert deputy.name in html and "县人大代表" in html and "霞阳镇第三选区" in html
+    assert "霞阳镇人大代表联络站" in html
+    assert 'lang="zh-CN"' in html and "width=device-width" in html
+    assert "我要留言" in html
+    # Every scan is counted for the code.
+    assert db.session.scalar(select(Code.scan_count).where(Code.slug == slug)) == 1
+
+
+def test_submit_form_then_confirmation(client, deputy, slug):
+    _, fields = open_form(client, slug)
+    resp = client.post(
+        f"/c/{slug}",
+        data={**fields, "body": "小区门口的下水道堵了，下雨天积水很深。", "category": "urban"},
+        content_type="multipart/form-data",
+    )
+    assert resp.status_code == 303
+    item = db.session.scalar(select(Item))
+    assert item.channel.value == "qr_h5" and item.deputy_id == deputy.id
+    assert resp.headers["Location"].startswith(f"/t/{item.ref}?k={item.access_key}")
+    page = client.get(resp.headers["Location"])
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200
+    assert "提交成功" in html and f"{item.ref[:4]}-{item.ref[4:]}" in html
+    assert f"https://msl.example.cn/t/{item.ref}?k={item.access_key}" in html
+    assert "接下来" in html and "留言已提交" in html
+    assert page.headers["Cache-Control"] == "private, no-store"
+
+
+def test_double_submit_of_one_form_makes_one_item(client, slug):
+    _, fields = open_form(client, slug)
+    data = {**fields, "body": "重复点击了提交按钮。"}
+    first = client.post(f"/c/{slug}", data=data)
+    second = client.post(f"/c/{slug}", data=data)
+    assert first.status_code == second.status_code == 303
+    assert first.headers["Location"] == second.headers["Location"]
+    assert item_count() == 1
+
+
+def test_photos_are_reencoded_and_served_only_with_key(client, slug):
+    _, fields = open_form(client, slug)
+    data = {**fields, "body": "附上现场照片。", "photos": [(io.BytesIO(jpeg_bytes()), "a.jpg")]}
+    resp = client.post(f"/c/{slug}", data=data, content_type="multipart/form-data")
+    assert resp.status_code == 303
+    item = db.session.scalar(select(Item))
+    photo = db.session.scalar(select(ItemPhoto))
+    assert photo.item_id == item.id
+    ok = client.get(f"/t/{item.ref}/photos/0.jpg?k={item.access_key}")
+    assert ok.status_code == 200 and ok.mimetype == "image/jpeg"
+    assert ok.headers["X-Content-Type-Options"] == "nosniff"
+    assert "sandbox" in ok.headers["Content-Security-Policy"]
+    Image.open(io.BytesIO(ok.data)).verify()
+    assert client.get(f"/t/{item.ref}/photos/0.jpg?k=wrong").status_code == 404
+    assert client.get(f"/t/{item.ref}/photos/0.jpg").status_code == 404
+    assert client.get(f"/t/{item.ref}/photos/5.jpg?k={item.access_key}").status_code == 404
+
+
+def _gif():
+    buf = io.BytesIO()
+    Image.new("P", (10, 10)).save(buf, "GIF")
+    return buf.getvalue()
+
+
+def _zip():
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("a.txt", "hello")
+    return buf.getvalue()
+
+
+def _huge_png():
+    buf = io.BytesIO()
+    Image.new("1", (12000, 9000)).save(buf, "PNG")  # 108 megapixels, a few kB on disk
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize(
+    "payload,code_text",
+    [
+        (_gif, "JPG"),
+        (lambda: b"<html><script>alert(1)</script></html>", "JPG"),
+        (_zip, "JPG"),
+        (_huge_png, "像素"),
+    ],
+    ids=["gif-named-jpg", "html-named-jpg", "zip-named-jpg", "108-megapixels"],
+)
+def test_bad_photos_keep_the_text(client, slug, payload, code_text):
+    _, fields = open_form(client, slug)
+    body = "照片有问题但文字要保留。"
+    data = {**fields, "body": body, "photos": [(io.BytesIO(payload()), "photo.jpg")]}
+    resp = client.post(f"/c/{slug}", data=data, content_type="multipart/form-data")
+    assert resp.status_code == 400
+    html = resp.get_data(as_text=True)
+    assert body in html  # nothing the resident typed is lost
+    assert code_text in html
+    assert item_count() == 0
+
+
+def test_too_many_photos(client, slug):
+    _, fields = open_form(client, slug)
+    files = [(io.BytesIO(jpeg_bytes()), f"{i}.jpg") for i in range(4)]
+    resp = client.post(f"/c/{slug}", data={**fields, "body": "四张照片太多了。", "photos": files})
+    assert resp.status_code == 400 and "最多上传3张照片" in resp.get_data(as_text=True)
+    assert item_count() == 0
+
+
+@pytest.mark.parametrize(
+    "fields,message",
+    [
+        ({"body": ""}, "请填写留言内容"),
+        ({"body": "  \n  "}, "请填写留言内容"),
+        ({"body": "长" * 1001}, "最多1000个字"),
+        ({"body": "正常的留言内容", "phone": "23812345678", "consent": "1"}, "手机号格式不正确"),
+        ({"body": "正常的留言内容", "phone": "13812345678"}, "请勾选同意说明"),
+        ({"body": "含有\x00空字节"}, "无法识别的字符"),
+    ],
+)
+def test_form_errors_in_chinese_keep_input(client, slug, fields, message):
+    _, base = open_form(client, slug)
+    resp = client.post(f"/c/{slug}", data={**base, **fields})
+    assert resp.status_code == 400
+    html = resp.get_data(as_text=True)
+    assert message in html
+    if fields.get("phone"):
+        assert fields["phone"] in html  # what was typed is shown again
+    assert item_count() == 0
+
+
+def test_html_in_every_field_is_escaped_when_shown_again(client, slug):
+    _, base = open_form(client, slug)
+    evil = '"><script>alert(1)</script>'
+    resp = client.post(f"/c/{slug}", data={**base, "body": evil + "内容", "name": evil[:20], "phone": evil})
+    html = resp.get_data(as_text=True)
+    assert resp.status_code == 400
+    assert "<script>alert(1)</script>" not in html
+    assert "&lt;script&gt;" in html
+    assert item_count() == 0
+
+
+def test_malformed_utf8_in_form(client, slug):
+    _, base = open_form(client, slug)
+    raw = (
+        f"csrf_token={base['csrf_token']}&client_id={base['client_id']}&body=%FF%FE%E4%BD%A0%E5%A5%BD%E5%A5%BD%E5%A5%BD"
+    ).encode()
+    resp = client.post(f"/c/{slug}", data=raw, content_type="application/x-www-form-urlencoded")
+    assert resp.status_code == 400 and "无法识别的字符" in resp.get_data(as_text=True)
+    assert item_count() == 0
+
+
+def test_csrf_missing_or_wrong(client, slug):
+    _, base = open_form(client, slug)
+    no_token = client.post(f"/c/{slug}", data={"client_id": base["client_id"], "body": "没有令牌的提交。"})
+    wrong = client.post(f"/c/{slug}", data={**base, "csrf_token": "forged", "body": "伪造令牌的提交。"})
+    for resp in (no_token, wrong):
+        assert resp.status_code == 400
+        assert "页面已过期" in resp.get_data(as_text=True)
+    assert item_count() == 0
+
+
+def test_json_sent_to_the_form(client, slug):
+    _, base = open_form(client, slug)
+    resp = client.post(f"/c/{slug}", json={"body": "JSON 发到表单。"}, headers={"X-CSRFToken": base["csrf_token"]})
+    assert resp.status_code == 415
+    assert "请通过页面上的表单提交留言" in resp.get_data(as_text=True)
+    assert item_count() == 0
+
+
+def test_oversized_bodies(app, client, slug):
+    _, base = open_form(client, slug)
+    # url-encoded: Flask does not limit it by itself
+    big = client.post(f"/c/{slug}", data={**base, "body": "很" * 30000})
+    assert big.status_code == 413 and "太长" in big.get_data(as_text=True)
+    # multipart: over MAX_CONTENT_LENGTH
+    app.config["MAX_CONTENT_LENGTH"] = 200_000
+    files = {"photos": [(io.BytesIO(b"\xff" * 300_000), "big.jpg")]}
+    huge = client.post(f"/c/{slug}", data={**base, "body": "大文件。", **files}, content_type="multipart/form-data")
+    assert huge.status_code == 413 and "太大" in huge.get_data(as_text=True)
+    assert item_count() == 0
+
+
+@pytest.mark.parametrize("bad", ["AAAAAAAAAAAA", "short", "%00%00", "a" * 300])
+def test_unknown_and_malformed_slugs_page(client, deputy, bad):
+    resp = client.get(f"/c/{bad}")
+    assert resp.status_code == 404
+    assert "找不到这个二维码" in resp.get_data(as_text=True)
+
+
+def test_replaced_code_page_has_no_form(client, deputy, slug):
+    rotate_code(deputy, "海报被涂改")
+    db.session.commit()
+    resp = client.get(f"/c/{slug}")
+    html = resp.get_data(as_text=True)
+    assert resp.status_code == 410 and "已经更换" in html and "<form" not in html
+    assert client.post(f"/c/{slug}", data={"body": "x"}).status_code in (400, 410)
+    assert item_count() == 0
+
+
+def test_resigned_deputy_code_routes_to_station(client, create_station, create_deputy):
+    station = create_station()
+    create_deputy(name="在任代表", station=station)
+    gone = create_deputy(name="辞职代表", station=station, status=DeputyStatus.RESIGNED)
+    html = client.get(f"/c/{current_code(gone).slug}").get_data(as_text=True)
+    assert "辞职代表已辞去代表职务" in html and "交给霞阳镇人大代表联络站的代表办理" in html
+    assert "在任代表" in html and 'name="deputy_id"' in html
+
+
+def test_tracking_page_never_shows_contact_and_wrong_key_is_unknown(client, slug):
+    _, base = open_form(client, slug)
+    client.post(
+        f"/c/{slug}", data={**base, "body": "请回电话给我。", "name": "王小明", "phone": "13912345678", "consent": "1"}
+    )
+    item = db.session.scalar(select(Item))
+    html = client.get(f"/t/{item.ref}?k={item.access_key}").get_data(as_text=True)
+    assert "王小明" not in html and "13912345678" not in html and "1391234" not in html
+    wrong = client.get(f"/t/{item.ref}?k=nope")
+    unknown = client.get("/t/ZZZZZZZZ?k=nope")
+    assert wrong.status_code == unknown.status_code == 404
+    assert wrong.get_data() == unknown.get_data()
+
+
+def test_lookup_form(client, slug):
+    _, base = open_form(client, slug)
+    client.post(f"/c/{slug}", data={**base, "body": "查询页面测试。"})
+    item = db.session.scalar(select(Item))
+    ok = client.get(f"/t?ref={item.ref[:4]}-{item.ref[4:].lower()}&k={item.access_key}")
+    assert ok.status_code == 303 and ok.headers["Location"].startswith(f"/t/{item.ref}?k=")
+    bad = client.get(f"/t?ref={item.ref}&k=wrong")
+    assert bad.status_code == 404 and "编号或查询码不正确" in bad.get_data(as_text=True)
+
+
+def test_security_headers_everywhere(client, slug):
+    for path in ("/", f"/c/{slug}", "/t", "/api/v1/codes/AAAAAAAAAAAA"):
+        headers = client.get(path).headers
+        csp = headers["Content-Security-Policy"]
+        assert "script-src 'self'" in csp and "unsafe-inline" not in csp and "frame-ancestors 'none'" in csp
+        assert headers["X-Content-Type-Options"] == "nosniff"
+        assert headers["Referrer-Policy"] == "no-referrer"
+
+
+def test_pages_have_no_inline_script(client, slug):
+    html = client.get(f"/c/{slug}").get_data(as_text=True)
+    assert "<script>" not in html and "onclick" not in html and "style=" not in html
