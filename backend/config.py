@@ -57,7 +57,8 @@ class Config:
             self.SQLALCHEMY_DATABASE_URI = "postgresql+psycopg://" + self.SQLALCHEMY_DATABASE_URI[11:]
         elif self.SQLALCHEMY_DATABASE_URI.startswith("postgresql://"):
             self.SQLALCHEMY_DATABASE_URI = "postgresql+psycopg://" + self.SQLALCHEMY_DATABASE_URI[13:]
-        self.PUBLIC_BASE_URL = os.environ.get("PUBLIC_BASE_URL", "http://127.0.0.1:5000").rstrip("/")
+        default_base = f"http://127.0.0.1:{os.environ.get('PORT') or 5000}"
+        self.PUBLIC_BASE_URL = (os.environ.get("PUBLIC_BASE_URL") or default_base).rstrip("/")
         self.REDIS_URL = os.environ.get("REDIS_URL") or None
         # Secure cookies everywhere but plain-http local development.
         self.SESSION_COOKIE_SECURE = _env_bool("SESSION_COOKIE_SECURE", self.PUBLIC_BASE_URL.startswith("https://"))

@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 from backend.extensions import db
 from backend.models import DeputyStatus, Item, ItemEvent, OutboxMessage, StaffRole, StaffUser
 from backend.qr.codes import current_code, rotate_code
+from tests.helpers import csrf_token_from, hidden_value
 
 
 def post_item(client, **fields):
@@ -254,3 +255,36 @@ def test_unique_refs(client, slug):
         post_item(client, code=slug, body=f"第{i}条不同内容的留言 {uuid.uuid4()}").get_json()["ref"] for i in range(20)
     }
     assert len(refs) == 20
+
+
+def test_near_identical_messages_are_kept_and_flagged(client, slug):
+    first = post_item(client, code=slug, body="幸福路12号门前的路灯已经坏了三个月，请尽快修理。")
+    again = post_item(client, code=slug, body="幸福路12号门前的路灯已经坏了 三个月，请尽快修理！！")
+    other = post_item(client, code=slug, body="学校门口早上上学时段车辆太多，建议安排交警疏导。")
+    assert first.status_code == again.status_code == other.status_code == 201
+    items = {i.ref: i for i in db.session.scalars(select(Item))}
+    assert len(items) == 3  # kept, not rejected
+    flagged = items[again.get_json()["ref"]]
+    assert flagged.needs_review and first.get_json()["ref"] in flagged.review_reason
+    assert [e.kind.value for e in flagged.events] == ["submitted", "flagged"]
+    assert not flagged.events[1].is_public  # the resident is not told
+    assert not items[first.get_json()["ref"]].needs_review
+    assert not items[other.get_json()["ref"]].needs_review
+
+
+def test_throttled_per_address_with_retry_time(app, client, slug):
+    app.config["THROTTLE_PER_ADDRESS"] = 2
+    for i in range(2):
+        assert post_item(client, code=slug, body=f"第{i}条留言，内容各不相同{i * 7}。").status_code == 201
+    resp = post_item(client, code=slug, body="第三条留言超过了限制。")
+    assert resp.status_code == 429
+    assert int(resp.headers["Retry-After"]) > 0
+    error = resp.get_json()["error"]
+    assert error["code"] == "too_many_submissions" and "之后再试" in error["message"]
+    assert item_count() == 2
+    # The form answers with a page in Chinese saying when to try again.
+    html = client.get(f"/c/{slug}").get_data(as_text=True)
+    fields = {"csrf_token": csrf_token_from(html), "client_id": hidden_value(html, "client_id")}
+    page = client.post(f"/c/{slug}", data={**fields, "body": "表单提交也被限制。"})
+    assert page.status_code == 429 and "之后再试" in page.get_data(as_text=True)
+    assert item_count() == 2

@@ -5,6 +5,7 @@ from backend.models.base import Base, utcnow
 from backend.models.code import Code
 from backend.models.department import Department
 from backend.models.deputy import CongressLevel, Deputy, DeputyLevel, DeputyStatus
+from backend.models.forward import ItemForward, ReplyTemplate
 from backend.models.item import (
     ActorKind,
     Item,
@@ -12,12 +13,15 @@ from backend.models.item import (
     ItemChannel,
     ItemEvent,
     ItemEventKind,
+    ItemOutcome,
     ItemPhoto,
     ItemStatus,
+    Satisfaction,
 )
 from backend.models.outbox import OutboxMessage, OutboxStatus
 from backend.models.region import Region, RegionLevel
 from backend.models.resident import Resident
+from backend.models.session import SessionKind, StaffSession
 from backend.models.staff import StaffRole, StaffUser
 from backend.models.station import ReceptionRule, ReceptionRuleKind, Station
 from backend.models.throttle import ThrottleCounter
@@ -37,6 +41,8 @@ __all__ = [
     "ItemChannel",
     "ItemEvent",
     "ItemEventKind",
+    "ItemForward",
+    "ItemOutcome",
     "ItemPhoto",
     "ItemStatus",
     "OutboxMessage",
@@ -45,8 +51,12 @@ __all__ = [
     "ReceptionRuleKind",
     "Region",
     "RegionLevel",
+    "ReplyTemplate",
     "Resident",
+    "Satisfaction",
+    "SessionKind",
     "StaffRole",
+    "StaffSession",
     "StaffUser",
     "Station",
     "ThrottleCounter",

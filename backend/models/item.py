@@ -73,6 +73,36 @@ ITEM_CATEGORY_LABELS = {
 }
 
 
+class ItemOutcome(enum.StrEnum):
+    """How a resolved item ended."""
+
+    SOLVED = "solved"  # 解决
+    PARTLY = "partly"  # 部分解决
+    UNSOLVED = "unsolved"  # 未能解决
+
+
+ITEM_OUTCOME_LABELS = {
+    ItemOutcome.SOLVED: "已解决",
+    ItemOutcome.PARTLY: "部分解决",
+    ItemOutcome.UNSOLVED: "未能解决",
+}
+
+
+class Satisfaction(enum.StrEnum):
+    """The resident's verdict (满意度测评)."""
+
+    SATISFIED = "satisfied"  # 满意
+    BASICALLY = "basically"  # 基本满意
+    UNSATISFIED = "unsatisfied"  # 不满意
+
+
+SATISFACTION_LABELS = {
+    Satisfaction.SATISFIED: "满意",
+    Satisfaction.BASICALLY: "基本满意",
+    Satisfaction.UNSATISFIED: "不满意",
+}
+
+
 class Item(Base):
     """A resident's message, tracked from submission to rating."""
 
@@ -80,6 +110,7 @@ class Item(Base):
     __table_args__ = (
         Index("ix_items_deputy_status_created", "deputy_id", "status", "created_at"),
         Index("ix_items_station_created", "station_id", "created_at"),
+        Index("ix_items_deputy_due", "deputy_id", "due_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -97,6 +128,20 @@ class Item(Base):
     contact_phone: Mapped[str] = mapped_column(String(20), default="")
     consented_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     status: Mapped[ItemStatus] = mapped_column(enum_column(ItemStatus, 12), default=ItemStatus.SUBMITTED)
+    # The lifecycle, kept on the row so the inbox and the rates need no scan of events.
+    # Each is written by the same operation that writes the event it mirrors.
+    due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    accepted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    first_answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    outcome: Mapped[ItemOutcome | None] = mapped_column(enum_column(ItemOutcome, 10))
+    outcome_reason: Mapped[str] = mapped_column(Text, default="")
+    duplicate_of_id: Mapped[int | None] = mapped_column(ForeignKey("items.id"))
+    paused_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # waiting for the resident: the clock stops
+    satisfaction: Mapped[Satisfaction | None] = mapped_column(enum_column(Satisfaction, 12))
+    is_solved_per_resident: Mapped[bool | None] = mapped_column()
+    rated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    reopen_count: Mapped[int] = mapped_column(default=0)
     needs_review: Mapped[bool] = mapped_column(default=False)
     review_reason: Mapped[str] = mapped_column(String(200), default="")
     body_fingerprint: Mapped[str] = mapped_column(String(64), default="")

@@ -1,0 +1,45 @@
+"""Forwarding an item to a department (交办), with the department's no-account link."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import Date, ForeignKey, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from backend.models.base import Base, UTCDateTime, utcnow
+from backend.models.department import Department
+
+
+class ItemForward(Base):
+    """One forward of an item to a department; the link token is stored as its SHA-256 only."""
+
+    __tablename__ = "item_forwards"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id"), index=True)
+    department_id: Mapped[int] = mapped_column(ForeignKey("departments.id"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    forwarded_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"))
+    instructions: Mapped[str] = mapped_column(Text, default="")
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    share_contact: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    answer: Mapped[str] = mapped_column(Text, default="")
+    promised_by: Mapped[date | None] = mapped_column(Date)
+
+    department: Mapped[Department] = relationship()
+
+
+class ReplyTemplate(Base):
+    """A reusable reply of a station (常用答复)."""
+
+    __tablename__ = "reply_templates"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    station_id: Mapped[int] = mapped_column(ForeignKey("stations.id"), index=True)
+    title: Mapped[str] = mapped_column(String(50))
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
