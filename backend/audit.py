@@ -1,0 +1,39 @@
+"""The audit log: one append-only row per staff action and per reveal of personal data."""
+
+from __future__ import annotations
+
+from flask import has_request_context
+
+from backend.extensions import db
+from backend.models import AuditEntry, StaffUser
+
+
+def record_audit(
+    action: str,
+    *,
+    user: StaffUser | None = None,
+    object_type: str = "",
+    object_id: object = "",
+    data: dict | None = None,
+) -> AuditEntry:
+    """Write an audit row in the caller's transaction (flushes; the caller commits).
+
+    Refusals are audited too (a deputy opening another deputy's item): commit them even
+    when the request itself answers with an error.
+    """
+    address = ""
+    if has_request_context():
+        from backend.security import client_address
+
+        address = client_address()
+    entry = AuditEntry(
+        staff_user_id=user.id if user is not None else None,
+        action=action,
+        object_type=object_type,
+        object_id=str(object_id),
+        address=address,
+        data=data or {},
+    )
+    db.session.add(entry)
+    db.session.flush()
+    return entry
