@@ -80,6 +80,10 @@ class Config:
         self.THROTTLE_WINDOW_SECONDS = _env_int("THROTTLE_WINDOW_SECONDS", 3600)
         self.THROTTLE_PER_ADDRESS = _env_int("THROTTLE_PER_ADDRESS", 30)
         self.THROTTLE_PER_CODE = _env_int("THROTTLE_PER_CODE", 200)
+        # Looking items up: after this many misses (unknown reference or wrong key) per address
+        # in the window, every look-up from that address is refused until the window ends.
+        self.LOOKUP_MISSES_PER_ADDRESS = _env_int("LOOKUP_MISSES_PER_ADDRESS", 20)
+        self.LOOKUP_WINDOW_SECONDS = _env_int("LOOKUP_WINDOW_SECONDS", 900)
         # Near-identical messages to one deputy within this many minutes are flagged for review.
         self.NEAR_DUPLICATE_MINUTES = _env_int("NEAR_DUPLICATE_MINUTES", 60)
         # Behind a reverse proxy, how many X-Forwarded-For hops to trust (0 = none).

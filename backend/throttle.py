@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 
 import redis
 from flask import current_app
-from sqlalchemy import case, delete
+from sqlalchemy import case, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from backend.errors import UserError
@@ -65,7 +65,46 @@ def register_submission(address: str, code_slug: str) -> None:
         raise UserError("too_many_submissions", retry_message(retry_after), 429, retry_after=retry_after)
 
 
-def retry_message(retry_after: int, now: datetime | None = None) -> str:
+def peek(key: str, limit: int) -> ThrottleResult:
+    """The running window's count for ``key`` without counting a hit."""
+    if len(key) > KEY_MAX_LENGTH:
+        key = "sha256:" + hashlib.sha256(key.encode()).hexdigest()
+    count, retry_after = 0, 0
+    looked_up = _peek_redis(key) if current_app.config.get("REDIS_URL") else None
+    if looked_up is None:
+        row = db.session.execute(
+            select(ThrottleCounter.count, ThrottleCounter.expires_at).where(
+                ThrottleCounter.key == key, ThrottleCounter.expires_at > utcnow()
+            )
+        ).one_or_none()
+        if row is not None:
+            count, retry_after = row.count, max(1, math.ceil((row.expires_at - utcnow()).total_seconds()))
+    else:
+        count, retry_after = looked_up
+    return ThrottleResult(allowed=count < limit, count=count, retry_after=retry_after)
+
+
+def guard_lookup(address: str) -> None:
+    """Refuse item look-ups from an address that guessed wrong too often (429), before any look-up."""
+    config = current_app.config
+    result = peek(f"lookup-miss:addr:{address}", config["LOOKUP_MISSES_PER_ADDRESS"])
+    if not result.allowed:
+        message = retry_message(result.retry_after, what="查询失败次数太多")
+        raise UserError("too_many_lookups", message, 429, retry_after=result.retry_after)
+
+
+def register_failed_lookup(address: str) -> None:
+    """Count a look-up with an unknown reference or a wrong key, and commit it.
+
+    The request answers 404 (and the session is rolled back by the error handler), so
+    the count is committed here, on its own, before the answer goes out.
+    """
+    config = current_app.config
+    hit(f"lookup-miss:addr:{address}", config["LOOKUP_MISSES_PER_ADDRESS"], config["LOOKUP_WINDOW_SECONDS"])
+    db.session.commit()
+
+
+def retry_message(retry_after: int, now: datetime | None = None, what: str = "提交太频繁") -> str:
     """Tell a person in Chinese when to try again: "提交太频繁，请在 14:05 之后再试（约 23 分钟后）。"."""
     now = (now or utcnow()).astimezone(CHINA)
     retry_at = now + timedelta(seconds=retry_after)
@@ -81,7 +120,7 @@ def retry_message(retry_after: int, now: datetime | None = None) -> str:
         wait = f"{minutes // 60} 小时 {minutes % 60} 分钟"
     else:
         wait = f"{minutes // 60} 小时"
-    return f"提交太频繁，请在 {clock} 之后再试（约 {wait}后）。"
+    return f"{what}，请在 {clock} 之后再试（约 {wait}后）。"
 
 
 def purge_expired() -> int:
@@ -131,6 +170,20 @@ def _hit_redis(key: str, window_seconds: int) -> tuple[int, int] | None:
         current_app.logger.warning("Redis unreachable; throttling in the database", exc_info=True)
         return None
     return count, max(1, math.ceil(pttl / 1000))
+
+
+def _peek_redis(key: str) -> tuple[int, int] | None:
+    """GET and PTTL of a Redis counter; None when Redis cannot be reached."""
+    name = REDIS_PREFIX + key
+    try:
+        pipe = _redis().pipeline(transaction=True)
+        pipe.get(name)
+        pipe.pttl(name)
+        value, pttl = pipe.execute()
+    except redis.RedisError:
+        current_app.logger.warning("Redis unreachable; reading throttle counters from the database", exc_info=True)
+        return None
+    return (int(value) if value else 0), max(0, math.ceil(pttl / 1000))
 
 
 def _redis():

@@ -288,3 +288,39 @@ def test_throttled_per_address_with_retry_time(app, client, slug):
     page = client.post(f"/c/{slug}", data={**fields, "body": "表单提交也被限制。"})
     assert page.status_code == 429 and "之后再试" in page.get_data(as_text=True)
     assert item_count() == 2
+
+
+def test_reference_and_key_alphabet_has_no_lookalikes():
+    from backend.items.refs import format_ref, new_access_key, new_ref, normalize_ref
+
+    keys = [new_access_key() for _ in range(200)]
+    refs = [new_ref() for _ in range(200)]
+    assert all(len(k) == 17 for k in keys) and len(set(keys)) == 200
+    assert not set("".join(keys + refs)) & set("01ILOU")
+    ref = refs[0]
+    assert normalize_ref(f" {format_ref(ref).lower()} ") == ref
+    assert normalize_ref("ABCD-EFG") is None and normalize_ref("0000-0000") is None and normalize_ref(None) is None
+
+
+def test_key_typed_in_lower_case_with_spaces_is_accepted(client, slug):
+    created = post_item(client, code=slug, body="查询码大小写测试。").get_json()
+    typed = " ".join([created["key"][:6].lower(), created["key"][6:]])
+    assert client.get(f"/api/v1/items/{created['ref']}", query_string={"key": typed}).status_code == 200
+
+
+def test_guessing_references_is_throttled_per_address(app, client, slug):
+    app.config["LOOKUP_MISSES_PER_ADDRESS"] = 3
+    created = post_item(client, code=slug, body="被人猜测编号的留言。").get_json()
+    right = f"/api/v1/items/{created['ref']}?key={created['key']}"
+    assert client.get(right).status_code == 200  # a hit does not count
+    misses = ["/api/v1/items/ZZZZZZZZ?key=x", f"/api/v1/items/{created['ref']}?key=wrong", "/t/not-a-ref?k=x"]
+    assert [client.get(p).status_code for p in misses] == [404, 404, 404]
+    blocked = client.get(right)  # even the right key, so the limit is no oracle
+    assert blocked.status_code == 429 and blocked.get_json()["error"]["code"] == "too_many_lookups"
+    assert "之后再试" in blocked.get_json()["error"]["message"]
+    page = client.get(f"/t/{created['ref']}?k={created['key']}")
+    assert page.status_code == 429 and "查询失败次数太多" in page.get_data(as_text=True)
+    # Another address is not affected.
+    other = app.test_client()
+    other.environ_base["REMOTE_ADDR"] = "10.9.8.7"
+    assert other.get(right).status_code == 200

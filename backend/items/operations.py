@@ -254,14 +254,19 @@ def _queue_submission_notices(item: Item) -> None:
     db.session.flush()
 
 
-def find_item_for_resident(ref: object, key: object) -> Item | None:
-    """The item with this reference when ``key`` is its access key; None otherwise (same answer either way)."""
+def find_item_for_resident(ref: object, key: object, address: str) -> Item | None:
+    """The item with this reference when ``key`` is its access key; None otherwise (same answer either way).
+
+    Guessing is throttled per address: misses are counted (and committed), and past the
+    limit every look-up from the address answers 429 until the window ends.
+    """
+    from backend import throttle
     from backend.items.refs import keys_match, normalize_ref
 
+    throttle.guard_lookup(address)
     normalized = normalize_ref(ref) if isinstance(ref, str) else None
-    if normalized is None:
-        return None
-    item = db.session.scalar(select(Item).where(Item.ref == normalized))
+    item = db.session.scalar(select(Item).where(Item.ref == normalized)) if normalized else None
     if item is None or not keys_match(key if isinstance(key, str) else None, item.access_key):
+        throttle.register_failed_lookup(address)
         return None
     return item

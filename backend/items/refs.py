@@ -9,7 +9,7 @@ import secrets
 # Digits and capitals without the look-alikes 0/O, 1/I/L and U: 30 symbols.
 REF_ALPHABET = "23456789ABCDEFGHJKMNPQRSTVWXYZ"
 REF_LENGTH = 8  # 30^8 ≈ 6.6e11 references
-ACCESS_KEY_BYTES = 12  # 96 random bits
+ACCESS_KEY_LENGTH = 17  # 30^17 ≈ 2^83.4: at least 80 random bits, typeable without look-alikes
 _REF_RE = re.compile(rf"^[{REF_ALPHABET}]{{{REF_LENGTH}}}$")
 
 
@@ -19,8 +19,8 @@ def new_ref() -> str:
 
 
 def new_access_key() -> str:
-    """A random access key for looking an item up without an account."""
-    return secrets.token_urlsafe(ACCESS_KEY_BYTES)
+    """A random access key for looking an item up without an account (same alphabet as references)."""
+    return "".join(secrets.choice(REF_ALPHABET) for _ in range(ACCESS_KEY_LENGTH))
 
 
 def format_ref(ref: str) -> str:
@@ -40,4 +40,5 @@ def keys_match(given: str | None, expected: str) -> bool:
     """Compare access keys in constant time."""
     if not isinstance(given, str) or not given or len(given) > 64:
         return False
-    return hmac.compare_digest(given.encode("utf-8", "replace"), expected.encode())
+    typed = re.sub(r"[\s\-_]", "", given).upper()  # as typed from a notification or read out
+    return hmac.compare_digest(typed.encode("utf-8", "replace"), expected.encode())

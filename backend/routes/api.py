@@ -125,7 +125,7 @@ def create_item():
 @bp.get("/items/<ref>")
 def get_item(ref: str):
     """An item's status and public timeline, for the holder of its key; never the resident's contact details."""
-    item = find_item_for_resident(ref, request.args.get("key"))
+    item = find_item_for_resident(ref, request.args.get("key"), client_address())
     if item is None:
         raise UserError("unknown_item", "找不到该留言，请核对编号和查询码。", 404)
     return jsonify(

@@ -20,7 +20,7 @@ from backend.errors import UserError
 from backend.extensions import db
 from backend.items import timeline
 from backend.items.operations import DUTY_CHOICE, Submission, find_item_for_resident, submit_item
-from backend.items.refs import format_ref, normalize_ref
+from backend.items.refs import format_ref
 from backend.models import Code, Deputy, DeputyStatus, ItemPhoto
 from backend.models.deputy import DEPUTY_STATUS_LABELS
 from backend.models.item import ITEM_CATEGORY_LABELS
@@ -123,16 +123,16 @@ def lookup():
     key = request.args.get("k", "")
     if not ref and not key:
         return render_template("lookup.html", error=None, ref="")
-    normalized = normalize_ref(ref)
-    if normalized is None or find_item_for_resident(normalized, key) is None:
+    item = find_item_for_resident(ref, key, client_address())
+    if item is None:
         return render_template("lookup.html", error="编号或查询码不正确，请核对后重试。", ref=ref[:20]), 404
-    return redirect(url_for("resident.track", ref=normalized, k=key), code=303)
+    return redirect(url_for("resident.track", ref=item.ref, k=item.access_key), code=303)
 
 
 @bp.get("/t/<ref>")
 def track(ref: str):
     """The tracking page: status and the public timeline, never the resident's contact details."""
-    item = find_item_for_resident(ref, request.args.get("k"))
+    item = find_item_for_resident(ref, request.args.get("k"), client_address())
     if item is None:
         raise UserError("unknown_item", "找不到该留言。请核对编号和查询链接是否完整。", 404)
     response = make_response(
@@ -155,7 +155,7 @@ def track(ref: str):
 @bp.get("/t/<ref>/photos/<int:position>.jpg")
 def item_photo(ref: str, position: int):
     """A photo of an item, to the holder of its key only, and only ever as an image."""
-    item = find_item_for_resident(ref, request.args.get("k"))
+    item = find_item_for_resident(ref, request.args.get("k"), client_address())
     if item is None:
         abort(404)
     photo = db.session.scalar(select(ItemPhoto).where(ItemPhoto.item_id == item.id, ItemPhoto.position == position))

@@ -31,6 +31,7 @@
 
   var photos = document.getElementById("photos");
   var hint = document.getElementById("photos-hint");
+  var chosen = document.getElementById("photos-chosen");
   var maxPhotos = parseInt(photos.getAttribute("data-max"), 10);
   photos.addEventListener("change", function () {
     if (photos.files.length > maxPhotos) {
@@ -40,6 +41,7 @@
     } else {
       hint.classList.remove("field-error");
     }
+    chosen.textContent = photos.files.length ? "已选择" + photos.files.length + "张照片" : "未选择照片";
   });
 
   var button = document.getElementById("submit-button");
