@@ -17,6 +17,7 @@ from backend.models.item import (
     ItemPhoto,
     ItemStatus,
     Satisfaction,
+    ScreeningResult,
 )
 from backend.models.outbox import OutboxMessage, OutboxStatus
 from backend.models.region import Region, RegionLevel
@@ -25,6 +26,13 @@ from backend.models.session import SessionKind, StaffSession
 from backend.models.staff import StaffRole, StaffUser
 from backend.models.station import ReceptionRule, ReceptionRuleKind, Station
 from backend.models.throttle import ThrottleCounter
+from backend.models.wechat import (
+    MiniProgramCode,
+    ResidentSession,
+    SubscriptionCredit,
+    WechatAccessToken,
+    WechatBindingCode,
+)
 
 __all__ = [
     "ActorKind",
@@ -45,6 +53,7 @@ __all__ = [
     "ItemOutcome",
     "ItemPhoto",
     "ItemStatus",
+    "MiniProgramCode",
     "OutboxMessage",
     "OutboxStatus",
     "ReceptionRule",
@@ -53,12 +62,17 @@ __all__ = [
     "RegionLevel",
     "ReplyTemplate",
     "Resident",
+    "ResidentSession",
     "Satisfaction",
+    "ScreeningResult",
     "SessionKind",
     "StaffRole",
     "StaffSession",
     "StaffUser",
     "Station",
+    "SubscriptionCredit",
     "ThrottleCounter",
+    "WechatAccessToken",
+    "WechatBindingCode",
     "utcnow",
 ]

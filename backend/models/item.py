@@ -103,6 +103,15 @@ SATISFACTION_LABELS = {
 }
 
 
+class ScreeningResult(enum.StrEnum):
+    """What WeChat's content check (msgSecCheck v2) said of an item."""
+
+    UNSCREENED = "unscreened"  # no WeChat identity, or WeChat unreachable
+    PASS = "pass"  # noqa: S105 - a verdict, not a password
+    REVIEW = "review"  # flagged; handled as usual
+    RISKY = "risky"  # held for a station administrator's review; never deleted
+
+
 class Item(Base):
     """A resident's message, tracked from submission to rating."""
 
@@ -142,6 +151,11 @@ class Item(Base):
     is_solved_per_resident: Mapped[bool | None] = mapped_column()
     rated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     reopen_count: Mapped[int] = mapped_column(default=0)
+    screening: Mapped[ScreeningResult] = mapped_column(
+        enum_column(ScreeningResult, 10), default=ScreeningResult.UNSCREENED
+    )
+    screening_label: Mapped[int | None] = mapped_column()
+    is_held: Mapped[bool] = mapped_column(default=False)  # held for review: not in the deputy's inbox yet
     needs_review: Mapped[bool] = mapped_column(default=False)
     review_reason: Mapped[str] = mapped_column(String(200), default="")
     body_fingerprint: Mapped[str] = mapped_column(String(64), default="")
