@@ -22,7 +22,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,7 +36,7 @@ GUNICORN_SETTINGS = ["--workers", "4", "--worker-class", "sync", "--log-level", 
 TARGET_RATIO = 0.6
 PG_ADMIN_URL = os.environ.get("BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 HUGE = "1000000000"
-# Common characters for message bodies: random 60-character texts are never near-duplicates.
+# Common characters for message bodies: random texts of 40–120 of them are never near-duplicates.
 BODY_CHARS = (
     "的一是在不了有和人这中大为上个国我以要他时来用们生到作地于出就分对成会可主发年动同工也能下过子说产种面而方后多定"
     "行学法所民得经十三之进着等部度家电力里如水化高自二理起小物现实加量都两体制机当使点从业本去把性好应开它合还因由其"
@@ -54,7 +54,8 @@ class Options:
     requests: int = 2000
     warmup: int = 200
     threads: int = 16
-    time_limit: float = 45.0
+    rounds: int = 4
+    time_limit: float = 75.0
     engines: tuple[str, ...] = ("sqlite", "postgresql")
 
 
@@ -69,10 +70,22 @@ class Result:
     latencies: list[float] = field(default_factory=list)
     error_samples: list[str] = field(default_factory=list)
 
+    def merge(self, other: Result) -> None:
+        """Add another batch's requests, time and latencies to this one."""
+        self.sent += other.sent
+        self.seconds += other.seconds
+        self.latencies += other.latencies
+        self.add_errors(other)
+
+    def add_errors(self, other: Result) -> None:
+        """Count another batch's errors (warm-up errors count too)."""
+        self.errors += other.errors
+        self.error_samples = (self.error_samples + other.error_samples)[:3]
+
     @property
     def per_second(self) -> float:
-        """Successful requests per second of wall time."""
-        return (self.sent - self.errors) / self.seconds if self.seconds else 0.0
+        """Successful measured requests per second of wall time."""
+        return len(self.latencies) / self.seconds if self.seconds else 0.0
 
     def percentile(self, p: float) -> float:
         """Latency percentile in milliseconds (nearest rank)."""
@@ -136,11 +149,18 @@ def bare_requests(count: int, rng: random.Random) -> list[Request]:
     ]
 
 
-def run_load(name: str, port: int, path: str, requests: list[Request], threads: int, time_limit: float) -> Result:
-    """Send every request from ``threads`` threads; requests not sent within ``time_limit`` count as errors."""
+def readable(data: bytes) -> str:
+    """An error answer as a person reads it: JSON with its Chinese unescaped, cut short."""
+    answer = data.decode("utf-8", "replace")
+    with suppress(ValueError):
+        answer = json.dumps(json.loads(answer), ensure_ascii=False)
+    return answer[:300]
+
+
+def run_load(name: str, port: int, path: str, requests: list[Request], options: Options, deadline: float) -> Result:
+    """Send every request from ``options.threads`` threads; those not sent by ``deadline`` count as errors."""
     result = Result(name)
     lock = threading.Lock()
-    deadline = time.monotonic() + time_limit
 
     def send(request: Request) -> None:
         if time.monotonic() > deadline:
@@ -154,7 +174,7 @@ def run_load(name: str, port: int, path: str, requests: list[Request], threads: 
                 response = conn.getresponse()
                 data = response.read()
                 elapsed = time.perf_counter() - start
-                outcome = None if response.status == 201 else f"HTTP {response.status}: {data[:200]!r}"
+                outcome = None if response.status == 201 else f"HTTP {response.status}: {readable(data)}"
             except (OSError, http.client.HTTPException) as exc:
                 outcome, elapsed = f"{type(exc).__name__}: {exc}", None
             finally:
@@ -169,7 +189,7 @@ def run_load(name: str, port: int, path: str, requests: list[Request], threads: 
                     result.error_samples.append(outcome)
 
     start = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=threads) as pool:
+    with ThreadPoolExecutor(max_workers=options.threads) as pool:
         list(pool.map(send, requests))
     result.seconds = time.perf_counter() - start
     return result
@@ -258,6 +278,16 @@ def query(url: str, sql: str) -> list[tuple]:
         engine.dispose()
 
 
+@dataclass(frozen=True)
+class Target:
+    """One server under test and the requests prepared for it."""
+
+    name: str
+    app_spec: str
+    path: str
+    requests: list[Request]
+
+
 def bench_engine(engine: str, options: Options, out: Callable[[str], None]) -> bool:
     """Benchmark both targets on one engine; print the table; True when no request failed."""
     label = {"sqlite": "SQLite (WAL, file in a temp dir)", "postgresql": f"PostgreSQL ({PG_ADMIN_URL})"}[engine]
@@ -280,24 +310,26 @@ def bench_engine(engine: str, options: Options, out: Callable[[str], None]) -> b
         codes = [row[0] for row in query(url, "SELECT slug FROM codes WHERE retired_at IS NULL ORDER BY id")]
 
         total = options.warmup + options.requests
-        results = []
-        log = workdir / "gunicorn.log"
-        for name, spec, path, make in (
-            ("bare insert (bench_rows)", "bench.bare_app:create_app()", "/rows", lambda n: bare_requests(n, rng)),
-            (
-                "POST /api/v1/items",
-                "backend:create_app()",
-                "/api/v1/items",
-                lambda n: submission_requests(n, codes, rng),
+        targets = [
+            Target("bare insert (bench_rows)", "bench.bare_app:create_app()", "/rows", bare_requests(total, rng)),
+            Target(
+                "POST /api/v1/items", "backend:create_app()", "/api/v1/items", submission_requests(total, codes, rng)
             ),
-        ):
-            prepared = make(total)
-            with gunicorn(spec, env, log) as port:
-                warm = run_load(name, port, path, prepared[: options.warmup], options.threads, options.time_limit)
-                measured = run_load(name, port, path, prepared[options.warmup :], options.threads, options.time_limit)
-            measured.errors += warm.errors
-            measured.error_samples = (warm.error_samples + measured.error_samples)[:3]
-            results.append(measured)
+        ]
+        results = [Result(t.name) for t in targets]
+        log = workdir / "gunicorn.log"
+        with gunicorn(targets[0].app_spec, env, log) as bare_port, gunicorn(targets[1].app_spec, env, log) as app_port:
+            ports = [bare_port, app_port]
+            deadline = time.monotonic() + options.time_limit
+            for target, port, result in zip(targets, ports, results, strict=True):
+                warm = run_load(target.name, port, target.path, target.requests[: options.warmup], options, deadline)
+                result.add_errors(warm)
+            # Interleaved rounds: a slower moment of a shared machine weighs on both targets alike.
+            chunk = -(-options.requests // options.rounds)
+            for start in range(options.warmup, total, chunk):
+                for target, port, result in zip(targets, ports, results, strict=True):
+                    batch = target.requests[start : start + chunk]
+                    result.merge(run_load(target.name, port, target.path, batch, options, deadline))
 
         out(f"{'target':<28}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}")
         for r in results:
@@ -313,21 +345,23 @@ def bench_engine(engine: str, options: Options, out: Callable[[str], None]) -> b
             url, "SELECT COUNT(*), COALESCE(SUM(CASE WHEN needs_review THEN 1 ELSE 0 END), 0) FROM items"
         )[0]
         rows = query(url, "SELECT COUNT(*) FROM bench_rows")[0][0]
-        expected_items = total - results[1].errors
+        expected_items = total - submission.errors
         out(
-            f"stored: {stored} items ({expected_items} answered 201), {flagged} flagged as near-duplicate; {rows} bench rows"
+            f"stored: {stored} items for {expected_items} answers 201, {flagged} flagged as near-duplicate; {rows} bench rows"
         )
-        ok = all(r.errors == 0 for r in results) and stored == expected_items
         if stored != expected_items:
             out("ERROR: the number of stored items differs from the number of 201 answers")
-        return ok
+        if bare.errors or submission.errors:
+            out(f"gunicorn's log ends with:\n{log.read_text(errors='replace')[-3000:]}")
+        return bare.errors == 0 and submission.errors == 0 and stored == expected_items
 
 
 def describe(options: Options) -> list[str]:
     """The run's settings, printed above the numbers."""
     return [
         f"gunicorn {' '.join(GUNICORN_SETTINGS)} for both targets; client: {options.threads} threads, "
-        f"{options.requests} requests per target after {options.warmup} warm-up, one connection per request",
+        f"{options.requests} requests per target after {options.warmup} warm-up, in {options.rounds} alternating "
+        "rounds, one connection per request",
         "submission: every current demo code round-robin, fresh client_id and a random 40–120-character body each, "
         "contact details on every other one, X-Forwarded-For varies (TRUSTED_PROXY_HOPS=1), "
         "throttle limits 10^9 with counters in the database (REDIS_URL unset)",
@@ -340,14 +374,15 @@ def parse_args(argv: list[str] | None) -> Options:
     parser.add_argument("--requests", type=int, default=Options.requests, help="measured requests per target")
     parser.add_argument("--warmup", type=int, default=Options.warmup, help="warm-up requests per target")
     parser.add_argument("--threads", type=int, default=Options.threads, help="client threads")
-    parser.add_argument("--time-limit", type=float, default=Options.time_limit, help="seconds per measured phase")
+    parser.add_argument("--rounds", type=int, default=Options.rounds, help="alternating rounds per target")
+    parser.add_argument("--time-limit", type=float, default=Options.time_limit, help="seconds per engine, at most")
     parser.add_argument("--engines", default="sqlite,postgresql", help="comma-separated: sqlite, postgresql")
     args = parser.parse_args(argv)
     engines = tuple(e.strip() for e in args.engines.split(",") if e.strip())
     unknown = set(engines) - {"sqlite", "postgresql"}
     if unknown:
         parser.error(f"unknown engine(s): {', '.join(sorted(unknown))}")
-    return Options(args.requests, args.warmup, args.threads, args.time_limit, engines)
+    return Options(args.requests, args.warmup, args.threads, max(1, args.rounds), args.time_limit, engines)
 
 
 def main(argv: list[str] | None = None, out: Callable[[str], None] = print) -> int:

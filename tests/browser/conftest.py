@@ -213,6 +213,7 @@ class Phone:
 
     page: object
     problems: list[str]
+    width: int = PHONE_WIDTH
 
     def screenshot(self, name: str) -> Path:
         """Save a full-page screenshot under test-output/screenshots/ and return its path."""

@@ -7,7 +7,6 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import PHONE_WIDTH
 from tests.helpers import jpeg_bytes
 
 pytestmark = pytest.mark.browser
@@ -34,7 +33,7 @@ def test_deputy_code_from_form_to_timeline(live_server, phone):
     assert response is not None and response.status == 200
     expect(page.locator("h1.name")).to_have_text(deputy.owner_name)
     expect(page.get_by_role("heading", name="我要留言")).to_be_visible()
-    assert phone.scroll_width() <= PHONE_WIDTH
+    assert phone.scroll_width() <= phone.width
 
     counter = page.locator("#body-counter")
     expect(counter).to_have_text(re.compile(r"^已写0字"))
@@ -48,7 +47,7 @@ def test_deputy_code_from_form_to_timeline(live_server, phone):
     page.locator("#photos").set_input_files(
         files=[{"name": "地砖.jpg", "mimeType": "image/jpeg", "buffer": jpeg_bytes((320, 240))}]
     )
-    assert phone.scroll_width() <= PHONE_WIDTH
+    assert phone.scroll_width() <= phone.width
     phone.screenshot("deputy-form")
 
     page.locator("#submit-button").click()
@@ -60,7 +59,7 @@ def test_deputy_code_from_form_to_timeline(live_server, phone):
     expect(photo).to_have_count(1)
     photo.scroll_into_view_if_needed()
     page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=photo.element_handle())
-    assert phone.scroll_width() <= PHONE_WIDTH
+    assert phone.scroll_width() <= phone.width
     phone.screenshot("deputy-confirmation")
 
     page.locator("#track-link").click()
@@ -79,7 +78,7 @@ def test_station_code_to_a_chosen_deputy(live_server, phone):
 
     page.goto(station.url)
     expect(page.locator("h1.name")).to_have_text(station.owner_name)
-    assert phone.scroll_width() <= PHONE_WIDTH
+    assert phone.scroll_width() <= phone.width
     choices = page.locator("label.choice", has=page.locator("input[name=deputy_id]:not([value=duty])"))
     assert choices.count() >= 2
     chosen = choices.last  # not the on-duty deputy of the day, whoever that is
@@ -112,7 +111,7 @@ def test_empty_message_is_refused_and_the_rest_is_kept(live_server, phone):
     expect(page.locator("input[name=consent]")).to_be_checked()
     expect(page.locator("#category option:checked")).to_have_text("医疗卫生")
     expect(page.locator("#submit-button")).to_be_enabled()
-    assert phone.scroll_width() <= PHONE_WIDTH
+    assert phone.scroll_width() <= phone.width
     phone.screenshot("deputy-form-error")
     # The refused form comes back as a 400 document by design, and Chromium logs that status as an error.
     assert len(phone.problems) == 1, phone.problems
