@@ -251,8 +251,6 @@ def phone(playwright_driver, chromium_executable, tmp_path) -> Iterator[Phone]:
 
         def record_console(message) -> None:
             url = message.location.get("url", "")
-            if url.endswith("/favicon.ico") and "404" in message.text:
-                return  # Chromium asks for a favicon on its own; the pages declare none (reported, not ours to fix)
             if message.type == "error":
                 problems.append(f"console.error: {message.text} ({url})")
 

@@ -44,6 +44,14 @@
     chosen.textContent = photos.files.length ? "已选择" + photos.files.length + "张照片" : "未选择照片";
   });
 
+  // After a refused submit, bring the first problem into view (it may be far down the page).
+  var firstError = form.querySelector(".field-error, .alert");
+  if (firstError) {
+    firstError.scrollIntoView({ block: "center" });
+    var invalid = form.querySelector('[aria-invalid="true"]');
+    if (invalid) invalid.focus({ preventScroll: true });
+  }
+
   var button = document.getElementById("submit-button");
   form.addEventListener("submit", function () {
     // The hidden client_id makes a repeated submit harmless; this only spares the resident a second tap.
