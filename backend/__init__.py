@@ -16,6 +16,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.config.from_object(Config(app.instance_path))
     if test_config:
         app.config.update(test_config)
+        if "PUBLIC_BASE_URL" in test_config and "SESSION_COOKIE_SECURE" not in test_config:
+            # Derived settings follow the base URL they were derived from.
+            app.config["SESSION_COOKIE_SECURE"] = test_config["PUBLIC_BASE_URL"].startswith("https://")
 
     from backend import database, security
     from backend.extensions import csrf, db, migrate
@@ -39,12 +42,14 @@ def create_app(test_config: dict | None = None) -> Flask:
 
 def register_blueprints(app: Flask) -> None:
     """One blueprint per audience."""
-    from backend.routes import api, directory, qr, resident
+    from backend.routes import api, api_auth, directory, qr, resident, staff
 
     app.register_blueprint(resident.bp)
     app.register_blueprint(qr.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(directory.bp)
+    app.register_blueprint(staff.bp)
+    app.register_blueprint(api_auth.bp)
 
 
 def register_errorhandlers(app: Flask) -> None:
@@ -57,5 +62,7 @@ def register_errorhandlers(app: Flask) -> None:
 def register_commands(app: Flask) -> None:
     """CLI commands (``flask demo load`` …)."""
     from backend import demo
+    from backend.auth.cli import user_cli
 
     demo.init_app(app)
+    app.cli.add_command(user_cli)
