@@ -89,3 +89,9 @@ class Config:
         # Behind a reverse proxy, how many X-Forwarded-For hops to trust (0 = none).
         self.TRUSTED_PROXY_HOPS = _env_int("TRUSTED_PROXY_HOPS", 0)
         self.QR_MAX_SIZE = _env_int("QR_MAX_SIZE", 2000)
+        # Item deadlines (items/deadlines.py): days to accept, to answer once accepted, to resolve once
+        # answered; counted in working days (Monday–Friday, China time) unless DEADLINE_WORKING_DAYS=0.
+        self.ACCEPT_DUE_DAYS = _env_int("ACCEPT_DUE_DAYS", 2)
+        self.ANSWER_DUE_DAYS = _env_int("ANSWER_DUE_DAYS", 15)
+        self.RESOLVE_DUE_DAYS = _env_int("RESOLVE_DUE_DAYS", 30)
+        self.DEADLINE_WORKING_DAYS = _env_bool("DEADLINE_WORKING_DAYS", True)

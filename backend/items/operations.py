@@ -7,7 +7,7 @@ import hashlib
 import re
 import unicodedata
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from flask import current_app
 from sqlalchemy import select
@@ -15,11 +15,13 @@ from sqlalchemy.exc import IntegrityError
 
 from backend.errors import UserError
 from backend.extensions import db
+from backend.items import deadlines
 from backend.items import photos as photo_intake
 from backend.items.refs import new_access_key, new_ref
 from backend.items.validation import clean_client_id, clean_mobile, clean_text, parse_bool
 from backend.models import (
     ActorKind,
+    Code,
     Deputy,
     DeputyStatus,
     Item,
@@ -32,6 +34,7 @@ from backend.models import (
     Resident,
     StaffRole,
     StaffUser,
+    Station,
     utcnow,
 )
 from backend.qr.codes import ResolvedCode, resolve_slug
@@ -58,6 +61,17 @@ class Submission:
     channel: ItemChannel = ItemChannel.QR_H5
     resident: Resident | None = None
     address: str = ""
+
+
+@dataclass(frozen=True)
+class CleanMessage:
+    """The checked text fields of a message, shared by the resident's form and the deputy's in-person entry."""
+
+    body: str
+    category: ItemCategory
+    name: str
+    phone: str
+    consent: bool
 
 
 @dataclass(frozen=True)
@@ -119,6 +133,87 @@ def _normalized(body: str) -> str:
     return re.sub(r"[\W_]+", "", text)
 
 
+def clean_message(body: object, category: object, name: object, phone: object, consent: object) -> CleanMessage:
+    """Check a message's text, category and contact fields; a name or number needs the resident's consent."""
+    config = current_app.config
+    body = clean_text(
+        body,
+        "body",
+        "留言内容",
+        max_chars=config["ITEM_BODY_MAX_CHARS"],
+        min_chars=config["ITEM_BODY_MIN_CHARS"],
+        required=True,
+        multiline=True,
+    )
+    category = clean_category(category)
+    name = clean_text(name, "name", "姓名", max_chars=20)
+    phone = clean_mobile(phone)
+    consent = parse_bool(consent)
+    if (name or phone) and not consent:
+        raise UserError(
+            "consent_required", "留下姓名或手机号时，请勾选同意说明；也可以不留联系方式匿名提交。", 400, field="consent"
+        )
+    return CleanMessage(body=body, category=category, name=name, phone=phone, consent=consent)
+
+
+def new_item(
+    message: CleanMessage,
+    *,
+    station: Station,
+    deputy: Deputy | None,
+    channel: ItemChannel,
+    now: datetime,
+    code: Code | None = None,
+    resident: Resident | None = None,
+    client_id: str | None = None,
+) -> Item:
+    """A new, not yet stored item in status submitted, due to be accepted by the accept deadline."""
+    has_contact = bool(message.name or message.phone)
+    return Item(
+        access_key=new_access_key(),
+        client_id=client_id,
+        station=station,
+        deputy=deputy,
+        code=code,
+        resident=resident,
+        channel=channel,
+        category=message.category,
+        body=message.body,
+        contact_name=message.name,
+        contact_phone=message.phone,
+        consented_at=now if (message.consent and has_contact) else None,
+        body_fingerprint=body_fingerprint(message.body),
+        due_at=deadlines.accept_deadline(now),
+        created_at=now,
+        updated_at=now,
+    )
+
+
+def store_new_item(item: Item, client_id: str | None = None) -> Item:
+    """Add and flush ``item`` under a fresh reference number, drawing again on a collision.
+
+    Returns ``item``, or the item that already holds ``client_id`` when the same submission
+    was stored at the same moment by another request.
+    """
+    for _attempt in range(3):
+        item.ref = new_ref()
+        try:
+            with db.session.begin_nested():
+                db.session.add(item)
+                db.session.flush()
+        except IntegrityError:
+            if item in db.session:
+                db.session.expunge(item)
+            if client_id is not None:
+                # The same submission arrived twice at once and the other request won.
+                existing = db.session.scalar(select(Item).where(Item.client_id == client_id))
+                if existing is not None:
+                    return existing
+            continue  # a reference number collision: draw another
+        return item
+    raise RuntimeError("could not store the item")
+
+
 def submit_item(sub: Submission) -> SubmitResult:
     """Validate a resident's message and record it as an item with its first event, photos and outbox rows.
 
@@ -133,23 +228,7 @@ def submit_item(sub: Submission) -> SubmitResult:
             return SubmitResult(existing, created=False)
 
     resolved = resolve_code_for_form(sub.code)
-    body = clean_text(
-        sub.body,
-        "body",
-        "留言内容",
-        max_chars=config["ITEM_BODY_MAX_CHARS"],
-        min_chars=config["ITEM_BODY_MIN_CHARS"],
-        required=True,
-        multiline=True,
-    )
-    category = clean_category(sub.category)
-    name = clean_text(sub.name, "name", "姓名", max_chars=20)
-    phone = clean_mobile(sub.phone)
-    consent = parse_bool(sub.consent)
-    if (name or phone) and not consent:
-        raise UserError(
-            "consent_required", "留下姓名或手机号时，请勾选同意说明；也可以不留联系方式匿名提交。", 400, field="consent"
-        )
+    message = clean_message(sub.body, sub.category, sub.name, sub.phone, sub.consent)
     if len(sub.photos) > config["ITEM_MAX_PHOTOS"]:
         raise UserError("too_many_photos", f"最多上传{config['ITEM_MAX_PHOTOS']}张照片。", 400, field="photos")
     processed = [photo_intake.process_photo(data) for data in sub.photos]
@@ -160,22 +239,15 @@ def submit_item(sub: Submission) -> SubmitResult:
     throttle.register_submission(sub.address, resolved.code.slug)
 
     now = utcnow()
-    item = Item(
-        access_key=new_access_key(),
-        client_id=client_id,
+    item = new_item(
+        message,
         station=resolved.station,
         deputy=deputy,
+        channel=sub.channel,
+        now=now,
         code=resolved.code,
         resident=sub.resident,
-        channel=sub.channel,
-        category=category,
-        body=body,
-        contact_name=name,
-        contact_phone=phone,
-        consented_at=now if (consent and (name or phone)) else None,
-        body_fingerprint=body_fingerprint(body),
-        created_at=now,
-        updated_at=now,
+        client_id=client_id,
     )
     item.events.append(
         ItemEvent(kind=ItemEventKind.SUBMITTED, actor_kind=ActorKind.RESIDENT, is_public=True, created_at=now)
@@ -186,24 +258,9 @@ def submit_item(sub: Submission) -> SubmitResult:
         )
     _flag_near_duplicate(item)
 
-    for _attempt in range(3):
-        item.ref = new_ref()
-        try:
-            with db.session.begin_nested():
-                db.session.add(item)
-                db.session.flush()
-        except IntegrityError:
-            if item in db.session:
-                db.session.expunge(item)
-            if client_id is not None:
-                # The same submission arrived twice at once and the other request won.
-                existing = db.session.scalar(select(Item).where(Item.client_id == client_id))
-                if existing is not None:
-                    return SubmitResult(existing, created=False)
-            continue  # a reference number collision: draw another
-        break
-    else:
-        raise RuntimeError("could not store the item")
+    stored = store_new_item(item, client_id)
+    if stored is not item:
+        return SubmitResult(stored, created=False)
 
     _queue_submission_notices(item)
     return SubmitResult(item, created=True)
@@ -242,16 +299,24 @@ def _queue_submission_notices(item: Item) -> None:
     if item.resident is not None:
         db.session.add(OutboxMessage(kind="item_received", item_id=item.id, resident_id=item.resident.id))
     if item.deputy is not None:
-        users = db.session.scalars(
-            select(StaffUser).where(
-                StaffUser.deputy_id == item.deputy.id,
+        for user in deputy_staff_users(item.deputy.id):
+            db.session.add(OutboxMessage(kind="deputy_new_item", item_id=item.id, staff_user_id=user.id))
+    db.session.flush()
+
+
+def deputy_staff_users(deputy_id: int) -> list[StaffUser]:
+    """The active deputy accounts of a deputy: who is told when work reaches them."""
+    return list(
+        db.session.scalars(
+            select(StaffUser)
+            .where(
+                StaffUser.deputy_id == deputy_id,
                 StaffUser.role == StaffRole.DEPUTY,
                 StaffUser.is_active.is_(True),
             )
-        ).all()
-        for user in users:
-            db.session.add(OutboxMessage(kind="deputy_new_item", item_id=item.id, staff_user_id=user.id))
-    db.session.flush()
+            .order_by(StaffUser.id)
+        )
+    )
 
 
 def find_item_for_resident(ref: object, key: object, address: str) -> Item | None:
