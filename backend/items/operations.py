@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import functools
 import hashlib
 import re
 import unicodedata
@@ -10,7 +11,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import bindparam, insert, literal, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from backend.errors import UserError
@@ -30,19 +32,25 @@ from backend.models import (
     ItemEvent,
     ItemEventKind,
     ItemPhoto,
+    ItemStatus,
     OutboxMessage,
+    OutboxStatus,
     Resident,
     StaffRole,
     StaffUser,
     Station,
     utcnow,
 )
-from backend.qr.codes import ResolvedCode, resolve_slug
+from backend.models.base import UTCDateTime
+from backend.qr.codes import SLUG_RE, ResolvedCode, resolve_slug
 from backend.stations.calendar import duty_assignment, today_in_china
 
 DUTY_CHOICE = "duty"  # the resident lets the reception calendar choose (值班代表)
 NEAR_DUPLICATE_RATIO = 0.9
-NEAR_DUPLICATE_LOOKBACK = 20
+NEAR_DUPLICATE_LOOKBACK = 10  # copies of a campaign arrive together: the last ten are enough
+# A difflib ratio of 0.9 leaves at most ~10% of characters changed, and each changed character
+# breaks at most two bigrams: such pairs keep a bigram Jaccard index well above 0.5.
+BIGRAM_PREFILTER = 0.5
 
 
 @dataclass
@@ -76,9 +84,12 @@ class CleanMessage:
 
 @dataclass(frozen=True)
 class SubmitResult:
-    """The item, and whether this call created it (False for a repeated client_id)."""
+    """The stored item's identity, and whether this call created it (False for a repeated client_id)."""
 
-    item: Item
+    item_id: int
+    ref: str
+    access_key: str
+    status: ItemStatus
     created: bool
 
 
@@ -218,90 +229,287 @@ def submit_item(sub: Submission) -> SubmitResult:
     """Validate a resident's message and record it as an item with its first event, photos and outbox rows.
 
     A repeated ``client_id`` returns the first item instead of making a second, also when
-    both requests arrive at once. Flushes; the caller commits.
+    both requests arrive at once. Flushes nothing through the ORM: this is the hot path of
+    the system, written as a handful of Core statements (see ``bench/submit.py``). Every
+    check that needs no database runs first, because on SQLite the first statement takes
+    the write lock (BEGIN IMMEDIATE) and holds it until the caller commits.
     """
     config = current_app.config
     client_id = clean_client_id(sub.client_id)
-    if client_id is not None:
-        existing = db.session.scalar(select(Item).where(Item.client_id == client_id))
-        if existing is not None:
-            return SubmitResult(existing, created=False)
-
-    resolved = resolve_code_for_form(sub.code)
     message = clean_message(sub.body, sub.category, sub.name, sub.phone, sub.consent)
     if len(sub.photos) > config["ITEM_MAX_PHOTOS"]:
         raise UserError("too_many_photos", f"最多上传{config['ITEM_MAX_PHOTOS']}张照片。", 400, field="photos")
     processed = [photo_intake.process_photo(data) for data in sub.photos]
-    deputy = choose_deputy(resolved, sub.deputy_choice)
+    fingerprint = body_fingerprint(message.body)
+
+    conn = db.session.connection()
+    target = _resolve_target(conn, sub.code, sub.deputy_choice, client_id)
+    if target.existing is not None:
+        return target.existing
 
     from backend import throttle
 
-    throttle.register_submission(sub.address, resolved.code.slug)
+    throttle.register_submission(sub.address, target.slug)
 
     now = utcnow()
-    item = new_item(
-        message,
-        station=resolved.station,
-        deputy=deputy,
-        channel=sub.channel,
-        now=now,
-        code=resolved.code,
-        resident=sub.resident,
-        client_id=client_id,
-    )
-    item.events.append(
-        ItemEvent(kind=ItemEventKind.SUBMITTED, actor_kind=ActorKind.RESIDENT, is_public=True, created_at=now)
-    )
-    for position, photo in enumerate(processed):
-        item.photos.append(
-            ItemPhoto(position=position, width=photo.width, height=photo.height, jpeg=photo.jpeg, sha256=photo.sha256)
-        )
-    _flag_near_duplicate(item)
+    similar_ref = _similar_recent_ref(conn, message.body, fingerprint, target, now)
+    has_contact = bool(message.name or message.phone)
+    values = {
+        "access_key": new_access_key(),
+        "client_id": client_id,
+        "station_id": target.station_id,
+        "deputy_id": target.deputy_id,
+        "code_id": target.code_id,
+        "resident_id": sub.resident.id if sub.resident is not None else None,
+        "channel": sub.channel,
+        "category": message.category,
+        "body": message.body,
+        "contact_name": message.name,
+        "contact_phone": message.phone,
+        "consented_at": now if (message.consent and has_contact) else None,
+        "status": ItemStatus.SUBMITTED,
+        "needs_review": similar_ref is not None,
+        "review_reason": f"与 {similar_ref} 内容高度相似" if similar_ref else "",
+        "body_fingerprint": fingerprint,
+        "due_at": deadlines.accept_deadline(now),
+        "created_at": now,
+        "updated_at": now,
+    }
+    stored = _insert_item(conn, values, client_id)
+    if stored.created is False:
+        return stored
 
-    stored = store_new_item(item, client_id)
-    if stored is not item:
-        return SubmitResult(stored, created=False)
-
-    _queue_submission_notices(item)
-    return SubmitResult(item, created=True)
-
-
-def _flag_near_duplicate(item: Item) -> None:
-    """Keep near-identical messages to one deputy in a short time, but mark them for review."""
-    since = item.created_at - timedelta(minutes=current_app.config["NEAR_DUPLICATE_MINUTES"])
-    query = select(Item.ref, Item.body, Item.body_fingerprint).where(Item.created_at >= since)
-    if item.deputy is not None:
-        query = query.where(Item.deputy_id == item.deputy.id)
-    else:
-        query = query.where(Item.station_id == item.station.id, Item.deputy_id.is_(None))
-    recent = db.session.execute(query.order_by(Item.id.desc()).limit(NEAR_DUPLICATE_LOOKBACK)).all()
-    normalized = _normalized(item.body)
-    for ref, body, fingerprint in recent:
-        same = fingerprint == item.body_fingerprint
-        if same or difflib.SequenceMatcher(None, normalized, _normalized(body)).ratio() >= NEAR_DUPLICATE_RATIO:
-            item.needs_review = True
-            item.review_reason = f"与 {ref} 内容高度相似"
-            item.events.append(
-                ItemEvent(
-                    kind=ItemEventKind.FLAGGED,
-                    actor_kind=ActorKind.SYSTEM,
-                    is_public=False,
-                    body=item.review_reason,
-                    data={"similar_to": ref},
-                    created_at=item.created_at,
-                )
+    events = [_event_row(stored.item_id, ItemEventKind.SUBMITTED, ActorKind.RESIDENT, True, "", {}, now)]
+    if similar_ref:
+        events.append(
+            _event_row(
+                stored.item_id, ItemEventKind.FLAGGED, ActorKind.SYSTEM, False, values["review_reason"],
+                {"similar_to": similar_ref}, now,
             )
-            return
+        )  # fmt: skip
+    conn.execute(insert(ItemEvent), events)
+    if processed:
+        conn.execute(
+            insert(ItemPhoto),
+            [
+                {
+                    "item_id": stored.item_id,
+                    "position": position,
+                    "width": photo.width,
+                    "height": photo.height,
+                    "jpeg": photo.jpeg,
+                    "sha256": photo.sha256,
+                }
+                for position, photo in enumerate(processed)
+            ],
+        )
+    _queue_new_item_notices(conn, stored.item_id, values["resident_id"], target.deputy_id, now)
+    return stored
 
 
-def _queue_submission_notices(item: Item) -> None:
-    """Outbox rows for the people a new item concerns: the resident (received) and the deputy (new item)."""
-    if item.resident is not None:
-        db.session.add(OutboxMessage(kind="item_received", item_id=item.id, resident_id=item.resident.id))
-    if item.deputy is not None:
-        for user in deputy_staff_users(item.deputy.id):
-            db.session.add(OutboxMessage(kind="deputy_new_item", item_id=item.id, staff_user_id=user.id))
-    db.session.flush()
+@dataclass(frozen=True)
+class _Target:
+    """Where a submission goes, resolved in one query; ``existing`` when its client_id was seen before."""
+
+    slug: str = ""
+    code_id: int | None = None
+    station_id: int | None = None
+    deputy_id: int | None = None
+    existing: SubmitResult | None = None
+
+
+_code_deputy = Deputy.__table__.alias("code_deputy")
+_earlier = Item.__table__.alias("earlier")
+# One round trip: the code, its deputy's station and status, and an earlier item with the same client_id.
+_TARGET_QUERY = (
+    select(
+        Code.id,
+        Code.retired_at,
+        Code.deputy_id,
+        Code.station_id,
+        _code_deputy.c.station_id.label("deputy_station_id"),
+        _code_deputy.c.status.label("deputy_status"),
+        _earlier.c.id.label("earlier_id"),
+        _earlier.c.ref.label("earlier_ref"),
+        _earlier.c.access_key.label("earlier_key"),
+        _earlier.c.status.label("earlier_status"),
+    )
+    .select_from(
+        Code.__table__.outerjoin(_code_deputy, _code_deputy.c.id == Code.deputy_id).outerjoin(
+            _earlier, _earlier.c.client_id == bindparam("client_id")
+        )
+    )
+    .where(Code.slug == bindparam("slug"))
+)
+_EARLIER_BY_CLIENT_ID = select(Item.id, Item.ref, Item.access_key, Item.status).where(
+    Item.client_id == bindparam("client_id")
+)
+
+
+def _resolve_target(conn, slug: object, choice: object, client_id: str | None) -> _Target:
+    """The code, its station and the receiving deputy; or the first item of a repeated client_id."""
+    if not isinstance(slug, str) or not SLUG_RE.match(slug):
+        if client_id is not None:
+            earlier = conn.execute(_EARLIER_BY_CLIENT_ID, {"client_id": client_id}).first()
+            if earlier is not None:
+                return _Target(existing=SubmitResult(*earlier, created=False))
+        raise _unknown_code()
+    row = conn.execute(_TARGET_QUERY, {"slug": slug, "client_id": client_id}).first()
+    if row is None:
+        raise _unknown_code()
+    if row.earlier_id is not None:
+        earlier = SubmitResult(row.earlier_id, row.earlier_ref, row.earlier_key, row.earlier_status, created=False)
+        return _Target(existing=earlier)
+    if row.retired_at is not None:
+        raise UserError("code_replaced", "这个二维码已经更换，请扫描联络站或代表海报上的新二维码。", 410, field="code")
+    if row.deputy_id is not None and row.deputy_status == DeputyStatus.SERVING:
+        return _Target(slug=slug, code_id=row.id, station_id=row.deputy_station_id, deputy_id=row.deputy_id)
+    # A station's code, or the code of a deputy no longer serving: the resident chooses among
+    # the station's serving deputies, or lets the reception calendar choose.
+    station_id = row.station_id if row.station_id is not None else row.deputy_station_id
+    deputy = choose_deputy(ResolvedCode(code=None, deputy=None, station=db.session.get(Station, station_id)), choice)
+    return _Target(slug=slug, code_id=row.id, station_id=station_id, deputy_id=deputy.id if deputy else None)
+
+
+def _unknown_code() -> UserError:
+    return UserError("unknown_code", "找不到这个二维码，请确认扫描的是码上联海报上的二维码。", 404, field="code")
+
+
+_RECENT = (
+    select(Item.ref, Item.body_fingerprint, Item.body)
+    .where(Item.created_at >= bindparam("since", type_=UTCDateTime))
+    .order_by(Item.created_at.desc())
+    .limit(NEAR_DUPLICATE_LOOKBACK)
+)
+_RECENT_TO_DEPUTY = _RECENT.where(Item.deputy_id == bindparam("deputy_id"))
+_RECENT_TO_STATION = _RECENT.where(Item.station_id == bindparam("station_id"), Item.deputy_id.is_(None))
+
+
+def _similar_recent_ref(conn, body: str, fingerprint: str, target: _Target, now: datetime) -> str | None:
+    """The reference of a near-identical message to the same deputy in the last minutes, if any.
+
+    Kept, not rejected: the item is marked for review. The comparison is cheap first
+    (same fingerprint, then difflib's length and character-count bounds) and exact last.
+    """
+    minutes = current_app.config["NEAR_DUPLICATE_MINUTES"]
+    if minutes <= 0:
+        return None
+    query = select(Item.ref, Item.body_fingerprint, Item.body).where(
+        Item.created_at >= now - timedelta(minutes=minutes)
+    )
+    if target.deputy_id is not None:
+        query = query.where(Item.deputy_id == target.deputy_id)
+    else:
+        query = query.where(Item.station_id == target.station_id, Item.deputy_id.is_(None))
+    recent = conn.execute(query.order_by(Item.created_at.desc()).limit(NEAR_DUPLICATE_LOOKBACK)).all()
+    if not recent:
+        return None
+    normalized = _normalized(body)
+    bigrams = _bigrams(normalized)
+    matcher = None
+    for ref, other_fingerprint, other in recent:
+        if other_fingerprint == fingerprint:
+            return ref
+        other_normalized = _normalized(other)
+        other_bigrams = _bigrams(other_normalized)
+        # Two texts with a difflib ratio ≥ 0.9 share most character pairs: a set intersection
+        # rules most others out before the (quadratic) exact comparison.
+        union = len(bigrams | other_bigrams)
+        if not union or len(bigrams & other_bigrams) / union < BIGRAM_PREFILTER:
+            continue
+        if matcher is None:
+            matcher = difflib.SequenceMatcher(None, autojunk=False)
+            matcher.set_seq2(normalized)
+        matcher.set_seq1(other_normalized)
+        if matcher.ratio() >= NEAR_DUPLICATE_RATIO:
+            return ref
+    return None
+
+
+def _bigrams(text: str) -> set[str]:
+    return {text[i : i + 2] for i in range(len(text) - 1)} or {text}
+
+
+def _insert_item(conn, values: dict, client_id: str | None) -> SubmitResult:
+    """INSERT … ON CONFLICT DO NOTHING RETURNING id under a fresh reference, drawing again on a collision.
+
+    No row back means a unique key was taken: the client_id (the same submission stored by
+    a concurrent request, which is returned) or, rarely, the reference number (drawn again).
+    """
+    statement = _insert_item_statement(conn.dialect.name)
+    for _attempt in range(3):
+        values["ref"] = new_ref()
+        item_id = conn.execute(statement, values).scalar()
+        if item_id is not None:
+            return SubmitResult(item_id, values["ref"], values["access_key"], ItemStatus.SUBMITTED, created=True)
+        if client_id is not None:
+            earlier = conn.execute(_EARLIER_BY_CLIENT_ID, {"client_id": client_id}).first()
+            if earlier is not None:
+                return SubmitResult(*earlier, created=False)
+    raise RuntimeError("could not store the item")
+
+
+@functools.cache
+def _insert_item_statement(dialect: str):
+    dialect_insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return dialect_insert(Item.__table__).on_conflict_do_nothing().returning(Item.id)
+
+
+def _event_row(item_id, kind, actor_kind, is_public, body, data, now) -> dict:
+    return {
+        "item_id": item_id,
+        "kind": kind,
+        "actor_kind": actor_kind,
+        "actor_user_id": None,
+        "is_public": is_public,
+        "body": body,
+        "data": data,
+        "created_at": now,
+    }
+
+
+_outbox = OutboxMessage.__table__
+# The deputy's active accounts each get a "new item" row, in one INSERT … SELECT.
+_QUEUE_DEPUTY_NEW_ITEM = insert(_outbox).from_select(
+    [
+        "kind",
+        "item_id",
+        "staff_user_id",
+        "payload",
+        "status",
+        "attempts",
+        "next_attempt_at",
+        "last_error",
+        "created_at",
+    ],
+    select(
+        literal("deputy_new_item"),
+        bindparam("item_id"),
+        StaffUser.id,
+        literal({}, type_=_outbox.c.payload.type),
+        literal(OutboxStatus.PENDING, type_=_outbox.c.status.type),
+        literal(0),
+        bindparam("now", type_=UTCDateTime),
+        literal(""),
+        bindparam("now", type_=UTCDateTime),
+    ).where(
+        StaffUser.deputy_id == bindparam("deputy_id"),
+        StaffUser.role == StaffRole.DEPUTY,
+        StaffUser.is_active.is_(True),
+    ),
+)
+
+
+def _queue_new_item_notices(conn, item_id: int, resident_id: int | None, deputy_id: int | None, now) -> None:
+    """Outbox rows in the item's transaction: "received" for a resident with WeChat, "new item" for the deputy."""
+    if resident_id is not None:
+        conn.execute(
+            insert(OutboxMessage),
+            {"kind": "item_received", "item_id": item_id, "resident_id": resident_id, "next_attempt_at": now,
+             "created_at": now},
+        )  # fmt: skip
+    if deputy_id is not None:
+        conn.execute(_QUEUE_DEPUTY_NEW_ITEM, {"item_id": item_id, "deputy_id": deputy_id, "now": now})
 
 
 def deputy_staff_users(deputy_id: int) -> list[StaffUser]:

@@ -9,7 +9,7 @@ from backend.extensions import csrf, db
 from backend.items import timeline
 from backend.items.operations import Submission, find_item_for_resident, resolve_code_for_form, submit_item
 from backend.items.refs import format_ref
-from backend.models import Deputy, DeputyStatus, Item, ItemChannel, Station
+from backend.models import Deputy, DeputyStatus, ItemChannel, Station
 from backend.models.deputy import DEPUTY_STATUS_LABELS
 from backend.models.item import ITEM_CATEGORY_LABELS
 from backend.qr.codes import code_url
@@ -87,9 +87,9 @@ def get_code(slug: str):
     )
 
 
-def track_url(item: Item) -> str:
+def track_url(ref: str, key: str) -> str:
     """The tracking page's absolute URL, key included."""
-    return current_app.config["PUBLIC_BASE_URL"] + url_for("resident.track", ref=item.ref, k=item.access_key)
+    return current_app.config["PUBLIC_BASE_URL"] + url_for("resident.track", ref=ref, k=key)
 
 
 @bp.post("/items")
@@ -111,13 +111,12 @@ def create_item():
         )
     )
     db.session.commit()
-    item = result.item
     body = {
-        "ref": item.ref,
-        "ref_display": format_ref(item.ref),
-        "key": item.access_key,
-        "status": item.status.value,
-        "track_url": track_url(item),
+        "ref": result.ref,
+        "ref_display": format_ref(result.ref),
+        "key": result.access_key,
+        "status": result.status.value,
+        "track_url": track_url(result.ref, result.access_key),
     }
     return jsonify(body), (201 if result.created else 200)
 

@@ -112,8 +112,7 @@ def submit_form(slug: str):
         context = _form_context(resolved)
         return render_template("form.html", values=values, errors=errors, **context), 400
     db.session.commit()
-    item = result.item
-    return redirect(url_for("resident.track", ref=item.ref, k=item.access_key, new=1), code=303)
+    return redirect(url_for("resident.track", ref=result.ref, k=result.access_key, new=1), code=303)
 
 
 @bp.get("/t")
