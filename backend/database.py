@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+
 from flask import Flask
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
@@ -9,6 +13,8 @@ from sqlalchemy.engine import Engine
 from backend.extensions import db
 
 SQLITE_BUSY_TIMEOUT_MS = 15000
+# How the next SQLite transaction begins; IMMEDIATE unless a caller declared a read phase.
+_sqlite_begin: ContextVar[str] = ContextVar("sqlite_begin", default="BEGIN IMMEDIATE")
 
 
 def _configure_sqlite(engine: Engine) -> None:
@@ -32,7 +38,28 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn):
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        conn.exec_driver_sql(_sqlite_begin.get())
+
+
+@contextmanager
+def read_phase() -> Iterator[None]:
+    """Run the reads of an operation that writes afterwards without holding SQLite's write lock.
+
+    On SQLite with no transaction open yet, the statements inside run in a DEFERRED
+    transaction, which is ended when the block exits, so the writes that follow begin
+    IMMEDIATE in a short transaction of their own. Whatever was read may change before the
+    write: use it only where the write re-checks what matters (a unique key, ON CONFLICT).
+    Elsewhere (PostgreSQL, or a transaction already open) it changes nothing.
+    """
+    if db.session().in_transaction() or db.engine.dialect.name != "sqlite":
+        yield
+        return
+    token = _sqlite_begin.set("BEGIN")
+    try:
+        yield
+        db.session.commit()  # ends the read transaction; nothing was written in it
+    finally:
+        _sqlite_begin.reset(token)
 
 
 def engine_options(uri: str) -> dict:

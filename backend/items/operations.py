@@ -15,6 +15,7 @@ from sqlalchemy import bindparam, insert, literal, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
+from backend import database
 from backend.errors import UserError
 from backend.extensions import db
 from backend.items import deadlines
@@ -241,18 +242,20 @@ def submit_item(sub: Submission) -> SubmitResult:
         raise UserError("too_many_photos", f"最多上传{config['ITEM_MAX_PHOTOS']}张照片。", 400, field="photos")
     processed = [photo_intake.process_photo(data) for data in sub.photos]
     fingerprint = body_fingerprint(message.body)
+    resident_id = sub.resident.id if sub.resident is not None else None
 
-    conn = db.session.connection()
-    target = _resolve_target(conn, sub.code, sub.deputy_choice, client_id)
-    if target.existing is not None:
-        return target.existing
+    now = utcnow()
+    with database.read_phase():
+        conn = db.session.connection()
+        target = _resolve_target(conn, sub.code, sub.deputy_choice, client_id)
+        if target.existing is not None:
+            return target.existing
+        similar_ref = _similar_recent_ref(conn, message.body, fingerprint, target, now)
 
     from backend import throttle
 
     throttle.register_submission(sub.address, target.slug)
-
-    now = utcnow()
-    similar_ref = _similar_recent_ref(conn, message.body, fingerprint, target, now)
+    conn = db.session.connection()
     has_contact = bool(message.name or message.phone)
     values = {
         "access_key": new_access_key(),
@@ -260,7 +263,7 @@ def submit_item(sub: Submission) -> SubmitResult:
         "station_id": target.station_id,
         "deputy_id": target.deputy_id,
         "code_id": target.code_id,
-        "resident_id": sub.resident.id if sub.resident is not None else None,
+        "resident_id": resident_id,
         "channel": sub.channel,
         "category": message.category,
         "body": message.body,

@@ -13,14 +13,27 @@ ACCESS_KEY_LENGTH = 17  # 30^17 ≈ 2^83.4: at least 80 random bits, typeable wi
 _REF_RE = re.compile(rf"^[{REF_ALPHABET}]{{{REF_LENGTH}}}$")
 
 
+_UNBIASED_LIMIT = 256 - 256 % len(REF_ALPHABET)  # bytes at or above it would favour the first symbols
+
+
+def _random_symbols(length: int) -> str:
+    """``length`` uniformly random symbols of the alphabet, from one read of the system's random source."""
+    symbols: list[str] = []
+    while len(symbols) < length:
+        symbols.extend(
+            REF_ALPHABET[b % len(REF_ALPHABET)] for b in secrets.token_bytes(length * 2) if b < _UNBIASED_LIMIT
+        )
+    return "".join(symbols[:length])
+
+
 def new_ref() -> str:
     """A random reference number (stored without the display hyphen)."""
-    return "".join(secrets.choice(REF_ALPHABET) for _ in range(REF_LENGTH))
+    return _random_symbols(REF_LENGTH)
 
 
 def new_access_key() -> str:
     """A random access key for looking an item up without an account (same alphabet as references)."""
-    return "".join(secrets.choice(REF_ALPHABET) for _ in range(ACCESS_KEY_LENGTH))
+    return _random_symbols(ACCESS_KEY_LENGTH)
 
 
 def format_ref(ref: str) -> str:

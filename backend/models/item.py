@@ -120,6 +120,7 @@ class Item(Base):
         Index("ix_items_deputy_status_created", "deputy_id", "status", "created_at"),
         Index("ix_items_station_created", "station_id", "created_at"),
         Index("ix_items_deputy_due", "deputy_id", "due_at"),
+        Index("ix_items_deputy_created", "deputy_id", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
