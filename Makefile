@@ -17,6 +17,7 @@ $(VENV)/.installed: $(BIN)/python requirements.txt requirements-dev.txt
 
 ## run: set up, migrate, load the demo county once, and serve on http://127.0.0.1:$(PORT)
 run: $(VENV)/.installed
+	scripts/system-deps.sh
 	$(BIN)/flask db upgrade
 	$(BIN)/flask demo load --if-empty
 	PORT=$(PORT) $(BIN)/flask demo urls
@@ -24,6 +25,7 @@ run: $(VENV)/.installed
 
 ## test: ruff, then pytest on SQLite, on PostgreSQL, and in Chromium (says what it skipped)
 test: $(VENV)/.installed
+	scripts/system-deps.sh --test
 	scripts/run-tests.sh
 
 lint: $(VENV)/.installed

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# System packages the project needs besides Python's: the CJK font posters are set in (fonts-noto-cjk),
+# and with --test the tools the tests use (Chromium for browser tests, poppler-utils to rasterise PDFs,
+# Cairo for the SVG rasteriser). Installs what is missing with apt-get when run as root; otherwise prints
+# the exact command and exits 0, so `make run` still works (posters answer 503 until the font is there).
+# With CI=true, anything still missing is an error.
+set -euo pipefail
+
+packages=(fonts-noto-cjk)
+if [ "${1:-}" = "--test" ]; then
+  packages+=(chromium poppler-utils libcairo2)
+fi
+
+is_installed() {
+  dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"
+}
+
+if ! command -v dpkg-query >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1; then
+  echo "system-deps: not a Debian system; install these yourself: ${packages[*]}"
+  [ "${CI:-}" = "true" ] && exit 1
+  exit 0
+fi
+
+missing=()
+for package in "${packages[@]}"; do
+  is_installed "$package" || missing+=("$package")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "system-deps: all present (${packages[*]})"
+  exit 0
+fi
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "system-deps: missing ${missing[*]}; to install, run as root:"
+  echo "  apt-get update && apt-get install -y --no-install-recommends ${missing[*]}"
+  [ "${CI:-}" = "true" ] && exit 1
+  exit 0
+fi
+
+echo "system-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq || echo "system-deps: apt-get update failed; trying with the package lists at hand"
+installed=()
+failed=()
+for package in "${missing[@]}"; do
+  # One at a time: a package this release lacks does not keep the others out.
+  if apt-get install -y -qq --no-install-recommends "$package" >/dev/null; then
+    installed+=("$package")
+  else
+    failed+=("$package")
+  fi
+done
+[ ${#installed[@]} -gt 0 ] && echo "system-deps: installed ${installed[*]}"
+if [ ${#failed[@]} -gt 0 ]; then
+  echo "system-deps: could not install ${failed[*]} (apt-get install -y --no-install-recommends ${failed[*]})"
+  [ "${CI:-}" = "true" ] && exit 1
+fi
+exit 0
