@@ -16,9 +16,17 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.config.from_object(Config(app.instance_path))
     if test_config:
         app.config.update(test_config)
-        if "PUBLIC_BASE_URL" in test_config and "SESSION_COOKIE_SECURE" not in test_config:
-            # Derived settings follow the base URL they were derived from.
-            app.config["SESSION_COOKIE_SECURE"] = test_config["PUBLIC_BASE_URL"].startswith("https://")
+        if "PUBLIC_BASE_URL" in test_config:
+            # Settings derived from the base URL follow it, unless given too.
+            base = test_config["PUBLIC_BASE_URL"].rstrip("/")
+            if "SESSION_COOKIE_SECURE" not in test_config:
+                app.config["SESSION_COOKIE_SECURE"] = base.startswith("https://")
+            if (
+                app.config.get("WECHAT_SANDBOX")
+                and "WECHAT_API_BASE" not in test_config
+                and not os.environ.get("WECHAT_API_BASE")
+            ):
+                app.config["WECHAT_API_BASE"] = base + "/_wechat/"
 
     from backend import database, security
     from backend.extensions import csrf, db, migrate
@@ -42,7 +50,7 @@ def create_app(test_config: dict | None = None) -> Flask:
 
 def register_blueprints(app: Flask) -> None:
     """One blueprint per audience."""
-    from backend.routes import api, api_auth, directory, qr, resident, staff
+    from backend.routes import api, api_auth, api_staff, department, deputy, directory, qr, rating, resident, staff
 
     app.register_blueprint(resident.bp)
     app.register_blueprint(qr.bp)
@@ -50,6 +58,24 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(directory.bp)
     app.register_blueprint(staff.bp)
     app.register_blueprint(api_auth.bp)
+    if app.config.get("WECHAT_SANDBOX"):  # the local WeChat sandbox, never in production
+        from backend.wechat.sandbox.routes import bp as wechat_sandbox_bp
+
+        app.register_blueprint(wechat_sandbox_bp)
+    app.register_blueprint(deputy.bp)
+    app.register_blueprint(department.bp)
+    app.register_blueprint(api_staff.bp)
+    app.register_blueprint(rating.bp)
+    from backend.routes import api_wechat
+
+    app.register_blueprint(api_wechat.bp)
+    from backend.routes import posters
+
+    app.register_blueprint(posters.bp)
+    from backend.routes import api_resident, wechat_pages
+
+    app.register_blueprint(api_resident.bp)
+    app.register_blueprint(wechat_pages.bp)
 
 
 def register_errorhandlers(app: Flask) -> None:
@@ -66,3 +92,6 @@ def register_commands(app: Flask) -> None:
 
     demo.init_app(app)
     app.cli.add_command(user_cli)
+    from backend.outbox.cli import outbox_cli
+
+    app.cli.add_command(outbox_cli)

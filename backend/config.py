@@ -95,3 +95,100 @@ class Config:
         self.ANSWER_DUE_DAYS = _env_int("ANSWER_DUE_DAYS", 15)
         self.RESOLVE_DUE_DAYS = _env_int("RESOLVE_DUE_DAYS", 30)
         self.DEADLINE_WORKING_DAYS = _env_bool("DEADLINE_WORKING_DAYS", True)
+        # WeChat subscribe messages (backend/outbox): purpose → template id and its keys, each key mapped to
+        # the value the notification fills in (ref, status, summary, deputy, at). Override with WECHAT_TEMPLATES
+        # as JSON; the key names and their order come from the templates chosen in the mini-program's console.
+        import json
+
+        self.WECHAT_TEMPLATES = (
+            json.loads(os.environ["WECHAT_TEMPLATES"])
+            if os.environ.get("WECHAT_TEMPLATES")
+            else {
+                "item_progress": {  # 办理进度通知: received, accepted, forwarded, declined …
+                    "id": "tpl-item-progress",
+                    "fields": {"character_string1": "ref", "phrase2": "status", "thing3": "summary", "time4": "at"},
+                },
+                "item_answered": {  # 留言回复通知: the beginning of the deputy's answer
+                    "id": "tpl-item-answered",
+                    "fields": {"character_string1": "ref", "thing2": "deputy", "thing3": "summary", "time4": "at"},
+                },
+                "item_resolved": {  # 办结评价提醒: resolved, please rate
+                    "id": "tpl-item-resolved",
+                    "fields": {"character_string1": "ref", "phrase2": "status", "thing3": "summary", "time4": "at"},
+                },
+                "deputy_task": {  # 待办提醒 for deputies: new, overdue, reopened, department replied
+                    "id": "tpl-deputy-task",
+                    "fields": {"character_string1": "ref", "phrase2": "status", "thing3": "summary", "time4": "at"},
+                },
+            }
+        )
+        # Outbox delivery (backend/outbox/worker.py). The lease must outlast one WeChat call (its timeout).
+        self.OUTBOX_LEASE_SECONDS = float(os.environ.get("OUTBOX_LEASE_SECONDS") or 60)
+        self.OUTBOX_MAX_ATTEMPTS = _env_int("OUTBOX_MAX_ATTEMPTS", 8)
+        self.OUTBOX_BACKOFF_BASE_SECONDS = float(os.environ.get("OUTBOX_BACKOFF_BASE_SECONDS") or 5)
+        self.OUTBOX_BACKOFF_MAX_SECONDS = float(os.environ.get("OUTBOX_BACKOFF_MAX_SECONDS") or 3600)
+        # After 45009 nothing is sent until WeChat's daily quota resets: unset (the default) means the next
+        # midnight China time; a number of seconds overrides it (tests, demos).
+        self.OUTBOX_QUOTA_HOLD_SECONDS = (
+            float(os.environ["OUTBOX_QUOTA_HOLD_SECONDS"]) if os.environ.get("OUTBOX_QUOTA_HOLD_SECONDS") else None
+        )
+        self.OUTBOX_BATCH = _env_int("OUTBOX_BATCH", 20)
+        self.OUTBOX_IDLE_SECONDS = float(os.environ.get("OUTBOX_IDLE_SECONDS") or 1)
+        # How often a worker queues reminders for items that became overdue (seconds; 0: never).
+        self.OUTBOX_OVERDUE_SCAN_SECONDS = float(os.environ.get("OUTBOX_OVERDUE_SCAN_SECONDS") or 600)
+        # WeChat (backend/wechat). Production sets WECHAT_APPID and so never serves the local WeChat sandbox;
+        # without it every WeChat call goes to the sandbox under /_wechat/ of this server.
+        self.WECHAT_SANDBOX = _env_bool("WECHAT_SANDBOX", not os.environ.get("WECHAT_APPID"))
+        self.WECHAT_APPID = os.environ.get("WECHAT_APPID") or "wx-sandbox-app"
+        self.WECHAT_SECRET = os.environ.get("WECHAT_SECRET") or "sandbox-secret"
+        self.WECHAT_API_BASE = os.environ.get("WECHAT_API_BASE") or (
+            self.PUBLIC_BASE_URL + "/_wechat/" if self.WECHAT_SANDBOX else "https://api.weixin.qq.com/"
+        )
+        # The OAuth authorize page; unset: WeChat's for WeChat's API base, else <WECHAT_API_BASE>connect/.
+        self.WECHAT_OAUTH_BASE = os.environ.get("WECHAT_OAUTH_BASE") or None
+        self.WECHAT_TIMEOUT_SECONDS = float(os.environ.get("WECHAT_TIMEOUT_SECONDS") or 5)
+        # Token fetches allowed in one call while WeChat keeps answering 40001/40014/42001.
+        self.WECHAT_TOKEN_REFRESH_LIMIT = _env_int("WECHAT_TOKEN_REFRESH_LIMIT", 3)
+        # An official account (silent OAuth in WeChat's browser, template messages); optional.
+        self.WECHAT_MP_APPID = os.environ.get("WECHAT_MP_APPID") or None
+        self.WECHAT_MP_SECRET = os.environ.get("WECHAT_MP_SECRET") or None
+        self.WECHAT_MINIPROGRAM_STATE = os.environ.get("WECHAT_MINIPROGRAM_STATE") or (
+            "developer" if self.WECHAT_SANDBOX else "formal"
+        )
+        # The local WeChat sandbox (backend/wechat/sandbox): its own SQLite file, shared by every worker;
+        # how long a "timeout" fault sleeps (longer than the client's timeout); tokens per day (45009 past it);
+        # the mini-program's published pages (unset: read from miniprogram_stub/app.json when it exists).
+        self.WECHAT_SANDBOX_DB = os.environ.get("WECHAT_SANDBOX_DB") or str(
+            Path(instance_path) / "wechat_sandbox.sqlite3"
+        )
+        self.WECHAT_SANDBOX_TIMEOUT_SECONDS = float(
+            os.environ.get("WECHAT_SANDBOX_TIMEOUT_SECONDS") or self.WECHAT_TIMEOUT_SECONDS + 5
+        )
+        self.WECHAT_SANDBOX_TOKEN_DAILY_LIMIT = _env_int("WECHAT_SANDBOX_TOKEN_DAILY_LIMIT", 2000)
+        # Hosts the sandbox's OAuth page may redirect to besides this server's own (WeChat's 网页授权域名).
+        self.WECHAT_SANDBOX_OAUTH_HOSTS = [
+            h.strip() for h in (os.environ.get("WECHAT_SANDBOX_OAUTH_HOSTS") or "").split(",") if h.strip()
+        ]
+        self.WECHAT_SANDBOX_PAGES = (
+            [p.strip() for p in os.environ["WECHAT_SANDBOX_PAGES"].split(",") if p.strip()]
+            if os.environ.get("WECHAT_SANDBOX_PAGES")
+            else None
+        )
+        # Posters: a font file (.ttc/.otf/.ttf) with Chinese glyphs, instead of the Noto Sans CJK SC that
+        # fontconfig finds (Debian's fonts-noto-cjk, installed by scripts/system-deps.sh).
+        self.POSTER_FONT_PATH = os.environ.get("POSTER_FONT_PATH") or None
+        # WeChat identity (backend/wechat/identity.py): how long a resident's mini-program login token lives.
+        self.RESIDENT_TOKEN_DAYS = _env_int("RESIDENT_TOKEN_DAYS", 30)
+        # Mini-program codes (backend/wechat/wxacode.py): the page a deputy's or station's code opens (it reads
+        # the scene "c=<slug>"), the page a deputy's binding code opens ("b=<code>"), and the version they open
+        # (release, trial, develop; WeChat checks that the page is published only for release).
+        self.WECHAT_MINIPROGRAM_PAGE_LANDING = (
+            os.environ.get("WECHAT_MINIPROGRAM_PAGE_LANDING") or "pages/landing/landing"
+        )
+        self.WECHAT_MINIPROGRAM_PAGE_BIND = os.environ.get("WECHAT_MINIPROGRAM_PAGE_BIND") or "pages/bind/bind"
+        self.WECHAT_MINIPROGRAM_ENV_VERSION = os.environ.get("WECHAT_MINIPROGRAM_ENV_VERSION") or "release"
+        # 扫普通链接二维码打开小程序: the verification file WeChat's console gives (name and content), served at
+        # WECHAT_QR_VERIFY_PATH + name (the rule's last sub-directory, or the host root "/"); unset: not served.
+        self.WECHAT_QR_VERIFY_FILENAME = os.environ.get("WECHAT_QR_VERIFY_FILENAME") or None
+        self.WECHAT_QR_VERIFY_CONTENT = os.environ.get("WECHAT_QR_VERIFY_CONTENT") or ""
+        self.WECHAT_QR_VERIFY_PATH = os.environ.get("WECHAT_QR_VERIFY_PATH") or "/"

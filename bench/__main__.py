@@ -9,7 +9,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import submit
+from bench import inbox, outbox, posters, submit
 
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.txt"
 
@@ -39,6 +39,9 @@ def main(argv: list[str] | None = None) -> int:
         f"Python {platform.python_version()} · commit {git_revision()}"
     )
     status = submit.main(argv, out)
+    status = inbox.main([], out) or status  # PostgreSQL only; its own defaults
+    status = posters.main(out) or status
+    status = outbox.main(argv, out) or status
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text("\n".join(lines) + "\n", encoding="utf-8")
     print(f"\n(written to {RESULTS.relative_to(RESULTS.parents[2])})")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import JSON, ForeignKey, Index, LargeBinary, String, Text
+from sqlalchemy import JSON, ForeignKey, Index, LargeBinary, String, Text, text
 from sqlalchemy.orm import Mapped, deferred, mapped_column, relationship
 
 from backend.models.base import Base, UTCDateTime, enum_column, utcnow
@@ -36,6 +36,9 @@ ITEM_STATUS_LABELS = {
     ItemStatus.DECLINED: "不予受理",
     ItemStatus.DUPLICATE: "重复件",
 }
+
+
+OPEN_STATUS_SQL = "status IN ('submitted', 'accepted', 'forwarded', 'answered')"
 
 
 class ItemChannel(enum.StrEnum):
@@ -121,6 +124,15 @@ class Item(Base):
         Index("ix_items_station_created", "station_id", "created_at"),
         Index("ix_items_deputy_due", "deputy_id", "due_at"),
         Index("ix_items_deputy_created", "deputy_id", "created_at"),
+        Index("ix_items_station_status_created", "station_id", "status", "created_at"),
+        # The inbox's overdue and in-progress lists read open items only, by due date.
+        Index(
+            "ix_items_deputy_open_due",
+            "deputy_id",
+            "due_at",
+            sqlite_where=text(OPEN_STATUS_SQL),
+            postgresql_where=text(OPEN_STATUS_SQL),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

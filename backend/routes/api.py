@@ -15,6 +15,7 @@ from backend.models.item import ITEM_CATEGORY_LABELS
 from backend.qr.codes import code_url
 from backend.security import client_address
 from backend.stations.calendar import describe_rule, duty_assignment, next_reception_days, today_in_china
+from backend.wechat.identity import current_resident
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 csrf.exempt(bp)  # the API takes no cookies; tokens come in headers
@@ -107,6 +108,7 @@ def create_item():
             consent=data.get("consent", False),
             client_id=data.get("client_id"),
             channel=ItemChannel.MINIPROGRAM,
+            resident=current_resident(),
             address=client_address(),
         )
     )

@@ -27,6 +27,7 @@ from backend.models.item import ITEM_CATEGORY_LABELS
 from backend.qr.codes import ResolvedCode, resolve_slug
 from backend.security import client_address
 from backend.stations.calendar import describe_rule, duty_assignment, next_reception_days, today_in_china
+from backend.wechat import identity as wechat_identity
 
 bp = Blueprint("resident", __name__)
 
@@ -71,6 +72,9 @@ def code_form(slug: str):
     resolved = _resolve_or_page(slug)
     if resolved.is_retired:
         return render_template("code_replaced.html", resolved=resolved), 410
+    oauth = wechat_identity.h5_oauth_redirect(request.path)  # WeChat's browser: silent OAuth once, never demanded
+    if oauth is not None:
+        return oauth
     db.session.execute(update(Code).where(Code.id == resolved.code.id).values(scan_count=Code.scan_count + 1))
     db.session.commit()
     values = {"client_id": uuid.uuid4().hex, "deputy_id": DUTY_CHOICE, "category": ""}
@@ -99,6 +103,7 @@ def submit_form(slug: str):
                 consent=values["consent"],
                 client_id=values["client_id"],
                 photos=[f.read() for f in files],
+                resident=wechat_identity.session_resident(),
                 address=client_address(),
             )
         )

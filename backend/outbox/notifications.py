@@ -1,0 +1,402 @@
+"""What each outbox kind tells whom: recipient, subscribe-message template, data and page.
+
+Residents are told when their item is received, accepted, forwarded, answered (with the
+beginning of the answer) and resolved (with a request to rate), and of the other public
+steps the lifecycle reports (declined, duplicate, reassigned, extended, waiting). Deputies
+are told of a new item, an overdue item, a reopened item and a department's reply.
+Departments have no WeChat channel: their link is the channel.
+
+Templates are chosen per purpose in ``WECHAT_TEMPLATES``: one subscription (one
+``accept``) allows one message per template, so the resident's progress notices spend
+the ``item_progress`` credit and never the one kept for the answer or the resolution.
+
+WeChat refuses a value over its key type's limit with 47003, so every value is cut here,
+deliberately, to the limit of the key's type (the key name without its number:
+``thing3`` → thing). Lengths are counted in UTF-16 code units — what the mini-program's
+JavaScript counts, and never less than the code points WeChat's server may count — and a
+cut never splits a character, a surrogate pair or an emoji sequence.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from flask import current_app
+
+from backend.extensions import db
+from backend.models import Item, ItemEvent, ItemForward, OutboxMessage, Resident, StaffUser
+from backend.models.item import ITEM_OUTCOME_LABELS
+from backend.timefmt import CHINA
+
+ELLIPSIS = "…"
+RESIDENT_PAGE = "pages/item/item?ref={ref}"
+DEPUTY_PAGE = "pages/inbox/item?ref={ref}"
+EMPTY_VALUE = {"thing": "无", "phrase": "无", "name": "无"}
+
+# Limits of WeChat's subscribe-message value types (WECHAT.md).
+THING_MAX = 20
+PHRASE_MAX = 5
+CHARACTER_STRING_MAX = 32
+NUMBER_MAX = 32
+LETTER_MAX = 32
+SYMBOL_MAX = 5
+NAME_HAN_MAX = 10
+NAME_LETTERS_MAX = 20
+PHONE_NUMBER_MAX = 17
+CAR_NUMBER_MAX = 8
+
+_HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f]")
+_ASCII_VISIBLE = re.compile(r"[!-~]")
+_WHITESPACE = re.compile(r"\s+")
+_ZWJ = "\u200d"
+_SKIN_TONES = range(0x1F3FB, 0x1F400)
+_REGIONAL_INDICATORS = range(0x1F1E6, 0x1F200)
+
+
+class NoChannel(Exception):
+    """The message has no WeChat channel (no identity, no template): it is skipped, never retried."""
+
+
+class NotDefined(Exception):
+    """The outbox kind has no notification defined: a programming error, recorded as a permanent failure."""
+
+
+@dataclass(frozen=True)
+class Notice:
+    """One subscribe message, ready to send."""
+
+    openid: str
+    purpose: str
+    template_id: str
+    data: dict
+    page: str
+
+
+# --- value limits -------------------------------------------------------------------------
+
+
+def key_type(key: str) -> str:
+    """The value type of a template key: ``thing3`` → ``thing``, ``character_string1`` → ``character_string``."""
+    return re.sub(r"\d+$", "", key)
+
+
+def utf16_length(text: str) -> int:
+    """Length in UTF-16 code units: an emoji outside the BMP counts 2."""
+    return sum(2 if ord(ch) > 0xFFFF else 1 for ch in text)
+
+
+def clusters(text: str) -> list[str]:
+    """Split ``text`` into user-perceived characters, closely enough never to cut one in two.
+
+    Keeps together a base and its combining marks, variation selectors, skin-tone modifiers,
+    ZWJ-joined emoji sequences and regional-indicator pairs (flags).
+    """
+    out: list[str] = []
+    for ch in text:
+        code = ord(ch)
+        if out:
+            last = out[-1]
+            joins = (
+                unicodedata.combining(ch)
+                or 0xFE00 <= code <= 0xFE0F
+                or code in _SKIN_TONES
+                or 0xE0020 <= code <= 0xE007F  # emoji tag sequences
+                or ch == _ZWJ
+                or last.endswith(_ZWJ)
+                or (
+                    code in _REGIONAL_INDICATORS
+                    and ord(last[-1]) in _REGIONAL_INDICATORS
+                    and sum(ord(c) in _REGIONAL_INDICATORS for c in last) % 2 == 1
+                )
+            )
+            if joins:
+                out[-1] = last + ch
+                continue
+        out.append(ch)
+    return out
+
+
+def cut_text(text: str, limit: int, ellipsis: str = ELLIPSIS) -> str:
+    """``text`` if it fits in ``limit`` UTF-16 units, else its beginning plus ``ellipsis``, fitting the limit."""
+    if utf16_length(text) <= limit:
+        return text
+    budget = limit - utf16_length(ellipsis)
+    kept: list[str] = []
+    used = 0
+    for cluster in clusters(text):
+        size = utf16_length(cluster)
+        if used + size > budget:
+            break
+        kept.append(cluster)
+        used += size
+    return "".join(kept).rstrip() + ellipsis
+
+
+def one_line(text: str) -> str:
+    """Newlines, tabs and runs of spaces become one space; control characters go."""
+    text = "".join(ch for ch in text if unicodedata.category(ch) != "Cc" or ch in "\t\n\r")
+    return _WHITESPACE.sub(" ", text).strip()
+
+
+def wechat_time(value: datetime) -> str:
+    """A time as WeChat's ``time`` type takes it, in China time: ``2026年11月21日 15:01``."""
+    local = value.astimezone(CHINA)
+    return f"{local.year}年{local.month}月{local.day}日 {local:%H:%M}"
+
+
+def wechat_date(value: datetime) -> str:
+    """A date as WeChat's ``date`` type takes it, in China time: ``2026年11月21日``."""
+    local = value.astimezone(CHINA)
+    return f"{local.year}年{local.month}月{local.day}日"
+
+
+def fit_value(key: str, value: object) -> str:
+    """``value`` made acceptable for template key ``key``: cut to its type's limit, in its type's charset."""
+    kind = key_type(key)
+    if isinstance(value, datetime):
+        return wechat_date(value) if kind == "date" else wechat_time(value)
+    text = one_line("" if value is None else str(value))
+    if kind == "thing":
+        text = cut_text(text, THING_MAX)
+    elif kind == "phrase":  # at most five Chinese characters, nothing else
+        text = "".join(_HAN.findall(text))[:PHRASE_MAX]
+    elif kind == "character_string":  # digits, letters and symbols
+        text = "".join(_ASCII_VISIBLE.findall(text))[:CHARACTER_STRING_MAX]
+    elif kind == "number":
+        text = "".join(re.findall(r"[0-9.]", text))[:NUMBER_MAX]
+    elif kind == "letter":
+        text = "".join(re.findall(r"[A-Za-z]", text))[:LETTER_MAX]
+    elif kind == "symbol":
+        text = "".join(re.findall(r"[!-/:-@\[-`{-~]", text))[:SYMBOL_MAX]
+    elif kind == "name":  # ten Chinese characters, or twenty letters — never mixed
+        han = "".join(_HAN.findall(text))
+        text = han[:NAME_HAN_MAX] if han else "".join(re.findall(r"[A-Za-z ]", text)).strip()[:NAME_LETTERS_MAX]
+    elif kind == "phone_number":
+        text = "".join(re.findall(r"[0-9+\-() ]", text)).strip()[:PHONE_NUMBER_MAX]
+    elif kind == "car_number":
+        text = text.replace(" ", "")[:CAR_NUMBER_MAX]
+    elif kind not in ("time", "date"):
+        text = cut_text(text, THING_MAX)  # an unknown type: the most common limit
+    return text or EMPTY_VALUE.get(kind, "-")
+
+
+def template_data(purpose: str, values: dict[str, object]) -> tuple[str, dict]:
+    """The template id of ``purpose`` and its ``data`` dict, each value fitted to its key's limits."""
+    template = current_app.config["WECHAT_TEMPLATES"][purpose]
+    data = {key: {"value": fit_value(key, values.get(name))} for key, name in template["fields"].items()}
+    return template["id"], data
+
+
+def purpose_of_template(template_id: str) -> str | None:
+    """The purpose a configured template id serves, or None for an unknown id."""
+    for purpose, template in current_app.config["WECHAT_TEMPLATES"].items():
+        if template["id"] == template_id:
+            return purpose
+    return None
+
+
+# --- what each kind says ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a message is about: the outbox row, its item, and the event it reports (when it names one)."""
+
+    message: OutboxMessage
+    item: Item
+    event: ItemEvent | None
+
+    @property
+    def at(self) -> datetime:
+        """When the reported step happened."""
+        return self.event.created_at if self.event is not None else self.message.created_at
+
+    @property
+    def event_text(self) -> str:
+        """The public text of the reported event (what the resident reads on the tracking page)."""
+        return self.event.body if self.event is not None else ""
+
+    def deputy_label(self) -> str:
+        """Who answers: "张秀英代表", or the station when no deputy holds the item."""
+        if self.item.deputy is not None:
+            return f"{self.item.deputy.name}代表"
+        return self.item.station.name
+
+
+@dataclass(frozen=True)
+class KindSpec:
+    """How one outbox kind becomes a message: audience, template purpose, and its values."""
+
+    audience: str  # "resident" | "staff" | "none"
+    purpose: str | None
+    values: Callable[[Context], dict[str, object]] | None = None
+
+
+def _progress(status: str, fallback: Callable[[Context], str] | str) -> Callable[[Context], dict[str, object]]:
+    """Values of a progress notice: the step's status and the event's text (or a fallback)."""
+
+    def values(ctx: Context) -> dict[str, object]:
+        default = fallback(ctx) if callable(fallback) else fallback
+        return {"status": status, "summary": ctx.event_text or default, "deputy": ctx.deputy_label()}
+
+    return values
+
+
+def _received(ctx: Context) -> dict[str, object]:
+    return {"status": "已提交", "summary": f"已送达{ctx.deputy_label()}，请留意答复", "deputy": ctx.deputy_label()}
+
+
+def _answered(ctx: Context) -> dict[str, object]:
+    return {"status": "已答复", "summary": ctx.event_text or "代表已答复您的留言", "deputy": ctx.deputy_label()}
+
+
+def _resolved(ctx: Context) -> dict[str, object]:
+    outcome = ITEM_OUTCOME_LABELS.get(ctx.item.outcome, "已办结") if ctx.item.outcome else "已办结"
+    return {"status": outcome, "summary": "已办结，请对办理结果进行评价", "deputy": ctx.deputy_label()}
+
+
+def _deputy_new(ctx: Context) -> dict[str, object]:
+    status = "转交件" if (ctx.message.payload or {}).get("reassigned") else "新留言"
+    return {"status": status, "summary": ctx.item.body}
+
+
+def _deputy_overdue(ctx: Context) -> dict[str, object]:
+    return {"status": "已超期", "summary": ctx.item.body}
+
+
+def _deputy_reopened(ctx: Context) -> dict[str, object]:
+    return {"status": "被重开", "summary": "群众评价不满意，留言已重新打开"}
+
+
+def _deputy_department_replied(ctx: Context) -> dict[str, object]:
+    forward_id = (ctx.message.payload or {}).get("forward_id")
+    forward = db.session.get(ItemForward, forward_id) if forward_id else None
+    who = forward.department.name if forward is not None else "承办单位"
+    return {"status": "部门答复", "summary": f"{who}已答复"}
+
+
+KINDS: dict[str, KindSpec] = {
+    # Residents.
+    "item_received": KindSpec("resident", "item_progress", _received),
+    "item_accepted": KindSpec("resident", "item_progress", _progress("已受理", "代表已受理您的留言")),
+    "item_forwarded": KindSpec("resident", "item_progress", _progress("已交办", "已交有关部门办理")),
+    "item_declined": KindSpec("resident", "item_progress", _progress("不予受理", "您的留言不予受理")),
+    "item_duplicate": KindSpec("resident", "item_progress", _progress("重复件", "与已有留言重复，合并办理")),
+    "item_reassigned": KindSpec("resident", "item_progress", _progress("已转交", "已转交其他代表办理")),
+    "item_extended": KindSpec("resident", "item_progress", _progress("已延期", "办理期限已延长")),
+    "item_waiting": KindSpec("resident", "item_progress", _progress("待补充", "请补充有关情况")),
+    "item_answered": KindSpec("resident", "item_answered", _answered),
+    "item_resolved": KindSpec("resident", "item_resolved", _resolved),
+    # Deputies (staff users with a bound WeChat).
+    "deputy_new_item": KindSpec("staff", "deputy_task", _deputy_new),
+    "deputy_item_overdue": KindSpec("staff", "deputy_task", _deputy_overdue),
+    "deputy_item_reopened": KindSpec("staff", "deputy_task", _deputy_reopened),
+    "deputy_department_replied": KindSpec("staff", "deputy_task", _deputy_department_replied),
+    # Departments answer through their forward link; nothing reaches them in WeChat.
+    "department_new_item": KindSpec("none", None),
+}
+
+
+def recipient_openid(message: OutboxMessage) -> str | None:
+    """The WeChat openid a message goes to, or None when its recipient has none."""
+    spec = KINDS.get(message.kind)
+    if spec is None or spec.audience == "none":
+        return None
+    if spec.audience == "resident":
+        resident = db.session.get(Resident, message.resident_id) if message.resident_id else None
+        return resident.openid if resident is not None else None
+    user = db.session.get(StaffUser, message.staff_user_id) if message.staff_user_id else None
+    return user.wechat_openid if user is not None and user.is_active else None
+
+
+def build_notice(message: OutboxMessage) -> Notice:
+    """The subscribe message for an outbox row; ``NoChannel`` when it cannot go over WeChat.
+
+    Raises ``NotDefined`` for a kind this module does not know.
+    """
+    spec = KINDS.get(message.kind)
+    if spec is None:
+        raise NotDefined(f"no notification is defined for outbox kind {message.kind!r}")
+    if spec.audience == "none" or spec.purpose is None or spec.values is None:
+        raise NoChannel(f"{message.kind}: no WeChat channel for this recipient")
+    if spec.purpose not in current_app.config["WECHAT_TEMPLATES"]:
+        raise NoChannel(f"{message.kind}: no template configured for {spec.purpose}")
+    openid = recipient_openid(message)
+    if not openid:
+        raise NoChannel(f"{message.kind}: the recipient has no WeChat identity")
+    item = db.session.get(Item, message.item_id) if message.item_id else None
+    if item is None:
+        raise NotDefined(f"{message.kind}: item {message.item_id} not found")
+    event_id = (message.payload or {}).get("event_id")
+    event = db.session.get(ItemEvent, event_id) if event_id else None
+    ctx = Context(message=message, item=item, event=event)
+    values = {"ref": item.ref, "at": ctx.at, **spec.values(ctx)}
+    template_id, data = template_data(spec.purpose, values)
+    page = (RESIDENT_PAGE if spec.audience == "resident" else DEPUTY_PAGE).format(ref=item.ref)
+    return Notice(openid=openid, purpose=spec.purpose, template_id=template_id, data=data, page=page)
+
+
+# --- overdue reminders --------------------------------------------------------------------
+
+OVERDUE_KIND = "deputy_item_overdue"
+_OVERDUE_LOCK_ID = 0x6F7665726475  # "overdu": one scan at a time on PostgreSQL
+
+
+def queue_overdue_notices(now: datetime) -> int:
+    """Queue one ``deputy_item_overdue`` row per overdue item and deputy account, once per deadline.
+
+    An item counts as notified for its current deadline when a row of that kind was queued
+    after its ``due_at``; a deadline that moves (extended, reopened) earns a new reminder once
+    it passes too. Items held for review are left out (not in the inbox yet). One INSERT …
+    SELECT; on PostgreSQL an advisory lock keeps two workers from queueing the same reminder,
+    on SQLite the IMMEDIATE transaction does. Flushes; the caller commits. Returns how many.
+    """
+    from sqlalchemy import and_, exists, insert, literal, select, text
+    from sqlalchemy.orm import aliased
+
+    from backend.items.deadlines import overdue_condition
+    from backend.models import OutboxStatus, StaffRole
+    from backend.models.base import UTCDateTime
+
+    session = db.session
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _OVERDUE_LOCK_ID})
+    outbox = OutboxMessage.__table__
+    earlier = aliased(OutboxMessage)
+    already = exists().where(
+        earlier.item_id == Item.id,
+        earlier.kind == OVERDUE_KIND,
+        earlier.staff_user_id == StaffUser.id,
+        earlier.created_at >= Item.due_at,
+    )
+    rows = (
+        select(
+            literal(OVERDUE_KIND),
+            Item.id,
+            StaffUser.id,
+            literal({}, type_=outbox.c.payload.type),
+            literal(OutboxStatus.PENDING, type_=outbox.c.status.type),
+            literal(0),
+            literal(now, type_=UTCDateTime),
+            literal(""),
+            literal(now, type_=UTCDateTime),
+        )
+        .select_from(Item)
+        .join(
+            StaffUser,
+            and_(
+                StaffUser.deputy_id == Item.deputy_id,
+                StaffUser.role == StaffRole.DEPUTY,
+                StaffUser.is_active.is_(True),
+            ),
+        )
+        .where(overdue_condition(now), Item.is_held.is_(False), ~already)
+    )
+    columns = ["kind", "item_id", "staff_user_id", "payload", "status", "attempts", "next_attempt_at"]
+    columns += ["last_error", "created_at"]
+    result = session.execute(insert(outbox).from_select(columns, rows))
+    return result.rowcount or 0

@@ -1,0 +1,604 @@
+"""The outbox worker: claims due messages, sends them to WeChat, records what happened.
+
+Claiming
+    One short transaction looks at the oldest due rows — pending, ``next_attempt_at``
+    reached, lease absent or expired — at most ``WINDOW_FACTOR × OUTBOX_BATCH`` of them, in
+    the order of the ``(status, next_attempt_at)`` index, so a claim costs the same whatever
+    the backlog. PostgreSQL locks them with ``FOR UPDATE SKIP LOCKED``, so concurrent workers
+    take disjoint rows without waiting; SQLite serialises the whole transaction with
+    ``BEGIN IMMEDIATE`` (``backend.database``). Of these, a row is claimed only when no
+    earlier message of the same item to the same recipient is unfinished (pending or held),
+    so one item's messages arrive in order, also after WeChat was down; a row that must wait
+    is moved out of the window (its ``next_attempt_at`` set to when the earlier one can be
+    done at the earliest), and the earlier one's end wakes it. Each claimed row gets
+    ``lease_expires_at = now + OUTBOX_LEASE_SECONDS`` and ``attempts + 1``. The new
+    ``attempts`` value is the claim's *lease token*: every later write is
+    ``UPDATE … WHERE id = :id AND attempts = :token AND status = 'pending'``, so a worker
+    whose lease expired and was taken over (the new holder incremented ``attempts``) writes
+    nothing. Rows without a channel (no WeChat identity, no template, no subscription left)
+    are settled as ``skipped`` inside the claim, without any call to WeChat.
+
+Subscription credits
+    ``SubscriptionCredit.credits`` counts the credits still *free*. The claim that first
+    takes a row (``attempts`` 0 → 1) reserves one credit with
+    ``UPDATE … SET credits = credits - 1 WHERE credits > 0`` in the claim transaction; two
+    workers therefore cannot both take the last credit (row locks on PostgreSQL, the
+    IMMEDIATE transaction on SQLite), and no reservation is free to be taken twice. A row
+    that is pending or held with ``attempts > 0`` holds its reservation across retries and
+    lease take-overs. Recording ``sent`` keeps it: the credit is spent. Recording ``dead``
+    or ``failed`` gives it back, except for 43101, where WeChat says none is left and the
+    count for that template drops to zero. An administrator's retry resets ``attempts``
+    to 0, so the next claim reserves afresh.
+
+Delivery and its one unavoidable window
+    Each message is sent outside any transaction, then its outcome is recorded in a new
+    short transaction guarded by the lease token. Before each send the worker checks that
+    at least half of the lease is left, so a call that ends within its timeout ends inside
+    the lease (keep ``OUTBOX_LEASE_SECONDS`` ≥ twice the longest WeChat call); rows it no
+    longer has time for are released. Exactly-once towards WeChat is impossible in general:
+    if the process dies after WeChat accepted a message but before the ``sent`` commit, the
+    lease expires and another worker sends it again. The window is one commit long (the
+    outcome is recorded right after the call returns, one row per transaction), and a
+    message whose send timed out is retried — WeChat offers no idempotency key.
+
+Outcomes
+    success → sent. HTTP errors, timeouts, connection errors, -1 and unknown codes → retry
+    at ``now + uniform(0, min(max, base·2^(attempts-1)))`` (full jitter), and after
+    ``OUTBOX_MAX_ATTEMPTS`` → dead with the last error. 45009 → the row is held and a hold
+    row (``ThrottleCounter`` ``wechat:quota-hold``) stops every worker's claims until the
+    quota resets (next midnight China time, or ``OUTBOX_QUOTA_HOLD_SECONDS``); the worker
+    that met it makes no further call and holds the rest of its batch. Another worker
+    already in the middle of a batch may make at most one more call, which meets the same
+    45009. 43101, 40003, 47003, 40037, 41030 → failed, never retried. A token refused even
+    after the client's capped refreshes (``TokenRefreshLimitExceeded``, 40001/40014/42001) is
+    retried like a transient error, logged as an error, and pauses every worker
+    (``wechat:auth-hold``) for the row's backoff, so a wrong secret cannot spend WeChat's
+    2,000 token fetches a day.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import requests
+from flask import current_app
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
+
+from backend.extensions import db
+from backend.models import OutboxMessage, OutboxStatus, SubscriptionCredit, ThrottleCounter, utcnow
+from backend.outbox.notifications import NoChannel, Notice, build_notice, queue_overdue_notices
+from backend.timefmt import CHINA
+
+log = logging.getLogger("backend.outbox")
+
+QUOTA_HOLD_KEY = "wechat:quota-hold"
+AUTH_HOLD_KEY = "wechat:auth-hold"
+PERMANENT_ERRCODES = frozenset({43101, 40003, 47003, 40037, 41030})
+NO_SUBSCRIPTION_LEFT = 43101
+TOKEN_ERRCODES = frozenset({40001, 40014, 42001})
+QUOTA_ERRCODE = 45009
+ERROR_TEXT_MAX = 500
+
+_outbox = OutboxMessage.__table__
+_credits = SubscriptionCredit.__table__
+_counters = ThrottleCounter.__table__
+_UNFINISHED = (OutboxStatus.PENDING, OutboxStatus.HELD)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A row this worker holds the lease of, with everything needed to send it."""
+
+    id: int
+    token: int  # ``attempts`` after the claim: the lease token
+    lease_expires_at: datetime
+    notice: Notice
+    item_id: int | None = None
+    resident_id: int | None = None
+    staff_user_id: int | None = None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a send ended, in the worker's terms."""
+
+    kind: str  # "sent" | "retry" | "quota" | "failed" | "auth"
+    error: str = ""
+    errcode: int | None = None
+
+
+# --- settings and small helpers -----------------------------------------------------------
+
+
+def backoff_delay(attempts: int, rng: random.Random | None = None) -> float:
+    """Seconds until the next try after ``attempts`` tries: full jitter, ``uniform(0, min(max, base·2^(attempts-1)))``."""
+    return (rng or random).uniform(0, backoff_cap(attempts))
+
+
+def backoff_cap(attempts: int) -> float:
+    """The longest wait after ``attempts`` tries: ``min(max, base·2^(attempts-1))``."""
+    config = current_app.config
+    exponent = min(max(attempts - 1, 0), 60)  # 2^60 × any base is past any sensible maximum
+    return min(config["OUTBOX_BACKOFF_MAX_SECONDS"], config["OUTBOX_BACKOFF_BASE_SECONDS"] * 2**exponent)
+
+
+def next_quota_reset(now: datetime) -> datetime:
+    """When WeChat's daily quotas reset after ``now``: the next midnight, China time (as UTC)."""
+    local = now.astimezone(CHINA)
+    midnight = datetime(local.year, local.month, local.day, tzinfo=CHINA) + timedelta(days=1)
+    return midnight.astimezone(now.tzinfo)
+
+
+def quota_hold_until(now: datetime) -> datetime:
+    """The end of a 45009 hold starting ``now`` (``OUTBOX_QUOTA_HOLD_SECONDS`` overrides the midnight reset)."""
+    seconds = current_app.config.get("OUTBOX_QUOTA_HOLD_SECONDS")
+    if seconds is not None:
+        return now + timedelta(seconds=float(seconds))
+    return next_quota_reset(now)
+
+
+def _insert(table):
+    dialect = db.session.get_bind().dialect.name
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+
+
+def active_hold(now: datetime | None = None) -> datetime | None:
+    """Until when every worker must leave WeChat alone (quota or token hold), or None. Runs in the caller's transaction."""
+    now = now or utcnow()
+    until = db.session.scalar(
+        select(func.max(ThrottleCounter.expires_at)).where(
+            ThrottleCounter.key.in_((QUOTA_HOLD_KEY, AUTH_HOLD_KEY)), ThrottleCounter.expires_at > now
+        )
+    )
+    return until
+
+
+def _set_hold(key: str, until: datetime) -> None:
+    """Start or extend a hold (flushes in the caller's transaction)."""
+    stmt = _insert(_counters).values(key=key, count=1, expires_at=until)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[_counters.c.key],
+        set_={"count": _counters.c.count + 1, "expires_at": stmt.excluded.expires_at},
+    )
+    db.session.execute(stmt)
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= ERROR_TEXT_MAX else text[: ERROR_TEXT_MAX - 1] + "…"
+
+
+# --- claiming -----------------------------------------------------------------------------
+
+
+WINDOW_FACTOR = 3  # candidates looked at per claim, per row claimed
+
+
+def _candidates_query(now: datetime, window: int):
+    """Due rows, oldest first, at most ``window``, locked (``SKIP LOCKED`` on PostgreSQL).
+
+    Walks the ``(status, next_attempt_at)`` index and stops after ``window`` rows, so a claim
+    costs the same with ten rows waiting or a hundred thousand (after a long WeChat outage).
+    """
+    return (
+        select(OutboxMessage)
+        .where(
+            OutboxMessage.status == OutboxStatus.PENDING,
+            OutboxMessage.next_attempt_at <= now,
+            or_(OutboxMessage.lease_expires_at.is_(None), OutboxMessage.lease_expires_at <= now),
+        )
+        .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
+        .limit(window)
+        .with_for_update(skip_locked=True)
+    )
+
+
+def _recipient_key(item_id, resident_id, staff_user_id) -> tuple:
+    return (item_id, resident_id, staff_user_id)
+
+
+def _unfinished_siblings(item_ids: set[int]) -> dict[tuple, list]:
+    """Unfinished rows of these items per (item, recipient), in id order (the order they must go out in)."""
+    rows = db.session.execute(
+        select(
+            _outbox.c.id,
+            _outbox.c.item_id,
+            _outbox.c.resident_id,
+            _outbox.c.staff_user_id,
+            _outbox.c.next_attempt_at,
+            _outbox.c.lease_expires_at,
+        )
+        .where(_outbox.c.item_id.in_(item_ids), _outbox.c.status.in_(_UNFINISHED))
+        .order_by(_outbox.c.id)
+    ).all()
+    groups: dict[tuple, list] = {}
+    for sibling in rows:
+        groups.setdefault(_recipient_key(sibling.item_id, sibling.resident_id, sibling.staff_user_id), []).append(
+            sibling
+        )
+    return groups
+
+
+def _wake_next(item_id: int | None, resident_id, staff_user_id, after_id: int, now: datetime) -> None:
+    """Make the next message of the same item and recipient due now (it waited for this one)."""
+    if item_id is None:
+        return
+    following = (
+        select(func.min(_outbox.c.id))
+        .where(
+            _outbox.c.item_id == item_id,
+            _outbox.c.id > after_id,
+            _outbox.c.status.in_(_UNFINISHED),
+            _outbox.c.resident_id.is_not_distinct_from(resident_id),
+            _outbox.c.staff_user_id.is_not_distinct_from(staff_user_id),
+        )
+        .scalar_subquery()
+    )
+    db.session.execute(
+        update(_outbox)
+        .where(
+            _outbox.c.id == following,
+            _outbox.c.status == OutboxStatus.PENDING,
+            _outbox.c.next_attempt_at > now,
+        )
+        .values(next_attempt_at=now)
+    )
+
+
+def _reserve_credit(openid: str, template_id: str, now: datetime) -> bool:
+    """Take one free credit for ``openid`` and ``template_id``; False when none is left."""
+    result = db.session.execute(
+        update(_credits)
+        .where(_credits.c.openid == openid, _credits.c.template_id == template_id, _credits.c.credits > 0)
+        .values(credits=_credits.c.credits - 1, updated_at=now)
+    )
+    return result.rowcount == 1
+
+
+def _return_credit(openid: str, template_id: str, now: datetime, *, to_zero: bool = False) -> None:
+    """Give a reserved credit back, or (43101) set the count to zero because WeChat says none is left."""
+    value = 0 if to_zero else _credits.c.credits + 1
+    db.session.execute(
+        update(_credits)
+        .where(_credits.c.openid == openid, _credits.c.template_id == template_id)
+        .values(credits=value, updated_at=now)
+    )
+
+
+def claim(batch: int) -> tuple[list[Claim], int, datetime | None]:
+    """Claim up to ``batch`` due rows in one transaction and commit it.
+
+    Returns the claims to send, how many rows were settled on the spot (skipped or failed
+    without a call), and the hold in force (then nothing is claimed).
+
+    A candidate goes out only when every earlier unfinished message of its item to the same
+    recipient is settled. One that must wait is moved out of the way (``next_attempt_at``
+    set to when the earlier one can be done at the earliest), so waiting rows never fill the
+    window; recording the earlier one's end wakes it (``_wake_next``).
+    """
+    now = utcnow()
+    config = current_app.config
+    lease = timedelta(seconds=config["OUTBOX_LEASE_SECONDS"])
+    try:
+        hold = active_hold(now)
+        if hold is not None:
+            db.session.rollback()
+            return [], 0, hold
+        # Held rows whose hold is over are pending again (nothing is claimed during a hold).
+        db.session.execute(
+            update(_outbox)
+            .where(_outbox.c.status == OutboxStatus.HELD, _outbox.c.next_attempt_at <= now)
+            .values(status=OutboxStatus.PENDING)
+        )
+        candidates = db.session.scalars(_candidates_query(now, batch * WINDOW_FACTOR)).all()
+        groups = _unfinished_siblings({c.item_id for c in candidates if c.item_id is not None})
+        done_here: set[int] = set()  # settled in this claim: no longer in anyone's way
+        claimed_here: set[int] = set()
+        claims: list[Claim] = []
+        settled = 0
+        for row in sorted(candidates, key=lambda r: r.id):
+            if len(claims) >= batch:
+                break
+            if row.item_id is not None:
+                group = groups.get(_recipient_key(row.item_id, row.resident_id, row.staff_user_id), [])
+                waiting_for = next((s for s in group if s.id < row.id and s.id not in done_here), None)
+                if waiting_for is not None:
+                    earliest = max(
+                        now + timedelta(seconds=config["OUTBOX_IDLE_SECONDS"]),
+                        waiting_for.next_attempt_at,
+                        waiting_for.lease_expires_at or now,
+                        now + lease if waiting_for.id in claimed_here else now,
+                    )
+                    row.next_attempt_at = earliest
+                    continue
+            outcome = _claim_row(row, now, lease)
+            if isinstance(outcome, Claim):
+                claims.append(outcome)
+                claimed_here.add(row.id)
+            else:
+                settled += 1
+                done_here.add(row.id)
+                _wake_next(row.item_id, row.resident_id, row.staff_user_id, row.id, now)
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        raise
+    return claims, settled, None
+
+
+def _claim_row(row: OutboxMessage, now: datetime, lease: timedelta) -> Claim | None:
+    """Lease one row and return its claim; or settle it at once (skipped, failed) and return None."""
+    try:
+        notice = build_notice(row)
+    except NoChannel as exc:
+        _settle_in_claim(row, OutboxStatus.SKIPPED, str(exc))
+        return None
+    except DBAPIError:
+        raise  # the database's trouble, not the message's: the whole claim is tried again
+    except Exception as exc:  # a notice that cannot be built will not build on a retry either
+        log.exception("outbox %s (%s): cannot build the message", row.id, row.kind)
+        _settle_in_claim(row, OutboxStatus.FAILED, f"cannot build the message: {exc!r}")
+        return None
+    if row.attempts == 0 and not _reserve_credit(notice.openid, notice.template_id, now):
+        reason = f"{row.kind}: no subscription left for template {notice.template_id} ({notice.purpose})"
+        _settle_in_claim(row, OutboxStatus.SKIPPED, reason)
+        return None
+    row.attempts += 1
+    row.lease_expires_at = now + lease
+    return Claim(
+        id=row.id,
+        token=row.attempts,
+        lease_expires_at=now + lease,
+        notice=notice,
+        item_id=row.item_id,
+        resident_id=row.resident_id,
+        staff_user_id=row.staff_user_id,
+    )
+
+
+def _settle_in_claim(row: OutboxMessage, status: OutboxStatus, reason: str) -> None:
+    row.status = status
+    row.last_error = _short(reason)
+    row.lease_expires_at = None
+    if status == OutboxStatus.SKIPPED:
+        log.info("outbox %s (%s) skipped: %s", row.id, row.kind, reason)
+
+
+# --- sending ------------------------------------------------------------------------------
+
+
+def _wechat():
+    """The WeChat send function and the exception classes it raises (imported late: tests patch nothing here)."""
+    from wechatpy.exceptions import APILimitedException, WeChatClientException
+
+    from backend.wechat import api
+
+    token_limit = getattr(api, "TokenRefreshLimitExceeded", None)
+    if token_limit is None:
+        from backend.wechat import client
+
+        token_limit = getattr(client, "TokenRefreshLimitExceeded", None)
+    return api.send_subscribe_message, WeChatClientException, APILimitedException, token_limit
+
+
+def classify(exc: BaseException) -> Outcome:
+    """What a send's exception means for the row: retry, hold, fail for good, or token trouble."""
+    _, client_error, limited, token_limit = _wechat()
+    errcode = getattr(exc, "errcode", None)
+    try:
+        errcode = int(errcode) if errcode is not None else None
+    except (TypeError, ValueError):
+        errcode = None
+    errmsg = getattr(exc, "errmsg", None) or str(exc) or type(exc).__name__
+    if isinstance(exc, limited) or errcode == QUOTA_ERRCODE:
+        return Outcome("quota", f"{QUOTA_ERRCODE} daily quota reached: {errmsg}", QUOTA_ERRCODE)
+    if (token_limit is not None and isinstance(exc, token_limit)) or errcode in TOKEN_ERRCODES:
+        return Outcome(
+            "auth",
+            f"access token refused ({errcode}) even after refreshing it: check WECHAT_APP_ID and "
+            f"WECHAT_APP_SECRET ({errmsg})",
+            errcode,
+        )
+    if isinstance(exc, client_error):
+        if errcode in PERMANENT_ERRCODES:
+            return Outcome("failed", f"{errcode} {errmsg}", errcode)
+        if errcode is None:
+            return Outcome("retry", f"HTTP error: {errmsg}")
+        return Outcome("retry", f"{errcode} {errmsg}", errcode)
+    if isinstance(exc, requests.Timeout):
+        return Outcome("retry", f"timeout: {exc}")
+    if isinstance(exc, requests.RequestException):
+        return Outcome("retry", f"{type(exc).__name__}: {exc}")
+    return Outcome("retry", f"unexpected {type(exc).__name__}: {exc}")
+
+
+def send(notice: Notice) -> Outcome:
+    """Send one subscribe message; never raises for WeChat's or the network's errors."""
+    send_subscribe_message = _wechat()[0]
+    try:
+        send_subscribe_message(notice.openid, notice.template_id, notice.data, page=notice.page)
+    except Exception as exc:
+        outcome = classify(exc)
+        if outcome.error.startswith("unexpected"):
+            log.exception("outbox: unexpected error while sending")
+        return outcome
+    return Outcome("sent")
+
+
+# --- recording ----------------------------------------------------------------------------
+
+
+def _guarded(claim_: Claim):
+    """An UPDATE of the claimed row that matches only while this claim still holds it."""
+    return update(_outbox).where(
+        _outbox.c.id == claim_.id, _outbox.c.attempts == claim_.token, _outbox.c.status == OutboxStatus.PENDING
+    )
+
+
+def record(claim_: Claim, outcome: Outcome) -> bool:
+    """Record a send's outcome in its own transaction; False when the lease was lost (nothing written)."""
+    now = utcnow()
+    config = current_app.config
+    notice = claim_.notice
+    credit: str | None = None  # "return" | "zero"
+    if outcome.kind == "sent":
+        values = {"status": OutboxStatus.SENT, "sent_at": now, "lease_expires_at": None, "last_error": ""}
+    elif outcome.kind == "failed":
+        values = {"status": OutboxStatus.FAILED, "lease_expires_at": None, "last_error": _short(outcome.error)}
+        credit = "zero" if outcome.errcode == NO_SUBSCRIPTION_LEFT else "return"
+    elif outcome.kind == "quota":
+        until = quota_hold_until(now)
+        values = {
+            "status": OutboxStatus.HELD,
+            "next_attempt_at": until,
+            "lease_expires_at": None,
+            "last_error": _short(outcome.error),
+        }
+    elif claim_.token >= config["OUTBOX_MAX_ATTEMPTS"]:
+        values = {"status": OutboxStatus.DEAD, "lease_expires_at": None, "last_error": _short(outcome.error)}
+        credit = "return"
+    else:
+        values = {
+            "next_attempt_at": now + timedelta(seconds=backoff_delay(claim_.token)),
+            "lease_expires_at": None,
+            "last_error": _short(outcome.error),
+        }
+    try:
+        if db.session.execute(_guarded(claim_).values(**values)).rowcount != 1:
+            db.session.rollback()
+            log.warning("outbox %s: lease lost before its outcome (%s) was recorded", claim_.id, outcome.kind)
+            return False
+        if credit is not None:
+            _return_credit(notice.openid, notice.template_id, now, to_zero=credit == "zero")
+        if values.get("status") in (OutboxStatus.SENT, OutboxStatus.FAILED, OutboxStatus.DEAD):
+            _wake_next(claim_.item_id, claim_.resident_id, claim_.staff_user_id, claim_.id, now)
+        if outcome.kind == "quota":
+            _set_hold(QUOTA_HOLD_KEY, values["next_attempt_at"])
+        elif outcome.kind == "auth":
+            # Every worker waits out the row's own backoff (its ceiling, without jitter).
+            _set_hold(AUTH_HOLD_KEY, now + timedelta(seconds=backoff_cap(claim_.token + 1)))
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        raise
+    if outcome.kind == "auth":
+        log.error("outbox %s: %s; every worker pauses before trying again", claim_.id, outcome.error)
+    elif outcome.kind == "quota":
+        log.warning("outbox: WeChat's daily quota is spent; nothing is sent until %s", values["next_attempt_at"])
+    elif outcome.kind != "sent":
+        log.info("outbox %s: %s (%s)", claim_.id, outcome.kind, outcome.error)
+    return True
+
+
+def release(claims: list[Claim], *, hold_until: datetime | None = None) -> None:
+    """Give back claims this worker will not send now: free them at once, or hold them (45009)."""
+    if not claims:
+        return
+    values: dict = {"lease_expires_at": None}
+    if hold_until is not None:
+        values.update(status=OutboxStatus.HELD, next_attempt_at=hold_until)
+    try:
+        for claim_ in claims:
+            db.session.execute(_guarded(claim_).values(**values))
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        raise
+
+
+RECORD_TRIES = 5
+
+
+def _record_persistently(claim_: Claim, outcome: Outcome) -> None:
+    """``record``, retried through a database hiccup: a message WeChat accepted but left unrecorded is sent again."""
+    for attempt in range(RECORD_TRIES):
+        try:
+            record(claim_, outcome)
+            return
+        except DBAPIError:
+            if attempt == RECORD_TRIES - 1:
+                raise
+            log.warning("outbox %s: recording %s failed; trying again", claim_.id, outcome.kind, exc_info=True)
+            time.sleep(0.2 * 2**attempt)
+
+
+# --- the loop -----------------------------------------------------------------------------
+
+
+def deliver(claims: list[Claim], stop_event: threading.Event | None = None) -> int:
+    """Send claimed messages one by one, recording each; stop at a hold or when asked. Returns how many were settled."""
+    done = 0
+    for index, claim_ in enumerate(claims):
+        now = utcnow()
+        lease = timedelta(seconds=current_app.config["OUTBOX_LEASE_SECONDS"])
+        if claim_.lease_expires_at - now < lease / 2 or (stop_event is not None and stop_event.is_set()):
+            # Not enough lease left to be sure a send ends inside it (or the worker is stopping):
+            # give the rest back at once rather than leave them leased.
+            release(claims[index:])
+            break
+        outcome = send(claim_.notice)
+        _record_persistently(claim_, outcome)
+        done += 1
+        if outcome.kind == "quota":
+            release(claims[index + 1 :], hold_until=quota_hold_until(utcnow()))
+            break
+        if outcome.kind == "auth":
+            release(claims[index + 1 :])
+            break
+    return done
+
+
+def run_once(batch: int | None = None) -> int:
+    """Claim due rows and deliver them; return how many rows were settled (0 when idle or held)."""
+    claims, settled, _hold = claim(batch or current_app.config["OUTBOX_BATCH"])
+    return settled + deliver(claims)
+
+
+def run_forever(stop_event: threading.Event, batch: int | None = None) -> None:
+    """Deliver until ``stop_event`` is set, sleeping briefly when idle and until a hold ends when held."""
+    idle = current_app.config["OUTBOX_IDLE_SECONDS"]
+    scan_every = current_app.config["OUTBOX_OVERDUE_SCAN_SECONDS"]
+    next_scan = time.monotonic()
+    while not stop_event.is_set():
+        try:
+            if scan_every and time.monotonic() >= next_scan:
+                next_scan = time.monotonic() + scan_every
+                queue_overdue()
+            claims, settled, hold = claim(batch or current_app.config["OUTBOX_BATCH"])
+            done = settled + deliver(claims, stop_event)
+        except Exception:  # the database restarted, a lock timed out…: wait and go on
+            log.exception("outbox: worker step failed; retrying shortly")
+            db.session.rollback()
+            stop_event.wait(idle)
+            continue
+        if done == 0:
+            wait = idle
+            if hold is not None:
+                wait = max(0.05, min((hold - utcnow()).total_seconds(), idle * 30))
+            stop_event.wait(wait)
+
+
+def queue_overdue() -> int:
+    """Queue reminders for items that became overdue (``notifications.queue_overdue_notices``) and commit."""
+    try:
+        count = queue_overdue_notices(utcnow())
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        raise
+    if count:
+        log.info("outbox: %s overdue reminder(s) queued", count)
+    return count
+
+
+def status_counts() -> dict[str, int]:
+    """How many outbox rows are in each status (for ``flask outbox status`` and the bench)."""
+    rows = db.session.execute(select(OutboxMessage.status, func.count()).group_by(OutboxMessage.status)).all()
+    db.session.rollback()
+    return {str(status): count for status, count in rows}

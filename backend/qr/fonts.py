@@ -1,0 +1,135 @@
+"""The CJK font posters are set in: Noto Sans CJK SC, from Debian's ``fonts-noto-cjk``.
+
+Debian ships it as OpenType collections (``NotoSansCJK-Bold.ttc``) holding the JP, KR, SC,
+TC and HK faces; the SC face is chosen inside the collection by its name, never by a fixed
+index. ``POSTER_FONT_PATH`` (a .ttc, .otf or .ttf) overrides the search for both weights.
+``scripts/system-deps.sh`` installs the package.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from dataclasses import dataclass
+from functools import lru_cache
+
+from flask import current_app, has_app_context
+from PIL import Image, ImageDraw, ImageFont
+
+FAMILY = "Noto Sans CJK SC"
+PACKAGE = "fonts-noto-cjk"
+WEIGHTS = {"bold": "Bold", "regular": "Regular"}
+# Where distributions put the collections, for machines without fontconfig.
+KNOWN_FILES = {
+    "bold": (
+        "/usr/share/fonts/opentype/noto/NotoSansCJK-Bold.ttc",  # Debian, Ubuntu
+        "/usr/share/fonts/noto-cjk/NotoSansCJK-Bold.ttc",  # Arch
+        "/usr/share/fonts/google-noto-cjk/NotoSansCJK-Bold.ttc",  # Fedora
+    ),
+    "regular": (
+        "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",
+        "/usr/share/fonts/noto-cjk/NotoSansCJK-Regular.ttc",
+        "/usr/share/fonts/google-noto-cjk/NotoSansCJK-Regular.ttc",
+    ),
+}
+MAX_FACES = 32  # a collection holds 10 faces; stop looking well after that
+# A code point no font maps (a noncharacter): what it renders as is the font's missing glyph.
+MISSING_CODE_POINT = "\uffff"
+
+
+class FontMissingError(RuntimeError):
+    """The CJK font is not installed (or POSTER_FONT_PATH does not point at a usable one)."""
+
+
+@dataclass(frozen=True)
+class FontFace:
+    """One face of a font file: its path, its index inside a collection, and its (family, style) name."""
+
+    path: str
+    index: int
+    name: tuple[str, str]
+
+
+def poster_face(weight: str) -> FontFace:
+    """The face for ``weight`` ("bold" or "regular"); FontMissingError saying what to install when absent."""
+    override = current_app.config.get("POSTER_FONT_PATH") if has_app_context() else None
+    return find_face(weight, override or None)
+
+
+def poster_font(weight: str, size: int) -> ImageFont.FreeTypeFont:
+    """The poster font at ``size`` pixels (cached: a batch asks for the same sizes again and again)."""
+    face = poster_face(weight)
+    return _load(face.path, face.index, max(1, int(size)))
+
+
+@lru_cache(maxsize=12)  # each size of a face holds about 2.5 MB in FreeType: keep the few in use
+def _load(path: str, index: int, size: int) -> ImageFont.FreeTypeFont:
+    return ImageFont.truetype(path, size, index=index)
+
+
+@lru_cache(maxsize=8)
+def find_face(weight: str, override: str | None = None) -> FontFace:
+    """Locate the SC face of ``weight``: ``override`` if given, else fontconfig, else the known paths."""
+    style = WEIGHTS[weight]
+    if override:
+        face = _face_in(override, style, require_family=False)
+        if face is None or missing_glyphs(_load(face.path, face.index, 40), "人大代表"):
+            raise FontMissingError(f"POSTER_FONT_PATH={override} is not a readable font with Chinese glyphs")
+        return face
+    candidates = [path for path in (_fc_match(style),) if path] + list(KNOWN_FILES[weight])
+    for path in candidates:
+        face = _face_in(path, style, require_family=True)
+        if face is not None:
+            return face
+    raise FontMissingError(
+        f"The poster font {FAMILY} {style} is not installed: install Debian's {PACKAGE} package "
+        f"(apt-get install {PACKAGE}, or run scripts/system-deps.sh as root), or set POSTER_FONT_PATH."
+    )
+
+
+def _fc_match(style: str) -> str | None:
+    """The file fontconfig picks for the SC face (it answers with a fallback font when the family is absent)."""
+    fc_match = shutil.which("fc-match")
+    if fc_match is None:
+        return None
+    try:
+        result = subprocess.run(  # noqa: S603 — fixed arguments, no shell
+            [fc_match, "-f", "%{file}", f"{FAMILY}:style={style}"], capture_output=True, text=True, timeout=10
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return result.stdout.strip() or None
+
+
+def _face_in(path: str, style: str, require_family: bool) -> FontFace | None:
+    """The face of ``path`` named FAMILY (preferring ``style``); without ``require_family``, else its first face."""
+    faces: list[FontFace] = []
+    for index in range(MAX_FACES):
+        try:
+            font = ImageFont.truetype(path, 20, index=index)
+        except OSError:  # no such file, not a font, or past the last face of the collection
+            break
+        # font.path: Pillow looks a missing path's file name up in the font directories too.
+        faces.append(FontFace(path=font.path, index=index, name=font.getname()))
+    for face in faces:
+        if face.name == (FAMILY, style):
+            return face
+    for face in faces:
+        if face.name[0] == FAMILY:
+            return face
+    if faces and not require_family:
+        return faces[0]
+    return None
+
+
+def missing_glyphs(font: ImageFont.FreeTypeFont, text: str) -> list[str]:
+    """The characters of ``text`` that ``font`` draws as its missing glyph (.notdef, the tofu box)."""
+    missing = _glyph_pixels(font, MISSING_CODE_POINT)
+    return [ch for ch in dict.fromkeys(text) if not ch.isspace() and _glyph_pixels(font, ch) == missing]
+
+
+def _glyph_pixels(font: ImageFont.FreeTypeFont, ch: str) -> tuple[tuple[int, int], bytes]:
+    size = int(font.size * 2)
+    image = Image.new("L", (size, size), 0)
+    ImageDraw.Draw(image).text((0, 0), ch, font=font, fill=255)
+    return image.size, image.tobytes()

@@ -1,0 +1,150 @@
+"""The staff side of the JSON API (v1) for the mini-program: inbox, departments, item actions.
+
+Bearer tokens only (``api_auth_required``), no cookies, so no CSRF. Errors are JSON
+``{"error": {"code", "message", "field"?}}``: 400 with the field, 403 for an action the
+role may not take, 404 for an item the user may not see (the same body as an unknown
+reference, and an audit row), 409 ``transition_not_allowed`` with the reason.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, jsonify, request
+
+from backend.auth.sessions import api_auth_required, current_staff
+from backend.extensions import csrf, db
+from backend.items import inbox as inbox_query
+from backend.items.access import can_see_item
+from backend.items.lifecycle import forward_link_token, perform_action
+from backend.items.refs import format_ref
+from backend.models import Item, ItemEvent
+from backend.models.item import ITEM_CATEGORY_LABELS, ITEM_STATUS_LABELS
+from backend.routes.api import json_body
+from backend.routes.deputy import (
+    HANDLERS,
+    department_link,
+    departments_for_region,
+    item_or_404,
+    staff_event_label,
+    user_region,
+)
+
+bp = Blueprint("api_staff", __name__, url_prefix="/api/v1")
+csrf.exempt(bp)  # bearer tokens in headers; a browser's cookie is never accepted here
+
+ACTION_KEYS = ("text", "department_id", "due", "deputy_id", "duplicate_of", "outcome")
+
+
+@bp.after_request
+def _no_store(response):
+    """Staff answers carry personal data: never cached."""
+    response.headers.setdefault("Cache-Control", "no-store")
+    return response
+
+
+def _iso(moment) -> str | None:
+    return moment.isoformat() if moment is not None else None
+
+
+def inbox_row_json(row: inbox_query.InboxRow, now) -> dict:
+    """One inbox line: reference, state, category, first line of the message, age, due date."""
+    item: Item = row.item
+    return {
+        "ref": item.ref,
+        "ref_display": format_ref(item.ref),
+        "group": row.group,
+        "status": item.status.value,
+        "status_label": ITEM_STATUS_LABELS[item.status],
+        "is_overdue": row.is_overdue,
+        "category": item.category.value,
+        "category_label": ITEM_CATEGORY_LABELS[item.category],
+        "first_line": inbox_query.first_line(item.body),
+        "created_at": item.created_at.isoformat(),
+        "age": inbox_query.age_label(item.created_at, now),
+        "due_at": _iso(item.due_at),
+        "reopen_count": item.reopen_count,
+        "deputy": {"id": item.deputy.id, "name": item.deputy.name} if item.deputy else None,
+    }
+
+
+@bp.get("/inbox")
+@api_auth_required(*HANDLERS)
+def inbox():
+    """``?state=todo|overdue|reopened|new|in_progress|resolved|closed&q=&page=&per_page=`` → counts and one page."""
+    user = current_staff()
+    page = inbox_query.inbox_page(
+        user,
+        state=request.args.get("state", "todo"),
+        query=request.args.get("q", ""),
+        page=inbox_query.clean_page(request.args.get("page")),
+        per_page=inbox_query.clean_per_page(request.args.get("per_page")),
+    )
+    return jsonify(
+        counts=page.counts,
+        state=page.state,
+        query=page.query,
+        page=page.page,
+        per_page=page.per_page,
+        pages=page.pages,
+        total=page.total,
+        has_next=page.has_next,
+        items=[inbox_row_json(row, page.now) for row in page.rows],
+    )
+
+
+@bp.get("/departments")
+@api_auth_required(*HANDLERS)
+def departments():
+    """Departments items may be forwarded to: of ``?ref=``'s region and above, or of the user's own region."""
+    user = current_staff()
+    ref = request.args.get("ref")
+    region = item_or_404(user, ref).station.region if ref else user_region(user)
+    return jsonify(
+        departments=[
+            {"id": d.id, "name": d.name, "region": d.region.name, "region_code": d.region.code}
+            for d in departments_for_region(region)
+        ]
+    )
+
+
+def event_json(event: ItemEvent) -> dict:
+    """An event as staff see it (``is_public`` says whether the resident sees it too)."""
+    return {
+        "id": event.id,
+        "kind": event.kind.value,
+        "label": staff_event_label(event),
+        "is_public": event.is_public,
+        "body": event.body,
+        "created_at": event.created_at.isoformat(),
+    }
+
+
+@bp.post("/items/<ref>/actions")
+@api_auth_required(*HANDLERS)
+def item_action(ref: str):
+    """``{"action", "text", "department_id", "due", "deputy_id", "duplicate_of", "outcome"}`` → the new status and the event.
+
+    A forward also answers ``department_link``, the department's no-account link, once.
+    There is no action by which staff rate an item: ``"rate"`` is an unknown action (400).
+    """
+    user = current_staff()
+    item = item_or_404(user, ref)
+    data = json_body()
+    arguments = {key: data.get(key) for key in ACTION_KEYS}
+    arguments["text"] = arguments["text"] or ""
+    event = perform_action(item, user, data.get("action"), **arguments)
+    token = forward_link_token(event)
+    db.session.commit()
+    body = {
+        "item": {
+            "ref": item.ref,
+            "ref_display": format_ref(item.ref),
+            "status": item.status.value,
+            "status_label": ITEM_STATUS_LABELS[item.status],
+            "due_at": _iso(item.due_at),
+            "visible_to_you": can_see_item(user, item),  # false after a deputy reassigns it away
+        },
+        "event": event_json(event),
+    }
+    if token is not None:
+        body["department_link"] = department_link(token)
+    return jsonify(body)

@@ -1,0 +1,162 @@
+"""WeChat subscription accounting for the mini-program: which templates to request, and what the user accepted.
+
+Each ``accept`` of ``wx.requestSubscribeMessage`` allows exactly one message with that
+template, and WeChat offers no way to ask how many remain: the mini-program reports every
+result here and the backend counts (``SubscriptionCredit``); the outbox worker spends one
+per message sent. A client that reports accepts it never got only earns a 43101 from
+WeChat, which sets the count back to zero.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from flask import Blueprint, current_app, jsonify, request
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from backend.errors import UserError
+from backend.extensions import csrf, db
+from backend.models import Resident, ResidentSession, SessionKind, SubscriptionCredit, utcnow
+from backend.outbox.notifications import KINDS
+from backend.routes.api import json_body
+
+bp = Blueprint("api_wechat", __name__, url_prefix="/api/v1/wechat")
+csrf.exempt(bp)  # the API takes no cookies; tokens come in headers
+
+TEMPLATES_PER_REQUEST = 3  # wx.requestSubscribeMessage takes at most three ids a call
+RESULTS = ("accept", "reject", "ban", "filter")
+TOKEN_MAX_LENGTH = 256
+REPORT_MAX_RESULTS = 10
+
+
+@bp.after_request
+def _no_store(response):
+    """Credits are per user: never cached."""
+    response.headers.setdefault("Cache-Control", "no-store")
+    return response
+
+
+def _bearer_token() -> str | None:
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token or len(token) > TOKEN_MAX_LENGTH:
+        return None
+    return token
+
+
+def current_resident() -> Resident | None:
+    """The resident whose ``Authorization: Bearer`` token this request carries (live session), or None."""
+    token = _bearer_token()
+    if token is None:
+        return None
+    return db.session.scalar(
+        select(Resident)
+        .join(ResidentSession, ResidentSession.resident_id == Resident.id)
+        .where(
+            ResidentSession.token_hash == hashlib.sha256(token.encode()).hexdigest(),
+            ResidentSession.revoked_at.is_(None),
+            ResidentSession.expires_at > utcnow(),
+        )
+    )
+
+
+def _current_openid() -> str:
+    """The mini-program openid of the caller: a resident's token, or a deputy's API token with a bound WeChat."""
+    resident = current_resident()
+    if resident is not None:
+        openid = resident.openid
+    else:
+        from backend.auth.sessions import find_session
+
+        staff_session = find_session(_bearer_token(), SessionKind.API)
+        if staff_session is None:
+            raise UserError("unauthorized", "请先登录。", 401)
+        openid = staff_session.user.wechat_openid
+    if not openid:
+        raise UserError("no_wechat_identity", "当前账号没有关联微信，无法订阅消息。", 409)
+    return openid
+
+
+def _audiences() -> dict[str, list[str]]:
+    """Template purposes per audience, in the order the mini-program should ask for them."""
+    configured = current_app.config["WECHAT_TEMPLATES"]
+    out: dict[str, list[str]] = {"resident": [], "deputy": []}
+    for spec in KINDS.values():
+        if spec.purpose is None or spec.purpose not in configured:
+            continue
+        audience = "resident" if spec.audience == "resident" else "deputy"
+        if spec.purpose not in out[audience]:
+            out[audience].append(spec.purpose)
+    # What matters most comes first: the answer, then the resolution, then progress.
+    priority = {"item_answered": 0, "item_resolved": 1, "item_progress": 2}
+    out["resident"].sort(key=lambda purpose: priority.get(purpose, 9))
+    return out
+
+
+@bp.get("/templates")
+def templates():
+    """The template ids to request: per audience, in calls of at most three ids, and each id's purpose."""
+    configured = current_app.config["WECHAT_TEMPLATES"]
+    audiences = _audiences()
+    requests_ = {
+        audience: [
+            [configured[p]["id"] for p in purposes[i : i + TEMPLATES_PER_REQUEST]]
+            for i in range(0, len(purposes), TEMPLATES_PER_REQUEST)
+        ]
+        for audience, purposes in audiences.items()
+    }
+    return jsonify(
+        templates=[
+            {"purpose": purpose, "id": template["id"], "keys": list(template["fields"])}
+            for purpose, template in configured.items()
+        ],
+        requests=requests_,
+        max_per_request=TEMPLATES_PER_REQUEST,
+    )
+
+
+@bp.post("/subscriptions")
+def report_subscriptions():
+    """Count the accepts of one ``wx.requestSubscribeMessage`` call: ``{"results": {template_id: result}}``.
+
+    Answers the caller's credits for the templates named. ``errMsg`` (which the mini-program's
+    result object carries) is ignored; an unknown template id or result is a 400 and counts nothing.
+    """
+    openid = _current_openid()
+    data = json_body()
+    results = data.get("results")
+    if not isinstance(results, dict):
+        raise UserError("invalid_results", "results 须为 {模板ID: accept|reject|ban|filter}。", 400, field="results")
+    results = {k: v for k, v in results.items() if k != "errMsg"}
+    if not results or len(results) > REPORT_MAX_RESULTS:
+        raise UserError("invalid_results", "results 为空或过多。", 400, field="results")
+    known = {template["id"] for template in current_app.config["WECHAT_TEMPLATES"].values()}
+    unknown = sorted(str(k) for k in results if k not in known)
+    if unknown:
+        raise UserError("unknown_template", f"未知的模板ID：{'、'.join(unknown)}", 400, field="results")
+    bad = sorted(str(k) for k, v in results.items() if v not in RESULTS)
+    if bad:
+        raise UserError("invalid_result", f"订阅结果须为 accept、reject、ban 或 filter：{'、'.join(bad)}", 400)
+
+    now = utcnow()
+    table = SubscriptionCredit.__table__
+    insert = postgresql.insert if db.session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    for template_id, result in sorted(results.items()):
+        if result != "accept":
+            continue
+        stmt = insert(table).values(openid=openid, template_id=template_id, credits=1, updated_at=now)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[table.c.openid, table.c.template_id],
+            set_={"credits": table.c.credits + 1, "updated_at": now},
+        )
+        db.session.execute(stmt)
+    credits = dict(
+        db.session.execute(
+            select(SubscriptionCredit.template_id, SubscriptionCredit.credits).where(
+                SubscriptionCredit.openid == openid, SubscriptionCredit.template_id.in_(list(results))
+            )
+        ).all()
+    )
+    db.session.commit()
+    return jsonify(credits={template_id: credits.get(template_id, 0) for template_id in sorted(results)})

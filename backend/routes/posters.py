@@ -1,0 +1,125 @@
+"""Posters and table cards to print: PNG previews and print-ready PDFs, batches streamed page by page.
+
+Each view is small so that the staff login and scope checks can be added as decorators.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from urllib.parse import quote
+
+from flask import Blueprint, Response, abort, current_app, stream_with_context
+from sqlalchemy import select
+
+from backend.errors import UserError
+from backend.extensions import db
+from backend.models import Deputy, Region, Station
+from backend.qr import fonts, posters
+from backend.routes.qr import MAX_ID
+
+bp = Blueprint("posters", __name__, url_prefix="/posters")
+
+
+def content_disposition(kind: str, name: str, ascii_name: str) -> str:
+    """A Content-Disposition naming the file in Chinese (RFC 5987 ``filename*``) with an ASCII fallback."""
+    name = posters.safe_filename(name)
+    return f"{kind}; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name, safe='')}"
+
+
+def require_fonts() -> None:
+    """UserError (503) before anything is rendered when the CJK font is missing: never a poster in tofu."""
+    try:
+        fonts.poster_face("bold")
+        fonts.poster_face("regular")
+    except fonts.FontMissingError as exc:
+        current_app.logger.error("%s", exc)
+        raise UserError(
+            "poster_font_missing", "服务器缺少中文字体（fonts-noto-cjk），暂时无法生成海报，请联系系统管理员。", 503
+        ) from exc
+
+
+def pdf_response(chunks: Iterator[bytes], name: str, ascii_name: str) -> Response:
+    """A PDF streamed as its pages are rendered (memory holds one page, whatever the batch)."""
+    response = Response(stream_with_context(chunks), mimetype="application/pdf")
+    response.headers["Content-Disposition"] = content_disposition("attachment", name, ascii_name)
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
+
+
+def serving_deputy_or_404(deputy_id: int) -> Deputy:
+    """The deputy, serving; 404 when unknown, 404 saying why for one who left office."""
+    require_fonts()
+    deputy = db.session.get(Deputy, deputy_id)
+    if deputy is None:
+        abort(404)
+    posters.require_serving(deputy)
+    return deputy
+
+
+def station_or_404(station_id: int) -> Station:
+    """The station; 404 when unknown, 404 saying why when it has closed."""
+    require_fonts()
+    station = db.session.get(Station, station_id)
+    if station is None:
+        abort(404)
+    posters.require_active(station)
+    return station
+
+
+@bp.get(f"/deputy/<int(max={MAX_ID}):deputy_id>.pdf")
+def deputy_pdf(deputy_id: int):
+    """A deputy's A4 poster, print-ready."""
+    deputy = serving_deputy_or_404(deputy_id)
+    sheet = posters.deputy_poster(posters.deputy_sheet(deputy))
+    data = posters.pdf_bytes([sheet], title=f"{deputy.name} 代表码海报")
+    response = Response(data, mimetype="application/pdf")
+    response.headers["Content-Disposition"] = content_disposition(
+        "attachment", f"{deputy.name}-代表码海报.pdf", f"deputy-{deputy.id}-poster.pdf"
+    )
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
+
+
+@bp.get(f"/deputy/<int(max={MAX_ID}):deputy_id>.png")
+def deputy_png(deputy_id: int):
+    """A deputy's poster as a 1240 px wide preview."""
+    deputy = serving_deputy_or_404(deputy_id)
+    data = posters.deputy_poster(posters.deputy_sheet(deputy)).preview_png()
+    response = Response(data, mimetype="image/png")
+    response.headers["Content-Disposition"] = content_disposition(
+        "inline", f"{deputy.name}-代表码海报.png", f"deputy-{deputy.id}-poster.png"
+    )
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
+
+
+@bp.get(f"/station/<int(max={MAX_ID}):station_id>.pdf")
+def station_pdf(station_id: int):
+    """The station's poster, then one poster per serving deputy, streamed."""
+    station = station_or_404(station_id)
+    chunks = posters.pdf_chunks(posters.station_batch(station), title=f"{station.name} 二维码海报")
+    return pdf_response(chunks, f"{station.name}-二维码海报.pdf", f"station-{station.id}-posters.pdf")
+
+
+@bp.get(f"/station/<int(max={MAX_ID}):station_id>/cards.pdf")
+def station_cards_pdf(station_id: int):
+    """A table card per serving deputy of the station, streamed."""
+    station = station_or_404(station_id)
+    if not posters.serving_deputies(station):
+        raise UserError("no_deputies", f"{station.name}暂无在任代表，没有可打印的桌牌。", 404)
+    chunks = posters.pdf_chunks(posters.station_cards(station), title=f"{station.name} 代表桌牌")
+    return pdf_response(chunks, f"{station.name}-代表桌牌.pdf", f"station-{station.id}-cards.pdf")
+
+
+@bp.get("/region/<code>.pdf")
+def region_pdf(code: str):
+    """A poster for every serving deputy of every station in the region and below it, streamed."""
+    require_fonts()
+    region = db.session.scalar(select(Region).where(Region.code == code))
+    if region is None:
+        abort(404)
+    deputy_ids = posters.region_deputy_ids(region)
+    if not deputy_ids:
+        raise UserError("no_deputies", f"{region.name}暂无在任代表，没有可打印的海报。", 404)
+    chunks = posters.pdf_chunks(posters.deputy_posters(deputy_ids), title=f"{region.name} 代表码海报")
+    return pdf_response(chunks, f"{region.name}-代表码海报.pdf", f"region-{region.code}-posters.pdf")

@@ -1,0 +1,80 @@
+"""The resident's verdict (满意度测评): on the tracking page and through the JSON API.
+
+Only the holder of the item's access key may rate. These views never look at a staff
+session or token: a logged-in deputy is, to them, nobody, and no staff page or API action
+records a rating (被满意 is impossible by construction: ``lifecycle.rate_item`` takes no
+staff actor, and only this module calls it).
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, g, jsonify, redirect, request, url_for
+
+from backend.errors import UserError
+from backend.extensions import csrf, db
+from backend.items.lifecycle import rate_item
+from backend.items.operations import find_item_for_resident
+from backend.items.refs import format_ref
+from backend.models import Item, Satisfaction
+from backend.models.item import ITEM_STATUS_LABELS
+from backend.routes import resident
+from backend.routes.api import json_body
+from backend.security import client_address
+
+bp = Blueprint("rating", __name__)
+
+RATING_FIELDS = ("satisfaction", "solved", "comment")
+
+
+def _item_for_key(ref: str, key: object, message: str) -> Item:
+    item = find_item_for_resident(ref, key, client_address())
+    if item is None:
+        raise UserError("unknown_item", message, 404)
+    return item
+
+
+@bp.post("/t/<ref>/rating")
+def rate_page(ref: str):
+    """The rating form of the tracking page (CSRF-protected); back to the page, or the page again with the error."""
+    item = _item_for_key(ref, request.args.get("k"), "找不到该留言。请核对编号和查询链接是否完整。")
+    values = {name: request.form.get(name, "") for name in RATING_FIELDS}
+    try:
+        rate_item(item, values["satisfaction"], values["solved"] or None, values["comment"])
+    except UserError as exc:
+        if exc.status not in (400, 409):
+            raise
+        db.session.rollback()
+        # The tracking page as it is, with the form's error and what the resident typed.
+        g.rating_form = {"error": exc.message, "field": exc.field, "values": values}
+        try:
+            response = resident.track(item.ref)
+        finally:
+            g.pop("rating_form", None)
+        response.status_code = exc.status
+        return response
+    db.session.commit()
+    return redirect(url_for("resident.track", ref=item.ref, k=item.access_key, _anchor="timeline"), 303)
+
+
+@bp.post("/api/v1/items/<ref>/rating")
+@csrf.exempt
+def rate_api(ref: str):
+    """``?key=`` and ``{"satisfaction": "satisfied"|"basically"|"unsatisfied", "solved": bool, "comment"}`` → 200.
+
+    Answers the item's status after the verdict ("accepted" again when not satisfied).
+    """
+    item = _item_for_key(ref, request.args.get("key"), "找不到该留言，请核对编号和查询码。")
+    data = json_body()
+    if "solved" not in data:
+        raise UserError("invalid_solved", "请选择问题是否已经解决。", 400, field="solved")
+    event = rate_item(item, data.get("satisfaction"), data.get("solved"), data.get("comment") or "")
+    db.session.commit()
+    return jsonify(
+        ref=item.ref,
+        ref_display=format_ref(item.ref),
+        status=item.status.value,
+        status_label=ITEM_STATUS_LABELS[item.status],
+        satisfaction=event.data["satisfaction"],
+        solved=event.data["solved"],
+        reopened=event.data["satisfaction"] == Satisfaction.UNSATISFIED.value,
+    )

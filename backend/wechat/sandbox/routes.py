@@ -1,0 +1,651 @@
+"""The sandbox's HTTP endpoints: WeChat's (as WeChat answers them), the test and demo controls, and the
+模拟微信 page. WeChat answers errors with HTTP 200 and ``{"errcode": N, "errmsg": "… rid: …"}``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import time
+from datetime import datetime
+from pathlib import Path
+from urllib.parse import urlencode, urlsplit
+
+from flask import Blueprint, Response, current_app, jsonify, redirect, render_template, request, url_for
+
+from backend.errors import error_response
+from backend.extensions import csrf
+from backend.qr.render import qr_png
+from backend.wechat.sandbox.state import CHINA, SandboxError, SandboxState
+
+bp = Blueprint("wechat_sandbox", __name__, url_prefix="/_wechat")
+csrf.exempt(bp)  # WeChat's callers send no CSRF token; the sandbox is never served in production
+
+FAULT_KINDS = ("http500", "timeout", "busy", "quota", "refused", "invalid_token")
+FAULT_ERRORS = {
+    "busy": (-1, "system error"),
+    "quota": (45009, "reach max api daily quota limit"),
+    "refused": (43101, "user refuse to accept the msg"),
+    "invalid_token": (40001, "invalid credential, access_token is invalid or not latest"),
+}
+MINIPROGRAM_STATES = ("developer", "trial", "formal")
+ENV_VERSIONS = ("release", "trial", "develop")
+# Titles and field labels of the project's templates as the 模拟微信 page shows them, by purpose
+# (WECHAT_TEMPLATES) and by the value each field carries; an entry's own "title"/"labels" win.
+TEMPLATE_TITLES = {
+    "item_progress": "办理进度通知",
+    "item_answered": "留言回复通知",
+    "item_resolved": "办结评价提醒",
+    "deputy_task": "待办事项提醒",
+}
+VALUE_LABELS = {"ref": "编号", "status": "状态", "summary": "内容", "deputy": "代表", "at": "时间", "answer": "答复"}
+TYPE_LABELS = {
+    "thing": "事项",
+    "character_string": "编号",
+    "phrase": "状态",
+    "time": "时间",
+    "date": "日期",
+    "name": "姓名",
+    "number": "数量",
+    "phone_number": "电话",
+}
+OPENID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+SCENE_CHARS = re.compile(r"^[0-9A-Za-z!#$&'()*+,/:;=?@\-._~]+$")
+OPENID_COOKIE = "wechat_sandbox_openid"
+
+
+def state() -> SandboxState:
+    """The sandbox state of this app (``WECHAT_SANDBOX_DB``)."""
+    return SandboxState(current_app.config["WECHAT_SANDBOX_DB"])
+
+
+def wx_error(errcode: int, errmsg: str) -> Response:
+    """A WeChat error answer: HTTP 200, errcode and errmsg with a request id as WeChat appends one."""
+    rid = f"{secrets.token_hex(4)}-{secrets.token_hex(4)}-{secrets.token_hex(4)}"
+    return jsonify(errcode=errcode, errmsg=f"{errmsg} rid: {rid}")
+
+
+def wx_ok(**fields) -> Response:
+    """A WeChat success answer."""
+    return jsonify(errcode=0, errmsg="ok", **fields)
+
+
+class ControlError(Exception):
+    """A bad request to a sandbox control (not a WeChat endpoint): HTTP 400."""
+
+
+@bp.errorhandler(SandboxError)
+def _sandbox_error(exc: SandboxError):
+    return wx_error(exc.errcode, exc.errmsg)
+
+
+@bp.errorhandler(ControlError)
+def _control_error(exc: ControlError):
+    return jsonify(error=str(exc)), 400
+
+
+# --- settings the sandbox answers from ------------------------------------------------------------
+
+
+def apps() -> dict[str, tuple[str, str]]:
+    """App id → (secret, "miniprogram" or "official_account"), from this server's own settings."""
+    config = current_app.config
+    known = {config["WECHAT_APPID"]: (config["WECHAT_SECRET"], "miniprogram")}
+    if config.get("WECHAT_MP_APPID"):
+        known[config["WECHAT_MP_APPID"]] = (config.get("WECHAT_MP_SECRET") or "", "official_account")
+    return known
+
+
+def templates() -> dict[str, dict] | None:
+    """Template id → its ``WECHAT_TEMPLATES`` entry (and ``WECHAT_MP_TEMPLATES``'), with the purpose;
+    None when neither setting exists (then any id starting with ``tpl-`` is known)."""
+    config = current_app.config
+    found: dict[str, dict] | None = None
+    for setting in ("WECHAT_TEMPLATES", "WECHAT_MP_TEMPLATES"):
+        entries = config.get(setting)
+        if entries is None:
+            continue
+        found = found or {}
+        for purpose, entry in entries.items():
+            if isinstance(entry, dict) and entry.get("id"):
+                found[entry["id"]] = {**entry, "purpose": purpose}
+            elif isinstance(entry, str):
+                found[entry] = {"id": entry, "purpose": purpose}
+    return found
+
+
+def is_known_template(template_id: object) -> bool:
+    """True for a template id this sandbox's app has (40037 otherwise)."""
+    if not isinstance(template_id, str) or not template_id:
+        return False
+    known = templates()
+    return template_id.startswith("tpl-") if known is None else template_id in known
+
+
+def published_pages() -> set[str] | None:
+    """The mini-program's published pages: ``WECHAT_SANDBOX_PAGES``, else miniprogram_stub/app.json; None if unknown."""
+    pages = current_app.config.get("WECHAT_SANDBOX_PAGES")
+    if pages is not None:
+        return {p.strip("/") for p in pages}
+    app_json = Path(current_app.root_path).parent / "miniprogram_stub" / "app.json"
+    try:
+        manifest = json.loads(app_json.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    found = set(manifest.get("pages") or [])
+    for package in manifest.get("subpackages") or manifest.get("subPackages") or []:
+        root = package.get("root", "").strip("/")
+        found.update(f"{root}/{page}" for page in package.get("pages") or [])
+    return found or None
+
+
+def check_page(page: object, must_be_published: bool) -> None:
+    """41030 for a page that is not a plain path of the mini-program (or not published, when checked)."""
+    if not isinstance(page, str) or not page or page.startswith("/"):
+        raise SandboxError(41030, "invalid page")
+    path = page.split("?", 1)[0]
+    pages = published_pages()
+    if must_be_published and pages is not None and path not in pages:
+        raise SandboxError(41030, f"invalid page: {path} is not a published page")
+
+
+# --- value limits of template data -------------------------------------------------------------
+
+CJK = r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+_TIME = r"\d{1,2}:\d{2}"
+_DATE = r"\d{4}年\d{1,2}月\d{1,2}日"
+TIME_VALUE = re.compile(rf"^(?:{_DATE} )?{_TIME}(?:\s*~\s*(?:{_DATE} )?{_TIME})?$")
+DATE_VALUE = re.compile(rf"^{_DATE}(?: {_TIME})?(?:\s*~\s*{_DATE}(?: {_TIME})?)?$")
+
+
+def value_problem(kind: str, value: str) -> str | None:
+    """Why ``value`` breaks WeChat's limit for a data key of type ``kind``, or None."""
+    n = len(value)
+    if kind == "thing":
+        return "exceeds 20 characters" if n > 20 else None
+    if kind == "number":
+        if n > 32:
+            return "exceeds 32 characters"
+        return None if re.fullmatch(r"\d+(?:\.\d+)?", value) else "is not a number"
+    if kind == "letter":
+        if n > 32:
+            return "exceeds 32 characters"
+        return None if re.fullmatch(r"[A-Za-z]+", value) else "must be letters only"
+    if kind == "symbol":
+        if n > 5:
+            return "exceeds 5 characters"
+        return None if re.fullmatch(r"[^\w\s]+", value) else "must be symbols only"
+    if kind == "character_string":
+        if n > 32:
+            return "exceeds 32 characters"
+        return None if re.fullmatch(r"[\x21-\x7e]+", value) else "must be digits, letters or symbols"
+    if kind == "time":
+        return None if TIME_VALUE.fullmatch(value) else "is not a time like 15:01 or 2019年10月1日 15:01"
+    if kind == "date":
+        return None if DATE_VALUE.fullmatch(value) else "is not a date like 2019年10月1日"
+    if kind == "amount":
+        return None if re.fullmatch(r"[¥$€£]?\d{1,10}(?:\.\d{1,2})?元?", value) else "is not an amount"
+    if kind == "phone_number":
+        if n > 17:
+            return "exceeds 17 characters"
+        return None if re.fullmatch(r"[\d+\-() ]+", value) else "must be digits and symbols"
+    if kind == "car_number":
+        return "exceeds 8 characters" if n > 8 else None
+    if kind == "name":
+        if re.fullmatch(rf"[{CJK}]+", value):
+            return "exceeds 10 Chinese characters" if n > 10 else None
+        if re.fullmatch(rf"[^\d{CJK}]+", value):
+            return "exceeds 20 letters" if n > 20 else None
+        return "must be Chinese characters only or letters only"
+    if kind == "phrase":
+        if n > 5:
+            return "exceeds 5 characters"
+        return None if re.fullmatch(rf"[{CJK}]+", value) else "must be Chinese characters only"
+    return None  # first/remark/keyword1 of official-account templates: no limit enforced here
+
+
+def check_template_data(data: object) -> dict:
+    """The data as sent, or 47003 naming the first field that breaks its limit."""
+    if not isinstance(data, dict) or not data:
+        raise SandboxError(47003, "argument invalid! data is empty")
+    for key, item in data.items():
+        field = f"data.{key}.value"
+        if not isinstance(item, dict) or "value" not in item:
+            raise SandboxError(47003, f"argument invalid! {field} is missing")
+        value = item["value"]
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            raise SandboxError(47003, f"argument invalid! {field} is not a string")
+        value = str(value)
+        if not value.strip():
+            raise SandboxError(47003, f"argument invalid! {field} is empty")
+        problem = value_problem(re.sub(r"\d+$", "", key), value)
+        if problem:
+            raise SandboxError(47003, f"argument invalid! {field} {problem}")
+    return data
+
+
+# --- WeChat's endpoints ------------------------------------------------------------------------
+
+WECHAT_ENDPOINTS = set()
+
+
+def wechat_endpoint(rule: str, methods: tuple[str, ...]):
+    """Register a WeChat path: counted in /stats and subject to faults."""
+
+    def decorate(view):
+        WECHAT_ENDPOINTS.add(f"{bp.name}.{view.__name__}")
+        return bp.route(rule, methods=list(methods))(view)
+
+    return decorate
+
+
+@bp.before_request
+def _count_and_inject_faults():
+    if request.endpoint not in WECHAT_ENDPOINTS:
+        return None
+    path = request.path[len(bp.url_prefix) :].strip("/")
+    fault = state().record_call(path)
+    if fault is None:
+        return None
+    kind = fault["kind"]
+    if kind == "timeout":
+        time.sleep(fault["seconds"] or current_app.config["WECHAT_SANDBOX_TIMEOUT_SECONDS"])
+        return Response("upstream timed out", status=504, mimetype="text/plain")
+    if kind == "http500":
+        return Response("<html><body>500 Internal Server Error</body></html>", status=500, mimetype="text/html")
+    return wx_error(*FAULT_ERRORS[kind])
+
+
+def _body() -> dict:
+    """The JSON body; wechatpy sends it without a Content-Type."""
+    body = request.get_json(force=True, silent=True)
+    if not isinstance(body, dict):
+        raise SandboxError(47001, "data format error")
+    return body
+
+
+def _check_app(kind: str, appid: str | None, secret: str | None) -> None:
+    known = apps().get(appid or "")
+    if known is None or known[1] != kind:
+        raise SandboxError(40013, "invalid appid")
+    if secret != known[0]:
+        raise SandboxError(40125, "invalid appsecret")
+
+
+def _token_app(kind: str) -> str:
+    """The app of the call's access token, which must be of ``kind`` (48001 otherwise)."""
+    appid = state().check_token(request.args.get("access_token"))
+    if apps().get(appid, ("", ""))[1] != kind:
+        raise SandboxError(48001, "api unauthorized")
+    return appid
+
+
+def _known_user(openid: object) -> str:
+    if not isinstance(openid, str) or not state().is_user(openid):
+        raise SandboxError(40003, "invalid openid")
+    return openid
+
+
+@wechat_endpoint("/cgi-bin/token", ("GET",))
+def token():
+    """``GET cgi-bin/token``: a new token on every fetch; the previous one works five more minutes."""
+    if request.args.get("grant_type") != "client_credential":
+        raise SandboxError(40002, "invalid grant_type")
+    appid = request.args.get("appid")
+    known = apps().get(appid or "")
+    if known is None:
+        raise SandboxError(40013, "invalid appid")
+    if request.args.get("secret") != known[0]:
+        raise SandboxError(40125, "invalid appsecret")
+    access_token, expires_in = state().issue_token(appid, current_app.config["WECHAT_SANDBOX_TOKEN_DAILY_LIMIT"])
+    return jsonify(access_token=access_token, expires_in=expires_in)
+
+
+@wechat_endpoint("/sns/jscode2session", ("GET",))
+def jscode2session():
+    """``GET sns/jscode2session``: a code from /sandbox/login-code → openid and session key, once."""
+    args = request.args
+    _check_app("miniprogram", args.get("appid"), args.get("secret"))
+    if args.get("grant_type") != "authorization_code":
+        raise SandboxError(40002, "invalid grant_type")
+    user = state().redeem_code("login", args.get("js_code"))
+    answer = {"openid": user["openid"], "session_key": secrets.token_urlsafe(16)}
+    if user["unionid"]:
+        answer["unionid"] = user["unionid"]
+    return jsonify(answer)
+
+
+@wechat_endpoint("/wxa/getwxacodeunlimit", ("POST",))
+def getwxacodeunlimit():
+    """``POST wxa/getwxacodeunlimit``: a PNG (a plain QR code here) that encodes the scene."""
+    _token_app("miniprogram")
+    body = _body()
+    scene = body.get("scene")
+    if not isinstance(scene, str) or not 0 < len(scene) <= 32:
+        raise SandboxError(40169, "invalid length for scene, or the data is not json string")
+    if not SCENE_CHARS.fullmatch(scene):
+        raise SandboxError(40129, "invalid scene")
+    env_version = body.get("env_version", "release")
+    if env_version not in ENV_VERSIONS:
+        raise SandboxError(40097, "invalid args: env_version")
+    if body.get("page") is not None:
+        check_page(body["page"], must_be_published=body.get("check_path", True) is not False)
+        if "?" in body["page"]:
+            raise SandboxError(41030, "invalid page: no query allowed, pass it in scene")
+    try:
+        width = min(max(int(body.get("width", 430)), 280), 1280)
+    except (TypeError, ValueError):
+        width = 430
+    return Response(qr_png(scene, width), mimetype="image/png")
+
+
+@wechat_endpoint("/cgi-bin/message/subscribe/send", ("POST",))
+def subscribe_send():
+    """``POST cgi-bin/message/subscribe/send``: one message per acceptance, data within WeChat's limits."""
+    appid = _token_app("miniprogram")
+    body = _body()
+    openid = _known_user(body.get("touser"))
+    if not is_known_template(body.get("template_id")):
+        raise SandboxError(40037, "invalid template id")
+    miniprogram_state = body.get("miniprogram_state", "formal")
+    if miniprogram_state not in MINIPROGRAM_STATES:
+        raise SandboxError(47003, "argument invalid! miniprogram_state")
+    data = check_template_data(body.get("data"))
+    page = body.get("page")
+    if page is not None:
+        check_page(page, must_be_published=True)
+    msgid = state().deliver(
+        {
+            "kind": "subscribe",
+            "appid": appid,
+            "openid": openid,
+            "template_id": body["template_id"],
+            "page": page,
+            "url": None,
+            "data": data,
+            "miniprogram_state": miniprogram_state,
+            "lang": body.get("lang", "zh_CN"),
+        },
+        spend_subscription=True,
+    )
+    return wx_ok(msgid=msgid)
+
+
+@wechat_endpoint("/cgi-bin/message/template/send", ("POST",))
+def template_send():
+    """``POST cgi-bin/message/template/send`` (official account): no acceptance needed."""
+    appid = _token_app("official_account")
+    body = _body()
+    openid = _known_user(body.get("touser"))
+    if not is_known_template(body.get("template_id")):
+        raise SandboxError(40037, "invalid template id")
+    data = check_template_data(body.get("data"))
+    miniprogram = body.get("miniprogram") if isinstance(body.get("miniprogram"), dict) else {}
+    msgid = state().deliver(
+        {
+            "kind": "template",
+            "appid": appid,
+            "openid": openid,
+            "template_id": body["template_id"],
+            "page": miniprogram.get("pagepath"),
+            "url": body.get("url"),
+            "data": data,
+            "miniprogram_state": None,
+            "lang": "zh_CN",
+        },
+        spend_subscription=False,
+    )
+    return wx_ok(msgid=msgid)
+
+
+@wechat_endpoint("/wxa/msg_sec_check", ("POST",))
+def msg_sec_check():
+    """``POST wxa/msg_sec_check``: risky when the text holds 【风险】, review for 【复核】, else pass."""
+    _token_app("miniprogram")
+    body = _body()
+    content = body.get("content")
+    if not isinstance(content, str) or not content:
+        raise SandboxError(47003, "argument invalid! content is empty")
+    if len(content) > 2500:
+        raise SandboxError(47003, "argument invalid! content exceeds 2500 characters")
+    suggest = "risky" if "【风险】" in content else "review" if "【复核】" in content else "pass"
+    label = 100 if suggest == "pass" else 21000
+    if body.get("version") != 2:  # v1: risky content is an error
+        return wx_error(87014, "risky content") if suggest == "risky" else wx_ok()
+    _known_user(body.get("openid"))
+    if body.get("scene") not in (1, 2, 3, 4):
+        raise SandboxError(47003, "argument invalid! scene")
+    trace_id = secrets.token_hex(12)
+    return wx_ok(
+        result={"suggest": suggest, "label": label},
+        detail=[{"strategy": "content_model", "errcode": 0, "suggest": suggest, "label": label, "prob": 90}],
+        trace_id=trace_id,
+    )
+
+
+@wechat_endpoint("/sns/oauth2/access_token", ("GET",))
+def oauth_access_token():
+    """``GET sns/oauth2/access_token``: the code the authorize page gave → the official-account openid."""
+    args = request.args
+    _check_app("official_account", args.get("appid"), args.get("secret"))
+    if args.get("grant_type") != "authorization_code":
+        raise SandboxError(40002, "invalid grant_type")
+    user = state().redeem_code("oauth", args.get("code"))
+    answer = {
+        "access_token": "sbxweb_" + secrets.token_urlsafe(32),
+        "expires_in": 7200,
+        "refresh_token": "sbxref_" + secrets.token_urlsafe(32),
+        "openid": user["openid"],
+        "scope": "snsapi_base",
+        "is_snapshotuser": 0,
+    }
+    if user["unionid"]:
+        answer["unionid"] = user["unionid"]
+    return jsonify(answer)
+
+
+def _redirect_allowed(uri: str) -> bool:
+    """Like WeChat's 网页授权域名: only this server's host, loopback and ``WECHAT_SANDBOX_OAUTH_HOSTS``."""
+    parts = urlsplit(uri)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return False
+    allowed = {
+        urlsplit(current_app.config["PUBLIC_BASE_URL"]).hostname,
+        urlsplit(request.host_url).hostname,
+        "localhost",
+        "127.0.0.1",
+        "::1",
+        *current_app.config.get("WECHAT_SANDBOX_OAUTH_HOSTS", ()),
+    }
+    return parts.hostname in allowed
+
+
+@wechat_endpoint("/connect/oauth2/authorize", ("GET",))
+def oauth_authorize():
+    """``GET connect/oauth2/authorize``: silent (snsapi_base), so straight back to redirect_uri with a code.
+
+    The user is ``?openid=`` when given (a sandbox extension), else this browser's sandbox user (a cookie).
+    """
+    args = request.args
+    known = apps().get(args.get("appid") or "")
+    if known is None or known[1] != "official_account":
+        return error_response("wechat_oauth", "微信授权失败：appid 无效（模拟微信）。", 400)
+    redirect_uri = args.get("redirect_uri") or ""
+    if not _redirect_allowed(redirect_uri):
+        return error_response(
+            "wechat_oauth", "微信授权失败：redirect_uri 域名与后台配置不一致（模拟微信，10003）。", 400
+        )
+    if args.get("response_type") != "code" or args.get("scope") not in ("snsapi_base", "snsapi_userinfo"):
+        return error_response("wechat_oauth", "微信授权失败：参数错误（模拟微信）。", 400)
+    openid = args.get("openid") or request.cookies.get(OPENID_COOKIE) or ""
+    if not OPENID.fullmatch(openid):
+        openid = "o" + secrets.token_urlsafe(20)
+    code = state().mint_code("oauth", openid)
+    query = urlencode({"code": code, "state": args.get("state", "")})
+    response = redirect(redirect_uri + ("&" if "?" in redirect_uri else "?") + query)
+    response.set_cookie(OPENID_COOKIE, openid, max_age=365 * 86400, httponly=True, samesite="Lax")
+    return response
+
+
+@wechat_endpoint("/<path:path>", ("GET", "POST"))
+def not_implemented(path: str):
+    """Any other WeChat path: the sandbox does not speak it."""
+    return wx_error(48001, f"api unauthorized: the local WeChat sandbox does not implement {path}")
+
+
+# --- controls for tests and demos ----------------------------------------------------------------
+
+
+def _control_body() -> dict:
+    if request.form:
+        return request.form.to_dict()
+    body = request.get_json(force=True, silent=True)
+    if not isinstance(body, dict):
+        raise ControlError("send a JSON object")
+    return body
+
+
+def _openid(body: dict) -> str:
+    openid = body.get("openid")
+    if not isinstance(openid, str) or not OPENID.fullmatch(openid):
+        raise ControlError("openid: 1–64 letters, digits, _ or -")
+    return openid
+
+
+@bp.post("/sandbox/login-code")
+def control_login_code():
+    """What ``wx.login`` would give this user: ``{"openid"[, "unionid"]}`` → ``{"code"}``."""
+    body = _control_body()
+    openid = _openid(body)
+    unionid = body.get("unionid") or None
+    return jsonify(code=state().mint_code("login", openid, unionid), openid=openid)
+
+
+@bp.post("/sandbox/subscribe")
+def control_subscribe():
+    """The user accepts one subscribe message of a template (``count`` for more): ``{"openid", "template_id"}``."""
+    body = _control_body()
+    openid = _openid(body)
+    template_id = body.get("template_id")
+    if not is_known_template(template_id):
+        raise ControlError(f"unknown template id {template_id!r} (errcode 20001 in wx.requestSubscribeMessage)")
+    try:
+        count = int(body.get("count", 1))
+    except (TypeError, ValueError):
+        raise ControlError("count: a whole number") from None
+    if count < 1:
+        raise ControlError("count: at least 1")
+    credits = state().subscribe(openid, template_id, count)
+    if request.form:
+        return redirect(url_for(".index") + f"#user-{openid}")
+    return jsonify(openid=openid, template_id=template_id, credits=credits)
+
+
+@bp.get("/sandbox/subscriptions")
+def control_subscriptions():
+    """Acceptances left per template for ``?openid=``."""
+    return jsonify(state().subscriptions(request.args.get("openid", "")))
+
+
+@bp.get("/sandbox/messages")
+def control_messages():
+    """The messages received, oldest first (one user's with ``?openid=``)."""
+    return jsonify(state().messages(request.args.get("openid") or None))
+
+
+@bp.post("/sandbox/faults")
+def control_set_fault():
+    """Fail calls to a path: ``{"path", "kind", "times": N or -1, "seconds"?}``; path ``*`` is every WeChat path."""
+    body = _control_body()
+    path = str(body.get("path") or "").strip("/")
+    kind = body.get("kind")
+    if not path:
+        raise ControlError("path: a WeChat path such as cgi-bin/message/subscribe/send, or *")
+    if kind not in FAULT_KINDS:
+        raise ControlError(f"kind: one of {', '.join(FAULT_KINDS)}")
+    try:
+        times = int(body.get("times", 1))
+        seconds = float(body["seconds"]) if body.get("seconds") is not None else None
+    except (TypeError, ValueError):
+        raise ControlError("times: a whole number (-1 = until cleared); seconds: a number") from None
+    if times == 0 or times < -1:
+        raise ControlError("times: at least 1, or -1 for until cleared")
+    state().set_fault(path, kind, times, seconds)
+    return jsonify(path=path, kind=kind, times=times, seconds=seconds)
+
+
+@bp.delete("/sandbox/faults")
+def control_clear_faults():
+    """Remove every fault."""
+    return jsonify(cleared=state().clear_faults())
+
+
+@bp.post("/sandbox/reset")
+def control_reset():
+    """Forget everything the sandbox holds."""
+    state().reset()
+    return jsonify(reset=True)
+
+
+@bp.get("/sandbox/stats")
+def control_stats():
+    """Calls per WeChat path since the last reset, e.g. ``{"cgi-bin/token": 1}``."""
+    return jsonify(state().stats())
+
+
+@bp.post("/sandbox/clock")
+def control_clock():
+    """Move the sandbox's clock forward ``{"advance": seconds}`` (token grace and expiry, code expiry)."""
+    body = _control_body()
+    try:
+        advance = float(body.get("advance", 0))
+    except (TypeError, ValueError):
+        raise ControlError("advance: seconds") from None
+    if advance < 0:
+        raise ControlError("advance: the clock only moves forward")
+    return jsonify(offset=state().advance_clock(advance))
+
+
+# --- the 模拟微信 page ---------------------------------------------------------------------------
+
+
+def _notification(message: dict) -> dict:
+    """A received message as WeChat shows a service notification: title, time, labelled lines, link."""
+    entry = (templates() or {}).get(message["template_id"], {})
+    fields = entry.get("fields") if isinstance(entry.get("fields"), dict) else {}
+    labels = entry.get("labels") if isinstance(entry.get("labels"), dict) else {}
+    keys = [k for k in fields if k in message["data"]] + [k for k in message["data"] if k not in fields]
+    lines = []
+    for key in keys:
+        label = labels.get(key) or VALUE_LABELS.get(fields.get(key, "")) or TYPE_LABELS.get(re.sub(r"\d+$", "", key))
+        value = message["data"][key]
+        lines.append({"label": label or key, "value": value.get("value") if isinstance(value, dict) else value})
+    at = datetime.fromisoformat(message["at"]).astimezone(CHINA)
+    return {
+        **message,
+        "title": entry.get("title") or TEMPLATE_TITLES.get(entry.get("purpose", "")) or message["template_id"],
+        "when": f"{at.month}月{at.day}日 {at:%H:%M}",
+        "lines": lines,
+    }
+
+
+@bp.get("/")
+def index():
+    """模拟微信: every sandbox user and the notifications they received, newest first."""
+    sandbox = state()
+    people = []
+    for openid in sandbox.users():
+        people.append(
+            {
+                "openid": openid,
+                "messages": [_notification(m) for m in sandbox.messages(openid, newest_first=True)],
+                "subscriptions": sandbox.subscriptions(openid),
+            }
+        )
+    known = templates()
+    template_choices = [
+        {"id": tid, "title": entry.get("title") or TEMPLATE_TITLES.get(entry["purpose"], tid)}
+        for tid, entry in (known or {}).items()
+    ]
+    return render_template("wechat_sandbox/index.html", people=people, template_choices=template_choices)

@@ -1,0 +1,261 @@
+"""The inbox: overdue first, then reopened, new, in progress; counts; search; paging; who sees what."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import event
+
+from backend.extensions import db
+from backend.items.inbox import count_groups, inbox_page
+from backend.items.refs import format_ref
+from backend.models import ItemStatus, utcnow
+from tests.staff_world import api_token, build_world, login, make_item
+
+
+@pytest.fixture
+def world(app, create_county, create_station, create_deputy):
+    """The small county of tests/staff_world.py."""
+    return build_world(create_county, create_station, create_deputy)
+
+
+def put(item, status, *, due_in=None, paused_ago=None, reopen_count=0, held=False):
+    """Put an item straight into a state (the inbox reads columns; the lifecycle is tested elsewhere)."""
+    now = utcnow()
+    item.status = status
+    if due_in is not None:
+        item.due_at = now + due_in
+    if paused_ago is not None:
+        item.paused_at = now - paused_ago
+    item.reopen_count = reopen_count
+    item.is_held = held
+    db.session.commit()
+    return item
+
+
+@pytest.fixture
+def items(world):
+    """Items of deputy d1 in every group, a few of d2 (same station), of d3 (station B) and d4 (other county)."""
+    d1 = world.d1
+    made = {
+        "late_new": put(
+            make_item(d1, body="最早的超期件", created_ago=timedelta(days=5)),
+            ItemStatus.SUBMITTED,
+            due_in=-timedelta(days=3),
+        ),
+        "late_accepted": put(make_item(d1, body="刚超期的件"), ItemStatus.ACCEPTED, due_in=-timedelta(hours=1)),
+        "late_paused": put(
+            make_item(d1, body="暂停前已超期"),
+            ItemStatus.FORWARDED,
+            due_in=-timedelta(days=1),
+            paused_ago=timedelta(hours=2),
+        ),
+        "reopened": put(
+            make_item(d1, body="群众不满意退回的件"), ItemStatus.ACCEPTED, due_in=timedelta(days=15), reopen_count=1
+        ),
+        "new_old": put(make_item(d1, body="较早的新留言", created_ago=timedelta(hours=5)), ItemStatus.SUBMITTED),
+        "new_young": put(
+            make_item(d1, body="刚到的新留言\n第二行", created_ago=timedelta(minutes=5)), ItemStatus.SUBMITTED
+        ),
+        "paused_in_time": put(
+            make_item(d1, body="暂停中未超期"),
+            ItemStatus.ANSWERED,
+            due_in=-timedelta(hours=1),
+            paused_ago=timedelta(days=1),  # paused a day ago, when it was still in time
+        ),
+        "forwarded": put(make_item(d1, body="已交办的件"), ItemStatus.FORWARDED, due_in=timedelta(days=10)),
+        "answered": put(make_item(d1, body="已答复的件"), ItemStatus.ANSWERED, due_in=timedelta(days=20)),
+        "resolved": put(make_item(d1, body="已办结的件"), ItemStatus.RESOLVED, due_in=-timedelta(days=30)),
+        "declined": put(make_item(d1, body="不予受理的件"), ItemStatus.DECLINED, due_in=-timedelta(days=30)),
+        "held": put(make_item(d1, body="待审核的件"), ItemStatus.SUBMITTED, held=True),
+        "d2_new": put(make_item(world.d2, body="李代表的新留言"), ItemStatus.SUBMITTED),
+        "d3_new": put(make_item(world.d3, body="沔渡镇的新留言"), ItemStatus.SUBMITTED),
+        "d4_new": put(make_item(world.d4, body="南山区的新留言"), ItemStatus.SUBMITTED),
+    }
+    return made
+
+
+TODO_ORDER = [
+    "late_new",
+    "late_paused",
+    "late_accepted",
+    "reopened",
+    "new_old",
+    "new_young",
+    "paused_in_time",
+    "forwarded",
+    "answered",
+]
+
+
+def names_of(page, items) -> list[str]:
+    by_id = {item.id: name for name, item in items.items()}
+    return [by_id[row.item.id] for row in page.rows]
+
+
+def test_todo_order_overdue_then_reopened_then_new_then_in_progress(world, items):
+    page = inbox_page(world.users["deputy"])
+    assert names_of(page, items) == TODO_ORDER
+    groups = [row.group for row in page.rows]
+    assert groups == ["overdue"] * 3 + ["reopened"] + ["new"] * 2 + ["in_progress"] * 3
+    assert [row.is_overdue for row in page.rows] == [True] * 3 + [False] * 6
+
+
+def test_counts_per_group(world, items):
+    counts = count_groups(world.users["deputy"])
+    assert counts == {
+        "overdue": 3,
+        "reopened": 1,
+        "new": 2,
+        "in_progress": 3,
+        "resolved": 1,
+        "closed": 1,
+        "todo": 9,
+    }
+
+
+def test_paging_cuts_across_groups(world, items):
+    user = world.users["deputy"]
+    pages = [inbox_page(user, page=n, per_page=4) for n in (1, 2, 3)]
+    assert [names_of(p, items) for p in pages] == [TODO_ORDER[:4], TODO_ORDER[4:8], TODO_ORDER[8:]]
+    assert pages[0].total == 9 and pages[0].pages == 3
+    assert pages[0].has_next and not pages[2].has_next
+    assert inbox_page(user, page=9, per_page=4).rows == []
+
+
+@pytest.mark.parametrize(
+    ("state", "expected"),
+    [
+        ("overdue", ["late_new", "late_paused", "late_accepted"]),
+        ("new", ["new_old", "new_young"]),
+        ("in_progress", ["paused_in_time", "forwarded", "answered"]),
+        ("resolved", ["resolved"]),
+        ("closed", ["declined"]),
+        ("nonsense", TODO_ORDER),
+    ],
+)
+def test_one_group(world, items, state, expected):
+    assert names_of(inbox_page(world.users["deputy"], state=state), items) == expected
+
+
+def test_search_by_reference_in_any_case_and_hyphen(world, items):
+    user = world.users["deputy"]
+    ref = items["forwarded"].ref
+    for typed in (ref, ref.lower(), format_ref(ref).lower(), f" {ref[:4]} {ref[4:]} "):
+        assert names_of(inbox_page(user, query=typed), items) == ["forwarded"], typed
+    assert names_of(inbox_page(user, query=items["d2_new"].ref), items) == []  # another deputy's
+
+
+def test_search_by_text_includes_closed_items_newest_first(world, items):
+    page = inbox_page(world.users["deputy"], query="已")
+    assert set(names_of(page, items)) == {"late_paused", "forwarded", "answered", "resolved"}
+    assert names_of(inbox_page(world.users["deputy"], query="100%_"), items) == []  # LIKE wildcards are literal
+
+
+def test_deputy_sees_only_their_own_items_and_not_held_ones(world, items):
+    every = (
+        inbox_page(world.users["deputy"], per_page=50).rows + inbox_page(world.users["deputy"], state="resolved").rows
+    )
+    names = {row.item.body for row in every}
+    assert "待审核的件" not in names and "李代表的新留言" not in names
+
+
+def test_station_admin_sees_the_station_supervisor_the_region(world, items):
+    admin = names_of(inbox_page(world.users["station_admin"], state="new"), items)
+    assert set(admin) == {"new_old", "new_young", "held", "d2_new"}
+    supervisor = names_of(inbox_page(world.users["supervisor"], state="new"), items)
+    assert set(supervisor) == {"new_old", "new_young", "held", "d2_new", "d3_new"}
+    far = names_of(inbox_page(world.users["supervisor_far"], state="new"), items)
+    assert far == ["d4_new"]
+    assert count_groups(world.users["department"])["todo"] == 0
+
+
+def test_queries_per_page_do_not_grow_with_the_rows(app, world, items):
+    user = world.users["station_admin"]
+
+    def statements(**kwargs) -> int:
+        seen = []
+        listener = lambda *args: seen.append(args[2])  # noqa: E731
+        event.listen(db.engine, "before_cursor_execute", listener)
+        try:
+            inbox_page(user, **kwargs)
+        finally:
+            event.remove(db.engine, "before_cursor_execute", listener)
+        # Leave out SQLite's BEGIN and the user re-read after the builders' commits.
+        return len([sql for sql in seen if sql.startswith("SELECT") and "FROM staff_users" not in sql])
+
+    before = statements(per_page=50)
+    for n in range(15):
+        make_item(world.d2, body=f"第{n}件新留言")
+    assert statements(per_page=50) == before  # one query per group touched (and its deputies), never per row
+    assert before <= 2 + 2 * 4  # two counts; per group its rows and their deputies
+
+
+# -- the page ---------------------------------------------------------------------------------
+
+
+def test_inbox_page(app, world, items):
+    client = login(app, "deputy_d1")
+    response = client.get("/staff/inbox")
+    assert response.status_code == 200
+    assert response.headers["Cache-Control"] == "no-store"
+    html = response.text
+    refs = re.findall(r'href="/staff/items/([0-9A-Z]{8})"', html)
+    assert refs == [items[name].ref for name in TODO_ORDER]
+    assert re.search(r'id="count-overdue">\s*<span class="count-number">3</span>', html)
+    assert re.search(r'id="count-reopened">\s*<span class="count-number">1</span>', html)
+    assert html.count("inbox-row group-overdue overdue") == 3
+    assert "超期3天" in html and "刚到的新留言" in html and "第二行" not in html  # first line only
+    assert "城乡建设" in html and "5分钟前" in html and "期限" in html
+
+
+def test_inbox_page_search_and_filter(app, world, items):
+    client = login(app, "deputy_d1")
+    ref = items["answered"].ref
+    found = client.get(f"/staff/inbox?q={ref[:4].lower()}-{ref[4:].lower()}").text
+    assert re.findall(r'href="/staff/items/([0-9A-Z]{8})"', found) == [ref]
+    resolved = client.get("/staff/inbox?state=resolved").text
+    assert re.findall(r'href="/staff/items/([0-9A-Z]{8})"', resolved) == [items["resolved"].ref]
+    nothing = client.get("/staff/inbox?q=没有这样的留言").text
+    assert "没有找到相符的留言" in nothing
+
+
+def test_inbox_pages_link_to_each_other(app, world, items):
+    for n in range(25):
+        make_item(world.d1, body=f"第{n}件")
+    client = login(app, "deputy_d1")
+    first = client.get("/staff/inbox").text
+    assert "第1/2页" in first and "page=2" in first
+    second = client.get("/staff/inbox?page=2").text
+    assert "第2/2页" in second and len(re.findall(r'href="/staff/items/', second)) == 34 - 20
+
+
+# -- the API ----------------------------------------------------------------------------------
+
+
+def test_api_inbox_same_order_counts_and_paging(app, world, items):
+    headers = api_token(app, "deputy_d1")
+    client = app.test_client()
+    first = client.get("/api/v1/inbox?per_page=5", headers=headers)
+    assert first.status_code == 200
+    assert first.headers["Cache-Control"] == "no-store"
+    body = first.json
+    assert body["counts"]["overdue"] == 3 and body["counts"]["todo"] == 9
+    assert [row["ref"] for row in body["items"]] == [items[n].ref for n in TODO_ORDER[:5]]
+    assert body["items"][0]["is_overdue"] is True and body["items"][0]["group"] == "overdue"
+    assert body["total"] == 9 and body["pages"] == 2 and body["has_next"] is True
+    second = client.get("/api/v1/inbox?per_page=5&page=2", headers=headers).json
+    assert [row["ref"] for row in second["items"]] == [items[n].ref for n in TODO_ORDER[5:]]
+    row = second["items"][0]
+    assert set(row) >= {"ref", "category_label", "first_line", "age", "due_at", "status_label"}
+
+    search = client.get(f"/api/v1/inbox?q={items['declined'].ref.lower()}", headers=headers).json
+    assert [r["ref"] for r in search["items"]] == [items["declined"].ref]
+
+
+def test_api_inbox_needs_a_token_and_a_handling_role(app, world):
+    client = app.test_client()
+    assert client.get("/api/v1/inbox").status_code == 401
+    assert client.get("/api/v1/inbox", headers=api_token(app, "dept_user")).status_code == 404
