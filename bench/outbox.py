@@ -281,6 +281,7 @@ def bench_engine(engine: str, options: Options, out: Callable[[str], None]) -> b
             raw_seconds += raw_loop(url, api_base, options.raw - half)
         received, duplicates = sandbox_received(env["WECHAT_SANDBOX_DB"])
         summary = outbox_summary(url)
+        tails = {log_path.name: log_path.read_text(errors="replace")[-1500:] for log_path in logs}
     raw_rate = options.raw / raw_seconds
     rate = summary.get("sent", 0) / drain_seconds
     ratio = rate / raw_rate
@@ -297,8 +298,8 @@ def bench_engine(engine: str, options: Options, out: Callable[[str], None]) -> b
         out(f"time limit of {options.time_limit:.0f} s reached")
     ok = not timed_out and duplicates == 0 and summary.get("sent", 0) == options.rows == received
     if not ok:
-        for log_path in logs:
-            out(f"--- {log_path.name} (tail)\n{log_path.read_text()[-1500:]}")
+        for name, tail in tails.items():
+            out(f"--- {name} (tail)\n{tail}")
     return ok
 
 

@@ -3,7 +3,8 @@
 Residents are told when their item is received, accepted, forwarded, answered (with the
 beginning of the answer) and resolved (with a request to rate), and of the other public
 steps the lifecycle reports (declined, duplicate, reassigned, extended, waiting). Deputies
-are told of a new item, an overdue item, a reopened item and a department's reply.
+are told of a new item, an overdue item, a reopened item, a supervisor's 督办 and a
+department's reply.
 Departments have no WeChat channel: their link is the channel.
 
 Templates are chosen per purpose in ``WECHAT_TEMPLATES``: one subscription (one
@@ -272,6 +273,10 @@ def _deputy_reopened(ctx: Context) -> dict[str, object]:
     return {"status": "被重开", "summary": "群众评价不满意，留言已重新打开"}
 
 
+def _deputy_supervised(ctx: Context) -> dict[str, object]:
+    return {"status": "督办", "summary": ctx.event_text or "上级督办，请尽快办理"}
+
+
 def _deputy_department_replied(ctx: Context) -> dict[str, object]:
     forward_id = (ctx.message.payload or {}).get("forward_id")
     forward = db.session.get(ItemForward, forward_id) if forward_id else None
@@ -295,6 +300,7 @@ KINDS: dict[str, KindSpec] = {
     "deputy_new_item": KindSpec("staff", "deputy_task", _deputy_new),
     "deputy_item_overdue": KindSpec("staff", "deputy_task", _deputy_overdue),
     "deputy_item_reopened": KindSpec("staff", "deputy_task", _deputy_reopened),
+    "deputy_item_supervised": KindSpec("staff", "deputy_task", _deputy_supervised),
     "deputy_department_replied": KindSpec("staff", "deputy_task", _deputy_department_replied),
     # Departments answer through their forward link; nothing reaches them in WeChat.
     "department_new_item": KindSpec("none", None),
@@ -311,6 +317,29 @@ def recipient_openid(message: OutboxMessage) -> str | None:
         return resident.openid if resident is not None else None
     user = db.session.get(StaffUser, message.staff_user_id) if message.staff_user_id else None
     return user.wechat_openid if user is not None and user.is_active else None
+
+
+def prefetch(messages: list[OutboxMessage]) -> list:
+    """Load what ``build_notice`` reads for these rows in a few queries.
+
+    Returns the loaded objects: hold on to them while building, since the session's identity
+    map keeps objects only while something else references them.
+    """
+    from sqlalchemy import select
+    from sqlalchemy.orm import selectinload
+
+    loaded: list = []
+
+    def load(model, ids, *options):
+        ids = {i for i in ids if isinstance(i, int)}
+        if ids:
+            loaded.extend(db.session.scalars(select(model).where(model.id.in_(ids)).options(*options)).all())
+
+    load(Item, (m.item_id for m in messages), selectinload(Item.deputy), selectinload(Item.station))
+    load(Resident, (m.resident_id for m in messages))
+    load(StaffUser, (m.staff_user_id for m in messages))
+    load(ItemEvent, ((m.payload or {}).get("event_id") for m in messages))
+    return loaded
 
 
 def build_notice(message: OutboxMessage) -> Notice:
@@ -398,5 +427,5 @@ def queue_overdue_notices(now: datetime) -> int:
     )
     columns = ["kind", "item_id", "staff_user_id", "payload", "status", "attempts", "next_attempt_at"]
     columns += ["last_error", "created_at"]
-    result = session.execute(insert(outbox).from_select(columns, rows))
-    return result.rowcount or 0
+    # RETURNING counts the rows on both engines (an INSERT … SELECT's rowcount is -1 through psycopg).
+    return len(session.execute(insert(outbox).from_select(columns, rows).returning(outbox.c.id)).all())

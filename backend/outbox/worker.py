@@ -54,6 +54,10 @@ Outcomes
     retried like a transient error, logged as an error, and pauses every worker
     (``wechat:auth-hold``) for the row's backoff, so a wrong secret cannot spend WeChat's
     2,000 token fetches a day.
+
+Reminders
+    ``run_forever`` also queues the deputies' overdue reminders every
+    ``OUTBOX_OVERDUE_SCAN_SECONDS`` (``notifications.queue_overdue_notices``).
 """
 
 from __future__ import annotations
@@ -73,7 +77,7 @@ from sqlalchemy.exc import DBAPIError
 
 from backend.extensions import db
 from backend.models import OutboxMessage, OutboxStatus, SubscriptionCredit, ThrottleCounter, utcnow
-from backend.outbox.notifications import NoChannel, Notice, build_notice, queue_overdue_notices
+from backend.outbox.notifications import NoChannel, Notice, build_notice, prefetch, queue_overdue_notices
 from backend.timefmt import CHINA
 
 log = logging.getLogger("backend.outbox")
@@ -103,6 +107,7 @@ class Claim:
     item_id: int | None = None
     resident_id: int | None = None
     staff_user_id: int | None = None
+    has_followers: bool = False  # later messages of the same item and recipient were waiting at claim time
 
 
 @dataclass(frozen=True)
@@ -178,6 +183,7 @@ def _short(text: str) -> str:
 
 
 WINDOW_FACTOR = 3  # candidates looked at per claim, per row claimed
+WAIT_RECHECK_SECONDS = 2.0  # how long a row waiting for one another worker holds stays out of the window
 
 
 def _candidates_query(now: datetime, window: int):
@@ -298,33 +304,40 @@ def claim(batch: int) -> tuple[list[Claim], int, datetime | None]:
         )
         candidates = db.session.scalars(_candidates_query(now, batch * WINDOW_FACTOR)).all()
         groups = _unfinished_siblings({c.item_id for c in candidates if c.item_id is not None})
+        loaded = prefetch(candidates)  # noqa: F841 - kept alive for build_notice's look-ups
+        idle = timedelta(seconds=config["OUTBOX_IDLE_SECONDS"])
+        recheck = timedelta(seconds=WAIT_RECHECK_SECONDS)
         done_here: set[int] = set()  # settled in this claim: no longer in anyone's way
         claimed_here: set[int] = set()
         claims: list[Claim] = []
         settled = 0
-        for row in sorted(candidates, key=lambda r: r.id):
-            if len(claims) >= batch:
-                break
-            if row.item_id is not None:
+        with db.session.no_autoflush:  # the rows' changes go out together at commit
+            for row in sorted(candidates, key=lambda r: r.id):
+                if len(claims) >= batch:
+                    break
                 group = groups.get(_recipient_key(row.item_id, row.resident_id, row.staff_user_id), [])
                 waiting_for = next((s for s in group if s.id < row.id and s.id not in done_here), None)
-                if waiting_for is not None:
-                    earliest = max(
-                        now + timedelta(seconds=config["OUTBOX_IDLE_SECONDS"]),
+                if row.item_id is not None and waiting_for is not None:
+                    # Out of the window until the earlier one can be done at the earliest: after its backoff,
+                    # after this claim's lease (its end wakes this one), or a recheck while another worker holds it.
+                    in_flight = waiting_for.lease_expires_at
+                    row.next_attempt_at = max(
+                        now + idle,
                         waiting_for.next_attempt_at,
-                        waiting_for.lease_expires_at or now,
+                        min(in_flight, now + recheck) if in_flight is not None else now,
                         now + lease if waiting_for.id in claimed_here else now,
                     )
-                    row.next_attempt_at = earliest
                     continue
-            outcome = _claim_row(row, now, lease)
-            if isinstance(outcome, Claim):
-                claims.append(outcome)
-                claimed_here.add(row.id)
-            else:
-                settled += 1
-                done_here.add(row.id)
-                _wake_next(row.item_id, row.resident_id, row.staff_user_id, row.id, now)
+                has_followers = any(s.id > row.id for s in group)
+                outcome = _claim_row(row, now, lease, has_followers)
+                if isinstance(outcome, Claim):
+                    claims.append(outcome)
+                    claimed_here.add(row.id)
+                else:
+                    settled += 1
+                    done_here.add(row.id)
+                    if has_followers:
+                        _wake_next(row.item_id, row.resident_id, row.staff_user_id, row.id, now)
         db.session.commit()
     except Exception:
         db.session.rollback()
@@ -332,7 +345,7 @@ def claim(batch: int) -> tuple[list[Claim], int, datetime | None]:
     return claims, settled, None
 
 
-def _claim_row(row: OutboxMessage, now: datetime, lease: timedelta) -> Claim | None:
+def _claim_row(row: OutboxMessage, now: datetime, lease: timedelta, has_followers: bool) -> Claim | None:
     """Lease one row and return its claim; or settle it at once (skipped, failed) and return None."""
     try:
         notice = build_notice(row)
@@ -359,6 +372,7 @@ def _claim_row(row: OutboxMessage, now: datetime, lease: timedelta) -> Claim | N
         item_id=row.item_id,
         resident_id=row.resident_id,
         staff_user_id=row.staff_user_id,
+        has_followers=has_followers,
     )
 
 
@@ -476,7 +490,7 @@ def record(claim_: Claim, outcome: Outcome) -> bool:
             return False
         if credit is not None:
             _return_credit(notice.openid, notice.template_id, now, to_zero=credit == "zero")
-        if values.get("status") in (OutboxStatus.SENT, OutboxStatus.FAILED, OutboxStatus.DEAD):
+        if claim_.has_followers and values.get("status") in (OutboxStatus.SENT, OutboxStatus.FAILED, OutboxStatus.DEAD):
             _wake_next(claim_.item_id, claim_.resident_id, claim_.staff_user_id, claim_.id, now)
         if outcome.kind == "quota":
             _set_hold(QUOTA_HOLD_KEY, values["next_attempt_at"])
