@@ -15,13 +15,13 @@ $(VENV)/.installed: $(BIN)/python requirements.txt requirements-dev.txt
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	touch $@
 
-## run: set up, migrate, load the demo county once, and serve on http://127.0.0.1:$(PORT)
+## run: set up, migrate, load the demo county once, and serve on http://127.0.0.1:$(PORT) with the outbox worker
 run: $(VENV)/.installed
 	scripts/system-deps.sh
 	$(BIN)/flask db upgrade
 	$(BIN)/flask demo load --if-empty
 	PORT=$(PORT) $(BIN)/flask demo urls
-	$(BIN)/gunicorn --workers 4 --bind 127.0.0.1:$(PORT) --access-logfile - 'backend:create_app()'
+	PORT=$(PORT) scripts/run.sh
 
 ## test: ruff, then pytest on SQLite, on PostgreSQL, and in Chromium (says what it skipped)
 test: $(VENV)/.installed

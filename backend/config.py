@@ -192,3 +192,6 @@ class Config:
         self.WECHAT_QR_VERIFY_FILENAME = os.environ.get("WECHAT_QR_VERIFY_FILENAME") or None
         self.WECHAT_QR_VERIFY_CONTENT = os.environ.get("WECHAT_QR_VERIFY_CONTENT") or ""
         self.WECHAT_QR_VERIFY_PATH = os.environ.get("WECHAT_QR_VERIFY_PATH") or "/"
+        # Supervision (backend/supervision): a rate over fewer items than this is not shown as a percentage
+        # ("样本不足") and is null in the stats API.
+        self.STATS_MIN_SAMPLE = _env_int("STATS_MIN_SAMPLE", 10)

@@ -331,6 +331,8 @@ def demo_urls() -> list[str]:
     else:
         lines.append(f"员工登录：{base}/staff/login (员工登录页面在后续版本提供)")
     lines.append(f"  演示账号：{' / '.join(DEMO_USERNAMES)}，密码均为 {DEMO_PASSWORD}（仅供演示）")
+    if current_app.config.get("WECHAT_SANDBOX"):
+        lines.append(f"模拟微信（居民收到的通知）：{base}/_wechat/")
     return lines
 
 

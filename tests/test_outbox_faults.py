@@ -92,14 +92,25 @@ def message_key(message: dict) -> tuple:
     return (message["openid"], message["template_id"], message["page"], json.dumps(message["data"], sort_keys=True))
 
 
-def assert_each_once(sandbox, expected: int) -> list[dict]:
-    """Every outbox row was sent and WeChat received exactly ``expected`` distinct messages, none twice."""
+def assert_each_once(sandbox, expected: int, crash_window: bool = False) -> list[dict]:
+    """Every outbox row was sent and WeChat received exactly ``expected`` distinct messages, none twice.
+
+    ``crash_window``: a worker killed after WeChat accepted a message but before it recorded
+    ``sent`` leaves the row to be sent again; WeChat (the sandbox) then refuses it with 43101,
+    the one acceptance being spent, and the row ends ``failed`` although its message arrived
+    once. That is the window the worker's docstring names; only that outcome is allowed.
+    """
     messages = received(sandbox)
     counts = collections.Counter(message_key(m) for m in messages)
     duplicates = {k: n for k, n in counts.items() if n > 1}
     assert not duplicates, f"{len(duplicates)} message(s) received more than once"
     assert len(messages) == expected
-    assert set(statuses().values()) == {"sent"}
+    rows = db.session.execute(select(OutboxMessage.id, OutboxMessage.status, OutboxMessage.last_error)).all()
+    db.session.rollback()
+    unsent = [(row.id, row.status.value, row.last_error) for row in rows if row.status.value != "sent"]
+    if crash_window:
+        unsent = [row for row in unsent if not (row[1] == "failed" and "43101" in row[2])]
+    assert not unsent, f"rows not sent: {unsent}"
     return messages
 
 
@@ -344,15 +355,17 @@ def test_a_worker_killed_mid_send_loses_nothing_and_sends_nothing_twice(world, w
         rows.append({"kind": "item_received", "item_id": item_id, "resident_id": resident_ids[i % 3]})
         rows.append({"kind": "deputy_new_item", "item_id": item_id, "staff_user_id": world.staff_user_id})
     queue_many(rows)
-    # A call stays in flight 5 s (the client's timeout; the sandbox hangs 6 s): time enough to kill the
-    # worker during it even on a busy machine. The lease outlasts twice the timeout, as it must.
-    env = worker_env(app, wechat_sandbox, tmp_path, OUTBOX_LEASE_SECONDS=11, OUTBOX_BATCH=10, WECHAT_TIMEOUT_SECONDS=5)
+    # The client's timeout is long enough that no ordinary call reaches it on a loaded machine: a
+    # call that times out may still have been delivered, and its retry would be a second copy (the
+    # window the worker's docstring names). The faulted call hangs longer still, and the worker is
+    # killed while it waits. The lease outlasts twice the timeout, as it must.
+    env = worker_env(app, wechat_sandbox, tmp_path, OUTBOX_LEASE_SECONDS=31, OUTBOX_BATCH=10, WECHAT_TIMEOUT_SECONDS=15)
     logs = [tmp_path / "first.log", tmp_path / "second.log"]
     first = start_worker(env, logs[0])
     try:
         wait_for(lambda: len(received(wechat_sandbox)) >= 15, 30, "the first worker to send", logs)
         # WeChat now answers slowly: the next call hangs, and the worker is killed while it waits.
-        wechat_sandbox.fault(SEND, "timeout", times=1, seconds=6)
+        wechat_sandbox.fault(SEND, "timeout", times=1, seconds=16)
         calls = wechat_sandbox.stats()[SEND]
         wait_for(lambda: wechat_sandbox.stats()[SEND] > calls, 10, "a call in flight", logs)
         first.send_signal(signal.SIGKILL)
@@ -368,10 +381,10 @@ def test_a_worker_killed_mid_send_loses_nothing_and_sends_nothing_twice(world, w
     assert leased >= 1, logs[0].read_text()[-3000:]  # the killed worker's claims are still leased…
     second = start_worker(env, logs[1])
     try:
-        wait_for(lambda: unfinished() == 0, 40, "the second worker to finish", logs)  # …until the lease expires
+        wait_for(lambda: unfinished() == 0, 90, "the second worker to finish", logs)  # …until the lease expires
     finally:
         stop(second)
-    assert_each_once(wechat_sandbox, 60)
+    assert_each_once(wechat_sandbox, 60, crash_window=True)
 
 
 @pytest.mark.parametrize("count", [1000])

@@ -243,6 +243,12 @@ def submit_item(sub: Submission) -> SubmitResult:
     processed = [photo_intake.process_photo(data) for data in sub.photos]
     fingerprint = body_fingerprint(message.body)
     resident_id = sub.resident.id if sub.resident is not None else None
+    # WeChat's content check, before any database work (it is a network call, and on SQLite
+    # the first write holds the write lock). Asked only for a mini-program user.
+    from backend.wechat.screening import is_held, screen_message
+
+    screening, screening_label = screen_message(sub.resident, message.body)
+    held = is_held(screening)
 
     now = utcnow()
     with database.read_phase():
@@ -271,6 +277,9 @@ def submit_item(sub: Submission) -> SubmitResult:
         "contact_phone": message.phone,
         "consented_at": now if (message.consent and has_contact) else None,
         "status": ItemStatus.SUBMITTED,
+        "screening": screening,
+        "screening_label": screening_label,
+        "is_held": held,
         "needs_review": similar_ref is not None,
         "review_reason": f"与 {similar_ref} 内容高度相似" if similar_ref else "",
         "body_fingerprint": fingerprint,
@@ -306,7 +315,8 @@ def submit_item(sub: Submission) -> SubmitResult:
                 for position, photo in enumerate(processed)
             ],
         )
-    _queue_new_item_notices(conn, stored.item_id, values["resident_id"], target.deputy_id, now)
+    # A held item reaches the deputy when a station administrator releases it (wechat/screening.py).
+    _queue_new_item_notices(conn, stored.item_id, resident_id, None if held else target.deputy_id, now)
     return stored
 
 

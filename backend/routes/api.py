@@ -134,6 +134,7 @@ def get_item(ref: str):
         ref_display=format_ref(item.ref),
         status=item.status.value,
         status_label=timeline.status_label(item),
+        is_under_review=item.is_held,
         category=item.category.value,
         category_label=timeline.category_label(item),
         body=item.body,

@@ -9,17 +9,16 @@ WeChat, which sets the count back to zero.
 
 from __future__ import annotations
 
-import hashlib
-
 from flask import Blueprint, current_app, jsonify, request
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from backend.errors import UserError
 from backend.extensions import csrf, db
-from backend.models import Resident, ResidentSession, SessionKind, SubscriptionCredit, utcnow
+from backend.models import SessionKind, SubscriptionCredit, utcnow
 from backend.outbox.notifications import KINDS
 from backend.routes.api import json_body
+from backend.wechat.identity import current_resident
 
 bp = Blueprint("api_wechat", __name__, url_prefix="/api/v1/wechat")
 csrf.exempt(bp)  # the API takes no cookies; tokens come in headers
@@ -43,22 +42,6 @@ def _bearer_token() -> str | None:
     if scheme.lower() != "bearer" or not token or len(token) > TOKEN_MAX_LENGTH:
         return None
     return token
-
-
-def current_resident() -> Resident | None:
-    """The resident whose ``Authorization: Bearer`` token this request carries (live session), or None."""
-    token = _bearer_token()
-    if token is None:
-        return None
-    return db.session.scalar(
-        select(Resident)
-        .join(ResidentSession, ResidentSession.resident_id == Resident.id)
-        .where(
-            ResidentSession.token_hash == hashlib.sha256(token.encode()).hexdigest(),
-            ResidentSession.revoked_at.is_(None),
-            ResidentSession.expires_at > utcnow(),
-        )
-    )
 
 
 def _current_openid() -> str:

@@ -71,7 +71,8 @@ def wechat_binding():
         action = request.form.get("action")
         if action == "create":
             code = identity.new_binding_code()
-            image, _made_by_wechat = _binding_image(code)  # WeChat before the write
+            db.session.commit()  # end the session check's read: nobody holds SQLite's write lock while WeChat answers
+            image, _made_by_wechat = _binding_image(code)
             _code, row = identity.create_binding_code(user, code)
             db.session.commit()
             context.update(code=code, image=image, expires_at=row.expires_at)
@@ -96,8 +97,10 @@ def wxacode_image(owner: Deputy | Station | None) -> Response:
     code = current_code(owner)
     if code is None:
         abort(404)
+    code_id, slug = code.id, code.slug
+    db.session.commit()  # end the read: on SQLite it holds the write lock, which nobody may hold while WeChat answers
     try:
-        image = wxacode.miniprogram_code(code)
+        image = wxacode.miniprogram_code(code_id, slug)
     except wxacode.WxacodeUnavailable:
         raise UserError(
             "wechat_unavailable", "微信暂时无法生成小程序码，请稍后再试，或先使用普通二维码。", 503, retry_after=60

@@ -21,7 +21,7 @@ from wechatpy.exceptions import WeChatClientException
 
 from backend import database
 from backend.extensions import db
-from backend.models import Code, MiniProgramCode, utcnow
+from backend.models import MiniProgramCode, utcnow
 from backend.wechat import api as wechat_api
 
 log = logging.getLogger(__name__)
@@ -89,13 +89,14 @@ def _cached(code_id: int) -> WxaImage | None:
     return WxaImage(row.scene, row.png) if row is not None else None
 
 
-def miniprogram_code(code: Code) -> WxaImage:
-    """The kept mini-program code of a slug, fetched from WeChat the first time (commits the new row).
+def miniprogram_code(code_id: int, slug: str) -> WxaImage:
+    """The kept mini-program code of a slug (its ``Code`` row's id and slug), fetched from WeChat the first time.
 
-    Two requests for a new slug at once may both ask WeChat; the first row stored wins, and
-    after that WeChat is never asked again for this slug. ``WxacodeUnavailable`` when WeChat fails.
+    Commits the new row. Call it with no transaction open: on SQLite one holds the write lock, which
+    nobody may hold while WeChat answers. Two requests for a new slug at once may both ask WeChat; the
+    first row stored wins, and after that WeChat is never asked again for this slug.
+    ``WxacodeUnavailable`` when WeChat fails.
     """
-    code_id, slug = code.id, code.slug
     with database.read_phase():
         cached = _cached(code_id)
     if cached is not None:

@@ -173,6 +173,8 @@ def live_server(chromium_executable, tmp_path_factory) -> Iterator[LiveServer]:
                     str(VENV_BIN / "gunicorn"),
                     "--workers",
                     "2",
+                    "--threads",
+                    "4",  # as `make run`: a request that calls the sandbox on this server needs a free thread
                     "--bind",
                     f"127.0.0.1:{port}",
                     "--access-logfile",

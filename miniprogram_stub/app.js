@@ -1,0 +1,7 @@
+const config = require("./config.js");
+
+App({
+  globalData: {
+    baseUrl: config.baseUrl,
+  },
+});

@@ -1,0 +1,117 @@
+// The message form. Submitting asks (in the same tap, as WeChat requires) to be told of the answer, reports
+// what the resident accepted, then sends the message with the resident's token — or without one when WeChat
+// login is unavailable: a WeChat identity is used where it exists, never demanded.
+const api = require("../../utils/api.js");
+
+Page({
+  data: {
+    loading: true,
+    error: "",
+    slug: "",
+    deputyName: "",
+    stationName: "",
+    routesToStation: false,
+    deputyChoices: [],
+    deputyIndex: 0,
+    categories: [],
+    categoryIndex: 0,
+    limits: { body_min_chars: 5, body_max_chars: 1000 },
+    body: "",
+    name: "",
+    phone: "",
+    consent: false,
+    clientId: "",
+    templateIds: [],
+    submitting: false,
+  },
+
+  onLoad(query) {
+    const slug = (query && query.slug) || "";
+    this.setData({ slug: slug, clientId: api.newClientId() });
+    api.ensureResident().catch(() => null); // ready before the tap; failing is fine
+    const templates = api
+      .call("templates")
+      .then((res) => this.setData({ templateIds: (res.requests.resident && res.requests.resident[0]) || [] }))
+      .catch(() => null);
+    const code = api
+      .call("code", { params: { slug: slug } })
+      .then((res) => {
+        const choices = [{ id: "duty", name: "值班代表（按接待安排）" }].concat(
+          res.station.deputies.map((d) => ({ id: String(d.id), name: d.name + " 代表" })),
+        );
+        this.setData({
+          loading: false,
+          deputyName: res.deputy && !res.routes_to_station ? res.deputy.name : "",
+          stationName: res.station.name,
+          routesToStation: res.routes_to_station,
+          deputyChoices: choices,
+          categories: res.categories,
+          categoryIndex: Math.max(0, res.categories.findIndex((c) => c.value === "other")),
+          limits: res.limits,
+        });
+      })
+      .catch((err) => this.setData({ loading: false, error: err.message }));
+    return Promise.all([templates, code]);
+  },
+
+  onBodyInput(e) {
+    this.setData({ body: e.detail.value });
+  },
+  onCategoryChange(e) {
+    this.setData({ categoryIndex: Number(e.detail.value) });
+  },
+  onDeputyChange(e) {
+    this.setData({ deputyIndex: Number(e.detail.value) });
+  },
+  onNameInput(e) {
+    this.setData({ name: e.detail.value });
+  },
+  onPhoneInput(e) {
+    this.setData({ phone: e.detail.value });
+  },
+  onConsentChange(e) {
+    this.setData({ consent: e.detail.value.length > 0 });
+  },
+
+  payload() {
+    const d = this.data;
+    const data = {
+      code: d.slug,
+      body: d.body,
+      category: d.categories.length ? d.categories[d.categoryIndex].value : "other",
+      name: d.name,
+      phone: d.phone,
+      consent: d.consent,
+      client_id: d.clientId,
+    };
+    if (d.routesToStation && d.deputyChoices.length) data.deputy_id = d.deputyChoices[d.deputyIndex].id;
+    return data;
+  },
+
+  onSubmit() {
+    const body = this.data.body.trim();
+    if (body.length < this.data.limits.body_min_chars) {
+      this.setData({ error: "请把想反映的情况写清楚，至少" + this.data.limits.body_min_chars + "个字。" });
+      return Promise.resolve();
+    }
+    if ((this.data.name || this.data.phone) && !this.data.consent) {
+      this.setData({ error: "留下姓名或手机号时，请勾选同意说明；也可以不留联系方式匿名提交。" });
+      return Promise.resolve();
+    }
+    this.setData({ submitting: true, error: "" });
+    const data = this.payload();
+    return api
+      .requestSubscriptions(this.data.templateIds, "resident")
+      .then(() =>
+        api.ensureResident().then(
+          () => api.asResident("submitItem", { data: data }),
+          () => api.call("submitItem", { data: data }), // WeChat login unavailable: send it anyway
+        ),
+      )
+      .then((res) => {
+        wx.redirectTo({ url: "/pages/item/item?ref=" + res.ref + "&key=" + res.key + "&new=1" });
+        return res;
+      })
+      .catch((err) => this.setData({ submitting: false, error: err.message }));
+  },
+});

@@ -1,0 +1,90 @@
+// One item: its status and the steps the resident may see, and the rating once it is resolved.
+// Opened from "my items" and the form (ref and key), or from a WeChat notification (ref only: the key is
+// looked up among the resident's own items).
+const api = require("../../utils/api.js");
+
+const SATISFACTION = [
+  { value: "satisfied", label: "满意" },
+  { value: "basically", label: "基本满意" },
+  { value: "unsatisfied", label: "不满意" },
+];
+
+Page({
+  data: {
+    loading: true,
+    error: "",
+    isNew: false,
+    ref: "",
+    key: "",
+    item: null,
+    refDisplay: "",
+    canRate: false,
+    satisfactionChoices: SATISFACTION,
+    satisfaction: "",
+    solved: "",
+    comment: "",
+    rating: false,
+    ratingError: "",
+    notice: "",
+  },
+
+  onLoad(query) {
+    this.setData({ ref: query.ref || "", key: query.key || "", isNew: query.new === "1" });
+    return this.load();
+  },
+
+  load() {
+    const key = this.data.key
+      ? Promise.resolve(this.data.key)
+      : api.asResident("myItem", { params: { ref: this.data.ref } }).then((row) => row.key);
+    return key
+      .then((k) => {
+        this.setData({ key: k });
+        return api.call("item", { params: { ref: this.data.ref }, query: { key: k } });
+      })
+      .then((item) => {
+        const last = item.timeline.length ? item.timeline[item.timeline.length - 1] : null;
+        this.setData({
+          loading: false,
+          error: "",
+          item: item,
+          refDisplay: item.ref_display,
+          canRate: item.status === "resolved" && Boolean(last) && last.kind === "resolved",
+        });
+      })
+      .catch((err) => this.setData({ loading: false, error: err.message }));
+  },
+
+  onSatisfaction(e) {
+    this.setData({ satisfaction: e.detail.value });
+  },
+  onSolved(e) {
+    this.setData({ solved: e.detail.value });
+  },
+  onComment(e) {
+    this.setData({ comment: e.detail.value });
+  },
+
+  onRate() {
+    if (!this.data.satisfaction) {
+      this.setData({ ratingError: "请选择您对办理结果是否满意。" });
+      return Promise.resolve();
+    }
+    if (!this.data.solved) {
+      this.setData({ ratingError: "请选择问题是否已经解决。" });
+      return Promise.resolve();
+    }
+    this.setData({ rating: true, ratingError: "" });
+    return api
+      .call("rateItem", {
+        params: { ref: this.data.ref },
+        query: { key: this.data.key },
+        data: { satisfaction: this.data.satisfaction, solved: this.data.solved === "yes", comment: this.data.comment },
+      })
+      .then((res) => {
+        this.setData({ rating: false, notice: res.reopened ? "已收到，代表会重新办理。" : "感谢您的评价。" });
+        return this.load();
+      })
+      .catch((err) => this.setData({ rating: false, ratingError: err.message }));
+  },
+});

@@ -1,0 +1,50 @@
+// Opened by a scanned code: a mini-program code (query.scene = "c=<slug>") or an ordinary QR code that WeChat
+// opens here (query.q = the whole URL …/c/<slug>). Shows who the code belongs to, then the form.
+const api = require("../../utils/api.js");
+
+Page({
+  data: {
+    loading: true,
+    error: "",
+    slug: "",
+    kind: "",
+    deputy: null,
+    station: null,
+    routesToStation: false,
+    onDutyName: "",
+  },
+
+  onLoad(query) {
+    const scan = api.parseScan(query);
+    if (scan.bindingCode) {
+      wx.redirectTo({ url: "/pages/bind/bind?binding_code=" + scan.bindingCode });
+      return Promise.resolve();
+    }
+    if (!scan.slug) {
+      this.setData({ loading: false, error: "没有识别到代表或联络站的二维码，请重新扫码。" });
+      return Promise.resolve();
+    }
+    this.setData({ slug: scan.slug });
+    return api
+      .call("code", { params: { slug: scan.slug } })
+      .then((res) => {
+        this.setData({
+          loading: false,
+          kind: res.kind,
+          deputy: res.deputy,
+          station: res.station,
+          routesToStation: res.routes_to_station,
+          onDutyName: res.on_duty && res.on_duty.deputy ? res.on_duty.deputy.name : "",
+        });
+      })
+      .catch((err) => this.setData({ loading: false, error: err.message }));
+  },
+
+  onWrite() {
+    wx.navigateTo({ url: "/pages/form/form?slug=" + this.data.slug });
+  },
+
+  onMyItems() {
+    wx.navigateTo({ url: "/pages/items/items" });
+  },
+});

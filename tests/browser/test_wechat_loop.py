@@ -1,0 +1,212 @@
+"""The WeChat loop, as ``make run`` serves it (gunicorn, demo county, the local WeChat sandbox on):
+a resident writes from a deputy's code in the mini-program (its real page logic, in Node, logged in with
+WeChat, accepting the subscription), the deputy answers on their phone, the outbox worker delivers
+(``flask outbox run --once``), and the 模拟微信 page shows the resident's notification."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+import zxingcpp
+from PIL import Image
+from playwright.sync_api import expect
+
+from tests.browser.conftest import (
+    CHROMIUM_ARGS,
+    CSP_REPORTER,
+    PHONE_HEIGHT,
+    PHONE_WIDTH,
+    SCREENSHOT_DIR,
+    WECHAT_USER_AGENT,
+    Phone,
+)
+
+pytestmark = pytest.mark.browser
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SCENARIOS = REPO_ROOT / "miniprogram_stub" / "test" / "scenarios.js"
+MESSAGE = "小区门口的路灯坏了半个月，晚上老人出门很不方便，请帮忙修一修。"
+REPLY = "路灯已请镇政府安排维修，今晚恢复照明，感谢您的反映。"
+DEMO_PASSWORD = "demo-2026"  # backend/demo.py
+DELIVERY_SECONDS = 30
+
+
+def node_or_skip() -> str:
+    path = shutil.which("node")
+    if path is None:
+        reason = "no Node.js (node) on PATH: the mini-program's pages run in Node"
+        if os.environ.get("REQUIRE_BROWSER") == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return path
+
+
+def mini_program_submits(node: str, base_url: str, slug: str, openid: str) -> dict:
+    """The mini-program's form page (miniprogram_stub, in Node): WeChat login, subscription accepted, message sent."""
+    env = {"baseUrl": base_url, "sandboxUrl": base_url + "/_wechat/", "openid": openid, "slug": slug, "body": MESSAGE}
+    result = subprocess.run(
+        [node, str(SCENARIOS), "submit"],
+        cwd=SCENARIOS.parent,
+        env={**os.environ, "STUB_ENV": json.dumps(env)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
+    line = next(line for line in result.stdout.splitlines() if line.startswith("RESULT "))
+    return json.loads(line[len("RESULT ") :])
+
+
+def deliver_until(live_server, openid: str, template_id: str) -> list[dict]:
+    """Run the outbox worker once at a time until ``openid`` received ``template_id``; return what they received."""
+    deadline = time.monotonic() + DELIVERY_SECONDS
+    while True:
+        output = live_server.flask("outbox", "run", "--once")
+        messages = requests.get(
+            live_server.base_url + "/_wechat/sandbox/messages", params={"openid": openid}, timeout=10
+        ).json()
+        if any(m["template_id"] == template_id for m in messages):
+            return messages
+        if time.monotonic() > deadline:
+            status = live_server.flask("outbox", "status") + live_server.flask("outbox", "dead")
+            pytest.fail(f"no {template_id} for {openid} after {DELIVERY_SECONDS}s: {messages}\n{output}\n{status}")
+        time.sleep(1)
+
+
+def test_resident_is_told_in_wechat_when_the_deputy_answers(live_server, phone):
+    node = node_or_skip()
+    base = live_server.base_url
+    openid = "o-resident-" + secrets.token_hex(4)
+    deputy_code = live_server.demo_codes()["deputy"]
+    slug = deputy_code.url.rsplit("/c/", 1)[1]
+    templates = requests.get(base + "/api/v1/wechat/templates", timeout=10).json()
+    purposes = {t["purpose"]: t["id"] for t in templates["templates"]}
+
+    # 1. The resident scans the deputy's code with WeChat and writes in the mini-program.
+    submitted = mini_program_submits(node, base, slug, openid)
+    ref = submitted["ref"]
+    assert purposes["item_answered"] in submitted["templateIds"]
+    left = requests.get(base + "/_wechat/sandbox/subscriptions", params={"openid": openid}, timeout=10).json()
+    assert left[purposes["item_answered"]] == 1  # accepted in WeChat, one message allowed
+    mine = requests.get(
+        base + "/api/v1/me/items", headers={"Authorization": f"Bearer {submitted['residentToken']}"}, timeout=10
+    ).json()
+    assert [row["ref"] for row in mine["items"]] == [ref]
+
+    # 2. The deputy answers on their phone.
+    deputy = phone.page
+    deputy.goto(base + "/staff/login")
+    deputy.locator("#username").fill("deputy")
+    deputy.locator("#password").fill(DEMO_PASSWORD)
+    deputy.get_by_role("button", name="登录").click()
+    deputy.goto(f"{base}/staff/items/{ref}")
+    expect(deputy.locator("#item-body")).to_have_text(MESSAGE)
+    deputy.locator("#form-accept button[type=submit]").click()
+    expect(deputy.locator("#item-status")).to_have_text("已受理")
+    deputy.locator("#reply-text").fill(REPLY)
+    deputy.get_by_role("button", name="发送答复").click()
+    expect(deputy.locator("#item-status")).to_have_text("已答复")
+
+    # 3. The worker delivers after the commit; WeChat (the sandbox) spends the resident's acceptance.
+    received = deliver_until(live_server, openid, purposes["item_answered"])
+    answered = [m for m in received if m["template_id"] == purposes["item_answered"]]
+    assert len(answered) == 1
+    assert answered[0]["page"] == f"pages/item/item?ref={ref}"
+    summary = answered[0]["data"]["thing3"]["value"]
+    assert REPLY.startswith(summary.rstrip("…")) and len(summary) <= 20
+
+    # 4. 模拟微信: what the resident sees in WeChat.
+    deputy.goto(base + "/_wechat/")
+    person = deputy.locator(f"#user-{openid}")
+    expect(person).to_be_visible()
+    notice = person.locator("article.notification", has_text="留言回复通知")
+    expect(notice).to_have_count(1)
+    expect(notice).to_contain_text(ref)
+    expect(notice).to_contain_text(summary)
+    expect(notice).to_contain_text(f"pages/item/item?ref={ref}")
+    expect(person).to_contain_text("办理进度通知")  # "received" came first, spending the progress acceptance
+    phone.screenshot("wechat-loop-simulated-wechat")
+    person.screenshot(path=str(SCREENSHOT_DIR / "wechat-loop-resident.png"))
+    assert not phone.problems, phone.problems
+
+
+@pytest.fixture
+def fresh_phone(playwright_driver, chromium_executable) -> Iterator[Phone]:
+    """A phone like ``phone``, but with a throwaway profile (no persistent context).
+
+    Chromium with a persistent profile keeps a speculative idle connection open to the server, and
+    each of gunicorn's sync workers serves one connection at a time: with the live server's two
+    workers, the sandbox (served by the same gunicorn) then has no worker free to answer the WeChat
+    call the binding page makes, and the page falls back to the code as text.
+    """
+    browser = playwright_driver.chromium.launch(executable_path=chromium_executable, headless=True, args=CHROMIUM_ARGS)
+    context = browser.new_context(
+        viewport={"width": PHONE_WIDTH, "height": PHONE_HEIGHT},
+        device_scale_factor=2,
+        is_mobile=True,
+        has_touch=True,
+        user_agent=WECHAT_USER_AGENT,
+        locale="zh-CN",
+        timezone_id="Asia/Shanghai",
+    )
+    context.set_default_timeout(15_000)
+    context.add_init_script(CSP_REPORTER)
+    page = context.new_page()
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(f"console.error: {m.text}") if m.type == "error" else None)
+    page.on("pageerror", lambda exc: problems.append(f"uncaught: {exc}"))
+    try:
+        yield Phone(page=page, problems=problems)
+    finally:
+        context.close()
+        browser.close()
+
+
+def test_deputy_binds_wechat_by_scanning_the_code_on_their_page(live_server, fresh_phone):
+    phone = fresh_phone
+    node = node_or_skip()
+    base = live_server.base_url
+    deputy = phone.page
+    deputy.goto(base + "/staff/login?next=/staff/wechat-binding")
+    deputy.locator("#username").fill("deputy")
+    deputy.locator("#password").fill(DEMO_PASSWORD)
+    deputy.get_by_role("button", name="登录").click()
+    expect(deputy.locator("h1")).to_have_text("绑定微信")
+    deputy.locator("#create-binding-code").click()
+    expect(deputy.locator("#binding-code")).to_be_visible()
+    assert deputy.locator("#binding-qr").count() == 1, live_server.log_tail()
+    code = deputy.locator("#binding-code").inner_text().strip()
+    png = base64.b64decode(deputy.locator("#binding-qr").get_attribute("src").split(",", 1)[1])
+    scanned = zxingcpp.read_barcodes(Image.open(io.BytesIO(png)), formats=zxingcpp.BarcodeFormat.QRCode)
+    assert [barcode.text for barcode in scanned] == [f"b={code}"]  # the scene the bind page reads
+    assert phone.scroll_width() <= phone.width
+    phone.screenshot("wechat-binding-code")
+
+    # The deputy scans it with WeChat: the mini-program's bind page gets scene "b=<code>".
+    openid = "o-deputy-" + secrets.token_hex(4)
+    env = {"baseUrl": base, "sandboxUrl": base + "/_wechat/", "bindingCode": code, "deputyOpenid": openid}
+    result = subprocess.run(
+        [node, str(SCENARIOS), "bind"],
+        cwd=SCENARIOS.parent,
+        env={**os.environ, "STUB_ENV": json.dumps(env)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
+    deputy.reload()
+    expect(deputy.locator("#binding-status")).to_contain_text("已绑定微信")
+    assert not phone.problems, phone.problems

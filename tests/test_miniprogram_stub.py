@@ -1,0 +1,250 @@
+"""miniprogram_stub/: a real mini-program project. Its pages' logic runs in Node with a small ``wx`` shim
+(miniprogram_stub/test/wx-shim.js) against the backend served over real HTTP with the local WeChat sandbox;
+and the project itself is checked: every page of app.json has its four files, every API path it calls is
+served by the backend, every handler its templates bind exists."""
+
+# ruff: noqa: F811 - the wechat_sandbox fixture is imported, then named as a parameter
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+from werkzeug.exceptions import MethodNotAllowed, NotFound
+
+from backend.extensions import db
+from backend.models import Item, Resident, StaffUser, SubscriptionCredit
+from backend.outbox import notifications, worker
+from backend.qr.codes import current_code
+from backend.wechat import identity
+from tests.staff_world import PASSWORD, build_world
+from tests.wechat_server import wechat_sandbox  # noqa: F401
+
+ROOT = Path(__file__).resolve().parents[1]
+STUB = ROOT / "miniprogram_stub"
+SCENARIOS = STUB / "test" / "scenarios.js"
+PAGE_FILES = (".js", ".wxml", ".wxss", ".json")
+RESIDENT_OPENID = "o-stub-resident"
+DEPUTY_OPENID = "o-stub-deputy"
+ANSWER = "您反映的路灯已由镇政府安排维修，今晚恢复照明。"
+
+
+@pytest.fixture(scope="module")
+def node() -> str:
+    path = shutil.which("node")
+    if path is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI: Node.js is required for the mini-program tests")
+        pytest.skip("no Node.js (node) on PATH")
+    return path
+
+
+def run_node(node: str, scenario: str, **env) -> dict:
+    """Run one scenario of scenarios.js; fail the test with its output unless it passes; return its RESULT."""
+    db.session.commit()  # on SQLite an open transaction of the test holds the write lock the server needs
+    result = subprocess.run(
+        [node, str(SCENARIOS), scenario],
+        cwd=STUB,
+        env={**os.environ, "STUB_ENV": json.dumps(env)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    if result.returncode != 0:
+        pytest.fail(f"node scenario {scenario} failed:\n{result.stdout}\n{result.stderr}")
+    line = next(line for line in result.stdout.splitlines() if line.startswith("RESULT "))
+    return json.loads(line[len("RESULT ") :])
+
+
+@pytest.fixture
+def backend_url(app, wechat_sandbox):
+    """The backend over real HTTP: the sandbox's server is a whole app on the test database; point its own
+    WeChat calls at itself for the test, and back afterwards."""
+    served = wechat_sandbox.app
+    saved = {key: served.config.get(key) for key in ("WECHAT_API_BASE", "WECHAT_TIMEOUT_SECONDS")}
+    served.config.update(WECHAT_API_BASE=wechat_sandbox.url, WECHAT_TIMEOUT_SECONDS=2.0)
+    served.extensions.pop("wechat_client", None)
+    yield wechat_sandbox.url[: -len("/_wechat/")]
+    served.config.update(saved)
+    served.extensions.pop("wechat_client", None)
+
+
+@pytest.fixture
+def world(create_county, create_station, create_deputy):
+    return build_world(create_county, create_station, create_deputy)
+
+
+def stub_env(backend_url: str, sandbox, **extra) -> dict:
+    return {"baseUrl": backend_url, "sandboxUrl": sandbox.url, "openid": RESIDENT_OPENID, **extra}
+
+
+# --- the project ---------------------------------------------------------------------------------
+
+
+def app_pages() -> list[str]:
+    return json.loads((STUB / "app.json").read_text(encoding="utf-8"))["pages"]
+
+
+def test_every_page_in_app_json_has_its_four_files():
+    pages = app_pages()
+    assert pages[0] == "pages/landing/landing"  # the page a scanned code opens
+    expected = {
+        "pages/landing/landing",
+        "pages/form/form",
+        "pages/items/items",
+        "pages/item/item",
+        "pages/inbox/inbox",
+        "pages/inbox/item",
+        "pages/bind/bind",
+    }
+    assert set(pages) == expected
+    for page in pages:
+        for suffix in PAGE_FILES:
+            path = STUB / (page + suffix)
+            assert path.is_file() and path.stat().st_size > 0, path
+        config = json.loads((STUB / (page + ".json")).read_text(encoding="utf-8"))
+        assert re.search(r"[\u4e00-\u9fff]", config["navigationBarTitleText"]), page
+    for name in ("app.js", "app.wxss", "project.config.json", "sitemap.json", "utils/api.js"):
+        assert (STUB / name).is_file(), name
+    json.loads((STUB / "project.config.json").read_text(encoding="utf-8"))
+
+
+def test_the_pages_the_backend_links_to_are_pages_of_the_mini_program(app):
+    pages = set(app_pages())
+    for template in (notifications.RESIDENT_PAGE, notifications.DEPUTY_PAGE):
+        assert template.split("?")[0] in pages
+    assert app.config["WECHAT_MINIPROGRAM_PAGE_LANDING"] in pages
+    assert app.config["WECHAT_MINIPROGRAM_PAGE_BIND"] in pages
+
+
+def test_every_api_path_the_stub_calls_is_served(app, node):
+    paths = run_node(node, "paths")
+    adapter = app.url_map.bind("localhost")
+    samples = {"slug": "AbCdEfGhIjKl", "ref": "ABCD2345"}
+    for name, (method, template) in paths.items():
+        path = re.sub(r"\{(\w+)\}", lambda m: samples[m.group(1)], template)
+        try:
+            endpoint, _ = adapter.match(path, method=method)
+        except (NotFound, MethodNotAllowed) as exc:
+            pytest.fail(f"{name}: {method} {template} is not served ({exc.__class__.__name__})")
+        assert not endpoint.startswith("wechat_sandbox."), name
+    # Nothing calls the backend except through the declared paths of utils/api.js.
+    declared = {template for _, template in paths.values()}
+    for source in STUB.rglob("*.js"):
+        if "test" in source.relative_to(STUB).parts:
+            continue
+        text = source.read_text(encoding="utf-8")
+        for literal in re.findall(r"[\"'](/api/[^\"']*)[\"']", text):
+            assert literal in declared, f"{source.relative_to(STUB)} calls {literal} outside PATHS"
+        if source.name != "api.js":
+            assert "wx.request" not in text, f"{source.relative_to(STUB)} calls wx.request itself"
+
+
+def test_every_handler_the_templates_bind_exists(node, backend_url, wechat_sandbox):
+    handlers = run_node(node, "handlers", **stub_env(backend_url, wechat_sandbox))
+    for page in app_pages():
+        wxml = (STUB / (page + ".wxml")).read_text(encoding="utf-8")
+        bound = set(re.findall(r"\bbind:?\w+=\"(\w+)\"", wxml))
+        missing = bound - set(handlers[page])
+        assert not missing, f"{page}.wxml binds {missing}, which {page}.js does not define"
+
+
+def test_the_ui_speaks_chinese():
+    for page in app_pages():
+        wxml = (STUB / (page + ".wxml")).read_text(encoding="utf-8")
+        assert re.search(r"[\u4e00-\u9fff]", wxml), page
+        # No English words shown to people: the text between tags is Chinese (or data).
+        texts = re.findall(r">([^<{]+)<", wxml)
+        assert not [t for t in texts if re.search(r"[A-Za-z]{3,}", t)], (page, texts)
+
+
+# --- the pages against the running backend --------------------------------------------------------
+
+
+def test_landing_from_a_mini_program_code_and_from_an_ordinary_qr_code(node, backend_url, wechat_sandbox, world):
+    env = stub_env(backend_url, wechat_sandbox, slug=current_code(world.d1).slug, deputyName=world.d1.name)
+    assert run_node(node, "landing_scene", **env)["slug"] == env["slug"]
+    assert run_node(node, "landing_q", **env)["slug"] == env["slug"]
+    run_node(node, "landing_unknown", **env)
+
+
+def test_the_form_checks_before_sending(node, backend_url, wechat_sandbox, world):
+    run_node(node, "form_checks", **stub_env(backend_url, wechat_sandbox, slug=current_code(world.d1).slug))
+    assert db.session.scalar(select(Item)) is None
+
+
+def test_submit_see_it_in_my_items_deputy_answers_resident_rates(app, node, backend_url, wechat_sandbox, world):
+    slug = current_code(world.d1).slug
+    env = stub_env(backend_url, wechat_sandbox, slug=slug)
+    submitted = run_node(node, "submit", **env)
+    ref = submitted["ref"]
+    db.session.expire_all()
+    item = db.session.scalar(select(Item).where(Item.ref == ref))
+    assert item.channel.value == "miniprogram" and item.deputy_id == world.d1.id
+    assert item.resident.openid == RESIDENT_OPENID
+    # What the resident accepted was reported and counted, template by template.
+    credits = dict(
+        db.session.execute(
+            select(SubscriptionCredit.template_id, SubscriptionCredit.credits).where(
+                SubscriptionCredit.openid == RESIDENT_OPENID
+            )
+        ).all()
+    )
+    assert credits == {template_id: 1 for template_id in submitted["templateIds"]}
+    assert wechat_sandbox.subscriptions(RESIDENT_OPENID) == credits
+
+    deputy_env = {**env, "ref": ref, "username": "deputy_d1", "password": PASSWORD, "answer": ANSWER}
+    deputy_env["deputyOpenid"] = DEPUTY_OPENID
+    assert run_node(node, "deputy_reply", **deputy_env)["status"] == "resolved"
+
+    # The worker tells the resident in WeChat; the notification opens the item page with its ref only.
+    while worker.run_once(50):
+        pass
+    received = wechat_sandbox.messages(RESIDENT_OPENID)
+    answered = [m for m in received if m["template_id"] == app.config["WECHAT_TEMPLATES"]["item_answered"]["id"]]
+    assert answered, received
+    page = answered[0]["page"]
+    assert page == f"pages/item/item?ref={ref}"
+
+    assert run_node(node, "rate", **env, page=page, answer=ANSWER)["status"] == "resolved"
+    db.session.expire_all()
+    item = db.session.get(Item, item.id)
+    assert item.satisfaction.value == "satisfied" and item.rated_at is not None
+    run_node(node, "stranger", **env, ref=ref)
+
+
+def test_without_wechat_login_the_form_still_sends(node, backend_url, wechat_sandbox, world):
+    wechat_sandbox.fault("sns/jscode2session", "http500", times=-1)
+    result = run_node(
+        node, "submit_without_wechat", **stub_env(backend_url, wechat_sandbox, slug=current_code(world.d1).slug)
+    )
+    item = db.session.scalar(select(Item).where(Item.ref == result["ref"]))
+    assert item.resident_id is None and result["residentToken"] is None
+
+
+def test_a_deputy_binds_then_subscribes_to_new_items(app, node, backend_url, wechat_sandbox, world):
+    user = world.users["deputy"]
+    code, _row = identity.create_binding_code(user)
+    db.session.commit()
+    env = stub_env(backend_url, wechat_sandbox, bindingCode=code, deputyOpenid=DEPUTY_OPENID)
+    run_node(node, "bind", **env)
+    db.session.expire_all()
+    assert db.session.get(StaffUser, user.id).wechat_openid == DEPUTY_OPENID
+    assert db.session.scalar(select(Resident)) is None  # binding makes no resident
+
+    subscribed = run_node(node, "deputy_subscribe", **env, username="deputy_d1", password=PASSWORD)
+    deputy_template = app.config["WECHAT_TEMPLATES"]["deputy_task"]["id"]
+    assert subscribed["templateIds"] == [deputy_template]
+    credits = db.session.scalar(
+        select(SubscriptionCredit.credits).where(
+            SubscriptionCredit.openid == DEPUTY_OPENID, SubscriptionCredit.template_id == deputy_template
+        )
+    )
+    assert credits == 1
