@@ -363,11 +363,11 @@ def test_a_worker_killed_mid_send_loses_nothing_and_sends_nothing_twice(world, w
     logs = [tmp_path / "first.log", tmp_path / "second.log"]
     first = start_worker(env, logs[0])
     try:
-        wait_for(lambda: len(received(wechat_sandbox)) >= 15, 30, "the first worker to send", logs)
+        wait_for(lambda: len(received(wechat_sandbox)) >= 15, 120, "the first worker to send", logs)
         # WeChat now answers slowly: the next call hangs, and the worker is killed while it waits.
         wechat_sandbox.fault(SEND, "timeout", times=1, seconds=16)
         calls = wechat_sandbox.stats()[SEND]
-        wait_for(lambda: wechat_sandbox.stats()[SEND] > calls, 10, "a call in flight", logs)
+        wait_for(lambda: wechat_sandbox.stats()[SEND] > calls, 120, "a call in flight", logs)
         first.send_signal(signal.SIGKILL)
         first.wait(timeout=10)
     finally:
