@@ -69,14 +69,14 @@ def register_blueprints(app: Flask) -> None:
     from backend.routes import api_wechat
 
     app.register_blueprint(api_wechat.bp)
-    from backend.routes import posters
+    from backend.routes import admin, posters
 
     app.register_blueprint(posters.bp)
+    app.register_blueprint(admin.bp)
     from backend.routes import api_resident, wechat_pages
 
     app.register_blueprint(api_resident.bp)
     app.register_blueprint(wechat_pages.bp)
-
 
 def register_errorhandlers(app: Flask) -> None:
     """Errors as JSON with a code under /api/, as a Chinese page elsewhere."""

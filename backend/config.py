@@ -66,7 +66,11 @@ class Config:
         self.SESSION_COOKIE_SAMESITE = "Lax"
         # Request size: photos are limited one by one in items/photos.py; this caps the whole body.
         self.MAX_CONTENT_LENGTH = _env_int("MAX_CONTENT_LENGTH", 16 * 1024 * 1024)
-        self.MAX_FORM_MEMORY_SIZE = _env_int("MAX_FORM_MEMORY_SIZE", 64 * 1024)
+        # Werkzeug's multipart parser reads 64 KiB chunks and refuses a part once its buffer plus
+        # one chunk passes this: it must be well above 64 KiB or every real photo is a 413.
+        # Text fields are limited by validation; url-encoded bodies by MAX_URLENCODED_BODY.
+        self.MAX_FORM_MEMORY_SIZE = _env_int("MAX_FORM_MEMORY_SIZE", 1024 * 1024)
+        self.MAX_URLENCODED_BODY = _env_int("MAX_URLENCODED_BODY", 64 * 1024)
         self.MAX_JSON_BODY = _env_int("MAX_JSON_BODY", 64 * 1024)
         self.WTF_CSRF_TIME_LIMIT = None  # a resident may keep the form open for a long time
         # Resident submissions.

@@ -48,7 +48,7 @@ def init_app(app: Flask) -> None:
         mimetype = request.mimetype
         if mimetype == "multipart/form-data":
             return None  # Werkzeug enforces MAX_CONTENT_LENGTH while parsing multipart
-        limit = app.config["MAX_JSON_BODY"] if mimetype == "application/json" else app.config["MAX_FORM_MEMORY_SIZE"]
+        limit = app.config["MAX_JSON_BODY"] if mimetype == "application/json" else app.config["MAX_URLENCODED_BODY"]
         if length > limit:
             raise UserError("too_large", "提交的内容太长，请删减后重试。", 413)
         if mimetype == "application/x-www-form-urlencoded":

@@ -13,16 +13,21 @@ from urllib.parse import quote
 
 import pytest
 import zxingcpp
+from flask import g
+from flask.testing import FlaskClient
 from PIL import Image, ImageChops, ImageStat
+from sqlalchemy import select
+from werkzeug.security import generate_password_hash
 
 from backend.errors import UserError
 from backend.extensions import db
-from backend.models import CongressLevel, DeputyStatus, Region, RegionLevel, Station
+from backend.models import CongressLevel, DeputyStatus, Region, RegionLevel, StaffRole, StaffUser, Station
 from backend.models.deputy import CONGRESS_LEVEL_LABELS
 from backend.qr import fonts, posters
 from backend.qr.codes import current_code, issue_code
 from backend.qr.posters import MM, DeputyCode, StationSheet, px
 from tests.helpers import jpeg_bytes
+from tests.staff_world import PASSWORD, fresh_token
 
 BASE = "https://msl.example.cn"
 NAMES = {
@@ -46,6 +51,40 @@ def _cjk_font():
         if os.environ.get("CI") == "true":
             pytest.fail(str(exc))
         pytest.skip(str(exc))
+
+
+@pytest.fixture
+def client(app):
+    """A test client of a supervisor of the whole province, logged in before its first request.
+
+    The posters are for staff in scope (tests/test_admin_posters.py checks who may print what);
+    the login waits for the first request because the test's builders make the regions first.
+    """
+
+    class SupervisorClient(FlaskClient):
+        logged_in = False
+
+        def open(self, *args, **kwargs):
+            if not self.logged_in:
+                self.logged_in = True
+                province = db.session.scalar(select(Region).where(Region.level == RegionLevel.PROVINCE))
+                db.session.add(
+                    StaffUser(
+                        username="poster-supervisor",
+                        password_hash=generate_password_hash(PASSWORD),
+                        role=StaffRole.SUPERVISOR,
+                        region=province,
+                    )
+                )
+                db.session.commit()
+                _, token = fresh_token(self, "/staff/login")
+                login = {"csrf_token": token, "username": "poster-supervisor", "password": PASSWORD}
+                assert super().open("/staff/login", method="POST", data=login).status_code == 303
+                g.pop("csrf_token", None)
+            return super().open(*args, **kwargs)
+
+    app.test_client_class = SupervisorClient
+    return app.test_client()
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ from backend.extensions import db
 from backend.models import Code, DeputyStatus, Item, ItemPhoto
 from backend.qr.codes import current_code, rotate_code
 from tests.helpers import csrf_token_from, hidden_value, jpeg_bytes
+from tests.wechat_server import wechat_sandbox  # noqa: F401
 
 
 def item_count():
@@ -277,3 +278,30 @@ def test_security_headers_everywhere(client, slug):
 def test_pages_have_no_inline_script(client, slug):
     html = client.get(f"/c/{slug}").get_data(as_text=True)
     assert "<script>" not in html and "onclick" not in html and "style=" not in html
+
+
+def test_a_real_phone_photo_over_http(app, wechat_sandbox, deputy, slug):  # noqa: F811
+    """Through a real HTTP server (not the test client): a multipart body with a photo of a few hundred kB
+    is parsed in 64 KiB chunks, and must not trip the form-memory limit (it did at 64 KiB)."""
+    import os
+
+    import requests
+
+    base = wechat_sandbox.url.removesuffix("/_wechat/")
+    db.session.commit()  # the server is another connection: release this test's (SQLite write) transaction
+    photo = io.BytesIO()
+    Image.frombytes("RGB", (600, 600), os.urandom(600 * 600 * 3)).save(photo, "JPEG", quality=92)
+    assert 300_000 < len(photo.getvalue()) < 900_000
+    with requests.Session() as http:
+        page = http.get(f"{base}/c/{slug}", timeout=10)
+        fields = {"csrf_token": csrf_token_from(page.text), "client_id": hidden_value(page.text, "client_id")}
+        answer = http.post(
+            f"{base}/c/{slug}",
+            data={**fields, "body": "附上一张手机拍的照片。"},
+            files={"photos": ("IMG_0001.jpg", photo.getvalue(), "image/jpeg")},
+            allow_redirects=False,
+            timeout=20,
+        )
+    assert answer.status_code == 303, answer.text[:300]
+    db.session.rollback()
+    assert db.session.scalar(select(func.count(ItemPhoto.id))) == 1

@@ -11,6 +11,7 @@ from urllib.parse import quote
 from flask import Blueprint, Response, abort, current_app, stream_with_context
 from sqlalchemy import select
 
+from backend.admin.printing import poster_access
 from backend.errors import UserError
 from backend.extensions import db
 from backend.models import Deputy, Region, Station
@@ -67,6 +68,7 @@ def station_or_404(station_id: int) -> Station:
 
 
 @bp.get(f"/deputy/<int(max={MAX_ID}):deputy_id>.pdf")
+@poster_access("deputy")
 def deputy_pdf(deputy_id: int):
     """A deputy's A4 poster, print-ready."""
     deputy = serving_deputy_or_404(deputy_id)
@@ -81,6 +83,7 @@ def deputy_pdf(deputy_id: int):
 
 
 @bp.get(f"/deputy/<int(max={MAX_ID}):deputy_id>.png")
+@poster_access("deputy")
 def deputy_png(deputy_id: int):
     """A deputy's poster as a 1240 px wide preview."""
     deputy = serving_deputy_or_404(deputy_id)
@@ -94,6 +97,7 @@ def deputy_png(deputy_id: int):
 
 
 @bp.get(f"/station/<int(max={MAX_ID}):station_id>.pdf")
+@poster_access("station")
 def station_pdf(station_id: int):
     """The station's poster, then one poster per serving deputy, streamed."""
     station = station_or_404(station_id)
@@ -102,6 +106,7 @@ def station_pdf(station_id: int):
 
 
 @bp.get(f"/station/<int(max={MAX_ID}):station_id>/cards.pdf")
+@poster_access("cards")
 def station_cards_pdf(station_id: int):
     """A table card per serving deputy of the station, streamed."""
     station = station_or_404(station_id)
@@ -112,6 +117,7 @@ def station_cards_pdf(station_id: int):
 
 
 @bp.get("/region/<code>.pdf")
+@poster_access("region")
 def region_pdf(code: str):
     """A poster for every serving deputy of every station in the region and below it, streamed."""
     require_fonts()

@@ -1,0 +1,56 @@
+"""Station administration: stations, reception calendars, deputies, departments, imports and printing.
+
+Who may manage what is decided in ``scope``; the operations in ``stations``, ``deputies``,
+``departments`` and ``importer`` validate first and write nothing when they refuse (a
+``UserError`` with a Chinese message and the field it concerns), then write, audit and
+flush. The request (``backend.routes.admin``) is the single commit point.
+
+Shared here: the phone numbers staff type for deputies, stations and departments, which
+may be a mainland mobile or a landline.
+"""
+
+from __future__ import annotations
+
+import re
+
+from backend.errors import UserError
+from backend.items.validation import clean_mobile, clean_text
+
+MAX_ID = 2**31 - 1  # the database's integer: a bigger id cannot exist, and PostgreSQL would refuse to compare it
+PHONE_MAX_CHARS = 30  # Deputy.phone, Station.contact_phone, Department.contact_phone
+# 0731-26200101, 073126200101, (0731)26200101, 010-12345678-801 (extension)
+_LANDLINE_RE = re.compile(r"^\(?(0\d{2,3})\)?[\s-]?(\d{7,8})(?:[\s-]?(?:转|-|ext\.?)\s?(\d{1,6}))?$", re.IGNORECASE)
+PHONE_FORMAT_HINT = "请填写11位手机号（如13812345678）或带区号的固定电话（如0731-26200101）。"
+
+
+def clean_phone(value: object, field: str = "phone", label: str = "联系电话") -> str:
+    """A mainland mobile (13812345678) or a landline with area code (0731-26200101), or "" when empty.
+
+    Mobiles are kept as 11 digits, landlines as ``区号-号码`` (and ``-分机``).
+    """
+    raw = clean_text(value, field, label, max_chars=PHONE_MAX_CHARS)
+    if not raw:
+        return ""
+    compact = raw.replace("（", "(").replace("）", ")").replace("－", "-").replace("—", "-")
+    digits_only = re.sub(r"[\s\-]", "", compact)
+    if digits_only.startswith(("1", "+86", "0086")):
+        try:
+            return clean_mobile(digits_only)
+        except UserError:
+            raise UserError("invalid_phone", f"{label}格式不正确：{PHONE_FORMAT_HINT}", 400, field=field) from None
+    match = _LANDLINE_RE.match(compact.strip())
+    if match is None:
+        raise UserError("invalid_phone", f"{label}格式不正确：{PHONE_FORMAT_HINT}", 400, field=field)
+    area, number, extension = match.groups()
+    return f"{area}-{number}" + (f"-{extension}" if extension else "")
+
+
+def parse_id(value: object) -> int | None:
+    """A row id from a form field ("12"), or None for anything else (empty, text, out of range)."""
+    if isinstance(value, bool) or value is None:
+        return None
+    text = str(value).strip()
+    if not text.isascii() or not text.isdigit():
+        return None
+    number = int(text)
+    return number if 0 < number <= MAX_ID else None
