@@ -78,6 +78,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(api_resident.bp)
     app.register_blueprint(wechat_pages.bp)
 
+
 def register_errorhandlers(app: Flask) -> None:
     """Errors as JSON with a code under /api/, as a Chinese page elsewhere."""
     from backend import errors
