@@ -77,6 +77,10 @@ def register_blueprints(app: Flask) -> None:
 
     app.register_blueprint(api_resident.bp)
     app.register_blueprint(wechat_pages.bp)
+    from backend.routes import supervision
+
+    app.register_blueprint(supervision.bp)
+    app.register_blueprint(supervision.api_bp)
 
 
 def register_errorhandlers(app: Flask) -> None:

@@ -9,7 +9,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import inbox, outbox, posters, submit
+from bench import dashboard, inbox, outbox, posters, submit
 
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.txt"
 
@@ -40,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     status = submit.main(argv, out)
     status = inbox.main([], out) or status  # PostgreSQL only; its own defaults
+    status = dashboard.main([], out) or status  # PostgreSQL only; its own defaults
     status = posters.main(out) or status
     status = outbox.main(argv, out) or status
     RESULTS.parent.mkdir(parents=True, exist_ok=True)

@@ -62,6 +62,7 @@ EXPECTED = {
     "wait_for_resident": (IN_HAND, None, "note", True, "item_waiting"),
     "resume": (IN_HAND, None, "note", False, None),
     "note": (set(S), None, "note", False, None),
+    "supervise": ({S.SUBMITTED, S.ACCEPTED, S.FORWARDED, S.ANSWERED}, None, "supervised", False, None),
 }
 
 CASES = [(action, status) for action in EXPECTED for status in S]
@@ -159,7 +160,7 @@ def valid_inputs(action: str, world, make_item) -> dict:
     in_ten_days = (today_in_china() + timedelta(days=10)).isoformat()
     if action == "accept":
         return {}
-    if action in ("reply", "note", "decline", "wait_for_resident"):
+    if action in ("reply", "note", "decline", "wait_for_resident", "supervise"):
         return {"text": "已联系村委会，本周内修复。"}
     if action == "resume":
         return {}
@@ -196,7 +197,7 @@ def test_every_action_in_every_status(world, make_item, action, status):
     item = make_item(status=status, paused=(action == "resume"))
     inputs = valid_inputs(action, world, make_item)
     before_rows = written_rows()
-    actor = world.users["d1"]
+    actor = world.users["supervisor" if action == "supervise" else "d1"]
 
     if status not in allowed:
         with pytest.raises(UserError) as err:
@@ -247,7 +248,7 @@ def test_wait_for_resident_twice_and_resume_when_running_are_refused(world, make
 def test_allowed_actions_follow_the_table_and_the_role(world, make_item):
     item = make_item(status=S.SUBMITTED)
     assert lifecycle.allowed_actions(item, world.users["d1"]) == ["accept", "decline", "duplicate", "reassign", "note"]
-    assert lifecycle.allowed_actions(item, world.users["supervisor"]) == ["note"]
+    assert lifecycle.allowed_actions(item, world.users["supervisor"]) == ["supervise", "note"]
     resolved = make_item(status=S.RESOLVED)
     assert lifecycle.allowed_actions(resolved) == ["note"]
     paused = make_item(status=S.ACCEPTED, paused=True)

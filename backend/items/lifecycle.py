@@ -20,6 +20,8 @@ The transition table (``TRANSITIONS`` below is the same table as data)::
                        running
     resume             accepted, forwarded, answered; clock  (same)     NOTE (private)           —
                        paused
+    supervise          submitted, accepted, forwarded,       (same)     SUPERVISED (private)     —
+                       answered
     note               every status                          (same)     NOTE (private)           —
     rate (resident)    resolved, not yet rated               resolved   RATED (public)           —
       … unsatisfied    resolved                              accepted   + REOPENED (public)      —
@@ -54,9 +56,13 @@ Inputs and what they mean (text ≤ 2000 characters everywhere):
   visible to the resident, so it cannot silently hide lateness); resume: ``text`` optional.
   Status-changing actions on a paused item (reply, forward, resolve, decline, duplicate)
   restart the clock first.
+- supervise (督办): ``text`` optional, internal (default: a request to hurry). Supervisors
+  only, on open items; the deputy's accounts (or, for an item without a deputy, the
+  station's administrators) get a ``deputy_item_supervised`` outbox row. Nothing changes
+  for the resident; the deadline stays.
 
 Who may act: deputies and station administrators take every staff action on items they
-can see; supervisors only write notes; department users act only through their forward
+can see but 督办; supervisors only write notes and supervise; department users act only through their forward
 link (``department_answer``). The resident's rating (``rate_item``) takes no staff actor at
 all: there is no code path by which staff record satisfaction (被满意).
 
@@ -160,6 +166,7 @@ TRANSITIONS: dict[str, Transition] = {
         "等待群众补充", _IN_HAND, None, ItemEventKind.NOTE, True, "item_waiting", clock="running"
     ),
     "resume": Transition("恢复计时", _IN_HAND, None, ItemEventKind.NOTE, False, clock="paused"),
+    "supervise": Transition("督办", _OPEN, None, ItemEventKind.SUPERVISED, False),
     "note": Transition("写内部备注", frozenset(ItemStatus), None, ItemEventKind.NOTE, False),
 }
 
@@ -167,9 +174,9 @@ ACTIONS = tuple(TRANSITIONS)
 
 # Which staff roles may take which actions (on items they can see).
 ROLE_ACTIONS: dict[StaffRole, frozenset[str]] = {
-    StaffRole.DEPUTY: frozenset(ACTIONS),
-    StaffRole.STATION_ADMIN: frozenset(ACTIONS),
-    StaffRole.SUPERVISOR: frozenset({"note"}),
+    StaffRole.DEPUTY: frozenset(ACTIONS) - {"supervise"},
+    StaffRole.STATION_ADMIN: frozenset(ACTIONS) - {"supervise"},
+    StaffRole.SUPERVISOR: frozenset({"note", "supervise"}),
     StaffRole.DEPARTMENT: frozenset(),
 }
 
@@ -295,6 +302,16 @@ def perform_action(
         db.session.add(
             OutboxMessage(kind="department_new_item", item_id=item.id, payload={"forward_id": step.forward.id})
         )
+    if action == "supervise":
+        for user in _handlers_of(item):
+            db.session.add(
+                OutboxMessage(
+                    kind="deputy_item_supervised",
+                    item_id=item.id,
+                    staff_user_id=user.id,
+                    payload={"event_id": event.id},
+                )
+            )
     audit_data = {"ref": item.ref, "from": before.value, "to": item.status.value, "event_id": event.id}
     audit_data.update({k: v for k, v in step.data.items() if k in _AUDITED_KEYS})
     record_audit(f"item_{action}", user=actor, object_type="item", object_id=item.id, data=audit_data)
@@ -355,6 +372,11 @@ def _check_wait(item: Item, step: _Step, *, text, **_) -> _Step:
 
 def _check_resume(item: Item, step: _Step, *, text, **_) -> _Step:
     step.text = _staff_text(text, "说明", required=False)
+    return step
+
+
+def _check_supervise(item: Item, step: _Step, *, text, **_) -> _Step:
+    step.text = _staff_text(text, "督办意见", required=False)
     return step
 
 
@@ -473,6 +495,7 @@ _CHECKS = {
     "extend": _check_extend,
     "wait_for_resident": _check_wait,
     "resume": _check_resume,
+    "supervise": _check_supervise,
     "note": _check_note,
 }
 
@@ -577,6 +600,19 @@ def _apply_resume(item: Item, actor: StaffUser, step: _Step, now: datetime) -> N
     step.data["paused_seconds"] = int(waited.total_seconds())
 
 
+SUPERVISE_DEFAULT_TEXT = "请抓紧办理，尽快答复群众。"
+
+
+def _apply_supervise(item: Item, actor: StaffUser, step: _Step, now: datetime) -> None:
+    step.body = step.text or SUPERVISE_DEFAULT_TEXT
+    step.data.update(
+        {
+            "was_overdue": deadlines.is_overdue(item, now),
+            "due": item.due_at.isoformat() if item.due_at else None,
+        }
+    )
+
+
 def _apply_note(item: Item, actor: StaffUser, step: _Step, now: datetime) -> None:
     step.body = step.text
 
@@ -592,6 +628,7 @@ _APPLY = {
     "extend": _apply_extend,
     "wait_for_resident": _apply_wait,
     "resume": _apply_resume,
+    "supervise": _apply_supervise,
     "note": _apply_note,
 }
 

@@ -1,0 +1,460 @@
+"""Supervision pages (监督): the dashboard of a region, station or deputy, the items behind each figure,
+督办 on overdue items, the monthly export; and the same figures as JSON (``GET /api/v1/stats``).
+
+Who sees what: a supervisor their region and everything under it, a station administrator
+their station and its deputies, a deputy their own figures. Anything else answers 404,
+exactly as something unknown, and the refusal is written to the audit log
+(``stats.resolve_scope``). The figures and their definitions live in
+``backend.supervision.stats``; this module reads the request and draws the page.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from datetime import date, datetime
+
+from flask import Blueprint, jsonify, make_response, redirect, render_template, request, send_file, url_for
+from sqlalchemy import func, select
+
+from backend.audit import record_audit
+from backend.auth.sessions import api_auth_required, current_staff, is_safe_next, login_required
+from backend.errors import UserError
+from backend.extensions import csrf, db
+from backend.items import inbox as inbox_query
+from backend.items.access import find_item_for_staff, region_subtree
+from backend.items.deadlines import is_overdue
+from backend.items.lifecycle import perform_action
+from backend.items.refs import format_ref
+from backend.models import Code, Deputy, Item, ItemEvent, ItemEventKind, Region, StaffRole, StaffUser, Station, utcnow
+from backend.models.item import ITEM_STATUS_LABELS
+from backend.stations.calendar import today_in_china
+from backend.supervision import export, points, stats
+
+bp = Blueprint("supervision", __name__, url_prefix="/supervision")
+api_bp = Blueprint("supervision_api", __name__, url_prefix="/api/v1")
+csrf.exempt(api_bp)  # bearer tokens only
+
+VIEWERS = (StaffRole.DEPUTY, StaffRole.STATION_ADMIN, StaffRole.SUPERVISOR)
+ITEMS_PER_PAGE = 20
+
+
+@bp.after_request
+def _no_store(response):
+    """Pages with items and names: never kept in a shared or back-button cache."""
+    response.headers.setdefault("Cache-Control", "no-store")
+    return response
+
+
+@api_bp.after_request
+def _api_no_store(response):
+    """Figures are scoped to the caller: never cached."""
+    response.headers.setdefault("Cache-Control", "no-store")
+    return response
+
+
+# --- reading the request ---------------------------------------------------------------------------
+
+
+def _scope_args() -> dict[str, str]:
+    """``region=``/``station=``/``deputy=`` from links, or the picker's ``scope=<kind>:<key>``."""
+    args = {kind: request.args[kind] for kind in stats.SCOPE_KINDS if request.args.get(kind)}
+    picked = request.args.get("scope", "")
+    if not args and ":" in picked:
+        kind, _, key = picked.partition(":")
+        if kind in stats.SCOPE_KINDS:
+            args[kind] = key
+    return args
+
+
+def _range_or_default() -> tuple[stats.DateRange, str | None]:
+    """The requested range, or the default one with the reason when the request's was not valid."""
+    try:
+        return stats.parse_range(request.args.get("from"), request.args.get("to")), None
+    except UserError as exc:
+        return stats.default_range(), exc.message + "下面显示最近12个月。"
+
+
+def _link_args(scope: stats.Scope, rng: stats.DateRange, **extra) -> dict:
+    return {**scope.params(), **rng.params(), **extra}
+
+
+def _page(template: str, status: int = 200, **context):
+    response = make_response(render_template(template, **context), status)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+# --- the picker ------------------------------------------------------------------------------------
+
+
+def picker_options(user: StaffUser, scope: stats.Scope) -> list[tuple[str, list[tuple[str, str]]]]:
+    """The picker's choices within the user's scope, as (group label, [(value, label)]); none for a deputy."""
+    groups: list[tuple[str, list[tuple[str, str]]]] = []
+    if user.role == StaffRole.DEPUTY:
+        return groups
+    if user.role == StaffRole.SUPERVISOR and user.region_id is not None:
+        regions = db.session.scalars(
+            select(Region).where(Region.id.in_(region_subtree(user.region_id))).order_by(Region.code)
+        ).all()
+        groups.append(("地区", [(f"region:{r.code}", r.name) for r in regions]))
+        # Stations of the chosen region (all of the user's when a station or deputy is chosen).
+        region_id = scope.region.id if scope.kind == "region" else user.region_id
+        stations = db.session.scalars(
+            select(Station)
+            .where(Station.region_id.in_(region_subtree(region_id)))
+            .order_by(Station.id)
+            .limit(stats.BREAKDOWN_MAX_STATIONS)
+        ).all()
+        groups.append(("联络站", [(f"station:{s.id}", s.name) for s in stations]))
+    elif user.role == StaffRole.STATION_ADMIN and user.station is not None:
+        groups.append(("联络站", [(f"station:{user.station.id}", user.station.name)]))
+    station = scope.station if scope.kind in ("station", "deputy") else None
+    if station is not None:
+        deputies = db.session.scalars(select(Deputy).where(Deputy.station_id == station.id).order_by(Deputy.id))
+        groups.append((f"{station.name}的代表", [(f"deputy:{d.id}", f"{d.name}代表") for d in deputies]))
+    if scope.kind == "deputy" and not any(
+        value == f"deputy:{scope.deputy.id}" for _, options in groups for value, _ in options
+    ):
+        groups.append(("代表", [(f"deputy:{scope.deputy.id}", scope.label)]))
+    return groups
+
+
+# --- charts (server-rendered SVG) --------------------------------------------------------------------
+
+CHART_WIDTH = 360
+CHART_HEIGHT = 200
+CHART_LEFT = 40
+CHART_RIGHT = 8
+CHART_TOP = 12
+CHART_BOTTOM = 30
+CHART_LABELS = 6  # month labels along the x axis, at most
+RATE_SERIES = (("answer_rate", "答复率"), ("resolve_rate", "办结率"), ("satisfaction_rate", "满意率"))
+
+
+def _nice_ceiling(value: int) -> int:
+    """A round axis maximum at or above ``value`` (1, 2, 5 × 10ⁿ)."""
+    if value <= 5:
+        return 5
+    magnitude = 10 ** (len(str(value)) - 1)
+    for step in (1, 2, 5, 10):
+        if value <= step * magnitude:
+            return step * magnitude
+    return 10 * magnitude
+
+
+def _month_label(month: date, index: int) -> str:
+    """Short x-axis labels: 3月, with the year at January and at the first month."""
+    if index == 0 or month.month == 1:
+        return f"{month.year % 100:02d}年{month.month}月"
+    return f"{month.month}月"
+
+
+def _x_slots(count: int) -> tuple[float, float]:
+    plot_width = CHART_WIDTH - CHART_LEFT - CHART_RIGHT
+    slot = plot_width / max(count, 1)
+    return slot, plot_width
+
+
+def received_chart(groups: list[stats.Group]) -> dict:
+    """Bars of items received per month: coordinates for the template."""
+    plot_height = CHART_HEIGHT - CHART_TOP - CHART_BOTTOM
+    top = _nice_ceiling(max((g.counts.received for g in groups), default=0))
+    slot, _ = _x_slots(len(groups))
+    label_every = max(1, -(-len(groups) // CHART_LABELS))
+    bars = []
+    for index, group in enumerate(groups):
+        height = plot_height * group.counts.received / top
+        x = CHART_LEFT + index * slot
+        bars.append(
+            {
+                "x": round(x + slot * 0.15, 1),
+                "y": round(CHART_TOP + plot_height - height, 1),
+                "width": round(slot * 0.7, 1),
+                "height": round(height, 1),
+                "cx": round(x + slot / 2, 1),
+                "value": group.counts.received,
+                "label": _month_label(group.key, index) if index % label_every == 0 else "",
+                "title": f"{group.label}：收到{group.counts.received}件",
+            }
+        )
+    ticks = [
+        {"y": round(CHART_TOP + plot_height * (1 - fraction), 1), "label": str(round(top * fraction))}
+        for fraction in (0, 0.5, 1)
+    ]
+    return {
+        "bars": bars,
+        "ticks": ticks,
+        "width": CHART_WIDTH,
+        "height": CHART_HEIGHT,
+        "left": CHART_LEFT,
+        "right": CHART_WIDTH - CHART_RIGHT,
+        "baseline": CHART_TOP + plot_height,
+        "label_y": CHART_HEIGHT - 10,
+    }
+
+
+def rates_chart(groups: list[stats.Group]) -> dict:
+    """Lines of the three rates per month (0–100 %); a month below the minimum sample leaves a gap."""
+    plot_height = CHART_HEIGHT - CHART_TOP - CHART_BOTTOM
+    slot, _ = _x_slots(len(groups))
+    label_every = max(1, -(-len(groups) // CHART_LABELS))
+    series = []
+    for key, label in RATE_SERIES:
+        segments: list[list[tuple[float, float]]] = [[]]
+        points_ = []
+        for index, group in enumerate(groups):
+            value = group.rates[key].value
+            if value is None:
+                if segments[-1]:
+                    segments.append([])
+                continue
+            x = round(CHART_LEFT + index * slot + slot / 2, 1)
+            y = round(CHART_TOP + plot_height * (1 - value), 1)
+            segments[-1].append((x, y))
+            points_.append({"x": x, "y": y, "title": f"{group.label}{label}：{value * 100:.1f}%"})
+        series.append(
+            {
+                "key": key,
+                "label": label,
+                "lines": [" ".join(f"{x},{y}" for x, y in seg) for seg in segments if len(seg) > 1],
+                "points": points_,
+            }
+        )
+    ticks = [
+        {"y": round(CHART_TOP + plot_height * (1 - fraction), 1), "label": f"{int(fraction * 100)}%"}
+        for fraction in (0, 0.5, 1)
+    ]
+    labels = [
+        {
+            "x": round(CHART_LEFT + index * slot + slot / 2, 1),
+            "label": _month_label(g.key, index) if index % label_every == 0 else "",
+        }
+        for index, g in enumerate(groups)
+    ]
+    return {
+        "series": series,
+        "ticks": ticks,
+        "labels": labels,
+        "width": CHART_WIDTH,
+        "height": CHART_HEIGHT,
+        "left": CHART_LEFT,
+        "right": CHART_WIDTH - CHART_RIGHT,
+        "baseline": CHART_TOP + plot_height,
+        "label_y": CHART_HEIGHT - 10,
+    }
+
+
+# --- page parts ------------------------------------------------------------------------------------
+
+
+def code_scans(scope: stats.Scope) -> list[dict]:
+    """Every code of the station (its own and its deputies'), or of the deputy: scans and the items they led to.
+
+    Both are counted since the code was issued (a scan records no time), whatever the date range.
+    """
+    if scope.kind == "station":
+        deputies = select(Deputy.id).where(Deputy.station_id == scope.station.id)
+        where = (Code.station_id == scope.station.id) | Code.deputy_id.in_(deputies)
+    elif scope.kind == "deputy":
+        where = Code.deputy_id == scope.deputy.id
+    else:
+        return []
+    codes = db.session.scalars(select(Code).where(where).order_by(Code.station_id.is_(None), Code.id)).all()
+    if not codes:
+        return []
+    items = dict(
+        db.session.execute(
+            select(Item.code_id, func.count()).where(Item.code_id.in_([c.id for c in codes])).group_by(Item.code_id)
+        ).all()
+    )
+    rows = []
+    for code in codes:
+        led = items.get(code.id, 0)
+        rows.append(
+            {
+                "kind": "联络站码" if code.station_id else "代表码",
+                "name": code.station.name if code.station_id else code.deputy.name,
+                "slug": code.slug,
+                "is_current": code.is_current,
+                "retired_at": code.retired_at,
+                "scans": code.scan_count,
+                "item_count": led,
+                "per_hundred": f"{led * 100 / code.scan_count:.0f}" if code.scan_count else "—",
+            }
+        )
+    return rows
+
+
+def last_supervised(items: list[Item]) -> dict[int, tuple[int, datetime]]:
+    """For each listed item: how many times it was supervised, and when last."""
+    if not items:
+        return {}
+    rows = db.session.execute(
+        select(ItemEvent.item_id, func.count(), func.max(ItemEvent.created_at))
+        .where(ItemEvent.item_id.in_([i.id for i in items]), ItemEvent.kind == ItemEventKind.SUPERVISED)
+        .group_by(ItemEvent.item_id)
+    ).all()
+    return {item_id: (count, latest) for item_id, count, latest in rows}
+
+
+def _export_months(rng: stats.DateRange) -> list[date]:
+    """Months offered for export: those of the range, newest first."""
+    return list(reversed(rng.months()))
+
+
+NOTICES = {"supervised": "已督办：代表会收到提醒，督办记录已写入该件的办理过程（群众看不到）。"}
+
+
+# --- pages -----------------------------------------------------------------------------------------
+
+
+@bp.get("/")
+@login_required(*VIEWERS)
+def dashboard():
+    """The figures of the chosen scope and range, with definitions, trends, breakdown and the overdue list."""
+    user = current_staff()
+    scope = stats.resolve_scope(user, _scope_args())
+    rng, range_error = _range_or_default()
+    now = utcnow()
+    figures = stats.compute(scope, rng, now=now, overdue_list=stats.OVERDUE_LIST_SIZE)
+    overdue = figures.overdue_items
+    return _page(
+        "supervision/dashboard.html",
+        user=user,
+        scope=scope,
+        rng=rng,
+        range_error=range_error,
+        figures=figures,
+        definitions=stats.DEFINITIONS,
+        labels=stats.FIGURE_LABELS,
+        overdue=overdue,
+        supervised=last_supervised(overdue),
+        can_supervise=user.role == StaffRole.SUPERVISOR,
+        options=picker_options(user, scope),
+        picked=f"{scope.kind}:{scope.key}",
+        received_chart=received_chart(figures.months),
+        rates_chart=rates_chart(figures.months),
+        codes=code_scans(scope),
+        points=points.deputy_points(figures) if scope.kind == "deputy" else None,
+        point_rules_not_counted=points.NOT_COUNTED,
+        export_months=_export_months(rng),
+        link=lambda **extra: _link_args(scope, rng, **extra),
+        child_link=lambda key: {scope.child_kind: key, **rng.params()},
+        format_ref=format_ref,
+        first_line=inbox_query.first_line,
+        overdue_label=inbox_query.overdue_label,
+        notice=NOTICES.get(request.args.get("done", ""), ""),
+        today=today_in_china(),
+    )
+
+
+@bp.get("/items")
+@login_required(*VIEWERS)
+def figure_items():
+    """The items behind one figure (``figure=``), in the same scope and range, a page at a time."""
+    user = current_staff()
+    scope = stats.resolve_scope(user, _scope_args())
+    rng, range_error = _range_or_default()
+    figure = request.args.get("figure", "received")
+    if figure not in stats.LISTABLE:
+        raise UserError("invalid_figure", "没有这项统计。", 400, field="figure")
+    page = inbox_query.clean_page(request.args.get("page"))
+    now = utcnow()
+    items, total = stats.figure_items_page(scope, rng, figure, page, ITEMS_PER_PAGE, now)
+    pages = max(1, -(-total // ITEMS_PER_PAGE))
+    return _page(
+        "supervision/items.html",
+        user=user,
+        scope=scope,
+        rng=rng,
+        range_error=range_error,
+        figure=figure,
+        figure_label=stats.FIGURE_LABELS.get(figure, "待内容审核"),
+        definitions=stats.DEFINITIONS,
+        items=items,
+        total=total,
+        page=page,
+        pages=pages,
+        now=now,
+        status_labels=ITEM_STATUS_LABELS,
+        is_overdue=is_overdue,
+        link=lambda **extra: _link_args(scope, rng, **extra),
+        format_ref=format_ref,
+        first_line=inbox_query.first_line,
+        overdue_label=inbox_query.overdue_label,
+    )
+
+
+@bp.post("/items/<ref>/supervise")
+@login_required(StaffRole.SUPERVISOR)
+def supervise(ref: str):
+    """督办 an item: the lifecycle's ``supervise`` (notice to the deputy, a private event, an audit row)."""
+    user = current_staff()
+    item = find_item_for_staff(user, ref)
+    if item is None:
+        db.session.commit()  # the refusal's audit row survives the 404
+        raise UserError("unknown_item", "找不到该留言，请核对编号。", 404)
+    perform_action(item, user, "supervise", text=request.form.get("text", ""))
+    db.session.commit()
+    target = request.form.get("next", "")
+    if not is_safe_next(target) or not target.startswith("/supervision"):
+        target = url_for("supervision.dashboard")
+    separator = "&" if "?" in target else "?"
+    return redirect(f"{target}{separator}done=supervised#overdue", 303)
+
+
+@bp.get("/export.xlsx")
+@login_required(*VIEWERS)
+def export_month():
+    """The month's .xlsx for the 专报 (``month=YYYY-MM``), contact details masked; the download is audited."""
+    user = current_staff()
+    scope = stats.resolve_scope(user, _scope_args())
+    raw = request.args.get("month", "")
+    try:
+        month = date.fromisoformat(f"{raw}-01") if len(raw) == 7 else None
+    except ValueError:
+        month = None
+    if month is None:
+        raise UserError("invalid_month", "请选择要导出的月份，例如2026-03。", 400, field="month")
+    record_audit(
+        "stats_exported",
+        user=user,
+        object_type=scope.kind,
+        object_id=scope.key,
+        data={"month": month.strftime("%Y-%m")},
+    )
+    db.session.commit()
+    out = tempfile.TemporaryFile(suffix=".xlsx")  # noqa: SIM115 - send_file closes it with the response
+    try:
+        export.write_month(scope, month, out)
+        out.seek(0)
+    except BaseException:
+        out.close()
+        raise
+    name = f"{scope.label}-{month.year}年{month.month:02d}月-群众意见办理情况.xlsx"
+    response = send_file(
+        out,
+        mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        as_attachment=True,
+        download_name=name,
+    )
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
+
+
+# --- JSON ------------------------------------------------------------------------------------------
+
+
+@api_bp.get("/stats")
+@api_auth_required(*VIEWERS)
+def stats_api():
+    """``?region=<code>|station=<id>|deputy=<id>&from=YYYY-MM-DD&to=YYYY-MM-DD`` (``to`` exclusive) → the figures.
+
+    400 with a code for bad parameters (no scope, two scopes, bad dates, ``from`` not before
+    ``to``, unknown region); 404 outside the caller's scope. A rate is null when its
+    denominator is below ``STATS_MIN_SAMPLE``.
+    """
+    user = current_staff()
+    rng = stats.parse_range(request.args.get("from"), request.args.get("to"))
+    scope = stats.resolve_scope(user, request.args, required=True)
+    return jsonify(stats.figures_json(stats.compute(scope, rng, with_children=False)))
