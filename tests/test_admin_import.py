@@ -432,6 +432,9 @@ def test_the_example_files_import_cleanly(admin, world):
     assert csv_response.status_code == 200 and csv_response.mimetype == "text/csv"
     assert csv_response.data.startswith(codecs.BOM_UTF8)
     assert A in csv_response.data.decode("utf-8-sig")
+    assert csv_response.headers["Content-Disposition"] == (
+        "attachment; filename=\"deputies-example.csv\"; filename*=UTF-8''%E4%BB%A3%E8%A1%A8%E5%90%8D%E5%86%8C%E7%A4%BA%E4%BE%8B.csv"
+    )
     xlsx_response = admin.get("/admin/import/example.xlsx")
     assert xlsx_response.status_code == 200
     sheet = load_workbook(io.BytesIO(xlsx_response.data), read_only=True).active

@@ -43,6 +43,7 @@ from backend.items.refs import format_ref
 from backend.models import CongressLevel, Deputy, DeputyStatus, StaffRole, StaffUser, Station
 from backend.models.deputy import CONGRESS_LEVEL_LABELS, DEPUTY_STATUS_LABELS
 from backend.qr.codes import code_url, current_code
+from backend.routes.posters import content_disposition
 from backend.routes.qr import MAX_ID
 from backend.stations.calendar import format_month_day, today_in_china
 
@@ -567,8 +568,8 @@ def import_example_csv():
     """The example roster as CSV (UTF-8 with BOM), at the user's own station."""
     response = make_response(importer.example_csv(_example_station(current_staff())))
     response.headers["Content-Type"] = "text/csv; charset=utf-8"
-    response.headers["Content-Disposition"] = (
-        "attachment; filename=\"deputies-example.csv\"; filename*=UTF-8''%E4%BB%A3%E8%A1%A8%E5%90%8D%E5%86%8C%E7%A4%BA%E4%BE%8B.csv"
+    response.headers["Content-Disposition"] = content_disposition(
+        "attachment", "代表名册示例.csv", "deputies-example.csv"
     )
     return response
 
@@ -579,7 +580,7 @@ def import_example_xlsx():
     """The example roster as an Excel workbook, at the user's own station."""
     response = make_response(importer.example_xlsx(_example_station(current_staff())))
     response.headers["Content-Type"] = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-    response.headers["Content-Disposition"] = (
-        "attachment; filename=\"deputies-example.xlsx\"; filename*=UTF-8''%E4%BB%A3%E8%A1%A8%E5%90%8D%E5%86%8C%E7%A4%BA%E4%BE%8B.xlsx"
+    response.headers["Content-Disposition"] = content_disposition(
+        "attachment", "代表名册示例.xlsx", "deputies-example.xlsx"
     )
     return response
