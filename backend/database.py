@@ -42,13 +42,15 @@ def _configure_sqlite(engine: Engine) -> None:
 
 
 @contextmanager
-def read_phase() -> Iterator[None]:
+def read_phase(then_write: bool = False) -> Iterator[None]:
     """Run the reads of an operation that writes afterwards without holding SQLite's write lock.
 
     On SQLite with no transaction open yet, the statements inside run in a DEFERRED
     transaction, which is ended when the block exits, so the writes that follow begin
     IMMEDIATE in a short transaction of their own. Whatever was read may change before the
     write: use it only where the write re-checks what matters (a unique key, ON CONFLICT).
+    With ``then_write`` the block's connection goes straight on into that IMMEDIATE
+    transaction (one connection, no pool round trip): for a caller that always writes next.
     Elsewhere (PostgreSQL, or a transaction already open) it changes nothing.
     """
     if db.session().in_transaction() or db.engine.dialect.name != "sqlite":
@@ -57,7 +59,12 @@ def read_phase() -> Iterator[None]:
     token = _sqlite_begin.set("BEGIN")
     try:
         yield
-        db.session.commit()  # ends the read transaction; nothing was written in it
+        if then_write and db.session().in_transaction():
+            connection = db.session.connection()
+            connection.exec_driver_sql("COMMIT")  # the reads end here: nothing was written
+            connection.exec_driver_sql("BEGIN IMMEDIATE")  # the same session transaction writes on
+        else:
+            db.session.commit()  # ends the read transaction; nothing was written in it
     finally:
         _sqlite_begin.reset(token)
 

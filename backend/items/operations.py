@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import bindparam, insert, literal, select
+from sqlalchemy import bindparam, insert, literal, null, select, true, union_all
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
@@ -36,6 +36,7 @@ from backend.models import (
     ItemStatus,
     OutboxMessage,
     OutboxStatus,
+    ReceptionRule,
     Resident,
     StaffRole,
     StaffUser,
@@ -107,22 +108,6 @@ def resolve_code_for_form(slug: object) -> ResolvedCode:
             field="code",
         )
     return resolved
-
-
-def choose_deputy(resolved: ResolvedCode, choice: object) -> Deputy | None:
-    """Who receives the item: the code's deputy, or for a station the chosen or on-duty deputy."""
-    if not resolved.routes_to_station:
-        return resolved.deputy
-    if choice in (None, "", DUTY_CHOICE):
-        return duty_assignment(resolved.station, today_in_china()).deputy
-    try:
-        deputy_id = int(choice)
-    except (TypeError, ValueError):
-        raise UserError("invalid_deputy", "请选择本站的一位代表，或选择“值班代表”。", 400, field="deputy_id") from None
-    deputy = db.session.get(Deputy, deputy_id)
-    if deputy is None or deputy.station_id != resolved.station.id or deputy.status != DeputyStatus.SERVING:
-        raise UserError("invalid_deputy", "请选择本站的一位在任代表，或选择“值班代表”。", 400, field="deputy_id")
-    return deputy
 
 
 def clean_category(value: object) -> ItemCategory:
@@ -251,72 +236,60 @@ def submit_item(sub: Submission) -> SubmitResult:
     held = is_held(screening)
 
     now = utcnow()
-    with database.read_phase():
+    with database.read_phase(then_write=True):
         conn = db.session.connection()
         target = _resolve_target(conn, sub.code, sub.deputy_choice, client_id)
         if target.existing is not None:
             return target.existing
         similar_ref = _similar_recent_ref(conn, message.body, fingerprint, target, now)
+        # Everything the writes need is computed here, before the write transaction begins:
+        # on SQLite every other writer waits while it runs.
+        has_contact = bool(message.name or message.phone)
+        values = {
+            "access_key": new_access_key(),
+            "client_id": client_id,
+            "station_id": target.station_id,
+            "deputy_id": target.deputy_id,
+            "code_id": target.code_id,
+            "resident_id": resident_id,
+            "channel": sub.channel,
+            "category": message.category,
+            "body": message.body,
+            "contact_name": message.name,
+            "contact_phone": message.phone,
+            "consented_at": now if (message.consent and has_contact) else None,
+            "status": ItemStatus.SUBMITTED,
+            "screening": screening,
+            "screening_label": screening_label,
+            "is_held": held,
+            "needs_review": similar_ref is not None,
+            "review_reason": f"与 {similar_ref} 内容高度相似" if similar_ref else "",
+            "body_fingerprint": fingerprint,
+            "due_at": deadlines.accept_deadline(now),
+            "created_at": now,
+            "updated_at": now,
+        }
+        events = [_event_row(None, ItemEventKind.SUBMITTED, ActorKind.RESIDENT, True, "", {}, now)]
+        if similar_ref:
+            events.append(
+                _event_row(
+                    None, ItemEventKind.FLAGGED, ActorKind.SYSTEM, False, values["review_reason"],
+                    {"similar_to": similar_ref}, now,
+                )
+            )  # fmt: skip
+        # A held item reaches the deputy when a station administrator releases it (wechat/screening.py).
+        notices = _Notices(resident_id=resident_id, deputy_id=None if held else target.deputy_id, at=now)
+        photo_rows = [
+            {"position": position, "width": p.width, "height": p.height, "jpeg": p.jpeg, "sha256": p.sha256}
+            for position, p in enumerate(processed)
+        ]
 
     from backend import throttle
 
     throttle.register_submission(sub.address, target.slug)
-    conn = db.session.connection()
-    has_contact = bool(message.name or message.phone)
-    values = {
-        "access_key": new_access_key(),
-        "client_id": client_id,
-        "station_id": target.station_id,
-        "deputy_id": target.deputy_id,
-        "code_id": target.code_id,
-        "resident_id": resident_id,
-        "channel": sub.channel,
-        "category": message.category,
-        "body": message.body,
-        "contact_name": message.name,
-        "contact_phone": message.phone,
-        "consented_at": now if (message.consent and has_contact) else None,
-        "status": ItemStatus.SUBMITTED,
-        "screening": screening,
-        "screening_label": screening_label,
-        "is_held": held,
-        "needs_review": similar_ref is not None,
-        "review_reason": f"与 {similar_ref} 内容高度相似" if similar_ref else "",
-        "body_fingerprint": fingerprint,
-        "due_at": deadlines.accept_deadline(now),
-        "created_at": now,
-        "updated_at": now,
-    }
-    stored = _insert_item(conn, values, client_id)
-    if stored.created is False:
-        return stored
-
-    events = [_event_row(stored.item_id, ItemEventKind.SUBMITTED, ActorKind.RESIDENT, True, "", {}, now)]
-    if similar_ref:
-        events.append(
-            _event_row(
-                stored.item_id, ItemEventKind.FLAGGED, ActorKind.SYSTEM, False, values["review_reason"],
-                {"similar_to": similar_ref}, now,
-            )
-        )  # fmt: skip
-    conn.execute(insert(ItemEvent), events)
-    if processed:
-        conn.execute(
-            insert(ItemPhoto),
-            [
-                {
-                    "item_id": stored.item_id,
-                    "position": position,
-                    "width": photo.width,
-                    "height": photo.height,
-                    "jpeg": photo.jpeg,
-                    "sha256": photo.sha256,
-                }
-                for position, photo in enumerate(processed)
-            ],
-        )
-    # A held item reaches the deputy when a station administrator releases it (wechat/screening.py).
-    _queue_new_item_notices(conn, stored.item_id, resident_id, None if held else target.deputy_id, now)
+    stored = _store_submission(conn, values, client_id, events, notices)
+    if stored.created and photo_rows:
+        conn.execute(insert(ItemPhoto), [row | {"item_id": stored.item_id} for row in photo_rows])
     return stored
 
 
@@ -380,8 +353,79 @@ def _resolve_target(conn, slug: object, choice: object, client_id: str | None) -
     # A station's code, or the code of a deputy no longer serving: the resident chooses among
     # the station's serving deputies, or lets the reception calendar choose.
     station_id = row.station_id if row.station_id is not None else row.deputy_station_id
-    deputy = choose_deputy(ResolvedCode(code=None, deputy=None, station=db.session.get(Station, station_id)), choice)
-    return _Target(slug=slug, code_id=row.id, station_id=station_id, deputy_id=deputy.id if deputy else None)
+    return _Target(
+        slug=slug, code_id=row.id, station_id=station_id, deputy_id=_station_deputy_id(conn, station_id, choice)
+    )
+
+
+@dataclass(frozen=True)
+class _DutyDeputy:
+    """The columns of a deputy that the reception calendar reads (``backend.stations.calendar``)."""
+
+    id: int
+    name: str
+    status: DeputyStatus
+    station_id: int | None
+
+    @property
+    def is_serving(self) -> bool:
+        """True while the deputy is in office."""
+        return self.status == DeputyStatus.SERVING
+
+
+@dataclass(frozen=True)
+class _DutyRule:
+    kind: str
+    day: int
+    deputy: _DutyDeputy | None
+
+
+class _DutyStation:
+    """A station as the reception calendar reads it, from one Core query (its deputies only if asked)."""
+
+    def __init__(self, conn, station_id: int):
+        self.id = station_id
+        self._conn = conn
+        self.reception_rules = [
+            _DutyRule(kind, day, _DutyDeputy(*deputy) if deputy[0] is not None else None)
+            for kind, day, *deputy in conn.execute(_STATION_RULES, {"station_id": station_id})
+        ]
+
+    @functools.cached_property
+    def deputies(self) -> list[_DutyDeputy]:
+        """The station's deputies (the calendar's last resort when no rule names anyone)."""
+        return [_DutyDeputy(*row) for row in self._conn.execute(_STATION_DEPUTIES, {"station_id": self.id})]
+
+
+_DEPUTY_COLUMNS = (Deputy.id, Deputy.name, Deputy.status, Deputy.station_id)
+_STATION_RULES = (
+    select(ReceptionRule.kind, ReceptionRule.day, *_DEPUTY_COLUMNS)
+    .outerjoin(Deputy, Deputy.id == ReceptionRule.deputy_id)
+    .where(ReceptionRule.station_id == bindparam("station_id"))
+    .order_by(ReceptionRule.id)
+)
+_DEPUTY_PLACE = select(Deputy.station_id, Deputy.status).where(Deputy.id == bindparam("deputy_id"))
+_STATION_DEPUTIES = select(*_DEPUTY_COLUMNS).where(Deputy.station_id == bindparam("station_id")).order_by(Deputy.id)
+
+
+def _station_deputy_id(conn, station_id: int, choice: object) -> int | None:
+    """Who receives a message sent through a station's code: the chosen serving deputy, or the one on duty.
+
+    Core queries on the hot path; the reception calendar reads light copies of the rows.
+    """
+    if choice in (None, "", DUTY_CHOICE):
+        deputy = duty_assignment(_DutyStation(conn, station_id), today_in_china()).deputy
+        return deputy.id if deputy is not None else None
+    try:
+        deputy_id = int(choice)
+    except (TypeError, ValueError):
+        raise UserError("invalid_deputy", "请选择本站的一位代表，或选择“值班代表”。", 400, field="deputy_id") from None
+    row = None
+    if 0 < deputy_id < 2**31:  # an id the database can hold
+        row = conn.execute(_DEPUTY_PLACE, {"deputy_id": deputy_id}).first()
+    if row is None or row.station_id != station_id or row.status != DeputyStatus.SERVING:
+        raise UserError("invalid_deputy", "请选择本站的一位在任代表，或选择“值班代表”。", 400, field="deputy_id")
+    return deputy_id
 
 
 def _unknown_code() -> UserError:
@@ -401,32 +445,35 @@ _RECENT_TO_STATION = _RECENT.where(Item.station_id == bindparam("station_id"), I
 def _similar_recent_ref(conn, body: str, fingerprint: str, target: _Target, now: datetime) -> str | None:
     """The reference of a near-identical message to the same deputy in the last minutes, if any.
 
-    Kept, not rejected: the item is marked for review. The comparison is cheap first
-    (same fingerprint, then difflib's length and character-count bounds) and exact last.
+    Kept, not rejected: the item is marked for review. The comparison is cheap first (same
+    fingerprint, then lengths, then shared character pairs) and exact last (difflib).
     """
     minutes = current_app.config["NEAR_DUPLICATE_MINUTES"]
     if minutes <= 0:
         return None
-    query = select(Item.ref, Item.body_fingerprint, Item.body).where(
-        Item.created_at >= now - timedelta(minutes=minutes)
-    )
+    since = now - timedelta(minutes=minutes)
     if target.deputy_id is not None:
-        query = query.where(Item.deputy_id == target.deputy_id)
+        recent = conn.execute(_RECENT_TO_DEPUTY, {"since": since, "deputy_id": target.deputy_id}).all()
     else:
-        query = query.where(Item.station_id == target.station_id, Item.deputy_id.is_(None))
-    recent = conn.execute(query.order_by(Item.created_at.desc()).limit(NEAR_DUPLICATE_LOOKBACK)).all()
+        recent = conn.execute(_RECENT_TO_STATION, {"since": since, "station_id": target.station_id}).all()
     if not recent:
         return None
     normalized = _normalized(body)
-    bigrams = _bigrams(normalized)
+    bigrams = None
     matcher = None
     for ref, other_fingerprint, other in recent:
         if other_fingerprint == fingerprint:
             return ref
         other_normalized = _normalized(other)
+        # difflib's ratio is at most 2·min/(a+b) of the two lengths: most texts end here.
+        shorter, longer = sorted((len(normalized), len(other_normalized)))
+        if 2 * shorter < NEAR_DUPLICATE_RATIO * (shorter + longer):
+            continue
+        # Two texts with a ratio ≥ 0.9 share most character pairs: a set intersection rules
+        # most of the rest out before the (quadratic) exact comparison.
+        if bigrams is None:
+            bigrams = _bigrams(normalized)
         other_bigrams = _bigrams(other_normalized)
-        # Two texts with a difflib ratio ≥ 0.9 share most character pairs: a set intersection
-        # rules most others out before the (quadratic) exact comparison.
         union = len(bigrams | other_bigrams)
         if not union or len(bigrams & other_bigrams) / union < BIGRAM_PREFILTER:
             continue
@@ -443,16 +490,38 @@ def _bigrams(text: str) -> set[str]:
     return {text[i : i + 2] for i in range(len(text) - 1)} or {text}
 
 
-def _insert_item(conn, values: dict, client_id: str | None) -> SubmitResult:
-    """INSERT … ON CONFLICT DO NOTHING RETURNING id under a fresh reference, drawing again on a collision.
+@dataclass(frozen=True)
+class _Notices:
+    """Who is told of a new item: the resident (when they came through WeChat) and the deputy's accounts."""
 
-    No row back means a unique key was taken: the client_id (the same submission stored by
-    a concurrent request, which is returned) or, rarely, the reference number (drawn again).
+    resident_id: int | None
+    deputy_id: int | None
+    at: datetime
+
+
+def _store_submission(conn, values: dict, client_id: str | None, events: list[dict], notices: _Notices) -> SubmitResult:
+    """Insert the item under a fresh reference, its events and its outbox rows; draw again on a collision.
+
+    ``INSERT … ON CONFLICT DO NOTHING``: no row back means a unique key was taken, the
+    client_id (the same submission stored by a concurrent request, which is returned) or,
+    rarely, the reference number (drawn again). On PostgreSQL the item, its events and its
+    outbox rows go in one statement (data-modifying CTEs, one round trip); elsewhere in three.
     """
-    statement = _insert_item_statement(conn.dialect.name)
+    single_statement = conn.dialect.name == "postgresql"
     for _attempt in range(3):
         values["ref"] = new_ref()
-        item_id = conn.execute(statement, values).scalar()
+        if single_statement:
+            item_id = conn.execute(
+                _pg_submission_statement(
+                    tuple(values), len(events), notices.resident_id is not None, notices.deputy_id is not None
+                ),
+                _pg_submission_params(values, events, notices),
+            ).scalar()
+        else:
+            item_id = conn.execute(_insert_item_statement(conn.dialect.name), values).scalar()
+            if item_id is not None:
+                conn.execute(insert(ItemEvent), [event | {"item_id": item_id} for event in events])
+                _queue_new_item_notices(conn, item_id, notices)
         if item_id is not None:
             return SubmitResult(item_id, values["ref"], values["access_key"], ItemStatus.SUBMITTED, created=True)
         if client_id is not None:
@@ -466,6 +535,74 @@ def _insert_item(conn, values: dict, client_id: str | None) -> SubmitResult:
 def _insert_item_statement(dialect: str):
     dialect_insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     return dialect_insert(Item.__table__).on_conflict_do_nothing().returning(Item.id)
+
+
+_items = Item.__table__
+_events = ItemEvent.__table__
+_EVENT_COLUMNS = ("kind", "actor_kind", "actor_user_id", "is_public", "body", "data", "created_at")
+_OUTBOX_COLUMNS = [
+    "kind", "item_id", "resident_id", "staff_user_id", "payload", "status", "attempts", "next_attempt_at",
+    "last_error", "created_at",
+]  # fmt: skip
+
+
+@functools.cache
+def _pg_submission_statement(item_columns: tuple[str, ...], event_count: int, tell_resident: bool, tell_deputy: bool):
+    """One PostgreSQL statement: insert the item, then (from its RETURNING) its events and outbox rows.
+
+    Parameters: the item's ``item_columns`` by name, ``e{i}_{column}`` for event i, ``resident_id``
+    and ``notice_deputy_id``/``notice_at`` for the outbox rows. Returns the new item's id, or
+    no row when a unique key was taken (and then nothing else was inserted either).
+    """
+    row = {name: bindparam(name, type_=_items.c[name].type) for name in item_columns}
+    for column in _items.columns:  # the other columns' Python-side defaults, which a CTE would not apply
+        if column.name not in row and column.default is not None:
+            if not column.default.is_scalar:
+                raise ValueError(f"items.{column.name} has a computed default: give it a value")
+            row[column.name] = literal(column.default.arg, type_=column.type)
+    new_item = postgresql.insert(_items).values(row).on_conflict_do_nothing().returning(_items.c.id).cte("new_item")
+    event_rows = [
+        select(new_item.c.id, *(bindparam(f"e{i}_{name}", type_=_events.c[name].type) for name in _EVENT_COLUMNS))
+        for i in range(event_count)
+    ]
+    ctes = [
+        insert(_events)
+        .from_select(["item_id", *_EVENT_COLUMNS], event_rows[0] if event_count == 1 else union_all(*event_rows))
+        .cte("new_events")
+    ]
+    pending = literal(OutboxStatus.PENDING, type_=_outbox.c.status.type)
+    no_payload = literal({}, type_=_outbox.c.payload.type)
+    at = bindparam("notice_at", type_=UTCDateTime)
+    if tell_resident:
+        resident_row = select(
+            literal("item_received"), new_item.c.id, bindparam("resident_id"), null(), no_payload, pending,
+            literal(0), at, literal(""), at,
+        )  # fmt: skip
+        ctes.append(insert(_outbox).from_select(_OUTBOX_COLUMNS, resident_row).cte("resident_notice"))
+    if tell_deputy:
+        # The item's id beside each active account of the deputy.
+        deputy_rows = (
+            select(
+                literal("deputy_new_item"), new_item.c.id, null(), StaffUser.id, no_payload, pending,
+                literal(0), at, literal(""), at,
+            )
+            .select_from(new_item.join(StaffUser, true()))
+            .where(
+                StaffUser.deputy_id == bindparam("notice_deputy_id"),
+                StaffUser.role == StaffRole.DEPUTY,
+                StaffUser.is_active.is_(True),
+            )
+        )  # fmt: skip
+        ctes.append(insert(_outbox).from_select(_OUTBOX_COLUMNS, deputy_rows).cte("deputy_notice"))
+    return select(new_item.c.id).add_cte(*ctes)
+
+
+def _pg_submission_params(values: dict, events: list[dict], notices: _Notices) -> dict:
+    params = dict(values)
+    for i, event in enumerate(events):
+        params.update({f"e{i}_{name}": event[name] for name in _EVENT_COLUMNS})
+    params.update(resident_id=notices.resident_id, notice_deputy_id=notices.deputy_id, notice_at=notices.at)
+    return params
 
 
 def _event_row(item_id, kind, actor_kind, is_public, body, data, now) -> dict:
@@ -513,16 +650,17 @@ _QUEUE_DEPUTY_NEW_ITEM = insert(_outbox).from_select(
 )
 
 
-def _queue_new_item_notices(conn, item_id: int, resident_id: int | None, deputy_id: int | None, now) -> None:
+def _queue_new_item_notices(conn, item_id: int, notices: _Notices) -> None:
     """Outbox rows in the item's transaction: "received" for a resident with WeChat, "new item" for the deputy."""
-    if resident_id is not None:
+    now = notices.at
+    if notices.resident_id is not None:
         conn.execute(
             insert(OutboxMessage),
-            {"kind": "item_received", "item_id": item_id, "resident_id": resident_id, "next_attempt_at": now,
+            {"kind": "item_received", "item_id": item_id, "resident_id": notices.resident_id, "next_attempt_at": now,
              "created_at": now},
         )  # fmt: skip
-    if deputy_id is not None:
-        conn.execute(_QUEUE_DEPUTY_NEW_ITEM, {"item_id": item_id, "deputy_id": deputy_id, "now": now})
+    if notices.deputy_id is not None:
+        conn.execute(_QUEUE_DEPUTY_NEW_ITEM, {"item_id": item_id, "deputy_id": notices.deputy_id, "now": now})
 
 
 def deputy_staff_users(deputy_id: int) -> list[StaffUser]:
