@@ -2,12 +2,13 @@
 
 import threading
 import uuid
+from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from backend.extensions import db
-from backend.models import DeputyStatus, Item, ItemEvent, OutboxMessage, StaffRole, StaffUser
+from backend.models import DeputyStatus, Item, ItemEvent, OutboxMessage, StaffRole, StaffUser, utcnow
 from backend.qr.codes import current_code, rotate_code
 from tests.helpers import csrf_token_from, hidden_value
 
@@ -270,6 +271,35 @@ def test_near_identical_messages_are_kept_and_flagged(client, slug):
     assert not flagged.events[1].is_public  # the resident is not told
     assert not items[first.get_json()["ref"]].needs_review
     assert not items[other.get_json()["ref"]].needs_review
+
+
+def test_near_duplicates_are_compared_per_deputy_whichever_code_and_within_the_window(
+    app, client, create_station, create_deputy
+):
+    station = create_station()
+    a = create_deputy(name="李建国", station=station)
+    b = create_deputy(name="王芳", station=station)
+    text = "幸福路12号门前的路灯已经坏了三个月，晚上出行很不方便，请尽快修理。"
+    first = post_item(client, code=current_code(a).slug, body=text).get_json()["ref"]
+    # The same words to deputy A through the station's code (chosen deputy): flagged.
+    via_station = post_item(client, code=current_code(station).slug, deputy_id=a.id, body=text + "！")
+    # The same words to deputy B: another deputy's inbox, not a repeat.
+    to_b = post_item(client, code=current_code(b).slug, body=text)
+    # A long and a short text never match, whatever they share (the length bound).
+    short = post_item(client, code=current_code(a).slug, body="路灯坏了三个月。")
+    assert via_station.status_code == to_b.status_code == short.status_code == 201
+    items = {i.ref: i for i in db.session.scalars(select(Item))}
+    assert items[via_station.get_json()["ref"]].needs_review
+    assert first in items[via_station.get_json()["ref"]].review_reason
+    assert not items[to_b.get_json()["ref"]].needs_review
+    assert not items[short.get_json()["ref"]].needs_review
+    # Once the earlier copies are older than the window, the same text is not flagged.
+    minutes = app.config["NEAR_DUPLICATE_MINUTES"]
+    db.session.execute(update(Item).values(created_at=utcnow() - timedelta(minutes=minutes + 1)))
+    db.session.commit()
+    late = post_item(client, code=current_code(a).slug, body=text)
+    assert late.status_code == 201
+    assert not db.session.scalar(select(Item).where(Item.ref == late.get_json()["ref"])).needs_review
 
 
 def test_throttled_per_address_with_retry_time(app, client, slug):

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import bindparam, insert, literal, null, select, true, union_all
+from sqlalchemy import bindparam, insert, literal, null, select, text, true, union_all
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
@@ -238,10 +238,12 @@ def submit_item(sub: Submission) -> SubmitResult:
     now = utcnow()
     with database.read_phase(then_write=True):
         conn = db.session.connection()
-        target = _resolve_target(conn, sub.code, sub.deputy_choice, client_id)
+        minutes = config["NEAR_DUPLICATE_MINUTES"]
+        since = now - timedelta(minutes=minutes) if minutes > 0 else None
+        target = _resolve_target(conn, sub.code, sub.deputy_choice, client_id, since)
         if target.existing is not None:
             return target.existing
-        similar_ref = _similar_recent_ref(conn, message.body, fingerprint, target, now)
+        similar_ref = _similar_recent_ref(conn, message.body, fingerprint, target, since) if since else None
         # Everything the writes need is computed here, before the write transaction begins:
         # on SQLite every other writer waits while it runs.
         has_contact = bool(message.name or message.phone)
@@ -302,6 +304,7 @@ class _Target:
     station_id: int | None = None
     deputy_id: int | None = None
     existing: SubmitResult | None = None
+    recent: list[tuple] | None = None  # (ref, fingerprint, body) of the latest items to the deputy, if read
 
 
 _code_deputy = Deputy.__table__.alias("code_deputy")
@@ -327,20 +330,51 @@ _TARGET_QUERY = (
     )
     .where(Code.slug == bindparam("slug"))
 )
+# The same round trip can bring the near-duplicate check's rows: the latest items to the code's
+# deputy when the code is a serving deputy's (most codes), the target row first.
+_code_serving_deputy = (
+    select(Code.deputy_id)
+    .join(Deputy, Deputy.id == Code.deputy_id)
+    .where(Code.slug == bindparam("slug"), Code.retired_at.is_(None), Deputy.status == DeputyStatus.SERVING)
+    .scalar_subquery()
+)
+_recent_to_code_deputy = (
+    select(Item.ref, Item.body_fingerprint, Item.body, Item.created_at)
+    .where(Item.deputy_id == _code_serving_deputy, Item.created_at >= bindparam("since", type_=UTCDateTime))
+    .order_by(Item.created_at.desc())
+    .limit(NEAR_DUPLICATE_LOOKBACK)
+    .subquery()
+)
+_TARGET_AND_RECENT = union_all(
+    _TARGET_QUERY.add_columns(
+        *(null().label(f"recent_{c.name}") for c in _recent_to_code_deputy.c), literal(0).label("part")
+    ),
+    select(*(null() for _ in _TARGET_QUERY.selected_columns), *_recent_to_code_deputy.c, literal(1)),
+).order_by(text("part"), text("recent_created_at DESC"))
 _EARLIER_BY_CLIENT_ID = select(Item.id, Item.ref, Item.access_key, Item.status).where(
     Item.client_id == bindparam("client_id")
 )
 
 
-def _resolve_target(conn, slug: object, choice: object, client_id: str | None) -> _Target:
-    """The code, its station and the receiving deputy; or the first item of a repeated client_id."""
+def _resolve_target(conn, slug: object, choice: object, client_id: str | None, since: datetime | None) -> _Target:
+    """The code, its station and the receiving deputy; or the first item of a repeated client_id.
+
+    With ``since``, the same round trip brings the items sent to a serving deputy's code since
+    then (the near-duplicate check's rows, as ``recent``).
+    """
     if not isinstance(slug, str) or not SLUG_RE.match(slug):
         if client_id is not None:
             earlier = conn.execute(_EARLIER_BY_CLIENT_ID, {"client_id": client_id}).first()
             if earlier is not None:
                 return _Target(existing=SubmitResult(*earlier, created=False))
         raise _unknown_code()
-    row = conn.execute(_TARGET_QUERY, {"slug": slug, "client_id": client_id}).first()
+    recent = None
+    if since is None:
+        row = conn.execute(_TARGET_QUERY, {"slug": slug, "client_id": client_id}).first()
+    else:
+        rows = conn.execute(_TARGET_AND_RECENT, {"slug": slug, "client_id": client_id, "since": since}).all()
+        row = rows[0] if rows and rows[0].part == 0 else None
+        recent = [(r.recent_ref, r.recent_body_fingerprint, r.recent_body) for r in rows[1:]]
     if row is None:
         raise _unknown_code()
     if row.earlier_id is not None:
@@ -349,7 +383,9 @@ def _resolve_target(conn, slug: object, choice: object, client_id: str | None) -
     if row.retired_at is not None:
         raise UserError("code_replaced", "这个二维码已经更换，请扫描联络站或代表海报上的新二维码。", 410, field="code")
     if row.deputy_id is not None and row.deputy_status == DeputyStatus.SERVING:
-        return _Target(slug=slug, code_id=row.id, station_id=row.deputy_station_id, deputy_id=row.deputy_id)
+        return _Target(
+            slug=slug, code_id=row.id, station_id=row.deputy_station_id, deputy_id=row.deputy_id, recent=recent
+        )
     # A station's code, or the code of a deputy no longer serving: the resident chooses among
     # the station's serving deputies, or lets the reception calendar choose.
     station_id = row.station_id if row.station_id is not None else row.deputy_station_id
@@ -442,19 +478,16 @@ _RECENT_TO_DEPUTY = _RECENT.where(Item.deputy_id == bindparam("deputy_id"))
 _RECENT_TO_STATION = _RECENT.where(Item.station_id == bindparam("station_id"), Item.deputy_id.is_(None))
 
 
-def _similar_recent_ref(conn, body: str, fingerprint: str, target: _Target, now: datetime) -> str | None:
-    """The reference of a near-identical message to the same deputy in the last minutes, if any.
+def _similar_recent_ref(conn, body: str, fingerprint: str, target: _Target, since: datetime) -> str | None:
+    """The reference of a near-identical message to the same deputy since ``since``, if any.
 
     Kept, not rejected: the item is marked for review. The comparison is cheap first (same
     fingerprint, then lengths, then shared character pairs) and exact last (difflib).
     """
-    minutes = current_app.config["NEAR_DUPLICATE_MINUTES"]
-    if minutes <= 0:
-        return None
-    since = now - timedelta(minutes=minutes)
-    if target.deputy_id is not None:
+    recent = target.recent
+    if recent is None and target.deputy_id is not None:
         recent = conn.execute(_RECENT_TO_DEPUTY, {"since": since, "deputy_id": target.deputy_id}).all()
-    else:
+    elif recent is None:
         recent = conn.execute(_RECENT_TO_STATION, {"since": since, "station_id": target.station_id}).all()
     if not recent:
         return None
