@@ -327,3 +327,33 @@ def test_unreachable_redis_falls_back_to_the_database(app):
         assert counter("k").count == 2
     finally:
         app.extensions.pop("redis").close()
+
+
+def test_the_outbox_worker_purges_ended_windows_while_it_runs(db_app):
+    """Nothing else deletes counters: the worker's periodic scan does, in its own loop."""
+    from backend.outbox import worker
+
+    throttle.hit("submit:addr:10.0.0.1", limit=3, window_seconds=600)
+    throttle.hit("submit:addr:10.0.0.2", limit=3, window_seconds=600)
+    db.session.commit()
+    end_window("submit:addr:10.0.0.1")
+    db_app.config.update(OUTBOX_OVERDUE_SCAN_SECONDS=0.05, OUTBOX_IDLE_SECONDS=0.02)
+    stop = threading.Event()
+
+    def run():
+        with db_app.app_context():
+            worker.run_forever(stop)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    try:
+        deadline = datetime.now(UTC) + timedelta(seconds=20)
+        while counter("submit:addr:10.0.0.1") is not None and datetime.now(UTC) < deadline:
+            db.session.rollback()
+            stop.wait(0.05)
+    finally:
+        stop.set()
+        thread.join(timeout=20)
+    db.session.rollback()
+    assert counter("submit:addr:10.0.0.1") is None
+    assert counter("submit:addr:10.0.0.2") is not None

@@ -584,6 +584,7 @@ def run_forever(stop_event: threading.Event, batch: int | None = None) -> None:
             if scan_every and time.monotonic() >= next_scan:
                 next_scan = time.monotonic() + scan_every
                 queue_overdue()
+                purge_throttle_counters()
             claims, settled, hold = claim(batch or current_app.config["OUTBOX_BATCH"])
             done = settled + deliver(claims, stop_event)
         except Exception:  # the database restarted, a lock timed out…: wait and go on
@@ -608,6 +609,19 @@ def queue_overdue() -> int:
         raise
     if count:
         log.info("outbox: %s overdue reminder(s) queued", count)
+    return count
+
+
+def purge_throttle_counters() -> int:
+    """Delete the throttle counters whose window is over (one row per address seen otherwise stays forever)."""
+    from backend import throttle
+
+    try:
+        count = throttle.purge_expired()
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        raise
     return count
 
 
