@@ -15,7 +15,7 @@ $(VENV)/.installed: $(BIN)/python requirements.txt requirements-dev.txt
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	touch $@
 
-## run: set up, migrate, load the demo county once, and serve on http://127.0.0.1:$(PORT) with the outbox worker
+## run: set up, migrate, load the demo county once, and serve on http://127.0.0.1:$(PORT) with the outbox and poster workers
 run: $(VENV)/.installed
 	scripts/system-deps.sh
 	$(BIN)/flask db upgrade

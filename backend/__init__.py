@@ -100,3 +100,6 @@ def register_commands(app: Flask) -> None:
     from backend.outbox.cli import outbox_cli
 
     app.cli.add_command(outbox_cli)
+    from backend.batches.cli import posters_cli
+
+    app.cli.add_command(posters_cli)

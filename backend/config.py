@@ -181,6 +181,18 @@ class Config:
         # Posters: a font file (.ttc/.otf/.ttf) with Chinese glyphs, instead of the Noto Sans CJK SC that
         # fontconfig finds (Debian's fonts-noto-cjk, installed by scripts/system-deps.sh).
         self.POSTER_FONT_PATH = os.environ.get("POSTER_FONT_PATH") or None
+        # A batch PDF streamed in the response must end within gunicorn's 30 s worker timeout (about 0.2 s a
+        # page): past this many pages the direct addresses send people to a batch job (backend/batches).
+        self.POSTER_STREAM_MAX_PAGES = _env_int("POSTER_STREAM_MAX_PAGES", 120)
+        # Batch jobs (`flask posters run`): the lease a worker holds on a batch (renewed with every progress
+        # write), progress written every N pages, claims of a batch whose worker died before it is failed,
+        # how long a finished file is kept, how often old files are removed, how long an idle worker sleeps.
+        self.POSTER_BATCH_LEASE_SECONDS = float(os.environ.get("POSTER_BATCH_LEASE_SECONDS") or 120)
+        self.POSTER_BATCH_PROGRESS_PAGES = _env_int("POSTER_BATCH_PROGRESS_PAGES", 5)
+        self.POSTER_BATCH_MAX_ATTEMPTS = _env_int("POSTER_BATCH_MAX_ATTEMPTS", 3)
+        self.POSTER_BATCH_KEEP_HOURS = float(os.environ.get("POSTER_BATCH_KEEP_HOURS") or 24)
+        self.POSTER_BATCH_SWEEP_SECONDS = float(os.environ.get("POSTER_BATCH_SWEEP_SECONDS") or 600)
+        self.POSTER_BATCH_IDLE_SECONDS = float(os.environ.get("POSTER_BATCH_IDLE_SECONDS") or 2)
         # WeChat identity (backend/wechat/identity.py): how long a resident's mini-program login token lives.
         self.RESIDENT_TOKEN_DAYS = _env_int("RESIDENT_TOKEN_DAYS", 30)
         # Mini-program codes (backend/wechat/wxacode.py): the page a deputy's or station's code opens (it reads

@@ -8,7 +8,15 @@ from flask import g
 
 from backend.admin import scope
 from backend.extensions import db
-from backend.models import Department, Deputy, ReceptionRule, ReceptionRuleKind, Station
+from backend.models import (
+    Department,
+    Deputy,
+    PosterBatch,
+    PosterBatchKind,
+    ReceptionRule,
+    ReceptionRuleKind,
+    Station,
+)
 from backend.qr.codes import current_code
 from tests.admin_support import audit_count, build_admin_world, post_form
 from tests.staff_world import fresh_token, login
@@ -21,14 +29,19 @@ def world(app, create_county, create_station, create_deputy):
     world = build_admin_world(create_county, create_station, create_deputy)
     rule = ReceptionRule(kind=ReceptionRuleKind.WEEKLY, day=3, deputy=world.d1)
     world.station_a.reception_rules.append(rule)
+    batch = PosterBatch(
+        requested_by=world.users["station_admin"], kind=PosterBatchKind.STATION, station=world.station_a, pages_total=3
+    )
+    db.session.add(batch)
     db.session.commit()
     world.rule = rule
+    world.batch = batch
     return world
 
 
 def targets(world) -> list[tuple[str, str, dict]]:
     """Every page and POST about station A, its deputy d1, or the county's department."""
-    a, d1, dept = world.station_a.id, world.d1.id, world.department.id
+    a, d1, dept, batch = world.station_a.id, world.d1.id, world.department.id, world.batch.id
     return [
         ("GET", f"/admin/stations/{a}", {}),
         ("POST", f"/admin/stations/{a}", {"address": "被改的地址", "contact_name": "", "contact_phone": ""}),
@@ -51,6 +64,13 @@ def targets(world) -> list[tuple[str, str, dict]]:
         ("GET", f"/posters/station/{a}.pdf", {}),
         ("GET", f"/posters/station/{a}/cards.pdf", {}),
         ("GET", "/posters/region/430225.pdf", {}),
+        ("POST", "/admin/poster-batches", {"kind": "station", "station_id": str(a)}),
+        ("POST", "/admin/poster-batches", {"kind": "cards", "station_id": str(a)}),
+        ("POST", "/admin/poster-batches", {"kind": "region", "region": "430225"}),
+        ("GET", f"/admin/poster-batches/new?kind=station&station_id={a}", {}),
+        ("GET", f"/admin/poster-batches/{batch}", {}),
+        ("GET", f"/admin/poster-batches/{batch}/status", {}),
+        ("GET", f"/admin/poster-batches/{batch}.pdf", {}),
     ]
 
 
@@ -71,6 +91,7 @@ def snapshot(world) -> tuple:
         department.name,
         department.is_active,
         db.session.query(Deputy).count(),
+        db.session.query(PosterBatch).count(),
     )
 
 

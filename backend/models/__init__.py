@@ -20,6 +20,7 @@ from backend.models.item import (
     ScreeningResult,
 )
 from backend.models.outbox import OutboxMessage, OutboxStatus
+from backend.models.poster_batch import PosterBatch, PosterBatchKind, PosterBatchStatus
 from backend.models.region import Region, RegionLevel
 from backend.models.resident import Resident
 from backend.models.session import SessionKind, StaffSession
@@ -56,6 +57,9 @@ __all__ = [
     "MiniProgramCode",
     "OutboxMessage",
     "OutboxStatus",
+    "PosterBatch",
+    "PosterBatchKind",
+    "PosterBatchStatus",
     "ReceptionRule",
     "ReceptionRuleKind",
     "Region",

@@ -38,9 +38,9 @@ class _StderrHandler(logging.StreamHandler):
         pass
 
 
-def _log_to_stderr() -> None:
-    """Show the worker's log lines when nothing else configured logging."""
-    logger = logging.getLogger("backend.outbox")
+def log_to_stderr(name: str = "backend.outbox") -> None:
+    """Show a worker's log lines (logger ``name``) when nothing else configured logging."""
+    logger = logging.getLogger(name)
     if not logger.handlers and not logging.getLogger().handlers:
         handler = _StderrHandler()
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
@@ -54,7 +54,7 @@ def _log_to_stderr() -> None:
 @click.option("--batch", type=click.IntRange(1, 1000), default=None, help="每次领取的条数（默认 OUTBOX_BATCH）。")
 def run_command(once: bool, batch: int | None) -> None:
     """Deliver outbox messages: until stopped (SIGTERM/SIGINT), or with --once until nothing is due."""
-    _log_to_stderr()
+    log_to_stderr()
     batch = batch or current_app.config["OUTBOX_BATCH"]
     if once:
         total = 0

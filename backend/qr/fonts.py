@@ -41,6 +41,10 @@ class FontMissingError(RuntimeError):
     """The CJK font is not installed (or POSTER_FONT_PATH does not point at a usable one)."""
 
 
+# What staff are told when the font is missing (the log says what to install).
+FONT_MISSING_MESSAGE = "服务器缺少中文字体（fonts-noto-cjk），暂时无法生成海报，请联系系统管理员。"
+
+
 @dataclass(frozen=True)
 class FontFace:
     """One face of a font file: its path, its index inside a collection, and its (family, style) name."""

@@ -730,6 +730,11 @@ def _deputy_grid(canvas: Canvas, deputies: tuple[DeputyCode, ...], area: Box) ->
 
 def station_posters(sheet: StationSheet) -> list[Sheet]:
     """A station's A4 poster: its code and its deputies' codes; more pages when the deputies do not fit one."""
+    return list(iter_station_posters(sheet))
+
+
+def iter_station_posters(sheet: StationSheet) -> Iterator[Sheet]:
+    """The pages of ``station_posters``, each drawn only when asked for (a batch holds one page at a time)."""
     m = MARGIN_MM
     right = A4_MM[0] - m
     bottom = A4_MM[1] - m
@@ -743,7 +748,6 @@ def station_posters(sheet: StationSheet) -> list[Sheet]:
         chunks.append(rest[:more_capacity])
         rest = rest[more_capacity:]
 
-    pages = []
     for number, chunk in enumerate(chunks):
         canvas = Canvas(A4_MM)
         canvas.band(Box.mm(m, m, right, 40))
@@ -761,8 +765,7 @@ def station_posters(sheet: StationSheet) -> list[Sheet]:
             _deputy_grid(canvas, chunk, area)
         else:
             canvas.text(NO_DEPUTIES, Box.mm(m, 132, right, 150), "regular", 5, 3, GREY, "center")
-        pages.append(canvas.sheet)
-    return pages
+        yield canvas.sheet
 
 
 def _station_block(canvas: Canvas, sheet: StationSheet) -> None:
@@ -848,7 +851,7 @@ def station_batch(station: Station) -> Iterator[Sheet]:
     """The station's poster, then one poster per serving deputy (the station's sheet is read now: errors come first)."""
     sheet = station_sheet(station)
     deputy_ids = [deputy.id for deputy in serving_deputies(station)]
-    return itertools.chain(station_posters(sheet), deputy_posters(deputy_ids))
+    return itertools.chain(iter_station_posters(sheet), deputy_posters(deputy_ids))
 
 
 def station_cards(station: Station) -> Iterator[Sheet]:

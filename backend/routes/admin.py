@@ -9,15 +9,20 @@ page again with a Chinese message and what was typed, and nothing is written.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from flask import (
     Blueprint,
     Response,
+    current_app,
     flash,
     get_flashed_messages,
+    jsonify,
     make_response,
     redirect,
     render_template,
     request,
+    send_file,
     url_for,
 )
 from sqlalchemy import func, select
@@ -26,7 +31,7 @@ from backend.admin import departments as department_ops
 from backend.admin import deputies as deputy_ops
 from backend.admin import importer
 from backend.admin import stations as station_ops
-from backend.admin.printing import region_batch_pages, station_batch_pages
+from backend.admin.printing import batch_names, fits_a_stream, printable_count, region_batch_pages, station_batch_pages
 from backend.admin.scope import (
     ADMIN_ROLES,
     manageable_stations_query,
@@ -37,21 +42,20 @@ from backend.admin.scope import (
 )
 from backend.auth import ROLE_LABELS, describe_scope
 from backend.auth.sessions import current_staff, login_required
+from backend.batches import operations as batch_ops
 from backend.errors import UserError
 from backend.extensions import db
 from backend.items.refs import format_ref
-from backend.models import CongressLevel, Deputy, DeputyStatus, StaffRole, StaffUser, Station
+from backend.models import CongressLevel, Deputy, DeputyStatus, PosterBatchStatus, StaffRole, StaffUser, Station
 from backend.models.deputy import CONGRESS_LEVEL_LABELS, DEPUTY_STATUS_LABELS
 from backend.qr.codes import code_url, current_code
-from backend.routes.posters import content_disposition
+from backend.routes.posters import content_disposition, require_fonts
 from backend.routes.qr import MAX_ID
 from backend.stations.calendar import format_month_day, today_in_china
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
 WEEKDAY_LABELS = "一二三四五六日"
-# Pages a streamed batch renders within gunicorn's default 30 s worker timeout (about 0.2 s a page).
-COUNTY_BATCH_PAGES = 120
 
 
 @bp.after_request
@@ -71,6 +75,8 @@ def _page(template: str, status: int = 200, **context) -> Response:
     context.setdefault("values", {})
     context.setdefault("is_supervisor", user is not None and user.role == StaffRole.SUPERVISOR)
     context.setdefault("format_day", format_day)
+    context.setdefault("batch_keep_hours", f"{current_app.config['POSTER_BATCH_KEEP_HOURS']:g}")
+    context.setdefault("stream_max_pages", current_app.config["POSTER_STREAM_MAX_PAGES"])
     return make_response(render_template(template, **context), status)
 
 
@@ -133,7 +139,7 @@ def index():
         scope=describe_scope(user),
         region=region,
         region_pages=region_batch_pages(region) if region is not None else 0,
-        county_batch_pages=COUNTY_BATCH_PAGES,
+        region_batches=batch_ops.recent_batches(region=region) if region is not None else [],
     )
 
 
@@ -155,6 +161,8 @@ def _station_context(station: Station) -> dict:
         "kind_labels": station_ops.RULE_KIND_LABELS,
         "day_choices": station_ops.RULE_DAY_CHOICES,
         "batch_pages": station_batch_pages(station),
+        "card_pages": printable_count(station),
+        "recent_batches": batch_ops.recent_batches(station=station),
         "old_code_fate": station_ops.OLD_CODE_FATE,
     }
 
@@ -220,6 +228,95 @@ def station_code_rotate(station_id: int):
     return _done(
         f"已更换联络站二维码。{station_ops.OLD_CODE_FATE}", "admin.station", station_id=station.id, _anchor="code"
     )
+
+
+# --- poster batches ------------------------------------------------------------------------------
+
+
+@bp.get("/poster-batches/new")
+@login_required(*ADMIN_ROLES)
+def poster_batch_new():
+    """Where a batch too long to download directly is sent: its size, and the button that queues it."""
+    user = current_staff()
+    kind, key = batch_ops.parse_batch_request(request.args)
+    target = batch_ops.batch_target(user, kind, key)
+    return _page(
+        "admin/poster_batch_new.html",
+        kind=kind.value,
+        key_field="region" if target.region is not None else "station_id",
+        key=key,
+        target=target,
+        names=batch_names(kind.value, station=target.station, region=target.region),
+        is_too_long=not fits_a_stream(target.pages),
+    )
+
+
+@bp.post("/poster-batches")
+@login_required(*ADMIN_ROLES)
+def poster_batch_create():
+    """Queue a batch (a station's posters, its cards, or a region's posters) and show its progress page."""
+    user = current_staff()
+    kind, key = batch_ops.parse_batch_request(request.form)
+    require_fonts()
+    batch, is_new = batch_ops.request_batch(user, kind, key)
+    location = url_for("admin.poster_batch", batch_id=batch.id)
+    db.session.commit()
+    if not is_new:
+        flash("同一批海报已在生成中，下面是它的进度，无需重复生成。")
+    return redirect(location, 303)
+
+
+def _batch_back(batch) -> tuple[str, str]:
+    if batch.station is not None:
+        return url_for("admin.station", station_id=batch.station.id, _anchor="print"), batch.station.name
+    return url_for("admin.index", _anchor="region-print"), "全部联络站"
+
+
+@bp.get(f"/poster-batches/<int(max={MAX_ID}):batch_id>")
+@login_required(*ADMIN_ROLES)
+def poster_batch(batch_id: int):
+    """A batch's progress ("已生成 k / N 页"), then its download; the page's script follows the status below."""
+    batch = batch_ops.require_batch(current_staff(), batch_id)
+    back_url, back_label = _batch_back(batch)
+    keep = timedelta(hours=current_app.config["POSTER_BATCH_KEEP_HOURS"])
+    return _page(
+        "admin/poster_batch.html",
+        batch=batch,
+        progress=batch_ops.batch_status(batch),
+        names=batch_ops.names_of(batch),
+        keep_until=batch.finished_at + keep if batch.finished_at is not None else None,
+        back_url=back_url,
+        back_label=back_label,
+        key_field="region" if batch.region is not None else "station_id",
+        key=batch.region.code if batch.region is not None else batch.station_id,
+    )
+
+
+@bp.get(f"/poster-batches/<int(max={MAX_ID}):batch_id>/status")
+@login_required(*ADMIN_ROLES)
+def poster_batch_status(batch_id: int):
+    """The batch's progress as JSON, polled by the status page."""
+    batch = batch_ops.require_batch(current_staff(), batch_id)
+    return jsonify(batch_ops.batch_status(batch))
+
+
+@bp.get(f"/poster-batches/<int(max={MAX_ID}):batch_id>.pdf")
+@login_required(*ADMIN_ROLES)
+def poster_batch_download(batch_id: int):
+    """The finished PDF, for staff who may print what it holds."""
+    batch = batch_ops.require_batch(current_staff(), batch_id)
+    path = batch_ops.batch_file(batch)
+    if path is None:
+        if batch.status in (PosterBatchStatus.QUEUED, PosterBatchStatus.RUNNING):
+            raise UserError("batch_not_ready", "这批海报还在生成中，完成后才能下载。请回到进度页面等待。", 409)
+        if batch.status == PosterBatchStatus.FAILED:
+            raise UserError("batch_failed", f"这批海报生成失败，没有可下载的文件：{batch.error}", 409)
+        raise UserError("batch_expired", "文件已过期删除，请回到联络站页面重新生成。", 410)
+    names = batch_ops.names_of(batch)
+    response = send_file(path, mimetype="application/pdf", conditional=True, max_age=0)
+    response.headers["Content-Disposition"] = content_disposition("attachment", names.filename, names.ascii_filename)
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
 
 
 # --- deputies ------------------------------------------------------------------------------------

@@ -1,5 +1,8 @@
 """Posters and table cards to print: PNG previews and print-ready PDFs, batches streamed page by page.
 
+A batch too long to stream before the worker timeout is sent to a batch job instead
+(``backend.admin.printing.poster_access``; the jobs' pages are in ``backend.routes.admin``).
+
 Each view is small so that the staff login and scope checks can be added as decorators.
 """
 
@@ -11,7 +14,7 @@ from urllib.parse import quote
 from flask import Blueprint, Response, abort, current_app, stream_with_context
 from sqlalchemy import select
 
-from backend.admin.printing import poster_access
+from backend.admin.printing import batch_names, poster_access
 from backend.errors import UserError
 from backend.extensions import db
 from backend.models import Deputy, Region, Station
@@ -34,9 +37,7 @@ def require_fonts() -> None:
         fonts.poster_face("regular")
     except fonts.FontMissingError as exc:
         current_app.logger.error("%s", exc)
-        raise UserError(
-            "poster_font_missing", "服务器缺少中文字体（fonts-noto-cjk），暂时无法生成海报，请联系系统管理员。", 503
-        ) from exc
+        raise UserError("poster_font_missing", fonts.FONT_MISSING_MESSAGE, 503) from exc
 
 
 def pdf_response(chunks: Iterator[bytes], name: str, ascii_name: str) -> Response:
@@ -101,8 +102,9 @@ def deputy_png(deputy_id: int):
 def station_pdf(station_id: int):
     """The station's poster, then one poster per serving deputy, streamed."""
     station = station_or_404(station_id)
-    chunks = posters.pdf_chunks(posters.station_batch(station), title=f"{station.name} 二维码海报")
-    return pdf_response(chunks, f"{station.name}-二维码海报.pdf", f"station-{station.id}-posters.pdf")
+    names = batch_names("station", station=station)
+    chunks = posters.pdf_chunks(posters.station_batch(station), title=names.title)
+    return pdf_response(chunks, names.filename, names.ascii_filename)
 
 
 @bp.get(f"/station/<int(max={MAX_ID}):station_id>/cards.pdf")
@@ -112,8 +114,9 @@ def station_cards_pdf(station_id: int):
     station = station_or_404(station_id)
     if not posters.serving_deputies(station):
         raise UserError("no_deputies", f"{station.name}暂无在任代表，没有可打印的桌牌。", 404)
-    chunks = posters.pdf_chunks(posters.station_cards(station), title=f"{station.name} 代表桌牌")
-    return pdf_response(chunks, f"{station.name}-代表桌牌.pdf", f"station-{station.id}-cards.pdf")
+    names = batch_names("cards", station=station)
+    chunks = posters.pdf_chunks(posters.station_cards(station), title=names.title)
+    return pdf_response(chunks, names.filename, names.ascii_filename)
 
 
 @bp.get("/region/<code>.pdf")
@@ -127,5 +130,6 @@ def region_pdf(code: str):
     deputy_ids = posters.region_deputy_ids(region)
     if not deputy_ids:
         raise UserError("no_deputies", f"{region.name}暂无在任代表，没有可打印的海报。", 404)
-    chunks = posters.pdf_chunks(posters.deputy_posters(deputy_ids), title=f"{region.name} 代表码海报")
-    return pdf_response(chunks, f"{region.name}-代表码海报.pdf", f"region-{region.code}-posters.pdf")
+    names = batch_names("region", region=region)
+    chunks = posters.pdf_chunks(posters.deputy_posters(deputy_ids), title=names.title)
+    return pdf_response(chunks, names.filename, names.ascii_filename)

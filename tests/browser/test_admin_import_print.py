@@ -1,7 +1,9 @@
 """A new station administrator, as they would: log in, import the example deputy file (dry run, then confirm),
-print the station's poster batch with the progress shown in the page, and check the printed code decodes.
+print the station's poster batch (queued as a job, its progress followed on its page, rendered by
+``flask posters run``), and check the printed code decodes.
 
-Runs against ``make run``'s setup (gunicorn with sync workers, demo county, demo user ``station_admin``).
+Runs against ``make run``'s setup (gunicorn with sync workers, demo county, demo user ``station_admin``; the
+poster worker is run once where ``make run`` keeps it running).
 Screenshots of every administration page at 360 px and 1280 px are kept in test-output/screenshots/.
 """
 
@@ -86,18 +88,27 @@ def test_import_the_example_then_print_the_station_batch(live_server, phone, tmp
     expect(page.locator("#next-days li").first).to_be_visible()
     both_widths(phone, "admin-station")
 
-    # Print the batch: the page shows progress, then offers the finished file.
-    batch = page.locator("#station-batch")
-    pages = int(batch.get_attribute("data-pages"))
-    assert pages == 1 + 6  # the station poster, then the four demo deputies and the two imported
-    with page.expect_download(timeout=120_000) as download:
-        batch.click()
-    expect(page.locator("#station-batch-status .batch-text")).to_contain_text(f"已完成：共 {pages} 页", timeout=120_000)
-    assert page.locator("#station-batch-status progress").evaluate("p => p.value") == pages
+    # Print the batch: the button queues it, the batch's page follows the worker's progress, then offers the file.
+    pages = 1 + 6  # the station poster, then the four demo deputies and the two imported
+    expect(page.locator("#print")).to_contain_text(f"共{pages}页")
+    page.click("#station-batch")
+    expect(page.locator("h1")).to_have_text("批量海报")
+    expect(page.locator("#batch-title")).to_have_text(f"{STATION} 二维码海报")
+    expect(page.locator("#batch-text")).to_have_text(f"排队等候生成（共 {pages} 页）……")
+    expect(page.locator("#batch-reload")).to_be_hidden()  # the script follows the progress itself
+    both_widths(phone, "admin-batch-queued")
+    output = live_server.flask("posters", "run", "--once")  # the worker `make run` starts beside gunicorn
+    assert "1 batch(es) rendered" in output
+    # The page's script sees the batch finish and reloads: the download is offered.
+    expect(page.locator("#batch-download")).to_be_visible(timeout=30_000)
+    expect(page.locator("#batch-text")).to_have_text(f"已完成：共 {pages} 页")
+    assert page.locator("#batch-progress").evaluate("p => p.value") == pages
+    both_widths(phone, "admin-batch-done")
+    with page.expect_download(timeout=60_000) as download:
+        page.click("#batch-download")
     pdf_path = tmp_path / "batch.pdf"
     download.value.save_as(pdf_path)
     assert download.value.suggested_filename == f"{STATION}-二维码海报.pdf"
-    both_widths(phone, "admin-station-printed")
 
     # The first page as a print shop would see it, and its codes read by a real decoder.
     result = subprocess.run(
@@ -109,6 +120,11 @@ def test_import_the_example_then_print_the_station_batch(live_server, phone, tmp
     assert station_url in urls
     pages_in_pdf = subprocess.run(["pdfinfo", str(pdf_path)], capture_output=True, text=True, check=True).stdout
     assert re.search(rf"^Pages:\s+{pages}$", pages_in_pdf, re.M)
+
+    # Back on the station's page, the batch is listed for whoever comes back for the file.
+    page.click(".back a")
+    expect(page.locator("#station-name")).to_have_text(STATION)
+    expect(page.locator("#station-batches")).to_contain_text(f"已完成 · {pages}页")
 
     # A deputy's page, as the administrator opens it next.
     page.click("#deputy-list >> text=王建华")
