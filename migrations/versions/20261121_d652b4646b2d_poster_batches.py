@@ -5,7 +5,7 @@ Reviewed: a new table only; the check constraint ties the scope column to the ki
 (status, id) index serves the worker's claim (oldest queued first).
 
 Revision ID: d652b4646b2d
-Revises: 4328f9e0b15c
+Revises: 3912bf276cbe
 Create Date: 2026-11-21 07:35:30.285810
 
 """
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = 'd652b4646b2d'
-down_revision = '4328f9e0b15c'
+down_revision = '3912bf276cbe'
 branch_labels = None
 depends_on = None
 
