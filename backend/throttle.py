@@ -195,7 +195,7 @@ def _hit_database_many(keys: list[str], window_seconds: int) -> dict[str, tuple[
     ordered = sorted(keys)
     params = {f"k{i}": key for i, key in enumerate(ordered)}
     params.update(now=now, expires=now + timedelta(seconds=window_seconds))
-    rows = db.session.execute(_hit_many_statement(len(ordered)), params).all()
+    rows = db.session.connection().execute(_hit_many_statement(len(ordered)), params).all()
     found = {row.key: (row.count, max(1, math.ceil((row.expires_at - now).total_seconds()))) for row in rows}
     return {key: found[key] for key in keys}
 

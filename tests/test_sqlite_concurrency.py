@@ -6,7 +6,9 @@ step on two connections."""
 
 from __future__ import annotations
 
+import fcntl
 import multiprocessing
+import os
 import sqlite3
 import threading
 import time
@@ -17,7 +19,7 @@ from flask_migrate import upgrade
 from sqlalchemy import event, func, select, text
 from sqlalchemy.exc import OperationalError
 
-from backend import create_app
+from backend import create_app, database
 from backend.database import SQLITE_BUSY_TIMEOUT_MS
 from backend.extensions import db
 from tests.conftest import PG_URL
@@ -54,6 +56,8 @@ def worker(url: str, number: int, plain_begin: bool, start, results) -> None:
         with app.app_context():
             if plain_begin:
                 event.listen(db.engine, "before_cursor_execute", _plain_begin, retval=True)
+                # The write gate alone would serialise these writers too: take it away as well.
+                database._enter_write_gate = lambda conn: None
             start.wait(timeout=60)
             for i in range(TRANSACTIONS):
                 try:
@@ -117,7 +121,7 @@ def test_eight_worker_processes_write_without_database_is_locked(sqlite_url):
 
 
 def test_with_plain_begin_the_same_workers_get_database_is_locked(sqlite_url):
-    """The claim's other half: change only IMMEDIATE to a plain BEGIN and writers are refused."""
+    """The claim's other half: a plain BEGIN instead of IMMEDIATE (and no write gate), and writers are refused."""
     outcomes = run_workers(sqlite_url, plain_begin=True)
     assert [other for *_, other in outcomes] == [[]] * WORKERS
     locked = sum(locked for _, _, locked, _ in outcomes)
@@ -169,3 +173,31 @@ def test_a_deferred_begin_that_read_first_fails_at_once_despite_the_busy_timeout
     finally:
         reader.close()
         writer.close()
+
+
+def test_write_transactions_queue_on_the_gate_until_the_connection_is_checked_in(sqlite_url):
+    """The write gate: an exclusive flock beside the database, taken at BEGIN IMMEDIATE, freed at check-in."""
+    app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": sqlite_url})
+    gate = os.open(sqlite_url.removeprefix("sqlite:///") + "-writers.lock", os.O_RDWR | os.O_CREAT)
+    try:
+        with app.app_context():
+            with database.read_phase():  # reads do not take it
+                db.session.scalar(select(func.count()).select_from(text("throttle_counters")))
+                fcntl.flock(gate, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(gate, fcntl.LOCK_UN)
+            db.session.execute(text("INSERT INTO throttle_counters VALUES ('k', 1, '2030-01-01 00:00:00.000000')"))
+            with pytest.raises(BlockingIOError):  # a write transaction holds it
+                fcntl.flock(gate, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            db.session.commit()  # commit, then the connection goes back to the pool: free again
+            fcntl.flock(gate, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(gate, fcntl.LOCK_UN)
+            with database.read_phase(then_write=True):  # a read phase that writes next takes it at its end
+                db.session.scalar(select(func.count()).select_from(text("throttle_counters")))
+            with pytest.raises(BlockingIOError):
+                fcntl.flock(gate, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            db.session.rollback()
+            fcntl.flock(gate, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(gate, fcntl.LOCK_UN)
+            db.engine.dispose()
+    finally:
+        os.close(gate)

@@ -553,7 +553,8 @@ def _store_submission(conn, values: dict, client_id: str | None, events: list[di
         else:
             item_id = conn.execute(_insert_item_statement(conn.dialect.name), values).scalar()
             if item_id is not None:
-                conn.execute(insert(ItemEvent), [event | {"item_id": item_id} for event in events])
+                rows = [event | {"item_id": item_id} for event in events]
+                conn.execute(_INSERT_EVENT, rows[0] if len(rows) == 1 else rows)
                 _queue_new_item_notices(conn, item_id, notices)
         if item_id is not None:
             return SubmitResult(item_id, values["ref"], values["access_key"], ItemStatus.SUBMITTED, created=True)
@@ -572,6 +573,7 @@ def _insert_item_statement(dialect: str):
 
 _items = Item.__table__
 _events = ItemEvent.__table__
+_INSERT_EVENT = insert(_events)
 _EVENT_COLUMNS = ("kind", "actor_kind", "actor_user_id", "is_public", "body", "data", "created_at")
 _OUTBOX_COLUMNS = [
     "kind", "item_id", "resident_id", "staff_user_id", "payload", "status", "attempts", "next_attempt_at",
@@ -652,6 +654,7 @@ def _event_row(item_id, kind, actor_kind, is_public, body, data, now) -> dict:
 
 
 _outbox = OutboxMessage.__table__
+_INSERT_OUTBOX = insert(_outbox)
 # The deputy's active accounts each get a "new item" row, in one INSERT … SELECT.
 _QUEUE_DEPUTY_NEW_ITEM = insert(_outbox).from_select(
     [
@@ -688,7 +691,7 @@ def _queue_new_item_notices(conn, item_id: int, notices: _Notices) -> None:
     now = notices.at
     if notices.resident_id is not None:
         conn.execute(
-            insert(OutboxMessage),
+            _INSERT_OUTBOX,
             {"kind": "item_received", "item_id": item_id, "resident_id": notices.resident_id, "next_attempt_at": now,
              "created_at": now},
         )  # fmt: skip
