@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 
 import redis
 from flask import current_app
-from sqlalchemy import Integer, String, bindparam, case, delete, select, text
+from sqlalchemy import Integer, String, bindparam, case, delete, literal, select, text, union_all
 from sqlalchemy.dialects import postgresql, sqlite
 
 from backend.errors import UserError
@@ -59,28 +59,76 @@ def hit(key: str, limit: int, window_seconds: int) -> ThrottleResult:
     return ThrottleResult(allowed=count <= limit, count=count, retry_after=retry_after)
 
 
+def submission_limits(address: str, code_slug: str) -> dict[str, int]:
+    """The counters a submission hits (its address's and its code's, as stored) and their limits."""
+    config = current_app.config
+    return {
+        _stored_key(f"submit:addr:{address}"): config["THROTTLE_PER_ADDRESS"],
+        _stored_key(f"submit:code:{code_slug}"): config["THROTTLE_PER_CODE"],
+    }
+
+
 def register_submission(address: str, code_slug: str) -> None:
     """Count a submission against its address and its code; raise a 429 ``UserError`` when either is over."""
     config = current_app.config
     window = config["THROTTLE_WINDOW_SECONDS"]
-    limits = {
-        _stored_key(f"submit:addr:{address}"): config["THROTTLE_PER_ADDRESS"],
-        _stored_key(f"submit:code:{code_slug}"): config["THROTTLE_PER_CODE"],
-    }
+    limits = submission_limits(address, code_slug)
     counted = None
     if config.get("REDIS_URL"):
         counted = [_hit_redis(key, window) for key in limits]
         counted = None if None in counted else dict(zip(limits, counted, strict=True))
     if counted is None:
         counted = _hit_database_many(list(limits), window)  # both keys in one statement: the hot path
-    results = [
-        ThrottleResult(allowed=count <= limits[key], count=count, retry_after=retry_after)
-        for key, (count, retry_after) in counted.items()
-    ]
-    refused = [result for result in results if not result.allowed]
-    if refused:
-        retry_after = max(result.retry_after for result in refused)
+    refuse_if_over(limits, counted)
+
+
+def refuse_if_over(limits: dict[str, int], counted: dict[str, tuple[int, int]]) -> None:
+    """Raise the 429 ``UserError`` when a counter (key → (count, seconds left)) is over its limit."""
+    over = [retry_after for key, (count, retry_after) in counted.items() if count > limits[key]]
+    if over:
+        retry_after = max(over)
         raise UserError("too_many_submissions", retry_message(retry_after), 429, retry_after=retry_after)
+
+
+def database_hits_cte(key_count: int):
+    """PostgreSQL: the counters' upsert as a CTE ``hits`` (key, count, expires_at), to run inside a larger statement.
+
+    Parameters as :func:`database_hit_params` gives them. The same upsert as ``_HIT_MANY_SQL``.
+    """
+    table = ThrottleCounter.__table__
+    now = bindparam("now", type_=UTCDateTime)
+    # INSERT … SELECT … UNION ALL rather than a multi-row VALUES, which SQLAlchemy cannot cache.
+    rows = [
+        select(bindparam(f"k{i}", type_=String), literal(1), bindparam("expires", type_=UTCDateTime))
+        for i in range(key_count)
+    ]
+    stmt = postgresql.insert(table).from_select(
+        ["key", "count", "expires_at"], rows[0] if key_count == 1 else union_all(*rows)
+    )
+    expired = table.c.expires_at <= now
+    return (
+        stmt.on_conflict_do_update(
+            index_elements=[table.c.key],
+            set_={
+                "count": case((expired, 1), else_=table.c.count + 1),
+                "expires_at": case((expired, stmt.excluded.expires_at), else_=table.c.expires_at),
+            },
+        )
+        .returning(table.c.key, table.c.count, table.c.expires_at)
+        .cte("hits")
+    )
+
+
+def database_hit_params(keys: list[str], now: datetime) -> dict:
+    """The parameters of :func:`database_hits_cte`: the keys sorted (a fixed lock order), now and the window's end."""
+    params = {f"k{i}": key for i, key in enumerate(sorted(keys))}
+    params.update(now=now, expires=now + timedelta(seconds=current_app.config["THROTTLE_WINDOW_SECONDS"]))
+    return params
+
+
+def seconds_left(expires_at: datetime, now: datetime) -> int:
+    """Whole seconds until a window ends, at least 1."""
+    return max(1, math.ceil((expires_at - now).total_seconds()))
 
 
 def peek(key: str, limit: int) -> ThrottleResult:
@@ -196,7 +244,7 @@ def _hit_database_many(keys: list[str], window_seconds: int) -> dict[str, tuple[
     params = {f"k{i}": key for i, key in enumerate(ordered)}
     params.update(now=now, expires=now + timedelta(seconds=window_seconds))
     rows = db.session.connection().execute(_hit_many_statement(len(ordered)), params).all()
-    found = {row.key: (row.count, max(1, math.ceil((row.expires_at - now).total_seconds()))) for row in rows}
+    found = {row.key: (row.count, seconds_left(row.expires_at, now)) for row in rows}
     return {key: found[key] for key in keys}
 
 

@@ -320,6 +320,31 @@ def test_throttled_per_address_with_retry_time(app, client, slug):
     assert item_count() == 2
 
 
+def test_refused_submission_writes_nothing_not_even_its_count(app, client, deputy, slug):
+    """Past the code's limit: 429, and no item, event, outbox row or counted hit is left behind.
+
+    On PostgreSQL the counters are counted in the insert's own statement; on SQLite before it.
+    """
+    from backend.models import ThrottleCounter
+
+    # A deputy account, so that an accepted item queues a notice.
+    db.session.add(StaffUser(username="zxy", password_hash="x", role=StaffRole.DEPUTY, deputy=deputy))
+    db.session.commit()
+    app.config.update(THROTTLE_PER_CODE=2, THROTTLE_PER_ADDRESS=100)
+    for i in range(2):
+        assert post_item(client, code=slug, body=f"第{i}条留言，内容各不相同{i * 7}。").status_code == 201
+    counts = {
+        model: db.session.scalar(select(func.count()).select_from(model)) for model in (Item, ItemEvent, OutboxMessage)
+    }
+    resp = post_item(client, code=slug, body="第三条留言超过了本码的限制。")
+    assert resp.status_code == 429 and resp.get_json()["error"]["code"] == "too_many_submissions"
+    assert int(resp.headers["Retry-After"]) > 0
+    db.session.rollback()
+    assert {model: db.session.scalar(select(func.count()).select_from(model)) for model in counts} == counts
+    code_counter = db.session.get(ThrottleCounter, f"submit:code:{slug}")
+    assert code_counter.count == 2  # the refused hit was rolled back with everything else
+
+
 def test_reference_and_key_alphabet_has_no_lookalikes():
     from backend.items.refs import format_ref, new_access_key, new_ref, normalize_ref
 

@@ -11,11 +11,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import bindparam, insert, literal, null, select, text, true, union_all
+from sqlalchemy import and_, bindparam, exists, insert, literal, null, or_, select, text, true, union_all
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
-from backend import database
+from backend import database, throttle
 from backend.errors import UserError
 from backend.extensions import db
 from backend.items import deadlines
@@ -286,10 +286,12 @@ def submit_item(sub: Submission) -> SubmitResult:
             for position, p in enumerate(processed)
         ]
 
-    from backend import throttle
-
-    throttle.register_submission(sub.address, target.slug)
-    stored = _store_submission(conn, values, client_id, events, notices)
+    # On PostgreSQL with the counters in the database, the throttle counts in the insert's own statement.
+    limits = throttle.submission_limits(sub.address, target.slug)
+    if conn.dialect.name != "postgresql" or config.get("REDIS_URL"):
+        throttle.register_submission(sub.address, target.slug)
+        limits = None
+    stored = _store_submission(conn, values, client_id, events, notices, limits)
     if stored.created and photo_rows:
         conn.execute(insert(ItemPhoto), [row | {"item_id": stored.item_id} for row in photo_rows])
     return stored
@@ -532,24 +534,37 @@ class _Notices:
     at: datetime
 
 
-def _store_submission(conn, values: dict, client_id: str | None, events: list[dict], notices: _Notices) -> SubmitResult:
+def _store_submission(
+    conn, values: dict, client_id: str | None, events: list[dict], notices: _Notices, limits: dict[str, int] | None
+) -> SubmitResult:
     """Insert the item under a fresh reference, its events and its outbox rows; draw again on a collision.
 
     ``INSERT … ON CONFLICT DO NOTHING``: no row back means a unique key was taken, the
     client_id (the same submission stored by a concurrent request, which is returned) or,
     rarely, the reference number (drawn again). On PostgreSQL the item, its events and its
-    outbox rows go in one statement (data-modifying CTEs, one round trip); elsewhere in three.
+    outbox rows go in one statement (data-modifying CTEs, one round trip), with the throttle's
+    counters when ``limits`` are given (a 429 ``UserError`` when one is over: the caller's
+    rollback takes the counts back, as with ``throttle.register_submission``); elsewhere in three.
     """
     single_statement = conn.dialect.name == "postgresql"
     for _attempt in range(3):
         values["ref"] = new_ref()
         if single_statement:
-            item_id = conn.execute(
-                _pg_submission_statement(
-                    tuple(values), len(events), notices.resident_id is not None, notices.deputy_id is not None
-                ),
-                _pg_submission_params(values, events, notices),
-            ).scalar()
+            statement = _pg_submission_statement(
+                tuple(values),
+                len(events),
+                notices.resident_id is not None,
+                notices.deputy_id is not None,
+                len(limits) if limits else 0,
+            )
+            rows = conn.execute(statement, _pg_submission_params(values, events, notices, limits)).all()
+            if limits:
+                now = values["created_at"]
+                throttle.refuse_if_over(
+                    limits, {row.key: (row.count, throttle.seconds_left(row.expires_at, now)) for row in rows}
+                )
+                limits = None  # counted once: a second attempt (a reference collision) counts nothing
+            item_id = rows[0].item_id if rows else None
         else:
             item_id = conn.execute(_insert_item_statement(conn.dialect.name), values).scalar()
             if item_id is not None:
@@ -582,12 +597,17 @@ _OUTBOX_COLUMNS = [
 
 
 @functools.cache
-def _pg_submission_statement(item_columns: tuple[str, ...], event_count: int, tell_resident: bool, tell_deputy: bool):
-    """One PostgreSQL statement: insert the item, then (from its RETURNING) its events and outbox rows.
+def _pg_submission_statement(
+    item_columns: tuple[str, ...], event_count: int, tell_resident: bool, tell_deputy: bool, throttle_keys: int
+):
+    """One PostgreSQL statement: count the throttle hits, insert the item, then its events and outbox rows.
 
     Parameters: the item's ``item_columns`` by name, ``e{i}_{column}`` for event i, ``resident_id``
-    and ``notice_deputy_id``/``notice_at`` for the outbox rows. Returns the new item's id, or
-    no row when a unique key was taken (and then nothing else was inserted either).
+    and ``notice_deputy_id``/``notice_at`` for the outbox rows; with ``throttle_keys``, the
+    counters' parameters (``throttle.database_hit_params``) and ``limit{i}`` for key i. The item
+    is inserted only when no counter went over its limit, and only when no unique key is taken;
+    the events and outbox rows only with it. Returns one row per counter (key, count,
+    expires_at, item_id), or without counters one row (item_id) or none.
     """
     row = {name: bindparam(name, type_=_items.c[name].type) for name in item_columns}
     for column in _items.columns:  # the other columns' Python-side defaults, which a CTE would not apply
@@ -595,7 +615,24 @@ def _pg_submission_statement(item_columns: tuple[str, ...], event_count: int, te
             if not column.default.is_scalar:
                 raise ValueError(f"items.{column.name} has a computed default: give it a value")
             row[column.name] = literal(column.default.arg, type_=column.type)
-    new_item = postgresql.insert(_items).values(row).on_conflict_do_nothing().returning(_items.c.id).cte("new_item")
+    names = list(row)
+    values = select(*row.values())
+    if throttle_keys:
+        hits = throttle.database_hits_cte(throttle_keys)
+        over_limit = or_(
+            *(
+                and_(hits.c.key == bindparam(f"k{i}"), hits.c.count > bindparam(f"limit{i}"))
+                for i in range(throttle_keys)
+            )
+        )
+        values = values.where(~exists(select(hits.c.key).where(over_limit)))
+    new_item = (
+        postgresql.insert(_items)
+        .from_select(names, values)
+        .on_conflict_do_nothing()
+        .returning(_items.c.id)
+        .cte("new_item")
+    )
     event_rows = [
         select(new_item.c.id, *(bindparam(f"e{i}_{name}", type_=_events.c[name].type) for name in _EVENT_COLUMNS))
         for i in range(event_count)
@@ -629,11 +666,17 @@ def _pg_submission_statement(item_columns: tuple[str, ...], event_count: int, te
             )
         )  # fmt: skip
         ctes.append(insert(_outbox).from_select(_OUTBOX_COLUMNS, deputy_rows).cte("deputy_notice"))
-    return select(new_item.c.id).add_cte(*ctes)
+    if throttle_keys:
+        item_id = select(new_item.c.id).scalar_subquery().label("item_id")
+        return select(hits.c.key, hits.c.count, hits.c.expires_at, item_id).add_cte(*ctes)
+    return select(new_item.c.id.label("item_id")).add_cte(*ctes)
 
 
-def _pg_submission_params(values: dict, events: list[dict], notices: _Notices) -> dict:
+def _pg_submission_params(values: dict, events: list[dict], notices: _Notices, limits: dict[str, int] | None) -> dict:
     params = dict(values)
+    if limits:
+        params.update(throttle.database_hit_params(list(limits), values["created_at"]))
+        params.update({f"limit{i}": limits[key] for i, key in enumerate(sorted(limits))})
     for i, event in enumerate(events):
         params.update({f"e{i}_{name}": event[name] for name in _EVENT_COLUMNS})
     params.update(resident_id=notices.resident_id, notice_deputy_id=notices.deputy_id, notice_at=notices.at)
