@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from flask import g
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from backend.errors import UserError
 from backend.extensions import db
-from backend.items.lifecycle import ROLE_ACTIONS, SUPERVISE_DEFAULT_TEXT, TRANSITIONS, allowed_actions, perform_action
-from backend.models import AuditEntry, ItemEvent, ItemEventKind, ItemStatus, OutboxMessage, StaffRole
+from backend.items.lifecycle import (
+    ROLE_ACTIONS,
+    SUPERVISE_DEFAULT_TEXT,
+    SUPERVISE_REPEAT_AFTER,
+    TRANSITIONS,
+    allowed_actions,
+    perform_action,
+)
+from backend.models import AuditEntry, ItemEvent, ItemEventKind, ItemStatus, OutboxMessage, StaffRole, utcnow
 from tests.staff_world import counts, fresh_token, login
 from tests.test_supervision_world import handle, make_overdue, submit, supervision_world
 
@@ -135,3 +144,39 @@ def test_a_supervisor_of_another_county_gets_404_and_an_audit_row(app, world, ov
     assert response.status_code == 404
     assert db.session.scalar(select(AuditEntry).where(AuditEntry.action == "item_access_denied")) is not None
     assert db.session.scalar(select(func.count()).select_from(ItemEvent).where(ItemEvent.kind == "supervised")) == 0
+
+
+def test_a_second_supervise_within_minutes_is_refused_and_reminds_nobody_twice(world, overdue_item):
+    supervisor = world.users["supervisor"]
+    perform_action(overdue_item, supervisor, "supervise")
+    db.session.commit()
+    with pytest.raises(UserError) as refused:
+        perform_action(overdue_item, supervisor, "supervise", text="再催一次")
+    assert (refused.value.code, refused.value.status) == ("recently_supervised", 409)
+    assert "督办" in refused.value.message
+    db.session.rollback()
+    notices = select(func.count()).where(OutboxMessage.kind == "deputy_item_supervised")
+    events = select(func.count()).where(ItemEvent.kind == ItemEventKind.SUPERVISED)
+    reminded = db.session.scalar(notices)
+    assert db.session.scalar(events) == 1
+    # Once the quiet period is over, 督办 again is allowed and reminds again.
+    db.session.execute(
+        update(ItemEvent)
+        .where(ItemEvent.kind == ItemEventKind.SUPERVISED)
+        .values(created_at=utcnow() - SUPERVISE_REPEAT_AFTER - timedelta(seconds=1))
+    )
+    perform_action(overdue_item, supervisor, "supervise")
+    db.session.commit()
+    assert db.session.scalar(events) == 2 and db.session.scalar(notices) == 2 * reminded
+
+
+def test_a_double_click_on_the_button_supervises_once_and_says_so(app, world, overdue_item):
+    client = login(app, "sup_county")
+    _, token = fresh_token(client, "/supervision/")
+    first = client.post(f"/supervision/items/{overdue_item.ref}/supervise", data={"csrf_token": token})
+    second = client.post(f"/supervision/items/{overdue_item.ref}/supervise", data={"csrf_token": token})
+    assert first.status_code == second.status_code == 303
+    assert second.headers["Location"].endswith("done=recently_supervised#overdue")
+    assert db.session.scalar(select(func.count()).where(ItemEvent.kind == ItemEventKind.SUPERVISED)) == 1
+    g.pop("csrf_token", None)
+    assert "10 分钟内不重复督办" in client.get(second.headers["Location"]).text

@@ -375,8 +375,23 @@ def _check_resume(item: Item, step: _Step, *, text, **_) -> _Step:
     return step
 
 
-def _check_supervise(item: Item, step: _Step, *, text, **_) -> _Step:
+def _check_supervise(item: Item, step: _Step, *, text, now, **_) -> _Step:
     step.text = _staff_text(text, "督办意见", required=False)
+    # A second 督办 moments after the first (a double click, two supervisors at once) would remind
+    # the deputy twice: refused, saying when the last one was. The item is locked (_lock) by now.
+    last = db.session.scalar(
+        select(ItemEvent.created_at)
+        .where(ItemEvent.item_id == item.id, ItemEvent.kind == ItemEventKind.SUPERVISED)
+        .order_by(ItemEvent.created_at.desc())
+        .limit(1)
+    )
+    if last is not None and now - last < SUPERVISE_REPEAT_AFTER:
+        at = last.astimezone(CHINA_TZ)
+        raise UserError(
+            "recently_supervised",
+            f"该件已于 {at:%H:%M} 督办，代表已收到提醒；{SUPERVISE_REPEAT_AFTER.seconds // 60} 分钟内不再重复督办。",
+            409,
+        )
     return step
 
 
@@ -601,6 +616,7 @@ def _apply_resume(item: Item, actor: StaffUser, step: _Step, now: datetime) -> N
 
 
 SUPERVISE_DEFAULT_TEXT = "请抓紧办理，尽快答复群众。"
+SUPERVISE_REPEAT_AFTER = timedelta(minutes=10)  # a second 督办 of one item within this is refused
 
 
 def _apply_supervise(item: Item, actor: StaffUser, step: _Step, now: datetime) -> None:

@@ -23,7 +23,7 @@ from backend.extensions import csrf, db
 from backend.items import inbox as inbox_query
 from backend.items.access import find_item_for_staff, region_subtree
 from backend.items.deadlines import is_overdue
-from backend.items.lifecycle import perform_action
+from backend.items.lifecycle import SUPERVISE_REPEAT_AFTER, perform_action
 from backend.items.refs import format_ref
 from backend.models import Code, Deputy, Item, ItemEvent, ItemEventKind, Region, StaffRole, StaffUser, Station, utcnow
 from backend.models.item import ITEM_STATUS_LABELS
@@ -302,7 +302,12 @@ def _export_months(rng: stats.DateRange) -> list[date]:
     return list(reversed(rng.months()))
 
 
-NOTICES = {"supervised": "已督办：代表会收到提醒，督办记录已写入该件的办理过程（群众看不到）。"}
+NOTICES = {
+    "supervised": "已督办：代表会收到提醒，督办记录已写入该件的办理过程（群众看不到）。",
+    "recently_supervised": (
+        f"该件刚刚已督办，代表已收到提醒；{SUPERVISE_REPEAT_AFTER.seconds // 60} 分钟内不重复督办。"
+    ),
+}
 
 
 # --- pages -----------------------------------------------------------------------------------------
@@ -394,13 +399,19 @@ def supervise(ref: str):
     if item is None:
         db.session.commit()  # the refusal's audit row survives the 404
         raise UserError("unknown_item", "找不到该留言，请核对编号。", 404)
-    perform_action(item, user, "supervise", text=request.form.get("text", ""))
+    done = "supervised"
+    try:
+        perform_action(item, user, "supervise", text=request.form.get("text", ""))
+    except UserError as error:
+        if error.code != "recently_supervised":
+            raise
+        done = "recently_supervised"  # a double click: the first one went through; say so, remind nobody twice
     db.session.commit()
     target = request.form.get("next", "")
     if not is_safe_next(target) or not target.startswith("/supervision"):
         target = url_for("supervision.dashboard")
     separator = "&" if "?" in target else "?"
-    return redirect(f"{target}{separator}done=supervised#overdue", 303)
+    return redirect(f"{target}{separator}done={done}#overdue", 303)
 
 
 @bp.get("/export.xlsx")
