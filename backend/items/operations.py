@@ -153,37 +153,50 @@ def clean_message(body: object, category: object, name: object, phone: object, c
     return CleanMessage(body=body, category=category, name=name, phone=phone, consent=consent)
 
 
-def new_item(
+def new_item_values(
     message: CleanMessage,
     *,
-    station: Station,
-    deputy: Deputy | None,
+    station_id: int,
+    deputy_id: int | None,
     channel: ItemChannel,
     now: datetime,
-    code: Code | None = None,
-    resident: Resident | None = None,
+    code_id: int | None = None,
+    resident_id: int | None = None,
     client_id: str | None = None,
-) -> Item:
-    """A new, not yet stored item in status submitted, due to be accepted by the accept deadline."""
+) -> dict:
+    """A new item's columns (all but ``ref``): status submitted, due to be accepted by the accept deadline.
+
+    The one place that knows an item's initial values, for the resident's submission (Core,
+    ``submit_item``) and the deputy's in-person entry (ORM, ``new_item``).
+    """
     has_contact = bool(message.name or message.phone)
-    return Item(
-        access_key=new_access_key(),
-        client_id=client_id,
-        station=station,
-        deputy=deputy,
-        code=code,
-        resident=resident,
-        channel=channel,
-        category=message.category,
-        body=message.body,
-        contact_name=message.name,
-        contact_phone=message.phone,
-        consented_at=now if (message.consent and has_contact) else None,
-        body_fingerprint=body_fingerprint(message.body),
-        due_at=deadlines.accept_deadline(now),
-        created_at=now,
-        updated_at=now,
+    return {
+        "access_key": new_access_key(),
+        "client_id": client_id,
+        "station_id": station_id,
+        "deputy_id": deputy_id,
+        "code_id": code_id,
+        "resident_id": resident_id,
+        "channel": channel,
+        "category": message.category,
+        "body": message.body,
+        "contact_name": message.name,
+        "contact_phone": message.phone,
+        "consented_at": now if (message.consent and has_contact) else None,
+        "status": ItemStatus.SUBMITTED,
+        "body_fingerprint": body_fingerprint(message.body),
+        "due_at": deadlines.accept_deadline(now),
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+def new_item(message: CleanMessage, *, station: Station, deputy: Deputy | None, channel: ItemChannel, now) -> Item:
+    """A new, not yet stored item (``new_item_values``) for ``deputy`` at ``station``."""
+    values = new_item_values(
+        message, station_id=station.id, deputy_id=deputy.id if deputy else None, channel=channel, now=now
     )
+    return Item(**values)
 
 
 def store_new_item(item: Item, client_id: str | None = None) -> Item:
@@ -226,7 +239,6 @@ def submit_item(sub: Submission) -> SubmitResult:
     if len(sub.photos) > config["ITEM_MAX_PHOTOS"]:
         raise UserError("too_many_photos", f"最多上传{config['ITEM_MAX_PHOTOS']}张照片。", 400, field="photos")
     processed = [photo_intake.process_photo(data) for data in sub.photos]
-    fingerprint = body_fingerprint(message.body)
     resident_id = sub.resident.id if sub.resident is not None else None
     # WeChat's content check, before any database work (it is a network call, and on SQLite
     # the first write holds the write lock). Asked only for a mini-program user.
@@ -243,34 +255,28 @@ def submit_item(sub: Submission) -> SubmitResult:
         target = _resolve_target(conn, sub.code, sub.deputy_choice, client_id, since)
         if target.existing is not None:
             return target.existing
-        similar_ref = _similar_recent_ref(conn, message.body, fingerprint, target, since) if since else None
         # Everything the writes need is computed here, before the write transaction begins:
         # on SQLite every other writer waits while it runs.
-        has_contact = bool(message.name or message.phone)
-        values = {
-            "access_key": new_access_key(),
-            "client_id": client_id,
-            "station_id": target.station_id,
-            "deputy_id": target.deputy_id,
-            "code_id": target.code_id,
-            "resident_id": resident_id,
-            "channel": sub.channel,
-            "category": message.category,
-            "body": message.body,
-            "contact_name": message.name,
-            "contact_phone": message.phone,
-            "consented_at": now if (message.consent and has_contact) else None,
-            "status": ItemStatus.SUBMITTED,
-            "screening": screening,
-            "screening_label": screening_label,
-            "is_held": held,
-            "needs_review": similar_ref is not None,
-            "review_reason": f"与 {similar_ref} 内容高度相似" if similar_ref else "",
-            "body_fingerprint": fingerprint,
-            "due_at": deadlines.accept_deadline(now),
-            "created_at": now,
-            "updated_at": now,
-        }
+        values = new_item_values(
+            message,
+            station_id=target.station_id,
+            deputy_id=target.deputy_id,
+            channel=sub.channel,
+            now=now,
+            code_id=target.code_id,
+            resident_id=resident_id,
+            client_id=client_id,
+        )
+        similar_ref = None
+        if since is not None:
+            similar_ref = _similar_recent_ref(conn, message.body, values["body_fingerprint"], target, since)
+        values.update(
+            screening=screening,
+            screening_label=screening_label,
+            is_held=held,
+            needs_review=similar_ref is not None,
+            review_reason=f"与 {similar_ref} 内容高度相似" if similar_ref else "",
+        )
         events = [_event_row(None, ItemEventKind.SUBMITTED, ActorKind.RESIDENT, True, "", {}, now)]
         if similar_ref:
             events.append(
