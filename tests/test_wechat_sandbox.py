@@ -363,7 +363,11 @@ def test_faults_count_down_and_can_last_until_cleared(app, wechat_sandbox):
     wechat_sandbox.login_code(ALICE)
     wechat_sandbox.fault("wxa/msg_sec_check", "busy", times=2)
     assert errcode_of(lambda: api.msg_sec_check(ALICE, "x")) == -1
+    assert [(f["path"], f["kind"], f["remaining"]) for f in wechat_sandbox.pending_faults()] == [
+        ("wxa/msg_sec_check", "busy", 1)
+    ]
     assert errcode_of(lambda: api.msg_sec_check(ALICE, "x")) == -1
+    assert wechat_sandbox.pending_faults() == []  # spent
     assert api.msg_sec_check(ALICE, "x")["suggest"] == "pass"
     wechat_sandbox.fault("*", "http500", times=-1)  # WeChat is down
     for _ in range(3):

@@ -71,6 +71,10 @@ class WeChatSandbox:
         """Fail the next ``times`` calls to ``path`` (-1: until cleared; ``*``: every WeChat path)."""
         self._control("POST", "faults", json={"path": path, "kind": kind, "times": times, "seconds": seconds})
 
+    def pending_faults(self) -> list[dict]:
+        """The faults not yet spent by a call."""
+        return self._control("GET", "faults")
+
     def clear_faults(self) -> None:
         """Remove every fault."""
         self._control("DELETE", "faults")

@@ -575,6 +575,12 @@ def control_set_fault():
     return jsonify(path=path, kind=kind, times=times, seconds=seconds)
 
 
+@bp.get("/sandbox/faults")
+def control_faults():
+    """The faults still to apply, e.g. ``[{"path", "kind", "remaining", "seconds"}]``: a spent one is gone."""
+    return jsonify(state().faults())
+
+
 @bp.delete("/sandbox/faults")
 def control_clear_faults():
     """Remove every fault."""

@@ -154,6 +154,12 @@ class SandboxState:
                 (path, kind, times, seconds),
             )
 
+    def faults(self) -> list[dict]:
+        """The faults still to apply: path, kind, calls remaining (-1: until cleared), seconds."""
+        with self.read() as conn:
+            rows = conn.execute("SELECT path, kind, remaining, seconds FROM faults WHERE remaining != 0 ORDER BY path")
+            return [dict(row) for row in rows]
+
     def clear_faults(self) -> int:
         """Remove every fault; return how many there were."""
         with self.write() as conn:
