@@ -10,7 +10,8 @@ the same operation as the events they mirror; nothing here can be typed in. What
 means, in the words the page shows, is ``DEFINITIONS``.
 
 Queries per dashboard: one grouped count (a part per month, joined by ``UNION ALL``; by
-station or deputy for the breakdown, and by the figures' columns), one for the two medians
+station or deputy for the breakdown, by status and verdict, with a FILTER count for each other
+column a figure asks for), one for the two medians
 (on PostgreSQL on a second connection, at the same time), one grouped count of overdue
 items, and the first page of the overdue list. On PostgreSQL each reads one index and no
 table rows: ``ix_items_station_created`` carries the figures' columns for a station or a
@@ -20,8 +21,7 @@ region, ``ix_items_station_open_due`` the open items. Medians are exact:
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -125,11 +125,6 @@ def figure_condition(name: str) -> ColumnElement[bool]:
     if not spec:
         return true()
     return and_(*[_dimension_condition(dim, values) for dim, values in spec.items()])
-
-
-def figure_matches(name: str, values: Mapping[str, object]) -> bool:
-    """True when a group of items with these dimension ``values`` counts towards figure ``name``."""
-    return all(values[dim] in allowed for dim, allowed in FIGURE_SPECS[name].items())
 
 
 FIGURES: dict[str, ColumnElement[bool]] = {name: figure_condition(name) for name in FIGURE_SPECS}
@@ -490,10 +485,10 @@ class Counts:
         "in_person",
     )
 
-    def add(self, names: tuple[str, ...], number: int) -> None:
-        """Add ``number`` items counted by the figures ``names``."""
-        self.received += number
-        for name in names:
+    def add(self, received: int, counted: Iterable[tuple[str, int]]) -> None:
+        """Add ``received`` items, and to each figure named in ``counted`` its number of them."""
+        self.received += received
+        for name, number in counted:
             setattr(self, name, getattr(self, name) + number)
 
     @property
@@ -583,41 +578,76 @@ def _tune_for_aggregates() -> None:
         db.session.execute(_AGGREGATE_SETTINGS)
 
 
+# The grouped count groups items by the values of these dimensions; any other dimension a counted
+# figure asks for is counted with a FILTER instead (grouping by it costs more), so a counted figure
+# may ask for one such dimension at most.
+GROUPED_DIMENSIONS = ("status", "satisfaction")
+_COUNTED_FIGURES = tuple(name for name in Counts.COUNTED if name != "received")
+
+
+def _split_spec(name: str) -> tuple[dict[str, frozenset], tuple[str, frozenset] | None]:
+    """A counted figure's spec: (the values its grouped dimensions must take, its one filtered dimension or None)."""
+    spec = FIGURE_SPECS[name]
+    grouped = {dim: values for dim, values in spec.items() if dim in GROUPED_DIMENSIONS}
+    filtered = [(dim, values) for dim, values in spec.items() if dim not in GROUPED_DIMENSIONS]
+    if len(filtered) > 1:
+        raise ValueError(f"figure {name!r} asks for more than one dimension outside GROUPED_DIMENSIONS")
+    return grouped, filtered[0] if filtered else None
+
+
+# The filtered dimensions, each counted in a column of its own after the items not held and the held ones.
+_FILTERED = tuple(dict.fromkeys(f for name in _COUNTED_FIGURES if (f := _split_spec(name)[1]) is not None))
+
+
 def _count_rows(scope: Scope, rng: DateRange, with_children: bool):
-    """Items per month × station/deputy × held × the figures' dimensions, as (month index, child, held, *dimensions, number).
+    """Items per month × station/deputy × grouped dimensions, as (month index, child, *grouped values,
+    items not held, held items, *items not held of each ``_FILTERED`` dimension).
 
     One grouped ``SELECT`` per month, joined by ``UNION ALL``: each reads its month's slice of
     the (station, created_at) index, so no row has its month computed, and each month's groups
-    are counted apart (a county's year: about 10 % less work than one query bucketing every row).
+    are counted apart.
     """
     child = _child_column(scope) if with_children else null()
     scope_condition = scope.condition()
+    not_held = Item.is_held.is_(False)
     columns = [
         child.label("child"),
-        Item.is_held.label("held"),
         # Raw values (no enum conversion per row): StrEnum members equal and hash as their values.
-        *[
-            type_coerce(column, String()).label(name) if name != "has_answer" else column.label(name)
-            for name, column in DIMENSIONS.items()
-        ],
+        *[type_coerce(DIMENSIONS[name], String()).label(name) for name in GROUPED_DIMENSIONS],
+        func.count().filter(not_held).label("number"),
+        func.count().filter(Item.is_held.is_(True)).label("held"),
+        *[func.count().filter(and_(not_held, _dimension_condition(dim, values))) for dim, values in _FILTERED],
     ]
+    group_by = [text(str(position)) for position in range(2, 3 + len(GROUPED_DIMENSIONS))]
     months = [
-        select(literal(index).label("month"), *columns, func.count().label("number"))
+        select(literal(index).label("month"), *columns)
         .where(scope_condition, Item.created_at >= start, Item.created_at < end)
-        .group_by(*[text(str(position)) for position in range(2, 2 + len(columns))])
+        .group_by(*group_by)
         for index, (start, end) in enumerate(month_bounds(rng))
     ]
     query = months[0] if len(months) == 1 else union_all(*months)
     return db.session.execute(query).all()
 
 
-_COUNTED_FIGURES = tuple(name for name in Counts.COUNTED if name != "received")
+def _figures_of(grouped_values: tuple) -> tuple[tuple[str, int], ...]:
+    """The figures a group with these grouped dimension values counts towards (``FIGURE_SPECS``), each with
+    the column of its number among (items not held, *items not held of each ``_FILTERED`` dimension)."""
+    values = dict(zip(GROUPED_DIMENSIONS, grouped_values, strict=True))
+    figures = []
+    for name in _COUNTED_FIGURES:
+        grouped, filtered = _split_spec(name)
+        if all(values[dim] in allowed for dim, allowed in grouped.items()):
+            figures.append((name, 0 if filtered is None else 1 + _FILTERED.index(filtered)))
+    return tuple(figures)
 
 
-def _figures_of(dimensions: tuple) -> tuple[str, ...]:
-    """The figures a group with these dimension values counts towards (``FIGURE_SPECS``)."""
-    values = dict(zip(DIMENSIONS, dimensions, strict=True))
-    return tuple(name for name in _COUNTED_FIGURES if figure_matches(name, values))
+def _add_up(tally: dict[tuple, list[int]], key: tuple, numbers: list[int]) -> None:
+    current = tally.get(key)
+    if current is None:
+        tally[key] = list(numbers)
+    else:
+        for position, number in enumerate(numbers):
+            current[position] += number
 
 
 def _hours(seconds) -> float | None:
@@ -721,24 +751,26 @@ def compute(
     per_month = {index: Counts() for index in range(len(months))}
     per_child: dict[object, Counts] = {}
     held = 0
-    # Thousands of grouped rows for a county: add them up by (month or child, dimension values)
-    # first, then find the figures of each distinct combination once.
-    months_tally: dict[tuple, int] = defaultdict(int)
-    children_tally: dict[tuple, int] = defaultdict(int)
-    for month, child, is_held, *dimensions, number in _count_rows(scope, rng, with_children):
-        if is_held:
-            held += number
-            continue
-        dimensions = tuple(dimensions)
-        months_tally[month, dimensions] += number
-        children_tally[child, dimensions] += number
-    figures_of = {key: _figures_of(key) for key in {dimensions for _, dimensions in months_tally}}
-    for (month, dimensions), number in months_tally.items():
-        per_month[month].add(figures_of[dimensions], number)
-        totals.add(figures_of[dimensions], number)
-    if with_children:
-        for (child, dimensions), number in children_tally.items():
-            per_child.setdefault(child, Counts()).add(figures_of[dimensions], number)
+    # Thousands of grouped rows for a county: add them up by (month or child, grouped values) first,
+    # then find the figures of each distinct combination once.
+    by_month: dict[tuple, list[int]] = {}
+    by_child: dict[tuple, list[int]] = {}
+    grouped_count = len(GROUPED_DIMENSIONS)
+    for month, child, *values in _count_rows(scope, rng, with_children):
+        grouped, (number, held_here, *filtered) = tuple(values[:grouped_count]), values[grouped_count:]
+        held += held_here
+        numbers = [number, *filtered]
+        _add_up(by_month, (month, grouped), numbers)
+        if with_children:
+            _add_up(by_child, (child, grouped), numbers)
+    figures_of = {grouped: _figures_of(grouped) for _, grouped in by_month}
+    for (month, grouped), numbers in by_month.items():
+        counted = [(name, numbers[column]) for name, column in figures_of[grouped]]
+        per_month[month].add(numbers[0], counted)
+        totals.add(numbers[0], counted)
+    for (child, grouped), numbers in by_child.items():
+        counted = [(name, numbers[column]) for name, column in figures_of[grouped]]
+        per_child.setdefault(child, Counts()).add(numbers[0], counted)
     overdue = _overdue_by_child(scope, now, with_children)
     listed = overdue_items(scope, now, overdue_list) if overdue_list else []
     answer_hours, resolve_hours = medians_future.result() if medians_future else medians(scope, rng)
