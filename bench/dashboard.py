@@ -15,9 +15,8 @@ Measured, one request or call after the other (latency, not throughput):
   around that ``count(*)``; and ``GET /api/v1/stats?region=…``;
 - a few runs over all three years (the whole million), a station and the 10,000-item deputy.
 
-``--with-proposed-indexes`` first creates the two indexes this area asks for
-(``PROPOSED_INDEXES``, not in the migrations). Target from the issue: the county dashboard
-under 300 ms.
+The schema is the migrated one (the dashboard's indexes are in the migrations since
+``75246af8fb6b``). Target from the issue: the county dashboard under 300 ms.
 """
 
 from __future__ import annotations
@@ -63,15 +62,6 @@ UPDATE items SET
   channel = CASE WHEN id % 20 = 7 THEN 'in_person' ELSE channel END
 """
 
-# What this area asks to add (see the report): the dashboard's counts as an index-only scan, and the
-# overdue list and count from open items only.
-PROPOSED_INDEXES = (
-    "CREATE INDEX ix_items_station_created_stats ON items (station_id, created_at) "
-    "INCLUDE (status, is_held, first_answered_at, resolved_at, satisfaction, channel, deputy_id)",
-    "CREATE INDEX ix_items_station_open_due ON items (station_id, due_at) "
-    "INCLUDE (id, paused_at, is_held, deputy_id) WHERE status IN ('submitted', 'accepted', 'forwarded', 'answered')",
-)
-
 
 def bench_app():
     """The real app, bench/inbox.py's baseline route, and ``/bench/count`` (gunicorn ``'bench.dashboard:bench_app()'``)."""
@@ -97,27 +87,20 @@ def bench_app():
 
 @dataclass
 class Options:
-    """How many measurements, and whether to add the proposed indexes."""
+    """How many measurements."""
 
     requests: int = 40
     warmup: int = 5
-    with_indexes: bool = False
 
 
-def fill_lifecycle(url: str, out: Callable[[str], None], with_indexes: bool) -> None:
-    """The lifecycle columns, then (optionally) the proposed indexes, then VACUUM ANALYZE."""
+def fill_lifecycle(url: str, out: Callable[[str], None]) -> None:
+    """The lifecycle columns, then VACUUM ANALYZE."""
     started = time.perf_counter()
     with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as conn:
         conn.execute("SET synchronous_commit = off")
         rows = conn.execute(FILL_LIFECYCLE).rowcount
-        if with_indexes:
-            for sql in PROPOSED_INDEXES:
-                conn.execute(sql)
         conn.execute("VACUUM ANALYZE items")
-    out(
-        f"lifecycle columns of {rows:,} items filled"
-        f"{' and the proposed indexes built' if with_indexes else ''} in {time.perf_counter() - started:.1f} s"
-    )
+    out(f"lifecycle columns of {rows:,} items filled in {time.perf_counter() - started:.1f} s")
 
 
 def _timed(result: Result, call: Callable[[], object], count: int) -> None:
@@ -242,7 +225,7 @@ def run(options: Options, out: Callable[[str], None]) -> bool:
         run_cli(env, "db", "upgrade")
         run_cli(env, "demo", "load")
         inbox.generate(url, inbox.Options(), out)
-        fill_lifecycle(url, out, options.with_indexes)
+        fill_lifecycle(url, out)
         functions = measure_in_process(url, workdir, options, out)
         pages = measure_pages(url, workdir, options)
     report(functions + pages, out)
@@ -261,18 +244,14 @@ def parse_args(argv: list[str] | None) -> Options:
     parser = argparse.ArgumentParser(prog="python -m bench.dashboard", description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=Options.requests, help="measured calls per target")
     parser.add_argument("--warmup", type=int, default=Options.warmup, help="warm-up calls per target")
-    parser.add_argument("--with-proposed-indexes", action="store_true", help="create PROPOSED_INDEXES before measuring")
     args = parser.parse_args(argv)
-    return Options(args.requests, args.warmup, args.with_proposed_indexes)
+    return Options(args.requests, args.warmup)
 
 
 def main(argv: list[str] | None = None, out: Callable[[str], None] = print) -> int:
     """Run the dashboard bench when PostgreSQL answers; 0 when the target is met and nothing failed."""
     options = parse_args(argv)
-    out(
-        "\n## dashboard: the county's supervision figures over 1,000,000 items (PostgreSQL)"
-        + (" — with the proposed indexes" if options.with_indexes else " — schema as migrated")
-    )
+    out("\n## dashboard: the county's supervision figures over 1,000,000 items (PostgreSQL)")
     if not postgres_answers():
         out(f"skipped: nothing answers at {PG_ADMIN_URL} (set BENCH_PG_URL)")
         return 0
