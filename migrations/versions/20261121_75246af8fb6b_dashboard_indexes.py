@@ -16,7 +16,7 @@ new partial ones are small (open items) or written only when an item is marked a
   per deputy).
 
 Revision ID: 75246af8fb6b
-Revises: 4328f9e0b15c
+Revises: d652b4646b2d
 Create Date: 2026-11-21 08:00:00.000000
 
 """
@@ -26,7 +26,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = "75246af8fb6b"
-down_revision = "4328f9e0b15c"
+down_revision = "d652b4646b2d"
 branch_labels = None
 depends_on = None
 
