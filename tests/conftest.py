@@ -193,3 +193,17 @@ def create_deputy(app, create_station):
 def client_id():
     """A fresh idempotency key, as a client would make one."""
     return uuid.uuid4().hex
+
+
+@pytest.fixture
+def cjk_font():
+    """Noto Sans CJK SC for posters (scripts/system-deps.sh): skipped without it, failed without it in CI."""
+    from backend.qr import fonts
+
+    try:
+        fonts.find_face("bold")
+        fonts.find_face("regular")
+    except fonts.FontMissingError as exc:
+        if os.environ.get("CI") == "true":
+            pytest.fail(str(exc))
+        pytest.skip(str(exc))

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
@@ -12,21 +11,12 @@ import pytest
 
 from backend.admin.printing import PAGES_HEADER, station_poster_pages
 from backend.extensions import db
-from backend.qr import fonts, posters
+from backend.qr import posters
 from backend.qr.posters import DeputyCode, StationSheet
 from tests.admin_support import audit_count, build_admin_world
 from tests.staff_world import login
 
-
-@pytest.fixture(autouse=True)
-def _cjk_font():
-    """The posters need Noto Sans CJK SC (scripts/system-deps.sh)."""
-    try:
-        fonts.find_face("bold")
-    except fonts.FontMissingError as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(str(exc))
-        pytest.skip(str(exc))
+pytestmark = pytest.mark.usefixtures("cjk_font")  # posters need the CJK font
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ from sqlalchemy import func, select, text, update
 from backend.batches import worker
 from backend.extensions import db
 from backend.models import AuditEntry, PosterBatch, PosterBatchStatus, utcnow
-from backend.qr import fonts, posters
+from backend.qr import posters
 from tests.admin_support import audit_count, build_admin_world, post_form
 from tests.staff_world import login
 from tests.test_posters import A4_POINTS, A5_POINTS, decode, pdf_info, pdf_page_image, url_of
@@ -31,17 +31,7 @@ from tests.test_posters import A4_POINTS, A5_POINTS, decode, pdf_info, pdf_page_
 REPO = Path(__file__).resolve().parents[1]
 FLASK = str(Path(sys.executable).parent / "flask")
 
-
-@pytest.fixture(autouse=True)
-def _cjk_font():
-    """The posters need Noto Sans CJK SC (scripts/system-deps.sh)."""
-    try:
-        fonts.find_face("bold")
-        fonts.find_face("regular")
-    except fonts.FontMissingError as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(str(exc))
-        pytest.skip(str(exc))
+pytestmark = pytest.mark.usefixtures("cjk_font")  # posters need the CJK font
 
 
 @pytest.fixture

@@ -40,17 +40,7 @@ PHONE_WIDTH_A4 = 1000  # a phone photo of the whole poster
 A4_POINTS = "595.28 x 841.89"
 A5_POINTS = "419.53 x 595.28"
 
-
-@pytest.fixture(autouse=True)
-def _cjk_font():
-    """The posters need Noto Sans CJK SC: skipped without it, failed without it in CI."""
-    try:
-        fonts.find_face("bold")
-        fonts.find_face("regular")
-    except fonts.FontMissingError as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(str(exc))
-        pytest.skip(str(exc))
+pytestmark = pytest.mark.usefixtures("cjk_font")  # posters need the CJK font
 
 
 @pytest.fixture

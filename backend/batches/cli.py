@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import logging
-import signal
-import threading
 
 import click
 from flask.cli import AppGroup
 
 from backend.batches import worker
-from backend.outbox.cli import log_to_stderr
+from backend.outbox.cli import log_to_stderr, stop_on_signal
 
 posters_cli = AppGroup("posters", help="批量海报：运行后台生成进程。")
 
@@ -28,13 +26,6 @@ def run_command(once: bool) -> None:
             count += 1
         click.echo(f"posters: {count} batch(es) rendered")
         return
-    stop = threading.Event()
-
-    def _stop(signum, _frame):
-        logging.getLogger("backend.batches").info("posters: signal %s, stopping after the current page", signum)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
+    stop = stop_on_signal("backend.batches", "posters: signal %s, stopping after the current page")
     logging.getLogger("backend.batches").info("posters: batch worker started")
     worker.run_forever(stop)

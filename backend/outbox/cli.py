@@ -38,6 +38,19 @@ class _StderrHandler(logging.StreamHandler):
         pass
 
 
+def stop_on_signal(logger_name: str, message: str) -> threading.Event:
+    """An event that SIGTERM or SIGINT sets (logging ``message`` % the signal): a worker loop's stop."""
+    stop = threading.Event()
+
+    def _stop(signum, _frame):
+        logging.getLogger(logger_name).info(message, signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    return stop
+
+
 def log_to_stderr(name: str = "backend.outbox") -> None:
     """Show a worker's log lines (logger ``name``) when nothing else configured logging."""
     logger = logging.getLogger(name)
@@ -62,14 +75,7 @@ def run_command(once: bool, batch: int | None) -> None:
             total += done
         click.echo(f"outbox: {total} message(s) settled")
         return
-    stop = threading.Event()
-
-    def _stop(signum, _frame):
-        logging.getLogger("backend.outbox").info("outbox: signal %s, stopping after the current message", signum)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
+    stop = stop_on_signal("backend.outbox", "outbox: signal %s, stopping after the current message")
     logging.getLogger("backend.outbox").info("outbox: worker started (batch %s)", batch)
     worker.run_forever(stop, batch)
 
