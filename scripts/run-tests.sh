@@ -30,14 +30,27 @@ if [ "$pg_ok" = 0 ] && [ "${CI:-}" = "true" ]; then
 fi
 
 export REQUIRE_BROWSER="${CI:-}"
-echo "== pytest on SQLite"
-env -u TEST_DATABASE_URL $BIN/python -m pytest -q -p no:cacheprovider
-
+# The two engines' suites run side by side (much of each is waiting: subprocesses, sockets, the
+# browser), the SQLite one into a log shown when both are done; each must pass.
+sqlite_log="$(mktemp)"
+trap 'rm -f "$sqlite_log"' EXIT
+echo "== pytest on SQLite (in the background, shown below when done)"
+env -u TEST_DATABASE_URL $BIN/python -m pytest -q -p no:cacheprovider >"$sqlite_log" 2>&1 &
+sqlite_pid=$!
+pg_rc=0
 if [ "$pg_ok" = 1 ]; then
   echo "== pytest on PostgreSQL ($PG_URL)"
-  TEST_DATABASE_URL="$PG_URL" $BIN/python -m pytest -q -p no:cacheprovider
+  TEST_DATABASE_URL="$PG_URL" $BIN/python -m pytest -q -p no:cacheprovider || pg_rc=$?
 else
   skipped+=("PostgreSQL suite: nothing answers at $PG_URL (set TEST_DATABASE_URL)")
+fi
+sqlite_rc=0
+wait "$sqlite_pid" || sqlite_rc=$?
+echo "== pytest on SQLite"
+cat "$sqlite_log"
+if [ "$sqlite_rc" != 0 ] || [ "$pg_rc" != 0 ]; then
+  echo "== FAILED: SQLite suite exit $sqlite_rc, PostgreSQL suite exit $pg_rc"
+  exit 1
 fi
 
 if [ ${#skipped[@]} -gt 0 ]; then

@@ -31,6 +31,12 @@ from backend.qr.codes import issue_code
 PG_URL = os.environ.get("TEST_DATABASE_URL", "")
 
 
+def redis_test_url(number: int) -> str:
+    """A Redis database of the local server for one test module: ``number`` on SQLite, two lower on
+    PostgreSQL, so that the two suites (run side by side by ``make test``) never flush each other's."""
+    return f"redis://127.0.0.1:6379/{number - 2 if PG_URL else number}"
+
+
 def pg_admin_url(url: str):
     """The given PostgreSQL URL with the psycopg driver."""
     parsed = make_url(url)

@@ -17,8 +17,9 @@ from backend import throttle
 from backend.errors import UserError
 from backend.extensions import db
 from backend.models import ThrottleCounter, utcnow
+from tests.conftest import redis_test_url
 
-REDIS_TEST_URL = "redis://127.0.0.1:6379/15"
+REDIS_TEST_URL = redis_test_url(15)
 TIME_SENTENCE = re.compile(r"^提交太频繁，请在 \d{2}:\d{2} 之后再试（约 \d+ 分钟后）。$")
 
 

@@ -34,6 +34,7 @@ from backend.wechat.client import (
     client_class,
     get_client,
 )
+from tests.conftest import redis_test_url
 from tests.wechat_server import (
     APPID,
     CLIENT_TIMEOUT_SECONDS,
@@ -44,7 +45,7 @@ from tests.wechat_server import (
 
 SEND = "cgi-bin/message/subscribe/send"
 TOKEN = "cgi-bin/token"
-REDIS_TEST_URL = "redis://127.0.0.1:6379/14"
+REDIS_TEST_URL = redis_test_url(14)
 
 
 @pytest.fixture
