@@ -96,7 +96,6 @@ MIN_FONT_PX = 4  # below this nothing shrinks further (no field the database all
 NO_LINE_START = set("，。、；：？！）》」』”’〉】·…—,.;:?!)]}%")
 NO_LINE_END = set("（《「『“‘〈【([{")
 WORD_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9'’._@/-]*|\s+|.", re.DOTALL)
-UNSAFE_FILENAME_RE = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|]+')
 
 
 def px(mm: float) -> int:
@@ -870,8 +869,3 @@ def pdf_chunks(sheets: Iterable[Sheet], title: str = "") -> Iterator[bytes]:
 def pdf_bytes(sheets: Iterable[Sheet], title: str = "") -> bytes:
     """The whole PDF of a few sheets at once."""
     return b"".join(pdf_chunks(sheets, title))
-
-
-def safe_filename(name: str) -> str:
-    """``name`` without characters a file system or a header would refuse."""
-    return UNSAFE_FILENAME_RE.sub("_", name).strip(" .") or "poster"

@@ -43,13 +43,14 @@ from backend.admin.scope import (
 from backend.auth import ROLE_LABELS, describe_scope
 from backend.auth.sessions import current_staff, login_required
 from backend.batches import operations as batch_ops
+from backend.downloads import download, name_download
 from backend.errors import UserError
 from backend.extensions import db
 from backend.items.refs import format_ref
 from backend.models import CongressLevel, Deputy, DeputyStatus, PosterBatchStatus, StaffRole, StaffUser, Station
 from backend.models.deputy import CONGRESS_LEVEL_LABELS, DEPUTY_STATUS_LABELS
 from backend.qr.codes import code_url, current_code
-from backend.routes.posters import content_disposition, require_fonts
+from backend.routes.posters import require_fonts
 from backend.routes.qr import MAX_ID
 from backend.stations.calendar import format_month_day, today_in_china
 
@@ -314,9 +315,7 @@ def poster_batch_download(batch_id: int):
         raise UserError("batch_expired", "文件已过期删除，请回到联络站页面重新生成。", 410)
     names = batch_ops.names_of(batch)
     response = send_file(path, mimetype="application/pdf", conditional=True, max_age=0)
-    response.headers["Content-Disposition"] = content_disposition("attachment", names.filename, names.ascii_filename)
-    response.headers["Cache-Control"] = "private, no-store"
-    return response
+    return name_download(response, names.filename, names.ascii_filename)
 
 
 # --- deputies ------------------------------------------------------------------------------------
@@ -659,25 +658,17 @@ def _example_station(user: StaffUser) -> str:
     return first.name if first is not None else importer.EXAMPLE_STATION
 
 
-@bp.get("/import/example.csv")
-@login_required(*ADMIN_ROLES)
-def import_example_csv():
-    """The example roster as CSV (UTF-8 with BOM), at the user's own station."""
-    response = make_response(importer.example_csv(_example_station(current_staff())))
-    response.headers["Content-Type"] = "text/csv; charset=utf-8"
-    response.headers["Content-Disposition"] = content_disposition(
-        "attachment", "代表名册示例.csv", "deputies-example.csv"
-    )
-    return response
+# The example roster's formats: how it is made, and its type.
+EXAMPLE_FORMATS = {
+    "csv": (importer.example_csv, "text/csv; charset=utf-8"),
+    "xlsx": (importer.example_xlsx, "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
+}
 
 
-@bp.get("/import/example.xlsx")
+@bp.get("/import/example.<any(csv, xlsx):fmt>")
 @login_required(*ADMIN_ROLES)
-def import_example_xlsx():
-    """The example roster as an Excel workbook, at the user's own station."""
-    response = make_response(importer.example_xlsx(_example_station(current_staff())))
-    response.headers["Content-Type"] = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-    response.headers["Content-Disposition"] = content_disposition(
-        "attachment", "代表名册示例.xlsx", "deputies-example.xlsx"
-    )
-    return response
+def import_example(fmt: str):
+    """The example roster as CSV (UTF-8 with BOM) or an Excel workbook, at the user's own station."""
+    make, mimetype = EXAMPLE_FORMATS[fmt]
+    data = make(_example_station(current_staff()))
+    return download(data, mimetype, f"代表名册示例.{fmt}", f"deputies-example.{fmt}")

@@ -8,13 +8,11 @@ Each view is small so that the staff login and scope checks can be added as deco
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from urllib.parse import quote
-
-from flask import Blueprint, Response, abort, current_app, stream_with_context
+from flask import Blueprint, abort, current_app
 from sqlalchemy import select
 
 from backend.admin.printing import batch_names, poster_access
+from backend.downloads import download
 from backend.errors import UserError
 from backend.extensions import db
 from backend.models import Deputy, Region, Station
@@ -22,12 +20,6 @@ from backend.qr import fonts, posters
 from backend.routes.qr import MAX_ID
 
 bp = Blueprint("posters", __name__, url_prefix="/posters")
-
-
-def content_disposition(kind: str, name: str, ascii_name: str) -> str:
-    """A Content-Disposition naming the file in Chinese (RFC 5987 ``filename*``) with an ASCII fallback."""
-    name = posters.safe_filename(name)
-    return f"{kind}; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name, safe='')}"
 
 
 def require_fonts() -> None:
@@ -38,14 +30,6 @@ def require_fonts() -> None:
     except fonts.FontMissingError as exc:
         current_app.logger.error("%s", exc)
         raise UserError("poster_font_missing", fonts.FONT_MISSING_MESSAGE, 503) from exc
-
-
-def pdf_response(chunks: Iterator[bytes], name: str, ascii_name: str) -> Response:
-    """A PDF streamed as its pages are rendered (memory holds one page, whatever the batch)."""
-    response = Response(stream_with_context(chunks), mimetype="application/pdf")
-    response.headers["Content-Disposition"] = content_disposition("attachment", name, ascii_name)
-    response.headers["Cache-Control"] = "private, no-store"
-    return response
 
 
 def serving_deputy_or_404(deputy_id: int) -> Deputy:
@@ -75,12 +59,7 @@ def deputy_pdf(deputy_id: int):
     deputy = serving_deputy_or_404(deputy_id)
     sheet = posters.deputy_poster(posters.deputy_sheet(deputy))
     data = posters.pdf_bytes([sheet], title=f"{deputy.name} 代表码海报")
-    response = Response(data, mimetype="application/pdf")
-    response.headers["Content-Disposition"] = content_disposition(
-        "attachment", f"{deputy.name}-代表码海报.pdf", f"deputy-{deputy.id}-poster.pdf"
-    )
-    response.headers["Cache-Control"] = "private, no-store"
-    return response
+    return download(data, "application/pdf", f"{deputy.name}-代表码海报.pdf", f"deputy-{deputy.id}-poster.pdf")
 
 
 @bp.get(f"/deputy/<int(max={MAX_ID}):deputy_id>.png")
@@ -89,12 +68,7 @@ def deputy_png(deputy_id: int):
     """A deputy's poster as a 1240 px wide preview."""
     deputy = serving_deputy_or_404(deputy_id)
     data = posters.deputy_poster(posters.deputy_sheet(deputy)).preview_png()
-    response = Response(data, mimetype="image/png")
-    response.headers["Content-Disposition"] = content_disposition(
-        "inline", f"{deputy.name}-代表码海报.png", f"deputy-{deputy.id}-poster.png"
-    )
-    response.headers["Cache-Control"] = "private, no-store"
-    return response
+    return download(data, "image/png", f"{deputy.name}-代表码海报.png", f"deputy-{deputy.id}-poster.png", inline=True)
 
 
 @bp.get(f"/station/<int(max={MAX_ID}):station_id>.pdf")
@@ -104,7 +78,7 @@ def station_pdf(station_id: int):
     station = station_or_404(station_id)
     names = batch_names("station", station=station)
     chunks = posters.pdf_chunks(posters.station_batch(station), title=names.title)
-    return pdf_response(chunks, names.filename, names.ascii_filename)
+    return download(chunks, "application/pdf", names.filename, names.ascii_filename)
 
 
 @bp.get(f"/station/<int(max={MAX_ID}):station_id>/cards.pdf")
@@ -116,7 +90,7 @@ def station_cards_pdf(station_id: int):
         raise UserError("no_deputies", f"{station.name}暂无在任代表，没有可打印的桌牌。", 404)
     names = batch_names("cards", station=station)
     chunks = posters.pdf_chunks(posters.station_cards(station), title=names.title)
-    return pdf_response(chunks, names.filename, names.ascii_filename)
+    return download(chunks, "application/pdf", names.filename, names.ascii_filename)
 
 
 @bp.get("/region/<code>.pdf")
@@ -132,4 +106,4 @@ def region_pdf(code: str):
         raise UserError("no_deputies", f"{region.name}暂无在任代表，没有可打印的海报。", 404)
     names = batch_names("region", region=region)
     chunks = posters.pdf_chunks(posters.deputy_posters(deputy_ids), title=names.title)
-    return pdf_response(chunks, names.filename, names.ascii_filename)
+    return download(chunks, "application/pdf", names.filename, names.ascii_filename)

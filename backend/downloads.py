@@ -1,0 +1,43 @@
+"""Responses that hand a person a file: its name in Chinese with an ASCII fallback, never cached.
+
+Flask's ``send_file(download_name=…)`` derives the ASCII fallback by dropping what is not ASCII,
+which leaves "-.pdf" of a Chinese name; these responses name the fallback explicitly
+("deputy-12-poster.pdf") and use the same RFC 5987 ``filename*`` for the Chinese name.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from urllib.parse import quote
+
+from flask import Response, stream_with_context
+
+# Characters a file system or a header would refuse in a file name.
+UNSAFE_FILENAME_RE = re.compile(r'[\\/:*?"<>|\x00-\x1f\x7f]+')
+
+
+def safe_filename(name: str) -> str:
+    """``name`` without characters a file system or a header would refuse."""
+    return UNSAFE_FILENAME_RE.sub("_", name).strip(" .") or "poster"
+
+
+def content_disposition(kind: str, name: str, ascii_name: str) -> str:
+    """A Content-Disposition naming the file in Chinese (RFC 5987 ``filename*``) with an ASCII fallback."""
+    return f"{kind}; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(safe_filename(name), safe='')}"
+
+
+def name_download(response: Response, name: str, ascii_name: str, *, inline: bool = False) -> Response:
+    """Name ``response``'s file (an attachment, or shown inline) and keep it out of shared caches."""
+    response.headers["Content-Disposition"] = content_disposition(
+        "inline" if inline else "attachment", name, ascii_name
+    )
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
+
+
+def download(body: bytes | Iterable[bytes], mimetype: str, name: str, ascii_name: str, *, inline: bool = False):
+    """A response of ``body`` (bytes, or chunks streamed as they come) named by :func:`name_download`."""
+    if not isinstance(body, bytes):
+        body = stream_with_context(body)
+    return name_download(Response(body, mimetype=mimetype), name, ascii_name, inline=inline)
