@@ -23,6 +23,7 @@ from backend.audit import record_audit
 from backend.errors import UserError
 from backend.extensions import db
 from backend.items.lifecycle import allowed_actions, perform_action
+from backend.items.operations import deputy_staff_users
 from backend.items.photos import process_photo
 from backend.items.refs import format_ref
 from backend.items.validation import clean_text
@@ -34,7 +35,6 @@ from backend.models import (
     DeputyStatus,
     Item,
     ItemStatus,
-    StaffRole,
     StaffUser,
     Station,
     utcnow,
@@ -344,12 +344,7 @@ def change_status(user: StaffUser, deputy: Deputy, form) -> StatusChange:
             else:
                 result.kept.append(item.ref)
         result.duty_rules_cleared = _clear_duty(deputy, deputy.station)
-        accounts = db.session.scalars(
-            select(StaffUser).where(
-                StaffUser.deputy_id == deputy.id, StaffUser.role == StaffRole.DEPUTY, StaffUser.is_active.is_(True)
-            )
-        ).all()
-        for account in accounts:
+        for account in deputy_staff_users(deputy.id):
             account.is_active = False  # a former deputy no longer sees residents' details
             result.accounts_stopped.append(account.username)
     elif deputy.status != DeputyStatus.SERVING:

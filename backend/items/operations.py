@@ -38,7 +38,6 @@ from backend.models import (
     OutboxStatus,
     ReceptionRule,
     Resident,
-    StaffRole,
     StaffUser,
     Station,
     utcnow,
@@ -99,14 +98,9 @@ def resolve_code_for_form(slug: object) -> ResolvedCode:
     """The code behind a slug, or a UserError: 404 for unknown or malformed, 410 for a replaced code."""
     resolved = resolve_slug(slug) if isinstance(slug, str) else None
     if resolved is None:
-        raise UserError("unknown_code", "找不到这个二维码，请确认扫描的是码上联海报上的二维码。", 404, field="code")
+        raise _unknown_code()
     if resolved.is_retired:
-        raise UserError(
-            "code_replaced",
-            "这个二维码已经更换，请扫描联络站或代表海报上的新二维码。",
-            410,
-            field="code",
-        )
+        raise _code_replaced()
     return resolved
 
 
@@ -293,10 +287,11 @@ def submit_item(sub: Submission) -> SubmitResult:
         ]
 
     # On PostgreSQL with the counters in the database, the throttle counts in the insert's own statement.
-    limits = throttle.submission_limits(sub.address, target.slug)
-    if conn.dialect.name != "postgresql" or config.get("REDIS_URL"):
+    limits = None
+    if conn.dialect.name == "postgresql" and not config.get("REDIS_URL"):
+        limits = throttle.submission_limits(sub.address, target.slug)
+    else:
         throttle.register_submission(sub.address, target.slug)
-        limits = None
     stored = _store_submission(conn, values, client_id, events, notices, limits)
     if stored.created and photo_rows:
         conn.execute(insert(ItemPhoto), [row | {"item_id": stored.item_id} for row in photo_rows])
@@ -315,6 +310,15 @@ class _Target:
     recent: list[tuple] | None = None  # (ref, fingerprint, body) of the latest items to the deputy, if read
 
 
+# The near-duplicate check's rows: the latest items since a moment, newest first.
+_RECENT = (
+    select(Item.ref, Item.body_fingerprint, Item.body)
+    .where(Item.created_at >= bindparam("since", type_=UTCDateTime))
+    .order_by(Item.created_at.desc())
+    .limit(NEAR_DUPLICATE_LOOKBACK)
+)
+_RECENT_TO_DEPUTY = _RECENT.where(Item.deputy_id == bindparam("deputy_id"))
+_RECENT_TO_STATION = _RECENT.where(Item.station_id == bindparam("station_id"), Item.deputy_id.is_(None))
 _code_deputy = Deputy.__table__.alias("code_deputy")
 _earlier = Item.__table__.alias("earlier")
 # One round trip: the code, its deputy's station and status, and an earlier item with the same client_id.
@@ -346,13 +350,7 @@ _code_serving_deputy = (
     .where(Code.slug == bindparam("slug"), Code.retired_at.is_(None), Deputy.status == DeputyStatus.SERVING)
     .scalar_subquery()
 )
-_recent_to_code_deputy = (
-    select(Item.ref, Item.body_fingerprint, Item.body, Item.created_at)
-    .where(Item.deputy_id == _code_serving_deputy, Item.created_at >= bindparam("since", type_=UTCDateTime))
-    .order_by(Item.created_at.desc())
-    .limit(NEAR_DUPLICATE_LOOKBACK)
-    .subquery()
-)
+_recent_to_code_deputy = _RECENT.add_columns(Item.created_at).where(Item.deputy_id == _code_serving_deputy).subquery()
 _TARGET_AND_RECENT = union_all(
     _TARGET_QUERY.add_columns(
         *(null().label(f"recent_{c.name}") for c in _recent_to_code_deputy.c), literal(0).label("part")
@@ -389,7 +387,7 @@ def _resolve_target(conn, slug: object, choice: object, client_id: str | None, s
         earlier = SubmitResult(row.earlier_id, row.earlier_ref, row.earlier_key, row.earlier_status, created=False)
         return _Target(existing=earlier)
     if row.retired_at is not None:
-        raise UserError("code_replaced", "这个二维码已经更换，请扫描联络站或代表海报上的新二维码。", 410, field="code")
+        raise _code_replaced()
     if row.deputy_id is not None and row.deputy_status == DeputyStatus.SERVING:
         return _Target(
             slug=slug, code_id=row.id, station_id=row.deputy_station_id, deputy_id=row.deputy_id, recent=recent
@@ -476,14 +474,8 @@ def _unknown_code() -> UserError:
     return UserError("unknown_code", "找不到这个二维码，请确认扫描的是码上联海报上的二维码。", 404, field="code")
 
 
-_RECENT = (
-    select(Item.ref, Item.body_fingerprint, Item.body)
-    .where(Item.created_at >= bindparam("since", type_=UTCDateTime))
-    .order_by(Item.created_at.desc())
-    .limit(NEAR_DUPLICATE_LOOKBACK)
-)
-_RECENT_TO_DEPUTY = _RECENT.where(Item.deputy_id == bindparam("deputy_id"))
-_RECENT_TO_STATION = _RECENT.where(Item.station_id == bindparam("station_id"), Item.deputy_id.is_(None))
+def _code_replaced() -> UserError:
+    return UserError("code_replaced", "这个二维码已经更换，请扫描联络站或代表海报上的新二维码。", 410, field="code")
 
 
 def _similar_recent_ref(conn, body: str, fingerprint: str, target: _Target, since: datetime) -> str | None:
@@ -666,9 +658,7 @@ def _pg_submission_statement(
             )
             .select_from(new_item.join(StaffUser, true()))
             .where(
-                StaffUser.deputy_id == bindparam("notice_deputy_id"),
-                StaffUser.role == StaffRole.DEPUTY,
-                StaffUser.is_active.is_(True),
+                *StaffUser.accounts_of_deputy(bindparam("notice_deputy_id")),
             )
         )  # fmt: skip
         ctes.append(insert(_outbox).from_select(_OUTBOX_COLUMNS, deputy_rows).cte("deputy_notice"))
@@ -728,9 +718,7 @@ _QUEUE_DEPUTY_NEW_ITEM = insert(_outbox).from_select(
         literal(""),
         bindparam("now", type_=UTCDateTime),
     ).where(
-        StaffUser.deputy_id == bindparam("deputy_id"),
-        StaffUser.role == StaffRole.DEPUTY,
-        StaffUser.is_active.is_(True),
+        *StaffUser.accounts_of_deputy(bindparam("deputy_id")),
     ),
 )
 
@@ -754,9 +742,7 @@ def deputy_staff_users(deputy_id: int) -> list[StaffUser]:
         db.session.scalars(
             select(StaffUser)
             .where(
-                StaffUser.deputy_id == deputy_id,
-                StaffUser.role == StaffRole.DEPUTY,
-                StaffUser.is_active.is_(True),
+                *StaffUser.accounts_of_deputy(deputy_id),
             )
             .order_by(StaffUser.id)
         )

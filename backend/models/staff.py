@@ -46,3 +46,8 @@ class StaffUser(Base):
     station: Mapped[Station | None] = relationship()
     region: Mapped[Region | None] = relationship()
     department: Mapped[Department | None] = relationship()
+
+    @classmethod
+    def accounts_of_deputy(cls, deputy_id) -> tuple:
+        """The conditions selecting a deputy's active deputy accounts (``deputy_id``: a value or an expression)."""
+        return (cls.deputy_id == deputy_id, cls.role == StaffRole.DEPUTY, cls.is_active.is_(True))

@@ -388,7 +388,7 @@ def queue_overdue_notices(now: datetime) -> int:
     from sqlalchemy.orm import aliased
 
     from backend.items.deadlines import overdue_condition
-    from backend.models import OutboxStatus, StaffRole
+    from backend.models import OutboxStatus
     from backend.models.base import UTCDateTime
 
     session = db.session
@@ -417,11 +417,7 @@ def queue_overdue_notices(now: datetime) -> int:
         .select_from(Item)
         .join(
             StaffUser,
-            and_(
-                StaffUser.deputy_id == Item.deputy_id,
-                StaffUser.role == StaffRole.DEPUTY,
-                StaffUser.is_active.is_(True),
-            ),
+            and_(*StaffUser.accounts_of_deputy(Item.deputy_id)),
         )
         .where(overdue_condition(now), Item.is_held.is_(False), ~already)
     )
