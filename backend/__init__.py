@@ -49,38 +49,37 @@ def create_app(test_config: dict | None = None) -> Flask:
 
 
 def register_blueprints(app: Flask) -> None:
-    """One blueprint per audience."""
-    from backend.routes import api, api_auth, api_staff, department, deputy, directory, qr, rating, resident, staff
+    """One blueprint per audience (the local WeChat sandbox only when configured, never in production)."""
+    from backend.routes import (
+        admin,
+        api,
+        api_auth,
+        api_resident,
+        api_staff,
+        api_wechat,
+        department,
+        deputy,
+        directory,
+        posters,
+        qr,
+        rating,
+        resident,
+        staff,
+        supervision,
+        wechat_pages,
+    )
 
-    app.register_blueprint(resident.bp)
-    app.register_blueprint(qr.bp)
-    app.register_blueprint(api.bp)
-    app.register_blueprint(directory.bp)
-    app.register_blueprint(staff.bp)
-    app.register_blueprint(api_auth.bp)
-    if app.config.get("WECHAT_SANDBOX"):  # the local WeChat sandbox, never in production
+    blueprints = [
+        resident.bp, qr.bp, api.bp, directory.bp, staff.bp, api_auth.bp, deputy.bp, department.bp, api_staff.bp,
+        rating.bp, api_wechat.bp, posters.bp, admin.bp, api_resident.bp, wechat_pages.bp, supervision.bp,
+        supervision.api_bp,
+    ]  # fmt: skip
+    if app.config.get("WECHAT_SANDBOX"):
         from backend.wechat.sandbox.routes import bp as wechat_sandbox_bp
 
-        app.register_blueprint(wechat_sandbox_bp)
-    app.register_blueprint(deputy.bp)
-    app.register_blueprint(department.bp)
-    app.register_blueprint(api_staff.bp)
-    app.register_blueprint(rating.bp)
-    from backend.routes import api_wechat
-
-    app.register_blueprint(api_wechat.bp)
-    from backend.routes import admin, posters
-
-    app.register_blueprint(posters.bp)
-    app.register_blueprint(admin.bp)
-    from backend.routes import api_resident, wechat_pages
-
-    app.register_blueprint(api_resident.bp)
-    app.register_blueprint(wechat_pages.bp)
-    from backend.routes import supervision
-
-    app.register_blueprint(supervision.bp)
-    app.register_blueprint(supervision.api_bp)
+        blueprints.append(wechat_sandbox_bp)
+    for blueprint in blueprints:
+        app.register_blueprint(blueprint)
 
 
 def register_errorhandlers(app: Flask) -> None:

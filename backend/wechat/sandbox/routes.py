@@ -159,50 +159,40 @@ TIME_VALUE = re.compile(rf"^(?:{_DATE} )?{_TIME}(?:\s*~\s*(?:{_DATE} )?{_TIME})?
 DATE_VALUE = re.compile(rf"^{_DATE}(?: {_TIME})?(?:\s*~\s*{_DATE}(?: {_TIME})?)?$")
 
 
+# Each data key type: its length limit (characters), and the pattern a value must match with the
+# complaint when it does not. "name" has two limits (Chinese or letters) and is checked apart.
+VALUE_RULES: dict[str, tuple[int | None, re.Pattern | None, str]] = {
+    "thing": (20, None, ""),
+    "number": (32, re.compile(r"\d+(?:\.\d+)?"), "is not a number"),
+    "letter": (32, re.compile(r"[A-Za-z]+"), "must be letters only"),
+    "symbol": (5, re.compile(r"[^\w\s]+"), "must be symbols only"),
+    "character_string": (32, re.compile(r"[\x21-\x7e]+"), "must be digits, letters or symbols"),
+    "time": (None, TIME_VALUE, "is not a time like 15:01 or 2019年10月1日 15:01"),
+    "date": (None, DATE_VALUE, "is not a date like 2019年10月1日"),
+    "amount": (None, re.compile(r"[¥$€£]?\d{1,10}(?:\.\d{1,2})?元?"), "is not an amount"),
+    "phone_number": (17, re.compile(r"[\d+\-() ]+"), "must be digits and symbols"),
+    "car_number": (8, None, ""),
+    "phrase": (5, re.compile(rf"[{CJK}]+"), "must be Chinese characters only"),
+}
+
+
 def value_problem(kind: str, value: str) -> str | None:
     """Why ``value`` breaks WeChat's limit for a data key of type ``kind``, or None."""
     n = len(value)
-    if kind == "thing":
-        return "exceeds 20 characters" if n > 20 else None
-    if kind == "number":
-        if n > 32:
-            return "exceeds 32 characters"
-        return None if re.fullmatch(r"\d+(?:\.\d+)?", value) else "is not a number"
-    if kind == "letter":
-        if n > 32:
-            return "exceeds 32 characters"
-        return None if re.fullmatch(r"[A-Za-z]+", value) else "must be letters only"
-    if kind == "symbol":
-        if n > 5:
-            return "exceeds 5 characters"
-        return None if re.fullmatch(r"[^\w\s]+", value) else "must be symbols only"
-    if kind == "character_string":
-        if n > 32:
-            return "exceeds 32 characters"
-        return None if re.fullmatch(r"[\x21-\x7e]+", value) else "must be digits, letters or symbols"
-    if kind == "time":
-        return None if TIME_VALUE.fullmatch(value) else "is not a time like 15:01 or 2019年10月1日 15:01"
-    if kind == "date":
-        return None if DATE_VALUE.fullmatch(value) else "is not a date like 2019年10月1日"
-    if kind == "amount":
-        return None if re.fullmatch(r"[¥$€£]?\d{1,10}(?:\.\d{1,2})?元?", value) else "is not an amount"
-    if kind == "phone_number":
-        if n > 17:
-            return "exceeds 17 characters"
-        return None if re.fullmatch(r"[\d+\-() ]+", value) else "must be digits and symbols"
-    if kind == "car_number":
-        return "exceeds 8 characters" if n > 8 else None
     if kind == "name":
         if re.fullmatch(rf"[{CJK}]+", value):
             return "exceeds 10 Chinese characters" if n > 10 else None
         if re.fullmatch(rf"[^\d{CJK}]+", value):
             return "exceeds 20 letters" if n > 20 else None
         return "must be Chinese characters only or letters only"
-    if kind == "phrase":
-        if n > 5:
-            return "exceeds 5 characters"
-        return None if re.fullmatch(rf"[{CJK}]+", value) else "must be Chinese characters only"
-    return None  # first/remark/keyword1 of official-account templates: no limit enforced here
+    if kind not in VALUE_RULES:
+        return None  # first/remark/keyword1 of official-account templates: no limit enforced here
+    limit, pattern, complaint = VALUE_RULES[kind]
+    if limit is not None and n > limit:
+        return f"exceeds {limit} characters"
+    if pattern is not None and not pattern.fullmatch(value):
+        return complaint
+    return None
 
 
 def check_template_data(data: object) -> dict:
