@@ -6,15 +6,20 @@ Who may manage what is decided in ``scope``; the operations in ``stations``, ``d
 flush. The request (``backend.routes.admin``) is the single commit point.
 
 Shared here: the phone numbers staff type for deputies, stations and departments, which
-may be a mainland mobile or a landline.
+may be a mainland mobile or a landline; writing an edit form's changes with its audit row; and
+replacing a station's or deputy's code.
 """
 
 from __future__ import annotations
 
 import re
 
+from backend.audit import record_audit
 from backend.errors import UserError
+from backend.extensions import db
 from backend.items.validation import clean_mobile, clean_text
+from backend.models import Station
+from backend.qr.codes import current_code, rotate_code
 
 MAX_ID = 2**31 - 1  # the database's integer: a bigger id cannot exist, and PostgreSQL would refuse to compare it
 PHONE_MAX_CHARS = 30  # Deputy.phone, Station.contact_phone, Department.contact_phone
@@ -54,3 +59,32 @@ def parse_id(value: object) -> int | None:
         return None
     number = int(text)
     return number if 0 < number <= MAX_ID else None
+
+
+def apply_changes(user, obj, values: dict, action: str, object_type: str) -> list[str]:
+    """Write the ``values`` that differ onto ``obj``, flush, audit ``action`` with before and after; their names."""
+    changed = {name: value for name, value in values.items() if getattr(obj, name) != value}
+    if not changed:
+        return []
+    before = {name: getattr(obj, name) for name in changed}
+    for name, value in changed.items():
+        setattr(obj, name, value)
+    db.session.flush()
+    record_audit(
+        action, user=user, object_type=object_type, object_id=obj.id, data={"before": before, "after": changed}
+    )
+    return list(changed)
+
+
+def rotate_owner_code(user, owner, reason: str):
+    """Retire the code of ``owner`` (a station or a deputy) and issue a new one; audited with ``reason``."""
+    old = current_code(owner)
+    new = rotate_code(owner, reason)
+    record_audit(
+        "code_rotated",
+        user=user,
+        object_type="station" if isinstance(owner, Station) else "deputy",
+        object_id=owner.id,
+        data={"old_code_id": old.id if old else None, "new_code_id": new.id, "reason": reason},
+    )
+    return new

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from backend.admin import clean_phone, parse_id
+from backend.admin import apply_changes, clean_phone, parse_id
 from backend.admin.scope import manageable_region_ids
 from backend.audit import record_audit
 from backend.errors import UserError
@@ -73,21 +73,7 @@ def create_department(user: StaffUser, form) -> Department:
 def update_department(user: StaffUser, department: Department, form) -> list[str]:
     """Change a department's name, region or contact; return what changed."""
     values = _clean(user, form, department)
-    changed = {key: value for key, value in values.items() if getattr(department, key) != value}
-    if not changed:
-        return []
-    before = {key: getattr(department, key) for key in changed}
-    for key, value in changed.items():
-        setattr(department, key, value)
-    db.session.flush()
-    record_audit(
-        "department_updated",
-        user=user,
-        object_type="department",
-        object_id=department.id,
-        data={"before": before, "after": changed},
-    )
-    return list(changed)
+    return apply_changes(user, department, values, "department_updated", "department")
 
 
 def set_active(user: StaffUser, department: Department, is_active: bool) -> None:

@@ -16,7 +16,7 @@ from datetime import date
 
 from sqlalchemy import select
 
-from backend.admin import clean_phone, parse_id
+from backend.admin import clean_phone, parse_id, rotate_owner_code
 from backend.admin.scope import can_manage_station
 from backend.admin.stations import clean_rotate_reason, serving_deputies
 from backend.audit import record_audit
@@ -40,7 +40,7 @@ from backend.models import (
     utcnow,
 )
 from backend.models.deputy import CONGRESS_LEVEL_LABELS, DEPUTY_STATUS_LABELS
-from backend.qr.codes import current_code, issue_code, rotate_code
+from backend.qr.codes import issue_code
 
 NAME_MAX_CHARS = 50  # Deputy.name
 CONSTITUENCY_MAX_CHARS = 200  # Deputy.constituency, DeputyLevel.constituency
@@ -431,14 +431,4 @@ def status_sentence(change: StatusChange) -> str:
 
 def rotate_deputy_code(user: StaffUser, deputy: Deputy, reason_value: object):
     """Retire the deputy's code and issue a new one (a defaced or tampered poster); audited with the reason."""
-    reason = clean_rotate_reason(reason_value)
-    old = current_code(deputy)
-    new = rotate_code(deputy, reason)
-    record_audit(
-        "code_rotated",
-        user=user,
-        object_type="deputy",
-        object_id=deputy.id,
-        data={"old_code_id": old.id if old else None, "new_code_id": new.id, "reason": reason},
-    )
-    return new
+    return rotate_owner_code(user, deputy, clean_rotate_reason(reason_value))

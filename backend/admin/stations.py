@@ -11,13 +11,12 @@ from datetime import date
 
 from sqlalchemy import select
 
-from backend.admin import clean_phone, parse_id
+from backend.admin import apply_changes, clean_phone, parse_id, rotate_owner_code
 from backend.audit import record_audit
 from backend.errors import UserError
 from backend.extensions import db
 from backend.items.validation import clean_text
 from backend.models import Deputy, DeputyStatus, ReceptionRule, ReceptionRuleKind, StaffUser, Station
-from backend.qr.codes import current_code, rotate_code
 from backend.stations.calendar import (
     WEEKDAY_NAMES,
     XUN_NAMES,
@@ -71,21 +70,7 @@ def update_station(user: StaffUser, station: Station, form) -> list[str]:
         ),
         "contact_phone": clean_phone(form.get("contact_phone"), "contact_phone", "联系电话"),
     }
-    changed = {name: value for name, value in values.items() if getattr(station, name) != value}
-    if not changed:
-        return []
-    before = {name: getattr(station, name) for name in changed}
-    for name, value in changed.items():
-        setattr(station, name, value)
-    db.session.flush()
-    record_audit(
-        "station_updated",
-        user=user,
-        object_type="station",
-        object_id=station.id,
-        data={"before": before, "after": changed},
-    )
-    return list(changed)
+    return apply_changes(user, station, values, "station_updated", "station")
 
 
 def _as_int(value: object, field: str, message: str) -> int:
@@ -205,14 +190,4 @@ def clean_rotate_reason(value: object) -> str:
 
 def rotate_station_code(user: StaffUser, station: Station, reason_value: object):
     """Retire the station's code and issue a new one; audited with the reason."""
-    reason = clean_rotate_reason(reason_value)
-    old = current_code(station)
-    new = rotate_code(station, reason)
-    record_audit(
-        "code_rotated",
-        user=user,
-        object_type="station",
-        object_id=station.id,
-        data={"old_code_id": old.id if old else None, "new_code_id": new.id, "reason": reason},
-    )
-    return new
+    return rotate_owner_code(user, station, clean_rotate_reason(reason_value))
