@@ -59,9 +59,9 @@ from backend.admin.scope import manageable_stations_query
 from backend.audit import record_audit
 from backend.errors import UserError
 from backend.extensions import db
-from backend.models import Code, CongressLevel, Deputy, DeputyStatus, StaffUser, Station
+from backend.models import CongressLevel, Deputy, DeputyStatus, StaffUser, Station
 from backend.models.deputy import CONGRESS_LEVEL_LABELS
-from backend.qr.codes import new_slug
+from backend.qr.codes import issue_codes
 
 MAX_BYTES = 5 * 1024 * 1024  # IMPORT_MAX_BYTES
 MAX_ROWS = 5000  # IMPORT_MAX_ROWS: deputies of the largest county in the reports (2,435), twice over
@@ -694,28 +694,6 @@ def apply_import(user: StaffUser, plan: ImportPlan) -> ImportResult:
         },
     )
     return ImportResult(created=len(created), updated=len(updated), unchanged=unchanged)
-
-
-def issue_codes(deputies: list[Deputy]) -> list[Code]:
-    """A first code for each new deputy, in one flush (``issue_code`` one by one costs a flush and a query each).
-
-    The same slugs as ``issue_code`` draws (``new_slug``), checked against every slug ever issued.
-    """
-    if not deputies:
-        return []
-    slugs: set[str] = set()
-    while len(slugs) < len(deputies):
-        batch = {new_slug() for _ in range(len(deputies) - len(slugs))} - slugs
-        taken = set()
-        batch_list = list(batch)
-        for start in range(0, len(batch_list), 1000):
-            chunk = batch_list[start : start + 1000]
-            taken |= set(db.session.scalars(select(Code.slug).where(Code.slug.in_(chunk))))
-        slugs |= batch - taken  # a 72-bit space: a clash is never seen in practice, and drawn again if it is
-    codes = [Code(slug=slug, deputy=deputy) for slug, deputy in zip(sorted(slugs), deputies, strict=True)]
-    db.session.add_all(codes)
-    db.session.flush()
-    return codes
 
 
 # --- the upload between the dry run and the confirmation ---------------------------------------

@@ -47,7 +47,7 @@ def can_print_deputy(user: StaffUser, deputy: Deputy) -> bool:
 
 def _with_codes(query):
     """Restrict a deputy query to deputies that have a current code (the batches skip the others)."""
-    return query.join(Code, (Code.deputy_id == Deputy.id) & Code.retired_at.is_(None))
+    return query.join(Code, (Code.deputy_id == Deputy.id) & Code.is_current)
 
 
 def printable_count(station: Station) -> int:

@@ -347,7 +347,7 @@ _TARGET_QUERY = (
 _code_serving_deputy = (
     select(Code.deputy_id)
     .join(Deputy, Deputy.id == Code.deputy_id)
-    .where(Code.slug == bindparam("slug"), Code.retired_at.is_(None), Deputy.status == DeputyStatus.SERVING)
+    .where(Code.slug == bindparam("slug"), Code.is_current, Deputy.status == DeputyStatus.SERVING)
     .scalar_subquery()
 )
 _recent_to_code_deputy = _RECENT.add_columns(Item.created_at).where(Item.deputy_id == _code_serving_deputy).subquery()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import CheckConstraint, ForeignKey, Index, String, text
+from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from backend.models.base import Base, UTCDateTime, utcnow
@@ -47,7 +48,12 @@ class Code(Base):
     deputy: Mapped[Deputy | None] = relationship()
     station: Mapped[Station | None] = relationship()
 
-    @property
+    @hybrid_property
     def is_current(self) -> bool:
-        """True while this slug is the one printed for its owner."""
+        """True while this slug is the one printed for its owner (in a query: ``retired_at IS NULL``)."""
         return self.retired_at is None
+
+    @is_current.inplace.expression
+    @classmethod
+    def _is_current_expression(cls):
+        return cls.retired_at.is_(None)

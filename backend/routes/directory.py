@@ -44,18 +44,18 @@ class DirectoryStation:
 
 def directory() -> list[DirectoryStation]:
     """Active stations by id, each with its serving deputies by id; the query count does not grow per row."""
-    # The current code is joined in (retired_at IS NULL, as in backend.qr.codes.current_code):
+    # The current code is joined in (Code.is_current, as in backend.qr.codes.current_code):
     # calling current_code() per owner would be one query per deputy.
     station_rows = db.session.execute(
         select(Station, Code.slug)
-        .outerjoin(Code, and_(Code.station_id == Station.id, Code.retired_at.is_(None)))
+        .outerjoin(Code, and_(Code.station_id == Station.id, Code.is_current))
         .where(Station.is_active.is_(True))
         .order_by(Station.id)
     ).all()
     deputy_rows = db.session.execute(
         select(Deputy, Code.slug)
         .join(Station, Deputy.station_id == Station.id)
-        .outerjoin(Code, and_(Code.deputy_id == Deputy.id, Code.retired_at.is_(None)))
+        .outerjoin(Code, and_(Code.deputy_id == Deputy.id, Code.is_current))
         .where(Station.is_active.is_(True), Deputy.status == DeputyStatus.SERVING)
         .order_by(Deputy.id)
         .options(selectinload(Deputy.levels))
