@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from backend.admin.printing import PAGES_HEADER, station_poster_pages
+from backend.admin.printing import PAGES_HEADER
 from backend.extensions import db
 from backend.qr import posters
 from backend.qr.posters import DeputyCode, StationSheet
@@ -92,4 +92,4 @@ def test_station_poster_page_count_matches_the_layout(app, count):
         slug="station00001",
         deputies=deputies,
     )
-    assert station_poster_pages(count) == len(posters.station_posters(sheet))
+    assert posters.station_poster_page_count(count) == len(posters.station_posters(sheet))

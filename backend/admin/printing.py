@@ -56,26 +56,10 @@ def printable_count(station: Station) -> int:
     return db.session.scalar(_with_codes(query)) or 0
 
 
-def station_poster_pages(deputy_count: int) -> int:
-    """Pages of the station poster itself for ``deputy_count`` deputy codes (the grid goes on over more pages).
-
-    The same areas as ``posters.station_posters``: the grid below the station's block on the
-    first page, below the heading on the others.
-    """
-    m = posters.MARGIN_MM
-    right, bottom = posters.A4_MM[0] - m, posters.A4_MM[1] - m
-    first = posters.Box.mm(m, 128, right, bottom)
-    more = posters.Box.mm(m, 50, right, bottom)
-    first_capacity = posters.grid_capacity(first.width / posters.MM, first.height / posters.MM)
-    more_capacity = posters.grid_capacity(more.width / posters.MM, more.height / posters.MM)
-    rest = max(0, deputy_count - first_capacity)
-    return 1 + -(-rest // more_capacity)
-
-
 def station_batch_pages(station: Station) -> int:
     """Pages of ``GET /posters/station/<id>.pdf``: the station poster, then one page per deputy."""
     count = printable_count(station)
-    return station_poster_pages(count) + count
+    return posters.station_poster_page_count(count) + count
 
 
 def region_batch_pages(region: Region) -> int:

@@ -732,15 +732,31 @@ def station_posters(sheet: StationSheet) -> list[Sheet]:
     return list(iter_station_posters(sheet))
 
 
+def _station_grid_areas() -> tuple[Box, Box, int, int]:
+    """Where a station poster's deputy codes go: below the station's block on the first page, below the
+    heading on the others; with how many codes fit in each."""
+    m = MARGIN_MM
+    right, bottom = A4_MM[0] - m, A4_MM[1] - m
+    first_area, more_area = Box.mm(m, 128, right, bottom), Box.mm(m, 50, right, bottom)
+    return (
+        first_area,
+        more_area,
+        grid_capacity(first_area.width / MM, first_area.height / MM),
+        grid_capacity(more_area.width / MM, more_area.height / MM),
+    )
+
+
+def station_poster_page_count(deputy_count: int) -> int:
+    """How many pages ``station_posters`` draws for ``deputy_count`` deputy codes."""
+    _, _, first_capacity, more_capacity = _station_grid_areas()
+    return 1 + -(-max(0, deputy_count - first_capacity) // more_capacity)
+
+
 def iter_station_posters(sheet: StationSheet) -> Iterator[Sheet]:
     """The pages of ``station_posters``, each drawn only when asked for (a batch holds one page at a time)."""
     m = MARGIN_MM
     right = A4_MM[0] - m
-    bottom = A4_MM[1] - m
-    first_area = Box.mm(m, 128, right, bottom)
-    more_area = Box.mm(m, 50, right, bottom)
-    first_capacity = grid_capacity(first_area.width / MM, first_area.height / MM)
-    more_capacity = grid_capacity(more_area.width / MM, more_area.height / MM)
+    first_area, more_area, first_capacity, more_capacity = _station_grid_areas()
     chunks = [sheet.deputies[:first_capacity]]
     rest = sheet.deputies[first_capacity:]
     while rest:
