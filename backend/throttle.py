@@ -20,8 +20,7 @@ from datetime import datetime, timedelta
 
 import redis
 from flask import current_app
-from sqlalchemy import Integer, String, bindparam, case, delete, literal, select, text, union_all
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Integer, String, bindparam, delete, select, text
 
 from backend.errors import UserError
 from backend.extensions import db
@@ -55,7 +54,7 @@ def hit(key: str, limit: int, window_seconds: int) -> ThrottleResult:
     count_retry = None
     if current_app.config.get("REDIS_URL"):
         count_retry = _hit_redis(key, window_seconds)
-    count, retry_after = count_retry or _hit_database(key, window_seconds)
+    count, retry_after = count_retry or _hit_database_many([key], window_seconds)[key]
     return ThrottleResult(allowed=count <= limit, count=count, retry_after=retry_after)
 
 
@@ -91,38 +90,16 @@ def refuse_if_over(limits: dict[str, int], counted: dict[str, tuple[int, int]]) 
 
 
 def database_hits_cte(key_count: int):
-    """PostgreSQL: the counters' upsert as a CTE ``hits`` (key, count, expires_at), to run inside a larger statement.
-
-    Parameters as :func:`database_hit_params` gives them. The same upsert as ``_HIT_MANY_SQL``.
-    """
-    table = ThrottleCounter.__table__
-    now = bindparam("now", type_=UTCDateTime)
-    # INSERT … SELECT … UNION ALL rather than a multi-row VALUES, which SQLAlchemy cannot cache.
-    rows = [
-        select(bindparam(f"k{i}", type_=String), literal(1), bindparam("expires", type_=UTCDateTime))
-        for i in range(key_count)
-    ]
-    stmt = postgresql.insert(table).from_select(
-        ["key", "count", "expires_at"], rows[0] if key_count == 1 else union_all(*rows)
-    )
-    expired = table.c.expires_at <= now
-    return (
-        stmt.on_conflict_do_update(
-            index_elements=[table.c.key],
-            set_={
-                "count": case((expired, 1), else_=table.c.count + 1),
-                "expires_at": case((expired, stmt.excluded.expires_at), else_=table.c.expires_at),
-            },
-        )
-        .returning(table.c.key, table.c.count, table.c.expires_at)
-        .cte("hits")
-    )
+    """PostgreSQL: the counters' upsert (``_HIT_MANY_SQL``) as a CTE ``hits`` (key, count, expires_at), to run
+    inside a larger statement. Parameters as :func:`database_hit_params` gives them."""
+    return _hit_many_statement(key_count).cte("hits")
 
 
-def database_hit_params(keys: list[str], now: datetime) -> dict:
-    """The parameters of :func:`database_hits_cte`: the keys sorted (a fixed lock order), now and the window's end."""
+def database_hit_params(keys: list[str], now: datetime, window_seconds: int | None = None) -> dict:
+    """The upsert's parameters: the keys sorted (a fixed lock order), now, and the end of a window that starts now."""
+    window = current_app.config["THROTTLE_WINDOW_SECONDS"] if window_seconds is None else window_seconds
     params = {f"k{i}": key for i, key in enumerate(sorted(keys))}
-    params.update(now=now, expires=now + timedelta(seconds=current_app.config["THROTTLE_WINDOW_SECONDS"]))
+    params.update(now=now, expires=now + timedelta(seconds=window))
     return params
 
 
@@ -196,25 +173,6 @@ def purge_expired() -> int:
     return result.rowcount
 
 
-def _hit_database(key: str, window_seconds: int) -> tuple[int, int]:
-    """One atomic upsert: start a window at count 1, or add one to the running window."""
-    now = utcnow()
-    table = ThrottleCounter.__table__
-    dialect = db.session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = insert(table).values(key=key, count=1, expires_at=now + timedelta(seconds=window_seconds))
-    expired = table.c.expires_at <= now
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[table.c.key],
-        set_={
-            "count": case((expired, 1), else_=table.c.count + 1),
-            "expires_at": case((expired, stmt.excluded.expires_at), else_=table.c.expires_at),
-        },
-    ).returning(table.c.count, table.c.expires_at)
-    count, expires_at = db.session.execute(stmt).one()
-    return count, max(1, math.ceil((expires_at - now).total_seconds()))
-
-
 # Several keys in one statement (the same SQL on PostgreSQL and SQLite ≥ 3.35). The keys are
 # sorted first, so that two transactions never lock the same rows in opposite orders.
 _HIT_MANY_SQL = """
@@ -240,10 +198,8 @@ def _hit_many_statement(n: int):
 def _hit_database_many(keys: list[str], window_seconds: int) -> dict[str, tuple[int, int]]:
     """Count one hit on each key in a single upsert; key → (count, seconds until its window ends)."""
     now = utcnow()
-    ordered = sorted(keys)
-    params = {f"k{i}": key for i, key in enumerate(ordered)}
-    params.update(now=now, expires=now + timedelta(seconds=window_seconds))
-    rows = db.session.connection().execute(_hit_many_statement(len(ordered)), params).all()
+    params = database_hit_params(keys, now, window_seconds)
+    rows = db.session.connection().execute(_hit_many_statement(len(keys)), params).all()
     found = {row.key: (row.count, seconds_left(row.expires_at, now)) for row in rows}
     return {key: found[key] for key in keys}
 
