@@ -110,18 +110,18 @@ def seconds_left(expires_at: datetime, now: datetime) -> int:
 
 def peek(key: str, limit: int) -> ThrottleResult:
     """The running window's count for ``key`` without counting a hit."""
-    if len(key) > KEY_MAX_LENGTH:
-        key = "sha256:" + hashlib.sha256(key.encode()).hexdigest()
+    key = _stored_key(key)
     count, retry_after = 0, 0
     looked_up = _peek_redis(key) if current_app.config.get("REDIS_URL") else None
     if looked_up is None:
+        now = utcnow()
         row = db.session.execute(
             select(ThrottleCounter.count, ThrottleCounter.expires_at).where(
-                ThrottleCounter.key == key, ThrottleCounter.expires_at > utcnow()
+                ThrottleCounter.key == key, ThrottleCounter.expires_at > now
             )
         ).one_or_none()
         if row is not None:
-            count, retry_after = row.count, max(1, math.ceil((row.expires_at - utcnow()).total_seconds()))
+            count, retry_after = row.count, seconds_left(row.expires_at, now)
     else:
         count, retry_after = looked_up
     return ThrottleResult(allowed=count < limit, count=count, retry_after=retry_after)
