@@ -46,8 +46,10 @@ def _plain_begin(conn, cursor, statement, parameters, context, executemany):
     return ("BEGIN" if statement == "BEGIN IMMEDIATE" else statement), parameters
 
 
-def worker(url: str, number: int, plain_begin: bool, start, results) -> None:
-    """One gunicorn worker's share: read the row count, then write a row recording it; commit."""
+def worker(url: str, number: int, plain_begin: bool, start, results, read_mode: bool = False) -> None:
+    """One gunicorn worker's share: read the row count, then write a row recording it; commit.
+
+    With ``read_mode`` each transaction runs as a GET request's does (deferred, upgraded at its write)."""
     from backend.models import ThrottleCounter, utcnow
 
     committed, locked, other = 0, 0, []
@@ -61,9 +63,10 @@ def worker(url: str, number: int, plain_begin: bool, start, results) -> None:
             start.wait(timeout=60)
             for i in range(TRANSACTIONS):
                 try:
-                    seen = db.session.scalar(select(func.count()).select_from(ThrottleCounter))
-                    db.session.add(ThrottleCounter(key=f"worker{number}-{i}", count=seen, expires_at=utcnow()))
-                    db.session.commit()
+                    with app.test_request_context(method="GET" if read_mode else "POST"):
+                        seen = db.session.scalar(select(func.count()).select_from(ThrottleCounter))
+                        db.session.add(ThrottleCounter(key=f"worker{number}-{i}", count=seen, expires_at=utcnow()))
+                        db.session.commit()
                     committed += 1
                 except OperationalError as exc:
                     db.session.rollback()
@@ -78,7 +81,7 @@ def worker(url: str, number: int, plain_begin: bool, start, results) -> None:
     results.put((number, committed, locked, other))
 
 
-def run_workers(url: str, plain_begin: bool) -> list[tuple[int, int, int, list[str]]]:
+def run_workers(url: str, plain_begin: bool, read_mode: bool = False) -> list[tuple[int, int, int, list[str]]]:
     """Start the worker processes together and collect what each did."""
     # Forked from a server that imported the app once, as gunicorn --preload forks its workers;
     # each worker then builds its own app and engine, as gunicorn workers do without --preload.
@@ -86,7 +89,9 @@ def run_workers(url: str, plain_begin: bool) -> list[tuple[int, int, int, list[s
     context.set_forkserver_preload(["backend", worker.__module__])
     start = context.Barrier(WORKERS)
     results = context.Queue()
-    processes = [context.Process(target=worker, args=(url, n, plain_begin, start, results)) for n in range(WORKERS)]
+    processes = [
+        context.Process(target=worker, args=(url, n, plain_begin, start, results, read_mode)) for n in range(WORKERS)
+    ]
     for process in processes:
         process.start()
     outcomes = sorted(results.get(timeout=120) for _ in processes)
@@ -118,6 +123,16 @@ def test_eight_worker_processes_write_without_database_is_locked(sqlite_url):
     assert outcomes == [(n, TRANSACTIONS, 0, []) for n in range(WORKERS)]
     # Each transaction saw exactly the rows committed before it: they ran one after another.
     assert stored_counts(sqlite_url) == list(range(WORKERS * TRANSACTIONS))
+
+
+def test_in_read_mode_the_same_workers_are_upgraded_at_their_write_and_never_locked(sqlite_url):
+    """GET requests begin deferred; each transaction's first write upgrades it, so none is refused."""
+    outcomes = run_workers(sqlite_url, plain_begin=False, read_mode=True)
+    assert outcomes == [(n, TRANSACTIONS, 0, []) for n in range(WORKERS)]
+    counts = stored_counts(sqlite_url)
+    assert len(counts) == WORKERS * TRANSACTIONS
+    # What a transaction read before its write may be older than the write (READ COMMITTED), never newer.
+    assert all(0 <= seen < WORKERS * TRANSACTIONS for seen in counts)
 
 
 def test_with_plain_begin_the_same_workers_get_database_is_locked(sqlite_url):
@@ -191,8 +206,11 @@ def test_write_transactions_queue_on_the_gate_until_the_connection_is_checked_in
             db.session.commit()  # commit, then the connection goes back to the pool: free again
             fcntl.flock(gate, fcntl.LOCK_EX | fcntl.LOCK_NB)
             fcntl.flock(gate, fcntl.LOCK_UN)
-            with database.read_phase(then_write=True):  # a read phase that writes next takes it at its end
+            with database.read_phase(then_write=True):  # a read phase that writes next takes it at its first write
                 db.session.scalar(select(func.count()).select_from(text("throttle_counters")))
+            fcntl.flock(gate, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(gate, fcntl.LOCK_UN)
+            db.session.execute(text("UPDATE throttle_counters SET count = 2"))
             with pytest.raises(BlockingIOError):
                 fcntl.flock(gate, fcntl.LOCK_EX | fcntl.LOCK_NB)
             db.session.rollback()
@@ -201,3 +219,99 @@ def test_write_transactions_queue_on_the_gate_until_the_connection_is_checked_in
             db.engine.dispose()
     finally:
         os.close(gate)
+
+
+def _statements(engine) -> list[str]:
+    """Every statement the engine sends from now on (appended as sent)."""
+    sent: list[str] = []
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def record(conn, cursor, statement, parameters, context, executemany):
+        sent.append(statement if statement.startswith("BEGIN") else statement.split()[0].upper())
+
+    return sent
+
+
+def test_a_get_request_reads_without_the_write_lock_and_writes_after_upgrading(sqlite_url):
+    """A page that reads for long holds up no writer; its first write waits for the lock like any other."""
+    app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": sqlite_url})
+    path = Path(sqlite_url.removeprefix("sqlite:///"))
+    gate = os.open(str(path) + "-writers.lock", os.O_RDWR | os.O_CREAT)
+    try:
+        with app.test_request_context("/supervision/", method="GET"):
+            sent = _statements(db.engine)
+            db.session.scalar(select(func.count()).select_from(text("throttle_counters")))
+            assert sent == ["BEGIN", "SELECT"]  # deferred
+            fcntl.flock(gate, fcntl.LOCK_EX | fcntl.LOCK_NB)  # the gate is free
+            fcntl.flock(gate, fcntl.LOCK_UN)
+            began = time.monotonic()
+            write_one(path, "submitted-meanwhile")  # a resident's submission while the page reads
+            assert time.monotonic() - began < 1
+            # The page now writes (a scan count, a throttle hit): the transaction is upgraded first,
+            # although another connection wrote after this one read (a plain deferred write would fail).
+            db.session.execute(text("INSERT INTO throttle_counters VALUES ('page', 1, '2030-01-01 00:00:00.000000')"))
+            with pytest.raises(BlockingIOError):  # it holds the gate now
+                fcntl.flock(gate, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            late = threading.Thread(target=write_one, args=(path, "late"))
+            late.start()
+            time.sleep(0.3)
+            assert late.is_alive()  # and the write lock: the next writer waits
+            db.session.commit()
+            late.join(timeout=10)
+            assert not late.is_alive()
+        with app.app_context():
+            keys = set(db.session.scalars(text("SELECT key FROM throttle_counters")))
+            assert keys == {"submitted-meanwhile", "page", "late"}
+            db.session.remove()
+            db.engine.dispose()
+    finally:
+        os.close(gate)
+
+
+def test_a_post_request_begins_immediate(sqlite_url):
+    app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": sqlite_url})
+    with app.test_request_context("/api/v1/items", method="POST"):
+        sent = _statements(db.engine)
+        db.session.scalar(select(func.count()).select_from(text("throttle_counters")))
+        assert sent == ["BEGIN IMMEDIATE", "SELECT"]
+        db.session.rollback()
+        with database.read_phase():  # unless the operation declares a read phase
+            db.session.scalar(select(func.count()).select_from(text("throttle_counters")))
+        assert sent[2:] == ["BEGIN", "SELECT"]
+        db.engine.dispose()
+
+
+@pytest.mark.parametrize(
+    "write",
+    [
+        pytest.param(lambda: db.session.execute(text("UPDATE throttle_counters SET count = 3")), id="update"),
+        pytest.param(lambda: db.session.execute(text("DELETE FROM throttle_counters")), id="delete"),
+        pytest.param(  # SAVEPOINT is sent with the next statement
+            lambda: (db.session.begin_nested(), db.session.execute(text("SELECT 1"))), id="savepoint"
+        ),
+        pytest.param(
+            lambda: db.session.execute(select(text("1")).select_from(text("throttle_counters")).with_for_update()),
+            id="select-for-update",
+        ),
+    ],
+)
+def test_read_mode_upgrades_before_every_kind_of_write(sqlite_url, write):
+    """Each statement that writes or locks is preceded by the upgrade: COMMIT, then BEGIN IMMEDIATE."""
+    app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": sqlite_url})
+    with app.test_request_context("/", method="GET"):
+        sent = _statements(db.engine)
+        upgrades: list[str] = []
+        real_enter = database._enter_write_gate
+        database._enter_write_gate = lambda conn: (upgrades.append("gate"), real_enter(conn))
+        try:
+            db.session.scalar(select(func.count()).select_from(text("throttle_counters")))
+            assert not upgrades
+            write()
+            assert upgrades == ["gate"]
+            db.session.execute(text("UPDATE throttle_counters SET count = 4"))
+            assert upgrades == ["gate"]  # once per transaction
+        finally:
+            database._enter_write_gate = real_enter
+        assert sent[:2] == ["BEGIN", "SELECT"]
+        db.session.rollback()
+        db.engine.dispose()

@@ -237,27 +237,52 @@ def test_a_transient_40001_is_refreshed_and_retried(app, wechat_sandbox, db_toke
     assert wechat_sandbox.stats()[TOKEN] == 2
 
 
-def test_concurrent_clients_fetch_one_token(app, wechat_sandbox, db_tokens):
-    """Five processes that find no token at once: the refresh lock lets one fetch, the rest read it."""
-    wechat_sandbox.login_code("oScreen")
-    clients = [build_client(app, APPID, SECRET) for _ in range(5)]
+def run_at_once(clients: list[WeChatClient], call) -> list[BaseException]:
+    """``call(client)`` in one thread per client, all released together; the exceptions they raised."""
     errors: list[BaseException] = []
     barrier = threading.Barrier(len(clients))
 
-    def call(client):
+    def run(client):
         try:
-            barrier.wait()
-            screen(client)
-        except BaseException as exc:  # pragma: no cover - reported below
+            call(client, barrier)
+        except BaseException as exc:  # pragma: no cover - reported by the caller
             errors.append(exc)
 
-    threads = [threading.Thread(target=call, args=(c,)) for c in clients]
+    threads = [threading.Thread(target=run, args=(c,)) for c in clients]
     for t in threads:
         t.start()
     for t in threads:
         t.join(30)
-    assert errors == []
+    return errors
+
+
+def test_concurrent_clients_fetch_one_token(app, wechat_sandbox, db_tokens):
+    """Five processes that find no token at once: the refresh lock lets one fetch, the rest read it."""
+    wechat_sandbox.login_code("oScreen")
+
+    def call(client, barrier):
+        barrier.wait()
+        screen(client)
+
+    assert run_at_once([build_client(app, APPID, SECRET) for _ in range(5)], call) == []
     assert wechat_sandbox.stats()[TOKEN] == 1
+
+
+def test_concurrent_get_requests_that_read_first_fetch_one_token(app, wechat_sandbox, db_tokens):
+    """The same inside GET requests that have read already: on SQLite their transactions hold no write
+    lock (read mode), so the refresh lock takes it on a connection of its own."""
+    wechat_sandbox.login_code("oScreen")
+
+    def call(client, barrier):
+        with app.test_request_context("/directory", method="GET"):
+            db.session.scalar(select(Region.id))  # the page's read transaction is open
+            barrier.wait()
+            screen(client)
+            db.session.remove()
+
+    assert run_at_once([build_client(app, APPID, SECRET) for _ in range(5)], call) == []
+    assert wechat_sandbox.stats()[TOKEN] == 1
+    assert stored_token() is not None  # committed by the refresh, not left to the page's transaction
 
 
 def test_token_store_works_outside_a_request_and_keeps_out_of_the_callers_transaction(app, wechat_sandbox, db_tokens):

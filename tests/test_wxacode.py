@@ -91,7 +91,7 @@ def test_wechat_failing_is_a_503_and_nothing_is_kept(client, wechat_sandbox, cre
 
 
 def test_no_write_lock_is_held_while_wechat_answers(app, wechat_sandbox, create_deputy):
-    """On SQLite every transaction holds the database's write lock: none may be open during the WeChat call."""
+    """On SQLite a transaction that writes holds the database's write lock: none may be open during the WeChat call."""
     if db.engine.dialect.name != "sqlite":
         pytest.skip("SQLite's write lock")
     _owner, url = owner_and_url(create_deputy, "deputy")

@@ -326,7 +326,8 @@ _AUDITED_KEYS = {"forward_id", "department_id", "from_deputy_id", "to_deputy_id"
 def _lock(row) -> None:
     """Re-read ``row`` under a row lock (PostgreSQL), so that two people acting at once act one after the other.
 
-    SQLite takes its write lock at BEGIN IMMEDIATE, which serialises the same way. Changes
+    SQLite serialises the same way with its write lock, which a transaction holds from its BEGIN
+    IMMEDIATE, or (one begun in read mode, ``backend.database``) from this locking read on. Changes
     the caller made to ``row`` without flushing are discarded.
     """
     if row in db.session and row.id is not None:

@@ -224,8 +224,9 @@ def submit_item(sub: Submission) -> SubmitResult:
     A repeated ``client_id`` returns the first item instead of making a second, also when
     both requests arrive at once. Flushes nothing through the ORM: this is the hot path of
     the system, written as a handful of Core statements (see ``bench/submit.py``). Every
-    check that needs no database runs first, because on SQLite the first statement takes
-    the write lock (BEGIN IMMEDIATE) and holds it until the caller commits.
+    check that needs no database runs first, the reads run in a read phase, and every value
+    the writes need is computed before the first of them, because on SQLite the first write
+    takes the write lock and holds it until the caller commits.
     """
     config = current_app.config
     client_id = clean_client_id(sub.client_id)

@@ -98,7 +98,7 @@ def wxacode_image(owner: Deputy | Station | None) -> Response:
     if code is None:
         abort(404)
     code_id, slug = code.id, code.slug
-    db.session.commit()  # end the read: on SQLite it holds the write lock, which nobody may hold while WeChat answers
+    db.session.commit()  # end the read: on SQLite it may hold the write lock, which nobody may hold while WeChat answers
     try:
         image = wxacode.miniprogram_code(code_id, slug)
     except wxacode.WxacodeUnavailable:

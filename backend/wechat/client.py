@@ -35,6 +35,7 @@ from wechatpy.session import SessionStorage
 from wechatpy.session.redisstorage import RedisStorage
 from wechatpy.utils import json as wechat_json
 
+from backend import database
 from backend.extensions import db
 from backend.models.base import utcnow
 from backend.models.wechat import WechatAccessToken
@@ -61,10 +62,10 @@ class DatabaseTokenStorage(SessionStorage):
 
     Reads and writes run in a short transaction of their own (``engine.begin()``), never in the
     caller's session, so they work in the worker outside a request and commit nothing of the
-    caller's. One exception, on SQLite only: every transaction there holds the database's write
-    lock (BEGIN IMMEDIATE), so when the caller's session has a transaction open in this thread a
-    second connection would wait for it forever; the token is then read and written through the
-    caller's transaction and is committed (or rolled back, and fetched again later) with it.
+    caller's. One exception, on SQLite only: when the caller's session holds the database's
+    write lock in this thread (a write transaction, ``backend.database``), a second connection
+    would wait for it forever; the token is then read and written through the caller's
+    transaction and is committed (or rolled back, and fetched again later) with it.
     Only access tokens are stored (keys ``<appid>_access_token``); any other key wechatpy may
     keep (a JS-API ticket) stays in this process.
     """
@@ -144,13 +145,14 @@ class DatabaseTokenStorage(SessionStorage):
     def refresh_lock(self, key: str) -> Iterator[None]:
         """Hold a lock shared by every process while this thread fetches a new token for ``key``.
 
-        PostgreSQL: a transaction-scoped advisory lock; SQLite: the write lock every transaction
-        takes. The token is written on the same connection, and the lock ends with its commit.
+        PostgreSQL: a transaction-scoped advisory lock; SQLite: the write lock, taken at the
+        transaction's BEGIN (write mode, also in a GET request). The token is written on the same
+        connection, and the lock ends with its commit.
         """
         if getattr(self._local, "conn", None) is not None or self._caller_session() is not None:
             yield  # already serialised: this thread holds the lock, or SQLite's write lock via the caller
             return
-        with self._engine.begin() as conn:
+        with database.write_mode(), self._engine.begin() as conn:
             if not self._is_sqlite:
                 conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _lock_id(key)})
             self._local.conn = conn
@@ -166,11 +168,13 @@ class DatabaseTokenStorage(SessionStorage):
         return key[: -len(ACCESS_TOKEN_SUFFIX)] if key.endswith(ACCESS_TOKEN_SUFFIX) else None
 
     def _caller_session(self):
-        """On SQLite, the caller's session when it has a transaction open in this thread."""
+        """On SQLite, the caller's session when its transaction holds the write lock in this thread."""
         if not self._is_sqlite or not has_app_context() or current_app._get_current_object() is not self._app:
             return None
         session = db.session()
-        return session if session.in_transaction() else None
+        if not session.in_transaction():
+            return None
+        return session if database.holds_write_lock(session.connection()) else None
 
     @contextmanager
     def _connection(self) -> Iterator[Connection]:

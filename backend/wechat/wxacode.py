@@ -92,7 +92,7 @@ def _cached(code_id: int) -> WxaImage | None:
 def miniprogram_code(code_id: int, slug: str) -> WxaImage:
     """The kept mini-program code of a slug (its ``Code`` row's id and slug), fetched from WeChat the first time.
 
-    Commits the new row. Call it with no transaction open: on SQLite one holds the write lock, which
+    Commits the new row. Call it with no transaction open: on SQLite one may hold the write lock, which
     nobody may hold while WeChat answers. Two requests for a new slug at once may both ask WeChat; the
     first row stored wins, and after that WeChat is never asked again for this slug.
     ``WxacodeUnavailable`` when WeChat fails.
