@@ -23,7 +23,7 @@ from backend.models import Item, Resident, StaffUser, SubscriptionCredit
 from backend.outbox import notifications, worker
 from backend.qr.codes import current_code
 from backend.wechat import identity
-from tests.staff_world import PASSWORD, build_world
+from tests.staff_world import PASSWORD, audit_rows, build_world, make_item
 from tests.wechat_server import wechat_sandbox  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -218,6 +218,14 @@ def test_submit_see_it_in_my_items_deputy_answers_resident_rates(app, node, back
     item = db.session.get(Item, item.id)
     assert item.satisfaction.value == "satisfied" and item.rated_at is not None
     run_node(node, "stranger", **env, ref=ref)
+
+
+def test_the_deputy_reveals_a_contact_on_the_item_page_and_it_is_audited(node, backend_url, wechat_sandbox, world):
+    item = make_item(world.d1)
+    env = stub_env(backend_url, wechat_sandbox, ref=item.ref, username="deputy_d1", password=PASSWORD)
+    assert run_node(node, "deputy_reveal", **env, deputyOpenid=DEPUTY_OPENID)["phone"] == "13812341234"
+    db.session.expire_all()
+    assert [row.data["ref"] for row in audit_rows("reveal_contact")] == [item.ref]
 
 
 def test_without_wechat_login_the_form_still_sends(node, backend_url, wechat_sandbox, world):

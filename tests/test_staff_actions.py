@@ -490,6 +490,81 @@ def test_api_actions_answer_the_new_status_and_the_event(app, world, item):
     assert app.test_client().get(link.replace("https://msl.example.cn", "")).status_code == 200
 
 
+def test_api_item_shows_the_whole_message_timeline_and_the_actions_allowed(app, world, item):
+    """What the mini-program's item page (opened from a WeChat notice) shows: not just the inbox line."""
+    item.body = "第一行：村口路灯坏了三个月。\n第二行：晚上出行很不方便，老人小孩容易摔倒。"
+    db.session.add(ItemPhoto(item_id=item.id, position=0, width=40, height=30, jpeg=jpeg_bytes(), sha256="x"))
+    db.session.commit()
+    act(item, world.users["deputy"], "note", text="村委会电话0731-1234")
+    headers = api_token(app, "deputy_d1")
+    client = app.test_client()
+    answer = client.get(f"/api/v1/inbox/{item.ref.lower()}", headers=headers)
+    assert answer.status_code == 200
+    assert answer.headers["Cache-Control"] == "no-store"
+    data = answer.json
+    assert data["item"]["body"] == item.body  # the whole message, both lines
+    assert data["item"]["ref_display"] == format_ref(item.ref)
+    assert data["item"]["status"] == "submitted" and data["item"]["status_label"] == "已提交"
+    assert data["item"]["deputy"] == {"id": world.d1.id, "name": "张秀英"}
+    assert data["item"]["station"]["name"] == "霞阳镇人大代表联络站"
+    assert data["contact"]["name"] == "王**" and data["contact"]["phone"] == "138****1234"
+    assert "王桂芳" not in answer.text and "13812341234" not in answer.text  # masked until revealed
+    assert [e["label"] for e in data["timeline"]] == ["内部备注"]  # (make_item writes no first event)
+    assert data["timeline"][0]["is_public"] is False and data["timeline"][0]["body"] == "村委会电话0731-1234"
+    assert data["timeline"][0]["actor"] == "deputy_d1"
+    assert [a["action"] for a in data["actions"]] == ["accept", "decline", "duplicate", "reassign", "note"]
+    assert data["station_deputies"] == [{"id": world.d2.id, "name": "李建国"}]  # whom it may be reassigned to
+    assert data["templates"] == []  # replying is not allowed before accepting
+
+    photo = client.get(data["photos"][0]["url"], headers=headers)
+    assert photo.status_code == 200 and photo.headers["Content-Type"] == "image/jpeg"
+    assert "sandbox" in photo.headers["Content-Security-Policy"]
+    assert client.get(f"/api/v1/inbox/{item.ref}/photos/5.jpg", headers=headers).status_code == 404
+
+    assert audit_rows("reveal_contact") == []
+    revealed = client.post(data["contact"]["reveal_url"], headers=headers)
+    assert revealed.json == {"name": "王桂芳", "phone": "13812341234"}
+    assert audit_rows("reveal_contact")[0].staff_user_id == world.users["deputy"].id
+
+    act(item, world.users["deputy"], "accept")
+    accepted = client.get(f"/api/v1/inbox/{item.ref}", headers=headers).json
+    assert {"reply", "forward", "resolve"} <= {a["action"] for a in accepted["actions"]}
+    assert "accept" not in {a["action"] for a in accepted["actions"]}
+    forward(item, world.users["deputy"], world.department)
+    forwarded = client.get(f"/api/v1/inbox/{item.ref}", headers=headers).json
+    assert forwarded["forwards"][0]["department"] == world.department.name
+    assert forwarded["forwards"][0]["answered_at"] is None and forwarded["forwards"][0]["revoked_at"] is None
+
+
+def test_api_item_of_someone_else_or_unknown_is_the_same_404_and_nothing_is_revealed(app, world, item):
+    client = app.test_client()
+    other = api_token(app, "deputy_d2")
+    for path in (f"/api/v1/inbox/{item.ref}", f"/api/v1/inbox/{item.ref}/photos/0.jpg"):
+        hidden = client.get(path, headers=other)
+        assert hidden.status_code == 404 and hidden.json["error"]["code"] == "unknown_item"
+    hidden = client.post(f"/api/v1/inbox/{item.ref}/reveal", headers=other)
+    assert hidden.status_code == 404
+    assert audit_rows("reveal_contact") == []
+    assert len(audit_rows("item_access_denied")) == 3
+    headers = api_token(app, "deputy_d1")
+    for ref in ("2345-6789", "0OIL", "x" * 500, "%00", "7K4P-9QX"):
+        unknown = client.get(f"/api/v1/inbox/{ref}", headers=headers)
+        assert unknown.status_code == 404 and unknown.json["error"]["code"] == "unknown_item", ref
+    assert client.get(f"/api/v1/inbox/{item.ref}").status_code == 401  # no token
+    assert client.get(f"/api/v1/inbox/{item.ref}", headers=api_token(app, "dept_user")).status_code == 404
+    assert client.get(f"/api/v1/inbox/{item.ref}/reveal", headers=headers).status_code == 405
+
+
+def test_api_item_for_the_station_admin_and_the_supervisor(app, world, item):
+    client = app.test_client()
+    admin = client.get(f"/api/v1/inbox/{item.ref}", headers=api_token(app, "admin_a")).json
+    assert "reassign" in [a["action"] for a in admin["actions"]]
+    supervisor = client.get(f"/api/v1/inbox/{item.ref}", headers=api_token(app, "sup_county")).json
+    assert [a["action"] for a in supervisor["actions"]] == ["supervise", "note"]
+    assert supervisor["station_deputies"] == [] and supervisor["templates"] == []
+    assert client.get(f"/api/v1/inbox/{item.ref}", headers=api_token(app, "sup_far")).status_code == 404
+
+
 def test_api_errors_are_json_with_a_code(app, world, item):
     headers = api_token(app, "deputy_d1")
     client = app.test_client()

@@ -1,4 +1,4 @@
-"""The staff side of the JSON API (v1) for the mini-program: inbox, departments, item actions.
+"""The staff side of the JSON API (v1) for the mini-program: inbox, one item, departments, item actions.
 
 Bearer tokens only (``api_auth_required``), no cookies, so no CSRF. Errors are JSON
 ``{"error": {"code", "message", "field"?}}``: 400 with the field, 403 for an action the
@@ -8,23 +8,33 @@ reference, and an audit row), 409 ``transition_not_allowed`` with the reason.
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, jsonify, request, url_for
 
 from backend.auth.sessions import api_auth_required, current_staff
 from backend.extensions import csrf, db
 from backend.items import inbox as inbox_query
 from backend.items.access import can_see_item
-from backend.items.lifecycle import forward_link_token, perform_action
+from backend.items.deadlines import is_overdue
+from backend.items.lifecycle import TRANSITIONS, allowed_actions, forward_link_token, perform_action
 from backend.items.refs import format_ref
-from backend.models import Item, ItemEvent
-from backend.models.item import ITEM_CATEGORY_LABELS, ITEM_STATUS_LABELS
+from backend.models import Item, ItemEvent, StaffUser, utcnow
+from backend.models.item import ITEM_CATEGORY_LABELS, ITEM_OUTCOME_LABELS, ITEM_STATUS_LABELS, SATISFACTION_LABELS
 from backend.routes.api import json_body
 from backend.routes.deputy import (
+    CHANNEL_LABELS,
     HANDLERS,
     department_link,
     departments_for_region,
+    forwards_of,
     item_or_404,
+    masked_contact,
+    photo_response,
+    reopen_reason,
+    revealed_contact,
     staff_event_label,
+    station_deputies,
+    templates_of,
+    timeline_rows,
     user_region,
 )
 
@@ -89,6 +99,104 @@ def inbox():
         has_next=page.has_next,
         items=[inbox_row_json(row, page.now) for row in page.rows],
     )
+
+
+def item_detail_json(item: Item, user: StaffUser) -> dict:
+    """Everything the deputy's phone shows of one item: the message, the contact (masked), photos, forwards,
+    the whole timeline (internal steps marked), and the actions ``user`` may take now with what they need."""
+    now = utcnow()
+    allowed = allowed_actions(item, user)
+    return {
+        "item": {
+            "ref": item.ref,
+            "ref_display": format_ref(item.ref),
+            "status": item.status.value,
+            "status_label": ITEM_STATUS_LABELS[item.status],
+            "category": item.category.value,
+            "category_label": ITEM_CATEGORY_LABELS[item.category],
+            "channel": item.channel.value,
+            "channel_label": CHANNEL_LABELS.get(item.channel, ""),
+            "body": item.body,
+            "created_at": item.created_at.isoformat(),
+            "due_at": _iso(item.due_at),
+            "is_overdue": is_overdue(item, now),
+            "overdue_label": inbox_query.overdue_label(item.due_at, now) if item.due_at else "",
+            "is_paused": item.paused_at is not None,
+            "first_answered_at": _iso(item.first_answered_at),
+            "resolved_at": _iso(item.resolved_at),
+            "outcome": item.outcome.value if item.outcome else None,
+            "outcome_label": ITEM_OUTCOME_LABELS.get(item.outcome, "") if item.outcome else "",
+            "outcome_reason": item.outcome_reason,
+            "satisfaction": item.satisfaction.value if item.satisfaction else None,
+            "satisfaction_label": SATISFACTION_LABELS.get(item.satisfaction, "") if item.satisfaction else "",
+            "reopen_count": item.reopen_count,
+            "reopen_reason": reopen_reason(item),
+            "needs_review": item.needs_review,
+            "review_reason": item.review_reason,
+            "deputy": {"id": item.deputy.id, "name": item.deputy.name} if item.deputy else None,
+            "station": {"id": item.station.id, "name": item.station.name},
+        },
+        "contact": {
+            **masked_contact(item),
+            "has_contact": item.has_contact,
+            "reveal_url": url_for("api_staff.reveal_contact", ref=item.ref),
+        },
+        "photos": [
+            {
+                "position": photo.position,
+                "width": photo.width,
+                "height": photo.height,
+                "url": url_for("api_staff.item_photo", ref=item.ref, position=photo.position),
+            }
+            for photo in item.photos
+        ],
+        "forwards": [
+            {
+                "id": forward.id,
+                "department": forward.department.name,
+                "instructions": forward.instructions,
+                "created_at": forward.created_at.isoformat(),
+                "due_at": forward.due_at.isoformat(),
+                "answered_at": _iso(forward.answered_at),
+                "answer": forward.answer,
+                "promised_by": forward.promised_by.isoformat() if forward.promised_by else None,
+                "revoked_at": _iso(forward.revoked_at),
+            }
+            for forward in forwards_of(item)
+        ],
+        "timeline": [
+            event_json(row["event"]) | {"actor": row["actor"], "detail": row["detail"]} for row in timeline_rows(item)
+        ],
+        "actions": [{"action": name, "label": TRANSITIONS[name].label} for name in allowed],
+        "station_deputies": [{"id": d.id, "name": d.name} for d in station_deputies(item)]
+        if "reassign" in allowed
+        else [],
+        "templates": [{"id": t.id, "title": t.title, "body": t.body} for t in templates_of(item.station_id)]
+        if "reply" in allowed
+        else [],
+    }
+
+
+@bp.get("/inbox/<ref>")
+@api_auth_required(*HANDLERS)
+def inbox_item(ref: str):
+    """One item of the user's inbox in full (``item_detail_json``); 404 like an unknown reference for anyone else's."""
+    user = current_staff()
+    return jsonify(item_detail_json(item_or_404(user, ref), user))
+
+
+@bp.get("/inbox/<ref>/photos/<int:position>.jpg")
+@api_auth_required(*HANDLERS)
+def item_photo(ref: str, position: int):
+    """A photo of the item, for the mini-program's bearer token; a sandboxed JPEG, never cached."""
+    return photo_response(item_or_404(current_staff(), ref), position)
+
+
+@bp.post("/inbox/<ref>/reveal")
+@api_auth_required(*HANDLERS)
+def reveal_contact(ref: str):
+    """The resident's full name and number (``{"name", "phone"}``), after an audit row records who saw them."""
+    return jsonify(revealed_contact(item_or_404(current_staff(), ref), current_staff()))
 
 
 @bp.get("/departments")

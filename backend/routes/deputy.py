@@ -238,11 +238,12 @@ def masked_contact(item: Item) -> dict:
     return {"name": mask_name(item.contact_name), "phone": mask_phone(item.contact_phone)}
 
 
-def _forwards(item: Item) -> list[ItemForward]:
+def forwards_of(item: Item) -> list[ItemForward]:
+    """The item's forwards to departments, oldest first (open, answered and revoked)."""
     return list(db.session.scalars(select(ItemForward).where(ItemForward.item_id == item.id).order_by(ItemForward.id)))
 
 
-def _station_deputies(item: Item) -> list[Deputy]:
+def station_deputies(item: Item) -> list[Deputy]:
     """Serving deputies of the item's station other than its own: whom it may be reassigned to."""
     return list(
         db.session.scalars(
@@ -257,7 +258,8 @@ def _station_deputies(item: Item) -> list[Deputy]:
     )
 
 
-def _templates_of(station_id: int | None) -> list[ReplyTemplate]:
+def templates_of(station_id: int | None) -> list[ReplyTemplate]:
+    """A station's reply templates (none without a station)."""
     if station_id is None:
         return []
     return list(
@@ -329,14 +331,14 @@ def item_context(item: Item, user: StaffUser, **extra) -> dict:
         "overdue_label": inbox_query.overdue_label(item.due_at, now) if item.due_at else "",
         "masked": masked_contact(item),
         "revealed": None,
-        "forwards": _forwards(item),
+        "forwards": forwards_of(item),
         "timeline": timeline_rows(item),
         "reopen_reason": reopen_reason(item),
         "allowed": allowed,
         "action_labels": {name: row.label for name, row in TRANSITIONS.items()},
         "departments": departments_for_region(item.station.region) if "forward" in allowed else [],
-        "station_deputies": _station_deputies(item) if "reassign" in allowed else [],
-        "templates": _templates_of(item.station_id) if "reply" in allowed else [],
+        "station_deputies": station_deputies(item) if "reassign" in allowed else [],
+        "templates": templates_of(item.station_id) if "reply" in allowed else [],
         "can_revoke": user.role in (StaffRole.DEPUTY, StaffRole.STATION_ADMIN),
         "today": today.isoformat(),
         "default_due": (today + timedelta(days=15)).isoformat(),
@@ -365,7 +367,11 @@ def item_page(ref: str):
 @login_required(*HANDLERS)
 def item_photo(ref: str, position: int):
     """A photo of an item, to staff who may see the item; only ever as a sandboxed JPEG."""
-    item = item_or_404(current_staff(), ref)
+    return photo_response(item_or_404(current_staff(), ref), position)
+
+
+def photo_response(item: Item, position: int):
+    """The item's photo at ``position`` as a private, sandboxed JPEG; 404 when it has none there."""
     photo = db.session.scalar(select(ItemPhoto).where(ItemPhoto.item_id == item.id, ItemPhoto.position == position))
     if photo is None:
         abort(404)
@@ -388,6 +394,14 @@ def reveal_contact(ref: str):
     """Show the resident's full name and number, and write a ``reveal_contact`` audit row first."""
     user = current_staff()
     item = item_or_404(user, ref)
+    revealed = revealed_contact(item, user)
+    if _wants_json():
+        return jsonify(revealed)
+    return _page("staff/item.html", **item_context(item, user, revealed=revealed))
+
+
+def revealed_contact(item: Item, user: StaffUser) -> dict:
+    """The resident's full name and number; when there are any, a ``reveal_contact`` audit row is committed first."""
     revealed = {"name": item.contact_name, "phone": item.contact_phone}
     if item.has_contact:
         record_audit(
@@ -398,9 +412,7 @@ def reveal_contact(ref: str):
             data={"ref": item.ref, "fields": [k for k, v in revealed.items() if v]},
         )
         db.session.commit()
-    if _wants_json():
-        return jsonify(revealed)
-    return _page("staff/item.html", **item_context(item, user, revealed=revealed))
+    return revealed
 
 
 @bp.post("/items/<ref>/actions")
@@ -472,7 +484,7 @@ def revoke(ref: str, forward_id: int):
 def _templates_page(user: StaffUser, station_id: int, status: int = 200, **extra):
     context = {
         "user": user,
-        "templates": _templates_of(station_id),
+        "templates": templates_of(station_id),
         "values": {},
         "error": None,
         "error_field": None,

@@ -13,6 +13,17 @@ function runtime(env, openid) {
   return createRuntime({ baseUrl: env.baseUrl, sandboxUrl: env.sandboxUrl, openid: openid || env.openid, subscribe: env.subscribe });
 }
 
+// The deputy's WeChat, logged in on the inbox page.
+async function deputyLoggedIn(env) {
+  const rt = runtime(env, env.deputyOpenid);
+  const inbox = await rt.open("pages/inbox/inbox", {});
+  inbox.onUsername(inputEvent(env.username));
+  inbox.onPassword(inputEvent(env.password));
+  await inbox.onLogin();
+  assert.equal(inbox.data.loggedIn, true, inbox.data.error);
+  return { rt, inbox };
+}
+
 const scenarios = {
   // Every page's definition: its handlers, for the check that each bind* in the .wxml exists.
   async handlers(env) {
@@ -132,8 +143,17 @@ const scenarios = {
     assert.ok(inbox.data.items.some((row) => row.ref === env.ref), "the item is in the inbox");
     inbox.onOpen(tapEvent({ ref: env.ref }));
     const item = await rt.openUrl(rt.lastNavigation().url);
+    assert.equal(item.data.error, "");
     assert.equal(item.data.status, "submitted");
+    // The whole message, not the inbox's first line; the timeline; what the state allows.
+    assert.equal(item.data.detail.item.body, env.body || MESSAGE);
+    assert.deepEqual(item.data.detail.timeline.map((e) => e.label), ["群众留言"]);
+    assert.equal(item.data.contact.has_contact, false);
+    assert.deepEqual(item.data.can, { accept: true, reply: false, resolve: false });
+    assert.match(item.data.otherActions, /不予受理/);
     await item.onAccept();
+    assert.deepEqual(item.data.can, { accept: false, reply: true, resolve: true });
+    assert.ok(item.data.detail.timeline.some((e) => e.label === "受理"), "the timeline was reloaded");
     assert.equal(item.data.status, "accepted", item.data.error);
     await item.onReply();
     assert.match(item.data.error, /请填写答复内容/);
@@ -143,6 +163,23 @@ const scenarios = {
     await item.onResolve();
     assert.equal(item.data.status, "resolved", item.data.error);
     return { status: item.data.status };
+  },
+
+  // The deputy opens a notice's item page (ref only): the contact is masked until revealed.
+  async deputy_reveal(env) {
+    const { rt } = await deputyLoggedIn(env);
+    const item = await rt.openUrl("pages/inbox/item?ref=" + env.ref);
+    assert.equal(item.data.error, "");
+    assert.equal(item.data.contact.has_contact, true);
+    assert.equal(item.data.contact.phone, "138****1234");
+    assert.ok(!JSON.stringify(item.data.detail).includes("13812341234"), "masked before the reveal");
+    await item.onReveal();
+    assert.equal(item.data.error, "");
+    assert.equal(item.data.contact.phone, "13812341234");
+    assert.equal(item.data.contact.revealed, true);
+    const stranger = await runtime(env, "o-other").openUrl("pages/inbox/item?ref=" + env.ref);
+    assert.match(stranger.data.error, /请先在“留言办理”页面登录/);
+    return { phone: item.data.contact.phone };
   },
 
   // The resident opens the notification's page (ref only), sees the answer, and rates.
@@ -177,11 +214,7 @@ const scenarios = {
 
   // The deputy subscribes to new-item notices from the inbox (reported with the staff token).
   async deputy_subscribe(env) {
-    const rt = runtime(env, env.deputyOpenid);
-    const inbox = await rt.open("pages/inbox/inbox", {});
-    inbox.onUsername(inputEvent(env.username));
-    inbox.onPassword(inputEvent(env.password));
-    await inbox.onLogin();
+    const { rt, inbox } = await deputyLoggedIn(env);
     await inbox.onSubscribe();
     assert.match(inbox.data.notice, /已开启/);
     return { templateIds: rt.subscribeRequests[0] };

@@ -18,6 +18,8 @@ const PATHS = {
   myItem: ["GET", "/api/v1/me/items/{ref}"],
   staffToken: ["POST", "/api/v1/auth/token"],
   inbox: ["GET", "/api/v1/inbox"],
+  inboxItem: ["GET", "/api/v1/inbox/{ref}"],
+  revealContact: ["POST", "/api/v1/inbox/{ref}/reveal"],
   itemAction: ["POST", "/api/v1/items/{ref}/actions"],
 };
 

@@ -1,4 +1,6 @@
-// One item of the deputy's inbox, with the steps a deputy takes most: accept (受理), answer (答复), resolve (办结).
+// One item of the deputy's inbox in full: the whole message, the contact (masked until revealed, which is
+// audited), the timeline with internal steps marked, and the steps a deputy takes most on the phone —
+// accept (受理), answer (答复), resolve (办结) — when the item's state allows them.
 // Opened from the inbox or from a WeChat notification (pages/inbox/item?ref=…).
 const api = require("../../utils/api.js");
 
@@ -7,15 +9,20 @@ const OUTCOMES = [
   { value: "partly", label: "部分解决" },
   { value: "unsolved", label: "未能解决" },
 ];
+// The actions this page offers; the others (forward, reassign, …) are on the web pages.
+const ON_THIS_PAGE = ["accept", "reply", "resolve"];
 
 Page({
   data: {
     loading: true,
     error: "",
     ref: "",
-    row: null,
+    detail: null,
     status: "",
     statusLabel: "",
+    can: {},
+    otherActions: "",
+    contact: null,
     replyText: "",
     outcomes: OUTCOMES,
     outcomeIndex: 0,
@@ -30,14 +37,27 @@ Page({
       this.setData({ loading: false, error: "请先在“留言办理”页面登录。" });
       return Promise.resolve();
     }
-    return api
-      .asStaff("inbox", { query: { q: this.data.ref } })
-      .then((res) => {
-        const row = res.items.find((r) => r.ref === this.data.ref);
-        if (!row) throw new api.ApiError(404, "unknown_item", "找不到该留言，请核对编号。");
-        this.setData({ loading: false, row: row, status: row.status, statusLabel: row.status_label });
-      })
-      .catch((err) => this.setData({ loading: false, error: err.message }));
+    return this.load().catch((err) => this.setData({ loading: false, error: err.message }));
+  },
+
+  load() {
+    return api.asStaff("inboxItem", { params: { ref: this.data.ref } }).then((detail) => {
+      const names = detail.actions.map((a) => a.action);
+      const can = {};
+      ON_THIS_PAGE.forEach((name) => (can[name] = names.indexOf(name) >= 0));
+      this.setData({
+        loading: false,
+        detail: detail,
+        status: detail.item.status,
+        statusLabel: detail.item.status_label,
+        can: can,
+        otherActions: detail.actions
+          .filter((a) => ON_THIS_PAGE.indexOf(a.action) < 0)
+          .map((a) => a.label)
+          .join("、"),
+        contact: detail.contact,
+      });
+    });
   },
 
   onReplyInput(e) {
@@ -50,13 +70,22 @@ Page({
     this.setData({ resolveText: e.detail.value });
   },
 
+  onReveal() {
+    this.setData({ busy: true, error: "" });
+    return api
+      .asStaff("revealContact", { params: { ref: this.data.ref } })
+      .then((full) => this.setData({ busy: false, contact: Object.assign({}, this.data.contact, full, { revealed: true }) }))
+      .catch((err) => this.setData({ busy: false, error: err.message }));
+  },
+
   act(data, done) {
     this.setData({ busy: true, error: "", notice: "" });
     return api
       .asStaff("itemAction", { params: { ref: this.data.ref }, data: data })
       .then((res) => {
         this.setData({ busy: false, status: res.item.status, statusLabel: res.item.status_label, notice: done });
-        return res;
+        // The timeline and the actions allowed change with the state; an item reassigned away is gone.
+        return res.item.visible_to_you ? this.load().then(() => res) : res;
       })
       .catch((err) => this.setData({ busy: false, error: err.message }));
   },
