@@ -47,12 +47,13 @@ _WRITE_SQL = re.compile(r"\s*(INSERT|UPDATE|DELETE|REPLACE|SAVEPOINT|CREATE|DROP
 
 
 def _configure_sqlite(engine: Engine) -> None:
-    """WAL, a busy timeout, foreign keys, and BEGIN IMMEDIATE for every transaction.
+    """WAL, a busy timeout, foreign keys, and transactions in write or read mode (see the module's docstring).
 
     A deferred BEGIN takes the write lock only at the first write, and a transaction that
     read first then cannot wait for it: SQLite answers "database is locked" at once instead
     of honouring the busy timeout. BEGIN IMMEDIATE takes the lock up front, so concurrent
-    writers queue behind the busy timeout.
+    writers queue behind the busy timeout; a transaction in read mode is upgraded to one
+    before it writes.
     """
 
     gate_path = _write_gate_path(engine)
@@ -90,6 +91,8 @@ def _configure_sqlite(engine: Engine) -> None:
         conn.exec_driver_sql(begin)
         if begin == READ_BEGIN:
             conn.info[_READING] = True
+        else:
+            conn.info.pop(_READING, None)
 
     @event.listens_for(engine, "commit")
     @event.listens_for(engine, "rollback")

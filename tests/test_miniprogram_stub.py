@@ -23,7 +23,7 @@ from backend.models import Item, Resident, StaffUser, SubscriptionCredit
 from backend.outbox import notifications, worker
 from backend.qr.codes import current_code
 from backend.wechat import identity
-from tests.staff_world import PASSWORD, audit_rows, build_world, make_item
+from tests.staff_world import PASSWORD, act, audit_rows, build_world, make_item
 from tests.wechat_server import wechat_sandbox  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -226,6 +226,40 @@ def test_the_deputy_reveals_a_contact_on_the_item_page_and_it_is_audited(node, b
     assert run_node(node, "deputy_reveal", **env, deputyOpenid=DEPUTY_OPENID)["phone"] == "13812341234"
     db.session.expire_all()
     assert [row.data["ref"] for row in audit_rows("reveal_contact")] == [item.ref]
+
+
+def progress_credits(app) -> int:
+    """The resident's credits for the progress template (what the next progress notice may spend)."""
+    template_id = app.config["WECHAT_TEMPLATES"]["item_progress"]["id"]
+    db.session.expire_all()
+    return db.session.scalar(
+        select(SubscriptionCredit.credits).where(
+            SubscriptionCredit.openid == RESIDENT_OPENID, SubscriptionCredit.template_id == template_id
+        )
+    )
+
+
+def test_after_received_spends_the_credit_the_resident_subscribes_again_and_hears_of_the_next_step(
+    app, node, backend_url, wechat_sandbox, world
+):
+    env = stub_env(backend_url, wechat_sandbox, slug=current_code(world.d1).slug)
+    ref = run_node(node, "submit", **env)["ref"]
+    while worker.run_once(50):
+        pass
+    assert progress_credits(app) == 0  # "已提交" went out on the form's one acceptance
+    # Refused: nothing is counted, and the page says so.
+    run_node(node, "resubscribe", **env, ref=ref, subscribe="reject")
+    assert progress_credits(app) == 0
+    run_node(node, "resubscribe", **env, ref=ref)
+    assert progress_credits(app) == 1
+    item = db.session.scalar(select(Item).where(Item.ref == ref))
+    act(item, world.users["deputy"], "accept")
+    while worker.run_once(50):
+        pass
+    progress = app.config["WECHAT_TEMPLATES"]["item_progress"]["id"]
+    steps = [m["data"] for m in wechat_sandbox.messages(RESIDENT_OPENID) if m["template_id"] == progress]
+    assert len(steps) == 2 and "已受理" in json.dumps(steps[1], ensure_ascii=False)
+    assert progress_credits(app) == 0
 
 
 def test_without_wechat_login_the_form_still_sends(node, backend_url, wechat_sandbox, world):

@@ -188,6 +188,7 @@ const scenarios = {
     const item = await rt.openUrl(env.page);
     assert.equal(item.data.error, "");
     assert.equal(item.data.item.status, "resolved");
+    assert.equal(item.data.canSubscribe, false); // nothing more to be told of, but the rating
     const labels = item.data.item.timeline.map((e) => e.label);
     assert.ok(labels.includes("代表答复"), labels.join(","));
     assert.ok(item.data.item.timeline.some((e) => e.body === env.answer));
@@ -202,6 +203,18 @@ const scenarios = {
     assert.equal(item.data.canRate, false);
     assert.equal(item.data.item.timeline[item.data.item.timeline.length - 1].label, "您的评价");
     return { status: item.data.item.status };
+  },
+
+  // The resident, whose "received" notice spent the progress credit, asks for the next notices again.
+  async resubscribe(env) {
+    const rt = runtime(env);
+    const item = await rt.openUrl("pages/item/item?ref=" + env.ref);
+    assert.equal(item.data.error, "");
+    assert.equal(item.data.canSubscribe, true);
+    await item.onSubscribe();
+    assert.deepEqual(rt.subscribeRequests, [item.data.templateIds]);
+    assert.match(item.data.notice, env.subscribe === "reject" ? /没有开启进展提醒/ : /已开启微信提醒/);
+    return { templateIds: item.data.templateIds };
   },
 
   // Another WeChat user cannot open someone else's item from a notification link.

@@ -3,6 +3,8 @@
 // looked up among the resident's own items).
 const api = require("../../utils/api.js");
 
+const OPEN = ["submitted", "accepted", "forwarded", "answered"];
+
 const SATISFACTION = [
   { value: "satisfied", label: "满意" },
   { value: "basically", label: "基本满意" },
@@ -26,11 +28,48 @@ Page({
     rating: false,
     ratingError: "",
     notice: "",
+    templateIds: [],
+    progressTemplateId: "",
+    canSubscribe: false,
+    subscribing: false,
   },
 
   onLoad(query) {
     this.setData({ ref: query.ref || "", key: query.key || "", isNew: query.new === "1" });
-    return this.load();
+    // Each WeChat "accept" allows one message per template; the form's are soon spent (the first is the
+    // "received" notice), so while the item is open the resident may ask for the next ones here.
+    const templates = api
+      .call("templates")
+      .then((res) => {
+        const progress = res.templates.filter((t) => t.purpose === "item_progress")[0];
+        this.setData({
+          templateIds: (res.requests.resident && res.requests.resident[0]) || [],
+          progressTemplateId: progress ? progress.id : "",
+        });
+      })
+      .catch(() => this.setData({ templateIds: [] }));
+    return Promise.all([templates, this.load()]).then(() => this.setData({ canSubscribe: this.subscribable() }));
+  },
+
+  subscribable() {
+    return Boolean(this.data.item) && OPEN.indexOf(this.data.item.status) >= 0 && this.data.templateIds.length > 0;
+  },
+
+  // A tap (WeChat asks only from one): ask again for the progress, answer and resolution notices.
+  onSubscribe() {
+    this.setData({ subscribing: true, notice: "" });
+    return api.requestSubscriptions(this.data.templateIds, "resident").then((res) => {
+      // What matters next is the progress notice (受理, 交办 …): the answer's and the resolution's have
+      // their own templates, which the form's acceptance usually still covers.
+      const credits = (res && res.credits) || {};
+      this.setData({
+        subscribing: false,
+        notice:
+          credits[this.data.progressTemplateId] > 0
+            ? "已开启微信提醒：下一步办理进展会在微信里通知您。"
+            : "没有开启进展提醒，您可以随时在这里查看办理进展。",
+      });
+    });
   },
 
   load() {
