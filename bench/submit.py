@@ -398,3 +398,7 @@ def main(argv: list[str] | None = None, out: Callable[[str], None] = print) -> i
             continue
         ok = bench_engine(engine, options, out) and ok
     return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
