@@ -346,34 +346,14 @@ def _staff_text(value: object, label: str, *, required: bool) -> str:
     return clean_text(value, "text", label, max_chars=STAFF_TEXT_MAX_CHARS, required=required, multiline=True)
 
 
-def _check_accept(item: Item, step: _Step, *, text, **_) -> _Step:
-    step.text = _staff_text(text, "受理说明", required=False)
-    return step
+def _text_only(label: str, *, required: bool):
+    """The check of an action whose only input is its text, named ``label`` in the error."""
 
+    def check(item: Item, step: _Step, *, text, **_) -> _Step:
+        step.text = _staff_text(text, label, required=required)
+        return step
 
-def _check_reply(item: Item, step: _Step, *, text, **_) -> _Step:
-    step.text = _staff_text(text, "答复内容", required=True)
-    return step
-
-
-def _check_note(item: Item, step: _Step, *, text, **_) -> _Step:
-    step.text = _staff_text(text, "备注内容", required=True)
-    return step
-
-
-def _check_decline(item: Item, step: _Step, *, text, **_) -> _Step:
-    step.text = _staff_text(text, "不予受理的原因", required=True)
-    return step
-
-
-def _check_wait(item: Item, step: _Step, *, text, **_) -> _Step:
-    step.text = _staff_text(text, "需要群众补充的内容", required=True)
-    return step
-
-
-def _check_resume(item: Item, step: _Step, *, text, **_) -> _Step:
-    step.text = _staff_text(text, "说明", required=False)
-    return step
+    return check
 
 
 def _check_supervise(item: Item, step: _Step, *, text, now, **_) -> _Step:
@@ -501,18 +481,18 @@ def _check_extend(item: Item, step: _Step, *, text, due, now, **_) -> _Step:
 
 
 _CHECKS = {
-    "accept": _check_accept,
-    "decline": _check_decline,
+    "accept": _text_only("受理说明", required=False),
+    "decline": _text_only("不予受理的原因", required=True),
     "duplicate": _check_duplicate,
     "reassign": _check_reassign,
-    "reply": _check_reply,
+    "reply": _text_only("答复内容", required=True),
     "forward": _check_forward,
     "resolve": _check_resolve,
     "extend": _check_extend,
-    "wait_for_resident": _check_wait,
-    "resume": _check_resume,
+    "wait_for_resident": _text_only("需要群众补充的内容", required=True),
+    "resume": _text_only("说明", required=False),
     "supervise": _check_supervise,
-    "note": _check_note,
+    "note": _text_only("备注内容", required=True),
 }
 
 
