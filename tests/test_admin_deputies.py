@@ -307,6 +307,12 @@ def test_restore_a_deputy_changed_by_mistake(admin, world):
 
 def test_rotate_a_deputy_code_states_the_old_codes_fate(admin, world):
     old = current_code(world.d1).slug
+    page = admin.get(f"/admin/deputies/{world.d1.id}").get_data(as_text=True)
+    assert "更换代表码" in page and "如：村口海报被人为涂改" in page
+    assert f'action="/admin/deputies/{world.d1.id}/code"' in page
+    refused = post_form(admin, f"/admin/deputies/{world.d1.id}/code", {"reason": "  "})
+    assert refused.status_code == 400 and "请填写更换原因" in refused.get_data(as_text=True)
+    assert current_code(fresh(world.d1.id)).slug == old
     response = post_form(admin, f"/admin/deputies/{world.d1.id}/code", {"reason": "村口海报被人为涂改"})
     assert response.status_code == 303
     html = admin.get(response.headers["Location"]).get_data(as_text=True)
