@@ -36,7 +36,7 @@ from backend.extensions import db
 SQLITE_BUSY_TIMEOUT_MS = 15000
 WRITE_BEGIN = "BEGIN IMMEDIATE"
 READ_BEGIN = "BEGIN"
-# Set inside read_phase(): the next SQLite transaction begins in read mode whatever the request.
+# Set inside read_phase() and write_mode(): how the next SQLite transaction begins, whatever the request.
 _sqlite_begin: ContextVar[str | None] = ContextVar("sqlite_begin", default=None)
 # Requests that only read, as HTTP means them; their transactions begin in read mode.
 READ_METHODS = frozenset({"GET", "HEAD"})

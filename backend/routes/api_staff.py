@@ -196,7 +196,8 @@ def item_photo(ref: str, position: int):
 @api_auth_required(*HANDLERS)
 def reveal_contact(ref: str):
     """The resident's full name and number (``{"name", "phone"}``), after an audit row records who saw them."""
-    return jsonify(revealed_contact(item_or_404(current_staff(), ref), current_staff()))
+    user = current_staff()
+    return jsonify(revealed_contact(item_or_404(user, ref), user))
 
 
 @bp.get("/departments")
