@@ -3,6 +3,8 @@ emptied after every test; the app, its client and CLI runner; and builder functi
 
 from __future__ import annotations
 
+import copy
+import functools
 import os
 import secrets
 import uuid
@@ -11,6 +13,7 @@ from datetime import date
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+from werkzeug.utils import cached_property
 
 from backend import create_app
 from backend.extensions import db
@@ -92,17 +95,37 @@ def empty_database() -> None:
             conn.execute(text(f'DELETE FROM "{table}"'))
 
 
+def app_config_for(database_url: str) -> dict:
+    """The configuration of the tests' application."""
+    return {
+        "TESTING": True,
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        "PUBLIC_BASE_URL": "https://msl.example.cn",
+        "WTF_CSRF_ENABLED": True,
+    }
+
+
+@pytest.fixture(scope="session")
+def shared_app(database_url):
+    """One application for the whole session: ``create_app`` costs ~50 ms (Werkzeug compiles each of
+    its URL rules), a minute of every suite when made per test. ``app`` gives each test its own
+    configuration and extensions back as they were."""
+    return create_app(app_config_for(database_url))
+
+
 @pytest.fixture
-def app(database_url, tmp_path):
-    """The application on the session's database, emptied after the test."""
-    app = create_app(
-        {
-            "TESTING": True,
-            "SQLALCHEMY_DATABASE_URI": database_url,
-            "PUBLIC_BASE_URL": "https://msl.example.cn",
-            "WTF_CSRF_ENABLED": True,
-        }
-    )
+def app(request, database_url, shared_app):
+    """The application on the session's database, emptied after the test.
+
+    The session's application, with the configuration and the extensions (cached clients) each
+    test changes put back afterwards; a new one for a test marked ``fresh_app`` (one that adds
+    routes, which Flask allows only before the first request).
+    """
+    fresh = request.node.get_closest_marker("fresh_app") is not None
+    app = create_app(app_config_for(database_url)) if fresh else shared_app
+    config = copy.deepcopy(dict(app.config))
+    extensions = dict(app.extensions)
+    attributes = dict(vars(app))  # what a test may set on it (test_client_class, instance_path …)
     with app.app_context():
         yield app
         db.session.remove()
@@ -116,6 +139,16 @@ def app(database_url, tmp_path):
             with contextlib.suppress(redis.ConnectionError):
                 redis.Redis.from_url(app.config["REDIS_URL"], socket_connect_timeout=1).flushdb()
         db.engine.dispose()
+    app.config.clear()
+    app.config.update(config)
+    app.extensions.clear()
+    app.extensions.update(extensions)
+    for name in set(vars(app)) - set(attributes):
+        if not isinstance(getattr(type(app), name, None), (functools.cached_property, cached_property)):
+            delattr(app, name)  # set by the test; Flask's lazily computed attributes may stay
+    for name, value in attributes.items():
+        if vars(app).get(name) is not value:
+            setattr(app, name, value)
 
 
 @pytest.fixture

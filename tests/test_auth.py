@@ -565,6 +565,7 @@ def supervisor_only(app):
         return {"ok": True}
 
 
+@pytest.mark.fresh_app  # supervisor_only adds routes
 def test_wrong_role_on_a_page_is_404_like_an_unknown_page_and_audited(client, create_staff, supervisor_only):
     user = create_staff()
     web_login(client)
@@ -583,6 +584,7 @@ def test_wrong_role_on_a_page_is_404_like_an_unknown_page_and_audited(client, cr
     assert client.get("/staff/test-supervisors").text == "supervisors"
 
 
+@pytest.mark.fresh_app  # supervisor_only adds routes
 def test_wrong_role_on_the_api_is_404_json_and_audited(client, create_staff, supervisor_only):
     user = create_staff()
     token = api_login(client).json["token"]
