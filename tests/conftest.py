@@ -7,6 +7,7 @@ import copy
 import functools
 import os
 import secrets
+import shutil
 import uuid
 from datetime import date
 
@@ -114,7 +115,7 @@ def shared_app(database_url):
 
 
 @pytest.fixture
-def app(request, database_url, shared_app):
+def app(request, database_url, shared_app, tmp_path):
     """The application on the session's database, emptied after the test.
 
     The session's application, with the configuration and the extensions (cached clients) each
@@ -126,6 +127,7 @@ def app(request, database_url, shared_app):
     config = copy.deepcopy(dict(app.config))
     extensions = dict(app.extensions)
     attributes = dict(vars(app))  # what a test may set on it (test_client_class, instance_path …)
+    app.instance_path = str(tmp_path / "instance")  # files a test makes (import dry runs) stay out of the checkout
     with app.app_context():
         yield app
         db.session.remove()
@@ -149,6 +151,16 @@ def app(request, database_url, shared_app):
     for name, value in attributes.items():
         if vars(app).get(name) is not value:
             setattr(app, name, value)
+
+
+@pytest.fixture
+def poppler():
+    """pdfinfo and pdftoppm (Debian's poppler-utils)."""
+    if not (shutil.which("pdftoppm") and shutil.which("pdfinfo")):
+        message = "poppler-utils is not installed (scripts/system-deps.sh --test)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 import threading
@@ -32,16 +31,6 @@ REPO = Path(__file__).resolve().parents[1]
 FLASK = str(Path(sys.executable).parent / "flask")
 
 pytestmark = pytest.mark.usefixtures("cjk_font")  # posters need the CJK font
-
-
-@pytest.fixture
-def poppler():
-    """pdfinfo and pdftoppm (Debian's poppler-utils)."""
-    if not (shutil.which("pdftoppm") and shutil.which("pdfinfo")):
-        message = "poppler-utils is not installed (scripts/system-deps.sh --test)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
 
 
 @pytest.fixture

@@ -4,9 +4,7 @@ print-ready PDFs (A4/A5, page counts, streamed batches) and the routes' answers.
 from __future__ import annotations
 
 import io
-import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 from urllib.parse import quote
@@ -75,16 +73,6 @@ def client(app):
 
     app.test_client_class = SupervisorClient
     return app.test_client()
-
-
-@pytest.fixture
-def poppler():
-    """pdfinfo and pdftoppm (Debian's poppler-utils)."""
-    if not (shutil.which("pdftoppm") and shutil.which("pdfinfo")):
-        message = "poppler-utils is not installed (scripts/system-deps.sh --test)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
 
 
 def decode(image: Image.Image) -> list[str]:

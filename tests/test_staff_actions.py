@@ -515,6 +515,7 @@ def test_api_item_shows_the_whole_message_timeline_and_the_actions_allowed(app, 
     assert [a["action"] for a in data["actions"]] == ["accept", "decline", "duplicate", "reassign", "note"]
     assert data["station_deputies"] == [{"id": world.d2.id, "name": "李建国"}]  # whom it may be reassigned to
     assert data["templates"] == []  # replying is not allowed before accepting
+    assert data["departments"] == []  # nor forwarding
 
     photo = client.get(data["photos"][0]["url"], headers=headers)
     assert photo.status_code == 200 and photo.headers["Content-Type"] == "image/jpeg"
@@ -530,6 +531,7 @@ def test_api_item_shows_the_whole_message_timeline_and_the_actions_allowed(app, 
     accepted = client.get(f"/api/v1/inbox/{item.ref}", headers=headers).json
     assert {"reply", "forward", "resolve"} <= {a["action"] for a in accepted["actions"]}
     assert "accept" not in {a["action"] for a in accepted["actions"]}
+    assert {d["name"] for d in accepted["departments"]} == {world.department.name, world.department2.name}
     forward(item, world.users["deputy"], world.department)
     forwarded = client.get(f"/api/v1/inbox/{item.ref}", headers=headers).json
     assert forwarded["forwards"][0]["department"] == world.department.name

@@ -14,27 +14,20 @@ from backend.auth.sessions import api_auth_required, current_staff
 from backend.extensions import csrf, db
 from backend.items import inbox as inbox_query
 from backend.items.access import can_see_item
-from backend.items.deadlines import is_overdue
-from backend.items.lifecycle import TRANSITIONS, allowed_actions, forward_link_token, perform_action
+from backend.items.lifecycle import forward_link_token, perform_action
 from backend.items.refs import format_ref
-from backend.models import Item, ItemEvent, StaffUser, utcnow
-from backend.models.item import ITEM_CATEGORY_LABELS, ITEM_OUTCOME_LABELS, ITEM_STATUS_LABELS, SATISFACTION_LABELS
+from backend.models import Item, ItemEvent, StaffUser
+from backend.models.item import ITEM_CATEGORY_LABELS, ITEM_STATUS_LABELS
 from backend.routes.api import json_body
 from backend.routes.deputy import (
-    CHANNEL_LABELS,
     HANDLERS,
     department_link,
     departments_for_region,
-    forwards_of,
+    item_context,
     item_or_404,
-    masked_contact,
     photo_response,
-    reopen_reason,
     revealed_contact,
     staff_event_label,
-    station_deputies,
-    templates_of,
-    timeline_rows,
     user_region,
 )
 
@@ -102,42 +95,42 @@ def inbox():
 
 
 def item_detail_json(item: Item, user: StaffUser) -> dict:
-    """Everything the deputy's phone shows of one item: the message, the contact (masked), photos, forwards,
-    the whole timeline (internal steps marked), and the actions ``user`` may take now with what they need."""
-    now = utcnow()
-    allowed = allowed_actions(item, user)
+    """Everything the deputy's phone shows of one item — what the web item page shows (``item_context``) —
+    as JSON: the message, the contact (masked), photos, forwards, the whole timeline (internal steps
+    marked), and the actions ``user`` may take now with what they need."""
+    page = item_context(item, user)
     return {
         "item": {
             "ref": item.ref,
-            "ref_display": format_ref(item.ref),
+            "ref_display": page["ref_display"],
             "status": item.status.value,
-            "status_label": ITEM_STATUS_LABELS[item.status],
+            "status_label": page["status_label"],
             "category": item.category.value,
-            "category_label": ITEM_CATEGORY_LABELS[item.category],
+            "category_label": page["category_label"],
             "channel": item.channel.value,
-            "channel_label": CHANNEL_LABELS.get(item.channel, ""),
+            "channel_label": page["channel_label"],
             "body": item.body,
             "created_at": item.created_at.isoformat(),
             "due_at": _iso(item.due_at),
-            "is_overdue": is_overdue(item, now),
-            "overdue_label": inbox_query.overdue_label(item.due_at, now) if item.due_at else "",
+            "is_overdue": page["is_overdue"],
+            "overdue_label": page["overdue_label"],
             "is_paused": item.paused_at is not None,
             "first_answered_at": _iso(item.first_answered_at),
             "resolved_at": _iso(item.resolved_at),
             "outcome": item.outcome.value if item.outcome else None,
-            "outcome_label": ITEM_OUTCOME_LABELS.get(item.outcome, "") if item.outcome else "",
+            "outcome_label": page["outcome_labels"].get(item.outcome, "") if item.outcome else "",
             "outcome_reason": item.outcome_reason,
             "satisfaction": item.satisfaction.value if item.satisfaction else None,
-            "satisfaction_label": SATISFACTION_LABELS.get(item.satisfaction, "") if item.satisfaction else "",
+            "satisfaction_label": page["satisfaction_label"],
             "reopen_count": item.reopen_count,
-            "reopen_reason": reopen_reason(item),
+            "reopen_reason": page["reopen_reason"],
             "needs_review": item.needs_review,
             "review_reason": item.review_reason,
             "deputy": {"id": item.deputy.id, "name": item.deputy.name} if item.deputy else None,
             "station": {"id": item.station.id, "name": item.station.name},
         },
         "contact": {
-            **masked_contact(item),
+            **page["masked"],
             "has_contact": item.has_contact,
             "reveal_url": url_for("api_staff.reveal_contact", ref=item.ref),
         },
@@ -162,18 +155,25 @@ def item_detail_json(item: Item, user: StaffUser) -> dict:
                 "promised_by": forward.promised_by.isoformat() if forward.promised_by else None,
                 "revoked_at": _iso(forward.revoked_at),
             }
-            for forward in forwards_of(item)
+            for forward in page["forwards"]
         ],
         "timeline": [
-            event_json(row["event"]) | {"actor": row["actor"], "detail": row["detail"]} for row in timeline_rows(item)
+            event_json(row["event"]) | {"actor": row["actor"], "detail": row["detail"]} for row in page["timeline"]
         ],
-        "actions": [{"action": name, "label": TRANSITIONS[name].label} for name in allowed],
-        "station_deputies": [{"id": d.id, "name": d.name} for d in station_deputies(item)]
-        if "reassign" in allowed
-        else [],
-        "templates": [{"id": t.id, "title": t.title, "body": t.body} for t in templates_of(item.station_id)]
-        if "reply" in allowed
-        else [],
+        "actions": [{"action": name, "label": page["action_labels"][name]} for name in page["allowed"]],
+        "departments": [department_json(d) for d in page["departments"]],  # those it may be forwarded to
+        "station_deputies": [{"id": d.id, "name": d.name} for d in page["station_deputies"]],
+        "templates": [{"id": t.id, "title": t.title, "body": t.body} for t in page["templates"]],
+    }
+
+
+def department_json(department) -> dict:
+    """A department items may be forwarded to."""
+    return {
+        "id": department.id,
+        "name": department.name,
+        "region": department.region.name,
+        "region_code": department.region.code,
     }
 
 
@@ -207,12 +207,7 @@ def departments():
     user = current_staff()
     ref = request.args.get("ref")
     region = item_or_404(user, ref).station.region if ref else user_region(user)
-    return jsonify(
-        departments=[
-            {"id": d.id, "name": d.name, "region": d.region.name, "region_code": d.region.code}
-            for d in departments_for_region(region)
-        ]
-    )
+    return jsonify(departments=[department_json(d) for d in departments_for_region(region)])
 
 
 def event_json(event: ItemEvent) -> dict:

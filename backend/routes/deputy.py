@@ -238,12 +238,11 @@ def masked_contact(item: Item) -> dict:
     return {"name": mask_name(item.contact_name), "phone": mask_phone(item.contact_phone)}
 
 
-def forwards_of(item: Item) -> list[ItemForward]:
-    """The item's forwards to departments, oldest first (open, answered and revoked)."""
+def _forwards(item: Item) -> list[ItemForward]:
     return list(db.session.scalars(select(ItemForward).where(ItemForward.item_id == item.id).order_by(ItemForward.id)))
 
 
-def station_deputies(item: Item) -> list[Deputy]:
+def _station_deputies(item: Item) -> list[Deputy]:
     """Serving deputies of the item's station other than its own: whom it may be reassigned to."""
     return list(
         db.session.scalars(
@@ -258,8 +257,7 @@ def station_deputies(item: Item) -> list[Deputy]:
     )
 
 
-def templates_of(station_id: int | None) -> list[ReplyTemplate]:
-    """A station's reply templates (none without a station)."""
+def _templates_of(station_id: int | None) -> list[ReplyTemplate]:
     if station_id is None:
         return []
     return list(
@@ -331,14 +329,14 @@ def item_context(item: Item, user: StaffUser, **extra) -> dict:
         "overdue_label": inbox_query.overdue_label(item.due_at, now) if item.due_at else "",
         "masked": masked_contact(item),
         "revealed": None,
-        "forwards": forwards_of(item),
+        "forwards": _forwards(item),
         "timeline": timeline_rows(item),
         "reopen_reason": reopen_reason(item),
         "allowed": allowed,
         "action_labels": {name: row.label for name, row in TRANSITIONS.items()},
         "departments": departments_for_region(item.station.region) if "forward" in allowed else [],
-        "station_deputies": station_deputies(item) if "reassign" in allowed else [],
-        "templates": templates_of(item.station_id) if "reply" in allowed else [],
+        "station_deputies": _station_deputies(item) if "reassign" in allowed else [],
+        "templates": _templates_of(item.station_id) if "reply" in allowed else [],
         "can_revoke": user.role in (StaffRole.DEPUTY, StaffRole.STATION_ADMIN),
         "today": today.isoformat(),
         "default_due": (today + timedelta(days=15)).isoformat(),
@@ -484,7 +482,7 @@ def revoke(ref: str, forward_id: int):
 def _templates_page(user: StaffUser, station_id: int, status: int = 200, **extra):
     context = {
         "user": user,
-        "templates": templates_of(station_id),
+        "templates": _templates_of(station_id),
         "values": {},
         "error": None,
         "error_field": None,
