@@ -37,8 +37,10 @@ PG_URL = os.environ.get("TEST_DATABASE_URL", "")
 
 def redis_test_url(number: int) -> str:
     """A Redis database of the local server for one test module: ``number`` on SQLite, two lower on
-    PostgreSQL, so that the two suites (run side by side by ``make test``) never flush each other's."""
-    return f"redis://127.0.0.1:6379/{number - 2 if PG_URL else number}"
+    PostgreSQL, so that the two suites (run side by side by ``make test``) never flush each other's.
+    ``TEST_REDIS_URL`` (default ``redis://127.0.0.1:6379``) names another server, for a second checkout's run."""
+    base = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379").rstrip("/")
+    return f"{base}/{number - 2 if PG_URL else number}"
 
 
 def pg_admin_url(url: str):
