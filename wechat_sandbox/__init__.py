@@ -18,10 +18,8 @@ from flask import Flask, Response
 
 from wechat_sandbox.config import settings_from_environment
 
-# The 模拟微信 page has no script and no inline style; its forms post to the sandbox itself.
-CONTENT_SECURITY_POLICY = (
-    "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
-)
+# The 模拟微信 page has no script and no inline style; its forms post to the sandbox itself; its icon is data:,.
+CONTENT_SECURITY_POLICY = "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
 
 
 def create_app(settings: dict | None = None) -> Flask:
