@@ -23,6 +23,7 @@ from wechatpy.exceptions import WeChatClientException, WeChatOAuthException
 from werkzeug.test import Client
 
 from backend import create_app
+from backend.extensions import db
 from backend.wechat import api
 from backend.wechat.client import client_class, get_client, get_mp_client
 from tests.wechat_server import (
@@ -534,6 +535,17 @@ def test_state_is_shared_by_gunicorn_workers(tmp_path):
 
 # --- kept out of production: its own app, never imported or served by the production app ------------------
 
+
+@pytest.fixture
+def built_apps():
+    """Apps a test builds itself: their database connections are closed afterwards."""
+    built = []
+    yield built
+    for built_app in built:
+        with built_app.app_context():
+            db.engine.dispose()
+
+
 # Every setting that ever switched the sandbox on, or configures it; the production app must ignore them all.
 EVERY_SANDBOX_SETTING = {
     "WECHAT_SANDBOX": "1",
@@ -608,13 +620,14 @@ def test_the_production_app_never_loads_or_serves_the_sandbox_whatever_the_setti
 
 
 @pytest.mark.parametrize("value", [None, "", "0", "false", "off", "no", "2"])
-def test_the_sandbox_setting_is_off_unless_set(app, monkeypatch, tmp_path, database_url, value):
+def test_the_sandbox_setting_is_off_unless_set(app, monkeypatch, tmp_path, database_url, built_apps, value):
     monkeypatch.setenv("INSTANCE_PATH", str(tmp_path))
     for name in [n for n in os.environ if n.startswith("WECHAT_")] + ["PUBLIC_BASE_URL"]:
         monkeypatch.delenv(name, raising=False)
     if value is not None:
         monkeypatch.setenv("WECHAT_SANDBOX", value)
     production = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": database_url})
+    built_apps.append(production)
     assert production.config["WECHAT_SANDBOX"] is False
     assert production.config["WECHAT_APPID"] is None  # no sandbox id stands in for a missing one
     assert production.config["WECHAT_API_BASE"] == "https://api.weixin.qq.com/"
@@ -679,9 +692,10 @@ def test_the_sandbox_setting_is_accepted_on_loopback(app, monkeypatch, tmp_path,
     assert config["WECHAT_MINIPROGRAM_STATE"] == "developer"
 
 
-def test_a_staging_server_may_point_at_the_sandbox_when_it_says_so(app, monkeypatch, tmp_path):
+def test_a_staging_server_may_point_at_the_sandbox_when_it_says_so(app, monkeypatch, tmp_path, built_apps):
     _sandbox_environment(monkeypatch, tmp_path, "https://staging.msl.example.cn", WECHAT_SANDBOX_STAGING="1")
     production = create_app({"TESTING": True})
+    built_apps.append(production)
     assert production.config["WECHAT_API_BASE"] == "https://staging.msl.example.cn/_wechat/"
     assert production.test_client().get("/_wechat/").status_code == 404  # served only by the composition
 
@@ -690,7 +704,7 @@ def test_a_staging_server_may_point_at_the_sandbox_when_it_says_so(app, monkeypa
 
 
 def test_make_runs_composition_serves_both_apps_and_the_sandbox_knows_the_apps_settings(
-    app, monkeypatch, tmp_path, database_url
+    app, monkeypatch, tmp_path, database_url, built_apps
 ):
     _sandbox_environment(
         monkeypatch,
@@ -701,7 +715,9 @@ def test_make_runs_composition_serves_both_apps_and_the_sandbox_knows_the_apps_s
         WECHAT_SANDBOX_DB=str(tmp_path / "sandbox.sqlite3"),
     )
     monkeypatch.setenv("DATABASE_URL", database_url)
-    served = Client(compose.create_app())
+    composed = compose.create_app()
+    built_apps.append(composed.app)
+    served = Client(composed)
 
     page = served.get("/_wechat/")
     assert page.status_code == 200
@@ -726,7 +742,7 @@ def test_make_runs_composition_serves_both_apps_and_the_sandbox_knows_the_apps_s
 
 
 def test_on_a_staging_server_the_sandboxs_oauth_page_returns_to_the_apps_host_only(
-    app, monkeypatch, tmp_path, database_url
+    app, monkeypatch, tmp_path, database_url, built_apps
 ):
     _sandbox_environment(
         monkeypatch,
@@ -738,7 +754,9 @@ def test_on_a_staging_server_the_sandboxs_oauth_page_returns_to_the_apps_host_on
         WECHAT_SANDBOX_DB=str(tmp_path / "sandbox.sqlite3"),
     )
     monkeypatch.setenv("DATABASE_URL", database_url)
-    served = Client(compose.create_app())
+    composed = compose.create_app()
+    built_apps.append(composed.app)
+    served = Client(composed)
     oauth = {"appid": MP_APPID, "response_type": "code", "scope": "snsapi_base"}
     back = served.get(
         "/_wechat/connect/oauth2/authorize",
