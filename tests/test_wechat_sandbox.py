@@ -752,6 +752,7 @@ def test_on_a_staging_server_the_sandboxs_oauth_page_returns_to_the_apps_host_on
         WECHAT_MP_APPID=MP_APPID,
         WECHAT_MP_SECRET="mp-secret",
         WECHAT_SANDBOX_DB=str(tmp_path / "sandbox.sqlite3"),
+        WECHAT_SANDBOX_OAUTH_HOSTS="preview.msl.example.cn",  # kept beside the app's own host
     )
     monkeypatch.setenv("DATABASE_URL", database_url)
     composed = compose.create_app()
@@ -765,6 +766,12 @@ def test_on_a_staging_server_the_sandboxs_oauth_page_returns_to_the_apps_host_on
     )
     assert back.status_code == 302
     assert back.headers["Location"].startswith("https://staging.msl.example.cn/c/abc?code=")
+    preview = served.get(
+        "/_wechat/connect/oauth2/authorize",
+        query_string={**oauth, "redirect_uri": "https://preview.msl.example.cn/c/abc"},
+        headers={"Host": "staging.msl.example.cn"},
+    )
+    assert preview.status_code == 302
     elsewhere = served.get(
         "/_wechat/connect/oauth2/authorize",
         query_string={**oauth, "redirect_uri": "https://evil.example.com/c/abc"},

@@ -21,6 +21,7 @@ from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
 from backend import create_app as create_production_app
 from wechat_sandbox import create_app as create_sandbox_app
+from wechat_sandbox.config import listed
 
 SANDBOX_PATH = "/_wechat"
 
@@ -32,7 +33,10 @@ def sandbox_settings(production: Flask) -> dict:
     config = production.config
     settings = {
         "WECHAT_TEMPLATES": config["WECHAT_TEMPLATES"],
-        "WECHAT_SANDBOX_OAUTH_HOSTS": [urlsplit(config["PUBLIC_BASE_URL"]).hostname],
+        "WECHAT_SANDBOX_OAUTH_HOSTS": [
+            *listed("WECHAT_SANDBOX_OAUTH_HOSTS"),
+            urlsplit(config["PUBLIC_BASE_URL"]).hostname,
+        ],
     }
     for name in ("WECHAT_APPID", "WECHAT_SECRET", "WECHAT_MP_APPID", "WECHAT_MP_SECRET"):
         if config.get(name):

@@ -17,7 +17,7 @@ APPID = "wx-sandbox-app"
 SECRET = "sandbox-secret"  # noqa: S105 - the sandbox's own, public by design
 
 
-def _listed(name: str) -> list[str]:
+def listed(name: str) -> list[str]:
     """A comma-separated setting as a list (empty when unset)."""
     return [part.strip() for part in (os.environ.get(name) or "").split(",") if part.strip()]
 
@@ -40,7 +40,7 @@ def settings_from_environment(instance_path: str) -> dict:
         # Token fetches per app per day; 45009 past it, as WeChat answers past its 2,000.
         "WECHAT_SANDBOX_TOKEN_DAILY_LIMIT": int(os.environ.get("WECHAT_SANDBOX_TOKEN_DAILY_LIMIT") or 2000),
         # Hosts the OAuth page may redirect to besides this server's own and loopback (WeChat's 网页授权域名).
-        "WECHAT_SANDBOX_OAUTH_HOSTS": _listed("WECHAT_SANDBOX_OAUTH_HOSTS"),
+        "WECHAT_SANDBOX_OAUTH_HOSTS": listed("WECHAT_SANDBOX_OAUTH_HOSTS"),
         # The mini-program's published pages; unset, read from miniprogram_stub/app.json when it exists.
-        "WECHAT_SANDBOX_PAGES": _listed("WECHAT_SANDBOX_PAGES") or None,
+        "WECHAT_SANDBOX_PAGES": listed("WECHAT_SANDBOX_PAGES") or None,
     }
