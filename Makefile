@@ -15,12 +15,10 @@ $(VENV)/.installed: $(BIN)/python requirements.txt requirements-dev.txt
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	touch $@
 
-## run: set up, migrate, load the demo county once, and serve on http://127.0.0.1:$(PORT) with the outbox and poster workers
+## run: set up, migrate, load the demo county once, and serve on http://127.0.0.1:$(PORT) with the local WeChat
+## sandbox at /_wechat/ and the outbox and poster workers (scripts/run.sh)
 run: $(VENV)/.installed
 	scripts/system-deps.sh
-	$(BIN)/flask db upgrade
-	$(BIN)/flask demo load --if-empty
-	PORT=$(PORT) $(BIN)/flask demo urls
 	PORT=$(PORT) scripts/run.sh
 
 ## test: ruff, then pytest on SQLite, on PostgreSQL, and in Chromium (says what it skipped)

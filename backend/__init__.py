@@ -6,7 +6,7 @@ import os
 
 from flask import Flask
 
-from backend.config import Config
+from backend.config import Config, check_wechat_sandbox
 
 
 def create_app(test_config: dict | None = None) -> Flask:
@@ -27,6 +27,7 @@ def create_app(test_config: dict | None = None) -> Flask:
                 and not os.environ.get("WECHAT_API_BASE")
             ):
                 app.config["WECHAT_API_BASE"] = base + "/_wechat/"
+    check_wechat_sandbox(app.config)
 
     from backend import database, security
     from backend.extensions import csrf, db, migrate
@@ -49,7 +50,8 @@ def create_app(test_config: dict | None = None) -> Flask:
 
 
 def register_blueprints(app: Flask) -> None:
-    """One blueprint per audience (the local WeChat sandbox only when configured, never in production)."""
+    """One blueprint per audience. The local WeChat sandbox is not one of them, whatever the settings: it is an
+    application of its own (``wechat_sandbox``) that ``make run`` serves beside this one."""
     from backend.routes import (
         admin,
         api,
@@ -74,10 +76,6 @@ def register_blueprints(app: Flask) -> None:
         rating.bp, api_wechat.bp, posters.bp, admin.bp, api_resident.bp, wechat_pages.bp, supervision.bp,
         supervision.api_bp,
     ]  # fmt: skip
-    if app.config.get("WECHAT_SANDBOX"):
-        from backend.wechat.sandbox.routes import bp as wechat_sandbox_bp
-
-        blueprints.append(wechat_sandbox_bp)
     for blueprint in blueprints:
         app.register_blueprint(blueprint)
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from pathlib import Path
+from urllib.parse import urlsplit
 
 
 def _env_int(name: str, default: int) -> int:
@@ -44,6 +46,31 @@ def load_secret_key(instance_path: str) -> str:
 
         time.sleep(0.01)
     raise RuntimeError(f"{path} is empty")
+
+
+def is_loopback_url(url: str) -> bool:
+    """True when ``url``'s host is this machine only: ``localhost``, 127.0.0.0/8 or ::1."""
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_wechat_sandbox(config) -> None:
+    """Refuse to start pointed at the local WeChat sandbox on a public address: ``make run`` serves the sandbox
+    at the same ``PUBLIC_BASE_URL``, and it lists every openid and mints login codes for any of them."""
+    if not config.get("WECHAT_SANDBOX") or config.get("WECHAT_SANDBOX_STAGING"):
+        return
+    if is_loopback_url(config["PUBLIC_BASE_URL"]):
+        return
+    raise RuntimeError(
+        f"WECHAT_SANDBOX=1 but PUBLIC_BASE_URL={config['PUBLIC_BASE_URL']} is not a loopback address. The local "
+        "WeChat sandbox lists every openid and mints login codes for any of them: unset WECHAT_SANDBOX in "
+        "production, or on a staging server that only testers reach set WECHAT_SANDBOX_STAGING=1 as well."
+    )
 
 
 class Config:
@@ -140,11 +167,15 @@ class Config:
         self.OUTBOX_IDLE_SECONDS = float(os.environ.get("OUTBOX_IDLE_SECONDS") or 1)
         # How often a worker queues reminders for items that became overdue (seconds; 0: never).
         self.OUTBOX_OVERDUE_SCAN_SECONDS = float(os.environ.get("OUTBOX_OVERDUE_SCAN_SECONDS") or 600)
-        # WeChat (backend/wechat). Production sets WECHAT_APPID and so never serves the local WeChat sandbox;
-        # without it every WeChat call goes to the sandbox under /_wechat/ of this server.
-        self.WECHAT_SANDBOX = _env_bool("WECHAT_SANDBOX", not os.environ.get("WECHAT_APPID"))
-        self.WECHAT_APPID = os.environ.get("WECHAT_APPID") or "wx-sandbox-app"
-        self.WECHAT_SECRET = os.environ.get("WECHAT_SECRET") or "sandbox-secret"
+        # WeChat (backend/wechat). WECHAT_SANDBOX=1 (`make run` sets it, never production) points every WeChat
+        # call at the local WeChat sandbox under <PUBLIC_BASE_URL>/_wechat/, which `make run` serves beside this
+        # app (wechat_sandbox/compose.py): this app itself never serves or imports it. Allowed only on a loopback
+        # PUBLIC_BASE_URL, or with WECHAT_SANDBOX_STAGING=1 on a staging server (check_wechat_sandbox).
+        self.WECHAT_SANDBOX = _env_bool("WECHAT_SANDBOX", False)
+        self.WECHAT_SANDBOX_STAGING = _env_bool("WECHAT_SANDBOX_STAGING", False)
+        # The mini-program (unset: none, and WeChat refuses every call; `make run` gives the sandbox's).
+        self.WECHAT_APPID = os.environ.get("WECHAT_APPID") or None
+        self.WECHAT_SECRET = os.environ.get("WECHAT_SECRET") or None
         self.WECHAT_API_BASE = os.environ.get("WECHAT_API_BASE") or (
             self.PUBLIC_BASE_URL + "/_wechat/" if self.WECHAT_SANDBOX else "https://api.weixin.qq.com/"
         )
@@ -158,25 +189,6 @@ class Config:
         self.WECHAT_MP_SECRET = os.environ.get("WECHAT_MP_SECRET") or None
         self.WECHAT_MINIPROGRAM_STATE = os.environ.get("WECHAT_MINIPROGRAM_STATE") or (
             "developer" if self.WECHAT_SANDBOX else "formal"
-        )
-        # The local WeChat sandbox (backend/wechat/sandbox): its own SQLite file, shared by every worker;
-        # how long a "timeout" fault sleeps (longer than the client's timeout); tokens per day (45009 past it);
-        # the mini-program's published pages (unset: read from miniprogram_stub/app.json when it exists).
-        self.WECHAT_SANDBOX_DB = os.environ.get("WECHAT_SANDBOX_DB") or str(
-            Path(instance_path) / "wechat_sandbox.sqlite3"
-        )
-        self.WECHAT_SANDBOX_TIMEOUT_SECONDS = float(
-            os.environ.get("WECHAT_SANDBOX_TIMEOUT_SECONDS") or self.WECHAT_TIMEOUT_SECONDS + 5
-        )
-        self.WECHAT_SANDBOX_TOKEN_DAILY_LIMIT = _env_int("WECHAT_SANDBOX_TOKEN_DAILY_LIMIT", 2000)
-        # Hosts the sandbox's OAuth page may redirect to besides this server's own (WeChat's 网页授权域名).
-        self.WECHAT_SANDBOX_OAUTH_HOSTS = [
-            h.strip() for h in (os.environ.get("WECHAT_SANDBOX_OAUTH_HOSTS") or "").split(",") if h.strip()
-        ]
-        self.WECHAT_SANDBOX_PAGES = (
-            [p.strip() for p in os.environ["WECHAT_SANDBOX_PAGES"].split(",") if p.strip()]
-            if os.environ.get("WECHAT_SANDBOX_PAGES")
-            else None
         )
         # Posters: a font file (.ttc/.otf/.ttf) with Chinese glyphs, instead of the Noto Sans CJK SC that
         # fontconfig finds (Debian's fonts-noto-cjk, installed by scripts/system-deps.sh).

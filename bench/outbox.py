@@ -1,7 +1,7 @@
 """Outbox delivery: two ``flask outbox run`` workers drain 10,000 rows through the local WeChat sandbox,
 against the raw rate of the same wechatpy call (``send_subscribe_message``) in a loop, in one run.
 
-The sandbox is served by gunicorn (the project's app with ``WECHAT_SANDBOX`` on, 4 sync workers), its
+The sandbox is served by gunicorn (its own app, ``wechat_sandbox:create_app()``, 4 sync workers), its
 state in its own SQLite file. The baseline is one loop in this process calling
 ``backend.wechat.api.send_subscribe_message`` — the call the workers make, with the same client, token
 store and database — half of it before the workers run and half after. The workers' rate counts
@@ -27,6 +27,8 @@ from datetime import timedelta
 from pathlib import Path
 
 from bench.submit import REPO_ROOT, VENV_BIN, fresh_database, gunicorn, postgres_answers, run_cli
+from wechat_sandbox.config import APPID as SANDBOX_APPID
+from wechat_sandbox.config import SECRET as SANDBOX_SECRET
 
 TARGET_RATIO = 0.5
 RAW_OPENID = "o-bench-raw"
@@ -67,7 +69,8 @@ def base_env(url: str, workdir: Path) -> dict[str, str]:
         "DATABASE_URL": url,
         "INSTANCE_PATH": str(workdir / "instance"),
         "SECRET_KEY": "bench-outbox",
-        "WECHAT_SANDBOX": "1",
+        "WECHAT_APPID": SANDBOX_APPID,  # the mini-program the sandbox knows
+        "WECHAT_SECRET": SANDBOX_SECRET,
         "WECHAT_SANDBOX_DB": str(workdir / "wechat_sandbox.sqlite3"),
         "WECHAT_SANDBOX_PAGES": PAGES,
         "WECHAT_SANDBOX_TOKEN_DAILY_LIMIT": "100000",
@@ -97,7 +100,7 @@ def seed(url: str, rows: int, raw: int, sandbox_db: str) -> None:
         SubscriptionCredit,
         utcnow,
     )
-    from backend.wechat.sandbox.state import SandboxState
+    from wechat_sandbox.state import SandboxState
 
     app = create_app({"SQLALCHEMY_DATABASE_URI": url})
     templates = {purpose: entry["id"] for purpose, entry in app.config["WECHAT_TEMPLATES"].items()}
@@ -163,7 +166,15 @@ def raw_loop(url: str, api_base: str, calls: int) -> float:
     from backend import create_app
     from backend.wechat.api import send_subscribe_message
 
-    app = create_app({"SQLALCHEMY_DATABASE_URI": url, "WECHAT_API_BASE": api_base, "WECHAT_TIMEOUT_SECONDS": 10})
+    app = create_app(
+        {
+            "SQLALCHEMY_DATABASE_URI": url,
+            "WECHAT_API_BASE": api_base,
+            "WECHAT_APPID": SANDBOX_APPID,
+            "WECHAT_SECRET": SANDBOX_SECRET,
+            "WECHAT_TIMEOUT_SECONDS": 10,
+        }
+    )
     template = app.config["WECHAT_TEMPLATES"]["item_progress"]["id"]
     data = {
         "character_string1": {"value": "BENCHRAW"},
@@ -234,12 +245,11 @@ def bench_engine(engine: str, options: Options, out: Callable[[str], None]) -> b
         run_cli(env, "db", "upgrade")
         run_cli(env, "demo", "load")
         seed(url, options.rows, options.raw, env["WECHAT_SANDBOX_DB"])
-        with gunicorn("backend:create_app()", env, workdir / "gunicorn.log") as port:
-            api_base = f"http://127.0.0.1:{port}/_wechat/"
+        with gunicorn("wechat_sandbox:create_app()", env, workdir / "gunicorn.log") as port:
+            api_base = f"http://127.0.0.1:{port}/"
             half = options.raw // 2
             raw_seconds = raw_loop(url, api_base, half)
             worker_env = env | {
-                "WECHAT_SANDBOX": "0",
                 "WECHAT_API_BASE": api_base,
                 "WECHAT_MINIPROGRAM_STATE": "developer",
                 "OUTBOX_BATCH": str(options.batch),

@@ -71,12 +71,15 @@ def stored_token(appid: str = APPID) -> WechatAccessToken | None:
 # --- settings and classes ---------------------------------------------------------------------------
 
 
-def test_settings_without_an_app_id_serve_the_sandbox(tmp_path, monkeypatch):
+def test_make_runs_settings_point_every_call_at_the_sandbox(tmp_path, monkeypatch):
     monkeypatch.setenv("INSTANCE_PATH", str(tmp_path))
     for name in [n for n in os.environ if n.startswith("WECHAT_")] + ["PUBLIC_BASE_URL"]:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("PORT", "5123")
-    config = create_app().config
+    for name, value in {"WECHAT_SANDBOX": "1", "WECHAT_APPID": APPID, "WECHAT_SECRET": SECRET}.items():
+        monkeypatch.setenv(name, value)  # as `make run` sets them
+    app = create_app()
+    config = app.config
     assert config["WECHAT_SANDBOX"] is True
     assert config["WECHAT_APPID"] == "wx-sandbox-app"
     assert config["WECHAT_SECRET"] == "sandbox-secret"
@@ -84,9 +87,9 @@ def test_settings_without_an_app_id_serve_the_sandbox(tmp_path, monkeypatch):
     assert config["WECHAT_MINIPROGRAM_STATE"] == "developer"
     assert config["WECHAT_TIMEOUT_SECONDS"] == 5
     assert config["WECHAT_TOKEN_REFRESH_LIMIT"] == 3
-    assert config["WECHAT_SANDBOX_DB"] == str(tmp_path / "wechat_sandbox.sqlite3")
     assert config["WECHAT_MP_APPID"] is None
-    assert any(rule.rule == "/_wechat/cgi-bin/token" for rule in create_app().url_map.iter_rules())
+    # The app only points at the sandbox; `make run` serves it beside the app (wechat_sandbox/compose.py).
+    assert not [rule.rule for rule in app.url_map.iter_rules() if rule.rule.startswith("/_wechat")]
 
 
 def test_production_settings_never_serve_the_sandbox(tmp_path, monkeypatch):
@@ -364,8 +367,8 @@ def test_45009_raises_api_limited(app, wechat_sandbox, db_tokens):
 
 
 def test_token_quota_raises_api_limited(app, wechat_sandbox, db_tokens):
-    limit = wechat_sandbox.app.config["WECHAT_SANDBOX_TOKEN_DAILY_LIMIT"]
-    wechat_sandbox.app.config["WECHAT_SANDBOX_TOKEN_DAILY_LIMIT"] = 2
+    limit = wechat_sandbox.sandbox_app.config["WECHAT_SANDBOX_TOKEN_DAILY_LIMIT"]
+    wechat_sandbox.sandbox_app.config["WECHAT_SANDBOX_TOKEN_DAILY_LIMIT"] = 2
     try:
         client = get_client()
         client.fetch_access_token()
@@ -374,7 +377,7 @@ def test_token_quota_raises_api_limited(app, wechat_sandbox, db_tokens):
             client.fetch_access_token()
         assert exc_info.value.errcode == 45009
     finally:
-        wechat_sandbox.app.config["WECHAT_SANDBOX_TOKEN_DAILY_LIMIT"] = limit
+        wechat_sandbox.sandbox_app.config["WECHAT_SANDBOX_TOKEN_DAILY_LIMIT"] = limit
 
 
 @pytest.mark.parametrize("path", [SEND, TOKEN])

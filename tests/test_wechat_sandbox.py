@@ -6,6 +6,7 @@ where wechatpy has a call; the controls; the 模拟微信 page; state shared by 
 from __future__ import annotations
 
 import io
+import json
 import os
 import socket
 import subprocess
@@ -19,7 +20,10 @@ import requests
 import zxingcpp
 from PIL import Image
 from wechatpy.exceptions import WeChatClientException, WeChatOAuthException
+from werkzeug.test import Client
 
+from backend import create_app
+from backend.extensions import db
 from backend.wechat import api
 from backend.wechat.client import client_class, get_client, get_mp_client
 from tests.wechat_server import (
@@ -28,6 +32,7 @@ from tests.wechat_server import (
     SECRET,
     wechat_sandbox,  # noqa: F401
 )
+from wechat_sandbox import compose
 
 TEMPLATE = "tpl-item-progress"
 ALICE = "oAlice"
@@ -52,11 +57,11 @@ def sandbox_setting(wechat_sandbox):
     saved = {}
 
     def _set(name, value):
-        saved.setdefault(name, wechat_sandbox.app.config.get(name))
-        wechat_sandbox.app.config[name] = value
+        saved.setdefault(name, wechat_sandbox.sandbox_app.config.get(name))
+        wechat_sandbox.sandbox_app.config[name] = value
 
     yield _set
-    wechat_sandbox.app.config.update(saved)
+    wechat_sandbox.sandbox_app.config.update(saved)
 
 
 # --- access token ---------------------------------------------------------------------------------
@@ -431,7 +436,7 @@ def test_page_shows_what_each_user_received(app, wechat_sandbox):
     api.send_subscribe_message(ALICE, TEMPLATE, {**PROGRESS, "phrase2": "已办结"})
     answer = raw(wechat_sandbox, "GET", "")
     assert answer.status_code == 200
-    assert "script-src 'self'" in answer.headers["Content-Security-Policy"]
+    assert answer.headers["Content-Security-Policy"].startswith("default-src 'none'; style-src 'self';")
     html = answer.text
     assert "模拟微信" in html and 'lang="zh-CN"' in html
     assert "oAlice" in html and "oBob" in html
@@ -442,6 +447,9 @@ def test_page_shows_what_each_user_received(app, wechat_sandbox):
     assert "pages/item/item?ref=1" in html
     assert "<script" not in html and "style=" not in html and "<style" not in html
     assert "还没有收到通知" in html  # Bob
+    stylesheet = raw(wechat_sandbox, "GET", "static/sandbox.css")  # its own, under /_wechat/ like the page
+    assert '<link rel="stylesheet" href="/_wechat/static/sandbox.css">' in html
+    assert stylesheet.status_code == 200 and stylesheet.headers["Content-Type"].startswith("text/css")
 
 
 def test_page_form_accepts_a_subscription(app, wechat_sandbox):
@@ -467,23 +475,22 @@ def _free_port() -> int:
 
 
 def test_state_is_shared_by_gunicorn_workers(tmp_path):
+    # The sandbox alone, from its own factory and the environment: WeChat's paths from the root.
     port = _free_port()
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("WECHAT_")},
         "INSTANCE_PATH": str(tmp_path),
-        "DATABASE_URL": "sqlite:///" + str(tmp_path / "app.sqlite3"),
-        "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
         "WECHAT_SANDBOX_DB": str(tmp_path / "sandbox.sqlite3"),
     }
     gunicorn = Path(sys.executable).parent / "gunicorn"
     process = subprocess.Popen(
-        [str(gunicorn), "--workers", "3", "--bind", f"127.0.0.1:{port}", "backend:create_app()"],
+        [str(gunicorn), "--workers", "3", "--bind", f"127.0.0.1:{port}", "wechat_sandbox:create_app()"],
         cwd=Path(__file__).resolve().parents[1],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
-    base = f"http://127.0.0.1:{port}/_wechat/"
+    base = f"http://127.0.0.1:{port}/"
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -524,3 +531,263 @@ def test_state_is_shared_by_gunicorn_workers(tmp_path):
         process.terminate()
         process.wait(10)
         process.stderr.close()
+
+
+# --- kept out of production: its own app, never imported or served by the production app ------------------
+
+
+@pytest.fixture
+def built_apps():
+    """Apps a test builds itself: their database connections are closed afterwards."""
+    built = []
+    yield built
+    for built_app in built:
+        with built_app.app_context():
+            db.engine.dispose()
+
+
+# Every setting that ever switched the sandbox on, or configures it; the production app must ignore them all.
+EVERY_SANDBOX_SETTING = {
+    "WECHAT_SANDBOX": "1",
+    "WECHAT_SANDBOX_STAGING": "1",
+    "WECHAT_APPID": "",
+    "WECHAT_SECRET": "",
+    "WECHAT_MP_APPID": "wx-sandbox-mp",
+    "WECHAT_MP_SECRET": "sandbox-mp-secret",
+    "WECHAT_SANDBOX_DB": "/nonexistent/sandbox.sqlite3",
+    "WECHAT_SANDBOX_PAGES": "pages/landing/landing",
+    "WECHAT_SANDBOX_OAUTH_HOSTS": "msl.example.cn",
+    "WECHAT_SANDBOX_TOKEN_DAILY_LIMIT": "5",
+    "WECHAT_SANDBOX_TIMEOUT_SECONDS": "1",
+}
+
+# Run in a fresh interpreter: build the production app under each environment, import every module of the
+# production package besides (whatever a request or a command might load), knock on the sandbox's doors.
+PROBE = """
+import importlib, json, os, pkgutil, sys
+import backend
+from backend import create_app
+
+report = []
+for env in json.loads(sys.argv[1]):
+    os.environ.update(env)
+    app = create_app()
+    for module in pkgutil.walk_packages(backend.__path__, "backend."):
+        importlib.import_module(module.name)
+    client = app.test_client()
+    report.append({
+        "sandbox_setting": app.config["WECHAT_SANDBOX"],
+        "rules": [r.rule for r in app.url_map.iter_rules() if "wechat_sandbox" in r.endpoint or "_wechat" in r.rule],
+        "answers": [
+            client.get("/_wechat/").status_code,
+            client.get("/_wechat/sandbox/messages").status_code,
+            client.post("/_wechat/sandbox/login-code", json={"openid": "oVictim"}).status_code,
+            client.get("/_wechat/cgi-bin/token", query_string={"grant_type": "client_credential"}).status_code,
+        ],
+        "modules": sorted(name for name in sys.modules if name.split(".")[0] == "wechat_sandbox"),
+    })
+print(json.dumps(report))
+"""
+
+
+def test_the_production_app_never_loads_or_serves_the_sandbox_whatever_the_settings(tmp_path, database_url):
+    base = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("WECHAT_") and k != "PUBLIC_BASE_URL"},
+        "INSTANCE_PATH": str(tmp_path),
+        "DATABASE_URL": database_url,
+    }
+    environments = [
+        {},  # nothing set, not even WECHAT_APPID: the H5-only deployment of finding 5
+        {**EVERY_SANDBOX_SETTING, "PUBLIC_BASE_URL": "http://127.0.0.1:5000"},  # make run's
+        {**EVERY_SANDBOX_SETTING, "PUBLIC_BASE_URL": "https://staging.msl.example.cn"},  # a staging server
+    ]
+    result = subprocess.run(
+        [sys.executable, "-c", PROBE, json.dumps(environments)],
+        cwd=Path(__file__).resolve().parents[1],
+        env=base,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert [r["sandbox_setting"] for r in report] == [False, True, True]
+    for answer in report:
+        assert answer["rules"] == []
+        assert answer["answers"] == [404, 404, 404, 404]
+        assert answer["modules"] == []
+
+
+@pytest.mark.parametrize("value", [None, "", "0", "false", "off", "no", "2"])
+def test_the_sandbox_setting_is_off_unless_set(app, monkeypatch, tmp_path, database_url, built_apps, value):
+    monkeypatch.setenv("INSTANCE_PATH", str(tmp_path))
+    for name in [n for n in os.environ if n.startswith("WECHAT_")] + ["PUBLIC_BASE_URL"]:
+        monkeypatch.delenv(name, raising=False)
+    if value is not None:
+        monkeypatch.setenv("WECHAT_SANDBOX", value)
+    production = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": database_url})
+    built_apps.append(production)
+    assert production.config["WECHAT_SANDBOX"] is False
+    assert production.config["WECHAT_APPID"] is None  # no sandbox id stands in for a missing one
+    assert production.config["WECHAT_API_BASE"] == "https://api.weixin.qq.com/"
+    assert production.config["WECHAT_MINIPROGRAM_STATE"] == "formal"
+    client = production.test_client()
+    for path in ("/_wechat/", "/_wechat/sandbox/messages", "/_wechat/connect/oauth2/authorize"):
+        assert client.get(path).status_code == 404, path
+    minted = client.post("/_wechat/sandbox/login-code", json={"openid": "oVictim"})
+    assert minted.status_code == 404
+    assert b"oVictim" not in minted.data
+
+
+REFUSED_ADDRESSES = [
+    "https://msl.example.cn",
+    "http://203.0.113.7:5000",
+    "http://0.0.0.0:5000",  # every interface
+    "http://192.168.1.10:5000",  # a LAN is other people too
+    "http://[2001:db8::1]:5000",
+    "http://127.0.0.1.nip.io:5000",  # a name that only looks like loopback
+    "http://localhost.example.cn",
+    "http://",
+]
+ALLOWED_ADDRESSES = ["http://127.0.0.1:5000", "http://localhost:8000", "http://[::1]:5000", "http://127.0.0.2"]
+
+
+def _sandbox_environment(monkeypatch, tmp_path, public_base_url: str, **more: str) -> None:
+    monkeypatch.setenv("INSTANCE_PATH", str(tmp_path))
+    for name in [n for n in os.environ if n.startswith("WECHAT_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("WECHAT_SANDBOX", "1")
+    monkeypatch.setenv("PUBLIC_BASE_URL", public_base_url)
+    for name, value in more.items():
+        monkeypatch.setenv(name, value)
+
+
+@pytest.mark.parametrize("public_base_url", REFUSED_ADDRESSES)
+def test_the_app_refuses_to_start_with_the_sandbox_on_a_public_address(app, monkeypatch, tmp_path, public_base_url):
+    _sandbox_environment(monkeypatch, tmp_path, public_base_url)
+    with pytest.raises(RuntimeError) as refused:
+        create_app({"TESTING": True})
+    message = str(refused.value)
+    assert f"WECHAT_SANDBOX=1 but PUBLIC_BASE_URL={public_base_url.rstrip('/')} is not a loopback address" in message
+    assert "WECHAT_SANDBOX_STAGING=1" in message
+    # The same when the settings come from the factory's argument instead of the environment.
+    monkeypatch.delenv("WECHAT_SANDBOX")
+    with pytest.raises(RuntimeError, match="WECHAT_SANDBOX_STAGING=1"):
+        create_app({"TESTING": True, "WECHAT_SANDBOX": True, "PUBLIC_BASE_URL": public_base_url})
+    # A staging value that is not a yes is no override.
+    monkeypatch.setenv("WECHAT_SANDBOX", "1")
+    for not_yes in ("0", "", "false"):
+        monkeypatch.setenv("WECHAT_SANDBOX_STAGING", not_yes)
+        with pytest.raises(RuntimeError, match="not a loopback address"):
+            create_app({"TESTING": True})
+
+
+@pytest.mark.parametrize("public_base_url", ALLOWED_ADDRESSES)
+def test_the_sandbox_setting_is_accepted_on_loopback(app, monkeypatch, tmp_path, public_base_url):
+    _sandbox_environment(monkeypatch, tmp_path, public_base_url)
+    config = create_app({"TESTING": True}).config
+    assert config["WECHAT_SANDBOX"] is True
+    assert config["WECHAT_API_BASE"] == public_base_url + "/_wechat/"
+    assert config["WECHAT_MINIPROGRAM_STATE"] == "developer"
+
+
+def test_a_staging_server_may_point_at_the_sandbox_when_it_says_so(app, monkeypatch, tmp_path, built_apps):
+    _sandbox_environment(monkeypatch, tmp_path, "https://staging.msl.example.cn", WECHAT_SANDBOX_STAGING="1")
+    production = create_app({"TESTING": True})
+    built_apps.append(production)
+    assert production.config["WECHAT_API_BASE"] == "https://staging.msl.example.cn/_wechat/"
+    assert production.test_client().get("/_wechat/").status_code == 404  # served only by the composition
+
+
+# --- make run's composition --------------------------------------------------------------------------------
+
+
+def test_make_runs_composition_serves_both_apps_and_the_sandbox_knows_the_apps_settings(
+    app, monkeypatch, tmp_path, database_url, built_apps
+):
+    _sandbox_environment(
+        monkeypatch,
+        tmp_path,
+        "http://localhost:5123",
+        WECHAT_APPID="wx-demo-composed",  # not the sandbox's default: the composition passes the app's own
+        WECHAT_SECRET="composed-secret",
+        WECHAT_SANDBOX_DB=str(tmp_path / "sandbox.sqlite3"),
+    )
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    composed = compose.create_app()
+    built_apps.append(composed.app)
+    served = Client(composed)
+
+    page = served.get("/_wechat/")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert "模拟微信" in html
+    assert "办理进度通知（tpl-item-progress）" in html  # the app's templates, as its WeChat console would list them
+    stylesheet = served.get("/_wechat/static/sandbox.css")
+    stylesheet.close()
+    assert stylesheet.status_code == 200
+    assert served.get("/stations").status_code == 200  # the production app, at the root
+    assert served.get("/_wechatx").status_code == 404  # only /_wechat/ is the sandbox's
+
+    token = served.get(
+        "/_wechat/cgi-bin/token",
+        query_string={"grant_type": "client_credential", "appid": "wx-demo-composed", "secret": "composed-secret"},
+    ).get_json()
+    assert token["expires_in"] == 7200
+    default_app = served.get(
+        "/_wechat/cgi-bin/token", query_string={"grant_type": "client_credential", "appid": APPID, "secret": SECRET}
+    ).get_json()
+    assert default_app["errcode"] == 40013  # the sandbox knows the composed app, not its own default
+
+
+def test_on_a_staging_server_the_sandboxs_oauth_page_returns_to_the_apps_host_only(
+    app, monkeypatch, tmp_path, database_url, built_apps
+):
+    _sandbox_environment(
+        monkeypatch,
+        tmp_path,
+        "https://staging.msl.example.cn",
+        WECHAT_SANDBOX_STAGING="1",
+        WECHAT_MP_APPID=MP_APPID,
+        WECHAT_MP_SECRET="mp-secret",
+        WECHAT_SANDBOX_DB=str(tmp_path / "sandbox.sqlite3"),
+        WECHAT_SANDBOX_OAUTH_HOSTS="preview.msl.example.cn",  # kept beside the app's own host
+    )
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    composed = compose.create_app()
+    built_apps.append(composed.app)
+    served = Client(composed)
+    oauth = {"appid": MP_APPID, "response_type": "code", "scope": "snsapi_base"}
+    back = served.get(
+        "/_wechat/connect/oauth2/authorize",
+        query_string={**oauth, "redirect_uri": "https://staging.msl.example.cn/c/abc"},
+        headers={"Host": "staging.msl.example.cn"},
+    )
+    assert back.status_code == 302
+    assert back.headers["Location"].startswith("https://staging.msl.example.cn/c/abc?code=")
+    preview = served.get(
+        "/_wechat/connect/oauth2/authorize",
+        query_string={**oauth, "redirect_uri": "https://preview.msl.example.cn/c/abc"},
+        headers={"Host": "staging.msl.example.cn"},
+    )
+    assert preview.status_code == 302
+    elsewhere = served.get(
+        "/_wechat/connect/oauth2/authorize",
+        query_string={**oauth, "redirect_uri": "https://evil.example.com/c/abc"},
+        headers={"Host": "staging.msl.example.cn"},
+    )
+    assert elsewhere.status_code == 400
+    assert "redirect_uri 域名与后台配置不一致" in elsewhere.get_data(as_text=True)
+
+
+def test_the_composition_needs_the_sandbox_setting_and_a_loopback_address(app, monkeypatch, tmp_path, database_url):
+    _sandbox_environment(monkeypatch, tmp_path, "http://127.0.0.1:5000")
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.delenv("WECHAT_SANDBOX")
+    with pytest.raises(RuntimeError, match="needs WECHAT_SANDBOX=1"):
+        compose.create_app()
+    monkeypatch.setenv("WECHAT_SANDBOX", "1")
+    monkeypatch.setenv("PUBLIC_BASE_URL", "https://msl.example.cn")
+    with pytest.raises(RuntimeError, match="WECHAT_SANDBOX_STAGING=1"):
+        compose.create_app()

@@ -4,9 +4,12 @@
 
 ``wechat_sandbox`` is function-scoped: it resets the sandbox, points the test's ``app`` at it
 (``WECHAT_API_BASE``, app ids and secrets, a 2-second ``WECHAT_TIMEOUT_SECONDS``) and drops any cached
-client. The server behind it is started once per test session: a separate app built by ``create_app``
-with ``WECHAT_SANDBOX`` on and its own sandbox SQLite file, served by werkzeug (``threaded=True``)
-on a free localhost port in a daemon thread, stopped when the session ends. A "timeout" fault sleeps
+client. The server behind it is started once per test session and is what ``make run`` serves: the
+sandbox, built by its own factory (``wechat_sandbox.create_app``) with its own SQLite file, at
+``/_wechat/``, beside a production app of its own (``backend.create_app`` with ``WECHAT_SANDBOX`` on, on the
+session's database) at the root (``wechat_sandbox.compose``); served by werkzeug (``threaded=True``) on a
+free localhost port in a daemon thread, stopped when the session ends. ``url`` is the sandbox's base,
+``app`` the production app served beside it, ``sandbox_app`` the sandbox's own. A "timeout" fault sleeps
 ``TIMEOUT_FAULT_SECONDS`` (longer than the client's timeout) unless the fault gives ``seconds``.
 """
 
@@ -21,9 +24,10 @@ import requests
 from werkzeug.serving import WSGIRequestHandler, make_server
 
 from backend import create_app
+from wechat_sandbox import create_app as create_sandbox_app
+from wechat_sandbox.compose import compose, sandbox_settings
+from wechat_sandbox.config import APPID, SECRET
 
-APPID = "wx-sandbox-app"
-SECRET = "sandbox-secret"
 MP_APPID = "wx-sandbox-mp"
 MP_SECRET = "sandbox-mp-secret"
 CLIENT_TIMEOUT_SECONDS = 2.0
@@ -42,8 +46,9 @@ class WeChatSandbox:
     """The running sandbox: its base URL (what ``WECHAT_API_BASE`` is set to) and its controls."""
 
     url: str
-    app: object
+    app: object  # the production app served beside it, as `make run` composes them
     _http: requests.Session
+    sandbox_app: object = None  # the sandbox's own app (its settings: app.config)
 
     def _control(self, method: str, path: str, **kwargs):
         response = self._http.request(method, self.url + "sandbox/" + path, timeout=10, **kwargs)
@@ -99,22 +104,29 @@ def _start(database_url: str, tmp_path_factory, config) -> WeChatSandbox:
     """Start the session's sandbox server once; stop it when the session ends."""
     if "sandbox" in _server:
         return _server["sandbox"]
-    sandbox_app = create_app(
+    production_app = create_app(
         {
             "TESTING": True,
-            "SQLALCHEMY_DATABASE_URI": database_url,  # unused by the sandbox, but the app binds one
+            "SQLALCHEMY_DATABASE_URI": database_url,
+            "PUBLIC_BASE_URL": "http://127.0.0.1",  # the port follows once the server has one
             "WECHAT_SANDBOX": True,
-            "WECHAT_SANDBOX_DB": str(tmp_path_factory.mktemp("wechat_sandbox") / "wechat_sandbox.sqlite3"),
-            "WECHAT_SANDBOX_TIMEOUT_SECONDS": TIMEOUT_FAULT_SECONDS,
             "WECHAT_APPID": APPID,
             "WECHAT_SECRET": SECRET,
             "WECHAT_MP_APPID": MP_APPID,
             "WECHAT_MP_SECRET": MP_SECRET,
         }
     )
-    server = make_server("127.0.0.1", 0, sandbox_app, threaded=True, request_handler=_QuietHandler)
+    sandbox_app = create_sandbox_app(
+        {
+            **sandbox_settings(production_app),
+            "WECHAT_SANDBOX_DB": str(tmp_path_factory.mktemp("wechat_sandbox") / "wechat_sandbox.sqlite3"),
+            "WECHAT_SANDBOX_TIMEOUT_SECONDS": TIMEOUT_FAULT_SECONDS,
+        }
+    )
+    served = compose(production_app, sandbox_app)
+    server = make_server("127.0.0.1", 0, served, threaded=True, request_handler=_QuietHandler)
     base = f"http://127.0.0.1:{server.server_port}"
-    sandbox_app.config["PUBLIC_BASE_URL"] = base
+    production_app.config.update(PUBLIC_BASE_URL=base, WECHAT_API_BASE=base + "/_wechat/")
     thread = threading.Thread(target=server.serve_forever, name="wechat-sandbox", daemon=True)
     thread.start()
 
@@ -125,7 +137,9 @@ def _start(database_url: str, tmp_path_factory, config) -> WeChatSandbox:
         _server.pop("sandbox", None)
 
     config.add_cleanup(_stop)
-    sandbox = _server["sandbox"] = WeChatSandbox(url=base + "/_wechat/", app=sandbox_app, _http=requests.Session())
+    sandbox = _server["sandbox"] = WeChatSandbox(
+        url=base + "/_wechat/", app=production_app, _http=requests.Session(), sandbox_app=sandbox_app
+    )
     return sandbox
 
 
@@ -147,6 +161,6 @@ def wechat_sandbox(app, database_url, tmp_path_factory, request) -> WeChatSandbo
     app.extensions.pop("wechat_client", None)
     app.extensions.pop("wechat_mp_client", None)
     # The app under test is the site the OAuth page redirects back to (its 网页授权域名).
-    sandbox.app.config["WECHAT_SANDBOX_OAUTH_HOSTS"] = [urlsplit(app.config["PUBLIC_BASE_URL"]).hostname]
+    sandbox.sandbox_app.config["WECHAT_SANDBOX_OAUTH_HOSTS"] = [urlsplit(app.config["PUBLIC_BASE_URL"]).hostname]
     yield sandbox
     sandbox.clear_faults()

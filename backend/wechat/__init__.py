@@ -1,2 +1,3 @@
-"""WeChat: the client factory (``client.py``), the calls the project makes (``api.py``), and the
-local WeChat sandbox that stands in for WeChat in development and tests (``sandbox/``)."""
+"""WeChat: the client factory (``client.py``) and the calls the project makes (``api.py``). In development
+and tests they talk to the local WeChat sandbox, an application of its own (the top-level ``wechat_sandbox``
+package) that this package never imports."""

@@ -1,5 +1,6 @@
 """Fixtures for the browser tests: the app served as ``make run`` serves it (migrated, demo loaded,
-gunicorn), and a phone-sized headless Chromium that records console errors and CSP violations."""
+gunicorn, the local WeChat sandbox beside it at /_wechat/), and a phone-sized headless Chromium that records
+console errors and CSP violations."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import PG_URL, create_pg_database, drop_pg_database
+from wechat_sandbox.config import APPID, SECRET
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOT_DIR = REPO_ROOT / "test-output" / "screenshots"
@@ -150,7 +152,8 @@ def wait_until_serving(url: str, process: subprocess.Popen, server: LiveServer) 
 
 @pytest.fixture(scope="session")
 def live_server(chromium_executable, tmp_path_factory) -> Iterator[LiveServer]:
-    """What ``make run`` does, for real: fresh database, ``flask db upgrade``, ``flask demo load``, gunicorn."""
+    """What ``make run`` (scripts/run.sh) does, for real: its WeChat settings, a fresh database, ``flask db upgrade``,
+    ``flask demo load``, and gunicorn serving the app with the sandbox beside it (``wechat_sandbox.compose``)."""
     workdir = tmp_path_factory.mktemp("live_server")
     database_url = create_pg_database(PG_URL) if PG_URL else "sqlite:///" + str(workdir / "live.sqlite3")
     port = free_port()
@@ -161,6 +164,9 @@ def live_server(chromium_executable, tmp_path_factory) -> Iterator[LiveServer]:
         "DATABASE_URL": database_url,
         "INSTANCE_PATH": str(workdir / "instance"),
         "PUBLIC_BASE_URL": base_url,
+        "WECHAT_SANDBOX": "1",
+        "WECHAT_APPID": APPID,
+        "WECHAT_SECRET": SECRET,
     }
     server = LiveServer(base_url=base_url, env=env, log_path=workdir / "gunicorn.log")
     process = None
@@ -173,13 +179,15 @@ def live_server(chromium_executable, tmp_path_factory) -> Iterator[LiveServer]:
                     str(VENV_BIN / "gunicorn"),
                     "--workers",
                     "2",
+                    "--worker-class",
+                    "gthread",
                     "--threads",
                     "4",  # as `make run`: a request that calls the sandbox on this server needs a free thread
                     "--bind",
                     f"127.0.0.1:{port}",
                     "--access-logfile",
                     "-",
-                    "backend:create_app()",
+                    "wechat_sandbox.compose:create_app()",
                 ],
                 cwd=REPO_ROOT,
                 env=env,

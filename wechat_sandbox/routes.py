@@ -1,9 +1,11 @@
-"""The sandbox's HTTP endpoints: WeChat's (as WeChat answers them), the test and demo controls, and the
-模拟微信 page. WeChat answers errors with HTTP 200 and ``{"errcode": N, "errmsg": "… rid: …"}``.
+"""The sandbox's HTTP endpoints: WeChat's (as WeChat answers them, at WeChat's paths), the test and demo
+controls under ``sandbox/``, and the 模拟微信 page at the root. WeChat answers errors with HTTP 200 and
+``{"errcode": N, "errmsg": "… rid: …"}``.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import secrets
@@ -12,15 +14,13 @@ from datetime import datetime
 from pathlib import Path
 from urllib.parse import urlencode, urlsplit
 
+import qrcode
 from flask import Blueprint, Response, current_app, jsonify, redirect, render_template, request, url_for
+from PIL import Image
 
-from backend.errors import error_response
-from backend.extensions import csrf
-from backend.qr.render import qr_png
-from backend.wechat.sandbox.state import CHINA, SandboxError, SandboxState
+from wechat_sandbox.state import CHINA, SandboxError, SandboxState
 
-bp = Blueprint("wechat_sandbox", __name__, url_prefix="/_wechat")
-csrf.exempt(bp)  # WeChat's callers send no CSRF token; the sandbox is never served in production
+bp = Blueprint("wechat_sandbox", __name__)
 
 FAULT_KINDS = ("http500", "timeout", "busy", "quota", "refused", "invalid_token")
 FAULT_ERRORS = {
@@ -215,6 +215,14 @@ def check_template_data(data: object) -> dict:
     return data
 
 
+def wxacode_png(scene: str, width: int) -> bytes:
+    """A mini-program code as the sandbox draws it: a plain QR code of the scene, ``width`` pixels square."""
+    image = qrcode.make(scene, box_size=1, border=4).get_image().convert("1")
+    out = io.BytesIO()
+    image.resize((width, width), Image.Resampling.NEAREST).save(out, format="PNG")
+    return out.getvalue()
+
+
 # --- WeChat's endpoints ------------------------------------------------------------------------
 
 WECHAT_ENDPOINTS = set()
@@ -234,7 +242,7 @@ def wechat_endpoint(rule: str, methods: tuple[str, ...]):
 def _count_and_inject_faults():
     if request.endpoint not in WECHAT_ENDPOINTS:
         return None
-    path = request.path[len(bp.url_prefix) :].strip("/")
+    path = request.path.strip("/")  # below wherever the sandbox is mounted
     fault = state().record_call(path)
     if fault is None:
         return None
@@ -327,7 +335,7 @@ def getwxacodeunlimit():
         width = min(max(int(body.get("width", 430)), 280), 1280)
     except (TypeError, ValueError):
         width = 430
-    return Response(qr_png(scene, width), mimetype="image/png")
+    return Response(wxacode_png(scene, width), mimetype="image/png")
 
 
 @wechat_endpoint("/cgi-bin/message/subscribe/send", ("POST",))
@@ -435,13 +443,18 @@ def oauth_access_token():
     return jsonify(answer)
 
 
+def oauth_refused(reason: str) -> tuple[str, int]:
+    """The page WeChat's browser shows when the authorize request is wrong (HTTP 400 here)."""
+    return render_template("error.html", message=f"微信授权失败：{reason}（模拟微信）。"), 400
+
+
 def _redirect_allowed(uri: str) -> bool:
-    """Like WeChat's 网页授权域名: only this server's host, loopback and ``WECHAT_SANDBOX_OAUTH_HOSTS``."""
+    """Like WeChat's 网页授权域名: only this server's host, loopback and ``WECHAT_SANDBOX_OAUTH_HOSTS``
+    (which ``compose.py`` gives the production app's host)."""
     parts = urlsplit(uri)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return False
     allowed = {
-        urlsplit(current_app.config["PUBLIC_BASE_URL"]).hostname,
         urlsplit(request.host_url).hostname,
         "localhost",
         "127.0.0.1",
@@ -460,14 +473,12 @@ def oauth_authorize():
     args = request.args
     known = apps().get(args.get("appid") or "")
     if known is None or known[1] != "official_account":
-        return error_response("wechat_oauth", "微信授权失败：appid 无效（模拟微信）。", 400)
+        return oauth_refused("appid 无效")
     redirect_uri = args.get("redirect_uri") or ""
     if not _redirect_allowed(redirect_uri):
-        return error_response(
-            "wechat_oauth", "微信授权失败：redirect_uri 域名与后台配置不一致（模拟微信，10003）。", 400
-        )
+        return oauth_refused("redirect_uri 域名与后台配置不一致（10003）")
     if args.get("response_type") != "code" or args.get("scope") not in ("snsapi_base", "snsapi_userinfo"):
-        return error_response("wechat_oauth", "微信授权失败：参数错误（模拟微信）。", 400)
+        return oauth_refused("参数错误")
     openid = args.get("openid") or request.cookies.get(OPENID_COOKIE) or ""
     if not OPENID.fullmatch(openid):
         openid = "o" + secrets.token_urlsafe(20)
@@ -644,4 +655,4 @@ def index():
         {"id": tid, "title": entry.get("title") or TEMPLATE_TITLES.get(entry["purpose"], tid)}
         for tid, entry in (known or {}).items()
     ]
-    return render_template("wechat_sandbox/index.html", people=people, template_choices=template_choices)
+    return render_template("index.html", people=people, template_choices=template_choices)
