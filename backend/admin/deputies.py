@@ -16,7 +16,7 @@ from datetime import date
 
 from sqlalchemy import select
 
-from backend.admin import clean_phone, parse_id, rotate_owner_code
+from backend.admin import clean_phone, rotate_owner_code
 from backend.admin.scope import can_manage_station
 from backend.admin.stations import clean_rotate_reason, serving_deputies
 from backend.audit import record_audit
@@ -26,7 +26,7 @@ from backend.items.lifecycle import allowed_actions, perform_action
 from backend.items.operations import deputy_staff_users
 from backend.items.photos import process_photo
 from backend.items.refs import format_ref
-from backend.items.validation import clean_text
+from backend.items.validation import clean_text, parse_id
 from backend.models import (
     AuditEntry,
     CongressLevel,

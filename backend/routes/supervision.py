@@ -25,6 +25,7 @@ from backend.items.access import find_item_for_staff, region_subtree
 from backend.items.deadlines import is_overdue
 from backend.items.lifecycle import SUPERVISE_REPEAT_AFTER, perform_action
 from backend.items.refs import format_ref
+from backend.items.validation import parse_day
 from backend.models import Code, Deputy, Item, ItemEvent, ItemEventKind, Region, StaffRole, StaffUser, Station, utcnow
 from backend.models.item import ITEM_STATUS_LABELS
 from backend.stations.calendar import today_in_china
@@ -421,10 +422,7 @@ def export_month():
     user = current_staff()
     scope = stats.resolve_scope(user, _scope_args())
     raw = request.args.get("month", "")
-    try:
-        month = date.fromisoformat(f"{raw}-01") if len(raw) == 7 else None
-    except ValueError:
-        month = None
+    month = parse_day(f"{raw}-01", "month", "导出月份") if len(raw) == 7 else None  # 9999-12 has no next month
     if month is None:
         raise UserError("invalid_month", "请选择要导出的月份，例如2026-03。", 400, field="month")
     record_audit(
