@@ -16,6 +16,8 @@ from datetime import date, datetime
 from flask import Blueprint, jsonify, make_response, redirect, render_template, request, send_file, url_for
 from sqlalchemy import func, select
 
+from backend.api_schemas import STAFF, describe
+from backend.api_schemas import models as m
 from backend.audit import record_audit
 from backend.auth.sessions import api_auth_required, current_staff, is_safe_next, login_required
 from backend.errors import UserError
@@ -456,6 +458,12 @@ def export_month():
 
 @api_bp.get("/stats")
 @api_auth_required(*VIEWERS)
+@describe(
+    tags=("监督",),
+    security=STAFF,
+    query=m.StatsQuery,
+    responses={200: m.StatsAnswer, 401: m.ErrorResponse, 404: m.ErrorResponse},
+)
 def stats_api():
     """``?region=<code>|station=<id>|deputy=<id>&from=YYYY-MM-DD&to=YYYY-MM-DD`` (``to`` exclusive) → the figures.
 
