@@ -15,12 +15,20 @@ from annotated_types import Ge, Le
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictInt, StringConstraints
 
 from backend.items import inbox
+from backend.items.lifecycle import TRANSITIONS
 from backend.items.validation import ID_RE, MAX_ID
+from backend.models import ItemOutcome, Satisfaction
 
 MY_ITEMS_MAX_PAGE = 10_000  # a resident's items: /api/v1/me/items
 MY_ITEMS_MAX_PER_PAGE = 50
 
 # --- building blocks --------------------------------------------------------------------------------
+
+# The values the areas define, listed in the document as they are when the app starts.
+ActionName = Literal[tuple(TRANSITIONS)]
+OutcomeValue = Literal[tuple(outcome.value for outcome in ItemOutcome)]
+SatisfactionValue = Literal[tuple(satisfaction.value for satisfaction in Satisfaction)]
+InboxState = Literal[inbox.STATES]
 
 Id = Annotated[StrictInt, Field(ge=1, le=MAX_ID)]
 IdDigits = Annotated[str, StringConstraints(pattern=ID_RE.pattern)]
@@ -206,13 +214,16 @@ class PublicItem(Answer):
 class RatingRequest(Request):
     """The resident's verdict (满意度测评)."""
 
-    satisfaction: str | None = Field(
+    satisfaction: SatisfactionValue | None = Field(
         default=None, title="满意程度", description="satisfied（满意）、basically（基本满意）或 unsatisfied（不满意）"
     )
     solved: StrictBool = Field(title="问题是否解决")
     comment: str | None = Field(default=None, title="评价意见", description="选择不满意时必填")
 
-    field_errors: ClassVar = {"solved": ("invalid_solved", "请选择问题是否已经解决。")}
+    field_errors: ClassVar = {
+        "solved": ("invalid_solved", "请选择问题是否已经解决。"),
+        "satisfaction": ("invalid_satisfaction", "请选择满意、基本满意或不满意。"),
+    }
 
 
 class RatingAnswer(Answer):
@@ -402,7 +413,7 @@ class CreditsAnswer(Answer):
 class InboxQuery(Request):
     """Which part of the inbox, a search, and paging."""
 
-    state: str | None = Field(
+    state: InboxState | None = Field(
         default=None, title="分组", description="todo（默认）、overdue、reopened、new、in_progress、resolved、closed"
     )
     q: str | None = Field(default=None, title="搜索", description="留言编号或留言中的文字")
@@ -585,11 +596,8 @@ class DepartmentsAnswer(Answer):
 class ActionRequest(Request):
     """An action on an item; which fields it needs depends on the action (see ``actions`` of GET /api/v1/inbox/{ref})."""
 
-    action: str | None = Field(
-        default=None,
-        title="操作",
-        description="accept、reply、note、forward、reassign、duplicate、decline、resolve、extend、"
-        "wait_for_resident、resume、supervise",
+    action: ActionName | None = Field(
+        default=None, title="操作", description="可用的操作见 GET /api/v1/inbox/{ref} 的 actions"
     )
     text: str | None = Field(default=None, title="说明")
     department_id: IdInput | None = Field(default=None, title="承办单位", description="forward：承办单位的 id")
@@ -598,9 +606,13 @@ class ActionRequest(Request):
     )
     deputy_id: IdInput | None = Field(default=None, title="代表", description="reassign：本站另一位在任代表的 id")
     duplicate_of: str | None = Field(default=None, title="重复的留言编号", description="duplicate")
-    outcome: str | None = Field(default=None, title="办理结果", description="resolve：solved、partly 或 unsolved")
+    outcome: OutcomeValue | None = Field(
+        default=None, title="办理结果", description="resolve：solved、partly 或 unsolved"
+    )
 
     field_errors: ClassVar = {
+        "action": ("invalid_action", "不支持的操作。"),
+        "outcome": ("invalid_outcome", "请选择办理结果：已解决、部分解决或未能解决。"),
         "department_id": ("invalid_department_id", "请选择本地区的一个承办单位。"),
         "deputy_id": ("invalid_deputy_id", "请选择本站的另一位在任代表。"),
     }

@@ -3,6 +3,7 @@ gunicorn), and a phone-sized headless Chromium that records console errors and C
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import socket
@@ -148,10 +149,14 @@ def wait_until_serving(url: str, process: subprocess.Popen, server: LiveServer) 
     pytest.fail(f"gunicorn did not answer {url} in {SERVER_START_SECONDS}s ({last_error}):\n{server.log_tail()}")
 
 
-@pytest.fixture(scope="session")
-def live_server(chromium_executable, tmp_path_factory) -> Iterator[LiveServer]:
-    """What ``make run`` does, for real: fresh database, ``flask db upgrade``, ``flask demo load``, gunicorn."""
-    workdir = tmp_path_factory.mktemp("live_server")
+@contextlib.contextmanager
+def demo_server(
+    workdir: Path, env_overrides: dict[str, str | None] | None = None, ready_path: str = "/"
+) -> Iterator[LiveServer]:
+    """What ``make run`` does, for real: fresh database, ``flask db upgrade``, ``flask demo load``, gunicorn.
+
+    ``env_overrides`` sets (or, with None, removes) variables of the server's environment.
+    """
     database_url = create_pg_database(PG_URL) if PG_URL else "sqlite:///" + str(workdir / "live.sqlite3")
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
@@ -162,6 +167,11 @@ def live_server(chromium_executable, tmp_path_factory) -> Iterator[LiveServer]:
         "INSTANCE_PATH": str(workdir / "instance"),
         "PUBLIC_BASE_URL": base_url,
     }
+    for name, value in (env_overrides or {}).items():
+        if value is None:
+            env.pop(name, None)
+        else:
+            env[name] = value
     server = LiveServer(base_url=base_url, env=env, log_path=workdir / "gunicorn.log")
     process = None
     try:
@@ -186,7 +196,7 @@ def live_server(chromium_executable, tmp_path_factory) -> Iterator[LiveServer]:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
-        wait_until_serving(base_url + "/", process, server)
+        wait_until_serving(base_url + ready_path, process, server)
         yield server
     finally:
         if process is not None:
@@ -198,6 +208,13 @@ def live_server(chromium_executable, tmp_path_factory) -> Iterator[LiveServer]:
                 process.wait()
         if PG_URL:
             drop_pg_database(database_url)
+
+
+@pytest.fixture(scope="session")
+def live_server(chromium_executable, tmp_path_factory) -> Iterator[LiveServer]:
+    """The demo county served as ``make run`` serves it (``demo_server``), for the browser tests."""
+    with demo_server(tmp_path_factory.mktemp("live_server")) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")
