@@ -409,3 +409,15 @@ def test_refusals_name_the_input_in_json(client, deputy_slug):
     text = json.dumps({"code": deputy_slug, "body": "正常内容正常内容", "deputy_id": 2.5, "phone": ARABIC_INDIC_MOBILE})
     error = refused(post_raw_json(client, "/api/v1/items", text), 400)
     assert set(error) <= {"code", "message", "field"}
+
+
+@pytest.mark.parametrize("term_end", ["9999-12-31", "0001-01-01", "２０２６-０１-０１"])
+def test_a_deputys_term_outside_the_calendar_is_refused(app, world, term_end):
+    admin = login(app, "admin_a")
+    _, token = fresh_token(admin, f"/admin/deputies/{world.d1.id}")
+    before = world.d1.term_end
+    data = {"csrf_token": token, "name": world.d1.name, "level": "county", "term_end": term_end}
+    response = admin.post(f"/admin/deputies/{world.d1.id}", data=data)
+    assert response.status_code == 400 and "任期结束日期格式不正确" in response.text
+    db.session.expire_all()
+    assert db.session.get(Deputy, world.d1.id).term_end == before
