@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 from flask import Flask
+from werkzeug.routing import IntegerConverter
 
 from backend.config import Config, check_wechat_sandbox
 
@@ -39,6 +40,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     csrf.init_app(app)
     database.init_app(app)
 
+    register_converters(app)
     register_blueprints(app)
     register_errorhandlers(app)
     register_commands(app)
@@ -47,6 +49,29 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     timefmt.init_app(app)
     return app
+
+
+class BoundedIntConverter(IntegerConverter):
+    """The ``int`` URL converter, for every route: ASCII digits only, from 0 to ``MAX_ID``.
+
+    Werkzeug's own takes any count of digits (``\\d`` also matches "٢") and hands a 30-digit
+    number to the view, which PostgreSQL then refuses to compare with an integer column (a 500).
+    Bounded here once, a path with such a number is simply not a route: 404.
+    """
+
+    regex = r"[0-9]{1,10}"
+
+    def __init__(
+        self, map, fixed_digits: int = 0, min: int | None = None, max: int | None = None, signed: bool = False
+    ):
+        from backend.items.validation import MAX_ID
+
+        super().__init__(map, fixed_digits=fixed_digits, min=min, max=MAX_ID if max is None else max, signed=signed)
+
+
+def register_converters(app: Flask) -> None:
+    """URL converters, set before any route is added: ``int`` is bounded (``BoundedIntConverter``)."""
+    app.url_map.converters["int"] = BoundedIntConverter
 
 
 def register_blueprints(app: Flask) -> None:

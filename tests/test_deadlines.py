@@ -125,7 +125,15 @@ def test_parse_due(app):
         ("30/11/2026", "invalid_due"),
         ("2026-11-30T10:00:00", "invalid_due"),  # naive
         (None, "required"),
-        (20261130, "required"),
+        ("", "required"),
+        (20261130, "invalid_due"),  # a number is not a date
+        # The calendar's ends overflow when moved between time zones (finding 6): refused before that.
+        ("9999-12-31T23:59:59-14:00", "invalid_due"),
+        ("0001-01-01T00:00:00+14:00", "invalid_due"),
+        ("9999-12-31", "invalid_due"),
+        ("2100-01-01", "invalid_due"),
+        ("２０２６-１１-３０", "invalid_due"),  # full-width digits
+        ("٢٠٢٦-١١-٣٠", "invalid_due"),  # Arabic-Indic digits
     ]:
         with pytest.raises(UserError) as err:
             parse_due(bad, now)

@@ -17,14 +17,15 @@ import re
 from backend.audit import record_audit
 from backend.errors import UserError
 from backend.extensions import db
-from backend.items.validation import clean_mobile, clean_text
+from backend.items.validation import ascii_digits, clean_mobile, clean_text
 from backend.models import Station
 from backend.qr.codes import current_code, rotate_code
 
-MAX_ID = 2**31 - 1  # the database's integer: a bigger id cannot exist, and PostgreSQL would refuse to compare it
 PHONE_MAX_CHARS = 30  # Deputy.phone, Station.contact_phone, Department.contact_phone
 # 0731-26200101, 073126200101, (0731)26200101, 010-12345678-801 (extension)
-_LANDLINE_RE = re.compile(r"^\(?(0\d{2,3})\)?[\s-]?(\d{7,8})(?:[\s-]?(?:转|-|ext\.?)\s?(\d{1,6}))?$", re.IGNORECASE)
+_LANDLINE_RE = re.compile(
+    r"^\(?(0[0-9]{2,3})\)?[\s-]?([0-9]{7,8})(?:[\s-]?(?:转|-|ext\.?)\s?([0-9]{1,6}))?$", re.IGNORECASE
+)  # [0-9], not \d: other scripts' digits are not a phone number
 PHONE_FORMAT_HINT = "请填写11位手机号（如13812345678）或带区号的固定电话（如0731-26200101）。"
 
 
@@ -36,7 +37,7 @@ def clean_phone(value: object, field: str = "phone", label: str = "联系电话"
     raw = clean_text(value, field, label, max_chars=PHONE_MAX_CHARS)
     if not raw:
         return ""
-    compact = raw.replace("（", "(").replace("）", ")").replace("－", "-").replace("—", "-")
+    compact = ascii_digits(raw).replace("（", "(").replace("）", ")").replace("－", "-").replace("—", "-")
     digits_only = re.sub(r"[\s\-]", "", compact)
     if digits_only.startswith(("1", "+86", "0086")):
         try:
@@ -48,17 +49,6 @@ def clean_phone(value: object, field: str = "phone", label: str = "联系电话"
         raise UserError("invalid_phone", f"{label}格式不正确：{PHONE_FORMAT_HINT}", 400, field=field)
     area, number, extension = match.groups()
     return f"{area}-{number}" + (f"-{extension}" if extension else "")
-
-
-def parse_id(value: object) -> int | None:
-    """A row id from a form field ("12"), or None for anything else (empty, text, out of range)."""
-    if isinstance(value, bool) or value is None:
-        return None
-    text = str(value).strip()
-    if not text.isascii() or not text.isdigit():
-        return None
-    number = int(text)
-    return number if 0 < number <= MAX_ID else None
 
 
 def apply_changes(user, obj, values: dict, action: str, object_type: str) -> list[str]:

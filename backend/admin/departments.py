@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from backend.admin import apply_changes, clean_phone, parse_id
+from backend.admin import apply_changes, clean_phone
 from backend.admin.scope import manageable_region_ids
 from backend.audit import record_audit
 from backend.errors import UserError
 from backend.extensions import db
-from backend.items.validation import clean_text
+from backend.items.validation import clean_text, parse_id
 from backend.models import Department, Region, StaffUser
 
 NAME_MAX_CHARS = 100  # Department.name

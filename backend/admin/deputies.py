@@ -16,7 +16,7 @@ from datetime import date
 
 from sqlalchemy import select
 
-from backend.admin import clean_phone, parse_id, rotate_owner_code
+from backend.admin import clean_phone, rotate_owner_code
 from backend.admin.scope import can_manage_station
 from backend.admin.stations import clean_rotate_reason, serving_deputies
 from backend.audit import record_audit
@@ -26,7 +26,7 @@ from backend.items.lifecycle import allowed_actions, perform_action
 from backend.items.operations import deputy_staff_users
 from backend.items.photos import process_photo
 from backend.items.refs import format_ref
-from backend.items.validation import clean_text
+from backend.items.validation import check_date_window, clean_text, parse_id
 from backend.models import (
     AuditEntry,
     CongressLevel,
@@ -97,12 +97,12 @@ def _form_date(value: object, field: str, label: str) -> date | None:
     text = clean_text(value, field, label, max_chars=10)
     if not text:
         return None
+    message = f"{label}格式不正确，请选择日期（如2021-12-01）。"
     try:
-        return date.fromisoformat(text)
+        day = date.fromisoformat(text)
     except ValueError:
-        raise UserError(
-            f"invalid_{field}", f"{label}格式不正确，请选择日期（如2021-12-01）。", 400, field=field
-        ) from None
+        raise UserError(f"invalid_{field}", message, 400, field=field) from None
+    return check_date_window(day, field, message)  # 0001-01-01 and 9999-12-31 are slips, not terms
 
 
 def deputy_input_from_form(form) -> DeputyInput:

@@ -11,11 +11,11 @@ from datetime import date
 
 from sqlalchemy import select
 
-from backend.admin import apply_changes, clean_phone, parse_id, rotate_owner_code
+from backend.admin import apply_changes, clean_phone, rotate_owner_code
 from backend.audit import record_audit
 from backend.errors import UserError
 from backend.extensions import db
-from backend.items.validation import clean_text
+from backend.items.validation import clean_text, parse_id
 from backend.models import Deputy, DeputyStatus, ReceptionRule, ReceptionRuleKind, StaffUser, Station
 from backend.stations.calendar import (
     WEEKDAY_NAMES,

@@ -29,6 +29,7 @@ from flask import current_app
 from sqlalchemy import ColumnElement, and_, or_
 
 from backend.errors import UserError
+from backend.items.validation import check_date_window
 from backend.models import Item, ItemStatus, utcnow
 from backend.stations.calendar import CHINA_TZ, today_in_china
 
@@ -157,24 +158,33 @@ def end_of_day(day: date) -> datetime:
 def parse_due(value: object, now: datetime | None = None) -> datetime:
     """A due date given as a ``date``, an aware ``datetime`` or "YYYY-MM-DD", checked to lie ahead (≤ a year).
 
-    A date means the end of that day in China. Raises a 400 UserError on the ``due`` field.
+    A date means the end of that day in China. Raises a 400 UserError on the ``due`` field:
+    ``required`` when none is given, ``invalid_due`` for anything that is not a date inside the
+    system's calendar (``validation.EARLIEST_DATE`` … ``LATEST_DATE``), then ``due_in_past`` / ``due_too_far``.
     """
     now = now or utcnow()
-    invalid = UserError("invalid_due", "请选择有效的办理期限，例如2026-12-31。", 400, field="due")
+    message = "请选择有效的办理期限，例如2026-12-31。"
+    invalid = UserError("invalid_due", message, 400, field="due")
+    if value in (None, ""):
+        raise UserError("required", "请选择办理期限。", 400, field="due")
     if isinstance(value, str):
         raw = value.strip()
+        if not raw.isascii() or len(raw) > 40:  # fromisoformat takes other digits; no date is longer
+            raise invalid
         try:
             value = date.fromisoformat(raw) if len(raw) == 10 else datetime.fromisoformat(raw)
         except ValueError:
             raise invalid from None
+    if not isinstance(value, date):  # datetime is a date too
+        raise invalid
+    # Inside the calendar before any arithmetic: 9999-12-31T23:59:59-14:00 overflows when moved to UTC.
+    check_date_window(value if not isinstance(value, datetime) else value.date(), "due", message, "invalid_due")
     if isinstance(value, datetime):
         if value.tzinfo is None:
             raise invalid
         due = value.astimezone(UTC)
-    elif isinstance(value, date):
-        due = end_of_day(value)
     else:
-        raise UserError("required", "请选择办理期限。", 400, field="due")
+        due = end_of_day(value)
     if due <= now:
         raise UserError("due_in_past", "办理期限不能早于现在，请选择今天或以后的日期。", 400, field="due")
     if today_in_china(due) > today_in_china(now) + timedelta(days=MAX_DUE_DAYS_AHEAD):

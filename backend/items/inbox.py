@@ -51,6 +51,7 @@ GROUP_LABELS = {
 
 DEFAULT_PER_PAGE = 20
 MAX_PER_PAGE = 50
+MAX_PAGE = 100_000
 SEARCH_MAX_CHARS = 50
 _CLOSED_OTHER = (ItemStatus.DECLINED, ItemStatus.DUPLICATE)
 
@@ -226,7 +227,7 @@ def clean_page(value: object) -> int:
         page = int(value)
     except (TypeError, ValueError):
         return 1
-    return min(max(page, 1), 100_000)
+    return min(max(page, 1), MAX_PAGE)
 
 
 def clean_per_page(value: object) -> int:

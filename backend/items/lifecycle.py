@@ -84,7 +84,7 @@ from backend.extensions import db
 from backend.items import deadlines, operations
 from backend.items.access import can_see_item
 from backend.items.refs import format_ref, normalize_ref
-from backend.items.validation import clean_text, parse_bool
+from backend.items.validation import clean_id, clean_text, parse_bool
 from backend.models import (
     ActorKind,
     Department,
@@ -376,15 +376,6 @@ def _check_supervise(item: Item, step: _Step, *, text, now, **_) -> _Step:
     return step
 
 
-def _as_id(value: object, field_name: str, message: str) -> int:
-    if isinstance(value, bool):
-        raise UserError(f"invalid_{field_name}", message, 400, field=field_name)
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        raise UserError(f"invalid_{field_name}", message, 400, field=field_name) from None
-
-
 def _open_forwards(item: Item) -> list[ItemForward]:
     return list(
         db.session.scalars(
@@ -399,7 +390,7 @@ def _check_forward(item: Item, step: _Step, *, text, department_id, due, now, **
     message = "请选择一个承办单位。"
     if department_id in (None, ""):
         raise UserError("required", message, 400, field="department_id")
-    department = db.session.get(Department, _as_id(department_id, "department_id", message))
+    department = db.session.get(Department, clean_id(department_id, "department_id", message))
     allowed_regions = {region.id for region in item.station.region.lineage()}
     if department is None or not department.is_active or department.region_id not in allowed_regions:
         raise UserError("invalid_department_id", "请选择本地区的一个承办单位。", 400, field="department_id")
@@ -420,7 +411,7 @@ def _check_reassign(item: Item, step: _Step, *, text, deputy_id, **_) -> _Step:
     message = "请选择本站的另一位在任代表。"
     if deputy_id in (None, ""):
         raise UserError("required", message, 400, field="deputy_id")
-    deputy = db.session.get(Deputy, _as_id(deputy_id, "deputy_id", message))
+    deputy = db.session.get(Deputy, clean_id(deputy_id, "deputy_id", message))
     if (
         deputy is None
         or deputy.station_id != item.station_id

@@ -21,7 +21,7 @@ from backend.extensions import db
 from backend.items import deadlines
 from backend.items import photos as photo_intake
 from backend.items.refs import new_access_key, new_ref
-from backend.items.validation import clean_client_id, clean_mobile, clean_text, parse_bool
+from backend.items.validation import clean_client_id, clean_id, clean_mobile, clean_text, parse_bool
 from backend.models import (
     ActorKind,
     Code,
@@ -459,13 +459,8 @@ def _station_deputy_id(conn, station_id: int, choice: object) -> int | None:
     if choice in (None, "", DUTY_CHOICE):
         deputy = duty_assignment(_DutyStation(conn, station_id), today_in_china()).deputy
         return deputy.id if deputy is not None else None
-    try:
-        deputy_id = int(choice)
-    except (TypeError, ValueError):
-        raise UserError("invalid_deputy", "请选择本站的一位代表，或选择“值班代表”。", 400, field="deputy_id") from None
-    row = None
-    if 0 < deputy_id < 2**31:  # an id the database can hold
-        row = conn.execute(_DEPUTY_PLACE, {"deputy_id": deputy_id}).first()
+    deputy_id = clean_id(choice, "deputy_id", "请选择本站的一位代表，或选择“值班代表”。", code="invalid_deputy")
+    row = conn.execute(_DEPUTY_PLACE, {"deputy_id": deputy_id}).first()
     if row is None or row.station_id != station_id or row.status != DeputyStatus.SERVING:
         raise UserError("invalid_deputy", "请选择本站的一位在任代表，或选择“值班代表”。", 400, field="deputy_id")
     return deputy_id

@@ -1,9 +1,16 @@
-"""The JSON API (v1) for the mini-program. Errors are JSON ``{"error": {"code", "message"}}``."""
+"""The JSON API (v1) for the mini-program. Errors are JSON ``{"error": {"code", "message", "field"?}}``.
+
+Every view under /api/ is described (``backend.api_schemas.describe``); the description is
+served here, at ``GET /api/v1/openapi.json``.
+"""
 
 from __future__ import annotations
 
 from flask import Blueprint, current_app, jsonify, request, url_for
 
+from backend import api_schemas
+from backend.api_schemas import ANYONE, RESIDENT, describe
+from backend.api_schemas import models as m
 from backend.errors import UserError
 from backend.extensions import csrf, db
 from backend.items import timeline
@@ -21,14 +28,10 @@ bp = Blueprint("api", __name__, url_prefix="/api/v1")
 csrf.exempt(bp)  # the API takes no cookies; tokens come in headers
 
 
-def json_body() -> dict:
-    """The request's JSON object, or a UserError (415 for another content type, 400 for bad JSON)."""
-    if request.mimetype != "application/json":
-        raise UserError("unsupported_media_type", "请以 JSON（Content-Type: application/json）提交。", 415)
-    data = request.get_json(silent=True)
-    if not isinstance(data, dict):
-        raise UserError("invalid_json", "请求体不是有效的 JSON 对象（须为 UTF-8 编码）。", 400)
-    return data
+@bp.get("/openapi.json")
+def openapi():
+    """The OpenAPI 3.1 description of every JSON endpoint, built from the schemas that validate their requests."""
+    return jsonify(api_schemas.document())
 
 
 def deputy_json(deputy: Deputy) -> dict:
@@ -62,6 +65,7 @@ def station_json(station: Station) -> dict:
 
 
 @bp.get("/codes/<slug>")
+@describe(tags=("群众",), responses={200: m.CodeInfo, 404: m.ErrorResponse, 410: m.ErrorResponse})
 def get_code(slug: str):
     """What a scanned code leads to: the deputy or the station, and how the form is to be filled."""
     resolved = resolve_code_for_form(slug)
@@ -94,19 +98,36 @@ def track_url(ref: str, key: str) -> str:
 
 
 @bp.post("/items")
+@describe(
+    tags=("群众",),
+    json=m.ItemSubmission,
+    security=[ANYONE, RESIDENT],  # a resident's token only ties the item to their WeChat ("my items")
+    responses={
+        200: m.SubmitAnswer,
+        201: m.SubmitAnswer,
+        401: m.ErrorResponse,
+        404: m.ErrorResponse,
+        409: m.ErrorResponse,
+        410: m.ErrorResponse,
+        429: m.ErrorResponse,
+    },
+)
 def create_item():
-    """Submit a message: 201 with the reference and key, or 200 with the first item for a repeated client_id."""
-    data = json_body()
+    """Submit a message: 201 with the reference and key, or 200 with the first item for a repeated client_id.
+
+    409 ``client_id_reused``: the ``client_id`` was used for another message (nothing is written).
+    """
+    data: m.ItemSubmission = api_schemas.body()
     result = submit_item(
         Submission(
-            code=data.get("code"),
-            body=data.get("body"),
-            category=data.get("category"),
-            deputy_choice=data.get("deputy_id"),
-            name=data.get("name"),
-            phone=data.get("phone"),
-            consent=data.get("consent", False),
-            client_id=data.get("client_id"),
+            code=data.code,
+            body=data.body,
+            category=data.category,
+            deputy_choice=data.deputy_id,
+            name=data.name,
+            phone=data.phone,
+            consent=bool(data.consent),
+            client_id=data.client_id,
             channel=ItemChannel.MINIPROGRAM,
             resident=current_resident(),
             address=client_address(),
@@ -124,8 +145,10 @@ def create_item():
 
 
 @bp.get("/items/<ref>")
+@describe(tags=("群众",), query=m.KeyQuery, responses={200: m.PublicItem, 404: m.ErrorResponse, 429: m.ErrorResponse})
 def get_item(ref: str):
-    """An item's status and public timeline, for the holder of its key; never the resident's contact details."""
+    """An item's status and public timeline, for the holder of its key (``?key=``); never the resident's contact
+    details. A wrong key answers exactly like an unknown reference (404); guessing is throttled (429)."""
     item = find_item_for_resident(ref, request.args.get("key"), client_address())
     if item is None:
         raise UserError("unknown_item", "找不到该留言，请核对编号和查询码。", 404)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from flask import Blueprint, g, jsonify
 
+from backend import api_schemas
+from backend.api_schemas import STAFF, describe
+from backend.api_schemas import models as m
 from backend.auth.sessions import api_auth_required, current_staff, login, logout
 from backend.extensions import csrf, db
 from backend.models import SessionKind, StaffUser
-from backend.routes.api import json_body
 
 bp = Blueprint("api_auth", __name__, url_prefix="/api/v1/auth")
 csrf.exempt(bp)  # the API takes no cookies; tokens come in headers
@@ -26,10 +28,23 @@ def staff_json(user: StaffUser) -> dict:
 
 
 @bp.post("/token")
+@describe(
+    tags=("员工",),
+    json=m.TokenRequest,
+    responses={
+        201: m.TokenAnswer,
+        401: m.ErrorResponse,
+        403: m.ErrorResponse,
+        429: m.ErrorResponse,
+    },
+)
 def issue_token():
-    """``{"username", "password"}`` → 201 with a bearer token, its expiry and the user."""
-    data = json_body()
-    user, secret = login(data.get("username"), data.get("password"), SessionKind.API)
+    """``{"username", "password"}`` → 201 with a bearer token, its expiry and the user.
+
+    401 ``bad_credentials`` (the same for an unknown user), 403 ``account_inactive``, 429 ``too_many_logins``.
+    """
+    data: m.TokenRequest = api_schemas.body()
+    user, secret = login(data.username, data.password, SessionKind.API)
     expires_at = g.staff_session.expires_at
     db.session.commit()
     return jsonify(token=secret, expires_at=expires_at.isoformat(), user=staff_json(user)), 201
@@ -37,6 +52,7 @@ def issue_token():
 
 @bp.delete("/token")
 @api_auth_required
+@describe(tags=("员工",), security=STAFF, responses={204: None, 401: m.ErrorResponse})
 def revoke_token():
     """Revoke the token this request presents: 204, and it no longer works anywhere."""
     logout()
@@ -46,6 +62,7 @@ def revoke_token():
 
 @bp.get("/me")
 @api_auth_required
+@describe(tags=("员工",), security=STAFF, responses={200: m.WhoAmI, 401: m.ErrorResponse})
 def whoami():
     """The user the presented token belongs to, and when the token expires."""
     user = current_staff()

@@ -6,17 +6,19 @@ a token only lets the mini-program list "my items" and lets notifications reach 
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, jsonify
 from sqlalchemy import func, select
 
-from backend import database
+from backend import api_schemas, database
+from backend.api_schemas import RESIDENT, describe
+from backend.api_schemas import models as m
 from backend.errors import UserError
 from backend.extensions import csrf, db
 from backend.items.inbox import first_line
 from backend.items.refs import format_ref, normalize_ref
 from backend.models import Item
 from backend.models.item import ITEM_STATUS_LABELS
-from backend.routes.api import json_body, track_url
+from backend.routes.api import track_url
 from backend.routes.api_auth import staff_json
 from backend.wechat.identity import bind_staff_wechat, login_resident, require_resident
 
@@ -24,8 +26,6 @@ bp = Blueprint("api_resident", __name__, url_prefix="/api/v1")
 csrf.exempt(bp)  # the API takes no cookies; tokens come in headers
 
 DEFAULT_PER_PAGE = 20
-MAX_PER_PAGE = 50
-MAX_PAGE = 10_000
 
 
 @bp.after_request
@@ -36,10 +36,18 @@ def _no_store(response):
 
 
 @bp.post("/wechat/login")
+@describe(
+    tags=("群众",),
+    json=m.WechatLoginRequest,
+    responses={201: m.ResidentToken, 503: m.ErrorResponse},
+)
 def wechat_login():
-    """``{"code"}`` from ``wx.login`` → 201 ``{"token", "expires_at"}``; the session key stays on the server."""
-    data = json_body()
-    _resident, token, expires_at = login_resident(data.get("code"))
+    """``{"code"}`` from ``wx.login`` → 201 ``{"token", "expires_at"}``; the session key stays on the server.
+
+    400 for a code WeChat refuses; 503 (with ``Retry-After``) when WeChat cannot be reached.
+    """
+    data: m.WechatLoginRequest = api_schemas.body()
+    _resident, token, expires_at = login_resident(data.code)
     db.session.commit()
     return jsonify(token=token, expires_at=expires_at.isoformat()), 201
 
@@ -61,21 +69,14 @@ def my_item_json(item: Item) -> dict:
     }
 
 
-def _positive_int(name: str, default: int, maximum: int) -> int:
-    raw = request.args.get(name)
-    if raw in (None, ""):
-        return default
-    if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= maximum:
-        raise UserError(f"invalid_{name}", f"{name} 须为 1 到 {maximum} 之间的整数。", 400, field=name)
-    return int(raw)
-
-
 @bp.get("/me/items")
+@describe(tags=("群众",), security=RESIDENT, query=m.MyItemsQuery, responses={200: m.MyItems, 401: m.ErrorResponse})
 def my_items():
     """The resident's items, newest first: ``?page=&per_page=`` (20 a page, at most 50)."""
     resident = require_resident()
-    page = _positive_int("page", 1, MAX_PAGE)
-    per_page = _positive_int("per_page", DEFAULT_PER_PAGE, MAX_PER_PAGE)
+    query: m.MyItemsQuery = api_schemas.args()
+    page = query.page or 1
+    per_page = query.per_page or DEFAULT_PER_PAGE
     with database.read_phase():
         total = db.session.scalar(select(func.count()).select_from(Item).where(Item.resident_id == resident.id))
         items = db.session.scalars(
@@ -97,6 +98,7 @@ def my_items():
 
 
 @bp.get("/me/items/<ref>")
+@describe(tags=("群众",), security=RESIDENT, responses={200: m.MyItem, 401: m.ErrorResponse, 404: m.ErrorResponse})
 def my_item(ref: str):
     """One of the resident's items by reference (what a notification's page opens: it carries no key)."""
     resident = require_resident()
@@ -114,9 +116,14 @@ def my_item(ref: str):
 
 
 @bp.post("/wechat/bind")
+@describe(
+    tags=("员工",),
+    json=m.WechatBindRequest,
+    responses={200: m.BindAnswer, 503: m.ErrorResponse},
+)
 def wechat_bind():
     """``{"code": <wx.login code>, "binding_code"}`` → the deputy's account, now tied to this WeChat user."""
-    data = json_body()
-    user = bind_staff_wechat(data.get("code"), data.get("binding_code"))
+    data: m.WechatBindRequest = api_schemas.body()
+    user = bind_staff_wechat(data.code, data.binding_code)
     db.session.commit()
     return jsonify(bound=True, user=staff_json(user))

@@ -8,8 +8,11 @@ reference, and an audit row), 409 ``transition_not_allowed`` with the reason.
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify, request, url_for
+from flask import Blueprint, jsonify, url_for
 
+from backend import api_schemas
+from backend.api_schemas import STAFF, describe
+from backend.api_schemas import models as m
 from backend.auth.sessions import api_auth_required, current_staff
 from backend.extensions import csrf, db
 from backend.items import inbox as inbox_query
@@ -18,7 +21,6 @@ from backend.items.lifecycle import forward_link_token, perform_action
 from backend.items.refs import format_ref
 from backend.models import Item, ItemEvent, StaffUser
 from backend.models.item import ITEM_CATEGORY_LABELS, ITEM_STATUS_LABELS
-from backend.routes.api import json_body
 from backend.routes.deputy import (
     HANDLERS,
     department_link,
@@ -35,6 +37,8 @@ bp = Blueprint("api_staff", __name__, url_prefix="/api/v1")
 csrf.exempt(bp)  # bearer tokens in headers; a browser's cookie is never accepted here
 
 ACTION_KEYS = ("text", "department_id", "due", "deputy_id", "duplicate_of", "outcome")
+# Every staff view: 401 without a valid token; 404 for another role (audited) and for an item out of sight.
+STAFF_ERRORS = {401: m.ErrorResponse, 404: m.ErrorResponse}
 
 
 @bp.after_request
@@ -71,15 +75,17 @@ def inbox_row_json(row: inbox_query.InboxRow, now) -> dict:
 
 @bp.get("/inbox")
 @api_auth_required(*HANDLERS)
+@describe(tags=("员工",), security=STAFF, query=m.InboxQuery, responses={200: m.InboxAnswer, **STAFF_ERRORS})
 def inbox():
     """``?state=todo|overdue|reopened|new|in_progress|resolved|closed&q=&page=&per_page=`` → counts and one page."""
     user = current_staff()
+    query: m.InboxQuery = api_schemas.args()
     page = inbox_query.inbox_page(
         user,
-        state=request.args.get("state", "todo"),
-        query=request.args.get("q", ""),
-        page=inbox_query.clean_page(request.args.get("page")),
-        per_page=inbox_query.clean_per_page(request.args.get("per_page")),
+        state=query.state or "todo",
+        query=query.q or "",
+        page=query.page or 1,
+        per_page=query.per_page or inbox_query.DEFAULT_PER_PAGE,
     )
     return jsonify(
         counts=page.counts,
@@ -179,6 +185,7 @@ def department_json(department) -> dict:
 
 @bp.get("/inbox/<ref>")
 @api_auth_required(*HANDLERS)
+@describe(tags=("员工",), security=STAFF, responses={200: m.StaffItemAnswer, **STAFF_ERRORS})
 def inbox_item(ref: str):
     """One item of the user's inbox in full (``item_detail_json``); 404 like an unknown reference for anyone else's."""
     user = current_staff()
@@ -187,6 +194,7 @@ def inbox_item(ref: str):
 
 @bp.get("/inbox/<ref>/photos/<int:position>.jpg")
 @api_auth_required(*HANDLERS)
+@describe(tags=("员工",), security=STAFF, responses={200: None, **STAFF_ERRORS})  # a JPEG (api_schemas.document)
 def item_photo(ref: str, position: int):
     """A photo of the item, for the mini-program's bearer token; a sandboxed JPEG, never cached."""
     return photo_response(item_or_404(current_staff(), ref), position)
@@ -194,6 +202,7 @@ def item_photo(ref: str, position: int):
 
 @bp.post("/inbox/<ref>/reveal")
 @api_auth_required(*HANDLERS)
+@describe(tags=("员工",), security=STAFF, responses={200: m.RevealedContact, **STAFF_ERRORS})
 def reveal_contact(ref: str):
     """The resident's full name and number (``{"name", "phone"}``), after an audit row records who saw them."""
     user = current_staff()
@@ -202,10 +211,13 @@ def reveal_contact(ref: str):
 
 @bp.get("/departments")
 @api_auth_required(*HANDLERS)
+@describe(
+    tags=("员工",), security=STAFF, query=m.DepartmentsQuery, responses={200: m.DepartmentsAnswer, **STAFF_ERRORS}
+)
 def departments():
     """Departments items may be forwarded to: of ``?ref=``'s region and above, or of the user's own region."""
     user = current_staff()
-    ref = request.args.get("ref")
+    ref = api_schemas.args().ref
     region = item_or_404(user, ref).station.region if ref else user_region(user)
     return jsonify(departments=[department_json(d) for d in departments_for_region(region)])
 
@@ -224,6 +236,17 @@ def event_json(event: ItemEvent) -> dict:
 
 @bp.post("/items/<ref>/actions")
 @api_auth_required(*HANDLERS)
+@describe(
+    tags=("员工",),
+    security=STAFF,
+    json=m.ActionRequest,
+    responses={
+        200: m.ActionAnswer,
+        403: m.ErrorResponse,
+        409: m.ErrorResponse,
+        **STAFF_ERRORS,
+    },
+)
 def item_action(ref: str):
     """``{"action", "text", "department_id", "due", "deputy_id", "duplicate_of", "outcome"}`` → the new status and the event.
 
@@ -232,10 +255,10 @@ def item_action(ref: str):
     """
     user = current_staff()
     item = item_or_404(user, ref)
-    data = json_body()
-    arguments = {key: data.get(key) for key in ACTION_KEYS}
+    data: m.ActionRequest = api_schemas.body()
+    arguments = {key: getattr(data, key) for key in ACTION_KEYS}
     arguments["text"] = arguments["text"] or ""
-    event = perform_action(item, user, data.get("action"), **arguments)
+    event = perform_action(item, user, data.action, **arguments)
     token = forward_link_token(event)
     db.session.commit()
     body = {

@@ -13,11 +13,13 @@ from flask import Blueprint, current_app, jsonify, request
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 
+from backend import api_schemas
+from backend.api_schemas import RESIDENT, STAFF, describe
+from backend.api_schemas import models as m
 from backend.errors import UserError
 from backend.extensions import csrf, db
 from backend.models import SessionKind, SubscriptionCredit, utcnow
 from backend.outbox.notifications import KINDS
-from backend.routes.api import json_body
 from backend.wechat.identity import current_resident
 
 bp = Blueprint("api_wechat", __name__, url_prefix="/api/v1/wechat")
@@ -78,6 +80,7 @@ def _audiences() -> dict[str, list[str]]:
 
 
 @bp.get("/templates")
+@describe(tags=("微信",), responses={200: m.TemplatesAnswer})
 def templates():
     """The template ids to request: per audience, in calls of at most three ids, and each id's purpose."""
     configured = current_app.config["WECHAT_TEMPLATES"]
@@ -100,6 +103,16 @@ def templates():
 
 
 @bp.post("/subscriptions")
+@describe(
+    tags=("微信",),
+    security=[RESIDENT, STAFF],  # a resident's token, or a deputy's API token with a bound WeChat
+    json=m.SubscriptionReport,
+    responses={
+        200: m.CreditsAnswer,
+        401: m.ErrorResponse,
+        409: m.ErrorResponse,
+    },
+)
 def report_subscriptions():
     """Count the accepts of one ``wx.requestSubscribeMessage`` call: ``{"results": {template_id: result}}``.
 
@@ -107,8 +120,7 @@ def report_subscriptions():
     result object carries) is ignored; an unknown template id or result is a 400 and counts nothing.
     """
     openid = _current_openid()
-    data = json_body()
-    results = data.get("results")
+    results = api_schemas.body().results
     if not isinstance(results, dict):
         raise UserError("invalid_results", "results 须为 {模板ID: accept|reject|ban|filter}。", 400, field="results")
     results = {k: v for k, v in results.items() if k != "errMsg"}

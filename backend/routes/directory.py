@@ -12,6 +12,8 @@ from flask import Blueprint, current_app, jsonify, render_template, url_for
 from sqlalchemy import and_, select
 from sqlalchemy.orm import selectinload
 
+from backend.api_schemas import describe
+from backend.api_schemas import models as m
 from backend.extensions import db
 from backend.models import Code, Deputy, DeputyStatus, Station
 from backend.qr.codes import code_url
@@ -85,6 +87,7 @@ def directory() -> list[DirectoryStation]:
 
 
 @bp.get("/api/v1/stations")
+@describe(tags=("群众",), responses={200: m.Directory})
 def stations_json():
     """The directory as JSON, with absolute URLs for the QR images."""
     base = current_app.config["PUBLIC_BASE_URL"]

@@ -12,6 +12,7 @@ from flask import Blueprint, Response, abort, current_app, request
 
 from backend.errors import UserError
 from backend.extensions import db
+from backend.items.validation import MAX_ID
 from backend.models import Deputy, Station
 from backend.qr.codes import code_url, current_code
 from backend.qr.render import qr_png, qr_svg
@@ -23,8 +24,6 @@ MIN_SIZE = 100
 CACHE_SECONDS = 86400
 # Bumped when the rendering changes, so that cached images are revalidated.
 RENDER_VERSION = 1
-# Largest id the int converter accepts: a bigger one cannot exist and would overflow PostgreSQL's integer.
-MAX_ID = 2**31 - 1
 # ASCII digits only: int() would also accept "+600", " 600", "6_00" and non-ASCII digits.
 SIZE_RE = re.compile(r"[0-9]{1,5}")
 

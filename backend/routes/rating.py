@@ -10,6 +10,9 @@ from __future__ import annotations
 
 from flask import Blueprint, g, jsonify, redirect, request, url_for
 
+from backend import api_schemas
+from backend.api_schemas import describe
+from backend.api_schemas import models as m
 from backend.errors import UserError
 from backend.extensions import csrf, db
 from backend.items.lifecycle import rate_item
@@ -18,7 +21,6 @@ from backend.items.refs import format_ref
 from backend.models import Item, Satisfaction
 from backend.models.item import ITEM_STATUS_LABELS
 from backend.routes import resident
-from backend.routes.api import json_body
 from backend.security import client_address
 
 bp = Blueprint("rating", __name__)
@@ -58,16 +60,25 @@ def rate_page(ref: str):
 
 @bp.post("/api/v1/items/<ref>/rating")
 @csrf.exempt
+@describe(
+    tags=("群众",),
+    query=m.KeyQuery,
+    json=m.RatingRequest,
+    responses={
+        200: m.RatingAnswer,
+        404: m.ErrorResponse,
+        409: m.ErrorResponse,
+        429: m.ErrorResponse,
+    },
+)
 def rate_api(ref: str):
     """``?key=`` and ``{"satisfaction": "satisfied"|"basically"|"unsatisfied", "solved": bool, "comment"}`` → 200.
 
     Answers the item's status after the verdict ("accepted" again when not satisfied).
     """
     item = _item_for_key(ref, request.args.get("key"), "找不到该留言，请核对编号和查询码。")
-    data = json_body()
-    if "solved" not in data:
-        raise UserError("invalid_solved", "请选择问题是否已经解决。", 400, field="solved")
-    event = rate_item(item, data.get("satisfaction"), data.get("solved"), data.get("comment") or "")
+    data: m.RatingRequest = api_schemas.body()
+    event = rate_item(item, data.satisfaction, data.solved, data.comment or "")
     db.session.commit()
     return jsonify(
         ref=item.ref,

@@ -16,6 +16,8 @@ from datetime import date, datetime
 from flask import Blueprint, jsonify, make_response, redirect, render_template, request, send_file, url_for
 from sqlalchemy import func, select
 
+from backend.api_schemas import STAFF, describe
+from backend.api_schemas import models as m
 from backend.audit import record_audit
 from backend.auth.sessions import api_auth_required, current_staff, is_safe_next, login_required
 from backend.errors import UserError
@@ -25,6 +27,7 @@ from backend.items.access import find_item_for_staff, region_subtree
 from backend.items.deadlines import is_overdue
 from backend.items.lifecycle import SUPERVISE_REPEAT_AFTER, perform_action
 from backend.items.refs import format_ref
+from backend.items.validation import parse_day
 from backend.models import Code, Deputy, Item, ItemEvent, ItemEventKind, Region, StaffRole, StaffUser, Station, utcnow
 from backend.models.item import ITEM_STATUS_LABELS
 from backend.stations.calendar import today_in_china
@@ -421,10 +424,7 @@ def export_month():
     user = current_staff()
     scope = stats.resolve_scope(user, _scope_args())
     raw = request.args.get("month", "")
-    try:
-        month = date.fromisoformat(f"{raw}-01") if len(raw) == 7 else None
-    except ValueError:
-        month = None
+    month = parse_day(f"{raw}-01", "month", "导出月份") if len(raw) == 7 else None  # 9999-12 has no next month
     if month is None:
         raise UserError("invalid_month", "请选择要导出的月份，例如2026-03。", 400, field="month")
     record_audit(
@@ -458,6 +458,12 @@ def export_month():
 
 @api_bp.get("/stats")
 @api_auth_required(*VIEWERS)
+@describe(
+    tags=("监督",),
+    security=STAFF,
+    query=m.StatsQuery,
+    responses={200: m.StatsAnswer, 401: m.ErrorResponse, 404: m.ErrorResponse},
+)
 def stats_api():
     """``?region=<code>|station=<id>|deputy=<id>&from=YYYY-MM-DD&to=YYYY-MM-DD`` (``to`` exclusive) → the figures.
 

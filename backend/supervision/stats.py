@@ -53,6 +53,7 @@ from backend.errors import UserError
 from backend.extensions import db
 from backend.items.access import region_subtree, visible_items_query
 from backend.items.deadlines import overdue_condition
+from backend.items.validation import clean_id, parse_day
 from backend.models import (
     Deputy,
     Item,
@@ -231,16 +232,6 @@ def month_range(month: date) -> DateRange:
     return DateRange(start, _add_months(start, 1))
 
 
-def _parse_day(raw: object, name: str, label: str) -> date:
-    message = f"{label}不是有效的日期，请写成2026-03-01这样。"
-    if not isinstance(raw, str) or len(raw.strip()) != 10:
-        raise UserError(f"invalid_{name}", message, 400, field=name)
-    try:
-        return date.fromisoformat(raw.strip())
-    except ValueError:
-        raise UserError(f"invalid_{name}", message, 400, field=name) from None
-
-
 def parse_range(raw_from: object, raw_to: object, today: date | None = None) -> DateRange:
     """The range from ``from`` and ``to`` (YYYY-MM-DD, ``to`` exclusive); either may be left out (default range).
 
@@ -248,8 +239,8 @@ def parse_range(raw_from: object, raw_to: object, today: date | None = None) -> 
     not before ``to``, ``range_too_long`` beyond ``MAX_RANGE_MONTHS``.
     """
     default = default_range(today)
-    start = _parse_day(raw_from, "from", "起始日期") if raw_from not in (None, "") else default.start
-    end = _parse_day(raw_to, "to", "截止日期") if raw_to not in (None, "") else default.end
+    start = parse_day(raw_from, "from", "起始日期") if raw_from not in (None, "") else default.start
+    end = parse_day(raw_to, "to", "截止日期") if raw_to not in (None, "") else default.end
     if start >= end:
         raise UserError("invalid_range", "起始日期须早于截止日期（截止日期当天不计入）。", 400, field="from")
     if len(DateRange(start, end).months()) > MAX_RANGE_MONTHS:
@@ -382,10 +373,7 @@ def _not_found() -> UserError:
 
 
 def _as_id(raw: str, kind: str, label: str) -> int:
-    value = raw.strip()
-    if not value.isdigit() or len(value) > 12:
-        raise UserError(f"invalid_{kind}", f"{label}编号应为数字。", 400, field=kind)
-    return int(value)
+    return clean_id(raw.strip(), kind, f"{label}编号应为数字。")
 
 
 def resolve_scope(user: StaffUser, args: Mapping[str, str], *, required: bool = False) -> Scope:

@@ -4,6 +4,7 @@ console errors and CSP violations."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import socket
@@ -150,11 +151,19 @@ def wait_until_serving(url: str, process: subprocess.Popen, server: LiveServer) 
     pytest.fail(f"gunicorn did not answer {url} in {SERVER_START_SECONDS}s ({last_error}):\n{server.log_tail()}")
 
 
-@pytest.fixture(scope="session")
-def live_server(chromium_executable, tmp_path_factory) -> Iterator[LiveServer]:
+@contextlib.contextmanager
+def demo_server(
+    workdir: Path,
+    env_overrides: dict[str, str | None] | None = None,
+    ready_path: str = "/",
+    app_spec: str = "wechat_sandbox.compose:create_app()",
+) -> Iterator[LiveServer]:
     """What ``make run`` (scripts/run.sh) does, for real: its WeChat settings, a fresh database, ``flask db upgrade``,
-    ``flask demo load``, and gunicorn serving the app with the sandbox beside it (``wechat_sandbox.compose``)."""
-    workdir = tmp_path_factory.mktemp("live_server")
+    ``flask demo load``, and gunicorn serving the app with the sandbox beside it (``wechat_sandbox.compose``).
+
+    ``env_overrides`` sets (or, with None, removes) variables of the server's environment; ``app_spec``
+    is what gunicorn serves (``backend:create_app()``: the production app alone, as the Procfile's ``web:``).
+    """
     database_url = create_pg_database(PG_URL) if PG_URL else "sqlite:///" + str(workdir / "live.sqlite3")
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
@@ -168,6 +177,11 @@ def live_server(chromium_executable, tmp_path_factory) -> Iterator[LiveServer]:
         "WECHAT_APPID": APPID,
         "WECHAT_SECRET": SECRET,
     }
+    for name, value in (env_overrides or {}).items():
+        if value is None:
+            env.pop(name, None)
+        else:
+            env[name] = value
     server = LiveServer(base_url=base_url, env=env, log_path=workdir / "gunicorn.log")
     process = None
     try:
@@ -187,14 +201,14 @@ def live_server(chromium_executable, tmp_path_factory) -> Iterator[LiveServer]:
                     f"127.0.0.1:{port}",
                     "--access-logfile",
                     "-",
-                    "wechat_sandbox.compose:create_app()",
+                    app_spec,
                 ],
                 cwd=REPO_ROOT,
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
-        wait_until_serving(base_url + "/", process, server)
+        wait_until_serving(base_url + ready_path, process, server)
         yield server
     finally:
         if process is not None:
@@ -206,6 +220,13 @@ def live_server(chromium_executable, tmp_path_factory) -> Iterator[LiveServer]:
                 process.wait()
         if PG_URL:
             drop_pg_database(database_url)
+
+
+@pytest.fixture(scope="session")
+def live_server(chromium_executable, tmp_path_factory) -> Iterator[LiveServer]:
+    """The demo county served as ``make run`` serves it (``demo_server``), for the browser tests."""
+    with demo_server(tmp_path_factory.mktemp("live_server")) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

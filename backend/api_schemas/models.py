@@ -1,0 +1,706 @@
+"""The JSON API's requests and answers as pydantic models: what ``describe`` validates and the document shows.
+
+Requests are strict about types (an id is a JSON integer or ASCII digits, a flag is ``true`` or
+``false``) and leave meaning to the areas, so that a form and a JSON request get the same answer;
+a field whose refusal the areas already name (``invalid_deputy`` …) keeps that code here
+(``field_errors``). Answers list what the views return; a field the mini-program may meet as
+``null`` says so. Unknown request fields are ignored (old mini-program versions send more).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, ClassVar, Literal
+
+from annotated_types import Ge, Le
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictInt, StringConstraints
+
+from backend.items import inbox
+from backend.items.lifecycle import TRANSITIONS
+from backend.items.validation import ID_RE, MAX_ID
+from backend.models import ItemOutcome, Satisfaction
+
+MY_ITEMS_MAX_PAGE = 10_000  # a resident's items: /api/v1/me/items
+MY_ITEMS_MAX_PER_PAGE = 50
+
+# --- building blocks --------------------------------------------------------------------------------
+
+# The values the areas define, listed in the document as they are when the app starts.
+ActionName = Literal[tuple(TRANSITIONS)]
+OutcomeValue = Literal[tuple(outcome.value for outcome in ItemOutcome)]
+SatisfactionValue = Literal[tuple(satisfaction.value for satisfaction in Satisfaction)]
+InboxState = Literal[inbox.STATES]
+
+Id = Annotated[StrictInt, Field(ge=1, le=MAX_ID)]
+IdDigits = Annotated[str, StringConstraints(pattern=ID_RE.pattern)]
+IdInput = Id | IdDigits  # JSON integer, or ASCII digits as forms and the mini-program's pickers send them
+
+
+def _query_int(value: object) -> object:
+    """A query parameter is text: only ASCII digits make an integer ("１", "٢", "+1", "1.0" do not)."""
+    if isinstance(value, str):
+        if not ID_RE.match(value):
+            raise ValueError("not ASCII digits")
+        return int(value)
+    return value
+
+
+def QueryInt(minimum: int, maximum: int):
+    """An integer query parameter between ``minimum`` and ``maximum``, written in ASCII digits."""
+    return Annotated[int, Ge(minimum), Le(maximum), BeforeValidator(_query_int)]  # the digits are checked first
+
+
+class Request(BaseModel):
+    """A request body or query: unknown fields ignored, a field's Chinese name in its ``title``."""
+
+    model_config = ConfigDict(extra="ignore")
+    field_errors: ClassVar[dict[str, tuple[str, str]]] = {}
+
+
+class Answer(BaseModel):
+    """An answer's body."""
+
+
+class ErrorDetail(BaseModel):
+    """What went wrong: a code for programs, a sentence in Chinese for people, the input concerned."""
+
+    code: str = Field(examples=["invalid_deputy"])
+    message: str = Field(examples=["请选择本站的一位在任代表，或选择“值班代表”。"])
+    field: str | None = Field(default=None, examples=["deputy_id"])
+
+
+class ErrorResponse(Answer):
+    """Every error under /api/."""
+
+    error: ErrorDetail
+
+
+# --- codes and items (residents, no account) ------------------------------------------------------------
+
+
+class DeputyCard(Answer):
+    """A deputy as a poster shows them (no phone number)."""
+
+    id: int
+    name: str
+    levels: list[str]
+    constituency: str
+    occupation: str
+    status: str
+    status_label: str
+    photo_url: str | None
+
+
+class StationCard(Answer):
+    """A station, its reception days and its serving deputies."""
+
+    id: int
+    name: str
+    address: str
+    contact_phone: str
+    reception_days: list[str]
+    next_reception_days: list[str]
+    deputies: list[DeputyCard]
+
+
+class CodeRef(Answer):
+    """The scanned code and its URL."""
+
+    slug: str
+    url: str
+
+
+class OnDuty(Answer):
+    """Who receives a message sent through a station's code today, and why."""
+
+    deputy: DeputyCard | None
+    reason: str
+
+
+class Choice(Answer):
+    """A value and its Chinese label."""
+
+    value: str
+    label: str
+
+
+class FormLimits(Answer):
+    """The form's limits."""
+
+    body_min_chars: int
+    body_max_chars: int
+    max_photos: int
+
+
+class CodeInfo(Answer):
+    """What a scanned code leads to, and how the form is to be filled."""
+
+    code: CodeRef
+    kind: Literal["deputy", "station"]
+    deputy: DeputyCard | None
+    routes_to_station: bool
+    station: StationCard
+    on_duty: OnDuty | None
+    categories: list[Choice]
+    limits: FormLimits
+
+
+class ItemSubmission(Request):
+    """A resident's message (POST /api/v1/items). A repeated ``client_id`` returns the first item."""
+
+    code: str | None = Field(default=None, title="二维码", description="扫到的码（slug）")
+    body: str | None = Field(default=None, title="留言内容")
+    category: str | None = Field(default=None, title="类别", description="GET /api/v1/codes/{slug} 的 categories 之一")
+    deputy_id: IdInput | Literal["duty"] | None = Field(
+        default=None, title="代表", description="联络站码：本站一位在任代表的 id，或 duty（值班代表）"
+    )
+    name: str | None = Field(default=None, title="姓名")
+    phone: str | None = Field(default=None, title="手机号")
+    consent: StrictBool | None = Field(default=None, title="同意说明")
+    client_id: str | None = Field(default=None, title="client_id", description="16–64 位字母、数字、- 或 _")
+
+    field_errors: ClassVar = {"deputy_id": ("invalid_deputy", "请选择本站的一位代表，或选择“值班代表”。")}
+
+
+class SubmitAnswer(Answer):
+    """The new (or, for a repeated ``client_id``, the first) item: its reference and key."""
+
+    ref: str
+    ref_display: str
+    key: str
+    status: str
+    track_url: str
+
+
+class KeyQuery(Request):
+    """The item's access key, as the tracking link carries it."""
+
+    key: str | None = Field(default=None, title="查询码")
+
+
+class Named(Answer):
+    """An id and a name."""
+
+    id: int
+    name: str
+
+
+class PublicEvent(Answer):
+    """A step of the item the resident sees."""
+
+    kind: str
+    label: str
+    body: str
+    at: str
+
+
+class PublicItem(Answer):
+    """An item as its key's holder sees it: never the resident's contact details."""
+
+    ref: str
+    ref_display: str
+    status: str
+    status_label: str
+    is_under_review: bool
+    category: str
+    category_label: str
+    body: str
+    created_at: str
+    deputy: Named | None
+    station: Named
+    photos: list[str]
+    timeline: list[PublicEvent]
+
+
+class RatingRequest(Request):
+    """The resident's verdict (满意度测评)."""
+
+    satisfaction: SatisfactionValue | None = Field(
+        default=None, title="满意程度", description="satisfied（满意）、basically（基本满意）或 unsatisfied（不满意）"
+    )
+    solved: StrictBool = Field(title="问题是否解决")
+    comment: str | None = Field(default=None, title="评价意见", description="选择不满意时必填")
+
+    field_errors: ClassVar = {
+        "solved": ("invalid_solved", "请选择问题是否已经解决。"),
+        "satisfaction": ("invalid_satisfaction", "请选择满意、基本满意或不满意。"),
+    }
+
+
+class RatingAnswer(Answer):
+    """The item after the verdict ("accepted" again when not satisfied)."""
+
+    ref: str
+    ref_display: str
+    status: str
+    status_label: str
+    satisfaction: str
+    solved: bool
+    reopened: bool
+
+
+class DirectoryDeputy(Answer):
+    """A serving deputy in the directory."""
+
+    id: int
+    name: str
+    levels: list[str]
+    code_url: str | None
+    qr_png_url: str
+
+
+class DirectoryStation(Answer):
+    """An active station in the directory."""
+
+    id: int
+    name: str
+    address: str
+    code_url: str | None
+    qr_png_url: str
+    deputies: list[DirectoryDeputy]
+
+
+class Directory(Answer):
+    """码上找代表: every active station and its serving deputies."""
+
+    stations: list[DirectoryStation]
+
+
+# --- staff tokens ----------------------------------------------------------------------------------------
+
+
+class TokenRequest(Request):
+    """A staff member's username and password."""
+
+    username: str | None = Field(default=None, title="用户名")
+    password: str | None = Field(default=None, title="密码")
+
+    field_errors: ClassVar = {
+        "username": ("missing_credentials", "请输入用户名和密码。"),
+        "password": ("missing_credentials", "请输入用户名和密码。"),
+    }
+
+
+class StaffAccount(Answer):
+    """A staff account as the mini-program shows it."""
+
+    id: int
+    username: str
+    role: str
+    display_name: str
+
+
+class TokenAnswer(Answer):
+    """A new bearer token and whose it is."""
+
+    token: str
+    expires_at: str
+    user: StaffAccount
+
+
+class WhoAmI(Answer):
+    """The account a token belongs to."""
+
+    user: StaffAccount
+    expires_at: str
+
+
+# --- residents' WeChat identity -------------------------------------------------------------------------
+
+
+class WechatLoginRequest(Request):
+    """The code ``wx.login`` gave the mini-program."""
+
+    code: str | None = Field(default=None, title="登录凭证")
+
+    field_errors: ClassVar = {"code": ("invalid_login_code", "缺少登录凭证（wx.login 的 code），请重新打开小程序。")}
+
+
+class ResidentToken(Answer):
+    """A resident's token (the session key stays on the server)."""
+
+    token: str
+    expires_at: str
+
+
+class MyItemsQuery(Request):
+    """Paging of the resident's items."""
+
+    page: QueryInt(1, MY_ITEMS_MAX_PAGE) | None = Field(default=None, title="页码")
+    per_page: QueryInt(1, MY_ITEMS_MAX_PER_PAGE) | None = Field(default=None, title="每页条数")
+
+    field_errors: ClassVar = {
+        "page": ("invalid_page", f"page 须为 1 到 {MY_ITEMS_MAX_PAGE} 之间的整数。"),
+        "per_page": ("invalid_per_page", f"per_page 须为 1 到 {MY_ITEMS_MAX_PER_PAGE} 之间的整数。"),
+    }
+
+
+class MyItem(Answer):
+    """One of the resident's items, with its tracking link."""
+
+    ref: str
+    ref_display: str
+    key: str
+    status: str
+    status_label: str
+    is_under_review: bool
+    summary: str
+    deputy: Named | None
+    station: Named
+    created_at: str
+    track_url: str
+
+
+class MyItems(Answer):
+    """One page of the resident's items, newest first."""
+
+    items: list[MyItem]
+    page: int
+    per_page: int
+    total: int
+    pages: int
+    has_next: bool
+
+
+class WechatBindRequest(Request):
+    """A deputy ties their WeChat to their account with the binding code shown on the web page."""
+
+    code: str | None = Field(default=None, title="登录凭证")
+    binding_code: str | None = Field(default=None, title="绑定码")
+
+
+class BindAnswer(Answer):
+    """The account now tied to this WeChat user."""
+
+    bound: bool
+    user: StaffAccount
+
+
+class TemplateInfo(Answer):
+    """A subscription message template: its purpose, id and fields."""
+
+    purpose: str
+    id: str
+    keys: list[str]
+
+
+class TemplatesAnswer(Answer):
+    """Which templates to request, per audience, in calls of at most three ids."""
+
+    templates: list[TemplateInfo]
+    requests: dict[str, list[list[str]]]
+    max_per_request: int
+
+
+class SubscriptionReport(Request):
+    """The result object of one ``wx.requestSubscribeMessage`` call."""
+
+    results: dict[str, Any] | None = Field(
+        default=None, title="订阅结果", description="{模板ID: accept|reject|ban|filter}"
+    )
+
+    field_errors: ClassVar = {"results": ("invalid_results", "results 须为 {模板ID: accept|reject|ban|filter}。")}
+
+
+class CreditsAnswer(Answer):
+    """Messages the caller may still be sent, per template named."""
+
+    credits: dict[str, int]
+
+
+# --- staff: inbox, one item, actions ----------------------------------------------------------------------
+
+
+class InboxQuery(Request):
+    """Which part of the inbox, a search, and paging."""
+
+    state: InboxState | None = Field(
+        default=None, title="分组", description="todo（默认）、overdue、reopened、new、in_progress、resolved、closed"
+    )
+    q: str | None = Field(default=None, title="搜索", description="留言编号或留言中的文字")
+    page: QueryInt(1, inbox.MAX_PAGE) | None = Field(default=None, title="页码")
+    per_page: QueryInt(1, inbox.MAX_PER_PAGE) | None = Field(default=None, title="每页条数")
+
+
+class InboxRow(Answer):
+    """One inbox line."""
+
+    ref: str
+    ref_display: str
+    group: str
+    status: str
+    status_label: str
+    is_overdue: bool
+    category: str
+    category_label: str
+    first_line: str
+    created_at: str
+    age: str
+    due_at: str | None
+    reopen_count: int
+    deputy: Named | None
+
+
+class InboxAnswer(Answer):
+    """Counts per group and one page of the inbox."""
+
+    counts: dict[str, int]
+    state: str
+    query: str
+    page: int
+    per_page: int
+    pages: int
+    total: int
+    has_next: bool
+    items: list[InboxRow]
+
+
+class StaffItem(Answer):
+    """The item in full, as its handlers see it."""
+
+    ref: str
+    ref_display: str
+    status: str
+    status_label: str
+    category: str
+    category_label: str
+    channel: str
+    channel_label: str
+    body: str
+    created_at: str
+    due_at: str | None
+    is_overdue: bool
+    overdue_label: str
+    is_paused: bool
+    first_answered_at: str | None
+    resolved_at: str | None
+    outcome: str | None
+    outcome_label: str
+    outcome_reason: str
+    satisfaction: str | None
+    satisfaction_label: str
+    reopen_count: int
+    reopen_reason: str
+    needs_review: bool
+    review_reason: str
+    deputy: Named | None
+    station: Named
+
+
+class MaskedContact(Answer):
+    """The resident's contact as shown before a reveal: 王** / 138****1234."""
+
+    name: str
+    phone: str
+    has_contact: bool
+    reveal_url: str
+
+
+class PhotoInfo(Answer):
+    """A photo of the item."""
+
+    position: int
+    width: int
+    height: int
+    url: str
+
+
+class ForwardInfo(Answer):
+    """A forward to a department (交办) and its answer."""
+
+    id: int
+    department: str
+    instructions: str
+    created_at: str
+    due_at: str
+    answered_at: str | None
+    answer: str | None
+    promised_by: str | None
+    revoked_at: str | None
+
+
+class StaffEvent(Answer):
+    """A step of the item as staff see it (``is_public``: the resident sees it too)."""
+
+    id: int
+    kind: str
+    label: str
+    is_public: bool
+    body: str
+    created_at: str
+
+
+class TimelineRow(StaffEvent):
+    """A step, who took it, and what only staff see of it."""
+
+    actor: str
+    detail: Any = None
+
+
+class ActionInfo(Answer):
+    """An action the user may take now."""
+
+    action: str
+    label: str
+
+
+class DepartmentInfo(Answer):
+    """A department items may be forwarded to."""
+
+    id: int
+    name: str
+    region: str
+    region_code: str
+
+
+class ReplyTemplateInfo(Answer):
+    """One of the user's reply templates."""
+
+    id: int
+    title: str
+    body: str
+
+
+class StaffItemAnswer(Answer):
+    """Everything the deputy's phone shows of one item."""
+
+    item: StaffItem
+    contact: MaskedContact
+    photos: list[PhotoInfo]
+    forwards: list[ForwardInfo]
+    timeline: list[TimelineRow]
+    actions: list[ActionInfo]
+    departments: list[DepartmentInfo]
+    station_deputies: list[Named]
+    templates: list[ReplyTemplateInfo]
+
+
+class RevealedContact(Answer):
+    """The resident's full name and number (the reveal is audited)."""
+
+    name: str
+    phone: str
+
+
+class DepartmentsQuery(Request):
+    """Whose region's departments: an item's (``ref``) or the user's own."""
+
+    ref: str | None = Field(default=None, title="留言编号")
+
+
+class DepartmentsAnswer(Answer):
+    """Departments items may be forwarded to."""
+
+    departments: list[DepartmentInfo]
+
+
+class ActionRequest(Request):
+    """An action on an item; which fields it needs depends on the action (see ``actions`` of GET /api/v1/inbox/{ref})."""
+
+    action: ActionName | None = Field(
+        default=None, title="操作", description="可用的操作见 GET /api/v1/inbox/{ref} 的 actions"
+    )
+    text: str | None = Field(default=None, title="说明")
+    department_id: IdInput | None = Field(default=None, title="承办单位", description="forward：承办单位的 id")
+    due: str | None = Field(
+        default=None, title="办理期限", description="forward、extend：YYYY-MM-DD（当天结束）或带时区的时间"
+    )
+    deputy_id: IdInput | None = Field(default=None, title="代表", description="reassign：本站另一位在任代表的 id")
+    duplicate_of: str | None = Field(default=None, title="重复的留言编号", description="duplicate")
+    outcome: OutcomeValue | None = Field(
+        default=None, title="办理结果", description="resolve：solved、partly 或 unsolved"
+    )
+
+    field_errors: ClassVar = {
+        "action": ("invalid_action", "不支持的操作。"),
+        "outcome": ("invalid_outcome", "请选择办理结果：已解决、部分解决或未能解决。"),
+        "department_id": ("invalid_department_id", "请选择本地区的一个承办单位。"),
+        "deputy_id": ("invalid_deputy_id", "请选择本站的另一位在任代表。"),
+    }
+
+
+class ActionItem(Answer):
+    """The item after the action."""
+
+    ref: str
+    ref_display: str
+    status: str
+    status_label: str
+    due_at: str | None
+    visible_to_you: bool
+
+
+class ActionAnswer(Answer):
+    """The new status and the event; a forward also answers the department's link, once."""
+
+    item: ActionItem
+    event: StaffEvent
+    department_link: str | None = None
+
+
+# --- supervision figures ------------------------------------------------------------------------------------
+
+
+class StatsQuery(Request):
+    """Exactly one scope, and a range (``to`` exclusive; default the last 12 months)."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    region: str | None = Field(default=None, title="地区代码")
+    station: str | None = Field(default=None, title="联络站", description="联络站 id")
+    deputy: str | None = Field(default=None, title="代表", description="代表 id")
+    from_: str | None = Field(default=None, alias="from", title="起始日期", description="YYYY-MM-DD")
+    to: str | None = Field(default=None, title="截止日期", description="YYYY-MM-DD，当天不计入")
+
+
+class ScopeInfo(Answer):
+    """The scope the figures are of."""
+
+    kind: str
+    key: str
+    label: str
+
+
+class MonthFigures(Answer):
+    """One month's figures."""
+
+    month: str
+    received: int
+    valid: int
+    answered: int
+    resolved: int
+    rated: int
+    satisfied: int
+    answer_rate: float | None
+    resolve_rate: float | None
+    satisfaction_rate: float | None
+
+
+class StatsAnswer(Answer):
+    """答复率, 办结率, 满意率 and their parts; a rate is null below ``min_sample``."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    received: int
+    answered: int
+    resolved: int
+    rated: int
+    answer_rate: float | None
+    resolve_rate: float | None
+    satisfaction_rate: float | None
+    median_first_answer_hours: float | None
+    median_resolve_hours: float | None
+    overdue: int
+    valid: int
+    declined: int
+    duplicate: int
+    satisfied: int
+    basically_satisfied: int
+    unsatisfied: int
+    in_person: int
+    meeting_rate: float | None
+    held: int
+    min_sample: int
+    scope: ScopeInfo
+    from_: str = Field(alias="from")
+    to: str
+    months: list[MonthFigures]
