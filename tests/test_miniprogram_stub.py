@@ -17,6 +17,7 @@ import re
 import shutil
 import socket
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -74,6 +75,40 @@ def run_node(node: str, scenario: str, **env) -> dict:
         pytest.fail(f"node scenario {scenario} failed:\n{result.stdout}\n{result.stderr}")
     line = next(line for line in result.stdout.splitlines() if line.startswith("RESULT "))
     return json.loads(line[len("RESULT ") :])
+
+
+@pytest.fixture
+def scenario(node, tmp_path):
+    """Run scenarios of scenarios.js (``scenario(name, **env)`` → its RESULT). Every state they keep is laid out
+    afterwards in Chromium at 360 px (tests/miniprogram_screens.py): screenshots, and a failure when a page is
+    wider than the phone, its text too small, or a primary button not WeUI's green. Without Chromium that part
+    is skipped, except under REQUIRE_BROWSER=true (CI), where it fails."""
+    shots = tmp_path / "shots"
+    shots.mkdir()
+
+    def run(which: str, /, **env) -> dict:
+        return run_node(node, which, shotsDir=str(shots), **env)
+
+    yield run
+    if not any(shots.iterdir()):
+        return
+    chromium = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+    if not (os.path.isfile(chromium) and os.access(chromium, os.X_OK)):
+        if os.environ.get("REQUIRE_BROWSER") == "true":
+            pytest.fail(f"REQUIRE_BROWSER=true but no Chromium at {chromium} for the mini-program's screens")
+        return
+    checked = subprocess.run(
+        [sys.executable, "-m", "tests.miniprogram_screens", str(shots), chromium],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    if checked.returncode != 0:
+        pytest.fail(f"laying out the mini-program's screens failed:\n{checked.stdout}\n{checked.stderr}")
+    problems = json.loads(checked.stdout.strip().splitlines()[-1])
+    assert not problems, "\n".join(problems)
 
 
 @pytest.fixture
@@ -243,11 +278,11 @@ def test_the_ui_speaks_chinese():
 # --- the pages against the running backend --------------------------------------------------------
 
 
-def test_landing_from_a_mini_program_code_and_from_an_ordinary_qr_code(node, backend_url, wechat_sandbox, world):
+def test_landing_from_a_mini_program_code_and_from_an_ordinary_qr_code(scenario, backend_url, wechat_sandbox, world):
     env = stub_env(backend_url, wechat_sandbox, **deputy_env(world.d1))
-    assert run_node(node, "landing_scene", **env)["slug"] == env["slug"]
-    assert run_node(node, "landing_q", **env)["slug"] == env["slug"]
-    run_node(node, "landing_unknown", **env)
+    assert scenario("landing_scene", **env)["slug"] == env["slug"]
+    assert scenario("landing_q", **env)["slug"] == env["slug"]
+    scenario("landing_unknown", **env)
 
 
 def on_duty_today(station, deputy) -> None:
@@ -257,7 +292,7 @@ def on_duty_today(station, deputy) -> None:
     db.session.commit()
 
 
-def test_landing_and_form_of_a_station_code(node, backend_url, wechat_sandbox, world):
+def test_landing_and_form_of_a_station_code(scenario, backend_url, wechat_sandbox, world):
     station = world.station_a
     on_duty_today(station, world.d2)
     env = stub_env(
@@ -270,19 +305,19 @@ def test_landing_and_form_of_a_station_code(node, backend_url, wechat_sandbox, w
         receptionDays=[describe_rule(rule) for rule in station.reception_rules],
         deputyNames=[world.d1.name, world.d2.name],
     )
-    run_node(node, "landing_station", **env)
-    run_node(node, "form_station", **env)
-    run_node(node, "form_unknown", **env)
+    scenario("landing_station", **env)
+    scenario("form_station", **env)
+    scenario("form_unknown", **env)
 
 
-def test_the_form_checks_before_sending(node, backend_url, wechat_sandbox, world):
-    run_node(node, "form_checks", **stub_env(backend_url, wechat_sandbox, **deputy_env(world.d1)))
+def test_the_form_checks_before_sending(scenario, backend_url, wechat_sandbox, world):
+    scenario("form_checks", **stub_env(backend_url, wechat_sandbox, **deputy_env(world.d1)))
     assert db.session.scalar(select(Item)) is None
 
 
-def test_submit_see_it_in_my_items_deputy_answers_resident_rates(app, node, backend_url, wechat_sandbox, world):
+def test_submit_see_it_in_my_items_deputy_answers_resident_rates(app, scenario, backend_url, wechat_sandbox, world):
     env = stub_env(backend_url, wechat_sandbox, **deputy_env(world.d1))
-    submitted = run_node(node, "submit", **env)
+    submitted = scenario("submit", **env)
     ref = submitted["ref"]
     db.session.expire_all()
     item = db.session.scalar(select(Item).where(Item.ref == ref))
@@ -301,7 +336,7 @@ def test_submit_see_it_in_my_items_deputy_answers_resident_rates(app, node, back
 
     deputy_side = {**env, "ref": ref, "username": "deputy_d1", "password": PASSWORD, "answer": ANSWER}
     deputy_side["deputyOpenid"] = DEPUTY_OPENID
-    assert run_node(node, "deputy_reply", **deputy_side)["status"] == "resolved"
+    assert scenario("deputy_reply", **deputy_side)["status"] == "resolved"
 
     # The worker tells the resident in WeChat; the notification opens the item page with its ref only.
     while worker.run_once(50):
@@ -312,18 +347,18 @@ def test_submit_see_it_in_my_items_deputy_answers_resident_rates(app, node, back
     page = answered[0]["page"]
     assert page == f"pages/item/item?ref={ref}"
 
-    assert run_node(node, "rate", **env, page=page, answer=ANSWER)["status"] == "resolved"
+    assert scenario("rate", **env, page=page, answer=ANSWER)["status"] == "resolved"
     db.session.expire_all()
     item = db.session.get(Item, item.id)
     assert item.satisfaction.value == "satisfied" and item.rated_at is not None
-    run_node(node, "stranger", **env, ref=ref)
+    scenario("stranger", **env, ref=ref)
 
 
-def test_the_deputy_reveals_a_contact_on_the_item_page_and_it_is_audited(node, backend_url, wechat_sandbox, world):
+def test_the_deputy_reveals_a_contact_on_the_item_page_and_it_is_audited(scenario, backend_url, wechat_sandbox, world):
     item = make_item(world.d1)
     env = stub_env(backend_url, wechat_sandbox, ref=item.ref, username="deputy_d1", password=PASSWORD)
     env.update(deputyOpenid=DEPUTY_OPENID, name="王桂芳", maskedName="王**", phone="13812341234")  # make_item's
-    assert run_node(node, "deputy_reveal", **env)["phone"] == "13812341234"
+    assert scenario("deputy_reveal", **env)["phone"] == "13812341234"
     db.session.expire_all()
     assert [row.data["ref"] for row in audit_rows("reveal_contact")] == [item.ref]
 
@@ -340,17 +375,17 @@ def progress_credits(app) -> int:
 
 
 def test_after_received_spends_the_credit_the_resident_subscribes_again_and_hears_of_the_next_step(
-    app, node, backend_url, wechat_sandbox, world
+    app, scenario, backend_url, wechat_sandbox, world
 ):
     env = stub_env(backend_url, wechat_sandbox, **deputy_env(world.d1))
-    ref = run_node(node, "submit", **env)["ref"]
+    ref = scenario("submit", **env)["ref"]
     while worker.run_once(50):
         pass
     assert progress_credits(app) == 0  # "已提交" went out on the form's one acceptance
     # Refused: nothing is counted, and the page says so.
-    run_node(node, "resubscribe", **env, ref=ref, subscribe="reject")
+    scenario("resubscribe", **env, ref=ref, subscribe="reject")
     assert progress_credits(app) == 0
-    run_node(node, "resubscribe", **env, ref=ref)
+    scenario("resubscribe", **env, ref=ref)
     assert progress_credits(app) == 1
     item = db.session.scalar(select(Item).where(Item.ref == ref))
     act(item, world.users["deputy"], "accept")
@@ -362,30 +397,30 @@ def test_after_received_spends_the_credit_the_resident_subscribes_again_and_hear
     assert progress_credits(app) == 0
 
 
-def test_my_items_empty_then_unreachable(node, backend_url, wechat_sandbox):
-    run_node(node, "items_empty", **stub_env(backend_url, wechat_sandbox, closedUrl=closed_url()))
+def test_my_items_empty_then_unreachable(scenario, backend_url, wechat_sandbox):
+    scenario("items_empty", **stub_env(backend_url, wechat_sandbox, closedUrl=closed_url()))
 
 
-def test_without_wechat_login_the_form_still_sends(node, backend_url, wechat_sandbox, world):
+def test_without_wechat_login_the_form_still_sends(scenario, backend_url, wechat_sandbox, world):
     wechat_sandbox.fault("sns/jscode2session", "http500", times=-1)
-    result = run_node(
-        node, "submit_without_wechat", **stub_env(backend_url, wechat_sandbox, slug=current_code(world.d1).slug)
+    result = scenario(
+        "submit_without_wechat", **stub_env(backend_url, wechat_sandbox, slug=current_code(world.d1).slug)
     )
     item = db.session.scalar(select(Item).where(Item.ref == result["ref"]))
     assert item.resident_id is None and result["residentToken"] is None
 
 
-def test_a_deputy_binds_then_subscribes_to_new_items(app, node, backend_url, wechat_sandbox, world):
+def test_a_deputy_binds_then_subscribes_to_new_items(app, scenario, backend_url, wechat_sandbox, world):
     user = world.users["deputy"]
     code, _row = identity.create_binding_code(user)
     db.session.commit()
     env = stub_env(backend_url, wechat_sandbox, bindingCode=code, deputyOpenid=DEPUTY_OPENID)
-    assert run_node(node, "bind", **env, displayName=user.display_name)["displayName"] == user.display_name
+    assert scenario("bind", **env, displayName=user.display_name)["displayName"] == user.display_name
     db.session.expire_all()
     assert db.session.get(StaffUser, user.id).wechat_openid == DEPUTY_OPENID
     assert db.session.scalar(select(Resident)) is None  # binding makes no resident
 
-    subscribed = run_node(node, "deputy_subscribe", **env, username="deputy_d1", password=PASSWORD)
+    subscribed = scenario("deputy_subscribe", **env, username="deputy_d1", password=PASSWORD)
     deputy_template = app.config["WECHAT_TEMPLATES"]["deputy_task"]["id"]
     assert subscribed["templateIds"] == [deputy_template]
     credits = db.session.scalar(

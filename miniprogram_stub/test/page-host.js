@@ -56,12 +56,26 @@ const BUILTINS = {
   },
   picker: { mode: String, range: Array, rangeKey: String, value: null, disabled: Boolean },
   "checkbox-group": {},
-  checkbox: { value: String, checked: Boolean, disabled: Boolean, color: String },
+  checkbox: { value: String, checked: Boolean, disabled: Boolean, color: String, ariaChecked: String },
   "radio-group": {},
-  radio: { value: String, checked: Boolean, disabled: Boolean, color: String },
+  radio: { value: String, checked: Boolean, disabled: Boolean, color: String, ariaChecked: String },
   label: { for: String },
 };
-const REFLECTED = new Set(["hidden", "type", "size", "plain", "disabled", "loading", "value", "placeholder", "password", "checked", "maxlength", "mode"]);
+const REFLECTED = new Set([
+  "hidden",
+  "type",
+  "size",
+  "plain",
+  "disabled",
+  "loading",
+  "value",
+  "placeholder",
+  "password",
+  "checked",
+  "ariaChecked",
+  "maxlength",
+  "mode",
+]);
 
 function dashed(name) {
   return name.replace(/[A-Z]/g, (c) => "-" + c.toLowerCase());

@@ -183,8 +183,8 @@ const scenarios = {
     assertLoading(listing.page, "正在加载…");
     const mine = await listing.ready;
     assert.equal(mine.data.items.length, 1);
-    assert.deepEqual(lines(mine).slice(0, 2), ["我的留言", formatRef(ref) + " · " + env.deputyName + " 代表"]);
-    assert.equal(lines(mine)[lines(mine).length - 1], "已提交");
+    // The row: reference and deputy, the message's first line (it is shorter than the 30 characters shown), status.
+    assert.deepEqual(lines(mine), ["我的留言", formatRef(ref) + " · " + env.deputyName + " 代表", env.body || MESSAGE, "已提交"]);
     doesNotSee(mine, "上拉加载更多");
     rt.shot(mine, "items-list");
     await mine.view.tap("#item-" + ref);
