@@ -59,21 +59,24 @@ def node() -> str:
     return path
 
 
+def run_tool(args: list[str], what: str, **kwargs) -> str:
+    """Run a program of the mini-program's tests; fail the test with its output unless it succeeds; its stdout."""
+    result = subprocess.run(args, capture_output=True, text=True, timeout=300, check=False, **kwargs)
+    if result.returncode != 0:
+        pytest.fail(f"{what} failed:\n{result.stdout}\n{result.stderr}")
+    return result.stdout
+
+
 def run_node(node: str, scenario: str, **env) -> dict:
     """Run one scenario of scenarios.js; fail the test with its output unless it passes; return its RESULT."""
     db.session.commit()  # on SQLite an open transaction of the test holds the write lock the server needs
-    result = subprocess.run(
+    stdout = run_tool(
         [node, str(SCENARIOS), scenario],
+        f"node scenario {scenario}",
         cwd=STUB,
         env={**os.environ, "STUB_ENV": json.dumps(env)},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
     )
-    if result.returncode != 0:
-        pytest.fail(f"node scenario {scenario} failed:\n{result.stdout}\n{result.stderr}")
-    line = next(line for line in result.stdout.splitlines() if line.startswith("RESULT "))
+    line = next(line for line in stdout.splitlines() if line.startswith("RESULT "))
     return json.loads(line[len("RESULT ") :])
 
 
@@ -97,17 +100,12 @@ def scenario(node, tmp_path):
         if os.environ.get("REQUIRE_BROWSER") == "true":
             pytest.fail(f"REQUIRE_BROWSER=true but no Chromium at {chromium} for the mini-program's screens")
         return
-    checked = subprocess.run(
+    stdout = run_tool(
         [sys.executable, "-m", "tests.miniprogram_screens", str(shots), chromium],
+        "laying out the mini-program's screens",
         cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
     )
-    if checked.returncode != 0:
-        pytest.fail(f"laying out the mini-program's screens failed:\n{checked.stdout}\n{checked.stderr}")
-    problems = json.loads(checked.stdout.strip().splitlines()[-1])
+    problems = json.loads(stdout.strip().splitlines()[-1])
     assert not problems, "\n".join(problems)
 
 
@@ -229,13 +227,8 @@ def test_every_handler_the_templates_bind_exists(node, backend_url, wechat_sandb
 
 def tsc(node: str, project: Path) -> subprocess.CompletedProcess:
     """TypeScript's compiler from the lock file, on one tsconfig (it only checks: noEmit)."""
-    return subprocess.run(
-        [node, str(STUB / "node_modules" / "typescript" / "bin" / "tsc"), "-p", str(project)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    compiler = STUB / "node_modules" / "typescript" / "bin" / "tsc"
+    return subprocess.run([node, str(compiler), "-p", str(project)], capture_output=True, text=True, timeout=120)
 
 
 def test_the_pages_type_check_against_wechats_api_typings(node):
