@@ -259,6 +259,27 @@ def test_the_type_check_refuses_a_misused_wx_api(node, tmp_path):
     assert [line.split("(")[1].split(",")[0] for line in errors] == ["1", "2", "3", "4"], result.stdout
 
 
+def test_every_class_a_template_uses_is_styled(node):
+    """Each class in a page's WXML is defined by WeUI (miniprogram_npm/), app.wxss or the page's own WXSS: a
+    misspelt WeUI class (weui-btn_primay) would leave a plain grey button and pass every other test."""
+    weui = STUB / "miniprogram_npm" / "weui-miniprogram" / "weui-wxss" / "dist" / "style" / "weui.wxss"
+    shared = weui.read_text(encoding="utf-8") + (STUB / "app.wxss").read_text(encoding="utf-8")
+    for page in app_pages():
+        styles = shared + (STUB / (page + ".wxss")).read_text(encoding="utf-8")
+        wxml = (STUB / (page + ".wxml")).read_text(encoding="utf-8")
+        # Static class names, and the quoted names a "{{…}}" part may give ("count {{n ? 'late' : ''}}").
+        values = re.findall(r'class="([^"]*)"', wxml)
+        names = {name for value in values for name in re.sub(r"\{\{.*?\}\}", " ", value).split()}
+        names |= {
+            name
+            for value in values
+            for part in re.findall(r"\{\{(.*?)\}\}", value)
+            for name in re.findall(r"'([-\w]+)'", part)
+        }
+        missing = sorted(name for name in names if not re.search(rf"\.{re.escape(name)}(?![-\w])", styles))
+        assert not missing, f"{page}.wxml uses classes no stylesheet defines: {missing}"
+
+
 def test_the_ui_speaks_chinese():
     for page in app_pages():
         wxml = (STUB / (page + ".wxml")).read_text(encoding="utf-8")

@@ -58,6 +58,12 @@ function assertErrorPage(page, pattern) {
   assert.deepEqual(buttons(page), []);
 }
 
+// The first non-empty line of a message, cut at `limit` characters with an ellipsis (what lists show).
+function firstLine(text, limit) {
+  const line = text.split("\n").map((part) => part.trim()).find((part) => part) || "";
+  return line.length <= limit ? line : line.slice(0, limit - 1) + "…";
+}
+
 function formatRef(ref) {
   return ref.slice(0, 4) + "-" + ref.slice(4);
 }
@@ -183,8 +189,9 @@ const scenarios = {
     assertLoading(listing.page, "正在加载…");
     const mine = await listing.ready;
     assert.equal(mine.data.items.length, 1);
-    // The row: reference and deputy, the message's first line (it is shorter than the 30 characters shown), status.
-    assert.deepEqual(lines(mine), ["我的留言", formatRef(ref) + " · " + env.deputyName + " 代表", env.body || MESSAGE, "已提交"]);
+    // The row: reference and deputy, the message's first line (up to 30 characters), status.
+    const row = [formatRef(ref) + " · " + env.deputyName + " 代表", firstLine(env.body || MESSAGE, 30), "已提交"];
+    assert.deepEqual(lines(mine), ["我的留言"].concat(row));
     doesNotSee(mine, "上拉加载更多");
     rt.shot(mine, "items-list");
     await mine.view.tap("#item-" + ref);
@@ -305,7 +312,7 @@ const scenarios = {
     doesNotSee(inbox, "没有待办的留言");
     doesNotSee(inbox, "代表登录");
     assert.deepEqual(buttons(inbox), [
-      ["开启新留言微信提醒", "default"],
+      ["开启新留言提醒", "default"],
       ["退出登录", "default"],
     ]);
     rt.shot(inbox, "inbox-list");
@@ -469,6 +476,12 @@ const scenarios = {
     assert.equal(typed.view.field("#binding-code").value, "");
     await typed.view.tap("#bind");
     sees(typed, "请扫描“绑定微信”页面上的码，或输入绑定码。");
+    await typed.view.input("#binding-code", " AAAAAAAAAAAAAAAA ");
+    assert.equal(typed.view.field("#binding-code").value, "AAAAAAAAAAAAAAAA", "typed, trimmed");
+    await typed.view.tap("#bind");
+    assert.ok(typed.view.has("#error"), "an unknown code is refused on the page");
+    doesNotSee(typed, "请扫描“绑定微信”页面上的码");
+    doesNotSee(typed, "绑定成功");
     return { displayName: page.data.displayName };
   },
 };
