@@ -161,7 +161,13 @@ const scenarios = {
     assert.ok(form.data.templateIds.length > 0 && form.data.templateIds.length <= 3);
     await form.view.input("#body", env.body || MESSAGE);
     assert.equal(form.view.field("#body").value, env.body || MESSAGE);
+    let whileSending = null;
+    rt.onRequest = (request) => {
+      if (request.method === "POST" && request.url.endsWith("/api/v1/items")) whileSending = form.view.buttons();
+    };
     await form.view.tap("#submit");
+    // While the message is on its way the button spins and cannot be tapped again.
+    assert.deepEqual(whileSending, [{ text: "提交留言", id: "submit", kind: "primary", disabled: true, loading: true }]);
     assert.equal(form.data.error, "");
     assert.deepEqual(rt.subscribeRequests, [form.data.templateIds]);
     const logins = rt.requests.filter((r) => r.url.endsWith("/api/v1/wechat/login"));

@@ -74,6 +74,7 @@ function createRuntime(options) {
     requests: [],
     subscribeRequests: [],
     app: null,
+    onRequest: null,
   };
 
   const ui = (name) => (opts) => {
@@ -94,6 +95,7 @@ function createRuntime(options) {
       if (method === "GET") url += querySuffix(opts.data);
       else if (opts.data !== undefined) body = opts.data;
       rt.requests.push({ method: method, url: url });
+      if (rt.onRequest) rt.onRequest({ method: method, url: url }); // what the page shows while it waits
       httpJson(method, url, body, opts.header).then(
         (res) => {
           res.errMsg = "request:ok";
