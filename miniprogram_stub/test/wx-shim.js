@@ -9,9 +9,8 @@ const http = require("http");
 const https = require("https");
 const fs = require("fs");
 const path = require("path");
-const { hostPage, settle } = require("./page-host.js");
+const { hostPage, settle, STUB_ROOT } = require("./page-host.js");
 
-const STUB_ROOT = path.resolve(__dirname, "..");
 
 function httpJson(method, url, body, headers) {
   return new Promise((resolve, reject) => {
