@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs every check: ruff, pytest on SQLite, pytest on PostgreSQL, browser tests in Chromium.
-# Outside CI a missing PostgreSQL or Chromium is skipped and said so; with CI=true both are required.
+# Runs every check: ruff, pytest on SQLite, pytest on PostgreSQL, browser tests in Chromium, the mini-program's
+# renders and type check in Node (its packages installed from miniprogram_stub/package-lock.json when that changed).
+# Outside CI a missing PostgreSQL, Chromium or Node is skipped and said so; with CI=true each is required.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=.venv/bin
@@ -27,6 +28,21 @@ else
 fi
 if [ "$pg_ok" = 0 ] && [ "${CI:-}" = "true" ]; then
   echo "CI: PostgreSQL at $PG_URL is required and does not answer"; exit 1
+fi
+
+# The mini-program's Node packages, exactly as locked: `npm ci` again only when the lock file changed (the hash
+# of the lock it last installed is kept beside the packages); its postinstall builds miniprogram_npm/.
+if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; then
+  lock_hash="$(sha256sum miniprogram_stub/package-lock.json | cut -d' ' -f1)"
+  stamp=miniprogram_stub/node_modules/.installed-lock-sha256
+  if [ ! -d miniprogram_stub/miniprogram_npm ] || [ "$(cat "$stamp" 2>/dev/null)" != "$lock_hash" ]; then
+    echo "== npm ci in miniprogram_stub/ (package-lock.json changed)"
+    (cd miniprogram_stub && npm ci --no-audit --no-fund --loglevel=error)
+    echo "$lock_hash" >"$stamp"
+  fi
+else
+  if [ "${CI:-}" = "true" ]; then echo "CI: node and npm are required (apt-get install nodejs npm)"; exit 1; fi
+  skipped+=("mini-program tests: no node/npm (install Debian's nodejs and npm packages)")
 fi
 
 export REQUIRE_BROWSER="${CI:-}"

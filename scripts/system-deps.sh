@@ -1,18 +1,23 @@
 #!/usr/bin/env bash
 # System packages the project needs besides Python's: the CJK font posters are set in (fonts-noto-cjk),
 # and with --test the tools the tests use (Chromium for browser tests, poppler-utils to rasterise PDFs,
-# Cairo for the SVG rasteriser). Installs what is missing with apt-get when run as root; otherwise prints
+# Cairo for the SVG rasteriser, Node.js and npm for the mini-program's tests). Installs what is missing with apt-get when run as root; otherwise prints
 # the exact command and exits 0, so `make run` still works (posters answer 503 until the font is there).
 # With CI=true, anything still missing is an error.
 set -euo pipefail
 
 packages=(fonts-noto-cjk)
 if [ "${1:-}" = "--test" ]; then
-  packages+=(chromium poppler-utils libcairo2)
+  packages+=(chromium poppler-utils libcairo2 nodejs npm)
 fi
 
 is_installed() {
-  dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"
+  case "$1" in
+    # What the tests need is the command; a NodeSource nodejs package brings npm itself, without Debian's npm.
+    nodejs) command -v node >/dev/null 2>&1 ;;
+    npm) command -v npm >/dev/null 2>&1 ;;
+    *) dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed" ;;
+  esac
 }
 
 if ! command -v dpkg-query >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1; then

@@ -1,7 +1,11 @@
-"""miniprogram_stub/: a real mini-program project. Its pages' logic runs in Node with a small ``wx`` shim
-(miniprogram_stub/test/wx-shim.js) against the backend served over real HTTP with the local WeChat sandbox;
-and the project itself is checked: every page of app.json has its four files, every API path it calls is
-served by the backend, every handler its templates bind exists."""
+"""miniprogram_stub/: a real mini-program project. Its pages run in Node against the backend served over real
+HTTP with the local WeChat sandbox: each page rendered by WeChat's own template compiler (wcc) and component
+engine (exparser) through miniprogram-simulate, with a small ``wx`` shim (miniprogram_stub/test/wx-shim.js)
+for the runtime's APIs; the scenarios (test/scenarios.js) tap and type through the rendered templates and
+check each state as a person sees it (loading, error, empty, with the backend's data, after each tap).
+The project itself is checked too: every page of app.json has its four files, every API path it calls is
+served by the backend, every handler its templates bind exists, and its JavaScript type-checks against
+WeChat's API typings (TypeScript's checkJs, miniprogram_stub/tsconfig.json)."""
 
 # ruff: noqa: F811 - the wechat_sandbox fixture is imported, then named as a parameter
 
@@ -11,7 +15,9 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -19,9 +25,10 @@ from sqlalchemy import select
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 
 from backend.extensions import db
-from backend.models import Item, Resident, StaffUser, SubscriptionCredit
+from backend.models import Item, ReceptionRule, ReceptionRuleKind, Resident, StaffUser, SubscriptionCredit
 from backend.outbox import notifications, worker
 from backend.qr.codes import current_code
+from backend.stations.calendar import describe_rule, today_in_china
 from backend.wechat import identity
 from tests.staff_world import PASSWORD, act, audit_rows, build_world, make_item
 from tests.wechat_server import wechat_sandbox  # noqa: F401
@@ -37,30 +44,69 @@ ANSWER = "您反映的路灯已由镇政府安排维修，今晚恢复照明。"
 
 @pytest.fixture(scope="module")
 def node() -> str:
+    """Node.js with the mini-program's packages installed (`npm ci` in miniprogram_stub/, which
+    scripts/run-tests.sh runs when the lock file changed); under CI=true their absence fails."""
     path = shutil.which("node")
+    missing = None
     if path is None:
+        missing = "no Node.js (node) on PATH: install Debian's nodejs and npm (scripts/system-deps.sh --test)"
+    elif not (STUB / "node_modules" / "miniprogram-simulate").is_dir():
+        missing = "the mini-program's packages are not installed: cd miniprogram_stub && npm ci"
+    if missing:
         if os.environ.get("CI") == "true":
-            pytest.fail("CI: Node.js is required for the mini-program tests")
-        pytest.skip("no Node.js (node) on PATH")
+            pytest.fail(f"CI: {missing}")
+        pytest.skip(missing)
     return path
+
+
+def run_tool(args: list[str], what: str, **kwargs) -> str:
+    """Run a program of the mini-program's tests; fail the test with its output unless it succeeds; its stdout."""
+    result = subprocess.run(args, capture_output=True, text=True, timeout=300, check=False, **kwargs)
+    if result.returncode != 0:
+        pytest.fail(f"{what} failed:\n{result.stdout}\n{result.stderr}")
+    return result.stdout
 
 
 def run_node(node: str, scenario: str, **env) -> dict:
     """Run one scenario of scenarios.js; fail the test with its output unless it passes; return its RESULT."""
     db.session.commit()  # on SQLite an open transaction of the test holds the write lock the server needs
-    result = subprocess.run(
+    stdout = run_tool(
         [node, str(SCENARIOS), scenario],
+        f"node scenario {scenario}",
         cwd=STUB,
         env={**os.environ, "STUB_ENV": json.dumps(env)},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
     )
-    if result.returncode != 0:
-        pytest.fail(f"node scenario {scenario} failed:\n{result.stdout}\n{result.stderr}")
-    line = next(line for line in result.stdout.splitlines() if line.startswith("RESULT "))
+    line = next(line for line in stdout.splitlines() if line.startswith("RESULT "))
     return json.loads(line[len("RESULT ") :])
+
+
+@pytest.fixture
+def scenario(node, tmp_path):
+    """Run scenarios of scenarios.js (``scenario(name, **env)`` → its RESULT). Every state they keep is laid out
+    afterwards in Chromium at 360 px (tests/miniprogram_screens.py): screenshots, and a failure when a page is
+    wider than the phone, its text too small, or a primary button not WeUI's green. Without Chromium that part
+    is skipped, except under REQUIRE_BROWSER=true (CI), where it fails."""
+    shots = tmp_path / "shots"
+    shots.mkdir()
+
+    def run(which: str, /, **env) -> dict:
+        return run_node(node, which, shotsDir=str(shots), **env)
+
+    yield run
+    if not any(shots.iterdir()):
+        return
+    chromium = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+    if not (os.path.isfile(chromium) and os.access(chromium, os.X_OK)):
+        if os.environ.get("REQUIRE_BROWSER") == "true":
+            pytest.fail(f"REQUIRE_BROWSER=true but no Chromium at {chromium} for the mini-program's screens")
+        return
+    stdout = run_tool(
+        [sys.executable, "-m", "tests.miniprogram_screens", str(shots), chromium],
+        "laying out the mini-program's screens",
+        cwd=ROOT,
+    )
+    problems = json.loads(stdout.strip().splitlines()[-1])
+    assert not problems, "\n".join(problems)
 
 
 @pytest.fixture
@@ -85,7 +131,32 @@ def stub_env(backend_url: str, sandbox, **extra) -> dict:
     return {"baseUrl": backend_url, "sandboxUrl": sandbox.url, "openid": RESIDENT_OPENID, **extra}
 
 
+def deputy_env(deputy) -> dict:
+    """What the landing and the form must show for ``deputy``, from the database (never the API answer)."""
+    return {
+        "slug": current_code(deputy).slug,
+        "deputyName": deputy.name,
+        "deputyLine": f"{'、'.join(deputy.level_labels)} · {deputy.constituency}",
+        "stationName": deputy.station.name,
+    }
+
+
+def closed_url() -> str:
+    """An address on this machine where nothing listens: the page's request fails as on a dead network."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
+
+
 # --- the project ---------------------------------------------------------------------------------
+
+NOT_THE_APPS_OWN = {"test", "node_modules", "miniprogram_npm"}
+
+
+def own_sources() -> list[Path]:
+    """The mini-program's own JavaScript: not its tests, not the packages, not what "构建 npm" made of them."""
+    return [p for p in STUB.rglob("*.js") if p.is_file() and not NOT_THE_APPS_OWN & set(p.relative_to(STUB).parts)]
 
 
 def app_pages() -> list[str]:
@@ -137,9 +208,7 @@ def test_every_api_path_the_stub_calls_is_served(app, node):
         assert not endpoint.startswith("wechat_sandbox."), name
     # Nothing calls the backend except through the declared paths of utils/api.js.
     declared = {template for _, template in paths.values()}
-    for source in STUB.rglob("*.js"):
-        if "test" in source.relative_to(STUB).parts:
-            continue
+    for source in own_sources():
         text = source.read_text(encoding="utf-8")
         for literal in re.findall(r"[\"'](/api/[^\"']*)[\"']", text):
             assert literal in declared, f"{source.relative_to(STUB)} calls {literal} outside PATHS"
@@ -156,6 +225,61 @@ def test_every_handler_the_templates_bind_exists(node, backend_url, wechat_sandb
         assert not missing, f"{page}.wxml binds {missing}, which {page}.js does not define"
 
 
+def tsc(node: str, project: Path) -> subprocess.CompletedProcess:
+    """TypeScript's compiler from the lock file, on one tsconfig (it only checks: noEmit)."""
+    compiler = STUB / "node_modules" / "typescript" / "bin" / "tsc"
+    return subprocess.run([node, str(compiler), "-p", str(project)], capture_output=True, text=True, timeout=120)
+
+
+def test_the_pages_type_check_against_wechats_api_typings(node):
+    """tsc with checkJs over the pages (miniprogram_stub/tsconfig.json): a misused wx API fails here."""
+    result = tsc(node, STUB)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_type_check_refuses_a_misused_wx_api(node, tmp_path):
+    """The same compiler, options and typings refuse what WeChat would: an unknown option, a number for a URL,
+    a required field left out, a misspelt API (the check bites; it is not a formality)."""
+    misuse = tmp_path / "misuse.js"
+    misuse.write_text(
+        "wx.navigateTo({ path: '/pages/form/form' });\n"
+        "wx.redirectTo({ url: 42 });\n"
+        "wx.requestSubscribeMessage({ success() {} });\n"
+        "wx.setStorageSyn('k', 'v');\n",
+        encoding="utf-8",
+    )
+    typings = STUB / "node_modules" / "miniprogram-api-typings" / "index.d.ts"
+    tsconfig = (STUB / "tsconfig.json").read_text(encoding="utf-8")
+    base = json.loads("\n".join(line for line in tsconfig.splitlines() if not line.startswith("//")))
+    options = {**base["compilerOptions"], "types": [], "typeRoots": []}
+    config = tmp_path / "tsconfig.json"
+    config.write_text(json.dumps({"compilerOptions": options, "files": [str(typings), str(misuse)]}), encoding="utf-8")
+    result = tsc(node, config)
+    errors = [line for line in result.stdout.splitlines() if "error TS" in line]
+    assert [line.split("(")[1].split(",")[0] for line in errors] == ["1", "2", "3", "4"], result.stdout
+
+
+def test_every_class_a_template_uses_is_styled(node):
+    """Each class in a page's WXML is defined by WeUI (miniprogram_npm/), app.wxss or the page's own WXSS: a
+    misspelt WeUI class (weui-btn_primay) would leave a plain grey button and pass every other test."""
+    weui = STUB / "miniprogram_npm" / "weui-miniprogram" / "weui-wxss" / "dist" / "style" / "weui.wxss"
+    shared = weui.read_text(encoding="utf-8") + (STUB / "app.wxss").read_text(encoding="utf-8")
+    for page in app_pages():
+        styles = shared + (STUB / (page + ".wxss")).read_text(encoding="utf-8")
+        wxml = (STUB / (page + ".wxml")).read_text(encoding="utf-8")
+        # Static class names, and the quoted names a "{{…}}" part may give ("count {{n ? 'late' : ''}}").
+        values = re.findall(r'class="([^"]*)"', wxml)
+        names = {name for value in values for name in re.sub(r"\{\{.*?\}\}", " ", value).split()}
+        names |= {
+            name
+            for value in values
+            for part in re.findall(r"\{\{(.*?)\}\}", value)
+            for name in re.findall(r"'([-\w]+)'", part)
+        }
+        missing = sorted(name for name in names if not re.search(rf"\.{re.escape(name)}(?![-\w])", styles))
+        assert not missing, f"{page}.wxml uses classes no stylesheet defines: {missing}"
+
+
 def test_the_ui_speaks_chinese():
     for page in app_pages():
         wxml = (STUB / (page + ".wxml")).read_text(encoding="utf-8")
@@ -168,22 +292,46 @@ def test_the_ui_speaks_chinese():
 # --- the pages against the running backend --------------------------------------------------------
 
 
-def test_landing_from_a_mini_program_code_and_from_an_ordinary_qr_code(node, backend_url, wechat_sandbox, world):
-    env = stub_env(backend_url, wechat_sandbox, slug=current_code(world.d1).slug, deputyName=world.d1.name)
-    assert run_node(node, "landing_scene", **env)["slug"] == env["slug"]
-    assert run_node(node, "landing_q", **env)["slug"] == env["slug"]
-    run_node(node, "landing_unknown", **env)
+def test_landing_from_a_mini_program_code_and_from_an_ordinary_qr_code(scenario, backend_url, wechat_sandbox, world):
+    env = stub_env(backend_url, wechat_sandbox, **deputy_env(world.d1))
+    assert scenario("landing_scene", **env)["slug"] == env["slug"]
+    assert scenario("landing_q", **env)["slug"] == env["slug"]
+    scenario("landing_unknown", **env)
 
 
-def test_the_form_checks_before_sending(node, backend_url, wechat_sandbox, world):
-    run_node(node, "form_checks", **stub_env(backend_url, wechat_sandbox, slug=current_code(world.d1).slug))
+def on_duty_today(station, deputy) -> None:
+    """Make today a reception day of ``station`` with ``deputy`` on duty."""
+    rule = ReceptionRule(kind=ReceptionRuleKind.WEEKLY, day=today_in_china().isoweekday(), deputy=deputy)
+    station.reception_rules.append(rule)
+    db.session.commit()
+
+
+def test_landing_and_form_of_a_station_code(scenario, backend_url, wechat_sandbox, world):
+    station = world.station_a
+    on_duty_today(station, world.d2)
+    env = stub_env(
+        backend_url,
+        wechat_sandbox,
+        slug=current_code(station).slug,
+        stationName=station.name,
+        address=station.address,
+        dutyReason=f"今天是接待日，您的留言将交给今天的值班代表{world.d2.name}。",
+        receptionDays=[describe_rule(rule) for rule in station.reception_rules],
+        deputyNames=[world.d1.name, world.d2.name],
+    )
+    scenario("landing_station", **env)
+    scenario("form_station", **env)
+    scenario("form_unknown", **env)
+
+
+def test_the_form_checks_before_sending(scenario, backend_url, wechat_sandbox, world):
+    scenario("form_checks", **stub_env(backend_url, wechat_sandbox, **deputy_env(world.d1)))
     assert db.session.scalar(select(Item)) is None
 
 
-def test_submit_see_it_in_my_items_deputy_answers_resident_rates(app, node, backend_url, wechat_sandbox, world):
-    slug = current_code(world.d1).slug
-    env = stub_env(backend_url, wechat_sandbox, slug=slug)
-    submitted = run_node(node, "submit", **env)
+def test_submit_see_it_in_my_items_deputy_answers_resident_rates(app, scenario, backend_url, wechat_sandbox, world):
+    env = stub_env(backend_url, wechat_sandbox, **deputy_env(world.d1))
+    submitted = scenario("submit", **env)
     ref = submitted["ref"]
     db.session.expire_all()
     item = db.session.scalar(select(Item).where(Item.ref == ref))
@@ -200,9 +348,9 @@ def test_submit_see_it_in_my_items_deputy_answers_resident_rates(app, node, back
     assert credits == {template_id: 1 for template_id in submitted["templateIds"]}
     assert wechat_sandbox.subscriptions(RESIDENT_OPENID) == credits
 
-    deputy_env = {**env, "ref": ref, "username": "deputy_d1", "password": PASSWORD, "answer": ANSWER}
-    deputy_env["deputyOpenid"] = DEPUTY_OPENID
-    assert run_node(node, "deputy_reply", **deputy_env)["status"] == "resolved"
+    deputy_side = {**env, "ref": ref, "username": "deputy_d1", "password": PASSWORD, "answer": ANSWER}
+    deputy_side["deputyOpenid"] = DEPUTY_OPENID
+    assert scenario("deputy_reply", **deputy_side)["status"] == "resolved"
 
     # The worker tells the resident in WeChat; the notification opens the item page with its ref only.
     while worker.run_once(50):
@@ -213,17 +361,18 @@ def test_submit_see_it_in_my_items_deputy_answers_resident_rates(app, node, back
     page = answered[0]["page"]
     assert page == f"pages/item/item?ref={ref}"
 
-    assert run_node(node, "rate", **env, page=page, answer=ANSWER)["status"] == "resolved"
+    assert scenario("rate", **env, page=page, answer=ANSWER)["status"] == "resolved"
     db.session.expire_all()
     item = db.session.get(Item, item.id)
     assert item.satisfaction.value == "satisfied" and item.rated_at is not None
-    run_node(node, "stranger", **env, ref=ref)
+    scenario("stranger", **env, ref=ref)
 
 
-def test_the_deputy_reveals_a_contact_on_the_item_page_and_it_is_audited(node, backend_url, wechat_sandbox, world):
+def test_the_deputy_reveals_a_contact_on_the_item_page_and_it_is_audited(scenario, backend_url, wechat_sandbox, world):
     item = make_item(world.d1)
     env = stub_env(backend_url, wechat_sandbox, ref=item.ref, username="deputy_d1", password=PASSWORD)
-    assert run_node(node, "deputy_reveal", **env, deputyOpenid=DEPUTY_OPENID)["phone"] == "13812341234"
+    env.update(deputyOpenid=DEPUTY_OPENID, name="王桂芳", maskedName="王**", phone="13812341234")  # make_item's
+    assert scenario("deputy_reveal", **env)["phone"] == "13812341234"
     db.session.expire_all()
     assert [row.data["ref"] for row in audit_rows("reveal_contact")] == [item.ref]
 
@@ -240,17 +389,17 @@ def progress_credits(app) -> int:
 
 
 def test_after_received_spends_the_credit_the_resident_subscribes_again_and_hears_of_the_next_step(
-    app, node, backend_url, wechat_sandbox, world
+    app, scenario, backend_url, wechat_sandbox, world
 ):
-    env = stub_env(backend_url, wechat_sandbox, slug=current_code(world.d1).slug)
-    ref = run_node(node, "submit", **env)["ref"]
+    env = stub_env(backend_url, wechat_sandbox, **deputy_env(world.d1))
+    ref = scenario("submit", **env)["ref"]
     while worker.run_once(50):
         pass
     assert progress_credits(app) == 0  # "已提交" went out on the form's one acceptance
     # Refused: nothing is counted, and the page says so.
-    run_node(node, "resubscribe", **env, ref=ref, subscribe="reject")
+    scenario("resubscribe", **env, ref=ref, subscribe="reject")
     assert progress_credits(app) == 0
-    run_node(node, "resubscribe", **env, ref=ref)
+    scenario("resubscribe", **env, ref=ref)
     assert progress_credits(app) == 1
     item = db.session.scalar(select(Item).where(Item.ref == ref))
     act(item, world.users["deputy"], "accept")
@@ -262,26 +411,30 @@ def test_after_received_spends_the_credit_the_resident_subscribes_again_and_hear
     assert progress_credits(app) == 0
 
 
-def test_without_wechat_login_the_form_still_sends(node, backend_url, wechat_sandbox, world):
+def test_my_items_empty_then_unreachable(scenario, backend_url, wechat_sandbox):
+    scenario("items_empty", **stub_env(backend_url, wechat_sandbox, closedUrl=closed_url()))
+
+
+def test_without_wechat_login_the_form_still_sends(scenario, backend_url, wechat_sandbox, world):
     wechat_sandbox.fault("sns/jscode2session", "http500", times=-1)
-    result = run_node(
-        node, "submit_without_wechat", **stub_env(backend_url, wechat_sandbox, slug=current_code(world.d1).slug)
+    result = scenario(
+        "submit_without_wechat", **stub_env(backend_url, wechat_sandbox, slug=current_code(world.d1).slug)
     )
     item = db.session.scalar(select(Item).where(Item.ref == result["ref"]))
     assert item.resident_id is None and result["residentToken"] is None
 
 
-def test_a_deputy_binds_then_subscribes_to_new_items(app, node, backend_url, wechat_sandbox, world):
+def test_a_deputy_binds_then_subscribes_to_new_items(app, scenario, backend_url, wechat_sandbox, world):
     user = world.users["deputy"]
     code, _row = identity.create_binding_code(user)
     db.session.commit()
     env = stub_env(backend_url, wechat_sandbox, bindingCode=code, deputyOpenid=DEPUTY_OPENID)
-    run_node(node, "bind", **env)
+    assert scenario("bind", **env, displayName=user.display_name)["displayName"] == user.display_name
     db.session.expire_all()
     assert db.session.get(StaffUser, user.id).wechat_openid == DEPUTY_OPENID
     assert db.session.scalar(select(Resident)) is None  # binding makes no resident
 
-    subscribed = run_node(node, "deputy_subscribe", **env, username="deputy_d1", password=PASSWORD)
+    subscribed = scenario("deputy_subscribe", **env, username="deputy_d1", password=PASSWORD)
     deputy_template = app.config["WECHAT_TEMPLATES"]["deputy_task"]["id"]
     assert subscribed["templateIds"] == [deputy_template]
     credits = db.session.scalar(

@@ -1,31 +1,86 @@
-// Scenarios of the mini-program's pages, run in Node with the wx shim against a running backend.
+// Scenarios of the mini-program's pages, run in Node against a running backend; every page is rendered by WeChat's
+// template compiler and component engine (page-host.js), every tap and input goes through its template, and each
+// state is checked as a person sees it: texts, which buttons, what is hidden.
 //   node scenarios.js <name>   with STUB_ENV='{"baseUrl", "sandboxUrl", "openid", …}'
 // Prints "RESULT <json>" on success (what the Python test checks further); exits 1 on a failed assertion.
+// What a person is expected to read comes from the test (names, messages it put in the database) or is the
+// page's own wording, never from the API answer being shown: a field renamed in the API fails here.
 "use strict";
 
 const assert = require("node:assert/strict");
 const path = require("path");
-const { createRuntime, inputEvent, tapEvent, STUB_ROOT } = require("./wx-shim.js");
+const { createRuntime, STUB_ROOT } = require("./wx-shim.js");
 
 const MESSAGE = "村口的路灯坏了三个月，晚上出行很不方便，请帮忙修一修。";
 
 function runtime(env, openid) {
-  return createRuntime({ baseUrl: env.baseUrl, sandboxUrl: env.sandboxUrl, openid: openid || env.openid, subscribe: env.subscribe });
+  return createRuntime({
+    baseUrl: env.baseUrl,
+    sandboxUrl: env.sandboxUrl,
+    openid: openid || env.openid,
+    subscribe: env.subscribe,
+    shotsDir: env.shotsDir,
+  });
+}
+
+function lines(page) {
+  return page.view.visibleLines();
+}
+
+function sees(page, pattern) {
+  const text = page.view.text();
+  if (typeof pattern === "string") assert.ok(text.includes(pattern), page.route + " should show " + JSON.stringify(pattern) + ":\n" + text);
+  else assert.match(text, pattern, page.route + ":\n" + text);
+}
+
+function doesNotSee(page, pattern) {
+  const text = page.view.text();
+  if (typeof pattern === "string") assert.ok(!text.includes(pattern), page.route + " should not show " + JSON.stringify(pattern) + ":\n" + text);
+  else assert.doesNotMatch(text, pattern, page.route + ":\n" + text);
+}
+
+// The buttons shown, as [text, WeUI kind] (kind: primary = WeChat's green, default, warn).
+function buttons(page) {
+  return page.view.buttons().map((b) => [b.text, b.kind]);
+}
+
+// A page's loading state: only the loading line, no button.
+function assertLoading(page, text) {
+  assert.deepEqual(lines(page), [text], page.route + " while loading");
+  assert.deepEqual(buttons(page), []);
+}
+
+// A page that could not load: the message alone, no button.
+function assertErrorPage(page, pattern) {
+  const shown = lines(page);
+  assert.equal(shown.length, 1, page.route + " error page:\n" + shown.join("\n"));
+  assert.match(shown[0], pattern);
+  assert.deepEqual(buttons(page), []);
+}
+
+// The first non-empty line of a message, cut at `limit` characters with an ellipsis (what lists show).
+function firstLine(text, limit) {
+  const line = text.split("\n").map((part) => part.trim()).find((part) => part) || "";
+  return line.length <= limit ? line : line.slice(0, limit - 1) + "…";
+}
+
+function formatRef(ref) {
+  return ref.slice(0, 4) + "-" + ref.slice(4);
 }
 
 // The deputy's WeChat, logged in on the inbox page.
 async function deputyLoggedIn(env) {
   const rt = runtime(env, env.deputyOpenid);
   const inbox = await rt.open("pages/inbox/inbox", {});
-  inbox.onUsername(inputEvent(env.username));
-  inbox.onPassword(inputEvent(env.password));
-  await inbox.onLogin();
+  await inbox.view.input("#username", env.username);
+  await inbox.view.input("#password", env.password);
+  await inbox.view.tap("#do-login");
   assert.equal(inbox.data.loggedIn, true, inbox.data.error);
   return { rt, inbox };
 }
 
 const scenarios = {
-  // Every page's definition: its handlers, for the check that each bind* in the .wxml exists.
+  // Every page's definition: its functions, for the check that each bind* in the .wxml exists.
   async handlers(env) {
     const rt = runtime(env);
     const app = require(path.join(STUB_ROOT, "app.json"));
@@ -41,15 +96,25 @@ const scenarios = {
     return require(path.join(STUB_ROOT, "utils", "api.js")).PATHS;
   },
 
-  // A mini-program code: query.scene = encodeURIComponent("c=<slug>").
+  // A mini-program code: query.scene = encodeURIComponent("c=<slug>"). Loading, the deputy's card, both taps.
   async landing_scene(env) {
     const rt = runtime(env);
-    const page = await rt.open("pages/landing/landing", { scene: encodeURIComponent("c=" + env.slug) });
-    assert.equal(page.data.error, "");
+    const { page, ready } = rt.start("pages/landing/landing", { scene: encodeURIComponent("c=" + env.slug) });
+    assertLoading(page, "正在打开…");
+    rt.shot(page, "landing-loading");
+    await ready;
     assert.equal(page.data.slug, env.slug);
-    assert.equal(page.data.deputy.name, env.deputyName);
-    page.onWrite();
+    assert.deepEqual(lines(page), [env.deputyName + " 代表", env.deputyLine, env.stationName, "我要留言", "查看我的留言"]);
+    assert.deepEqual(buttons(page), [
+      ["我要留言", "primary"],
+      ["查看我的留言", "default"],
+    ]);
+    assert.ok(page.view.has("#deputy") && !page.view.has("#station") && !page.view.has("#error"));
+    rt.shot(page, "landing-deputy");
+    await page.view.tap("#write");
     assert.equal(rt.lastNavigation().url, "/pages/form/form?slug=" + env.slug);
+    await page.view.tap("#my-items");
+    assert.equal(rt.lastNavigation().url, "/pages/items/items");
     return { slug: page.data.slug };
   },
 
@@ -59,109 +124,244 @@ const scenarios = {
     const url = env.baseUrl + "/c/" + env.slug;
     const page = await rt.open("pages/landing/landing", { q: encodeURIComponent(url), scancode_time: "1700000000" });
     assert.equal(page.data.slug, env.slug);
-    assert.equal(page.data.deputy.name, env.deputyName);
+    assert.equal(lines(page)[0], env.deputyName + " 代表");
     return { slug: page.data.slug };
+  },
+
+  // A station's code: the station, who is on duty and why, its reception days.
+  async landing_station(env) {
+    const rt = runtime(env);
+    const page = await rt.open("pages/landing/landing", { scene: encodeURIComponent("c=" + env.slug) });
+    assert.deepEqual(lines(page), [env.stationName, env.address, env.dutyReason, ...env.receptionDays.map((d) => "接待日 " + d), "我要留言", "查看我的留言"]);
+    assert.ok(page.view.has("#station") && !page.view.has("#deputy"));
+    rt.shot(page, "landing-station");
+    await page.view.tap("#write");
+    assert.equal(rt.lastNavigation().url, "/pages/form/form?slug=" + env.slug);
+    return {};
   },
 
   async landing_unknown(env) {
     const rt = runtime(env);
     const unknown = await rt.open("pages/landing/landing", { scene: encodeURIComponent("c=AAAAAAAAAAAA") });
-    assert.match(unknown.data.error, /找不到这个二维码/);
+    assertErrorPage(unknown, /找不到这个二维码/);
+    rt.shot(unknown, "landing-error");
     const nothing = await rt.open("pages/landing/landing", { scene: encodeURIComponent("x=1") });
-    assert.match(nothing.data.error, /没有识别到/);
+    assertErrorPage(nothing, /没有识别到/);
     const binding = await rt.open("pages/landing/landing", { scene: encodeURIComponent("b=ABCDEFGHIJKLMNOP") });
     assert.equal(rt.lastNavigation().url, "/pages/bind/bind?binding_code=ABCDEFGHIJKLMNOP");
     return { error: unknown.data.error, bindingData: binding.data.slug };
   },
 
-  // The form: asks for the subscriptions in the tap, reports them, sends the item with the resident's token.
+  // The form: asks for the subscriptions in the tap, reports them, sends the item with the resident's token;
+  // then the item page it leads to, and "my items".
   async submit(env) {
     const rt = runtime(env);
     const form = await rt.open("pages/form/form", { slug: env.slug });
     assert.equal(form.data.error, "");
     assert.ok(form.data.templateIds.length > 0 && form.data.templateIds.length <= 3);
-    form.onBodyInput(inputEvent(env.body || MESSAGE));
-    await form.onSubmit();
+    await form.view.input("#body", env.body || MESSAGE);
+    assert.equal(form.view.field("#body").value, env.body || MESSAGE);
+    let whileSending = null;
+    rt.onRequest = (request) => {
+      if (request.method === "POST" && request.url.endsWith("/api/v1/items")) whileSending = form.view.buttons();
+    };
+    await form.view.tap("#submit");
+    // While the message is on its way the button spins and cannot be tapped again.
+    assert.deepEqual(whileSending, [{ text: "提交留言", id: "submit", kind: "primary", disabled: true, loading: true }]);
     assert.equal(form.data.error, "");
     assert.deepEqual(rt.subscribeRequests, [form.data.templateIds]);
     const logins = rt.requests.filter((r) => r.url.endsWith("/api/v1/wechat/login"));
     assert.equal(logins.length, 1, "one WeChat login, shared by the page's callers");
     const next = rt.lastNavigation();
     assert.equal(next.kind, "redirectTo");
-    const item = await rt.openUrl(next.url);
-    assert.equal(item.data.error, "");
+
+    const opened = rt.startUrl(next.url);
+    assertLoading(opened.page, "正在加载…");
+    const item = await opened.ready;
+    const ref = item.data.ref;
     assert.equal(item.data.item.status, "submitted");
-    assert.equal(item.data.item.body, env.body || MESSAGE);
+    const shown = lines(item);
+    assert.deepEqual(shown.slice(0, 4), ["提交成功", "您的留言编号", formatRef(ref), "代表答复、办结时会通过微信通知您；也可以在“我的留言”里随时查看。"]);
+    sees(item, "办理状态 已提交");
+    sees(item, "承办代表 " + env.deputyName);
+    sees(item, env.body || MESSAGE);
+    sees(item, "办理进展\n留言已提交");
+    assert.ok(item.view.has("#success"));
+    assert.ok(!item.view.has("#rating"), "nothing to rate yet");
+    rt.shot(item, "item-new");
 
     // "My items" lists it.
-    const mine = await rt.open("pages/items/items", {});
+    const listing = rt.start("pages/items/items", {});
+    assertLoading(listing.page, "正在加载…");
+    const mine = await listing.ready;
     assert.equal(mine.data.items.length, 1);
-    assert.equal(mine.data.items[0].ref, item.data.ref);
-    mine.onOpen(tapEvent({ ref: mine.data.items[0].ref, key: mine.data.items[0].key }));
-    assert.equal(rt.lastNavigation().url, "/pages/item/item?ref=" + item.data.ref + "&key=" + item.data.key);
-    return { ref: item.data.ref, key: item.data.key, templateIds: form.data.templateIds, residentToken: rt.storage.get("residentToken") };
+    // The row: reference and deputy, the message's first line (up to 30 characters), status.
+    const row = [formatRef(ref) + " · " + env.deputyName + " 代表", firstLine(env.body || MESSAGE, 30), "已提交"];
+    assert.deepEqual(lines(mine), ["我的留言"].concat(row));
+    doesNotSee(mine, "上拉加载更多");
+    rt.shot(mine, "items-list");
+    await mine.view.tap("#item-" + ref);
+    assert.equal(rt.lastNavigation().url, "/pages/item/item?ref=" + ref + "&key=" + item.data.key);
+    const again = await rt.openUrl(rt.lastNavigation().url);
+    assert.ok(!again.view.has("#success"), "opened from the list, not new");
+    assert.deepEqual(lines(again).slice(0, 2), ["留言编号", formatRef(ref)]);
+    return { ref: ref, key: item.data.key, templateIds: form.data.templateIds, residentToken: rt.storage.get("residentToken") };
   },
 
   // A form without WeChat login (WeChat down): the message still goes, anonymously.
   async submit_without_wechat(env) {
     const rt = runtime(env);
     const form = await rt.open("pages/form/form", { slug: env.slug });
-    form.onBodyInput(inputEvent(MESSAGE));
-    await form.onSubmit();
+    await form.view.input("#body", MESSAGE);
+    await form.view.tap("#submit");
     assert.equal(form.data.error, "");
     const item = await rt.openUrl(rt.lastNavigation().url);
-    assert.equal(item.data.item.status, "submitted");
+    sees(item, "提交成功");
+    sees(item, "办理状态 已提交");
     return { ref: item.data.ref, residentToken: rt.storage.get("residentToken") || null };
   },
 
+  // The form of a deputy's code: loading, what it asks, and its refusals before anything is sent.
   async form_checks(env) {
     const rt = runtime(env);
-    const form = await rt.open("pages/form/form", { slug: env.slug });
-    form.onBodyInput(inputEvent("短"));
-    await form.onSubmit();
-    assert.match(form.data.error, /至少5个字/);
-    form.onBodyInput(inputEvent(MESSAGE));
-    form.onPhoneInput(inputEvent("13812345678"));
-    await form.onSubmit();
-    assert.match(form.data.error, /勾选同意/);
+    const { page: form, ready } = rt.start("pages/form/form", { slug: env.slug });
+    assertLoading(form, "正在打开…");
+    await ready;
+    assert.equal(lines(form)[0], "给 " + env.deputyName + " 代表留言");
+    assert.ok(!form.view.has("#deputy-picker"), "a deputy's code has no deputy to choose");
+    sees(form, "类别\n其他");
+    assert.deepEqual(buttons(form), [["提交留言", "primary"]]);
+    assert.ok(!form.view.has("#error"));
+    rt.shot(form, "form-deputy");
+    await form.view.input("#body", "短");
+    await form.view.tap("#submit");
+    sees(form, /至少5个字/);
+    await form.view.input("#body", MESSAGE);
+    await form.view.input("#phone", "13812345678");
+    await form.view.tap("#submit");
+    sees(form, /勾选同意/);
+    doesNotSee(form, /至少5个字/);
+    rt.shot(form, "form-error");
+    assert.deepEqual(buttons(form), [["提交留言", "primary"]]);
     assert.equal(rt.requests.filter((r) => r.method === "POST" && r.url.endsWith("/api/v1/items")).length, 0);
+    // Ticking the consent is what lets it go.
+    await form.view.change("#consent", ["yes"]);
+    assert.equal(form.data.consent, true);
     return {};
   },
 
-  // The deputy: log in, find the item in the inbox, accept, answer, resolve.
+  // The form of a station's code: whom to give it to (the deputy on duty first), the category chosen.
+  async form_station(env) {
+    const rt = runtime(env);
+    const form = await rt.open("pages/form/form", { slug: env.slug });
+    assert.equal(lines(form)[0], "给 " + env.stationName + " 留言");
+    sees(form, "交给哪位代表\n值班代表（按接待安排）");
+    assert.deepEqual(
+      form.view.field("#deputy-picker").range.map((c) => c.name),
+      ["值班代表（按接待安排）"].concat(env.deputyNames.map((n) => n + " 代表")),
+    );
+    await form.view.change("#deputy-picker", "2");
+    sees(form, "交给哪位代表\n" + env.deputyNames[1] + " 代表");
+    const categories = form.view.field("#category-picker").range;
+    await form.view.change("#category-picker", "0");
+    sees(form, "类别\n" + categories[0].label);
+    rt.shot(form, "form-station");
+    assert.equal(form.payload().deputy_id, form.data.deputyChoices[2].id);
+    return {};
+  },
+
+  // A form whose code the backend does not know: the backend's message alone.
+  async form_unknown(env) {
+    const rt = runtime(env);
+    const form = await rt.open("pages/form/form", { slug: "AAAAAAAAAAAA" });
+    assertErrorPage(form, /找不到这个二维码/);
+    rt.shot(form, "form-load-error");
+    return {};
+  },
+
+  // A resident who has written nothing yet, then the same list when the backend cannot be reached.
+  async items_empty(env) {
+    const rt = runtime(env);
+    const mine = await rt.open("pages/items/items", {});
+    assert.deepEqual(lines(mine), ["还没有留言", "您还没有通过小程序留言。扫描代表或联络站的二维码即可留言。"]);
+    assert.deepEqual(buttons(mine), []);
+    rt.shot(mine, "items-empty");
+    rt.app.globalData.baseUrl = env.closedUrl;
+    await mine.onPullDownRefresh();
+    assertErrorPage(mine, /网络不太好，请稍后再试/);
+    rt.shot(mine, "items-error");
+    return {};
+  },
+
+  // The deputy: log in, find the item in the inbox, accept, answer, resolve — each on the rendered pages.
   async deputy_reply(env) {
     const rt = runtime(env, env.deputyOpenid);
     const inbox = await rt.open("pages/inbox/inbox", {});
     assert.equal(inbox.data.loggedIn, false);
-    inbox.onUsername(inputEvent(env.username));
-    inbox.onPassword(inputEvent("wrong password"));
-    await inbox.onLogin();
-    assert.match(inbox.data.error, /用户名或密码错误/);
-    inbox.onPassword(inputEvent(env.password));
-    await inbox.onLogin();
+    assert.deepEqual(lines(inbox), ["代表登录", "用县人大给您的账号登录。", "用户名", "请输入用户名", "密码", "请输入密码", "登录"]);
+    assert.deepEqual(buttons(inbox), [["登录", "primary"]]);
+    rt.shot(inbox, "inbox-login");
+    await inbox.view.input("#username", env.username);
+    await inbox.view.input("#password", "wrong password");
+    assert.equal(inbox.view.field("#password").password, true);
+    await inbox.view.tap("#do-login");
+    sees(inbox, /用户名或密码错误/);
+    assert.ok(inbox.view.has("#do-login"), "still the login form");
+    rt.shot(inbox, "inbox-login-error");
+    await inbox.view.input("#password", env.password);
+    await inbox.view.tap("#do-login");
     assert.equal(inbox.data.loggedIn, true, inbox.data.error);
-    assert.ok(inbox.data.items.some((row) => row.ref === env.ref), "the item is in the inbox");
-    inbox.onOpen(tapEvent({ ref: env.ref }));
-    const item = await rt.openUrl(rt.lastNavigation().url);
+    assert.equal(lines(inbox)[0], "待办（1件）");
+    sees(inbox, "新留言 1");
+    sees(inbox, formatRef(env.ref));
+    sees(inbox, (env.body || MESSAGE).split("\n")[0]);
+    doesNotSee(inbox, "没有待办的留言");
+    doesNotSee(inbox, "代表登录");
+    assert.deepEqual(buttons(inbox), [
+      ["开启新留言提醒", "default"],
+      ["退出登录", "default"],
+    ]);
+    rt.shot(inbox, "inbox-list");
+    await inbox.view.tap("#item-" + env.ref);
+    assert.equal(rt.lastNavigation().url, "/pages/inbox/item?ref=" + env.ref);
+
+    const opened = rt.startUrl(rt.lastNavigation().url);
+    assertLoading(opened.page, "正在加载…");
+    const item = await opened.ready;
     assert.equal(item.data.error, "");
-    assert.equal(item.data.status, "submitted");
     // The whole message, not the inbox's first line; the timeline; what the state allows.
-    assert.equal(item.data.detail.item.body, env.body || MESSAGE);
-    assert.deepEqual(item.data.detail.timeline.map((e) => e.label), ["群众留言"]);
-    assert.equal(item.data.contact.has_contact, false);
-    assert.deepEqual(item.data.can, { accept: true, reply: false, resolve: false });
-    assert.match(item.data.otherActions, /不予受理/);
-    await item.onAccept();
-    assert.deepEqual(item.data.can, { accept: false, reply: true, resolve: true });
-    assert.ok(item.data.detail.timeline.some((e) => e.label === "受理"), "the timeline was reloaded");
+    assert.equal(lines(item)[0], formatRef(env.ref));
+    sees(item, "已提交");
+    sees(item, env.body || MESSAGE);
+    sees(item, "联系方式\n匿名留言，未留联系方式");
+    sees(item, "办理经过\n群众留言");
+    sees(item, /不予受理.*等操作请在网页版办理。/);
+    assert.deepEqual(buttons(item), [["受理", "primary"]]);
+    rt.shot(item, "inbox-item-new");
+    await item.view.tap("#accept");
     assert.equal(item.data.status, "accepted", item.data.error);
-    await item.onReply();
-    assert.match(item.data.error, /请填写答复内容/);
-    item.onReplyInput(inputEvent(env.answer));
-    await item.onReply();
+    sees(item, "已受理，群众会收到通知。");
+    sees(item, /办理经过[\s\S]*受理/);
+    assert.deepEqual(buttons(item), [
+      ["发送答复", "primary"],
+      ["办结", "default"],
+    ]);
+    await item.view.tap("#reply");
+    sees(item, "请填写答复内容。");
+    rt.shot(item, "inbox-item-error");
+    await item.view.input("#reply-text", env.answer);
+    await item.view.tap("#reply");
     assert.equal(item.data.status, "answered", item.data.error);
-    await item.onResolve();
+    sees(item, "答复已发送给群众。");
+    sees(item, env.answer);
+    assert.equal(item.view.field("#reply-text").value, "", "the answer box is emptied once sent");
+    rt.shot(item, "inbox-item-answered");
+    await item.view.tap("#resolve");
     assert.equal(item.data.status, "resolved", item.data.error);
+    sees(item, "已办结，等待群众评价。");
+    assert.equal(lines(item)[1].split(" · ")[0], "已办结");
+    assert.deepEqual(buttons(item), [], "nothing more to do on the phone");
+    rt.shot(item, "inbox-item-resolved");
     return { status: item.data.status };
   },
 
@@ -170,15 +370,23 @@ const scenarios = {
     const { rt } = await deputyLoggedIn(env);
     const item = await rt.openUrl("pages/inbox/item?ref=" + env.ref);
     assert.equal(item.data.error, "");
-    assert.equal(item.data.contact.has_contact, true);
-    assert.equal(item.data.contact.phone, "138****1234");
-    assert.ok(!JSON.stringify(item.data.detail).includes("13812341234"), "masked before the reveal");
-    await item.onReveal();
+    sees(item, "联系方式\n" + env.maskedName + " 138****1234");
+    doesNotSee(item, env.phone);
+    doesNotSee(item, env.name);
+    assert.deepEqual(buttons(item), [
+      ["查看完整联系方式（将留痕）", "default"],
+      ["受理", "primary"],
+    ]);
+    await item.view.tap("#reveal");
     assert.equal(item.data.error, "");
-    assert.equal(item.data.contact.phone, "13812341234");
-    assert.equal(item.data.contact.revealed, true);
-    const stranger = await runtime(env, "o-other").openUrl("pages/inbox/item?ref=" + env.ref);
-    assert.match(stranger.data.error, /请先在“留言办理”页面登录/);
+    sees(item, "联系方式\n" + env.name + " " + env.phone);
+    assert.ok(!item.view.has("#reveal"), "revealed once: the button is gone");
+    assert.deepEqual(buttons(item), [["受理", "primary"]]);
+    const strangerRt = runtime(env, "o-other");
+    const stranger = await strangerRt.openUrl("pages/inbox/item?ref=" + env.ref);
+    assertErrorPage(stranger, /请先在“留言办理”页面登录/);
+    doesNotSee(stranger, env.name);
+    strangerRt.shot(stranger, "inbox-item-login-first");
     return { phone: item.data.contact.phone };
   },
 
@@ -187,21 +395,28 @@ const scenarios = {
     const rt = runtime(env);
     const item = await rt.openUrl(env.page);
     assert.equal(item.data.error, "");
-    assert.equal(item.data.item.status, "resolved");
-    assert.equal(item.data.canSubscribe, false); // nothing more to be told of, but the rating
-    const labels = item.data.item.timeline.map((e) => e.label);
-    assert.ok(labels.includes("代表答复"), labels.join(","));
-    assert.ok(item.data.item.timeline.some((e) => e.body === env.answer));
-    assert.equal(item.data.canRate, true);
-    await item.onRate();
-    assert.match(item.data.ratingError, /是否满意/);
-    item.onSatisfaction(inputEvent("satisfied"));
-    item.onSolved(inputEvent("yes"));
-    await item.onRate();
+    sees(item, "办理状态 已办结");
+    sees(item, /代表答复/);
+    sees(item, env.answer);
+    assert.ok(!item.view.has("#subscribe-button"), "nothing more to be told of, but the rating");
+    sees(item, "请您评价办理结果");
+    sees(item, "满意\n基本满意\n不满意");
+    assert.deepEqual(buttons(item), [["提交评价", "primary"]]);
+    rt.shot(item, "item-rate");
+    await item.view.tap("#rate");
+    sees(item, /是否满意/);
+    await item.view.change("#satisfaction", "satisfied");
+    await item.view.tap("#rate");
+    sees(item, /问题是否已经解决/);
+    rt.shot(item, "item-rate-error");
+    await item.view.change("#solved", "yes");
+    await item.view.tap("#rate");
     assert.equal(item.data.ratingError, "");
-    assert.equal(item.data.notice, "感谢您的评价。");
-    assert.equal(item.data.canRate, false);
-    assert.equal(item.data.item.timeline[item.data.item.timeline.length - 1].label, "您的评价");
+    sees(item, "感谢您的评价。");
+    assert.ok(!item.view.has("#rating"), "rated: the rating form is gone");
+    assert.deepEqual(buttons(item), []);
+    sees(item, /办理进展[\s\S]*您的评价/);
+    rt.shot(item, "item-rated");
     return { status: item.data.item.status };
   },
 
@@ -210,10 +425,12 @@ const scenarios = {
     const rt = runtime(env);
     const item = await rt.openUrl("pages/item/item?ref=" + env.ref);
     assert.equal(item.data.error, "");
-    assert.equal(item.data.canSubscribe, true);
-    await item.onSubscribe();
+    sees(item, "想在微信里收到下一步的办理进展？");
+    assert.deepEqual(buttons(item), [["开启微信提醒", "default"]]);
+    rt.shot(item, "item-open");
+    await item.view.tap("#subscribe-button");
     assert.deepEqual(rt.subscribeRequests, [item.data.templateIds]);
-    assert.match(item.data.notice, env.subscribe === "reject" ? /没有开启进展提醒/ : /已开启微信提醒/);
+    sees(item, env.subscribe === "reject" ? /没有开启进展提醒/ : /已开启微信提醒/);
     return { templateIds: item.data.templateIds };
   },
 
@@ -221,29 +438,56 @@ const scenarios = {
   async stranger(env) {
     const rt = runtime(env, "o-stranger");
     const item = await rt.openUrl("pages/item/item?ref=" + env.ref);
-    assert.match(item.data.error, /找不到该留言/);
+    assertErrorPage(item, /找不到该留言/);
+    rt.shot(item, "item-error");
     return {};
   },
 
-  // The deputy subscribes to new-item notices from the inbox (reported with the staff token).
+  // The deputy with nothing to do subscribes to new-item notices from the inbox, then logs out.
   async deputy_subscribe(env) {
     const { rt, inbox } = await deputyLoggedIn(env);
-    await inbox.onSubscribe();
-    assert.match(inbox.data.notice, /已开启/);
-    return { templateIds: rt.subscribeRequests[0] };
+    assert.equal(lines(inbox)[0], "待办（0件）");
+    sees(inbox, "待办留言\n没有待办的留言。");
+    rt.shot(inbox, "inbox-empty");
+    await inbox.view.tap("#subscribe");
+    sees(inbox, /已开启/);
+    const templateIds = rt.subscribeRequests[0];
+    await inbox.view.tap("#logout");
+    assert.equal(lines(inbox)[0], "代表登录");
+    assert.deepEqual(buttons(inbox), [["登录", "primary"]]);
+    return { templateIds: templateIds };
   },
 
-  // Binding: the scene of the binding code's mini-program code.
+  // Binding: the scene of the binding code's mini-program code; a code used twice; no code at all.
   async bind(env) {
     const rt = runtime(env, env.deputyOpenid);
     const page = await rt.open("pages/bind/bind", { scene: encodeURIComponent("b=" + env.bindingCode) });
-    assert.equal(page.data.bindingCode, env.bindingCode);
-    await page.onBind();
+    assert.equal(page.view.field("#binding-code").value, env.bindingCode);
+    assert.deepEqual(buttons(page), [["确认绑定", "primary"]]);
+    rt.shot(page, "bind-form");
+    await page.view.tap("#bind");
     assert.equal(page.data.error, "");
-    assert.equal(page.data.done, true);
+    assert.deepEqual(lines(page).slice(0, 1), ["绑定成功"]);
+    sees(page, env.displayName + "，有新留言时会在微信里提醒您。");
+    assert.deepEqual(buttons(page), [["去留言办理", "primary"]]);
+    rt.shot(page, "bind-done");
+    await page.view.tap("#to-inbox");
+    assert.equal(rt.lastNavigation().url, "/pages/inbox/inbox");
     const again = await rt.open("pages/bind/bind", { scene: encodeURIComponent("b=" + env.bindingCode) });
-    await again.onBind();
-    assert.match(again.data.error, /已经使用过/);
+    await again.view.tap("#bind");
+    sees(again, /已经使用过/);
+    doesNotSee(again, "绑定成功");
+    rt.shot(again, "bind-error");
+    const typed = await rt.open("pages/bind/bind", {});
+    assert.equal(typed.view.field("#binding-code").value, "");
+    await typed.view.tap("#bind");
+    sees(typed, "请扫描“绑定微信”页面上的码，或输入绑定码。");
+    await typed.view.input("#binding-code", " AAAAAAAAAAAAAAAA ");
+    assert.equal(typed.view.field("#binding-code").value, "AAAAAAAAAAAAAAAA", "typed, trimmed");
+    await typed.view.tap("#bind");
+    assert.ok(typed.view.has("#error"), "an unknown code is refused on the page");
+    doesNotSee(typed, "请扫描“绑定微信”页面上的码");
+    doesNotSee(typed, "绑定成功");
     return { displayName: page.data.displayName };
   },
 };

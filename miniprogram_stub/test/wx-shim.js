@@ -1,14 +1,16 @@
 // A small stand-in for the mini-program runtime, to run the pages' logic in Node against a running backend:
 // wx.request over Node's http, wx.login through the local WeChat sandbox's login-code control, storage in
 // memory, navigation and toasts recorded, wx.requestSubscribeMessage answered as the test chooses (and an
-// "accept" recorded in the sandbox, as WeChat would), App() and Page() capturing their objects.
+// "accept" recorded in the sandbox, as WeChat would), App() capturing the app. Pages are rendered by
+// page-host.js (WeChat's template compiler and component engine), so every step shows on a real page.
 "use strict";
 
 const http = require("http");
 const https = require("https");
+const fs = require("fs");
 const path = require("path");
+const { hostPage, settle, STUB_ROOT } = require("./page-host.js");
 
-const STUB_ROOT = path.resolve(__dirname, "..");
 
 function httpJson(method, url, body, headers) {
   return new Promise((resolve, reject) => {
@@ -57,17 +59,8 @@ function clone(value) {
   return value === undefined ? undefined : JSON.parse(JSON.stringify(value));
 }
 
-function setPath(target, key, value) {
-  const parts = key.replace(/\[(\d+)\]/g, ".$1").split(".");
-  let node = target;
-  for (let i = 0; i < parts.length - 1; i += 1) {
-    if (node[parts[i]] === undefined || node[parts[i]] === null) node[parts[i]] = /^\d+$/.test(parts[i + 1]) ? [] : {};
-    node = node[parts[i]];
-  }
-  node[parts[parts.length - 1]] = value;
-}
-
-// options: baseUrl (the backend), sandboxUrl (…/_wechat/), openid (who wx.login is), subscribe ("accept" …)
+// options: baseUrl (the backend), sandboxUrl (…/_wechat/), openid (who wx.login is), subscribe ("accept" …),
+// shotsDir (where rt.shot writes what a page shows)
 function createRuntime(options) {
   const rt = {
     baseUrl: options.baseUrl.replace(/\/$/, ""),
@@ -80,7 +73,7 @@ function createRuntime(options) {
     requests: [],
     subscribeRequests: [],
     app: null,
-    lastPage: null,
+    onRequest: null,
   };
 
   const ui = (name) => (opts) => {
@@ -101,6 +94,7 @@ function createRuntime(options) {
       if (method === "GET") url += querySuffix(opts.data);
       else if (opts.data !== undefined) body = opts.data;
       rt.requests.push({ method: method, url: url });
+      if (rt.onRequest) rt.onRequest({ method: method, url: url }); // what the page shows while it waits
       httpJson(method, url, body, opts.header).then(
         (res) => {
           res.errMsg = "request:ok";
@@ -169,61 +163,50 @@ function createRuntime(options) {
     rt.app = def;
   };
   global.getApp = () => rt.app;
-  global.Page = (def) => {
-    rt.lastPage = def;
-  };
 
   const appFile = path.join(STUB_ROOT, "app.js");
   delete require.cache[require.resolve(appFile)];
   require(appFile);
   rt.app.globalData.baseUrl = rt.baseUrl;
 
-  // The page object of a route ("pages/form/form"), as the runtime would create it: data copied, setData.
-  rt.page = (route) => {
-    const file = path.join(STUB_ROOT, route + ".js");
-    delete require.cache[require.resolve(file)];
-    rt.lastPage = null;
-    require(file);
-    if (!rt.lastPage) throw new Error(route + ".js did not call Page()");
-    const page = Object.assign({}, rt.lastPage);
-    page.data = clone(rt.lastPage.data || {});
-    page.route = route;
-    page.setData = function (patch, callback) {
-      Object.keys(patch).forEach((key) => setPath(page.data, key, clone(patch[key])));
-      if (callback) callback();
-    };
-    return page;
-  };
+  // The page object of a route ("pages/form/form"), rendered by WeChat's template compiler and component engine
+  // (page-host.js): its data, functions and setData as the runtime gives them, and `view` to read and use it.
+  rt.page = (route) => hostPage(route);
 
-  // Open a page: onLoad(query), then onShow; wait for what they started.
-  rt.open = async (route, query) => {
+  // Open a page: onLoad(query), then onShow; wait for what they started. `started` gives the page before
+  // that wait, as a person sees it while it loads.
+  rt.start = (route, query) => {
     const page = rt.page(route);
-    if (page.onLoad) await page.onLoad(query || {});
-    if (page.onShow) await page.onShow();
-    return page;
+    const ready = (async () => {
+      if (page.onLoad) await page.onLoad(query || {});
+      if (page.onShow) await page.onShow();
+      await settle();
+      return page;
+    })();
+    return { page: page, ready: ready };
+  };
+  rt.open = (route, query) => rt.start(route, query).ready;
+
+  // What a person sees now, kept for the screenshots (when the test gives STUB_ENV.shotsDir).
+  rt.shot = (page, name) => {
+    if (!options.shotsDir) return;
+    const file = path.join(options.shotsDir, name + ".json");
+    fs.writeFileSync(file, JSON.stringify({ name: name, route: page.route, html: page.view.html(), lines: page.view.visibleLines() }));
   };
 
   // A page URL as wx.navigateTo takes it ("/pages/item/item?ref=…"), or a notification's page ("pages/item/item?ref=…").
-  rt.openUrl = (url) => {
+  rt.startUrl = (url) => {
     const [route, search] = url.replace(/^\//, "").split("?");
     const query = {};
     new URLSearchParams(search || "").forEach((value, key) => {
       query[key] = value;
     });
-    return rt.open(route, query);
+    return rt.start(route, query);
   };
+  rt.openUrl = (url) => rt.startUrl(url).ready;
 
   rt.lastNavigation = () => rt.navigations[rt.navigations.length - 1];
   return rt;
 }
 
-// A tap's or an input's event, as the runtime passes them.
-function inputEvent(value) {
-  return { detail: { value: value }, currentTarget: { dataset: {} } };
-}
-
-function tapEvent(dataset) {
-  return { detail: {}, currentTarget: { dataset: dataset || {} } };
-}
-
-module.exports = { createRuntime, inputEvent, tapEvent, httpJson, STUB_ROOT };
+module.exports = { createRuntime, httpJson, STUB_ROOT };

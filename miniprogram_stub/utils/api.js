@@ -5,6 +5,7 @@
 
 const config = require("../config.js");
 
+/** @type {Record<string, ["GET" | "POST", string]>} */
 const PATHS = {
   code: ["GET", "/api/v1/codes/{slug}"],
   wechatLogin: ["POST", "/api/v1/wechat/login"],
@@ -56,6 +57,7 @@ function call(name, options) {
   const opts = options || {};
   const route = PATHS[name];
   if (!route) throw new Error("unknown API " + name);
+  /** @type {Record<string, string>} */
   const header = { "Content-Type": "application/json" };
   const token = opts.auth === "resident" ? wx.getStorageSync(RESIDENT_TOKEN) : opts.auth === "staff" ? wx.getStorageSync(STAFF_TOKEN) : "";
   if (token) header.Authorization = "Bearer " + token;
@@ -70,7 +72,8 @@ function call(name, options) {
           resolve(res.data);
           return;
         }
-        const error = (res.data && res.data.error) || {};
+        const body = res.data;
+        const error = (body && typeof body === "object" && !(body instanceof ArrayBuffer) && body.error) || {};
         reject(new ApiError(res.statusCode, error.code || "http_" + res.statusCode, error.message || NETWORK_MESSAGE));
       },
       fail() {

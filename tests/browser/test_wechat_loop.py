@@ -52,9 +52,11 @@ def node_or_skip() -> str:
     return path
 
 
-def mini_program_submits(node: str, base_url: str, slug: str, openid: str) -> dict:
-    """The mini-program's form page (miniprogram_stub, in Node): WeChat login, subscription accepted, message sent."""
+def mini_program_submits(node: str, base_url: str, slug: str, openid: str, deputy_name: str) -> dict:
+    """The mini-program's form page (miniprogram_stub, in Node): WeChat login, subscription accepted, message sent;
+    its item page and "my items" show the message as sent to ``deputy_name``."""
     env = {"baseUrl": base_url, "sandboxUrl": base_url + "/_wechat/", "openid": openid, "slug": slug, "body": MESSAGE}
+    env["deputyName"] = deputy_name
     result = subprocess.run(
         [node, str(SCENARIOS), "submit"],
         cwd=SCENARIOS.parent,
@@ -95,7 +97,7 @@ def test_resident_is_told_in_wechat_when_the_deputy_answers(live_server, phone):
     purposes = {t["purpose"]: t["id"] for t in templates["templates"]}
 
     # 1. The resident scans the deputy's code with WeChat and writes in the mini-program.
-    submitted = mini_program_submits(node, base, slug, openid)
+    submitted = mini_program_submits(node, base, slug, openid, deputy_code.owner_name)
     ref = submitted["ref"]
     assert purposes["item_answered"] in submitted["templateIds"]
     left = requests.get(base + "/_wechat/sandbox/subscriptions", params={"openid": openid}, timeout=10).json()
@@ -197,6 +199,7 @@ def test_deputy_binds_wechat_by_scanning_the_code_on_their_page(live_server, fre
     # The deputy scans it with WeChat: the mini-program's bind page gets scene "b=<code>".
     openid = "o-deputy-" + secrets.token_hex(4)
     env = {"baseUrl": base, "sandboxUrl": base + "/_wechat/", "bindingCode": code, "deputyOpenid": openid}
+    env["displayName"] = live_server.demo_codes()["deputy"].owner_name  # the demo's deputy account is theirs
     result = subprocess.run(
         [node, str(SCENARIOS), "bind"],
         cwd=SCENARIOS.parent,

@@ -11,9 +11,9 @@ Page({
     deputyName: "",
     stationName: "",
     routesToStation: false,
-    deputyChoices: [],
+    deputyChoices: /** @type {{ id: string, name: string }[]} */ ([]),
     deputyIndex: 0,
-    categories: [],
+    categories: /** @type {{ value: string, label: string }[]} */ ([]),
     categoryIndex: 0,
     limits: { body_min_chars: 5, body_max_chars: 1000 },
     body: "",
@@ -51,7 +51,7 @@ Page({
         });
       })
       .catch((err) => this.setData({ loading: false, error: err.message }));
-    return Promise.all([templates, code]);
+    return Promise.all([templates, code]).then(() => undefined);
   },
 
   onBodyInput(e) {

@@ -23,10 +23,10 @@ Page({
       .catch(() => null);
     if (!api.hasStaffToken()) {
       this.setData({ loggedIn: false });
-      return templates;
+      return templates.then(() => undefined);
     }
     this.setData({ loggedIn: true });
-    return Promise.all([templates, this.load()]);
+    return Promise.all([templates, this.load()]).then(() => undefined);
   },
 
   onUsername(e) {

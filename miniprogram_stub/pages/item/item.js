@@ -18,7 +18,7 @@ Page({
     isNew: false,
     ref: "",
     key: "",
-    item: null,
+    item: /** @type {Record<string, any> | null} */ (null),
     refDisplay: "",
     canRate: false,
     satisfactionChoices: SATISFACTION,
@@ -52,7 +52,8 @@ Page({
   },
 
   subscribable() {
-    return Boolean(this.data.item) && OPEN.indexOf(this.data.item.status) >= 0 && this.data.templateIds.length > 0;
+    const item = this.data.item;
+    return item !== null && OPEN.indexOf(item.status) >= 0 && this.data.templateIds.length > 0;
   },
 
   // A tap (WeChat asks only from one): ask again for the progress, answer and resolution notices.

@@ -8,10 +8,11 @@ Page({
     error: "",
     slug: "",
     kind: "",
-    deputy: null,
-    station: null,
+    deputy: /** @type {Record<string, any> | null} */ (null),
+    deputyLevels: "",
+    station: /** @type {Record<string, any> | null} */ (null),
     routesToStation: false,
-    onDutyName: "",
+    onDutyReason: "",
   },
 
   onLoad(query) {
@@ -32,9 +33,10 @@ Page({
           loading: false,
           kind: res.kind,
           deputy: res.deputy,
+          deputyLevels: res.deputy ? res.deputy.levels.join("、") : "",
           station: res.station,
           routesToStation: res.routes_to_station,
-          onDutyName: res.on_duty && res.on_duty.deputy ? res.on_duty.deputy.name : "",
+          onDutyReason: res.on_duty && res.on_duty.deputy ? res.on_duty.reason : "",
         });
       })
       .catch((err) => this.setData({ loading: false, error: err.message }));
