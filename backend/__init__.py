@@ -50,8 +50,9 @@ def create_app(test_config: dict | None = None) -> Flask:
 
 def register_blueprints(app: Flask) -> None:
     """One blueprint per audience (the local WeChat sandbox only when configured, never in production)."""
-    from backend.routes import (
+    from backend.routes import (  # noqa: F401 - admin_ops adds its pages to admin.bp
         admin,
+        admin_ops,
         api,
         api_auth,
         api_resident,
@@ -60,6 +61,7 @@ def register_blueprints(app: Flask) -> None:
         department,
         deputy,
         directory,
+        health,
         posters,
         qr,
         rating,
@@ -72,7 +74,7 @@ def register_blueprints(app: Flask) -> None:
     blueprints = [
         resident.bp, qr.bp, api.bp, directory.bp, staff.bp, api_auth.bp, deputy.bp, department.bp, api_staff.bp,
         rating.bp, api_wechat.bp, posters.bp, admin.bp, api_resident.bp, wechat_pages.bp, supervision.bp,
-        supervision.api_bp,
+        supervision.api_bp, health.bp,
     ]  # fmt: skip
     if app.config.get("WECHAT_SANDBOX"):
         from backend.wechat.sandbox.routes import bp as wechat_sandbox_bp
@@ -102,3 +104,6 @@ def register_commands(app: Flask) -> None:
     from backend.batches.cli import posters_cli
 
     app.cli.add_command(posters_cli)
+    from backend.ops import cli as ops_cli
+
+    app.cli.add_command(ops_cli.doctor_command)
