@@ -107,3 +107,5 @@ def register_commands(app: Flask) -> None:
     from backend.ops import cli as ops_cli
 
     app.cli.add_command(ops_cli.doctor_command)
+    app.cli.add_command(ops_cli.backup_command)
+    app.cli.add_command(ops_cli.restore_command)
