@@ -195,6 +195,8 @@ class Config:
         self.POSTER_BATCH_IDLE_SECONDS = float(os.environ.get("POSTER_BATCH_IDLE_SECONDS") or 2)
         # Worker heartbeats (backend/ops/heartbeat.py): how often a worker's loop writes that it is alive.
         self.WORKER_HEARTBEAT_SECONDS = float(os.environ.get("WORKER_HEARTBEAT_SECONDS") or 5)
+        # A worker not seen for this long is taken for stopped (/readyz, flask doctor, /admin/workers).
+        self.WORKER_ALIVE_SECONDS = float(os.environ.get("WORKER_ALIVE_SECONDS") or 60)
         # Photos kept as files (backend/ops/backup.py copies this folder into a backup); unset while they are
         # stored in the database, as today.
         self.PHOTOS_DIR = os.environ.get("PHOTOS_DIR") or None

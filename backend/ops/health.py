@@ -78,7 +78,7 @@ def check_migrations() -> Check:
 
 
 def check_workers() -> list[Check]:
-    """Each kind of worker was seen within ``heartbeat.ALIVE_SECONDS``."""
+    """Each kind of worker was seen within ``WORKER_ALIVE_SECONDS``."""
     checks = []
     for state in heartbeat.states(utcnow()):
         name = f"{state.kind}_worker"

@@ -5,7 +5,7 @@ The outbox worker (``flask outbox run``) and the poster worker (``flask posters 
 write, since one county batch renders for minutes); it writes at most every
 ``WORKER_HEARTBEAT_SECONDS`` (5 s): one upsert of the row (kind, host, pid) in a transaction of
 its own. A beat from the loop itself, rather than from a thread beside it, means a wedged loop
-stops beating: /readyz and the admin page then see the worker as gone. A worker that stops
+stops beating: /readyz and the admin page then see the worker as gone (``WORKER_ALIVE_SECONDS``). A worker that stops
 cleanly marks its row stopped; one killed simply stops beating. Rows unseen for
 ``KEEP_DAYS`` are deleted by the next worker that starts.
 """
@@ -29,7 +29,6 @@ KINDS = {
     "outbox": "微信通知发送进程（flask outbox run）",
     "posters": "批量海报生成进程（flask posters run）",
 }
-ALIVE_SECONDS = 60  # /readyz: a worker seen within this is alive
 KEEP_DAYS = 7
 _last_beat: dict[tuple[str, int], float] = {}  # (kind, pid) → monotonic time of the last write
 
@@ -85,6 +84,11 @@ def stop(kind: str) -> None:
     _last_beat.pop((kind, os.getpid()), None)
 
 
+def alive_seconds() -> float:
+    """A worker seen within this many seconds is alive (``WORKER_ALIVE_SECONDS``, a minute)."""
+    return float(current_app.config.get("WORKER_ALIVE_SECONDS", 60))
+
+
 @dataclass(frozen=True)
 class WorkerState:
     """What the pages say about one kind of worker."""
@@ -92,14 +96,14 @@ class WorkerState:
     kind: str
     label: str
     last_seen_at: datetime | None
-    processes: int  # alive now (seen within ALIVE_SECONDS, not stopped)
+    processes: int  # alive now (seen within WORKER_ALIVE_SECONDS, not stopped)
     is_alive: bool
 
 
 def states(now: datetime | None = None) -> list[WorkerState]:
     """Each kind of worker: when one was last seen, and how many are alive now."""
     now = now or utcnow()
-    since = now - timedelta(seconds=ALIVE_SECONDS)
+    since = now - timedelta(seconds=alive_seconds())
     last = dict(
         db.session.execute(select(_table.c.kind, func.max(_table.c.last_seen_at)).group_by(_table.c.kind)).all()
     )

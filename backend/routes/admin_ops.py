@@ -97,7 +97,7 @@ def workers():
         states=heartbeat.states(now),
         processes=heartbeat.recent_processes(now),
         backlog=health.outbox_backlog(),
-        alive_seconds=heartbeat.ALIVE_SECONDS,
+        alive_seconds=f"{heartbeat.alive_seconds():g}",
     )
 
 
