@@ -77,8 +77,9 @@ def register_converters(app: Flask) -> None:
 def register_blueprints(app: Flask) -> None:
     """One blueprint per audience. The local WeChat sandbox is not one of them, whatever the settings: it is an
     application of its own (``wechat_sandbox``) that ``make run`` serves beside this one."""
-    from backend.routes import (
+    from backend.routes import (  # noqa: F401 - admin_ops adds its pages to admin.bp
         admin,
+        admin_ops,
         api,
         api_auth,
         api_resident,
@@ -87,6 +88,7 @@ def register_blueprints(app: Flask) -> None:
         department,
         deputy,
         directory,
+        health,
         posters,
         qr,
         rating,
@@ -99,7 +101,7 @@ def register_blueprints(app: Flask) -> None:
     blueprints = [
         resident.bp, qr.bp, api.bp, directory.bp, staff.bp, api_auth.bp, deputy.bp, department.bp, api_staff.bp,
         rating.bp, api_wechat.bp, posters.bp, admin.bp, api_resident.bp, wechat_pages.bp, supervision.bp,
-        supervision.api_bp,
+        supervision.api_bp, health.bp,
     ]  # fmt: skip
     for blueprint in blueprints:
         app.register_blueprint(blueprint)
@@ -125,3 +127,8 @@ def register_commands(app: Flask) -> None:
     from backend.batches.cli import posters_cli
 
     app.cli.add_command(posters_cli)
+    from backend.ops import cli as ops_cli
+
+    app.cli.add_command(ops_cli.doctor_command)
+    app.cli.add_command(ops_cli.backup_command)
+    app.cli.add_command(ops_cli.restore_command)

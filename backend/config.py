@@ -205,6 +205,13 @@ class Config:
         self.POSTER_BATCH_KEEP_HOURS = float(os.environ.get("POSTER_BATCH_KEEP_HOURS") or 24)
         self.POSTER_BATCH_SWEEP_SECONDS = float(os.environ.get("POSTER_BATCH_SWEEP_SECONDS") or 600)
         self.POSTER_BATCH_IDLE_SECONDS = float(os.environ.get("POSTER_BATCH_IDLE_SECONDS") or 2)
+        # Worker heartbeats (backend/ops/heartbeat.py): how often a worker's loop writes that it is alive.
+        self.WORKER_HEARTBEAT_SECONDS = float(os.environ.get("WORKER_HEARTBEAT_SECONDS") or 5)
+        # A worker not seen for this long is taken for stopped (/readyz, flask doctor, /admin/workers).
+        self.WORKER_ALIVE_SECONDS = float(os.environ.get("WORKER_ALIVE_SECONDS") or 60)
+        # Photos kept as files (backend/ops/backup.py copies this folder into a backup); unset while they are
+        # stored in the database, as today.
+        self.PHOTOS_DIR = os.environ.get("PHOTOS_DIR") or None
         # WeChat identity (backend/wechat/identity.py): how long a resident's mini-program login token lives.
         self.RESIDENT_TOKEN_DAYS = _env_int("RESIDENT_TOKEN_DAYS", 30)
         # Mini-program codes (backend/wechat/wxacode.py): the page a deputy's or station's code opens (it reads

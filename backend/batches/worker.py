@@ -59,6 +59,7 @@ from backend.database import read_phase
 from backend.errors import UserError
 from backend.extensions import db
 from backend.models import PosterBatch, PosterBatchKind, PosterBatchStatus, utcnow
+from backend.ops import heartbeat
 from backend.qr import fonts, posters
 from backend.qr.codes import current_code
 from backend.qr.pdf import PdfWriter
@@ -240,6 +241,7 @@ def _write(claim: Claim, **values) -> None:
 def record_progress(claim: Claim, pages_done: int, pages_total: int) -> None:
     """Write how far the batch got and renew the lease (LeaseLost when it was taken over)."""
     _write(claim, pages_done=pages_done, pages_total=pages_total, lease_expires_at=utcnow() + _lease())
+    heartbeat.beat("posters")  # a county batch renders for minutes: the worker is alive meanwhile
 
 
 def release(claim: Claim) -> None:
@@ -394,6 +396,7 @@ def run_forever(stop_event: threading.Event) -> None:
     next_sweep = time.monotonic()
     while not stop_event.is_set():
         try:
+            heartbeat.beat("posters")  # every few seconds: /readyz and the admin page see the worker alive
             if sweep_every and time.monotonic() >= next_sweep:
                 next_sweep = time.monotonic() + sweep_every
                 sweep()
@@ -405,3 +408,4 @@ def run_forever(stop_event: threading.Event) -> None:
             log.exception("poster batches: worker step failed; retrying shortly")
             db.session.rollback()
         stop_event.wait(idle)
+    heartbeat.stop("posters")

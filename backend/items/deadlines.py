@@ -10,15 +10,25 @@ Each step's clock starts when the item enters the step:
 | answered  | entering "answered" + ``RESOLVE_DUE_DAYS`` (resolve within 30)        |
 | closed    | left as it was, for on-time statistics; never overdue                 |
 
-Days are working days (Monday–Friday in China time) when ``DEADLINE_WORKING_DAYS`` is on,
-calendar days otherwise. There is no holiday calendar: the Spring Festival, National Day
-and the other statutory holidays count as working days, and the weekend days China works
-in exchange (调休) do not. A deadline counts whole 24-hour working days from the start
-time: Friday 10:00 + 2 working days is Tuesday 10:00; a start on a weekend counts from
-Monday 00:00.
+Days are working days as China counts them when ``DEADLINE_WORKING_DAYS`` is on, calendar
+days otherwise: Monday–Friday in China time, less the statutory holidays, plus the weekend
+days worked in exchange (调休上班), from ``backend.items.workcalendar`` (the
+``chinese_calendar`` library, and the years a supervisor entered on /admin/workdays). A year
+whose arrangement nobody gave counts Monday–Friday (``unknown_years`` names it). A deadline
+counts whole 24-hour working days from the start time: Friday 10:00 + 2 working days is
+Tuesday 10:00; a start on a day off counts from the next working day's 00:00.
 
-While an item waits for the resident (``paused_at`` set) its clock stops: on resuming,
-``due_at`` moves later by the working time spent waiting.
+The clock and overdue — one definition, used by every page, list and reminder
+    An item's clock reads ``now`` while it runs and ``paused_at`` while it waits for the
+    resident (等待群众补充): the time spent waiting is not counted. An open item is overdue
+    when its clock reading is past ``due_at``, i.e. when its remaining working time has run
+    out, counted without the paused time. ``clock_reading`` / ``is_overdue`` /
+    ``overdue_by`` are the Python forms and ``overdue_condition`` the SQL form (the inbox,
+    the supervision figures and lists, the export, the outbox worker's overdue reminders all
+    use these). A paused item therefore neither becomes overdue nor grows later while it
+    waits: one that paused in time stays in time, one that paused already late stays exactly
+    as late as it was. On resuming, ``due_at`` moves later by the working time spent waiting,
+    so the remaining working time after the pause is what it was before it.
 """
 
 from __future__ import annotations
@@ -29,6 +39,7 @@ from flask import current_app
 from sqlalchemy import ColumnElement, and_, or_
 
 from backend.errors import UserError
+from backend.items import workcalendar
 from backend.items.validation import check_date_window
 from backend.models import Item, ItemStatus, utcnow
 from backend.stations.calendar import CHINA_TZ, today_in_china
@@ -42,10 +53,6 @@ def counts_working_days() -> bool:
     return bool(current_app.config["DEADLINE_WORKING_DAYS"])
 
 
-def _is_working_day(day: date) -> bool:
-    return day.weekday() < 5
-
-
 def _next_midnight(moment: datetime) -> datetime:
     """The start of the next day in China, for a China-time ``moment``."""
     return datetime.combine(moment.date() + timedelta(days=1), time(), CHINA_TZ)
@@ -57,15 +64,16 @@ def _require_aware(moment: datetime) -> None:
 
 
 def add_working_time(start: datetime, amount: timedelta) -> datetime:
-    """``start`` plus ``amount`` of counted time (weekends skipped when counting working days), in UTC."""
+    """``start`` plus ``amount`` of counted time (days off skipped when counting working days), in UTC."""
     _require_aware(start)
     if not counts_working_days():
         return (start + amount).astimezone(UTC)
+    calendar = workcalendar.current()
     cursor = start.astimezone(CHINA_TZ)
     remaining = amount
     while True:
         day_end = _next_midnight(cursor)
-        if not _is_working_day(cursor.date()):
+        if not calendar.is_working_day(cursor.date()):
             cursor = day_end
             continue
         available = day_end - cursor
@@ -76,19 +84,20 @@ def add_working_time(start: datetime, amount: timedelta) -> datetime:
 
 
 def working_time_between(start: datetime, end: datetime) -> timedelta:
-    """The counted time from ``start`` to ``end`` (weekend hours left out when counting working days)."""
+    """The counted time from ``start`` to ``end`` (hours of days off left out when counting working days)."""
     _require_aware(start)
     _require_aware(end)
     if end <= start:
         return timedelta(0)
     if not counts_working_days():
         return end - start
+    calendar = workcalendar.current()
     cursor = start.astimezone(CHINA_TZ)
     end = end.astimezone(CHINA_TZ)
     total = timedelta(0)
     while cursor < end:
         day_end = _next_midnight(cursor)
-        if _is_working_day(cursor.date()):
+        if calendar.is_working_day(cursor.date()):
             total += min(day_end, end) - cursor
         cursor = day_end
     return total
@@ -114,16 +123,41 @@ def resolve_deadline(start: datetime) -> datetime:
     return due_after(start, current_app.config["RESOLVE_DUE_DAYS"])
 
 
+def provisional_years(start: datetime, due: datetime) -> list[int]:
+    """Years between ``start`` and ``due`` whose holidays nobody gave: a deadline across them counted Monday–Friday
+    (empty when counting calendar days)."""
+    if not counts_working_days():
+        return []
+    return workcalendar.unknown_years(today_in_china(start), today_in_china(due))
+
+
+def clock_reading(item: Item, now: datetime | None = None) -> datetime:
+    """Where the item's clock stands: ``now`` while it runs, the moment it paused while it waits for the resident."""
+    return item.paused_at or now or utcnow()
+
+
 def is_overdue(item: Item, now: datetime | None = None) -> bool:
-    """True when an open item is past its due time; a paused item is judged at the moment it paused."""
+    """True when an open item's clock is past its due time (its remaining working time ran out, paused time not
+    counted: see the module's docstring)."""
     if item.status not in OPEN_STATUSES or item.due_at is None:
         return False
-    reference = item.paused_at or now or utcnow()
-    return reference > item.due_at
+    return clock_reading(item, now) > item.due_at
+
+
+def overdue_by(item: Item, now: datetime | None = None) -> timedelta:
+    """How late an overdue item is (zero if it is not): its clock reading less its due time, so it stops growing
+    while the item waits for the resident."""
+    if not is_overdue(item, now):
+        return timedelta(0)
+    return clock_reading(item, now) - item.due_at
 
 
 def overdue_condition(now: datetime) -> ColumnElement[bool]:
-    """The SQL form of ``is_overdue``, for inbox and supervisor queries."""
+    """The SQL form of ``is_overdue``, for the inbox, supervision and the overdue reminders.
+
+    ``due_at < coalesce(paused_at, now)`` written as two branches, so that the running items'
+    branch stays a range on ``due_at`` that the open-items indexes answer.
+    """
     return and_(
         Item.status.in_(OPEN_STATUSES),
         Item.due_at.is_not(None),

@@ -30,7 +30,7 @@ from sqlalchemy.orm import selectinload
 
 from backend.extensions import db
 from backend.items.access import visible_items_query
-from backend.items.deadlines import OPEN_STATUSES, is_overdue, overdue_condition
+from backend.items.deadlines import OPEN_STATUSES, is_overdue, overdue_by, overdue_condition
 from backend.items.refs import normalize_ref
 from backend.models import Item, ItemStatus, StaffRole, StaffUser, utcnow
 
@@ -308,9 +308,9 @@ def age_label(moment: datetime, now: datetime) -> str:
     return f"{seconds // 86400}天前"
 
 
-def overdue_label(due_at: datetime, now: datetime) -> str:
-    """How late an overdue item is: 超期3小时 / 超期2天."""
-    seconds = max(0, int((now - due_at).total_seconds()))
+def overdue_label(item: Item, now: datetime) -> str:
+    """How late an overdue item is: 超期3小时 / 超期2天 (``deadlines.overdue_by``: frozen while it waits for the resident)."""
+    seconds = int(overdue_by(item, now).total_seconds())
     if seconds < 86400:
         return f"超期{max(1, seconds // 3600)}小时"
     return f"超期{seconds // 86400}天"

@@ -19,6 +19,7 @@ from backend.models.item import (
     Satisfaction,
     ScreeningResult,
 )
+from backend.models.ops import WorkCalendarDay, WorkCalendarYear, WorkerHeartbeat
 from backend.models.outbox import OutboxMessage, OutboxStatus
 from backend.models.poster_batch import PosterBatch, PosterBatchKind, PosterBatchStatus
 from backend.models.region import Region, RegionLevel
@@ -78,5 +79,8 @@ __all__ = [
     "ThrottleCounter",
     "WechatAccessToken",
     "WechatBindingCode",
+    "WorkCalendarDay",
+    "WorkCalendarYear",
+    "WorkerHeartbeat",
     "utcnow",
 ]

@@ -77,6 +77,7 @@ from sqlalchemy.exc import DBAPIError
 
 from backend.extensions import db
 from backend.models import OutboxMessage, OutboxStatus, SubscriptionCredit, ThrottleCounter, utcnow
+from backend.ops import heartbeat
 from backend.outbox.notifications import NoChannel, Notice, build_notice, prefetch, queue_overdue_notices
 from backend.timefmt import CHINA
 
@@ -581,6 +582,7 @@ def run_forever(stop_event: threading.Event, batch: int | None = None) -> None:
     next_scan = time.monotonic()
     while not stop_event.is_set():
         try:
+            heartbeat.beat("outbox")  # every few seconds: /readyz and the admin page see the worker alive
             if scan_every and time.monotonic() >= next_scan:
                 next_scan = time.monotonic() + scan_every
                 queue_overdue()
@@ -597,6 +599,7 @@ def run_forever(stop_event: threading.Event, batch: int | None = None) -> None:
             if hold is not None:
                 wait = max(0.05, min((hold - utcnow()).total_seconds(), idle * 30))
             stop_event.wait(wait)
+    heartbeat.stop("outbox")
 
 
 def queue_overdue() -> int:

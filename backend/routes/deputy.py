@@ -326,7 +326,7 @@ def item_context(item: Item, user: StaffUser, **extra) -> dict:
         "outcome_labels": ITEM_OUTCOME_LABELS,
         "satisfaction_label": SATISFACTION_LABELS.get(item.satisfaction, "") if item.satisfaction else "",
         "is_overdue": is_overdue(item, now),
-        "overdue_label": inbox_query.overdue_label(item.due_at, now) if item.due_at else "",
+        "overdue_label": inbox_query.overdue_label(item, now) if item.due_at else "",
         "masked": masked_contact(item),
         "revealed": None,
         "forwards": _forwards(item),

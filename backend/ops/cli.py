@@ -1,0 +1,70 @@
+"""``flask doctor``, ``flask backup DIR``, ``flask restore DIR``."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+from flask import current_app
+
+from backend.ops import doctor
+
+
+@click.command("doctor")
+@click.option("--offline", is_flag=True, help="不从本机访问对外地址（服务器不能上外网时）。")
+def doctor_command(offline: bool) -> None:
+    """Check the settings that matter in production; exit 1 when printed codes or notices would fail."""
+    findings = doctor.diagnose(offline=offline)
+    config = current_app.config
+    click.echo(f"码上联 配置检查（{doctor.hostname()}，对外地址 {config['PUBLIC_BASE_URL']}）")
+    for finding in findings:
+        mark = "✗ 问题" if finding.level == "problem" else "! 提醒"
+        click.echo(f"\n{mark} [{finding.check}] {finding.message}")
+        if finding.fix:
+            click.echo(f"  怎么改：{finding.fix}")
+        if finding.breaks:
+            click.echo("  后果：打印的二维码或微信通知会失败。")
+    problems = sum(1 for f in findings if f.level == "problem")
+    warnings = len(findings) - problems
+    breaking = sum(1 for f in findings if f.breaks)
+    if not findings:
+        click.echo("\n全部检查通过。")
+    else:
+        click.echo(f"\n共 {problems} 个问题、{warnings} 个提醒；其中 {breaking} 个会让二维码或通知失败。")
+    if breaking:
+        sys.exit(1)
+
+
+@click.command("backup")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=str))
+def backup_command(directory: str) -> None:
+    """Write a consistent snapshot of the database (and PHOTOS_DIR) with a manifest into DIRECTORY (new or empty)."""
+    from backend.ops import backup
+
+    try:
+        manifest = backup.create_backup(directory)
+    except backup.BackupError as exc:
+        raise click.ClickException(str(exc)) from None
+    items = manifest["tables"].get("items", 0)
+    click.echo(
+        f"备份完成：{directory}（{manifest['engine']}，结构版本 {', '.join(manifest['schema_revision'])}，"
+        f"留言 {items} 件，{len(manifest['files'])} 个文件；照片：{'文件夹' if manifest['photos'] == 'folder' else '在数据库里'}）"
+    )
+
+
+@click.command("restore")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=str))
+def restore_command(directory: str) -> None:
+    """Restore the backup in DIRECTORY into this instance, which must be empty (stop the server and workers first)."""
+    from backend.ops import backup
+
+    try:
+        result = backup.restore_backup(directory)
+    except backup.BackupError as exc:
+        raise click.ClickException(str(exc)) from None
+    manifest = result.manifest
+    click.echo(
+        f"恢复完成：{directory}（备份于 {manifest['created_at']}，留言 {manifest['tables'].get('items', 0)} 件）"
+    )
+    if result.upgraded_from:
+        click.echo(f"备份的结构版本 {', '.join(result.upgraded_from)} 较旧，已升级到当前版本。")
