@@ -16,8 +16,8 @@ from backend.audit import record_audit
 from backend.errors import UserError
 from backend.extensions import db
 from backend.items.lifecycle import department_answer, find_forward, hash_forward_token
+from backend.items.masking import mask_message, mask_name, mask_phone
 from backend.items.refs import format_ref
-from backend.items.validation import mask_name, mask_phone
 from backend.models import Item, ItemForward, ItemPhoto
 from backend.models.item import ITEM_CATEGORY_LABELS
 from backend.routes.deputy import jpeg_response
@@ -66,7 +66,13 @@ def forward_or_404(token: str) -> ItemForward:
 
 def _page(forward: ItemForward, status: int = 200, **extra):
     item = db.session.get(Item, forward.item_id)
+    # The message and the deputy's instructions with mobile numbers (and the resident's name) masked,
+    # like the contact fields; a department the resident allowed to contact them sees them whole after
+    # the audited reveal.
+    whole = extra.get("revealed") is not None
     context = {
+        "body": item.body if whole else mask_message(item.body, item.contact_name),
+        "instructions": forward.instructions if whole else mask_message(forward.instructions, item.contact_name),
         "forward": forward,
         "item": item,
         "ref_display": format_ref(item.ref),

@@ -40,8 +40,9 @@ from backend.items.lifecycle import (
     perform_action,
     revoke_forward,
 )
+from backend.items.masking import mask_name, mask_phone
 from backend.items.refs import format_ref
-from backend.items.validation import clean_text, mask_name, mask_phone
+from backend.items.validation import clean_text
 from backend.models import (
     ActorKind,
     Department,
