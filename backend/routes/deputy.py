@@ -9,7 +9,7 @@ through ``lifecycle.perform_action``; this module only reads forms and shows res
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from flask import (
     Blueprint,
@@ -37,7 +37,9 @@ from backend.items.lifecycle import (
     allowed_actions,
     forward_link_token,
     in_person_item,
+    link_expires_at,
     perform_action,
+    renew_forward_link,
     revoke_forward,
 )
 from backend.items.masking import mask_name, mask_phone
@@ -100,7 +102,12 @@ STAFF_EVENT_LABELS = {
     ItemEventKind.EXTENDED: "延长办理期限",
     ItemEventKind.FLAGGED: "标记待审核",
 }
-NOTE_ACTION_LABELS = {"wait_for_resident": "等待群众补充", "resume": "恢复计时", "revoke_forward": "收回交办"}
+NOTE_ACTION_LABELS = {
+    "wait_for_resident": "等待群众补充",
+    "resume": "恢复计时",
+    "revoke_forward": "收回交办",
+    "renew_forward_link": "重新开通交办链接",
+}
 
 # What the page says after each action succeeded.
 DONE_MESSAGES = {
@@ -115,6 +122,7 @@ DONE_MESSAGES = {
     "resume": "已恢复计时。",
     "note": "内部备注已保存。",
     "revoke_forward": "交办链接已收回，承办单位无法再打开。",
+    "renew_forward_link": "",
     "reveal": "",
 }
 
@@ -243,6 +251,12 @@ def _forwards(item: Item) -> list[ItemForward]:
     return list(db.session.scalars(select(ItemForward).where(ItemForward.item_id == item.id).order_by(ItemForward.id)))
 
 
+def link_ends(item: Item, forwards: list[ItemForward]) -> dict[int, datetime]:
+    """When each unrevoked forward's department link stops (or stopped) working, by forward id; those with no end yet are left out."""
+    ends = {f.id: link_expires_at(f, item) for f in forwards if f.revoked_at is None}
+    return {forward_id: end for forward_id, end in ends.items() if end is not None}
+
+
 def _station_deputies(item: Item) -> list[Deputy]:
     """Serving deputies of the item's station other than its own: whom it may be reassigned to."""
     return list(
@@ -317,6 +331,7 @@ def item_context(item: Item, user: StaffUser, **extra) -> dict:
     now = utcnow()
     allowed = allowed_actions(item, user)
     today = today_in_china()
+    forwards = _forwards(item)
     context = {
         "user": user,
         "item": item,
@@ -330,7 +345,8 @@ def item_context(item: Item, user: StaffUser, **extra) -> dict:
         "overdue_label": inbox_query.overdue_label(item.due_at, now) if item.due_at else "",
         "masked": masked_contact(item),
         "revealed": None,
-        "forwards": _forwards(item),
+        "forwards": forwards,
+        "link_ends": link_ends(item, forwards),
         "timeline": timeline_rows(item),
         "reopen_reason": reopen_reason(item),
         "allowed": allowed,
@@ -339,6 +355,8 @@ def item_context(item: Item, user: StaffUser, **extra) -> dict:
         "station_deputies": _station_deputies(item) if "reassign" in allowed else [],
         "templates": _templates_of(item.station_id) if "reply" in allowed else [],
         "can_revoke": user.role in (StaffRole.DEPUTY, StaffRole.STATION_ADMIN),
+        "now": now,
+        "grace_days": current_app.config["DEPARTMENT_LINK_GRACE_DAYS"],
         "today": today.isoformat(),
         "default_due": (today + timedelta(days=15)).isoformat(),
         "max_due": (today + timedelta(days=366)).isoformat(),
@@ -445,17 +463,22 @@ def item_action(ref: str):
     token = forward_link_token(event)
     db.session.commit()
     if token is not None:
-        forward = db.session.get(ItemForward, event.data["forward_id"])
-        return _page(
-            "staff/forwarded.html",
-            item=item,
-            ref_display=format_ref(item.ref),
-            forward=forward,
-            link=department_link(token),
-        )
+        return _forwarded_page(item, db.session.get(ItemForward, event.data["forward_id"]), token)
     if not can_see_item(user, item):  # reassigned away from this deputy
         return redirect(url_for("deputy.inbox", done=action), 303)
     return redirect(url_for("deputy.item_page", ref=item.ref, done=action), 303)
+
+
+def _forwarded_page(item: Item, forward: ItemForward, token: str, *, renewed: bool = False):
+    return _page(
+        "staff/forwarded.html",
+        item=item,
+        ref_display=format_ref(item.ref),
+        forward=forward,
+        link=department_link(token),
+        renewed=renewed,
+        grace_days=current_app.config["DEPARTMENT_LINK_GRACE_DAYS"],
+    )
 
 
 def department_link(token: str) -> str:
@@ -469,12 +492,29 @@ def revoke(ref: str, forward_id: int):
     """Withdraw a department's link (收回交办): it answers 404 from now on."""
     user = current_staff()
     item = item_or_404(user, ref)
-    forward = db.session.get(ItemForward, forward_id)
-    if forward is None or forward.item_id != item.id:
-        raise UserError("unknown_forward", "找不到该交办记录。", 404)
+    forward = _forward_of(item, forward_id)
     revoke_forward(forward, user)
     db.session.commit()
     return redirect(url_for("deputy.item_page", ref=item.ref, done="revoke_forward"), 303)
+
+
+@bp.post("/items/<ref>/forwards/<int:forward_id>/renew")
+@login_required(StaffRole.DEPUTY, StaffRole.STATION_ADMIN)
+def renew_link(ref: str, forward_id: int):
+    """Give the department a new link (its old one stops working): after it expired, or when it went astray."""
+    user = current_staff()
+    item = item_or_404(user, ref)
+    forward = _forward_of(item, forward_id)
+    token = renew_forward_link(forward, user)
+    db.session.commit()
+    return _forwarded_page(item, forward, token, renewed=True)
+
+
+def _forward_of(item: Item, forward_id: int) -> ItemForward:
+    forward = db.session.get(ItemForward, forward_id)
+    if forward is None or forward.item_id != item.id:
+        raise UserError("unknown_forward", "找不到该交办记录。", 404)
+    return forward
 
 
 # --- reply templates -------------------------------------------------------------------------

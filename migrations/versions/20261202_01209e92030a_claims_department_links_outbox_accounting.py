@@ -1,6 +1,15 @@
-"""Outbox accounting: ``attempts`` counts sends only; claims, holds and releases are counted apart.
+"""Department links that expire and can be renewed; outbox accounting (sends apart from claims).
 
 Reviewed by hand.
+
+item_forwards
+    A department link's token is now derived from the forward's id and ``link_version`` with an
+    HMAC of the secret key, so nothing secret is stored, the page can show it again, and a renewal
+    (``link_version + 1``, ``link_renewed_at``) ends the earlier ones. Links handed out before keep
+    working through their stored ``token_hash`` until renewed, so the column stays, nullable (new
+    forwards store none). Downgrade: forwards with no ``token_hash`` get the SHA-256 of a random
+    value nobody holds: their links stop working under the old code, which cannot check an HMAC;
+    the deputy forwards again if a department still needs one.
 
 outbox_messages
     ``attempts`` was also the claim's lease token, so it counted claims, held and released
@@ -21,6 +30,9 @@ Create Date: 2026-12-02 09:00:00.000000
 
 """
 
+import hashlib
+import secrets
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -32,6 +44,10 @@ depends_on = None
 
 
 def upgrade():
+    with op.batch_alter_table("item_forwards", schema=None) as batch_op:
+        batch_op.alter_column("token_hash", existing_type=sa.String(length=64), nullable=True)
+        batch_op.add_column(sa.Column("link_version", sa.Integer(), server_default="1", nullable=False))
+        batch_op.add_column(sa.Column("link_renewed_at", sa.DateTime(timezone=True), nullable=True))
     with op.batch_alter_table("outbox_messages", schema=None) as batch_op:
         batch_op.add_column(sa.Column("lease_token", sa.Integer(), server_default="0", nullable=False))
         batch_op.add_column(sa.Column("quota_holds", sa.Integer(), server_default="0", nullable=False))
@@ -44,6 +60,15 @@ def upgrade():
 
 
 def downgrade():
+    connection = op.get_bind()
+    forwards = sa.table("item_forwards", sa.column("id", sa.Integer), sa.column("token_hash", sa.String))
+    for (forward_id,) in connection.execute(sa.select(forwards.c.id).where(forwards.c.token_hash.is_(None))):
+        unheld = hashlib.sha256(secrets.token_bytes(32)).hexdigest()
+        connection.execute(forwards.update().where(forwards.c.id == forward_id).values(token_hash=unheld))
+    with op.batch_alter_table("item_forwards", schema=None) as batch_op:
+        batch_op.drop_column("link_renewed_at")
+        batch_op.drop_column("link_version")
+        batch_op.alter_column("token_hash", existing_type=sa.String(length=64), nullable=False)
     op.execute("UPDATE outbox_messages SET attempts = lease_token")
     with op.batch_alter_table("outbox_messages", schema=None) as batch_op:
         batch_op.drop_column("has_reserved_credit")
