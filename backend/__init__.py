@@ -57,6 +57,7 @@ def register_blueprints(app: Flask) -> None:
         api_resident,
         api_staff,
         api_wechat,
+        claim,
         department,
         deputy,
         directory,
@@ -72,7 +73,7 @@ def register_blueprints(app: Flask) -> None:
     blueprints = [
         resident.bp, qr.bp, api.bp, directory.bp, staff.bp, api_auth.bp, deputy.bp, department.bp, api_staff.bp,
         rating.bp, api_wechat.bp, posters.bp, admin.bp, api_resident.bp, wechat_pages.bp, supervision.bp,
-        supervision.api_bp,
+        supervision.api_bp, claim.bp,
     ]  # fmt: skip
     if app.config.get("WECHAT_SANDBOX"):
         from backend.wechat.sandbox.routes import bp as wechat_sandbox_bp

@@ -13,13 +13,13 @@ from sqlalchemy import func, select
 from backend.errors import UserError
 from backend.extensions import db
 from backend.items import deadlines, lifecycle
+from backend.items.claims import in_person_item
 from backend.items.lifecycle import (
     TRANSITIONS,
     department_answer,
     department_link_token,
     find_forward,
     forward_link_token,
-    in_person_item,
     perform_action,
     rate_item,
     revoke_forward,
@@ -679,7 +679,7 @@ def test_two_accepts_at_once_make_one(app, world, make_item):
 
 
 def test_in_person_item_is_entered_by_the_deputy(world):
-    item = in_person_item(
+    item, receipt_token = in_person_item(
         world.users["d1"],
         body="反映小区门口积水问题，雨天无法通行。",
         category="urban",
@@ -691,7 +691,10 @@ def test_in_person_item_is_entered_by_the_deputy(world):
     db.session.commit()
     assert item.channel == ItemChannel.IN_PERSON and item.deputy_id == world.d1.id
     assert item.station_id == world.station.id and item.status == S.SUBMITTED
-    assert item.ref and item.access_key and item.consented_at is not None
+    assert item.ref and item.consented_at is not None
+    # No key until the resident claims it with the receipt: the deputy holds nothing that rates.
+    assert item.access_key == "" and item.claimed_at is None and item.awaits_claim
+    assert len(receipt_token) >= 22 and receipt_token not in repr(item.events[0].data)
     assert item.due_at == deadlines.accept_deadline(item.created_at)
     (event,) = item.events
     assert event.kind.value == "submitted" and event.actor_kind.value == "staff"

@@ -94,7 +94,6 @@ from backend.models import (
     Deputy,
     DeputyStatus,
     Item,
-    ItemChannel,
     ItemEvent,
     ItemEventKind,
     ItemForward,
@@ -245,7 +244,7 @@ def perform_action(
         raise UserError("unknown_item", "找不到该留言，请核对编号。", 404)
     if action not in ROLE_ACTIONS.get(actor.role, frozenset()):
         raise UserError("action_not_permitted", f"您的账号不能对留言进行“{row.label}”操作。", 403)
-    _lock(item)
+    lock_row(item)
     refusal = _refusal(item, row)
     if refusal is not None:
         raise UserError("transition_not_allowed", refusal, 409)
@@ -325,7 +324,7 @@ def perform_action(
 _AUDITED_KEYS = {"forward_id", "department_id", "from_deputy_id", "to_deputy_id", "duplicate_of", "outcome", "due"}
 
 
-def _lock(row) -> None:
+def lock_row(row) -> None:
     """Re-read ``row`` under a row lock (PostgreSQL), so that two people acting at once act one after the other.
 
     SQLite serialises the same way with its write lock, which a transaction holds from its BEGIN
@@ -361,7 +360,7 @@ def _text_only(label: str, *, required: bool):
 def _check_supervise(item: Item, step: _Step, *, text, now, **_) -> _Step:
     step.text = _staff_text(text, "督办意见", required=False)
     # A second 督办 moments after the first (a double click, two supervisors at once) would remind
-    # the deputy twice: refused, saying when the last one was. The item is locked (_lock) by now.
+    # the deputy twice: refused, saying when the last one was. The item is locked (lock_row) by now.
     last = db.session.scalar(
         select(ItemEvent.created_at)
         .where(ItemEvent.item_id == item.id, ItemEvent.kind == ItemEventKind.SUPERVISED)
@@ -731,7 +730,7 @@ def renew_forward_link(forward: ItemForward, actor: StaffUser) -> str:
     item = db.session.get(Item, forward.item_id)
     if not can_see_item(actor, item) or actor.role not in (StaffRole.DEPUTY, StaffRole.STATION_ADMIN):
         raise UserError("unknown_item", "找不到该留言，请核对编号。", 404)
-    _lock(forward)
+    lock_row(forward)
     if forward.revoked_at is not None:
         raise UserError("forward_revoked", "该交办链接已收回，不能重新开通；如需再交办，请重新交办。", 409)
     now = utcnow()
@@ -750,20 +749,26 @@ def renew_forward_link(forward: ItemForward, actor: StaffUser) -> str:
     return department_link_token(forward)
 
 
+def add_private_note(item: Item, actor: StaffUser, now: datetime, body: str, data: dict) -> ItemEvent:
+    """A private note on the item's timeline for something staff did beside the table's actions
+    (``data["action"]`` names it: revoke_forward, renew_forward_link, reissue_receipt). Flushes."""
+    event = ItemEvent(
+        kind=ItemEventKind.NOTE,
+        actor_kind=ActorKind.STAFF,
+        actor_user_id=actor.id,
+        is_public=False,
+        body=body,
+        data=data,
+        created_at=now,
+    )
+    item.events.append(event)
+    db.session.flush()
+    return event
+
+
 def _forward_note(item: Item, forward: ItemForward, actor: StaffUser, now, audit_action: str, *, body, data) -> None:
     """A private note on the item's timeline for something done to a forward's link, and its audit row."""
-    item.events.append(
-        ItemEvent(
-            kind=ItemEventKind.NOTE,
-            actor_kind=ActorKind.STAFF,
-            actor_user_id=actor.id,
-            is_public=False,
-            body=body,
-            data=data,
-            created_at=now,
-        )
-    )
-    db.session.flush()
+    add_private_note(item, actor, now, body, data)
     audited = {"ref": item.ref, "department_id": forward.department_id}
     if "link_version" in data:
         audited["link_version"] = data["link_version"]
@@ -775,7 +780,7 @@ def revoke_forward(forward: ItemForward, actor: StaffUser) -> None:
     item = db.session.get(Item, forward.item_id)
     if not can_see_item(actor, item) or actor.role not in (StaffRole.DEPUTY, StaffRole.STATION_ADMIN):
         raise UserError("unknown_item", "找不到该留言，请核对编号。", 404)
-    _lock(forward)
+    lock_row(forward)
     if forward.revoked_at is not None:
         return
     now = utcnow()
@@ -816,7 +821,7 @@ def department_answer(forward: ItemForward, text: str, promised_by: date | None)
     ``deputy_department_replied`` outbox row. Refuses a revoked link (404), a second answer
     and an item closed as declined or duplicate (409). Flushes; the caller commits.
     """
-    _lock(forward)
+    lock_row(forward)
     if forward.revoked_at is not None:
         raise UserError("unknown_forward", "该交办链接已失效，请联系交办的代表。", 404)
     if forward.answered_at is not None:
@@ -908,8 +913,11 @@ def rate_item(item: Item, satisfaction: str, solved: bool, comment: str = "") ->
     """Record the resident's verdict (满意度测评) on a resolved item; "unsatisfied" reopens it.
 
     Only the resident may call this: the route must have checked the item's access key or
-    the resident's WeChat identity. It takes no staff actor on purpose, and no staff route
-    may call it, so that nobody records satisfaction on a resident's behalf (被满意).
+    the resident's WeChat identity, and refused any request carrying a staff credential. It
+    takes no staff actor on purpose, and no staff route may call it, so that nobody records
+    satisfaction on a resident's behalf (被满意). An item a deputy entered in person is refused
+    (409 ``not_claimed``) until the resident claimed it on their own phone (``items.claims``):
+    the deputy never holds a key that rates.
 
     One rating per resolution (409 for a second, and for an item not resolved). Not
     satisfied needs the reason (``comment``) and puts the item back in hand: status
@@ -917,7 +925,13 @@ def rate_item(item: Item, satisfaction: str, solved: bool, comment: str = "") ->
     top of the inbox), and a ``deputy_item_reopened`` outbox row for the item's deputy.
     Returns the RATED event. Flushes; the caller commits.
     """
-    _lock(item)
+    lock_row(item)
+    if item.awaits_claim:
+        raise UserError(
+            "not_claimed",
+            "这件意见是代表接待时录入的，群众本人用手机扫描回执认领后才能评价。",
+            409,
+        )
     if item.status != ItemStatus.RESOLVED:
         raise UserError(
             "transition_not_allowed",
@@ -980,44 +994,3 @@ def rate_item(item: Item, satisfaction: str, solved: bool, comment: str = "") ->
         data={"ref": item.ref, "satisfaction": verdict.value, "solved": is_solved, "reopened": unsatisfied},
     )
     return rated
-
-
-# --- 代表接待选民: an item the deputy enters on the resident's behalf ---------------------------
-
-
-def in_person_item(actor: StaffUser, *, body, category, name, phone, consent, channel_note) -> Item:
-    """Record an item a serving deputy received in person (代表接待选民), with the channel noted.
-
-    The message is checked exactly as a resident's form is (``operations.clean_message``);
-    the item goes to the deputy, at their station, in status submitted with the usual
-    accept deadline. The first event says the deputy entered it. Flushes; the caller commits
-    and hands the resident the reference and key.
-    """
-    deputy = actor.deputy if actor is not None and actor.role == StaffRole.DEPUTY and actor.is_active else None
-    if deputy is None or deputy.status != DeputyStatus.SERVING:
-        raise UserError("action_not_permitted", "只有在任代表本人可以录入接待选民时收到的意见。", 403)
-    message = operations.clean_message(body, category, name, phone, consent)
-    note = clean_text(channel_note, "channel_note", "接待情况说明", max_chars=CHANNEL_NOTE_MAX_CHARS)
-
-    now = utcnow()
-    item = operations.new_item(message, station=deputy.station, deputy=deputy, channel=ItemChannel.IN_PERSON, now=now)
-    item.events.append(
-        ItemEvent(
-            kind=ItemEventKind.SUBMITTED,
-            actor_kind=ActorKind.STAFF,
-            actor_user_id=actor.id,
-            is_public=True,
-            body="代表接待时记录的意见。",
-            data={"entered_by": "deputy", "entered_by_user_id": actor.id, "channel_note": note},
-            created_at=now,
-        )
-    )
-    operations.store_new_item(item)
-    record_audit(
-        "item_entered_in_person",
-        user=actor,
-        object_type="item",
-        object_id=item.id,
-        data={"ref": item.ref, "deputy_id": deputy.id},
-    )
-    return item

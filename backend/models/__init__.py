@@ -21,6 +21,7 @@ from backend.models.item import (
 )
 from backend.models.outbox import OutboxMessage, OutboxStatus
 from backend.models.poster_batch import PosterBatch, PosterBatchKind, PosterBatchStatus
+from backend.models.receipt import ItemReceipt
 from backend.models.region import Region, RegionLevel
 from backend.models.resident import Resident
 from backend.models.session import SessionKind, StaffSession
@@ -53,6 +54,7 @@ __all__ = [
     "ItemForward",
     "ItemOutcome",
     "ItemPhoto",
+    "ItemReceipt",
     "ItemStatus",
     "MiniProgramCode",
     "OutboxMessage",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import JSON, ForeignKey, Index, String, Text, false
+from sqlalchemy import JSON, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from backend.models.base import Base, UTCDateTime, enum_column, utcnow
@@ -45,7 +45,7 @@ class OutboxMessage(Base):
     releases: Mapped[int] = mapped_column(default=0, server_default="0")
     # A subscription credit is set aside for this message (taken at its first claim, kept across retries
     # and take-overs, spent by the send, given back when it fails or dies).
-    has_reserved_credit: Mapped[bool] = mapped_column(default=False, server_default=false())
+    has_reserved_credit: Mapped[bool] = mapped_column(default=False, server_default="0")
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_error: Mapped[str] = mapped_column(Text, default="")

@@ -9,6 +9,7 @@ through ``lifecycle.perform_action``; this module only reads forms and shows res
 
 from __future__ import annotations
 
+import base64
 from datetime import datetime, timedelta
 
 from flask import (
@@ -30,13 +31,13 @@ from backend.errors import UserError
 from backend.extensions import db
 from backend.items import inbox as inbox_query
 from backend.items.access import can_see_item, find_item_for_staff
+from backend.items.claims import in_person_item, receipt_summary, reissue_receipt
 from backend.items.deadlines import is_overdue
 from backend.items.lifecycle import (
     STAFF_TEXT_MAX_CHARS,
     TRANSITIONS,
     allowed_actions,
     forward_link_token,
-    in_person_item,
     link_expires_at,
     perform_action,
     renew_forward_link,
@@ -69,6 +70,7 @@ from backend.models.item import (
     SATISFACTION_LABELS,
     ItemChannel,
 )
+from backend.qr.render import qr_png
 from backend.stations.calendar import today_in_china
 
 bp = Blueprint("deputy", __name__, url_prefix="/staff")
@@ -76,6 +78,7 @@ bp = Blueprint("deputy", __name__, url_prefix="/staff")
 HANDLERS = (StaffRole.DEPUTY, StaffRole.STATION_ADMIN, StaffRole.SUPERVISOR)
 ACTION_FIELDS = ("action", "text", "department_id", "due", "deputy_id", "duplicate_of", "outcome")
 TEMPLATE_TITLE_MAX_CHARS = 50  # ReplyTemplate.title
+RECEIPT_QR_PIXELS = 480  # shown at 240 CSS pixels: sharp on a 2x phone screen, and on paper
 UNKNOWN_ITEM_MESSAGE = "找不到该留言，请核对编号。"
 
 CHANNEL_LABELS = {
@@ -101,12 +104,14 @@ STAFF_EVENT_LABELS = {
     ItemEventKind.SUPERVISED: "督办",
     ItemEventKind.EXTENDED: "延长办理期限",
     ItemEventKind.FLAGGED: "标记待审核",
+    ItemEventKind.CLAIMED: "群众本人认领",
 }
 NOTE_ACTION_LABELS = {
     "wait_for_resident": "等待群众补充",
     "resume": "恢复计时",
     "revoke_forward": "收回交办",
     "renew_forward_link": "重新开通交办链接",
+    "reissue_receipt": "重新出具回执",
 }
 
 # What the page says after each action succeeded.
@@ -346,6 +351,7 @@ def item_context(item: Item, user: StaffUser, **extra) -> dict:
         "masked": masked_contact(item),
         "revealed": None,
         "forwards": forwards,
+        "receipts": receipt_summary(item),
         "link_ends": link_ends(item, forwards),
         "timeline": timeline_rows(item),
         "reopen_reason": reopen_reason(item),
@@ -615,13 +621,17 @@ def _in_person_form(user: StaffUser, status: int = 200, **extra):
 @bp.route("/in-person", methods=["GET", "POST"])
 @login_required(StaffRole.DEPUTY)
 def in_person():
-    """Enter an item received on a reception day (代表接待选民); the resident's reference and key are shown once."""
+    """Enter an item received on a reception day (代表接待选民), then show its receipt (回执) to print or to scan.
+
+    The deputy never sees the item's access key: the receipt carries a one-time claim link, and
+    the key is made on the resident's phone when they claim it (``items.claims``).
+    """
     user = current_staff()
     if request.method == "GET":
         return _in_person_form(user)
     values = {name: request.form.get(name, "") for name in IN_PERSON_FIELDS}
     try:
-        item = in_person_item(
+        item, token = in_person_item(
             user,
             body=values["body"],
             category=values["category"],
@@ -636,11 +646,36 @@ def in_person():
         db.session.rollback()
         return _in_person_form(user, exc.status, values=values, error=exc.message, error_field=exc.field)
     db.session.commit()
-    track_url = current_app.config["PUBLIC_BASE_URL"] + url_for("resident.track", ref=item.ref, k=item.access_key)
+    return _receipt_page(user, item, token)
+
+
+def _receipt_page(user: StaffUser, item: Item, token: str, *, reissued: bool = False):
+    """The receipt: a slip to print and a QR code to scan on this screen, both carrying the one-time claim link."""
+    claim_url = current_app.config["PUBLIC_BASE_URL"] + url_for("claim.receipt_page", token=token)
+    qr = "data:image/png;base64," + base64.b64encode(qr_png(claim_url, RECEIPT_QR_PIXELS)).decode()
     return _page(
-        "staff/in_person_done.html",
+        "staff/receipt.html",
         user=user,
         item=item,
         ref_display=format_ref(item.ref),
-        track_url=track_url,
+        claim_url=claim_url,
+        qr=qr,
+        reissued=reissued,
     )
+
+
+@bp.post("/items/<ref>/receipt")
+@login_required(StaffRole.DEPUTY, StaffRole.STATION_ADMIN)
+def reissue(ref: str):
+    """A new receipt for an in-person item not yet claimed; the earlier receipt stops working."""
+    user = current_staff()
+    item = item_or_404(user, ref)
+    try:
+        token = reissue_receipt(item, user)
+    except UserError as exc:
+        if exc.status != 409:
+            raise
+        db.session.rollback()
+        return _page("staff/item.html", exc.status, **item_context(item, user, error=exc.message, notice=""))
+    db.session.commit()
+    return _receipt_page(user, item, token, reissued=True)

@@ -181,6 +181,18 @@ def _summary_sheet(workbook: Workbook, figures: stats.Figures, month: date) -> N
         ("满意率", rates["satisfaction_rate"].percent_label, stats.DEFINITIONS["satisfaction_rate"]),
         ("见面率", "暂无数据", stats.DEFINITIONS["meeting_rate"]),
         ("当面接待收集（件）", counts.in_person, ""),
+        (
+            "当面接待件已评价（满意/基本满意/不满意）",
+            f"{counts.in_person_rated}（{counts.in_person_fully_satisfied}/{counts.in_person_basically_satisfied}"
+            f"/{counts.in_person_unsatisfied}）",
+            "",
+        ),
+        (
+            "当面接待件满意率（单列）",
+            rates["in_person_satisfaction_rate"].percent_label,
+            stats.DEFINITIONS["in_person_satisfaction_rate"],
+        ),
+        ("未经群众认领的当面接待件评价（件，不计入）", counts.unclaimed_rated, stats.DEFINITIONS["unclaimed_rated"]),
         ("首次答复用时中位数（小时）", _hours_label(figures.median_first_answer_hours), ""),
         ("办结用时中位数（小时）", _hours_label(figures.median_resolve_hours), ""),
         ("目前超期（件，不限本月）", figures.overdue, stats.DEFINITIONS["overdue"]),
