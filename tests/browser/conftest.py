@@ -11,7 +11,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -261,3 +261,41 @@ def phone(playwright_driver, chromium_executable, tmp_path) -> Iterator[Phone]:
         yield Phone(page=page, problems=problems)
     finally:
         context.close()
+
+
+@pytest.fixture
+def open_phone(playwright_driver, chromium_executable, tmp_path) -> Iterator[Callable[[str], Phone]]:
+    """Open further phones (a browser profile each), closed at the end of the test."""
+    contexts = []
+
+    def _open(name: str) -> Phone:
+        context = playwright_driver.chromium.launch_persistent_context(
+            str(tmp_path / f"profile-{name}"),
+            executable_path=chromium_executable,
+            headless=True,
+            args=CHROMIUM_ARGS,
+            viewport={"width": PHONE_WIDTH, "height": PHONE_HEIGHT},
+            device_scale_factor=2,
+            is_mobile=True,
+            has_touch=True,
+            user_agent=WECHAT_USER_AGENT,
+            locale="zh-CN",
+            timezone_id="Asia/Shanghai",
+        )
+        contexts.append(context)
+        context.set_default_timeout(15_000)
+        context.add_init_script(CSP_REPORTER)
+        page = context.pages[0] if context.pages else context.new_page()
+        problems: list[str] = []
+        page.on("console", lambda m: problems.append(f"console.error: {m.text}") if m.type == "error" else None)
+        page.on("pageerror", lambda exc: problems.append(f"uncaught: {exc}"))
+        return Phone(page=page, problems=problems)
+
+    yield _open
+    for context in contexts:
+        context.close()
+
+
+def fits(phone: Phone) -> None:
+    """The page needs no sideways scrolling on a 360-px phone."""
+    assert phone.scroll_width() <= phone.width, phone.page.url
