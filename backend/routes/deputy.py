@@ -127,7 +127,6 @@ DONE_MESSAGES = {
     "resume": "已恢复计时。",
     "note": "内部备注已保存。",
     "revoke_forward": "交办链接已收回，承办单位无法再打开。",
-    "renew_forward_link": "",
     "reveal": "",
 }
 
