@@ -85,6 +85,7 @@ def register_blueprints(app: Flask) -> None:
         api_resident,
         api_staff,
         api_wechat,
+        claim,
         department,
         deputy,
         directory,
@@ -101,7 +102,7 @@ def register_blueprints(app: Flask) -> None:
     blueprints = [
         resident.bp, qr.bp, api.bp, directory.bp, staff.bp, api_auth.bp, deputy.bp, department.bp, api_staff.bp,
         rating.bp, api_wechat.bp, posters.bp, admin.bp, api_resident.bp, wechat_pages.bp, supervision.bp,
-        supervision.api_bp, health.bp,
+        supervision.api_bp, health.bp, claim.bp,
     ]  # fmt: skip
     for blueprint in blueprints:
         app.register_blueprint(blueprint)

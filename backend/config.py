@@ -126,6 +126,9 @@ class Config:
         self.ANSWER_DUE_DAYS = _env_int("ANSWER_DUE_DAYS", 15)
         self.RESOLVE_DUE_DAYS = _env_int("RESOLVE_DUE_DAYS", 30)
         self.DEADLINE_WORKING_DAYS = _env_bool("DEADLINE_WORKING_DAYS", True)
+        # A department's link (/d/…) stops working this many days after its forward is answered and the
+        # item resolved (the later of the two; a renewal by the deputy starts the days again).
+        self.DEPARTMENT_LINK_GRACE_DAYS = _env_int("DEPARTMENT_LINK_GRACE_DAYS", 7)
         # WeChat subscribe messages (backend/outbox): purpose → template id and its keys, each key mapped to
         # the value the notification fills in (ref, status, summary, deputy, at). Override with WECHAT_TEMPLATES
         # as JSON; the key names and their order come from the templates chosen in the mini-program's console.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -9,11 +10,12 @@ from flask import g
 from sqlalchemy import select
 
 from backend.extensions import db
-from backend.items.lifecycle import revoke_forward
-from backend.models import ItemEvent, ItemEventKind, ItemPhoto
+from backend.items.lifecycle import renew_forward_link, revoke_forward
+from backend.items.refs import format_ref
+from backend.models import ItemEvent, ItemEventKind, ItemForward, ItemPhoto
 from backend.stations.calendar import today_in_china
 from tests.helpers import jpeg_bytes
-from tests.staff_world import audit_rows, build_world, counts, forward, fresh_token, login, make_item
+from tests.staff_world import act, audit_rows, build_world, counts, forward, fresh_token, login, make_item
 
 UNKNOWN_MARK = "找不到该交办件"
 
@@ -196,3 +198,151 @@ def test_a_token_of_one_item_never_shows_another(client, world, item, forwarded)
     _, other_raw = forward(other_item, world.users["deputy"], world.department2)
     assert "第二件留言的内容不应出现。" not in client.get(f"/d/{raw}").text
     assert item.body not in client.get(f"/d/{other_raw}").text
+
+
+# --- links end (issue 10, finding 11) -------------------------------------------------------------
+
+EXPIRED_MARK = "交办链接已失效"
+
+
+def _answered_and_resolved(client, world, item, raw, *, days_ago: float):
+    """The department answers, the deputy replies and resolves; both moments ``days_ago`` days back."""
+    assert answer(client, raw, text="已安排施工队更换地砖。").status_code == 303
+    act(item, world.users["deputy"], "reply", text="承办单位已更换地砖。")
+    act(item, world.users["deputy"], "resolve", outcome="solved")
+    fwd = db.session.scalar(select(ItemForward).where(ItemForward.item_id == item.id))
+    back = timedelta(days=days_ago)
+    fwd.answered_at -= back
+    item.resolved_at -= back
+    db.session.commit()
+    g.pop("csrf_token", None)
+    return fwd
+
+
+def test_a_link_works_through_the_grace_period_then_says_it_has_expired(app, client, world, item, forwarded):
+    fwd, raw = forwarded
+    photo = ItemPhoto(item_id=item.id, position=0, width=40, height=30, jpeg=jpeg_bytes(), sha256="a")
+    db.session.add(photo)
+    db.session.commit()
+    _answered_and_resolved(client, world, item, raw, days_ago=6.9)
+    assert client.get(f"/d/{raw}").status_code == 200  # inside the 7 days
+    assert client.get(f"/d/{raw}/photos/{photo.id}.jpg").status_code == 200
+
+    fwd.answered_at -= timedelta(days=0.2)
+    item.resolved_at -= timedelta(days=0.2)
+    db.session.commit()
+    before = counts()
+    page = client.get(f"/d/{raw}")
+    assert page.status_code == 410 and EXPIRED_MARK in page.text
+    assert "张秀英代表" in page.text and "重新开通链接" in page.text and format_ref(item.ref) in page.text
+    assert item.body not in page.text and page.headers["Cache-Control"] == "no-store"
+    assert client.get(f"/d/{raw}/photos/{photo.id}.jpg").status_code == 410
+    _, token = fresh_token(client, "/staff/login")
+    assert client.post(f"/d/{raw}", data={"csrf_token": token, "text": "补充说明。"}).status_code == 410
+    assert client.post(f"/d/{raw}/reveal", data={"csrf_token": token}).status_code == 410
+    assert counts() == before
+    rows = audit_rows("forward_link_denied")
+    assert len(rows) == 4 and {r.data["reason"] for r in rows} == {"expired"}
+
+
+def test_the_grace_period_is_a_setting_and_needs_both_the_answer_and_the_resolution(
+    app, client, world, item, forwarded
+):
+    fwd, raw = forwarded
+    app.config["DEPARTMENT_LINK_GRACE_DAYS"] = 2
+    assert answer(client, raw, text="已处理。").status_code == 303
+    fwd.answered_at -= timedelta(days=30)  # answered long ago, the item still open: the link works
+    db.session.commit()
+    g.pop("csrf_token", None)
+    assert client.get(f"/d/{raw}").status_code == 200
+    act(item, world.users["deputy"], "resolve", outcome="solved")
+    assert client.get(f"/d/{raw}").status_code == 200  # resolved just now: two days from now
+    item.resolved_at -= timedelta(days=2, seconds=1)
+    db.session.commit()
+    assert client.get(f"/d/{raw}").status_code == 410
+    # The resident, not satisfied, sends it back: no longer resolved, and the department may need it again.
+    rate = client.post(
+        f"/api/v1/items/{item.ref}/rating?key={item.access_key}",
+        json={"satisfaction": "unsatisfied", "solved": False, "comment": "地砖又松了。"},
+    )
+    assert rate.status_code == 200, rate.json
+    assert client.get(f"/d/{raw}").status_code == 200
+
+
+def test_a_resolved_item_whose_forward_was_never_answered_keeps_its_link(client, world, item, forwarded):
+    _, raw = forwarded
+    act(item, world.users["deputy"], "resolve", outcome="solved")
+    item.resolved_at -= timedelta(days=60)
+    db.session.commit()
+    assert client.get(f"/d/{raw}").status_code == 200
+
+
+def test_the_deputy_renews_an_expired_link_and_the_old_one_stops(app, client, world, item, forwarded):
+    fwd, raw = forwarded
+    _answered_and_resolved(client, world, item, raw, days_ago=30)
+    deputy = login(app, "deputy_d1")
+    html, token = fresh_token(deputy, f"/staff/items/{item.ref}")
+    assert f'id="link-end-{fwd.id}"' in html and "已于" in html and "重新开通链接" in html
+    renewed = deputy.post(f"/staff/items/{item.ref}/forwards/{fwd.id}/renew", data={"csrf_token": token})
+    assert renewed.status_code == 200 and 'id="renewed"' in renewed.text
+    new_link = re.search(r'id="department-link"[^>]*>([^<]+)<', renewed.text)[1]
+    new_raw = new_link.rsplit("/d/", 1)[1]
+    assert new_raw != raw and new_raw.startswith(f"{fwd.id}.2.")
+    assert client.get(f"/d/{new_raw}").status_code == 200  # seven days from the renewal
+    old = client.get(f"/d/{raw}")
+    assert old.status_code == 404 and UNKNOWN_MARK in old.text  # replaced: like an unknown link, audited
+    assert audit_rows("forward_link_denied")[-1].data["reason"] == "superseded"
+    [renewal] = audit_rows("forward_link_renewed")
+    assert renewal.staff_user_id == world.users["deputy"].id and renewal.data["link_version"] == 2
+    note = db.session.scalar(
+        select(ItemEvent).where(ItemEvent.kind == ItemEventKind.NOTE).order_by(ItemEvent.id.desc())
+    )
+    assert note.data == {"action": "renew_forward_link", "forward_id": fwd.id, "link_version": 2}
+    assert not note.is_public and "重新开通交办链接" in deputy.get(f"/staff/items/{item.ref}").text
+    assert new_raw not in repr(renewal.data) + repr(note.data)  # the token is derived, written nowhere
+    fwd.link_renewed_at -= timedelta(days=7, seconds=1)
+    db.session.commit()
+    assert client.get(f"/d/{new_raw}").status_code == 410
+
+
+def test_a_link_of_the_older_form_keeps_working_until_renewed(app, client, world, item, forwarded):
+    import hashlib
+
+    fwd, new_style = forwarded
+    legacy = "L" * 22  # a random token of before, stored as its hash
+    fwd.token_hash = hashlib.sha256(legacy.encode()).hexdigest()
+    db.session.commit()
+    assert client.get(f"/d/{legacy}").status_code == 200 and client.get(f"/d/{new_style}").status_code == 200
+    renew_forward_link(fwd, world.users["station_admin"])
+    db.session.commit()
+    assert fwd.token_hash is None
+    assert client.get(f"/d/{legacy}").status_code == 404 and client.get(f"/d/{new_style}").status_code == 404
+
+
+@pytest.mark.parametrize("username", ["sup_county", "deputy_d3", "admin_b"])
+def test_only_the_item_s_deputy_and_station_renew(app, world, item, forwarded, username):
+    fwd, _ = forwarded
+    staff = login(app, username)
+    _, token = fresh_token(staff, "/staff/")
+    response = staff.post(f"/staff/items/{item.ref}/forwards/{fwd.id}/renew", data={"csrf_token": token})
+    assert response.status_code == 404
+    db.session.refresh(fwd)
+    assert fwd.link_version == 1 and audit_rows("forward_link_renewed") == []
+
+
+def test_renewal_refuses_a_revoked_forward_and_a_forward_of_another_item(app, world, item, forwarded):
+    fwd, _ = forwarded
+    other = make_item(world.d1, body="另一件留言。")
+    other_fwd, _ = forward(other, world.users["deputy"], world.department2)
+    deputy = login(app, "deputy_d1")
+    _, token = fresh_token(deputy, f"/staff/items/{item.ref}")
+    crossed = deputy.post(f"/staff/items/{item.ref}/forwards/{other_fwd.id}/renew", data={"csrf_token": token})
+    assert crossed.status_code == 404
+    assert deputy.post(f"/staff/items/{item.ref}/forwards/999999/renew", data={"csrf_token": token}).status_code == 404
+    assert deputy.post(f"/staff/items/{item.ref}/forwards/{fwd.id}/renew", data={}).status_code == 400  # no CSRF
+    revoke_forward(fwd, world.users["deputy"])
+    db.session.commit()
+    before = counts()
+    refused = deputy.post(f"/staff/items/{item.ref}/forwards/{fwd.id}/renew", data={"csrf_token": token})
+    assert refused.status_code == 409 and "已收回" in refused.text
+    assert counts() == before and audit_rows("forward_link_renewed") == []

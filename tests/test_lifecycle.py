@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import inspect
 import threading
 from datetime import timedelta
@@ -14,12 +13,13 @@ from sqlalchemy import func, select
 from backend.errors import UserError
 from backend.extensions import db
 from backend.items import deadlines, lifecycle
+from backend.items.claims import in_person_item
 from backend.items.lifecycle import (
     TRANSITIONS,
     department_answer,
+    department_link_token,
     find_forward,
     forward_link_token,
-    in_person_item,
     perform_action,
     rate_item,
     revoke_forward,
@@ -378,7 +378,7 @@ def test_reassign_notifies_the_new_deputy_and_keeps_the_reason_internal(world, m
     assert [(r.kind, r.staff_user_id) for r in staff_rows] == [("deputy_new_item", world.users["d2"].id)]
 
 
-def test_forward_makes_a_link_stored_as_hash_only(world, make_item):
+def test_forward_makes_a_link_derived_not_stored(world, make_item):
     item = make_item(status=S.ACCEPTED)
     due = (today_in_china() + timedelta(days=10)).isoformat()
     event = perform_action(
@@ -386,9 +386,10 @@ def test_forward_makes_a_link_stored_as_hash_only(world, make_item):
     )
     db.session.commit()
     token = forward_link_token(event)
-    assert token is not None and len(token) >= 22  # 16 random bytes, URL-safe
     forward = db.session.get(ItemForward, event.data["forward_id"])
-    assert forward.token_hash == hashlib.sha256(token.encode()).hexdigest()
+    # <id>.<version>.<128 bits of HMAC-SHA256>, URL-safe; derived again from the forward, stored nowhere.
+    assert token == f"{forward.id}.1.{token.rsplit('.', 1)[1]}" and len(token.rsplit(".", 1)[1]) == 22
+    assert token == department_link_token(forward) and forward.token_hash is None
     assert forward.instructions == "内部：请先电话联系村支书" and forward.forwarded_by_id == world.users["d1"].id
     assert item.status == S.FORWARDED and item.due_at == forward.due_at
     assert event.is_public and world.department.name in event.body and "村支书" not in event.body
@@ -526,6 +527,10 @@ def test_token_of_another_item_cannot_be_used_for_this_one(world, make_item, for
     assert find_forward("x" * 22) is None
     assert find_forward(forwarded.token[:-1]) is None
     assert find_forward(None) is None
+    # A token of the right shape for another forward id, or another version, fails its HMAC.
+    forward_id, version, mac = forwarded.token.split(".")
+    assert find_forward(f"{int(forward_id) + 1}.{version}.{mac}") is None
+    assert find_forward(f"{forward_id}.{int(version) + 1}.{mac}") is None
 
 
 def test_department_answer_checks_its_input(world, forwarded):
@@ -674,7 +679,7 @@ def test_two_accepts_at_once_make_one(app, world, make_item):
 
 
 def test_in_person_item_is_entered_by_the_deputy(world):
-    item = in_person_item(
+    item, receipt_token = in_person_item(
         world.users["d1"],
         body="反映小区门口积水问题，雨天无法通行。",
         category="urban",
@@ -686,7 +691,10 @@ def test_in_person_item_is_entered_by_the_deputy(world):
     db.session.commit()
     assert item.channel == ItemChannel.IN_PERSON and item.deputy_id == world.d1.id
     assert item.station_id == world.station.id and item.status == S.SUBMITTED
-    assert item.ref and item.access_key and item.consented_at is not None
+    assert item.ref and item.consented_at is not None
+    # No key until the resident claims it with the receipt: the deputy holds nothing that rates.
+    assert item.access_key == "" and item.claimed_at is None and item.awaits_claim
+    assert len(receipt_token) >= 22 and receipt_token not in repr(item.events[0].data)
     assert item.due_at == deadlines.accept_deadline(item.created_at)
     (event,) = item.events
     assert event.kind.value == "submitted" and event.actor_kind.value == "staff"

@@ -54,7 +54,9 @@ def test_claim_takes_a_due_row_with_a_lease_and_a_token(world, app):
     assert (settled, hold) == (0, None)
     assert [c.id for c in claims] == [message_id]
     message = row(message_id)
-    assert message.attempts == 1 == claims[0].token
+    # A claim is not a send: the claim's token is its own count; the credit is set aside once.
+    assert (message.attempts, message.lease_token, claims[0].token) == (0, 1, 1)
+    assert message.has_reserved_credit is True and credits_of("o-res-1", PROGRESS) == 2
     lease = message.lease_expires_at - utcnow()
     assert (
         timedelta(seconds=app.config["OUTBOX_LEASE_SECONDS"] - 5)
@@ -186,6 +188,7 @@ def test_transient_errors_retry_later_then_dead_letter_returns_the_credit(world,
         worker.record(claim_, Outcome("retry", "-1 system busy", -1))
         message = row(message_id)
         assert message.status == OutboxStatus.PENDING and message.lease_expires_at is None
+        assert message.attempts == attempt  # one send each time
         assert before <= message.next_attempt_at <= before + timedelta(seconds=100 * 2 ** (attempt - 1) + 1)
         assert message.last_error == "-1 system busy"
         assert credits_of("o-res-1", PROGRESS) == 2  # still reserved
@@ -196,6 +199,58 @@ def test_transient_errors_retry_later_then_dead_letter_returns_the_credit(world,
     message = row(message_id)
     assert (message.status, message.attempts, message.last_error) == (OutboxStatus.DEAD, 3, "HTTP error: 503")
     assert credits_of("o-res-1", PROGRESS) == 3  # given back
+    assert message.has_reserved_credit is False
+
+
+def test_claims_given_back_are_not_sends_and_never_spend_the_retry_budget(world, app):
+    """Finding 9: ``attempts`` counted claims, so a row released or held often passed OUTBOX_MAX_ATTEMPTS
+    (or died) with few sends. Now it counts calls to WeChat; holds and releases are counted apart."""
+    app.config.update(OUTBOX_MAX_ATTEMPTS=3, OUTBOX_BACKOFF_BASE_SECONDS=100)
+    message_id = queue(world.item_id, "item_received", resident_id=world.resident_id)
+    stop = threading.Event()
+    stop.set()  # a stopping worker gives every claim back unsent
+    for _ in range(5):
+        claims = worker.claim(10)[0]
+        assert [c.id for c in claims] == [message_id]
+        assert worker.deliver(claims, stop) == 0
+    message = row(message_id)
+    assert (message.attempts, message.releases, message.lease_token) == (0, 5, 5)
+    assert message.status == OutboxStatus.PENDING and credits_of("o-res-1", PROGRESS) == 2  # one credit set aside
+
+    # Held for WeChat's quota: a send that met 45009 counts as a send and a hold; the rest of the batch as a hold.
+    other = queue(make_item(world, world.resident_id), "item_received", resident_id=world.resident_id)
+    app.config["OUTBOX_QUOTA_HOLD_SECONDS"] = 0.01
+    claims = worker.claim(10)[0]
+    worker.record(claims[0], Outcome("quota", "45009 reach max api daily quota limit", 45009))
+    worker.release(claims[1:], hold_until=worker.quota_hold_until(utcnow()))
+    sent_and_held, held = row(claims[0].id), row(claims[1].id)
+    assert (sent_and_held.attempts, sent_and_held.quota_holds, sent_and_held.status) == (1, 1, OutboxStatus.HELD)
+    assert (held.attempts, held.quota_holds, held.status) == (0, 1, OutboxStatus.HELD)
+    assert {c.id for c in claims} == {message_id, other}
+
+    # The whole budget of sends is left: dead after exactly OUTBOX_MAX_ATTEMPTS calls, never more.
+    db.session.execute(update(ThrottleCounter).values(expires_at=utcnow() - timedelta(seconds=1)))
+    db.session.commit()
+    sends = row(message_id).attempts
+    while row(message_id).status == OutboxStatus.PENDING or row(message_id).status == OutboxStatus.HELD:
+        db.session.execute(update(OutboxMessage).values(next_attempt_at=utcnow()))
+        db.session.commit()
+        claim_ = next(c for c in worker.claim(10)[0] if c.id == message_id)
+        worker.record(claim_, Outcome("retry", "-1 system busy", -1))
+        sends += 1
+    message = row(message_id)
+    assert (message.status, message.attempts) == (OutboxStatus.DEAD, 3) and sends == 3
+    assert (message.releases, message.quota_holds) == (5, 1)  # kept apart, as they were
+    assert message.lease_token == 5 + 1 + (3 - 1)  # every claim: released, held, and the sends after the hold
+
+
+def test_the_token_error_names_the_real_settings():
+    """Finding 9: the log line named WECHAT_APP_ID / WECHAT_APP_SECRET, which no setting is called."""
+    from wechatpy.exceptions import WeChatClientException
+
+    outcome = worker.classify(WeChatClientException(40001, "invalid credential"))
+    assert outcome.kind == "auth" and "WECHAT_APPID" in outcome.error and "WECHAT_SECRET" in outcome.error
+    assert "APP_ID" not in outcome.error and "APP_SECRET" not in outcome.error
 
 
 def test_permanent_failures_are_not_retried_and_43101_zeroes_the_credits(world):

@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from backend.extensions import db
 from backend.items.inbox import inbox_page
 from backend.models import ItemEvent, ItemEventKind, ItemStatus, Satisfaction
-from tests.staff_world import act, api_token, build_world, counts, fresh_token, login, make_item
+from tests.staff_world import act, api_token, audit_rows, build_world, counts, fresh_token, login, make_item
 
 STAFF_USERNAMES = {
     "deputy": "deputy_d1",
@@ -197,13 +197,19 @@ def test_no_staff_role_can_rate_through_any_staff_page(app, resolved, role):
             f"/staff/items/{resolved.ref}/actions{key}", data={**fields, "action": "note", "text": "x"}
         )
         assert response.status_code in (303, 404)
-    # The rating endpoint ignores the staff session: without the item's key it is a 404.
-    for path in (f"/t/{resolved.ref}/rating", f"/t/{resolved.ref}/rating?k="):
-        assert staff.post(path, data=fields).status_code == 404
+    # The resident's rating form refuses a browser logged in as staff, even with the item's right key.
+    for path in (
+        f"/t/{resolved.ref}/rating",
+        f"/t/{resolved.ref}/rating?k=",
+        f"/t/{resolved.ref}/rating?k={resolved.access_key}",
+    ):
+        refused = staff.post(path, data=fields)
+        assert refused.status_code == 403 and "工作人员账号不能评价" in refused.text
     db.session.refresh(resolved)
     assert resolved.rated_at is None and resolved.satisfaction is None
     assert rated_events() == 0
     assert counts()["ItemEvent"] - before["ItemEvent"] == (0 if role == "department" else 3)
+    assert len(audit_rows("rating_refused_staff")) == 3
 
 
 @pytest.mark.parametrize("role", list(STAFF_USERNAMES))
@@ -219,9 +225,10 @@ def test_no_staff_role_can_rate_through_the_api(app, resolved, role):
             assert response.status_code == (404 if role == "department" else 400)
             if role != "department":
                 assert response.json["error"]["code"] == "invalid_action"
-    # The resident's endpoint with the staff token but without the key: 404, the token counts for nothing.
-    refused = client.post(f"/api/v1/items/{resolved.ref}/rating", json=body, headers=headers)
-    assert refused.status_code == 404
+    # The resident's endpoint refuses a staff token, with or without the item's right key.
+    for key in ("", f"?key={resolved.access_key}"):
+        refused = client.post(f"/api/v1/items/{resolved.ref}/rating{key}", json=body, headers=headers)
+        assert refused.status_code == 403 and refused.json["error"]["code"] == "staff_cannot_rate"
     db.session.refresh(resolved)
     assert resolved.rated_at is None
     assert rated_events() == 0

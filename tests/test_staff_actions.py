@@ -428,7 +428,7 @@ def test_supervisors_keep_no_templates(app, world):
 # -- 代表接待选民 --------------------------------------------------------------------------------
 
 
-def test_in_person_entry_creates_an_item_and_shows_its_key_once(world, deputy):
+def test_in_person_entry_creates_an_item_and_shows_a_receipt_not_a_key(world, deputy):
     html, token = fresh_token(deputy, "/staff/in-person")
     assert "代表接待选民" in html
     response = deputy.post(
@@ -446,10 +446,13 @@ def test_in_person_entry_creates_an_item_and_shows_its_key_once(world, deputy):
     assert response.status_code == 200
     entered = db.session.scalar(select(Item))
     assert entered.channel == ItemChannel.IN_PERSON and entered.deputy_id == world.d1.id
-    assert entered.access_key in response.text and format_ref(entered.ref) in response.text
+    assert format_ref(entered.ref) in response.text and 'id="receipt-qr"' in response.text
+    assert (
+        entered.access_key == "" and "/t/" not in response.text
+    )  # no tracking link: the resident's claim makes the key
     first = entered.events[0]
     assert first.kind == ItemEventKind.SUBMITTED and first.data["channel_note"] == "3月20日联络站接待日"
-    assert entered.access_key not in deputy.get(f"/staff/items/{entered.ref}").text
+    assert "待群众认领" in deputy.get(f"/staff/items/{entered.ref}").text
 
 
 def test_in_person_entry_keeps_the_input_on_error(deputy):

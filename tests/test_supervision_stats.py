@@ -117,6 +117,12 @@ def test_every_figure_lists_exactly_the_items_it_counts(outcomes, world):
             "basically_satisfied": c.basically_satisfied,
             "unsatisfied": c.unsatisfied,
             "in_person": c.in_person,
+            "in_person_rated": c.in_person_rated,
+            "in_person_satisfied": c.in_person_satisfied,
+            "in_person_fully_satisfied": c.in_person_fully_satisfied,
+            "in_person_basically_satisfied": c.in_person_basically_satisfied,
+            "in_person_unsatisfied": c.in_person_unsatisfied,
+            "unclaimed_rated": c.unclaimed_rated,
             "held": figures.held,
             "overdue": figures.overdue,
         }

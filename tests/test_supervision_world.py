@@ -12,7 +12,7 @@ from flask import g
 from sqlalchemy import select
 
 from backend.extensions import db
-from backend.items.lifecycle import in_person_item
+from backend.items.claims import in_person_item
 from backend.models import Item, ItemEvent, utcnow
 from backend.qr.codes import current_code
 from tests.staff_world import act, build_world
@@ -61,11 +61,12 @@ def handle(item: Item, user, *steps: str) -> Item:
 
 
 def entered_in_person(user, body: str) -> Item:
-    """An item the deputy entered after meeting the resident (代表接待选民)."""
-    item = in_person_item(
+    """An item the deputy entered after meeting the resident (代表接待选民); its receipt's claim token kept."""
+    item, token = in_person_item(
         user, body=body, category="urban", name="", phone="", consent=False, channel_note="接待日进站"
     )
     db.session.commit()
+    item.receipt_token = token
     return item
 
 

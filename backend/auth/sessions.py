@@ -349,3 +349,25 @@ def api_auth_required(*roles: StaffRole):
         return wrapped
 
     return _roles_decorator(roles, wrap)
+
+
+def staff_in_request() -> StaffUser | None:
+    """The staff user whose session cookie or bearer token this request carries, whatever its path; None for neither.
+
+    ``current_staff`` reads one credential per path (the cookie for pages, the token for the API).
+    What staff must never do — rate an item, claim an in-person item — looks at both, and counts
+    a session that has expired or been revoked too: a browser or an app that holds one is a staff
+    member's, and the resident's own phone holds none.
+    """
+    if not has_request_context():
+        return None
+    for secret in (session.get("sid"), _bearer_token()):
+        if isinstance(secret, str) and secret and len(secret) <= SECRET_MAX_LENGTH:
+            user = db.session.scalar(
+                select(StaffUser)
+                .join(StaffSession, StaffSession.staff_user_id == StaffUser.id)
+                .where(StaffSession.token_hash == hash_secret(secret))
+            )
+            if user is not None:
+                return user
+    return None

@@ -71,11 +71,14 @@ Event ``body`` is what the resident reads on public events; ``data`` is for staf
 
 from __future__ import annotations
 
+import base64
 import hashlib
-import secrets
+import hmac
+import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
+from flask import current_app
 from sqlalchemy import select
 
 from backend.audit import record_audit
@@ -91,7 +94,6 @@ from backend.models import (
     Deputy,
     DeputyStatus,
     Item,
-    ItemChannel,
     ItemEvent,
     ItemEventKind,
     ItemForward,
@@ -108,7 +110,6 @@ from backend.stations.calendar import CHINA_TZ, format_month_day, today_in_china
 
 STAFF_TEXT_MAX_CHARS = 2000
 CHANNEL_NOTE_MAX_CHARS = 200
-FORWARD_TOKEN_BYTES = 16  # 128 random bits; the issue asks for at least 80
 
 _OPEN = frozenset({ItemStatus.SUBMITTED, ItemStatus.ACCEPTED, ItemStatus.FORWARDED, ItemStatus.ANSWERED})
 _IN_HAND = frozenset({ItemStatus.ACCEPTED, ItemStatus.FORWARDED, ItemStatus.ANSWERED})
@@ -234,7 +235,7 @@ def perform_action(
     have answered that already, via ``access.find_item_for_staff``), 403 when the actor's
     role may not take the action, 409 ``transition_not_allowed`` when the state forbids it.
     Flushes; the caller commits. After a forward, ``forward_link_token(event)`` gives the
-    department's link token once.
+    department's link token (``department_link_token(forward)`` gives it again later).
     """
     row = TRANSITIONS.get(action) if isinstance(action, str) else None
     if row is None:
@@ -243,7 +244,7 @@ def perform_action(
         raise UserError("unknown_item", "找不到该留言，请核对编号。", 404)
     if action not in ROLE_ACTIONS.get(actor.role, frozenset()):
         raise UserError("action_not_permitted", f"您的账号不能对留言进行“{row.label}”操作。", 403)
-    _lock(item)
+    lock_row(item)
     refusal = _refusal(item, row)
     if refusal is not None:
         raise UserError("transition_not_allowed", refusal, 409)
@@ -316,14 +317,14 @@ def perform_action(
     audit_data.update({k: v for k, v in step.data.items() if k in _AUDITED_KEYS})
     record_audit(f"item_{action}", user=actor, object_type="item", object_id=item.id, data=audit_data)
     if step.token is not None:
-        event._department_token = step.token  # transient: never stored, read once by forward_link_token
+        event._department_token = step.token  # transient: read by forward_link_token
     return event
 
 
 _AUDITED_KEYS = {"forward_id", "department_id", "from_deputy_id", "to_deputy_id", "duplicate_of", "outcome", "due"}
 
 
-def _lock(row) -> None:
+def lock_row(row) -> None:
     """Re-read ``row`` under a row lock (PostgreSQL), so that two people acting at once act one after the other.
 
     SQLite serialises the same way with its write lock, which a transaction holds from its BEGIN
@@ -335,7 +336,7 @@ def _lock(row) -> None:
 
 
 def forward_link_token(event: ItemEvent) -> str | None:
-    """The department's raw link token, right after the forward that made it; None otherwise (it is not stored)."""
+    """The department's link token, right after the forward that made it; None for any other event."""
     return getattr(event, "_department_token", None)
 
 
@@ -359,7 +360,7 @@ def _text_only(label: str, *, required: bool):
 def _check_supervise(item: Item, step: _Step, *, text, now, **_) -> _Step:
     step.text = _staff_text(text, "督办意见", required=False)
     # A second 督办 moments after the first (a double click, two supervisors at once) would remind
-    # the deputy twice: refused, saying when the last one was. The item is locked (_lock) by now.
+    # the deputy twice: refused, saying when the last one was. The item is locked (lock_row) by now.
     last = db.session.scalar(
         select(ItemEvent.created_at)
         .where(ItemEvent.item_id == item.id, ItemEvent.kind == ItemEventKind.SUPERVISED)
@@ -526,11 +527,9 @@ def _apply_reply(item: Item, actor: StaffUser, step: _Step, now: datetime) -> No
 
 
 def _apply_forward(item: Item, actor: StaffUser, step: _Step, now: datetime) -> None:
-    token = secrets.token_urlsafe(FORWARD_TOKEN_BYTES)
     forward = ItemForward(
         item_id=item.id,
         department_id=step.department.id,
-        token_hash=hash_forward_token(token),
         forwarded_by_id=actor.id,
         instructions=step.text,
         due_at=step.due,
@@ -539,7 +538,7 @@ def _apply_forward(item: Item, actor: StaffUser, step: _Step, now: datetime) -> 
     db.session.add(forward)
     db.session.flush()
     item.due_at = step.due
-    step.forward, step.token = forward, token
+    step.forward, step.token = forward, department_link_token(forward)
     step.body = f"已交办{step.department.name}，办理期限{_due_label(step.due)}。"
     step.data.update(
         {
@@ -625,20 +624,146 @@ _APPLY = {
 
 
 def hash_forward_token(token: str) -> str:
-    """The SHA-256 hex digest under which a forward's link token is stored."""
+    """The SHA-256 hex digest under which a link handed out before link versions was stored (``token_hash``)."""
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-def find_forward(token: str, item_id: int | None = None) -> ItemForward | None:
-    """The unrevoked forward behind a department link token; with ``item_id``, only if it is that item's."""
+LINK_MAC_BYTES = 16  # 128 bits of HMAC-SHA256 in every link
+_LINK_TOKEN_RE = re.compile(r"^([1-9][0-9]{0,11})\.([1-9][0-9]{0,5})\.([A-Za-z0-9_-]{22})$")
+
+
+def _link_mac(forward_id: int, version: int) -> str:
+    key = current_app.config["SECRET_KEY"].encode()
+    message = f"department-link|{forward_id}|{version}".encode()
+    digest = hmac.new(key, message, hashlib.sha256).digest()[:LINK_MAC_BYTES]
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def department_link_token(forward: ItemForward) -> str:
+    """The department's link token of ``forward`` at its current version: ``<id>.<version>.<HMAC>``.
+
+    Derived, not stored: the item page can show it again at any time (the forward and the secret
+    key give it back), and renewing (``renew_forward_link``) bumps the version, so every earlier
+    token stops working. Changing ``SECRET_KEY`` ends every department link, as it ends every session.
+    """
+    return f"{forward.id}.{forward.link_version}.{_link_mac(forward.id, forward.link_version)}"
+
+
+@dataclass(frozen=True)
+class ForwardLink:
+    """What a department link token opens: the forward and the link's state.
+
+    ``state``: "live"; "expired" (answered and resolved, and the grace period over: ``expired_at``);
+    "revoked" (收回交办); "superseded" (a renewal made a newer link); or "unknown" (no such link:
+    ``forward`` is None).
+    """
+
+    state: str
+    forward: ItemForward | None = None
+    expired_at: datetime | None = None
+
+
+def link_expires_at(forward: ItemForward, item: Item) -> datetime | None:
+    """When a department link stops working: ``DEPARTMENT_LINK_GRACE_DAYS`` after the later of the forward's
+    answer and the item's resolution (or of a renewal); None while either is outstanding or the item is open again."""
+    if forward.answered_at is None or item.status != ItemStatus.RESOLVED or item.resolved_at is None:
+        return None
+    since = max(filter(None, (forward.answered_at, item.resolved_at, forward.link_renewed_at)))
+    return since + timedelta(days=current_app.config["DEPARTMENT_LINK_GRACE_DAYS"])
+
+
+def open_forward_link(token: object, now: datetime | None = None) -> ForwardLink:
+    """The forward behind a department link token and whether the link still works (``ForwardLink``).
+
+    Tokens of the current form are checked by their HMAC (in constant time) before any look-up;
+    older random ones by their stored SHA-256.
+    """
     if not isinstance(token, str) or not 16 <= len(token) <= 128:
+        return ForwardLink("unknown")
+    match = _LINK_TOKEN_RE.match(token)
+    if match is not None:
+        forward_id, version, mac = int(match[1]), int(match[2]), match[3]
+        if not hmac.compare_digest(mac, _link_mac(forward_id, version)):
+            return ForwardLink("unknown")
+        forward = db.session.get(ItemForward, forward_id)
+        if forward is None:
+            return ForwardLink("unknown")
+        if version != forward.link_version:
+            return ForwardLink("superseded", forward)
+    else:
+        forward = db.session.scalar(select(ItemForward).where(ItemForward.token_hash == hash_forward_token(token)))
+        if forward is None:
+            return ForwardLink("unknown")
+    if forward.revoked_at is not None:
+        return ForwardLink("revoked", forward)
+    expires_at = link_expires_at(forward, db.session.get(Item, forward.item_id))
+    if expires_at is not None and expires_at <= (now or utcnow()):
+        return ForwardLink("expired", forward, expires_at)
+    return ForwardLink("live", forward)
+
+
+def find_forward(token: str, item_id: int | None = None) -> ItemForward | None:
+    """The forward behind a working department link token; with ``item_id``, only if it is that item's."""
+    link = open_forward_link(token)
+    if link.state != "live" or (item_id is not None and link.forward.item_id != item_id):
         return None
-    forward = db.session.scalar(
-        select(ItemForward).where(ItemForward.token_hash == hash_forward_token(token), ItemForward.revoked_at.is_(None))
+    return link.forward
+
+
+def renew_forward_link(forward: ItemForward, actor: StaffUser) -> str:
+    """Give the department a new link to a forward (its old ones stop working); returns the new token.
+
+    For the deputy or station administrator of the item, on a forward not revoked: after its
+    link expired (the department must look again), or when a link went astray. The link works
+    for ``DEPARTMENT_LINK_GRACE_DAYS`` from now even on an answered, resolved item. Writes a
+    private note and an audit row; flushes, the caller commits.
+    """
+    item = db.session.get(Item, forward.item_id)
+    if not can_see_item(actor, item) or actor.role not in (StaffRole.DEPUTY, StaffRole.STATION_ADMIN):
+        raise UserError("unknown_item", "找不到该留言，请核对编号。", 404)
+    lock_row(forward)
+    if forward.revoked_at is not None:
+        raise UserError("forward_revoked", "该交办链接已收回，不能重新开通；如需再交办，请重新交办。", 409)
+    now = utcnow()
+    forward.link_version += 1
+    forward.link_renewed_at = now
+    forward.token_hash = None  # a link of the older form stops working too
+    _forward_note(
+        item,
+        forward,
+        actor,
+        now,
+        "forward_link_renewed",
+        body=f"已为{forward.department.name}重新开通交办链接，原链接作废。",
+        data={"action": "renew_forward_link", "forward_id": forward.id, "link_version": forward.link_version},
     )
-    if forward is None or (item_id is not None and forward.item_id != item_id):
-        return None
-    return forward
+    return department_link_token(forward)
+
+
+def add_private_note(item: Item, actor: StaffUser, now: datetime, body: str, data: dict) -> ItemEvent:
+    """A private note on the item's timeline for something staff did beside the table's actions
+    (``data["action"]`` names it: revoke_forward, renew_forward_link, reissue_receipt). Flushes."""
+    event = ItemEvent(
+        kind=ItemEventKind.NOTE,
+        actor_kind=ActorKind.STAFF,
+        actor_user_id=actor.id,
+        is_public=False,
+        body=body,
+        data=data,
+        created_at=now,
+    )
+    item.events.append(event)
+    db.session.flush()
+    return event
+
+
+def _forward_note(item: Item, forward: ItemForward, actor: StaffUser, now, audit_action: str, *, body, data) -> None:
+    """A private note on the item's timeline for something done to a forward's link, and its audit row."""
+    add_private_note(item, actor, now, body, data)
+    audited = {"ref": item.ref, "department_id": forward.department_id}
+    if "link_version" in data:
+        audited["link_version"] = data["link_version"]
+    record_audit(audit_action, user=actor, object_type="item_forward", object_id=forward.id, data=audited)
 
 
 def revoke_forward(forward: ItemForward, actor: StaffUser) -> None:
@@ -646,29 +771,19 @@ def revoke_forward(forward: ItemForward, actor: StaffUser) -> None:
     item = db.session.get(Item, forward.item_id)
     if not can_see_item(actor, item) or actor.role not in (StaffRole.DEPUTY, StaffRole.STATION_ADMIN):
         raise UserError("unknown_item", "找不到该留言，请核对编号。", 404)
-    _lock(forward)
+    lock_row(forward)
     if forward.revoked_at is not None:
         return
     now = utcnow()
     forward.revoked_at = now
-    item.events.append(
-        ItemEvent(
-            kind=ItemEventKind.NOTE,
-            actor_kind=ActorKind.STAFF,
-            actor_user_id=actor.id,
-            is_public=False,
-            body=f"已收回给{forward.department.name}的交办链接。",
-            data={"action": "revoke_forward", "forward_id": forward.id, "department_id": forward.department_id},
-            created_at=now,
-        )
-    )
-    db.session.flush()
-    record_audit(
+    _forward_note(
+        item,
+        forward,
+        actor,
+        now,
         "forward_revoked",
-        user=actor,
-        object_type="item_forward",
-        object_id=forward.id,
-        data={"ref": item.ref, "department_id": forward.department_id},
+        body=f"已收回给{forward.department.name}的交办链接。",
+        data={"action": "revoke_forward", "forward_id": forward.id, "department_id": forward.department_id},
     )
 
 
@@ -697,7 +812,7 @@ def department_answer(forward: ItemForward, text: str, promised_by: date | None)
     ``deputy_department_replied`` outbox row. Refuses a revoked link (404), a second answer
     and an item closed as declined or duplicate (409). Flushes; the caller commits.
     """
-    _lock(forward)
+    lock_row(forward)
     if forward.revoked_at is not None:
         raise UserError("unknown_forward", "该交办链接已失效，请联系交办的代表。", 404)
     if forward.answered_at is not None:
@@ -789,8 +904,11 @@ def rate_item(item: Item, satisfaction: str, solved: bool, comment: str = "") ->
     """Record the resident's verdict (满意度测评) on a resolved item; "unsatisfied" reopens it.
 
     Only the resident may call this: the route must have checked the item's access key or
-    the resident's WeChat identity. It takes no staff actor on purpose, and no staff route
-    may call it, so that nobody records satisfaction on a resident's behalf (被满意).
+    the resident's WeChat identity, and refused any request carrying a staff credential. It
+    takes no staff actor on purpose, and no staff route may call it, so that nobody records
+    satisfaction on a resident's behalf (被满意). An item a deputy entered in person is refused
+    (409 ``not_claimed``) until the resident claimed it on their own phone (``items.claims``):
+    the deputy never holds a key that rates.
 
     One rating per resolution (409 for a second, and for an item not resolved). Not
     satisfied needs the reason (``comment``) and puts the item back in hand: status
@@ -798,7 +916,13 @@ def rate_item(item: Item, satisfaction: str, solved: bool, comment: str = "") ->
     top of the inbox), and a ``deputy_item_reopened`` outbox row for the item's deputy.
     Returns the RATED event. Flushes; the caller commits.
     """
-    _lock(item)
+    lock_row(item)
+    if item.awaits_claim:
+        raise UserError(
+            "not_claimed",
+            "这件意见是代表接待时录入的，群众本人用手机扫描回执认领后才能评价。",
+            409,
+        )
     if item.status != ItemStatus.RESOLVED:
         raise UserError(
             "transition_not_allowed",
@@ -861,44 +985,3 @@ def rate_item(item: Item, satisfaction: str, solved: bool, comment: str = "") ->
         data={"ref": item.ref, "satisfaction": verdict.value, "solved": is_solved, "reopened": unsatisfied},
     )
     return rated
-
-
-# --- 代表接待选民: an item the deputy enters on the resident's behalf ---------------------------
-
-
-def in_person_item(actor: StaffUser, *, body, category, name, phone, consent, channel_note) -> Item:
-    """Record an item a serving deputy received in person (代表接待选民), with the channel noted.
-
-    The message is checked exactly as a resident's form is (``operations.clean_message``);
-    the item goes to the deputy, at their station, in status submitted with the usual
-    accept deadline. The first event says the deputy entered it. Flushes; the caller commits
-    and hands the resident the reference and key.
-    """
-    deputy = actor.deputy if actor is not None and actor.role == StaffRole.DEPUTY and actor.is_active else None
-    if deputy is None or deputy.status != DeputyStatus.SERVING:
-        raise UserError("action_not_permitted", "只有在任代表本人可以录入接待选民时收到的意见。", 403)
-    message = operations.clean_message(body, category, name, phone, consent)
-    note = clean_text(channel_note, "channel_note", "接待情况说明", max_chars=CHANNEL_NOTE_MAX_CHARS)
-
-    now = utcnow()
-    item = operations.new_item(message, station=deputy.station, deputy=deputy, channel=ItemChannel.IN_PERSON, now=now)
-    item.events.append(
-        ItemEvent(
-            kind=ItemEventKind.SUBMITTED,
-            actor_kind=ActorKind.STAFF,
-            actor_user_id=actor.id,
-            is_public=True,
-            body="代表接待时记录的意见。",
-            data={"entered_by": "deputy", "entered_by_user_id": actor.id, "channel_note": note},
-            created_at=now,
-        )
-    )
-    operations.store_new_item(item)
-    record_audit(
-        "item_entered_in_person",
-        user=actor,
-        object_type="item",
-        object_id=item.id,
-        data={"ref": item.ref, "deputy_id": deputy.id},
-    )
-    return item

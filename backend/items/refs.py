@@ -50,8 +50,8 @@ def normalize_ref(raw: str) -> str | None:
 
 
 def keys_match(given: str | None, expected: str) -> bool:
-    """Compare access keys in constant time."""
-    if not isinstance(given, str) or not given or len(given) > 64:
+    """Compare access keys in constant time; an item whose key is void ("": entered in person, not yet claimed) matches nothing."""
+    if not expected or not isinstance(given, str) or not given or len(given) > 64:
         return False
     typed = re.sub(r"[\s\-_]", "", given).upper()  # as typed from a notification or read out
     return hmac.compare_digest(typed.encode("utf-8", "replace"), expected.encode())

@@ -17,6 +17,7 @@ PUBLIC_EVENT_LABELS = {
     ItemEventKind.RATED: "您的评价",
     ItemEventKind.REOPENED: "已重新办理",
     ItemEventKind.EXTENDED: "办理期限延长",
+    ItemEventKind.CLAIMED: "本人已认领",
 }
 
 STATUS_NEXT_STEP = {

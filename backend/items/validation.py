@@ -166,15 +166,3 @@ def parse_bool(value: object) -> bool:
     if isinstance(value, bool):
         return value
     return isinstance(value, str) and value.strip().lower() in {"1", "true", "on", "yes", "y"}
-
-
-def mask_phone(phone: str) -> str:
-    """138****1234: how a number is shown to anyone not handling the item."""
-    if len(phone) == 11:
-        return f"{phone[:3]}****{phone[-4:]}"
-    return "****" if phone else ""
-
-
-def mask_name(name: str) -> str:
-    """张** : how a name is shown to anyone not handling the item."""
-    return name[0] + "*" * min(len(name) - 1, 2) if name else ""

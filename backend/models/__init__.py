@@ -22,6 +22,7 @@ from backend.models.item import (
 from backend.models.ops import WorkCalendarDay, WorkCalendarYear, WorkerHeartbeat
 from backend.models.outbox import OutboxMessage, OutboxStatus
 from backend.models.poster_batch import PosterBatch, PosterBatchKind, PosterBatchStatus
+from backend.models.receipt import ItemReceipt
 from backend.models.region import Region, RegionLevel
 from backend.models.resident import Resident
 from backend.models.session import SessionKind, StaffSession
@@ -54,6 +55,7 @@ __all__ = [
     "ItemForward",
     "ItemOutcome",
     "ItemPhoto",
+    "ItemReceipt",
     "ItemStatus",
     "MiniProgramCode",
     "OutboxMessage",

@@ -12,14 +12,22 @@ from backend.models.department import Department
 
 
 class ItemForward(Base):
-    """One forward of an item to a department; the link token is stored as its SHA-256 only."""
+    """One forward of an item to a department, and the state of the department's no-account link.
+
+    The link's token is not stored: it is derived from the forward's id and ``link_version`` with an
+    HMAC of the secret key (``lifecycle.department_link_token``), so it can be shown again, and a
+    renewal (``link_version + 1``) makes every earlier one stop working. ``token_hash`` is kept only
+    for links handed out before that (random tokens, stored as their SHA-256) until they are renewed.
+    """
 
     __tablename__ = "item_forwards"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     item_id: Mapped[int] = mapped_column(ForeignKey("items.id"), index=True)
     department_id: Mapped[int] = mapped_column(ForeignKey("departments.id"), index=True)
-    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    link_version: Mapped[int] = mapped_column(default=1, server_default="1")
+    link_renewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     forwarded_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"))
     instructions: Mapped[str] = mapped_column(Text, default="")
     due_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -147,6 +147,8 @@ class Item(Base):
                 "satisfaction",
                 "channel",
                 "deputy_id",
+                "rated_at",
+                "claimed_at",
             ],
         ),
         # Open items of a station by due date: the overdue count and list of a station or region,
@@ -196,6 +198,10 @@ class Item(Base):
     satisfaction: Mapped[Satisfaction | None] = mapped_column(enum_column(Satisfaction, 12))
     is_solved_per_resident: Mapped[bool | None] = mapped_column()
     rated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # An item a deputy entered in person (代表接待选民) has no working access key until the resident
+    # claims it with the receipt's link on their own phone (``ItemReceipt``, ``items.claims``): until
+    # then nobody can look it up or rate it. Written with the CLAIMED event it mirrors.
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     reopen_count: Mapped[int] = mapped_column(default=0)
     screening: Mapped[ScreeningResult] = mapped_column(
         enum_column(ScreeningResult, 10), default=ScreeningResult.UNSCREENED
@@ -224,6 +230,11 @@ class Item(Base):
         """True when the resident left a name or a number."""
         return bool(self.contact_name or self.contact_phone)
 
+    @property
+    def awaits_claim(self) -> bool:
+        """True for an item a deputy entered in person that the resident has not claimed yet: nobody may rate it."""
+        return self.channel == ItemChannel.IN_PERSON and self.claimed_at is None
+
 
 class ItemEventKind(enum.StrEnum):
     """What happened to an item; each event is one line on its timeline."""
@@ -243,6 +254,7 @@ class ItemEventKind(enum.StrEnum):
     SUPERVISED = "supervised"
     EXTENDED = "extended"
     FLAGGED = "flagged"
+    CLAIMED = "claimed"  # the resident claimed an in-person item on their own phone
 
 
 class ActorKind(enum.StrEnum):

@@ -35,7 +35,19 @@ class OutboxMessage(Base):
     staff_user_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"))
     payload: Mapped[dict] = mapped_column(JSON, default=dict)
     status: Mapped[OutboxStatus] = mapped_column(enum_column(OutboxStatus, 10), default=OutboxStatus.PENDING)
+    # The worker's accounting (backend/outbox/worker.py). ``attempts``: sends, i.e. calls to WeChat, which
+    # OUTBOX_MAX_ATTEMPTS bounds. ``lease_token``: claims, each one's token guarding its writes. A claim
+    # ends in a send, a hold (``quota_holds``: given back unsent, or sent and met 45009), a release
+    # (``releases``: given back unsent, no time left or the worker stopping), or its lease running out.
+    # The columns below start at the database's default only: the submission's INSERT … SELECT (in a
+    # CTE on PostgreSQL, items/operations.py) names the columns it fills and must not gain any.
     attempts: Mapped[int] = mapped_column(default=0)
+    lease_token: Mapped[int] = mapped_column(server_default="0")
+    quota_holds: Mapped[int] = mapped_column(server_default="0")
+    releases: Mapped[int] = mapped_column(server_default="0")
+    # A subscription credit is set aside for this message (taken at its first claim, kept across retries
+    # and take-overs, spent by the send, given back when it fails or dies).
+    has_reserved_credit: Mapped[bool] = mapped_column(server_default="0")
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_error: Mapped[str] = mapped_column(Text, default="")

@@ -115,7 +115,8 @@ def dead_command(limit: int) -> None:
     for message, ref in rows:
         click.echo(
             f"{message.id}\t{message.status.value}\t{message.kind}\titem {ref or '-'}\t"
-            f"attempts {message.attempts}\t{message.last_error}"
+            f"sends {message.attempts} (claims {message.lease_token}, released {message.releases}, "
+            f"held {message.quota_holds})\t{message.last_error}"
         )
     db.session.rollback()
 
@@ -144,7 +145,8 @@ def retry_command(message_ids: tuple[int, ...], all_dead: bool) -> None:
             raise click.ClickException(f"only dead, failed or skipped messages can be retried: {wrong}")
         condition = table.c.id.in_(message_ids)
     ids = db.session.scalars(select(table.c.id).where(condition)).all()
-    # attempts back to 0: a fresh retry budget, and the next claim reserves a subscription credit again.
+    # attempts (sends) back to 0: a fresh retry budget. A dead or failed row gave its credit back, so the
+    # next claim reserves one again; the lease token keeps counting, so a stale claim still writes nothing.
     db.session.execute(
         update(table)
         .where(table.c.id.in_(ids), table.c.status.in_(RETRYABLE))

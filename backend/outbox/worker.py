@@ -11,24 +11,33 @@ Claiming
     so one item's messages arrive in order, also after WeChat was down; a row that must wait
     is moved out of the window (its ``next_attempt_at`` set to when the earlier one can be
     done at the earliest), and the earlier one's end wakes it. Each claimed row gets
-    ``lease_expires_at = now + OUTBOX_LEASE_SECONDS`` and ``attempts + 1``. The new
-    ``attempts`` value is the claim's *lease token*: every later write is
-    ``UPDATE … WHERE id = :id AND attempts = :token AND status = 'pending'``, so a worker
-    whose lease expired and was taken over (the new holder incremented ``attempts``) writes
+    ``lease_expires_at = now + OUTBOX_LEASE_SECONDS`` and ``lease_token + 1``. The new
+    ``lease_token`` is the claim's token: every later write is
+    ``UPDATE … WHERE id = :id AND lease_token = :token AND status = 'pending'``, so a worker
+    whose lease expired and was taken over (the new holder incremented ``lease_token``) writes
     nothing. Rows without a channel (no WeChat identity, no template, no subscription left)
     are settled as ``skipped`` inside the claim, without any call to WeChat.
 
+Accounting
+    ``attempts`` counts sends — calls to WeChat — and nothing else: it is what
+    ``OUTBOX_MAX_ATTEMPTS`` and the backoff count, and it is written with the send's outcome.
+    A claim that ends without a send is recorded apart: given back to wait for the quota
+    (``quota_holds + 1``; a send that met 45009 counts in both), or given back because the
+    worker is stopping or has too little lease left (``releases + 1``). A claim whose worker
+    died leaves only its ``lease_token``. So a row claimed and released a hundred times still
+    has its whole retry budget, and no row passes ``OUTBOX_MAX_ATTEMPTS`` sends.
+
 Subscription credits
-    ``SubscriptionCredit.credits`` counts the credits still *free*. The claim that first
-    takes a row (``attempts`` 0 → 1) reserves one credit with
-    ``UPDATE … SET credits = credits - 1 WHERE credits > 0`` in the claim transaction; two
-    workers therefore cannot both take the last credit (row locks on PostgreSQL, the
-    IMMEDIATE transaction on SQLite), and no reservation is free to be taken twice. A row
-    that is pending or held with ``attempts > 0`` holds its reservation across retries and
-    lease take-overs. Recording ``sent`` keeps it: the credit is spent. Recording ``dead``
-    or ``failed`` gives it back, except for 43101, where WeChat says none is left and the
-    count for that template drops to zero. An administrator's retry resets ``attempts``
-    to 0, so the next claim reserves afresh.
+    ``SubscriptionCredit.credits`` counts the credits still *free*. The claim that takes a
+    row without a reservation (``has_reserved_credit`` false) reserves one credit with
+    ``UPDATE … SET credits = credits - 1 WHERE credits > 0`` in the claim transaction and
+    marks the row; two workers therefore cannot both take the last credit (row locks on
+    PostgreSQL, the IMMEDIATE transaction on SQLite), and no reservation is free to be taken
+    twice. A pending or held row keeps its reservation across retries, releases and lease
+    take-overs. Recording ``sent`` keeps it: the credit is spent. Recording ``dead`` or
+    ``failed`` gives it back (the mark is cleared), except for 43101, where WeChat says none
+    is left and the count for that template drops to zero. An administrator's retry resets
+    ``attempts`` to 0 (a fresh budget of sends); the next claim reserves afresh.
 
 Delivery and its one unavoidable window
     Each message is sent outside any transaction, then its outcome is recorded in a new
@@ -102,13 +111,14 @@ class Claim:
     """A row this worker holds the lease of, with everything needed to send it."""
 
     id: int
-    token: int  # ``attempts`` after the claim: the lease token
+    token: int  # ``lease_token`` after the claim
     lease_expires_at: datetime
     notice: Notice
     item_id: int | None = None
     resident_id: int | None = None
     staff_user_id: int | None = None
     has_followers: bool = False  # later messages of the same item and recipient were waiting at claim time
+    attempts: int = 0  # sends before this claim's
 
 
 @dataclass(frozen=True)
@@ -359,15 +369,18 @@ def _claim_row(row: OutboxMessage, now: datetime, lease: timedelta, has_follower
         log.exception("outbox %s (%s): cannot build the message", row.id, row.kind)
         _settle_in_claim(row, OutboxStatus.FAILED, f"cannot build the message: {exc!r}")
         return None
-    if row.attempts == 0 and not _reserve_credit(notice.openid, notice.template_id, now):
-        reason = f"{row.kind}: no subscription left for template {notice.template_id} ({notice.purpose})"
-        _settle_in_claim(row, OutboxStatus.SKIPPED, reason)
-        return None
-    row.attempts += 1
+    if not row.has_reserved_credit:
+        if not _reserve_credit(notice.openid, notice.template_id, now):
+            reason = f"{row.kind}: no subscription left for template {notice.template_id} ({notice.purpose})"
+            _settle_in_claim(row, OutboxStatus.SKIPPED, reason)
+            return None
+        row.has_reserved_credit = True
+    row.lease_token += 1
     row.lease_expires_at = now + lease
     return Claim(
         id=row.id,
-        token=row.attempts,
+        token=row.lease_token,
+        attempts=row.attempts,
         lease_expires_at=now + lease,
         notice=notice,
         item_id=row.item_id,
@@ -416,8 +429,8 @@ def classify(exc: BaseException) -> Outcome:
     if (token_limit is not None and isinstance(exc, token_limit)) or errcode in TOKEN_ERRCODES:
         return Outcome(
             "auth",
-            f"access token refused ({errcode}) even after refreshing it: check WECHAT_APP_ID and "
-            f"WECHAT_APP_SECRET ({errmsg})",
+            f"access token refused ({errcode}) even after refreshing it: check WECHAT_APPID and "
+            f"WECHAT_SECRET ({errmsg})",
             errcode,
         )
     if isinstance(exc, client_error):
@@ -452,38 +465,35 @@ def send(notice: Notice) -> Outcome:
 def _guarded(claim_: Claim):
     """An UPDATE of the claimed row that matches only while this claim still holds it."""
     return update(_outbox).where(
-        _outbox.c.id == claim_.id, _outbox.c.attempts == claim_.token, _outbox.c.status == OutboxStatus.PENDING
+        _outbox.c.id == claim_.id, _outbox.c.lease_token == claim_.token, _outbox.c.status == OutboxStatus.PENDING
     )
 
 
 def record(claim_: Claim, outcome: Outcome) -> bool:
-    """Record a send's outcome in its own transaction; False when the lease was lost (nothing written)."""
+    """Record a send's outcome (and count the send) in its own transaction; False when the lease was lost (nothing written)."""
     now = utcnow()
     config = current_app.config
     notice = claim_.notice
+    sends = claim_.attempts + 1  # this claim's send included
     credit: str | None = None  # "return" | "zero"
+    values: dict = {"attempts": sends, "lease_expires_at": None}
     if outcome.kind == "sent":
-        values = {"status": OutboxStatus.SENT, "sent_at": now, "lease_expires_at": None, "last_error": ""}
+        values.update(status=OutboxStatus.SENT, sent_at=now, last_error="")
     elif outcome.kind == "failed":
-        values = {"status": OutboxStatus.FAILED, "lease_expires_at": None, "last_error": _short(outcome.error)}
+        values.update(status=OutboxStatus.FAILED, last_error=_short(outcome.error), has_reserved_credit=False)
         credit = "zero" if outcome.errcode == NO_SUBSCRIPTION_LEFT else "return"
     elif outcome.kind == "quota":
-        until = quota_hold_until(now)
-        values = {
-            "status": OutboxStatus.HELD,
-            "next_attempt_at": until,
-            "lease_expires_at": None,
-            "last_error": _short(outcome.error),
-        }
-    elif claim_.token >= config["OUTBOX_MAX_ATTEMPTS"]:
-        values = {"status": OutboxStatus.DEAD, "lease_expires_at": None, "last_error": _short(outcome.error)}
+        values.update(
+            status=OutboxStatus.HELD,
+            next_attempt_at=quota_hold_until(now),
+            last_error=_short(outcome.error),
+            quota_holds=_outbox.c.quota_holds + 1,
+        )
+    elif sends >= config["OUTBOX_MAX_ATTEMPTS"]:
+        values.update(status=OutboxStatus.DEAD, last_error=_short(outcome.error), has_reserved_credit=False)
         credit = "return"
     else:
-        values = {
-            "next_attempt_at": now + timedelta(seconds=backoff_delay(claim_.token)),
-            "lease_expires_at": None,
-            "last_error": _short(outcome.error),
-        }
+        values.update(next_attempt_at=now + timedelta(seconds=backoff_delay(sends)), last_error=_short(outcome.error))
     try:
         if db.session.execute(_guarded(claim_).values(**values)).rowcount != 1:
             db.session.rollback()
@@ -497,7 +507,7 @@ def record(claim_: Claim, outcome: Outcome) -> bool:
             _set_hold(QUOTA_HOLD_KEY, values["next_attempt_at"])
         elif outcome.kind == "auth":
             # Every worker waits out the row's own backoff (its ceiling, without jitter).
-            _set_hold(AUTH_HOLD_KEY, now + timedelta(seconds=backoff_cap(claim_.token + 1)))
+            _set_hold(AUTH_HOLD_KEY, now + timedelta(seconds=backoff_cap(sends + 1)))
         db.session.commit()
     except Exception:
         db.session.rollback()
@@ -512,12 +522,17 @@ def record(claim_: Claim, outcome: Outcome) -> bool:
 
 
 def release(claims: list[Claim], *, hold_until: datetime | None = None) -> None:
-    """Give back claims this worker will not send now: free them at once, or hold them (45009)."""
+    """Give back claims this worker will not send now: free them at once, or hold them (45009).
+
+    Nothing was sent: ``attempts`` stays, and the claim is counted as a release or a hold.
+    """
     if not claims:
         return
     values: dict = {"lease_expires_at": None}
     if hold_until is not None:
-        values.update(status=OutboxStatus.HELD, next_attempt_at=hold_until)
+        values.update(status=OutboxStatus.HELD, next_attempt_at=hold_until, quota_holds=_outbox.c.quota_holds + 1)
+    else:
+        values["releases"] = _outbox.c.releases + 1
     try:
         for claim_ in claims:
             db.session.execute(_guarded(claim_).values(**values))

@@ -1,23 +1,25 @@
 """The department's page behind a forward link (``/d/<token>``): no account, one item, answer once.
 
 The token is the only credential and travels in the path only. An unknown token, a
-revoked one, or a token used for something of another item answers 404 with the same
-page; the last two also write an audit row (committed before the answer). The resident's
-contact details are shown only when the forward shares them (``ItemForward.share_contact``),
-masked first and revealed on request with an audit row.
+revoked one, one replaced by a renewal, or a token used for something of another item
+answers 404 with the same page; all but the first also write an audit row (committed
+before the answer). A link whose forward is answered and whose item is resolved stops
+working after ``DEPARTMENT_LINK_GRACE_DAYS``: the page and the photos answer 410 with a page
+that says so and whom to ask (the deputy can renew the link from the item page). The
+resident's contact details are shown only when the forward shares them
+(``ItemForward.share_contact``), masked first and revealed on request with an audit row.
 """
 
 from __future__ import annotations
 
 from flask import Blueprint, make_response, redirect, render_template, request, url_for
-from sqlalchemy import select
 
 from backend.audit import record_audit
 from backend.errors import UserError
 from backend.extensions import db
-from backend.items.lifecycle import department_answer, find_forward, hash_forward_token
+from backend.items.lifecycle import ForwardLink, department_answer, open_forward_link
+from backend.items.masking import mask_message, mask_name, mask_phone
 from backend.items.refs import format_ref
-from backend.items.validation import mask_name, mask_phone
 from backend.models import Item, ItemForward, ItemPhoto
 from backend.models.item import ITEM_CATEGORY_LABELS
 from backend.routes.deputy import jpeg_response
@@ -40,8 +42,8 @@ def _unknown() -> UserError:
     return UserError("unknown_forward", UNKNOWN_FORWARD_MESSAGE, 404)
 
 
-def _deny(forward: ItemForward, reason: str, **data) -> UserError:
-    """Audit a refused use of a real link (revoked, or aimed at another item), commit it, and return the 404."""
+def _audit_refusal(forward: ItemForward, reason: str, **data) -> None:
+    """Audit a refused use of a real link and commit it: the error answer rolls the request back."""
     record_audit(
         "forward_link_denied",
         object_type="item_forward",
@@ -49,24 +51,63 @@ def _deny(forward: ItemForward, reason: str, **data) -> UserError:
         data={"reason": reason, "item_id": forward.item_id, **data},
     )
     db.session.commit()
+
+
+def _deny(forward: ItemForward, reason: str, **data) -> UserError:
+    """Audit a refused use of a real link (revoked, replaced, or aimed at another item); the 404 to raise."""
+    _audit_refusal(forward, reason, **data)
     return _unknown()
 
 
 def forward_or_404(token: str) -> ItemForward:
-    """The live forward behind ``token``; a revoked one is audited; both it and an unknown token answer 404."""
-    forward = find_forward(token)
-    if forward is not None:
-        return forward
-    if isinstance(token, str) and len(token) <= TOKEN_MAX_CHARS:
-        revoked = db.session.scalar(select(ItemForward).where(ItemForward.token_hash == hash_forward_token(token)))
-        if revoked is not None:
-            raise _deny(revoked, "revoked")
+    """The forward behind a working link; refused uses of a real link are audited; 410 for an expired one."""
+    link = open_forward_link(token)
+    if link.state == "live":
+        return link.forward
+    if link.state == "expired":
+        raise _expired(link)
+    if link.forward is not None:
+        raise _deny(link.forward, link.state)
     raise _unknown()
+
+
+class LinkExpired(Exception):
+    """A department link past its grace period: answered with the expired page (410)."""
+
+    def __init__(self, link: ForwardLink) -> None:
+        super().__init__("department link expired")
+        self.link = link
+
+
+def _expired(link: ForwardLink) -> LinkExpired:
+    """Audit the use of an expired link (committed), and the exception that shows the expired page."""
+    _audit_refusal(link.forward, "expired")
+    return LinkExpired(link)
+
+
+@bp.errorhandler(LinkExpired)
+def _expired_page(exc: LinkExpired):
+    """The expired link's page: since when, why, and whom to ask for a new link."""
+    forward = exc.link.forward
+    item = db.session.get(Item, forward.item_id)
+    context = {
+        "forward": forward,
+        "item": item,
+        "ref_display": format_ref(item.ref),
+        "expired_at": exc.link.expired_at,
+    }
+    return make_response(render_template("department/expired.html", **context), 410)
 
 
 def _page(forward: ItemForward, status: int = 200, **extra):
     item = db.session.get(Item, forward.item_id)
+    # The message and the deputy's instructions with mobile numbers (and the resident's name) masked,
+    # like the contact fields; a department the resident allowed to contact them sees them whole after
+    # the audited reveal.
+    whole = extra.get("revealed") is not None
     context = {
+        "body": item.body if whole else mask_message(item.body, item.contact_name),
+        "instructions": forward.instructions if whole else mask_message(forward.instructions, item.contact_name),
         "forward": forward,
         "item": item,
         "ref_display": format_ref(item.ref),

@@ -9,7 +9,8 @@ through ``lifecycle.perform_action``; this module only reads forms and shows res
 
 from __future__ import annotations
 
-from datetime import timedelta
+import base64
+from datetime import datetime, timedelta
 
 from flask import (
     Blueprint,
@@ -30,18 +31,21 @@ from backend.errors import UserError
 from backend.extensions import db
 from backend.items import inbox as inbox_query
 from backend.items.access import can_see_item, find_item_for_staff
+from backend.items.claims import in_person_item, receipt_summary, reissue_receipt
 from backend.items.deadlines import is_overdue
 from backend.items.lifecycle import (
     STAFF_TEXT_MAX_CHARS,
     TRANSITIONS,
     allowed_actions,
     forward_link_token,
-    in_person_item,
+    link_expires_at,
     perform_action,
+    renew_forward_link,
     revoke_forward,
 )
+from backend.items.masking import mask_name, mask_phone
 from backend.items.refs import format_ref
-from backend.items.validation import clean_text, mask_name, mask_phone
+from backend.items.validation import clean_text
 from backend.models import (
     ActorKind,
     Department,
@@ -66,6 +70,7 @@ from backend.models.item import (
     SATISFACTION_LABELS,
     ItemChannel,
 )
+from backend.qr.render import qr_png
 from backend.stations.calendar import today_in_china
 
 bp = Blueprint("deputy", __name__, url_prefix="/staff")
@@ -73,6 +78,7 @@ bp = Blueprint("deputy", __name__, url_prefix="/staff")
 HANDLERS = (StaffRole.DEPUTY, StaffRole.STATION_ADMIN, StaffRole.SUPERVISOR)
 ACTION_FIELDS = ("action", "text", "department_id", "due", "deputy_id", "duplicate_of", "outcome")
 TEMPLATE_TITLE_MAX_CHARS = 50  # ReplyTemplate.title
+RECEIPT_QR_PIXELS = 480  # shown at 240 CSS pixels: sharp on a 2x phone screen, and on paper
 UNKNOWN_ITEM_MESSAGE = "找不到该留言，请核对编号。"
 
 CHANNEL_LABELS = {
@@ -98,8 +104,15 @@ STAFF_EVENT_LABELS = {
     ItemEventKind.SUPERVISED: "督办",
     ItemEventKind.EXTENDED: "延长办理期限",
     ItemEventKind.FLAGGED: "标记待审核",
+    ItemEventKind.CLAIMED: "群众本人认领",
 }
-NOTE_ACTION_LABELS = {"wait_for_resident": "等待群众补充", "resume": "恢复计时", "revoke_forward": "收回交办"}
+NOTE_ACTION_LABELS = {
+    "wait_for_resident": "等待群众补充",
+    "resume": "恢复计时",
+    "revoke_forward": "收回交办",
+    "renew_forward_link": "重新开通交办链接",
+    "reissue_receipt": "重新出具回执",
+}
 
 # What the page says after each action succeeded.
 DONE_MESSAGES = {
@@ -242,6 +255,12 @@ def _forwards(item: Item) -> list[ItemForward]:
     return list(db.session.scalars(select(ItemForward).where(ItemForward.item_id == item.id).order_by(ItemForward.id)))
 
 
+def link_ends(item: Item, forwards: list[ItemForward]) -> dict[int, datetime]:
+    """When each unrevoked forward's department link stops (or stopped) working, by forward id; those with no end yet are left out."""
+    ends = {f.id: link_expires_at(f, item) for f in forwards if f.revoked_at is None}
+    return {forward_id: end for forward_id, end in ends.items() if end is not None}
+
+
 def _station_deputies(item: Item) -> list[Deputy]:
     """Serving deputies of the item's station other than its own: whom it may be reassigned to."""
     return list(
@@ -316,6 +335,7 @@ def item_context(item: Item, user: StaffUser, **extra) -> dict:
     now = utcnow()
     allowed = allowed_actions(item, user)
     today = today_in_china()
+    forwards = _forwards(item)
     context = {
         "user": user,
         "item": item,
@@ -329,7 +349,9 @@ def item_context(item: Item, user: StaffUser, **extra) -> dict:
         "overdue_label": inbox_query.overdue_label(item, now) if item.due_at else "",
         "masked": masked_contact(item),
         "revealed": None,
-        "forwards": _forwards(item),
+        "forwards": forwards,
+        "receipts": receipt_summary(item),
+        "link_ends": link_ends(item, forwards),
         "timeline": timeline_rows(item),
         "reopen_reason": reopen_reason(item),
         "allowed": allowed,
@@ -338,6 +360,8 @@ def item_context(item: Item, user: StaffUser, **extra) -> dict:
         "station_deputies": _station_deputies(item) if "reassign" in allowed else [],
         "templates": _templates_of(item.station_id) if "reply" in allowed else [],
         "can_revoke": user.role in (StaffRole.DEPUTY, StaffRole.STATION_ADMIN),
+        "now": now,
+        "grace_days": current_app.config["DEPARTMENT_LINK_GRACE_DAYS"],
         "today": today.isoformat(),
         "default_due": (today + timedelta(days=15)).isoformat(),
         "max_due": (today + timedelta(days=366)).isoformat(),
@@ -444,17 +468,22 @@ def item_action(ref: str):
     token = forward_link_token(event)
     db.session.commit()
     if token is not None:
-        forward = db.session.get(ItemForward, event.data["forward_id"])
-        return _page(
-            "staff/forwarded.html",
-            item=item,
-            ref_display=format_ref(item.ref),
-            forward=forward,
-            link=department_link(token),
-        )
+        return _forwarded_page(item, db.session.get(ItemForward, event.data["forward_id"]), token)
     if not can_see_item(user, item):  # reassigned away from this deputy
         return redirect(url_for("deputy.inbox", done=action), 303)
     return redirect(url_for("deputy.item_page", ref=item.ref, done=action), 303)
+
+
+def _forwarded_page(item: Item, forward: ItemForward, token: str, *, renewed: bool = False):
+    return _page(
+        "staff/forwarded.html",
+        item=item,
+        ref_display=format_ref(item.ref),
+        forward=forward,
+        link=department_link(token),
+        renewed=renewed,
+        grace_days=current_app.config["DEPARTMENT_LINK_GRACE_DAYS"],
+    )
 
 
 def department_link(token: str) -> str:
@@ -468,12 +497,29 @@ def revoke(ref: str, forward_id: int):
     """Withdraw a department's link (收回交办): it answers 404 from now on."""
     user = current_staff()
     item = item_or_404(user, ref)
-    forward = db.session.get(ItemForward, forward_id)
-    if forward is None or forward.item_id != item.id:
-        raise UserError("unknown_forward", "找不到该交办记录。", 404)
+    forward = _forward_of(item, forward_id)
     revoke_forward(forward, user)
     db.session.commit()
     return redirect(url_for("deputy.item_page", ref=item.ref, done="revoke_forward"), 303)
+
+
+@bp.post("/items/<ref>/forwards/<int:forward_id>/renew")
+@login_required(StaffRole.DEPUTY, StaffRole.STATION_ADMIN)
+def renew_link(ref: str, forward_id: int):
+    """Give the department a new link (its old one stops working): after it expired, or when it went astray."""
+    user = current_staff()
+    item = item_or_404(user, ref)
+    forward = _forward_of(item, forward_id)
+    token = renew_forward_link(forward, user)
+    db.session.commit()
+    return _forwarded_page(item, forward, token, renewed=True)
+
+
+def _forward_of(item: Item, forward_id: int) -> ItemForward:
+    forward = db.session.get(ItemForward, forward_id)
+    if forward is None or forward.item_id != item.id:
+        raise UserError("unknown_forward", "找不到该交办记录。", 404)
+    return forward
 
 
 # --- reply templates -------------------------------------------------------------------------
@@ -574,13 +620,17 @@ def _in_person_form(user: StaffUser, status: int = 200, **extra):
 @bp.route("/in-person", methods=["GET", "POST"])
 @login_required(StaffRole.DEPUTY)
 def in_person():
-    """Enter an item received on a reception day (代表接待选民); the resident's reference and key are shown once."""
+    """Enter an item received on a reception day (代表接待选民), then show its receipt (回执) to print or to scan.
+
+    The deputy never sees the item's access key: the receipt carries a one-time claim link, and
+    the key is made on the resident's phone when they claim it (``items.claims``).
+    """
     user = current_staff()
     if request.method == "GET":
         return _in_person_form(user)
     values = {name: request.form.get(name, "") for name in IN_PERSON_FIELDS}
     try:
-        item = in_person_item(
+        item, token = in_person_item(
             user,
             body=values["body"],
             category=values["category"],
@@ -595,11 +645,36 @@ def in_person():
         db.session.rollback()
         return _in_person_form(user, exc.status, values=values, error=exc.message, error_field=exc.field)
     db.session.commit()
-    track_url = current_app.config["PUBLIC_BASE_URL"] + url_for("resident.track", ref=item.ref, k=item.access_key)
+    return _receipt_page(user, item, token)
+
+
+def _receipt_page(user: StaffUser, item: Item, token: str, *, reissued: bool = False):
+    """The receipt: a slip to print and a QR code to scan on this screen, both carrying the one-time claim link."""
+    claim_url = current_app.config["PUBLIC_BASE_URL"] + url_for("claim.receipt_page", token=token)
+    qr = "data:image/png;base64," + base64.b64encode(qr_png(claim_url, RECEIPT_QR_PIXELS)).decode()
     return _page(
-        "staff/in_person_done.html",
+        "staff/receipt.html",
         user=user,
         item=item,
         ref_display=format_ref(item.ref),
-        track_url=track_url,
+        claim_url=claim_url,
+        qr=qr,
+        reissued=reissued,
     )
+
+
+@bp.post("/items/<ref>/receipt")
+@login_required(StaffRole.DEPUTY, StaffRole.STATION_ADMIN)
+def reissue(ref: str):
+    """A new receipt for an in-person item not yet claimed; the earlier receipt stops working."""
+    user = current_staff()
+    item = item_or_404(user, ref)
+    try:
+        token = reissue_receipt(item, user)
+    except UserError as exc:
+        if exc.status != 409:
+            raise
+        db.session.rollback()
+        return _page("staff/item.html", exc.status, **item_context(item, user, error=exc.message, notice=""))
+    db.session.commit()
+    return _receipt_page(user, item, token, reissued=True)

@@ -1,9 +1,11 @@
 """The resident's verdict (满意度测评): on the tracking page and through the JSON API.
 
-Only the holder of the item's access key may rate. These views never look at a staff
-session or token: a logged-in deputy is, to them, nobody, and no staff page or API action
-records a rating (被满意 is impossible by construction: ``lifecycle.rate_item`` takes no
-staff actor, and only this module calls it).
+Only the holder of the item's access key may rate, and never from a browser or an app that
+carries a staff credential: a request with a staff session cookie or a staff bearer token
+(live, expired or revoked) is refused with 403 before the key is even looked at, audited, and
+nothing else is written. No staff page or API action records a rating either (被满意:
+``lifecycle.rate_item`` takes no staff actor, and only this module calls it), and an item a
+deputy entered in person cannot be rated until the resident claimed it (``items.claims``).
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from flask import Blueprint, g, jsonify, redirect, request, url_for
 from backend import api_schemas
 from backend.api_schemas import describe
 from backend.api_schemas import models as m
+from backend.audit import record_audit
+from backend.auth.sessions import staff_in_request
 from backend.errors import UserError
 from backend.extensions import csrf, db
 from backend.items.lifecycle import rate_item
@@ -28,6 +32,28 @@ bp = Blueprint("rating", __name__)
 RATING_FIELDS = ("satisfaction", "solved", "comment")
 
 
+STAFF_REFUSED_MESSAGE = (
+    "工作人员账号不能评价。满意度测评只能由群众本人在自己的手机上进行，工作人员不能代为评价；"
+    "如果这是群众本人的手机，请先退出工作人员登录。"
+)
+
+
+def refuse_staff(ref: str) -> None:
+    """403 for a request that carries any staff credential (audited and committed: someone tried to rate as staff)."""
+    user = staff_in_request()
+    if user is None:
+        return
+    record_audit(
+        "rating_refused_staff",
+        user=user,
+        object_type="item_ref",
+        object_id=ref[:64],
+        data={"path": request.path[:500], "role": user.role.value},
+    )
+    db.session.commit()  # the error answer rolls the request back; the audit row must stay
+    raise UserError("staff_cannot_rate", STAFF_REFUSED_MESSAGE, 403)
+
+
 def _item_for_key(ref: str, key: object, message: str) -> Item:
     item = find_item_for_resident(ref, key, client_address())
     if item is None:
@@ -38,6 +64,7 @@ def _item_for_key(ref: str, key: object, message: str) -> Item:
 @bp.post("/t/<ref>/rating")
 def rate_page(ref: str):
     """The rating form of the tracking page (CSRF-protected); back to the page, or the page again with the error."""
+    refuse_staff(ref)
     item = _item_for_key(ref, request.args.get("k"), "找不到该留言。请核对编号和查询链接是否完整。")
     values = {name: request.form.get(name, "") for name in RATING_FIELDS}
     try:
@@ -66,6 +93,7 @@ def rate_page(ref: str):
     json=m.RatingRequest,
     responses={
         200: m.RatingAnswer,
+        403: m.ErrorResponse,  # staff_cannot_rate: the request carries a staff credential
         404: m.ErrorResponse,
         409: m.ErrorResponse,
         429: m.ErrorResponse,
@@ -76,6 +104,7 @@ def rate_api(ref: str):
 
     Answers the item's status after the verdict ("accepted" again when not satisfied).
     """
+    refuse_staff(ref)
     item = _item_for_key(ref, request.args.get("key"), "找不到该留言，请核对编号和查询码。")
     data: m.RatingRequest = api_schemas.body()
     event = rate_item(item, data.satisfaction, data.solved, data.comment or "")

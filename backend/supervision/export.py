@@ -1,7 +1,8 @@
 """The monthly export for the 专报 (.xlsx): the month's figures, then every item with its timeline summary.
 
 The file leaves the county office, so the resident's name and number are masked (张**,
-138****1234) and mobile numbers written inside the message or the answer are masked too.
+138****1234), and mobile numbers written inside the message or the answer — with spaces, dashes,
+full-width digits or +86 — are masked too (``backend.items.masking``).
 Every text cell that a spreadsheet could take for a formula (starting with ``=``, ``+``,
 ``-``, ``@``, a tab or a carriage return) is written as a string with Excel's quote prefix
 (the invisible apostrophe), so that opening the file never runs anything a resident wrote.
@@ -12,7 +13,6 @@ in the route), items read in chunks: memory stays flat however many items the mo
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
 from datetime import date, datetime
 from typing import BinaryIO
@@ -27,8 +27,8 @@ from sqlalchemy.orm import selectinload
 
 from backend.extensions import db
 from backend.items.deadlines import is_overdue
+from backend.items.masking import mask_message, mask_name, mask_phone
 from backend.items.refs import format_ref
-from backend.items.validation import mask_name, mask_phone
 from backend.models import Item, ItemEvent, ItemEventKind, utcnow
 from backend.models.item import ITEM_CATEGORY_LABELS, ITEM_OUTCOME_LABELS, ITEM_STATUS_LABELS, SATISFACTION_LABELS
 from backend.routes.deputy import CHANNEL_LABELS, staff_event_label
@@ -37,7 +37,6 @@ from backend.timefmt import china_time
 
 CHUNK = 500
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
-MOBILE_IN_TEXT = re.compile(r"(?<!\d)(1[3-9]\d)\d{4}(\d{4})(?!\d)")
 TEXT_LIMIT = 2000  # a cell holds 32,767 characters; a report needs far fewer
 WRAP = Alignment(wrap_text=True, vertical="top")
 
@@ -62,11 +61,6 @@ COLUMNS = (
     ("办理过程", 70),
     ("最近一次答复", 50),
 )
-
-
-def mask_text(text: str) -> str:
-    """Mobile numbers inside free text, masked as the contact number is (138****1234)."""
-    return MOBILE_IN_TEXT.sub(r"\1****\2", text)
 
 
 def is_formula_like(value: str) -> bool:
@@ -138,7 +132,7 @@ def item_row(sheet, item: Item, events: list[ItemEvent], now: datetime) -> list:
         text_cell(sheet, item.deputy.name if item.deputy else ""),
         text_cell(sheet, ITEM_CATEGORY_LABELS.get(item.category, "")),
         text_cell(sheet, CHANNEL_LABELS.get(item.channel, "")),
-        text_cell(sheet, mask_text(item.body), wrap=True),
+        text_cell(sheet, mask_message(item.body, item.contact_name), wrap=True),
         text_cell(sheet, mask_name(item.contact_name)),
         text_cell(sheet, mask_phone(item.contact_phone)),
         text_cell(sheet, ITEM_STATUS_LABELS[item.status]),
@@ -150,7 +144,7 @@ def item_row(sheet, item: Item, events: list[ItemEvent], now: datetime) -> list:
         text_cell(sheet, "是" if is_overdue(item, now) else ""),
         item.reopen_count,
         text_cell(sheet, "；".join(steps), wrap=True),
-        text_cell(sheet, mask_text(replies[-1].body) if replies else "", wrap=True),
+        text_cell(sheet, mask_message(replies[-1].body, item.contact_name) if replies else "", wrap=True),
     ]
 
 
@@ -187,6 +181,18 @@ def _summary_sheet(workbook: Workbook, figures: stats.Figures, month: date) -> N
         ("满意率", rates["satisfaction_rate"].percent_label, stats.DEFINITIONS["satisfaction_rate"]),
         ("见面率", "暂无数据", stats.DEFINITIONS["meeting_rate"]),
         ("当面接待收集（件）", counts.in_person, ""),
+        (
+            "当面接待件已评价（满意/基本满意/不满意）",
+            f"{counts.in_person_rated}（{counts.in_person_fully_satisfied}/{counts.in_person_basically_satisfied}"
+            f"/{counts.in_person_unsatisfied}）",
+            "",
+        ),
+        (
+            "当面接待件满意率（单列）",
+            rates["in_person_satisfaction_rate"].percent_label,
+            stats.DEFINITIONS["in_person_satisfaction_rate"],
+        ),
+        ("未经群众认领的当面接待件评价（件，不计入）", counts.unclaimed_rated, stats.DEFINITIONS["unclaimed_rated"]),
         ("首次答复用时中位数（小时）", _hours_label(figures.median_first_answer_hours), ""),
         ("办结用时中位数（小时）", _hours_label(figures.median_resolve_hours), ""),
         ("目前超期（件，不限本月）", figures.overdue, stats.DEFINITIONS["overdue"]),

@@ -9,6 +9,12 @@ its groups with it, and the list of "the items behind a figure" filters with its
 the same operation as the events they mirror; nothing here can be typed in. What each figure
 means, in the words the page shows, is ``DEFINITIONS``.
 
+满意率 counts residents' own items only. Items a deputy entered in person (代表接待选民) have their
+satisfaction apart (``in_person_*``), counting only verdicts given after the resident claimed the
+item on their own phone (``VERDICT_SOURCES``, ``items.claims``); the verdicts of in-person items
+rated without a claim (possible only before claims existed, when the deputy saw the key) are
+counted (``unclaimed_rated``) but feed no rate, and neither kind feeds 履职积分's satisfaction part.
+
 Queries per dashboard: one grouped count (a part per month, joined by ``UNION ALL``; by
 station or deputy for the breakdown, by status and verdict, with a FILTER count for each other
 column a figure asks for), one for the two medians
@@ -84,13 +90,31 @@ _SATISFIED = (Satisfaction.SATISFIED, Satisfaction.BASICALLY)
 _VALID = frozenset(ItemStatus) - set(_CLOSED_OTHER)
 _ANY_VERDICT = frozenset(Satisfaction)
 
-# What the counts are grouped by: each figure is a choice of values along some of these.
+# Whose verdict an item's rating is (被满意 kept out of 满意率):
+# - "own": an item the resident sent themselves (code form, mini-program) and rated with its key;
+# - "claimed": an item a deputy entered in person, rated after the resident claimed it on their own
+#   phone (``items.claims``) — since claims exist, the only way such an item can be rated;
+# - "unclaimed": an in-person item rated without (or before) a claim, which only the old entry page
+#   allowed: its deputy saw the key, so the verdict may not be the resident's. It counts in no rate.
+_CLAIMED_BEFORE_RATING = and_(
+    Item.claimed_at.is_not(None), or_(Item.rated_at.is_(None), Item.rated_at >= Item.claimed_at)
+)
+VERDICT_SOURCES: dict[str, ColumnElement[bool]] = {
+    "own": Item.channel != ItemChannel.IN_PERSON,
+    "claimed": and_(Item.channel == ItemChannel.IN_PERSON, _CLAIMED_BEFORE_RATING),
+    "unclaimed": and_(Item.channel == ItemChannel.IN_PERSON, ~_CLAIMED_BEFORE_RATING),
+}
+
+# What the counts are grouped by: each figure is a choice of values along some of these (and of
+# "verdict_source", whose values are the conditions above).
 DIMENSIONS: dict[str, ColumnElement] = {
     "status": Item.status,
     "has_answer": or_(Item.first_answered_at.is_not(None), Item.resolved_at.is_not(None)),
     "satisfaction": Item.satisfaction,
     "channel": Item.channel,
 }
+_OWN = frozenset({"own"})
+_CLAIMED = frozenset({"claimed"})
 
 # Every figure, once: the values each dimension must take. The SQL condition (``FIGURES``, for the
 # list of items behind a figure) and the grouped count (``Counts``) are both derived from this table.
@@ -104,16 +128,43 @@ FIGURE_SPECS: dict[str, dict[str, frozenset]] = {
     "unanswered": {"status": _VALID, "has_answer": frozenset({False})},
     "resolved": {"status": frozenset({ItemStatus.RESOLVED})},
     "unresolved": {"status": _VALID - {ItemStatus.RESOLVED}},
-    "rated": {"status": _VALID, "satisfaction": _ANY_VERDICT},
-    "satisfied": {"status": _VALID, "satisfaction": frozenset(_SATISFIED)},
-    "fully_satisfied": {"status": _VALID, "satisfaction": frozenset({Satisfaction.SATISFIED})},
-    "basically_satisfied": {"status": _VALID, "satisfaction": frozenset({Satisfaction.BASICALLY})},
-    "unsatisfied": {"status": _VALID, "satisfaction": frozenset({Satisfaction.UNSATISFIED})},
+    # 满意率: residents' own items only.
+    "rated": {"status": _VALID, "satisfaction": _ANY_VERDICT, "verdict_source": _OWN},
+    "satisfied": {"status": _VALID, "satisfaction": frozenset(_SATISFIED), "verdict_source": _OWN},
+    "fully_satisfied": {"status": _VALID, "satisfaction": frozenset({Satisfaction.SATISFIED}), "verdict_source": _OWN},
+    "basically_satisfied": {
+        "status": _VALID,
+        "satisfaction": frozenset({Satisfaction.BASICALLY}),
+        "verdict_source": _OWN,
+    },
+    "unsatisfied": {"status": _VALID, "satisfaction": frozenset({Satisfaction.UNSATISFIED}), "verdict_source": _OWN},
     "in_person": {"channel": frozenset({ItemChannel.IN_PERSON})},
+    # In-person items, apart: rated by the resident after claiming them on their own phone.
+    "in_person_rated": {"status": _VALID, "satisfaction": _ANY_VERDICT, "verdict_source": _CLAIMED},
+    "in_person_satisfied": {"status": _VALID, "satisfaction": frozenset(_SATISFIED), "verdict_source": _CLAIMED},
+    "in_person_fully_satisfied": {
+        "status": _VALID,
+        "satisfaction": frozenset({Satisfaction.SATISFIED}),
+        "verdict_source": _CLAIMED,
+    },
+    "in_person_basically_satisfied": {
+        "status": _VALID,
+        "satisfaction": frozenset({Satisfaction.BASICALLY}),
+        "verdict_source": _CLAIMED,
+    },
+    "in_person_unsatisfied": {
+        "status": _VALID,
+        "satisfaction": frozenset({Satisfaction.UNSATISFIED}),
+        "verdict_source": _CLAIMED,
+    },
+    # Verdicts on in-person items given without a claim (before claims existed): in no rate.
+    "unclaimed_rated": {"status": _VALID, "satisfaction": _ANY_VERDICT, "verdict_source": frozenset({"unclaimed"})},
 }
 
 
 def _dimension_condition(name: str, values: frozenset) -> ColumnElement[bool]:
+    if name == "verdict_source":
+        return or_(*[VERDICT_SOURCES[value] for value in sorted(values)])
     column = DIMENSIONS[name]
     if name == "has_answer":
         return column if values == {True} else ~column
@@ -145,6 +196,12 @@ FIGURE_LABELS = {
     "basically_satisfied": "基本满意",
     "unsatisfied": "不满意",
     "in_person": "当面接待收集",
+    "in_person_rated": "当面接待件·已评价",
+    "in_person_satisfied": "当面接待件·满意（含基本满意）",
+    "in_person_fully_satisfied": "当面接待件·满意",
+    "in_person_basically_satisfied": "当面接待件·基本满意",
+    "in_person_unsatisfied": "当面接待件·不满意",
+    "unclaimed_rated": "未经群众认领的当面接待件评价",
     "overdue": "超期件",
 }
 
@@ -154,8 +211,11 @@ DEFINITIONS = {
     "valid": "收到留言中扣除“不予受理”和“重复件”后的件数；答复率、办结率都以有效件为分母。",
     "answer_rate": "已答复件数 ÷ 有效件数。已答复：代表至少答复过群众一次，或已办结（办结时群众会收到办理结果）。",
     "resolve_rate": "已办结件数 ÷ 有效件数。已办结：目前状态为“已办结”；群众不满意而重新办理的件，再次办结前不算。",
-    "satisfaction_rate": "（满意 + 基本满意）件数 ÷ 已评价件数。“基本满意”计入满意，满意、基本满意、不满意的件数另列；"
-    "每件按群众最近一次评价计；评价只能由群众本人作出，工作人员无法代评。",
+    "satisfaction_rate": "（满意 + 基本满意）件数 ÷ 已评价件数，只计群众自己扫码或用小程序提交的留言。“基本满意”计入满意，"
+    "满意、基本满意、不满意的件数另列；每件按群众最近一次评价计；评价只能由群众本人作出，工作人员无法代评。",
+    "in_person_satisfaction_rate": "代表接待时录入的意见单独计算：（满意 + 基本满意）件数 ÷ 已评价件数，只计群众用本人手机"
+    "扫描回执认领之后作出的评价。不计入上面的满意率，也不计入履职积分的满意项。",
+    "unclaimed_rated": "改版前录入的当面接待件，查询码曾交给代表，其评价不能确认是群众本人作出的，不计入任何满意率。",
     "meeting_rate": "暂无数据。见面率指办理中与群众当面沟通的件数占比；系统没有记录每件是否见面，所以不计算，也不估算。"
     "可作参考的是“当面接待收集”：代表接待选民时当面听取、由代表录入系统的件数。",
     "median_first_answer_hours": "从群众提交到第一次答复（没有单独答复而直接办结的，到办结）所用小时数的中位数，"
@@ -459,6 +519,11 @@ class Counts:
     basically_satisfied: int = 0
     unsatisfied: int = 0
     in_person: int = 0
+    in_person_rated: int = 0
+    in_person_fully_satisfied: int = 0
+    in_person_basically_satisfied: int = 0
+    in_person_unsatisfied: int = 0
+    unclaimed_rated: int = 0
 
     COUNTED = (
         "received",
@@ -471,6 +536,11 @@ class Counts:
         "basically_satisfied",
         "unsatisfied",
         "in_person",
+        "in_person_rated",
+        "in_person_fully_satisfied",
+        "in_person_basically_satisfied",
+        "in_person_unsatisfied",
+        "unclaimed_rated",
     )
 
     def add(self, received: int, counted: Iterable[tuple[str, int]]) -> None:
@@ -486,15 +556,21 @@ class Counts:
 
     @property
     def satisfied(self) -> int:
-        """满意 + 基本满意."""
+        """满意 + 基本满意 (residents' own items)."""
         return self.fully_satisfied + self.basically_satisfied
 
+    @property
+    def in_person_satisfied(self) -> int:
+        """满意 + 基本满意 of in-person items, rated after the resident claimed them."""
+        return self.in_person_fully_satisfied + self.in_person_basically_satisfied
+
     def rates(self, min_sample: int) -> dict[str, Rate]:
-        """答复率, 办结率, 满意率 of these counts."""
+        """答复率, 办结率, 满意率 (residents' own items), and in-person items' satisfaction apart."""
         return {
             "answer_rate": Rate(self.answered, self.valid, min_sample),
             "resolve_rate": Rate(self.resolved, self.valid, min_sample),
             "satisfaction_rate": Rate(self.satisfied, self.rated, min_sample),
+            "in_person_satisfaction_rate": Rate(self.in_person_satisfied, self.in_person_rated, min_sample),
         }
 
 
@@ -897,6 +973,12 @@ def figures_json(figures: Figures) -> dict:
         "basically_satisfied": counts.basically_satisfied,
         "unsatisfied": counts.unsatisfied,
         "in_person": counts.in_person,
+        "in_person_rated": counts.in_person_rated,
+        "in_person_satisfied": counts.in_person_fully_satisfied,
+        "in_person_basically_satisfied": counts.in_person_basically_satisfied,
+        "in_person_unsatisfied": counts.in_person_unsatisfied,
+        "in_person_satisfaction_rate": rates["in_person_satisfaction_rate"].value,
+        "unclaimed_rated": counts.unclaimed_rated,
         "meeting_rate": None,
         "held": figures.held,
         "min_sample": figures.min_sample,

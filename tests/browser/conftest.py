@@ -13,7 +13,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -258,35 +258,69 @@ class Phone:
         return self.page.evaluate("document.scrollingElement.scrollWidth")
 
 
-@pytest.fixture
-def phone(playwright_driver, chromium_executable, tmp_path) -> Iterator[Phone]:
-    """A fresh Chromium profile sized and identified as a phone in WeChat's browser."""
+def launch_phone(
+    playwright_driver,
+    chromium_executable,
+    profile: Path,
+    width: int = PHONE_WIDTH,
+    height: int = PHONE_HEIGHT,
+    mobile: bool = True,
+):
+    """A Chromium context on a fresh ``profile``, phone-sized and identified as WeChat's browser unless ``mobile``
+    is false, and its ``Phone`` (which records console errors and CSP violations). The caller closes the context."""
     context = playwright_driver.chromium.launch_persistent_context(
-        str(tmp_path / "chromium-profile"),
+        str(profile),
         executable_path=chromium_executable,
         headless=True,
         args=CHROMIUM_ARGS,
-        viewport={"width": PHONE_WIDTH, "height": PHONE_HEIGHT},
-        device_scale_factor=2,
-        is_mobile=True,
-        has_touch=True,
-        user_agent=WECHAT_USER_AGENT,
+        viewport={"width": width, "height": height},
+        device_scale_factor=2 if mobile else 1,
+        is_mobile=mobile,
+        has_touch=mobile,
+        user_agent=WECHAT_USER_AGENT if mobile else None,
         locale="zh-CN",
         timezone_id="Asia/Shanghai",
     )
+    context.set_default_timeout(15_000)
+    context.add_init_script(CSP_REPORTER)
+    page = context.pages[0] if context.pages else context.new_page()
+    problems: list[str] = []
+
+    def record_console(message) -> None:
+        url = message.location.get("url", "")
+        if message.type == "error":
+            problems.append(f"console.error: {message.text} ({url})")
+
+    page.on("console", record_console)
+    page.on("pageerror", lambda exc: problems.append(f"uncaught: {exc}"))
+    return context, Phone(page=page, problems=problems, width=width)
+
+
+@pytest.fixture
+def phone(playwright_driver, chromium_executable, tmp_path) -> Iterator[Phone]:
+    """A fresh Chromium profile sized and identified as a phone in WeChat's browser."""
+    context, opened = launch_phone(playwright_driver, chromium_executable, tmp_path / "chromium-profile")
     try:
-        context.set_default_timeout(15_000)
-        context.add_init_script(CSP_REPORTER)
-        page = context.pages[0] if context.pages else context.new_page()
-        problems: list[str] = []
-
-        def record_console(message) -> None:
-            url = message.location.get("url", "")
-            if message.type == "error":
-                problems.append(f"console.error: {message.text} ({url})")
-
-        page.on("console", record_console)
-        page.on("pageerror", lambda exc: problems.append(f"uncaught: {exc}"))
-        yield Phone(page=page, problems=problems)
+        yield opened
     finally:
         context.close()
+
+
+@pytest.fixture
+def open_phone(playwright_driver, chromium_executable, tmp_path) -> Iterator[Callable[[str], Phone]]:
+    """Open further phones (a browser profile each), closed at the end of the test."""
+    contexts = []
+
+    def _open(name: str) -> Phone:
+        context, opened = launch_phone(playwright_driver, chromium_executable, tmp_path / f"profile-{name}")
+        contexts.append(context)
+        return opened
+
+    yield _open
+    for context in contexts:
+        context.close()
+
+
+def fits(phone: Phone) -> None:
+    """The page needs no sideways scrolling on a 360-px phone."""
+    assert phone.scroll_width() <= phone.width, phone.page.url

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import CHROMIUM_ARGS, CSP_REPORTER, Phone
+from tests.browser.conftest import Phone, launch_phone
 
 pytestmark = pytest.mark.browser
 
@@ -71,26 +71,11 @@ def open_browser(playwright_driver, chromium_executable, tmp_path) -> Iterator[C
     contexts = []
 
     def _open(name: str, width: int, height: int, mobile: bool) -> Phone:
-        context = playwright_driver.chromium.launch_persistent_context(
-            str(tmp_path / f"profile-{name}"),
-            executable_path=chromium_executable,
-            headless=True,
-            args=CHROMIUM_ARGS,
-            viewport={"width": width, "height": height},
-            device_scale_factor=2 if mobile else 1,
-            is_mobile=mobile,
-            has_touch=mobile,
-            locale="zh-CN",
-            timezone_id="Asia/Shanghai",
+        context, opened = launch_phone(
+            playwright_driver, chromium_executable, tmp_path / f"profile-{name}", width, height, mobile
         )
         contexts.append(context)
-        context.set_default_timeout(15_000)
-        context.add_init_script(CSP_REPORTER)
-        page = context.pages[0] if context.pages else context.new_page()
-        problems: list[str] = []
-        page.on("console", lambda m: problems.append(f"console.error: {m.text}") if m.type == "error" else None)
-        page.on("pageerror", lambda exc: problems.append(f"uncaught: {exc}"))
-        return Phone(page=page, problems=problems, width=width)
+        return opened
 
     yield _open
     for context in contexts:

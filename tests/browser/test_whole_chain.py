@@ -7,12 +7,11 @@ Three browsers, as in life: the resident's phone, the deputy's phone (logged in 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
 
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import CHROMIUM_ARGS, CSP_REPORTER, PHONE_HEIGHT, PHONE_WIDTH, WECHAT_USER_AGENT, Phone
+from tests.browser.conftest import fits
 
 pytestmark = pytest.mark.browser
 
@@ -40,44 +39,6 @@ PUBLIC_STEPS = [
     "已办结",
     "您的评价",
 ]
-
-
-@pytest.fixture
-def open_phone(playwright_driver, chromium_executable, tmp_path) -> Iterator[Callable[[str], Phone]]:
-    """Open further phones (a browser profile each), closed at the end of the test."""
-    contexts = []
-
-    def _open(name: str) -> Phone:
-        context = playwright_driver.chromium.launch_persistent_context(
-            str(tmp_path / f"profile-{name}"),
-            executable_path=chromium_executable,
-            headless=True,
-            args=CHROMIUM_ARGS,
-            viewport={"width": PHONE_WIDTH, "height": PHONE_HEIGHT},
-            device_scale_factor=2,
-            is_mobile=True,
-            has_touch=True,
-            user_agent=WECHAT_USER_AGENT,
-            locale="zh-CN",
-            timezone_id="Asia/Shanghai",
-        )
-        contexts.append(context)
-        context.set_default_timeout(15_000)
-        context.add_init_script(CSP_REPORTER)
-        page = context.pages[0] if context.pages else context.new_page()
-        problems: list[str] = []
-        page.on("console", lambda m: problems.append(f"console.error: {m.text}") if m.type == "error" else None)
-        page.on("pageerror", lambda exc: problems.append(f"uncaught: {exc}"))
-        return Phone(page=page, problems=problems)
-
-    yield _open
-    for context in contexts:
-        context.close()
-
-
-def fits(phone: Phone) -> None:
-    """The page needs no sideways scrolling on a 360-px phone."""
-    assert phone.scroll_width() <= phone.width, phone.page.url
 
 
 def resident_timeline(page) -> list[str]:
@@ -136,7 +97,7 @@ def test_one_item_through_the_whole_chain(live_server, phone, open_phone):
     deputy.get_by_role("button", name="交办", exact=True).click()
     expect(deputy.locator("h1")).to_have_text(f"已交办{DEPARTMENT}")
     link = deputy.locator("#department-link").input_value().strip()
-    assert re.fullmatch(re.escape(live_server.base_url) + r"/d/[A-Za-z0-9_-]{20,}", link), link
+    assert re.fullmatch(re.escape(live_server.base_url) + r"/d/\d+\.1\.[A-Za-z0-9_-]{22}", link), link
     expect(deputy.locator(".js-copy")).to_be_visible()
     fits(deputy_phone)
     deputy_phone.screenshot("chain-forwarded")

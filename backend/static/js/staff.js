@@ -1,5 +1,5 @@
 // Staff pages: reply templates, quoting a department's answer, copying the department link,
-// revealing contact details without a reload. Every page works without this file.
+// revealing contact details without a reload, printing a receipt. Every page works without this file.
 (function () {
   "use strict";
 
@@ -85,6 +85,13 @@
       });
     });
   }
+
+  // Print the receipt (回执) of an item entered in person.
+  document.querySelectorAll(".js-print").forEach(function (button) {
+    if (!window.print) return;
+    button.hidden = false;
+    button.addEventListener("click", function () { window.print(); });
+  });
 
   // After a refused action, bring the error into view.
   var firstError = document.querySelector(".actions .field-error, .actions .alert, #action-error");
