@@ -138,15 +138,16 @@ def ink_outside(image: Image.Image, margin_mm: float, sides: str = "ltrb") -> li
 
 
 def assert_inside(sheet: posters.Sheet, margin_mm: float) -> None:
-    """Every text line and code lies within the margins."""
-    width, height = sheet.image.size
+    """Every text line and every code's modules lie within the margins; a code's quiet zone (white) within the paper."""
+    width, height = sheet.size_px
     m = px(margin_mm)
     for text in sheet.texts:
         left, top, right, bottom = text.box
         assert m <= left and right <= width - m and m <= top and bottom <= height - m, (text, m)
     for code in sheet.codes:
-        box = code.box
+        box = code.symbol
         assert m <= box.left and box.right <= width - m and m <= box.top and box.bottom <= height - m, code
+        assert code.box.left >= 0 and code.box.right <= width and code.box.top >= 0 and code.box.bottom <= height
 
 
 def name_lines(sheet: posters.Sheet) -> list[posters.PlacedText]:
@@ -185,7 +186,8 @@ def test_names_and_poster_words_are_real_glyphs_not_tofu(app, weight):
     words = [
         *NAMES.values(),
         posters.TITLE,
-        posters.AFTER_SCAN,
+        posters.AFTER_SCAN_WECHAT,
+        posters.AFTER_SCAN_LOOKUP,
         "全国人大代表省市县乡镇",
         "逢六（每月6日、16日、26日）",
     ]
@@ -477,9 +479,10 @@ def test_region_batch_is_streamed_page_by_page(
     assert "Content-Length" not in response.headers
     chunks = [chunk for chunk in response.response if chunk]
     response.close()
-    assert len(chunks) == len(included) + 1  # a chunk per page as it is rendered, then the page tree and xref
+    assert len(chunks) == len(included) + 1  # a chunk per page as it is rendered, then fonts, page tree and xref
+    assert [len(re.findall(rb"/Type /Page\b", chunk)) for chunk in chunks] == [1] * len(included) + [0]
+    assert b"/FontFile3" in chunks[-1] and not any(b"/FontFile3" in chunk for chunk in chunks[:-1])
     data = b"".join(chunks)
-    assert max(len(chunk) for chunk in chunks) < len(data) * 0.6
     assert pdf_info(data, tmp_path) == {"pages": 3, "sizes": [A4_POINTS] * 3}
     urls = [decode(pdf_page_image(data, tmp_path, page=n)) for n in (1, 2, 3)]
     assert urls == [[url_of(d)] for d in included]
