@@ -107,6 +107,8 @@ CELL_QR_MAX_MM = 80.0
 MAX_GRID_COLUMNS = 6
 ROW_GAP_MM = 2.0
 SPREAD_MAX_MM = 22.0  # at most this much spare height between two blocks; what is left stays at the bottom
+EMPTY_STATION_CODE_MM = 125.0  # a station without serving deputies: its own code, larger than a deputy poster's
+NO_DEPUTIES_MM = 18.0  # the line saying so
 # The quiet zone (4 modules) is at least this fraction of a code's box for any URL up to version 6
 # (4 / 49): a code may reach this far into the margin with its modules still inside it.
 QUIET_FRACTION = 4 / 49
@@ -418,16 +420,16 @@ def plan_station_page(count: int, first: bool) -> StationPage | None:
         if grid is None:
             return None
         return StationPage(0.0, grid, _spread(height - grid.rows * row_pitch_mm(grid.qr_mm), grid.rows))
+    if count == 0:
+        spare = PRINT_BOTTOM_MM - (grid_top + EMPTY_STATION_CODE_MM + BLOCK_GAP_MM + HEADING_MM + NO_DEPUTIES_MM)
+        return StationPage(EMPTY_STATION_CODE_MM, None, spare / 3)
     best: StationPage | None = None
     station_mm = STATION_CODE_MAX_MM
     while station_mm >= STATION_CODE_MIN_MM:
         height = PRINT_BOTTOM_MM - (grid_top + station_mm + BLOCK_GAP_MM + HEADING_MM)
         grid = grid_for(count, CONTENT_MM, height, min(CELL_QR_MAX_MM, station_mm - STATION_CODE_LEAD_MM))
-        if count == 0 or grid is not None:
-            used = grid.rows * row_pitch_mm(grid.qr_mm) if grid else 0.0
-            page = StationPage(station_mm, grid, _spread(height - used, grid.rows if grid else 0))
-            if best is None or (grid is not None and grid.qr_mm > best.grid.qr_mm + 0.01):
-                best = page
+        if grid is not None and (best is None or grid.qr_mm > best.grid.qr_mm + 0.01):
+            best = StationPage(station_mm, grid, _spread(height - grid.rows * row_pitch_mm(grid.qr_mm), grid.rows))
         station_mm -= 1
     return best
 
@@ -479,7 +481,10 @@ def iter_station_posters(sheet: StationSheet) -> Iterator[Sheet]:
         if chunk:
             _deputy_grid(canvas, chunk, plan, top + plan.spread_mm / 2)
         else:
-            canvas.text(NO_DEPUTIES, Box.mm(m, top + 6, right, top + 24), "regular", 5, 3, GREY, "center")
+            text_top = top + plan.spread_mm
+            canvas.text(
+                NO_DEPUTIES, Box.mm(m, text_top, right, text_top + NO_DEPUTIES_MM), "regular", 5, 3, GREY, "center"
+            )
         yield canvas.sheet
 
 

@@ -52,7 +52,7 @@ MIN_FONT_PX = 4  # below this nothing shrinks further (no field the database all
 # Punctuation that may not start a line (避头) or end one (避尾): kept with its neighbour.
 NO_LINE_START = set("，。、；：？！）》」』”’〉】·…—,.;:?!)]}%")
 NO_LINE_END = set("（《「『“‘〈【([{")
-WORD_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9'’._@/-]*|\s+|.", re.DOTALL)
+WORD_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9'’._@/:-]*|\s+|.", re.DOTALL)
 
 Colour = tuple[int, int, int]
 
