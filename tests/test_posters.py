@@ -779,3 +779,47 @@ def test_deputy_poster_carries_the_stations_phone_and_reception_hours(app, creat
     sheet = posters.deputy_poster(posters.deputy_sheet(create_deputy(station=bare)))
     assert [t.text for t in sheet.texts if t.role == "label"] == ["选区：", "联络站：", "接待时间："]
     assert posters.NO_RECEPTION in "".join(t.text for t in sheet.texts if t.role == "field")
+
+
+def truetype_font_with_chinese_glyphs(path: Path) -> Path:
+    """A TrueType (glyf) font drawing 人大代表 as distinct boxes: Chinese glyphs, but no CFF outlines to embed."""
+    from fontTools.fontBuilder import FontBuilder
+    from fontTools.pens.ttGlyphPen import TTGlyphPen
+
+    chars = "人大代表"
+    names = [".notdef", *(f"uni{ord(ch):04X}" for ch in chars)]
+    glyphs = {}
+    for number, name in enumerate(names):
+        pen = TTGlyphPen(None)
+        if number:  # each character a box of its own width, so none looks like the missing glyph
+            pen.moveTo((50, 0))
+            pen.lineTo((50, 200 * number))
+            pen.lineTo((900, 200 * number))
+            pen.lineTo((900, 0))
+            pen.closePath()
+        glyphs[name] = pen.glyph()
+    builder = FontBuilder(1000, isTTF=True)
+    builder.setupGlyphOrder(names)
+    builder.setupCharacterMap({ord(ch): f"uni{ord(ch):04X}" for ch in chars})
+    builder.setupGlyf(glyphs)
+    builder.setupHorizontalMetrics({name: (1000, 50) for name in names})
+    builder.setupHorizontalHeader(ascent=880, descent=-120)
+    builder.setupNameTable({"familyName": "Box Hei", "styleName": "Regular"})
+    builder.setupOS2()
+    builder.setupPost()
+    builder.save(str(path))
+    return path
+
+
+def test_a_poster_font_without_cff_outlines_is_refused_saying_why(app, client, create_deputy, tmp_path):
+    deputy = create_deputy()
+    app.config["POSTER_FONT_PATH"] = str(truetype_font_with_chinese_glyphs(tmp_path / "box-hei.ttf"))
+    fonts.find_face.cache_clear()
+    try:
+        with pytest.raises(fonts.FontMissingError, match="CID-keyed CFF"):
+            fonts.poster_face("regular")
+        response = client.get(f"/posters/deputy/{deputy.id}.pdf")
+        assert response.status_code == 503
+        assert "服务器缺少中文字体（fonts-noto-cjk）" in response.get_data(as_text=True)
+    finally:
+        fonts.find_face.cache_clear()
