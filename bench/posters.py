@@ -1,15 +1,19 @@
-"""Poster batches: a 100-deputy PDF against Pillow encoding the same 100 pages without layout, and peak memory.
+"""Poster batches: a county's deputy posters (2,435 pages) against Pillow encoding 100 pages without layout.
 
-- **Data**: a temporary SQLite database migrated with ``flask_migrate.upgrade``: one county, 5
-  stations with reception days, 100 serving deputies with levels and codes, every other one
-  with a photo (a 600 × 800 JPEG of noise, as incompressible as a real face).
+- **Data**: a temporary SQLite database migrated with ``flask_migrate.upgrade``: one county, 80
+  stations with reception days, hours and phones, 2,435 serving deputies (宁乡's count) with
+  levels and codes, every other one with a photo (a 600 × 800 JPEG of noise, as incompressible
+  as a real face, so the size per page is an upper bound).
 - **Batch**: ``posters.pdf_chunks(posters.deputy_posters(ids))``, the generator that
-  ``GET /posters/region/<code>.pdf`` streams; each chunk is counted and dropped, as a response does.
+  ``GET /posters/region/<code>.pdf`` streams and the batch worker writes; each chunk is counted
+  and dropped, as a response does. Run for the first 100 deputies and for all of them.
 - **Baseline**: per deputy, a blank A4 RGB page at 300 dpi with the deputy's code pasted (``qr_png`` at
-  the poster's code size), PNG-encoded with the same settings into a PDF by the same writer.
+  the poster's code size), PNG-encoded into a PDF by the same writer: what a raster page costs at least.
 - **Memory**: each run in a fresh child process (``python -m bench.posters --child …``) that reports
-  its own peak RSS (``ru_maxrss``), at 10 and 100 deputies: it must not grow with the batch.
-- **Targets** (issue 5): batch ≤ 2× the baseline's time; peak RSS < 300 MB at any batch size.
+  its own peak RSS (``ru_maxrss``): it must not grow with the batch.
+- **Printed**: time per page, size per page (the whole file over its pages: fonts and trailer
+  included) and peak RSS of each run. **Targets** (issues 5 and 16): batch ≤ 2× the baseline's
+  time per page; at most 100 KB a page; peak RSS < 300 MB at any batch size.
 """
 
 from __future__ import annotations
@@ -28,9 +32,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-BATCH_SIZES = (10, 100)
+COUNTY_DEPUTIES = 2435  # 宁乡: 80 stations, 2,435 deputies
+COUNTY_STATIONS = 80
+SMALL_BATCH = 100
 TARGET_RATIO = 2.0
 TARGET_PEAK_MB = 300
+TARGET_PAGE_KB = 100
 SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈姚卢"
 GIVEN = "秀英建华国强明丽军平芳红伟敏静海燕志刚晓东玉兰文斌春梅桂香德胜永福"
 LONG_NAMES = ["阿卜杜热合曼·买买提依明·艾则孜", "欧阳秀英", "热依拉·阿不都克热木"]
@@ -83,13 +90,17 @@ def build_database(db_path: Path, deputies: int) -> None:
         county = Region(code="430225", name="炎陵县", level=RegionLevel.COUNTY, parent=city)
         db.session.add_all([province, city, county])
         stations = []
-        for number in range(5):
+        for number in range(COUNTY_STATIONS):
             station = Station(
-                name=f"第{number + 1}人大代表联络站", region=county, address=f"霞阳镇炎帝大道{number + 1}号"
+                name=f"第{number + 1}人大代表联络站",
+                region=county,
+                address=f"霞阳镇炎帝大道{number + 1}号",
+                contact_phone=f"0731-262{number:05d}",
+                reception_hours="上午9:00—11:30",
             )
             station.reception_rules = [
                 ReceptionRule(kind=ReceptionRuleKind.WEEKLY, day=number % 7 + 1),
-                ReceptionRule(kind=ReceptionRuleKind.XUN, day=number),
+                ReceptionRule(kind=ReceptionRuleKind.XUN, day=number % 10),
             ]
             db.session.add(station)
             db.session.flush()
@@ -149,7 +160,7 @@ def run_baseline(db_path: Path, count: int) -> dict:
     from backend.models import Deputy, Region
     from backend.qr import posters
     from backend.qr.codes import code_url, current_code
-    from backend.qr.pdf import PdfPage, Placement, png_image, stream_pdf
+    from backend.qr.pdf import Content, png_image, stream_pdf
     from backend.qr.render import qr_png
 
     app = make_app(db_path)
@@ -167,8 +178,10 @@ def run_baseline(db_path: Path, count: int) -> dict:
                 with Image.open(io.BytesIO(qr_png(url, qr_size))) as symbol:
                     page.paste(symbol.convert("RGB"), (posters.px(50), posters.px(129)))
                 out = io.BytesIO()
-                page.save(out, format="PNG", **posters.PNG_ENCODING)
-                yield PdfPage(width_pt, height_pt, (Placement(png_image(out.getvalue()), 0, 0, width_pt, height_pt),))
+                page.save(out, format="PNG", compress_level=1, compress_type=3)  # zlib's run-length strategy
+                content = Content(width_pt, height_pt, width_pt / size_px[0])
+                content.image(png_image(out.getvalue()), 0, 0, *size_px)
+                yield content.page()
 
         started = time.perf_counter()
         size = sum(len(chunk) for chunk in stream_pdf(pages(), "baseline"))
@@ -199,36 +212,40 @@ def measure(kind: str, db_path: Path, count: int) -> dict:
     return json.loads(completed.stdout.strip().splitlines()[-1])
 
 
-def main(out: Callable[[str], None] = print) -> int:
+def main(out: Callable[[str], None] = print, deputies: int = COUNTY_DEPUTIES) -> int:
     """Run the poster bench; non-zero when a run failed (a target missed is printed, not failed on)."""
     out("")
-    out("== posters: batch PDF vs Pillow encoding the same pages without layout")
+    out(f"== posters: a county's batch PDF ({deputies} deputy posters) vs Pillow encoding pages without layout")
+    sizes = sorted({min(SMALL_BATCH, deputies), deputies})
     with tempfile.TemporaryDirectory(prefix="msl-bench-posters-") as tmp:
         db_path = Path(tmp) / "bench.sqlite3"
         try:
-            build_database(db_path, max(BATCH_SIZES))
-            runs = {count: measure("batch", db_path, count) for count in BATCH_SIZES}
-            baseline = measure("baseline", db_path, max(BATCH_SIZES))
+            build_database(db_path, deputies)
+            runs = {count: measure("batch", db_path, count) for count in sizes}
+            baseline = measure("baseline", db_path, sizes[0])
         except Exception as exc:
             out(f"   FAILED: {exc}")
             return 1
-    for count, run in runs.items():
-        out(
-            f"   batch of {count:>3}: {run['seconds']:6.2f} s ({run['seconds'] / run['pages'] * 1000:5.0f} ms/page), "
-            f"{run['bytes'] / 1e6:6.1f} MB PDF in {run['chunks']} chunks, peak RSS {run['peak_mb']:5.0f} MB"
+
+    def line(label: str, run: dict) -> str:
+        return (
+            f"   {label} {run['pages']:>5} pages: {run['seconds']:7.1f} s ({run['seconds'] / run['pages'] * 1000:4.0f} ms/page), "
+            f"{run['bytes'] / 1e6:6.1f} MB PDF = {run['bytes'] / run['pages'] / 1000:5.1f} KB/page, "
+            f"peak RSS {run['peak_mb']:4.0f} MB"
         )
-    out(
-        f"   baseline {baseline['pages']:>3}: {baseline['seconds']:6.2f} s "
-        f"({baseline['seconds'] / baseline['pages'] * 1000:5.0f} ms/page), {baseline['bytes'] / 1e6:6.1f} MB PDF, "
-        f"peak RSS {baseline['peak_mb']:5.0f} MB"
-    )
-    full = runs[max(BATCH_SIZES)]
-    ratio = full["seconds"] / baseline["seconds"]
+
+    for run in runs.values():
+        out(line("batch   ", run))
+    out(line("baseline", baseline))
+    small, full = runs[sizes[0]], runs[sizes[-1]]
+    ratio = (small["seconds"] / small["pages"]) / (baseline["seconds"] / baseline["pages"])
+    page_kb = max(run["bytes"] / run["pages"] / 1000 for run in runs.values())
     peak = max(run["peak_mb"] for run in runs.values())
-    growth = runs[max(BATCH_SIZES)]["peak_mb"] - runs[min(BATCH_SIZES)]["peak_mb"]
+    growth = full["peak_mb"] - small["peak_mb"]
     out(
-        f"   ratio batch/baseline {ratio:.2f} (target ≤ {TARGET_RATIO:.0f}: {'met' if ratio <= TARGET_RATIO else 'MISSED'}); "
-        f"peak {peak:.0f} MB, {growth:+.0f} MB from {min(BATCH_SIZES)} to {max(BATCH_SIZES)} pages "
+        f"   time per page batch/baseline {ratio:.2f} (target ≤ {TARGET_RATIO:.0f}: {'met' if ratio <= TARGET_RATIO else 'MISSED'}); "
+        f"size per page {page_kb:.1f} KB (target ≤ {TARGET_PAGE_KB}: {'met' if page_kb <= TARGET_PAGE_KB else 'MISSED'}); "
+        f"peak {peak:.0f} MB, {growth:+.0f} MB from {small['pages']} to {full['pages']} pages "
         f"(target < {TARGET_PEAK_MB}: {'met' if peak < TARGET_PEAK_MB else 'MISSED'})"
     )
     return 0
@@ -238,7 +255,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--child", choices=("batch", "baseline"))
     parser.add_argument("--db", type=Path)
-    parser.add_argument("--count", type=int, default=100)
+    parser.add_argument("--count", type=int, default=SMALL_BATCH)
+    parser.add_argument("--deputies", type=int, default=COUNTY_DEPUTIES, help="the county's size (default 2,435)")
     return parser.parse_args(argv)
 
 
@@ -247,4 +265,4 @@ if __name__ == "__main__":
     if args.child:
         child(args.child, args.db, args.count)
         sys.exit(0)
-    sys.exit(main())
+    sys.exit(main(deputies=args.deputies))

@@ -83,6 +83,38 @@ def test_bad_phone_keeps_input_and_writes_nothing(admin, world):
     assert audit_count("station_updated") == audits
 
 
+def test_reception_hours_are_kept_and_a_form_without_them_leaves_them(admin, world):
+    response = post_form(
+        admin,
+        f"/admin/stations/{world.station_a.id}",
+        {"address": "霞阳镇炎帝大道1号", "reception_hours": "  上午9:00—11:30\n 下午2:30—5:00 "},
+    )
+    assert response.status_code == 303
+    assert station(world).reception_hours == "上午9:00—11:30 下午2:30—5:00"  # one line, as printed
+    assert audit_rows("station_updated")[-1].data["after"]["reception_hours"] == "上午9:00—11:30 下午2:30—5:00"
+    page = admin.get(f"/admin/stations/{world.station_a.id}").get_data(as_text=True)
+    assert 'value="上午9:00—11:30 下午2:30—5:00"' in page and "接待时间（可不填）" in page
+    post_form(admin, f"/admin/stations/{world.station_a.id}", {"address": "霞阳镇炎帝大道2号"})
+    assert (station(world).address, station(world).reception_hours) == (
+        "霞阳镇炎帝大道2号",
+        "上午9:00—11:30 下午2:30—5:00",
+    )
+
+
+@pytest.mark.parametrize(
+    ("hours", "message"),
+    [("时" * 51, "接待时间最多50个字"), ("上午\u202e9:00", "接待时间"), ("上午\x079:00", "无法识别的字符")],
+)
+def test_bad_reception_hours_are_refused_and_nothing_is_written(admin, world, hours, message):
+    audits = audit_count("station_updated")
+    data = {"address": "新地址", "reception_hours": hours}
+    response = post_form(admin, f"/admin/stations/{world.station_a.id}", data)
+    assert response.status_code == 400
+    assert message in response.get_data(as_text=True)
+    assert (station(world).address, station(world).reception_hours) == ("霞阳镇炎帝大道1号", "")
+    assert audit_count("station_updated") == audits
+
+
 def test_too_long_address_is_a_message_not_a_500(admin, world):
     response = post_form(admin, f"/admin/stations/{world.station_a.id}", {"address": "路" * 201})
     assert response.status_code == 400

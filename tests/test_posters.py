@@ -4,6 +4,7 @@ print-ready PDFs (A4/A5, page counts, streamed batches) and the routes' answers.
 from __future__ import annotations
 
 import io
+import math
 import re
 import subprocess
 from pathlib import Path
@@ -80,15 +81,15 @@ def decode(image: Image.Image) -> list[str]:
     return [code.text for code in zxingcpp.read_barcodes(image, formats=zxingcpp.BarcodeFormat.QRCode)]
 
 
-def assert_decodes_to(image: Image.Image, expected: set[str]) -> None:
+def assert_decodes_to(image: Image.Image, expected: set[str], where: str = "") -> None:
     """Every expected URL decodes, and nothing else that looks like one of ours.
 
     zxing-cpp sometimes also reports a few digits read off part of a neighbouring symbol on a
     page of twenty codes; that is not a URL and a phone framing one code never sees it.
     """
     found = set(decode(image))
-    assert expected <= found
-    assert {text for text in found if "://" in text} == expected
+    assert expected <= found, (where, sorted(expected - found))
+    assert {text for text in found if "://" in text} == expected, where
 
 
 def url_of(owner) -> str:
@@ -138,15 +139,16 @@ def ink_outside(image: Image.Image, margin_mm: float, sides: str = "ltrb") -> li
 
 
 def assert_inside(sheet: posters.Sheet, margin_mm: float) -> None:
-    """Every text line and code lies within the margins."""
-    width, height = sheet.image.size
+    """Every text line and every code's modules lie within the margins; a code's quiet zone (white) within the paper."""
+    width, height = sheet.size_px
     m = px(margin_mm)
     for text in sheet.texts:
         left, top, right, bottom = text.box
         assert m <= left and right <= width - m and m <= top and bottom <= height - m, (text, m)
     for code in sheet.codes:
-        box = code.box
+        box = code.symbol
         assert m <= box.left and box.right <= width - m and m <= box.top and box.bottom <= height - m, code
+        assert code.box.left >= 0 and code.box.right <= width and code.box.top >= 0 and code.box.bottom <= height
 
 
 def name_lines(sheet: posters.Sheet) -> list[posters.PlacedText]:
@@ -185,7 +187,8 @@ def test_names_and_poster_words_are_real_glyphs_not_tofu(app, weight):
     words = [
         *NAMES.values(),
         posters.TITLE,
-        posters.AFTER_SCAN,
+        posters.AFTER_SCAN_WECHAT,
+        posters.AFTER_SCAN_LOOKUP,
         "全国人大代表省市县乡镇",
         "逢六（每月6日、16日、26日）",
     ]
@@ -286,6 +289,7 @@ def test_the_longest_fields_the_database_allows_still_fit(app):
         ("霞阳镇，第三选区。", "", ["霞", "阳", "镇，", "第", "三", "选", "区。"]),
         ("（逢六）", "", ["（逢", "六）"]),
         ("Room 301号", "", ["Room", " ", "301", "号"]),
+        ("上午9:00—11:30", "", ["上", "午", "9:00—", "11:30"]),  # a time is not broken at its colon
         ("阿卜杜热合曼·买买提依明·艾则孜", "·", ["阿卜杜热合曼·", "买买提依明·", "艾则孜"]),
     ],
 )
@@ -477,9 +481,10 @@ def test_region_batch_is_streamed_page_by_page(
     assert "Content-Length" not in response.headers
     chunks = [chunk for chunk in response.response if chunk]
     response.close()
-    assert len(chunks) == len(included) + 1  # a chunk per page as it is rendered, then the page tree and xref
+    assert len(chunks) == len(included) + 1  # a chunk per page as it is rendered, then fonts, page tree and xref
+    assert [len(re.findall(rb"/Type /Page\b", chunk)) for chunk in chunks] == [1] * len(included) + [0]
+    assert b"/FontFile3" in chunks[-1] and not any(b"/FontFile3" in chunk for chunk in chunks[:-1])
     data = b"".join(chunks)
-    assert max(len(chunk) for chunk in chunks) < len(data) * 0.6
     assert pdf_info(data, tmp_path) == {"pages": 3, "sizes": [A4_POINTS] * 3}
     urls = [decode(pdf_page_image(data, tmp_path, page=n)) for n in (1, 2, 3)]
     assert urls == [[url_of(d)] for d in included]
@@ -539,3 +544,282 @@ def test_codes_are_issued_for_stations_made_here(app):
         posters.station_sheet(station)
     issue_code(station)
     assert posters.station_sheet(station).url == url_of(station)
+
+
+# --- vector PDFs: every layout decodes, codes large enough, pages full and small -----------------
+
+PRINT_DPI = 150  # what the print test renders the PDF at, as pdftoppm
+
+
+def station_sheet_of(count: int, long_every: int = 4) -> StationSheet:
+    """A station poster's sheet with ``count`` deputies, every ``long_every``-th with a long minority name."""
+    return StationSheet(
+        name="霞阳镇人大代表联络站",
+        address="霞阳镇炎帝大道1号",
+        contact="彭丽 0731-26200101",
+        reception="每周三、逢六（每月6日、16日、26日） 上午9:00—11:30",
+        url=f"{BASE}/c/StationAbcde",
+        slug="StationAbcde",
+        deputies=tuple(
+            DeputyCode(name=NAMES["twenty"] if i % long_every == 0 else f"代表{i:02d}", url=f"{BASE}/c/Deputy{i:06d}")
+            for i in range(count)
+        ),
+    )
+
+
+def printed_pages(data: bytes, tmp_path: Path, name: str) -> list[Image.Image]:
+    """Every page of the PDF rendered at 150 dpi by pdftoppm, each kept in test-output/posters/ to be looked at."""
+    path = tmp_path / f"{name}.pdf"
+    path.write_bytes(data)
+    result = subprocess.run(
+        ["pdftoppm", "-r", str(PRINT_DPI), "-png", str(path), str(tmp_path / name)], capture_output=True, text=True
+    )
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    pages = [Image.open(page).convert("RGB") for page in sorted(tmp_path.glob(f"{name}-*.png"))]
+    for number, page in enumerate(pages, start=1):
+        save(page, f"pdf-150dpi-{name}-p{number}.png")
+    return pages
+
+
+def printed_symbol_cm(image: Image.Image) -> dict[str, float]:
+    """Each decoded code's printed width in cm (its modules, finder edge to finder edge, as zxing-cpp locates them)."""
+    sizes = {}
+    for code in zxingcpp.read_barcodes(image, formats=zxingcpp.BarcodeFormat.QRCode):
+        p = code.position
+        corners = [(p.top_left.x, p.top_left.y), (p.top_right.x, p.top_right.y), (p.bottom_left.x, p.bottom_left.y)]
+        (x0, y0), (x1, y1), (x2, y2) = corners
+        side_px = (math.dist((x0, y0), (x1, y1)) + math.dist((x0, y0), (x2, y2))) / 2
+        sizes[code.text] = side_px / PRINT_DPI * 2.54
+    return sizes
+
+
+def quarter(image: Image.Image, of: str = "area") -> Image.Image:
+    """The preview at a quarter of its size: a quarter of its pixels (half each side), or a quarter of its width."""
+    return scaled(image, image.width // (2 if of == "area" else 4))
+
+
+def layouts(create_deputy) -> dict[str, list[posters.Sheet]]:
+    """Every layout the posters have: deputy poster with a photo and without, station posters of 0 to 45 deputies, card."""
+    with_photo = posters.deputy_sheet(deputy_with_photo(create_deputy, name=NAMES["twenty"]))
+    without = posters.deputy_sheet(create_deputy(name=NAMES["two"]))
+    sheets = {"deputy-photo": [posters.deputy_poster(with_photo)], "deputy-initial": [posters.deputy_poster(without)]}
+    for count in (0, 1, 2, 3, 4, 5, 6, 7, 9, 12, 16, 20, 45):
+        sheets[f"station-{count:02d}"] = posters.station_posters(station_sheet_of(count))
+    sheets["card"] = [posters.table_card(with_photo)]
+    return sheets
+
+
+def test_every_layout_decodes_from_the_pdf_at_150_dpi_and_from_the_preview_at_a_quarter(
+    app, create_deputy, poppler, tmp_path
+):
+    for name, sheets in layouts(create_deputy).items():
+        printed = printed_pages(posters.pdf_bytes(sheets, name), tmp_path, name)
+        assert len(printed) == len(sheets)
+        for number, (page, sheet) in enumerate(zip(printed, sheets, strict=True), start=1):
+            where = f"{name} page {number}"
+            if name == "card":  # each half on its own, as a phone sees one side of the folded card
+                fold = page.height // 2
+                assert decode(page.crop((0, fold, page.width, page.height))) == [with_url(sheet)], where
+                assert decode(page.crop((0, 0, page.width, fold)).rotate(180)) == [with_url(sheet)], where
+            else:
+                assert_each_code_decodes(page, sheet, where)
+            preview = sheet.preview()
+            if number == 1:
+                save(preview, f"preview-{name}.png")
+            if name != "card":
+                assert_each_code_decodes(quarter(preview), sheet, f"{where}, preview at a quarter")
+            if name.startswith("deputy") or name == "card":  # a single code: even a quarter of the width reads
+                lower = quarter(preview, of="width")
+                if name == "card":
+                    lower = lower.crop((0, lower.height // 2, lower.width, lower.height))
+                assert decode(lower) == [with_url(sheet)], where
+
+
+def assert_each_code_decodes(image: Image.Image, sheet: posters.Sheet, where: str) -> None:
+    """Every code of the sheet decodes to its URL, framed on its own as a phone frames one; on pages of up to
+    21 codes, the whole page decodes too (zxing-cpp reports at most 30 symbols in one image)."""
+    scale = image.width / sheet.size_px[0]
+    pad = px(2)
+    for code in sheet.codes:
+        box = code.box
+        crop = [round(v * scale) for v in (box.left - pad, box.top - pad, box.right + pad, box.bottom + pad)]
+        assert decode(image.crop(tuple(crop))) == [code.url], (where, code.url)
+    if len(sheet.codes) <= 21:
+        assert_decodes_to(image, {code.url for code in sheet.codes}, where)
+
+
+def with_url(sheet: posters.Sheet) -> str:
+    """The one URL a deputy's sheet holds (twice on a card)."""
+    [url] = {code.url for code in sheet.codes}
+    return url
+
+
+@pytest.mark.parametrize("count", [1, 2, 3, 4, 5, 6])
+def test_station_poster_prints_every_code_at_least_5_cm_wide_up_to_6_deputies(app, poppler, tmp_path, count):
+    sheet = station_sheet_of(count)
+    [page] = printed_pages(posters.pdf_bytes(posters.station_posters(sheet)), tmp_path, f"size-{count}")
+    sizes = printed_symbol_cm(page)
+    assert set(sizes) == {sheet.url, *(d.url for d in sheet.deputies)}
+    deputy_sizes = [sizes[d.url] for d in sheet.deputies]
+    assert min(deputy_sizes) >= 5.0, sizes
+    assert sizes[sheet.url] > max(deputy_sizes)  # 双码: the station's code is the large one
+
+
+@pytest.mark.parametrize("count", [0, 1, 2, 3, 5, 6, 7, 9, 12, 16, 20, 30])
+def test_station_poster_is_filled_down_to_the_bottom_whatever_the_number_of_deputies(app, count):
+    [first, *_] = posters.station_posters(station_sheet_of(count))
+    ink = ImageChops.invert(first.composite().convert("L")).point(lambda v: 255 if v > 40 else 0)
+    rows = [ink.crop((0, y, ink.width, y + 1)).getbbox() is not None for y in range(ink.height)]
+    inked = [y for y, has_ink in enumerate(rows) if has_ink]
+    assert inked[-1] >= px(297 - posters.MARGIN_MM - 30), "the bottom of the page is left empty"
+    gaps, run = [], 0
+    for has_ink in rows[inked[0] : inked[-1]]:
+        run = 0 if has_ink else run + 1
+        gaps.append(run)
+    assert max(gaps) <= px(40), f"an empty band of {max(gaps) / MM:.0f} mm"  # a third of A4 would be 99 mm
+    grid = posters.plan_station_page(count, True).grid
+    if 0 < count <= 20:
+        assert grid.qr_mm >= 35  # 20 deputies still get codes of 3.5 cm with the quiet zone
+
+
+def test_pdf_is_vector_text_in_the_subset_cjk_font_and_codes_are_no_images(
+    app, create_station, create_deputy, poppler, tmp_path
+):
+    station = create_station(rules=[("weekly", 3, None)])
+    station.contact_phone = "0731-26200101"
+    station.reception_hours = "上午9:00—11:30"
+    db.session.commit()
+    deputy = deputy_with_photo(create_deputy, name=NAMES["four"], station=station)
+    data = posters.pdf_bytes([posters.deputy_poster(posters.deputy_sheet(deputy))], "t")
+    path = tmp_path / "poster.pdf"
+    path.write_bytes(data)
+    fonts_listed = subprocess.run(["pdffonts", str(path)], capture_output=True, text=True, check=True).stdout
+    faces = [line.split() for line in fonts_listed.splitlines()[2:]]
+    assert sorted(face[0].split("+")[1] for face in faces) == ["NotoSansCJKsc-Bold", "NotoSansCJKsc-Regular"]
+    assert all(re.fullmatch(r"[A-Z]{6}", face[0].split("+")[0]) for face in faces)  # subset tags
+    assert all(
+        face[1:6] == ["CID", "Type", "0C", "Identity-H", "yes"] and face[6:8] == ["yes", "yes"] for face in faces
+    )
+    text = subprocess.run(["pdftotext", str(path), "-"], capture_output=True, text=True, check=True).stdout
+    for words in (NAMES["four"], "联系电话：", "0731-26200101", "每周三 上午9:00—11:30", posters.TITLE):
+        assert words in text.replace("\n", ""), words
+    images = subprocess.run(["pdfimages", "-list", str(path)], capture_output=True, text=True, check=True).stdout
+    [photo] = images.splitlines()[2:]  # the photo only: the code is a path
+    assert photo.split()[2] == "image" and photo.split()[-1] != "-"
+    assert len(data) < 100_000
+
+
+def test_a_page_with_an_incompressible_photo_stays_under_100_kb(app, create_deputy):
+    deputy = create_deputy(name=NAMES["two"])
+    deputy.photo_jpeg = noise_jpeg((1200, 1600))
+    deputy.photo_version = 1
+    db.session.commit()
+    data = posters.pdf_bytes([posters.deputy_poster(posters.deputy_sheet(deputy))])
+    assert len(data) < 100_000, len(data)
+
+
+def noise_jpeg(size: tuple[int, int]) -> bytes:
+    """A JPEG of noise: as hard to compress as a photo gets."""
+    out = io.BytesIO()
+    Image.effect_noise(size, 60).convert("RGB").save(out, format="JPEG", quality=95)
+    return out.getvalue()
+
+
+WECHAT_READY = {
+    "WECHAT_SANDBOX": False,
+    "WECHAT_APPID": "wx0123456789abcdef",
+    "WECHAT_SECRET": "a-real-secret",
+    "WECHAT_QR_VERIFY_FILENAME": "abcdef123.txt",
+}
+
+
+@pytest.mark.parametrize(
+    ("config", "promise"),
+    [
+        ({}, posters.AFTER_SCAN_LOOKUP),
+        (WECHAT_READY, posters.AFTER_SCAN_WECHAT),
+        ({**WECHAT_READY, "WECHAT_SANDBOX": True}, posters.AFTER_SCAN_LOOKUP),
+        ({**WECHAT_READY, "WECHAT_APPID": None}, posters.AFTER_SCAN_LOOKUP),
+        ({**WECHAT_READY, "WECHAT_SECRET": None}, posters.AFTER_SCAN_LOOKUP),
+        ({**WECHAT_READY, "WECHAT_QR_VERIFY_FILENAME": None}, posters.AFTER_SCAN_LOOKUP),
+        ({**WECHAT_READY, "WECHAT_TEMPLATES": {}}, posters.AFTER_SCAN_LOOKUP),
+    ],
+    ids=[
+        "as-configured",
+        "mini-program-opens-codes",
+        "sandbox",
+        "no-appid",
+        "no-secret",
+        "codes-open-web",
+        "no-template",
+    ],
+)
+def test_poster_promises_wechat_notices_only_where_a_scan_can_lead_to_them(app, create_deputy, config, promise):
+    for key in ("WECHAT_SANDBOX", "WECHAT_APPID", "WECHAT_SECRET", "WECHAT_QR_VERIFY_FILENAME"):
+        app.config[key] = None
+    app.config.update(config)
+    sheet = posters.deputy_poster(posters.deputy_sheet(create_deputy(name=NAMES["two"])))
+    assert "".join(t.text for t in sheet.texts if t.role == "promise") == promise
+    assert ("微信通知" in promise) == (promise == posters.AFTER_SCAN_WECHAT)
+
+
+def test_deputy_poster_carries_the_stations_phone_and_reception_hours(app, create_station, create_deputy):
+    station = create_station(rules=[("weekly", 3, None), ("monthly", 20, None)])
+    station.contact_phone = "0731-26200101"
+    station.reception_hours = "上午9:00—11:30"
+    db.session.commit()
+    sheet = posters.deputy_poster(posters.deputy_sheet(create_deputy(station=station)))
+    labels = [t.text for t in sheet.texts if t.role == "label"]
+    fields = "".join(t.text for t in sheet.texts if t.role == "field")
+    assert labels == ["选区：", "联络站：", "接待时间：", "联系电话："]
+    assert "每周三、每月20日 上午9:00—11:30" in fields and fields.endswith("0731-26200101")
+    assert_inside(sheet, posters.MARGIN_MM)
+
+    bare = create_station(name="无电话联络站")
+    sheet = posters.deputy_poster(posters.deputy_sheet(create_deputy(station=bare)))
+    assert [t.text for t in sheet.texts if t.role == "label"] == ["选区：", "联络站：", "接待时间："]
+    assert posters.NO_RECEPTION in "".join(t.text for t in sheet.texts if t.role == "field")
+
+
+def truetype_font_with_chinese_glyphs(path: Path) -> Path:
+    """A TrueType (glyf) font drawing 人大代表 as distinct boxes: Chinese glyphs, but no CFF outlines to embed."""
+    from fontTools.fontBuilder import FontBuilder
+    from fontTools.pens.ttGlyphPen import TTGlyphPen
+
+    chars = "人大代表"
+    names = [".notdef", *(f"uni{ord(ch):04X}" for ch in chars)]
+    glyphs = {}
+    for number, name in enumerate(names):
+        pen = TTGlyphPen(None)
+        if number:  # each character a box of its own width, so none looks like the missing glyph
+            pen.moveTo((50, 0))
+            pen.lineTo((50, 200 * number))
+            pen.lineTo((900, 200 * number))
+            pen.lineTo((900, 0))
+            pen.closePath()
+        glyphs[name] = pen.glyph()
+    builder = FontBuilder(1000, isTTF=True)
+    builder.setupGlyphOrder(names)
+    builder.setupCharacterMap({ord(ch): f"uni{ord(ch):04X}" for ch in chars})
+    builder.setupGlyf(glyphs)
+    builder.setupHorizontalMetrics({name: (1000, 50) for name in names})
+    builder.setupHorizontalHeader(ascent=880, descent=-120)
+    builder.setupNameTable({"familyName": "Box Hei", "styleName": "Regular"})
+    builder.setupOS2()
+    builder.setupPost()
+    builder.save(str(path))
+    return path
+
+
+def test_a_poster_font_without_cff_outlines_is_refused_saying_why(app, client, create_deputy, tmp_path):
+    deputy = create_deputy()
+    app.config["POSTER_FONT_PATH"] = str(truetype_font_with_chinese_glyphs(tmp_path / "box-hei.ttf"))
+    fonts.find_face.cache_clear()
+    try:
+        with pytest.raises(fonts.FontMissingError, match="CID-keyed CFF"):
+            fonts.poster_face("regular")
+        response = client.get(f"/posters/deputy/{deputy.id}.pdf")
+        assert response.status_code == 503
+        assert "服务器缺少中文字体（fonts-noto-cjk）" in response.get_data(as_text=True)
+    finally:
+        fonts.find_face.cache_clear()

@@ -28,6 +28,7 @@ from backend.stations.calendar import (
 
 ADDRESS_MAX_CHARS = 200  # Station.address
 CONTACT_NAME_MAX_CHARS = 50  # Station.contact_name
+RECEPTION_HOURS_MAX_CHARS = 50  # Station.reception_hours
 RULE_NOTE_MAX_CHARS = 100  # ReceptionRule.note
 ROTATE_REASON_MAX_CHARS = 200  # Code.retired_reason
 NEXT_DAYS_SHOWN = 5
@@ -62,7 +63,10 @@ def serving_deputies(station: Station) -> list[Deputy]:
 
 
 def update_station(user: StaffUser, station: Station, form) -> list[str]:
-    """Change the address and the contact person and number; return the names of the fields that changed."""
+    """Change the address, the contact person and number and the reception hours; return the fields that changed.
+
+    A form without ``reception_hours`` leaves the hours as they are.
+    """
     values = {
         "address": clean_text(form.get("address"), "address", "地址", max_chars=ADDRESS_MAX_CHARS),
         "contact_name": clean_text(
@@ -70,6 +74,10 @@ def update_station(user: StaffUser, station: Station, form) -> list[str]:
         ),
         "contact_phone": clean_phone(form.get("contact_phone"), "contact_phone", "联系电话"),
     }
+    if "reception_hours" in form:
+        values["reception_hours"] = clean_text(
+            form.get("reception_hours"), "reception_hours", "接待时间", max_chars=RECEPTION_HOURS_MAX_CHARS
+        )
     return apply_changes(user, station, values, "station_updated", "station")
 
 

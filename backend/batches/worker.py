@@ -1,10 +1,11 @@
 """The poster batch worker (``flask posters run``): claims a queued batch, renders it into a file, cleans up.
 
 Why a process of its own, beside ``flask outbox run``
-    Rendering is CPU-bound and long (about 0.2 s a page, minutes for a county), and holds a
-    26 MB page raster while it draws. In the outbox loop it would hold back every WeChat
-    notice for as long as a county batch takes; in a thread of that process it would take
-    the GIL from it. A process of its own keeps notices on time, and a batch that exhausts
+    Rendering is CPU-bound and long (about 30 ms a page, a minute or more for a county's
+    2,435 pages; ``bench/posters.py``), and the font subset made at the end of a document
+    takes some 50 MB for a moment. In the outbox loop it would hold back every WeChat notice
+    for as long as a county batch takes; in a thread of that process it would take the GIL
+    from it. A process of its own keeps notices on time, and a batch that exhausts
     memory takes down only itself (its lease expires and it is retried, then failed).
     ``scripts/run.sh`` and the Procfile's ``posters:`` start it.
 

@@ -27,6 +27,8 @@ class Station(Base):
     address: Mapped[str] = mapped_column(String(200), default="")
     contact_name: Mapped[str] = mapped_column(String(50), default="")
     contact_phone: Mapped[str] = mapped_column(String(30), default="")
+    # When the reception days are held (上午9:00—11:30), in the station's own words; printed on posters.
+    reception_hours: Mapped[str] = mapped_column(String(50), default="")
     is_active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

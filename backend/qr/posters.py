@@ -1,41 +1,36 @@
 """Posters and table cards with the QR codes, as a print shop takes them.
 
-Every sheet is laid out in millimetres and drawn by Pillow at 300 dpi with Noto Sans CJK SC
-(``backend.qr.fonts``). A sheet is kept as the raster of its text and shapes plus overlays
-kept as they were encoded: each code as the 1-bit PNG ``backend.qr.render.qr_png`` makes at
-print size, each photo as a JPEG. The PNG preview pastes the overlays in and halves the
-resolution (A4 → 1240 px wide). The PDF (``backend.qr.pdf``) embeds, on a page of exactly A4
-(595.28 × 841.89 pt) or A5, only the inked strips of the raster, losslessly (PNG's deflate
-stream: text stays sharp), then the overlays byte for byte (modules stay exact squares).
-
-Why raster and not vector text: the PNG preview and the PDF are then the same drawing from
-one layout, and no PDF library at hand can both embed Noto CJK (CFF outlines) and stream;
-at 300 dpi the text prints as sharp as office printers resolve. See ``backend.qr.pdf``.
+Every sheet is laid out in millimetres on a ``backend.qr.sheets.Canvas`` and kept as drawing
+operations: the PDF gets them as vectors (text in Noto Sans CJK SC, subset-embedded; codes as
+paths of modules; photos as JPEG at 200 dpi), the PNG preview as Pillow draws them. A county's
+2,435 deputy posters are then a PDF of about 30 KB a page (a photo is most of it) rendered in
+constant memory; see ``bench/posters.py``.
 
 - Deputy poster (A4): title, photo (or the first character of the name), name, levels,
-  constituency, station, reception days, an 11 cm code and what happens after scanning.
-- Station poster (A4): the station's code large and every serving deputy's code in a grid
-  that shrinks with their number (双码); past what one page holds at a scannable size, the
-  grid goes on over more pages.
+  constituency, station, reception days and hours, the station's phone, a 10.6 cm code, and
+  what happens after scanning, promising WeChat notices only where the installation sends them
+  (``notice_promise``).
+- Station poster (A4): the station's code and every serving deputy's code (双码), laid out for
+  their number (``plan_station_page``): the largest deputy codes that fit, the station's code
+  larger still, and the spare height spread between the rows, so no part of the page is left
+  empty. Up to 6 deputies, each deputy's modules are at least 5 cm wide; past what one page
+  holds at a scannable size (2.5 cm with the quiet zone), the codes go on over more pages.
 - Table card (桌牌, A5 folded across the middle): name and code on both halves, the upper
-  half upside down so the folded card reads from both sides of the table.
+  half turned, so the folded card reads from both sides of the table.
 
-Text is fitted, never cut: wrapped at characters (or at the "·" of a minority name) and
-scaled down until it fits its box.
+A code's quiet zone is white paper and may lie in the page margin; its modules and all text
+stay inside the 12 mm margin that office printers reach.
 """
 
 from __future__ import annotations
 
-import io
 import itertools
 import math
-import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 
 from flask import current_app
-from PIL import Image, ImageDraw, ImageFont, ImageOps
 from sqlalchemy import select
 
 from backend.errors import UserError
@@ -44,20 +39,32 @@ from backend.models import Deputy, DeputyStatus, Region, Station
 from backend.models.deputy import DEPUTY_STATUS_LABELS
 from backend.qr import fonts
 from backend.qr.codes import code_url, current_code
-from backend.qr.pdf import EmbeddedImage, PdfPage, Placement, jpeg_image, png_image, stream_pdf
-from backend.qr.render import qr_png
+from backend.qr.pdf import stream_pdf
+from backend.qr.sheets import (
+    DPI,
+    MM,
+    Box,
+    Canvas,
+    FittedText,
+    LineOp,
+    PlacedCode,
+    PlacedText,
+    Sheet,
+    TurnedOp,
+    lines_height,
+    px,
+    text_tokens,
+    text_width,
+    wrap_at,
+)
 from backend.stations.calendar import describe_rule
 
-DPI = 300
-MM = DPI / 25.4  # pixels per millimetre
-PT_PER_MM = 72 / 25.4
+__all__ = ["DPI", "MM", "Box", "PlacedCode", "PlacedText", "Sheet", "px", "text_tokens"]
+
 A4_MM = (210.0, 297.0)
 A5_MM = (148.0, 210.0)
 MARGIN_MM = 12.0  # clear of what office printers cannot reach (about 5 mm)
-PREVIEW_REDUCTION = 2  # 300 → 150 dpi: A4 is 1240 px wide
-# zlib's run-length strategy: on these white pages, smaller files than level 6 at the speed of level 1.
-PNG_ENCODING = {"compress_level": 1, "compress_type": 3}
-PHOTO_JPEG_QUALITY = 88
+CONTENT_MM = A4_MM[0] - 2 * MARGIN_MM  # 186 mm across
 
 RED = (190, 22, 34)
 PALE_RED = (251, 236, 236)
@@ -70,7 +77,11 @@ WHITE = (255, 255, 255)
 TITLE = "人大代表联系群众二维码"
 SUBTITLE = "扫码给代表留言"
 SCAN_CALL = "微信扫一扫 · 给代表留言"
-AFTER_SCAN = "扫码后填写意见建议，提交后获得留言编号，代表答复会通过微信通知您，也可凭编号查询办理进展。"
+# What happens after scanning: WeChat notices are promised only where they reach the resident.
+AFTER_SCAN_WECHAT = (
+    "扫码后填写意见建议，提交后获得留言编号和查询码。代表答复会通过微信通知您，也可凭查询码随时查看办理进展。"
+)
+AFTER_SCAN_LOOKUP = "扫码后填写意见建议，提交后获得留言编号和查询码，凭查询码随时查看办理进展。"
 STATION_SUBTITLE = "人大代表联系群众二维码（双码）"
 STATION_CODE_LABEL = "联络站码"
 STATION_CODE_HINT = "扫码可给本站任一代表或当天值班代表留言"
@@ -79,28 +90,51 @@ NO_DEPUTIES = "本站暂无在任代表，扫联络站码留言由联络站工�
 NO_RECEPTION = "以联络站公告为准"
 CARD_CALL = "扫码给我留言"
 
-# Station grid: each deputy's code at least this wide (3 px a module at a phone photo of the whole poster).
-CELL_QR_MIN_MM = 25.0
-CELL_QR_MAX_MM = 45.0  # well below the station code (62 mm): the station code is the one that stands out
-CELL_NAME_MM = 8.0
-MAX_GRID_COLUMNS = 6
-
 NAME_BREAKS = "·"  # a minority name breaks between its parts (阿卜杜热合曼·买买提依明)
 SENTENCE_BREAKS = "，。；"
-LINE_SPACING = 1.3  # line pitch as a multiple of the font size
-# Text is measured at this size and scaled while a size is being chosen: every size of a face
-# opened costs FreeType about 2.5 MB, so only the sizes finally drawn are opened.
-REFERENCE_SIZE = 256
-MIN_FONT_PX = 4  # below this nothing shrinks further (no field the database allows gets there)
-# Punctuation that may not start a line (避头) or end one (避尾): kept with its neighbour.
-NO_LINE_START = set("，。、；：？！）》」』”’〉】·…—,.;:?!)]}%")
-NO_LINE_END = set("（《「『“‘〈【([{")
-WORD_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9'’._@/-]*|\s+|.", re.DOTALL)
+
+# Station poster geometry (mm). The band's bottom, the gap under it, the heading over the deputy
+# codes, and the bottom of what may be printed.
+STATION_BAND_BOTTOM_MM = 36.0
+BLOCK_GAP_MM = 4.0
+HEADING_MM = 11.0
+PRINT_BOTTOM_MM = A4_MM[1] - MARGIN_MM
+STATION_CODE_MAX_MM = 90.0  # the station's code, quiet zone included
+STATION_CODE_MIN_MM = 50.0
+STATION_CODE_LEAD_MM = 6.0  # the station's code is at least this much larger than a deputy's (双码: it stands out)
+CELL_QR_MIN_MM = 25.0  # a deputy code at least this wide: 3 px a module in a phone photo of the whole poster
+CELL_QR_MAX_MM = 80.0
+MAX_GRID_COLUMNS = 6
+ROW_GAP_MM = 2.0
+SPREAD_MAX_MM = 22.0  # at most this much spare height between two blocks; what is left stays at the bottom
+EMPTY_STATION_CODE_MM = 125.0  # a station without serving deputies: its own code, larger than a deputy poster's
+NO_DEPUTIES_MM = 18.0  # the line saying so
+# The quiet zone (4 modules) is at least this fraction of a code's box for any URL up to version 6
+# (4 / 49): a code may reach this far into the margin with its modules still inside it.
+QUIET_FRACTION = 4 / 49
 
 
-def px(mm: float) -> int:
-    """Millimetres at 300 dpi, in whole pixels."""
-    return round(mm * MM)
+def notice_promise() -> str:
+    """What the poster promises after a scan: WeChat notices only where they reach a resident who scans it.
+
+    A resident is told in WeChat through the mini-program's subscribe messages (``backend.outbox``),
+    sent to the mini-program openid. A printed code is a URL: it opens the mini-program only when
+    扫普通链接二维码打开小程序 is set up (``WECHAT_QR_VERIFY_FILENAME``, the console's verification
+    file); otherwise it opens the web form, whose residents have no mini-program openid (the
+    official account's silent OAuth gives another openid, to which nothing is sent). So the
+    promise needs the real mini-program (``WECHAT_APPID``, ``WECHAT_SECRET``, not the sandbox),
+    that rule, and a template for the answer (``WECHAT_TEMPLATES["item_answered"]``).
+    """
+    config = current_app.config
+    answered = (config.get("WECHAT_TEMPLATES") or {}).get("item_answered") or {}
+    reaches = (
+        not config.get("WECHAT_SANDBOX")
+        and config.get("WECHAT_APPID")
+        and config.get("WECHAT_SECRET")
+        and config.get("WECHAT_QR_VERIFY_FILENAME")
+        and answered.get("id")
+    )
+    return AFTER_SCAN_WECHAT if reaches else AFTER_SCAN_LOOKUP
 
 
 # --- what a sheet shows ------------------------------------------------------------------------
@@ -118,6 +152,7 @@ class DeputySheet:
     reception: str
     url: str
     slug: str
+    station_phone: str = ""
     photo_jpeg: bytes | None = field(default=None, repr=False)
 
 
@@ -143,8 +178,10 @@ class StationSheet:
 
 
 def reception_text(station: Station) -> str:
-    """The station's reception days in words (每周三、逢六（每月6日、16日、26日）), each rule once."""
-    return "、".join(dict.fromkeys(describe_rule(rule) for rule in station.reception_rules))
+    """The station's reception days and hours in words (每周三、每月20日 上午9:00—11:30), each rule once."""
+    days = "、".join(dict.fromkeys(describe_rule(rule) for rule in station.reception_rules))
+    hours = " ".join(station.reception_hours.split())
+    return " ".join(part for part in (days, hours) if part)
 
 
 def require_serving(deputy: Deputy) -> None:
@@ -178,6 +215,7 @@ def deputy_sheet(deputy: Deputy) -> DeputySheet:
         reception=reception_text(station),
         url=code_url(code.slug),
         slug=code.slug,
+        station_phone=station.contact_phone,
         photo_jpeg=photo,
     )
 
@@ -239,394 +277,30 @@ def region_deputy_ids(region: Region) -> list[int]:
     )
 
 
-# --- fitting text --------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class FittedText:
-    """Text broken into lines at one font size."""
-
-    lines: tuple[str, ...]
-    font: ImageFont.FreeTypeFont
-    size: int
-
-    @property
-    def pitch(self) -> int:
-        """Distance from one baseline to the next."""
-        return round(self.size * LINE_SPACING)
-
-    @property
-    def height(self) -> int:
-        """Height the lines take."""
-        return lines_height(len(self.lines), self.size)
-
-
-def text_tokens(text: str, breaks: str = "") -> list[str]:
-    """Pieces a line may break between: characters, Latin words, punctuation kept with its neighbour.
-
-    With ``breaks``, lines break only after those characters while the pieces fit: a name
-    breaks at its "·" (阿卜杜热合曼· | 买买提依明), a sentence at its commas.
-    """
-    if breaks and any(ch in text for ch in breaks):
-        return [part for part in re.split(f"(?<=[{re.escape(breaks)}])", text) if part]
-    tokens: list[str] = []
-    glue_next = False
-    for piece in WORD_RE.findall(text):
-        if tokens and (glue_next or piece[0] in NO_LINE_START):
-            tokens[-1] += piece
-        else:
-            tokens.append(piece)
-        glue_next = piece[-1] in NO_LINE_END
-    return tokens
-
-
-def wrap(tokens: list[str], font: ImageFont.FreeTypeFont, width: float) -> list[str]:
-    """Greedy line breaking of ``tokens`` into lines at most ``width`` wide (a piece too wide is split into characters)."""
-    lines: list[str] = []
-    line = ""
-    for token in tokens:
-        pieces = [token] if font.getlength(token) <= width else list(token)
-        for piece in pieces:
-            candidate = line + piece
-            if not line or font.getlength(candidate) <= width:
-                line = candidate
-            else:
-                lines.append(line.rstrip())
-                line = piece.lstrip()
-    if line.strip():
-        lines.append(line.rstrip())
-    return lines or [""]
-
-
-def lines_height(count: int, size: int) -> int:
-    """Height ``count`` lines at ``size`` take: full pitches, then the last line's em box and room for descenders."""
-    return (count - 1) * round(size * LINE_SPACING) + round(size * 1.12)
-
-
-def wrap_at(tokens: list[str], weight: str, size: int, width: float) -> list[str]:
-    """``wrap`` at ``size``, measured on the reference size scaled: no font of ``size`` is opened for trying it."""
-    return wrap(tokens, fonts.poster_font(weight, REFERENCE_SIZE), width * REFERENCE_SIZE / size)
-
-
-def fits_width(lines: list[str] | tuple[str, ...], font: ImageFont.FreeTypeFont, width: float) -> bool:
-    """True when every line, measured at the font's own size (hinting included), is at most ``width`` wide."""
-    return all(font.getlength(line) <= width for line in lines)
-
-
-def fit_text(
-    text: str,
-    width: int,
-    height: int,
-    weight: str,
-    max_size: int,
-    min_size: int,
-    max_lines: int | None = None,
-    breaks: str = "",
-) -> FittedText:
-    """The largest size at which ``text`` fits ``width × height`` in at most ``max_lines`` lines.
-
-    Below ``min_size`` the line limit is dropped and the size keeps shrinking: text is made
-    smaller rather than cut or let out of its box.
-    """
-    text = " ".join(text.split())
-    tokens = text_tokens(text, breaks)
-    size = max_size
-    while True:
-        lines = wrap_at(tokens, weight, size, width)
-        limit = max_lines if size >= min_size else None
-        fits = (limit is None or len(lines) <= limit) and lines_height(len(lines), size) <= height
-        if fits or size <= MIN_FONT_PX:
-            font = fonts.poster_font(weight, size)
-            if size <= MIN_FONT_PX or fits_width(lines, font, width):
-                return FittedText(lines=tuple(lines), font=font, size=size)
-        size = min(size - 1, int(size * 0.95))
-
-
-# --- drawing -----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Box:
-    """A rectangle in pixels: left, top, right, bottom."""
-
-    left: int
-    top: int
-    right: int
-    bottom: int
-
-    @classmethod
-    def mm(cls, left: float, top: float, right: float, bottom: float) -> Box:
-        """A box given in millimetres."""
-        return cls(px(left), px(top), px(right), px(bottom))
-
-    @property
-    def width(self) -> int:
-        """Width in pixels."""
-        return self.right - self.left
-
-    @property
-    def height(self) -> int:
-        """Height in pixels."""
-        return self.bottom - self.top
-
-    def as_tuple(self) -> tuple[int, int, int, int]:
-        """(left, top, right, bottom)."""
-        return (self.left, self.top, self.right, self.bottom)
-
-
-@dataclass(frozen=True)
-class Overlay:
-    """An image kept encoded and laid over the raster: a photo as JPEG, a code as the 1-bit PNG ``qr_png`` made."""
-
-    kind: str  # "jpeg" or "png"
-    data: bytes = field(repr=False)
-    box: Box
-
-
-@dataclass(frozen=True)
-class PlacedText:
-    """A line of text drawn on a sheet and the box its ink takes (for tests: nothing crosses the margins)."""
-
-    text: str
-    box: tuple[int, int, int, int]
-    role: str
-    size: int = 0  # font size in pixels
-
-
-@dataclass(frozen=True)
-class PlacedCode:
-    """A QR code on a sheet: the URL it holds and its box including the quiet zone."""
-
-    url: str
-    box: Box
-
-
-@dataclass
-class Sheet:
-    """One printed page at 300 dpi: the raster of text and shapes, the overlays, and what was placed where.
-
-    ``ink`` lists every box the raster was drawn in: the PDF embeds those strips only (a poster
-    is half white paper, and encoding is most of the time a page takes), and each overlay as
-    it was encoded. A code is a 1-bit image at print resolution, drawn without smoothing.
-    """
-
-    image: Image.Image
-    size_mm: tuple[float, float]
-    overlays: list[Overlay] = field(default_factory=list)
-    ink: list[Box] = field(default_factory=list)
-    texts: list[PlacedText] = field(default_factory=list)
-    codes: list[PlacedCode] = field(default_factory=list)
-
-    def composite(self) -> Image.Image:
-        """The page as printed: the raster with the overlays pasted in."""
-        image = self.image.copy()
-        for overlay in self.overlays:
-            with Image.open(io.BytesIO(overlay.data)) as picture:
-                image.paste(picture.convert("RGB"), (overlay.box.left, overlay.box.top))
-        return image
-
-    def preview(self) -> Image.Image:
-        """The page at 150 dpi (A4: 1240 × 1754 px), for the screen."""
-        return self.composite().reduce(PREVIEW_REDUCTION)
-
-    def preview_png(self) -> bytes:
-        """The preview as PNG bytes."""
-        out = io.BytesIO()
-        self.preview().save(out, format="PNG", **PNG_ENCODING)
-        return out.getvalue()
-
-    def strips(self) -> list[Box]:
-        """The raster's inked areas as few boxes: ink boxes merged where they overlap vertically, padded by 1 mm."""
-        pad = px(1)
-        width, height = self.image.size
-        strips: list[list[int]] = []
-        for box in sorted(self.ink, key=lambda b: b.top):
-            left, top = max(0, box.left - pad), max(0, box.top - pad)
-            right, bottom = min(width, box.right + pad), min(height, box.bottom + pad)
-            if strips and top <= strips[-1][3]:
-                last = strips[-1]
-                last[0], last[2], last[3] = min(last[0], left), max(last[2], right), max(last[3], bottom)
-            else:
-                strips.append([left, top, right, bottom])
-        return [Box(*strip) for strip in strips if strip[2] > strip[0] and strip[3] > strip[1]]
-
-    def pdf_page(self) -> PdfPage:
-        """The page for the PDF writer at the true paper size: inked strips losslessly, overlays as encoded."""
-        width_pt = round(self.size_mm[0] * PT_PER_MM, 2)
-        height_pt = round(self.size_mm[1] * PT_PER_MM, 2)
-        scale_x = width_pt / self.image.width
-        scale_y = height_pt / self.image.height
-
-        def placed(image: EmbeddedImage, box: Box) -> Placement:
-            return Placement(
-                image,
-                x=box.left * scale_x,
-                y=height_pt - box.bottom * scale_y,
-                width=box.width * scale_x,
-                height=box.height * scale_y,
-            )
-
-        placements = []
-        for strip in self.strips():
-            out = io.BytesIO()
-            self.image.crop(strip.as_tuple()).save(out, format="PNG", **PNG_ENCODING)
-            placements.append(placed(png_image(out.getvalue()), strip))
-        for overlay in self.overlays:
-            if overlay.kind == "jpeg":
-                image = jpeg_image(overlay.data, overlay.box.width, overlay.box.height, "RGB")
-            else:
-                image = png_image(overlay.data)
-            placements.append(placed(image, overlay.box))
-        return PdfPage(width=width_pt, height=height_pt, placements=tuple(placements))
-
-
-@dataclass(frozen=True)
-class Template:
-    """What every sheet of a kind has in common, kept as its inked pieces (a few MB, not a whole page)."""
-
-    sheet: Sheet
-    pieces: tuple[tuple[Box, Image.Image], ...]
-
-    @classmethod
-    def of(cls, sheet: Sheet) -> Template:
-        """The template of a sheet drawn with the common parts only (text and shapes: no overlays)."""
-        assert not sheet.overlays and not sheet.codes
-        pieces = tuple((box, sheet.image.crop(box.as_tuple())) for box in sheet.strips())
-        return cls(Sheet(Image.new("RGB", (1, 1), WHITE), sheet.size_mm, ink=sheet.ink, texts=sheet.texts), pieces)
-
-
-class Canvas:
-    """Draws on a new sheet (or a copy of a template) and records what went where."""
-
-    def __init__(self, size_mm: tuple[float, float], template: Template | None = None) -> None:
-        self.sheet = Sheet(Image.new("RGB", (px(size_mm[0]), px(size_mm[1])), WHITE), size_mm)
-        if template is not None:
-            for box, piece in template.pieces:
-                self.sheet.image.paste(piece, (box.left, box.top))
-            self.sheet.ink += template.sheet.ink
-            self.sheet.texts += template.sheet.texts
-        self.draw = ImageDraw.Draw(self.sheet.image)
-
-    def text(
-        self,
-        text: str,
-        box: Box,
-        weight: str = "regular",
-        max_mm: float = 5.0,
-        min_mm: float = 2.5,
-        fill: tuple[int, int, int] = INK,
-        align: str = "left",
-        valign: str = "top",
-        max_lines: int | None = None,
-        breaks: str = "",
-        role: str = "text",
-    ) -> FittedText:
-        """Fit ``text`` into ``box`` and draw it; returns the fitting."""
-        fitted = fit_text(text, box.width, box.height, weight, px(max_mm), px(min_mm), max_lines, breaks)
-        self.lines(fitted, box, fill=fill, align=align, valign=valign, role=role)
-        return fitted
-
-    def lines(
-        self,
-        fitted: FittedText,
-        box: Box,
-        fill: tuple[int, int, int] = INK,
-        align: str = "left",
-        valign: str = "top",
-        role: str = "text",
-    ) -> None:
-        """Draw fitted lines in ``box``: each line's CJK em box sits on the line, 0.88 of it above the baseline."""
-        top = box.top
-        if valign == "middle":
-            top = box.top + (box.height - fitted.height) // 2
-        for number, line in enumerate(fitted.lines):
-            baseline = top + number * fitted.pitch + round(fitted.size * 0.88)
-            if align == "center":
-                x, anchor = box.left + box.width // 2, "ms"
-            else:
-                x, anchor = box.left, "ls"
-            self.draw.text((x, baseline), line, font=fitted.font, fill=fill, anchor=anchor)
-            ink = self.draw.textbbox((x, baseline), line, font=fitted.font, anchor=anchor)
-            self.sheet.texts.append(PlacedText(text=line, box=ink, role=role, size=fitted.size))
-            self.sheet.ink.append(Box(*ink))
-
-    def code(self, url: str, box: Box) -> None:
-        """The QR code of ``url`` in the square ``box`` (its quiet zone included), as ``qr_png`` renders it."""
-        size = min(box.width, box.height)
-        square = Box(box.left, box.top, box.left + size, box.top + size)
-        self.sheet.overlays.append(Overlay("png", qr_png(url, size), square))
-        self.sheet.codes.append(PlacedCode(url=url, box=square))
-
-    def photo(self, jpeg: bytes | None, box: Box, initial: str) -> None:
-        """The deputy's photo cropped to ``box``, or a pale panel with the first character of the name."""
-        picture = _fitted_photo(jpeg, box) if jpeg else None
-        if picture is not None:
-            self.sheet.overlays.append(Overlay("jpeg", picture, box))
-            return
-        self.draw.rectangle(box.as_tuple(), fill=PALE_RED)
-        self.sheet.ink.append(box)
-        if initial:
-            fitted = fit_text(initial, box.width, box.height, "bold", box.width * 6 // 10, 10, 1)
-            self.lines(fitted, box, fill=RED, align="center", valign="middle", role="initial")
-
-    def band(self, box: Box, fill: tuple[int, int, int] = RED) -> None:
-        """A filled band with rounded corners."""
-        self.draw.rounded_rectangle(box.as_tuple(), radius=px(3), fill=fill)
-        self.sheet.ink.append(box)
-
-    def rule(self, left_mm: float, right_mm: float, y_mm: float, fill=RULE, width_mm: float = 0.3) -> None:
-        """A horizontal line."""
-        width = max(1, px(width_mm))
-        self.draw.line([(px(left_mm), px(y_mm)), (px(right_mm), px(y_mm))], fill=fill, width=width)
-        self.sheet.ink.append(Box(px(left_mm), px(y_mm) - width, px(right_mm), px(y_mm) + width))
-
-
-def _fitted_photo(jpeg: bytes, box: Box) -> bytes | None:
-    """The photo cropped to the box's shape (faces sit high), as a JPEG at print size; None if unreadable."""
-    try:
-        with Image.open(io.BytesIO(jpeg)) as original:
-            original.draft("RGB", (box.width, box.height))  # let the JPEG decoder scale down: faster
-            picture = ImageOps.exif_transpose(original).convert("RGB")
-    except (OSError, ValueError, Image.DecompressionBombError):
-        current_app.logger.warning("unreadable deputy photo; printing the placeholder")
-        return None
-    picture = ImageOps.fit(picture, (box.width, box.height), Image.Resampling.LANCZOS, centering=(0.5, 0.35))
-    out = io.BytesIO()
-    picture.save(out, format="JPEG", quality=PHOTO_JPEG_QUALITY, subsampling=0)
-    return out.getvalue()
+# --- the deputy poster ---------------------------------------------------------------------------
 
 
 def _field_block(canvas: Canvas, fields: list[tuple[str, str]], box: Box, max_mm: float) -> None:
     """Label–value rows ("选区：…") in one size that fits the box, values wrapped beside their labels."""
     labels = [label for label, _value in fields]
     tokens = [text_tokens(" ".join(value.split())) for _label, value in fields]
-    reference = fonts.poster_font("bold", REFERENCE_SIZE)
     size = px(max_mm)
     while True:
-        label_width = math.ceil(max(reference.getlength(label) for label in labels) * size / REFERENCE_SIZE) + px(1)
+        label_width = math.ceil(max(text_width(label, "bold", size) for label in labels)) + px(1)
         value_width = box.width - label_width
         wrapped = [wrap_at(value, "regular", size, value_width) for value in tokens]
         heights = [lines_height(len(lines), size) for lines in wrapped]
         gap = round(size * 0.45)
-        if sum(heights) + gap * (len(fields) - 1) <= box.height or size <= MIN_FONT_PX:
-            label_font = fonts.poster_font("bold", size)
-            value_font = fonts.poster_font("regular", size)
-            fits = fits_width(labels, label_font, label_width) and all(
-                fits_width(lines, value_font, value_width) for lines in wrapped
-            )
-            if fits or size <= MIN_FONT_PX:
-                break
+        if sum(heights) + gap * (len(fields) - 1) <= box.height or size <= 4:
+            break
         size = min(size - 1, int(size * 0.95))
     top = box.top
     for label, lines, height in zip(labels, wrapped, heights, strict=True):
-        label_fit = FittedText(lines=(label,), font=label_font, size=size)
+        label_fit = FittedText(lines=(label,), weight="bold", size=size)
         canvas.lines(label_fit, Box(box.left, top, box.left + label_width, top + height), fill=GREY, role="label")
-        value_fit = FittedText(lines=tuple(lines), font=value_font, size=size)
+        value_fit = FittedText(lines=tuple(lines), weight="regular", size=size)
         canvas.lines(value_fit, Box(box.left + label_width, top, box.right, top + height), role="field")
         top += height + gap
-
-
-# --- the sheets ----------------------------------------------------------------------------------
 
 
 def _font_faces() -> tuple[fonts.FontFace, fonts.FontFace]:
@@ -634,97 +308,144 @@ def _font_faces() -> tuple[fonts.FontFace, fonts.FontFace]:
 
 
 @lru_cache(maxsize=4)
-def _deputy_poster_template(faces: tuple[fonts.FontFace, fonts.FontFace]) -> Template:
-    """What every deputy poster has in common, drawn once per font (pasting it is faster than drawing it)."""
+def _deputy_poster_template(faces: tuple[fonts.FontFace, fonts.FontFace], promise: str) -> Sheet:
+    """What every deputy poster has in common, fitted once per font and promise."""
     canvas = Canvas(A4_MM)
     m = MARGIN_MM
     right = A4_MM[0] - m
-    canvas.band(Box.mm(m, m, right, 50))
-    canvas.text(TITLE, Box.mm(m + 6, 16, right - 6, 32), "bold", 13, 6, WHITE, "center", max_lines=1, role="title")
-    canvas.text(SUBTITLE, Box.mm(m + 6, 36, right - 6, 46), "bold", 8, 4, CREAM, "center", max_lines=1)
-    canvas.text(SCAN_CALL, Box.mm(m, 242, right, 251), "bold", 7.5, 4, RED, "center", max_lines=1)
+    canvas.band(Box.mm(m, m, right, 46), RED)
+    canvas.text(TITLE, Box.mm(m + 6, 15, right - 6, 30), "bold", 13, 6, WHITE, "center", max_lines=1, role="title")
+    canvas.text(SUBTITLE, Box.mm(m + 6, 33, right - 6, 43), "bold", 8, 4, CREAM, "center", max_lines=1)
+    canvas.text(SCAN_CALL, Box.mm(m, 233, right, 242), "bold", 7.5, 4, RED, "center", max_lines=1)
     canvas.text(
-        AFTER_SCAN, Box.mm(m + 8, 253, right - 8, 267), "regular", 4.6, 2.5, INK, "center", breaks=SENTENCE_BREAKS
-    )
-    canvas.rule(m, right, 271)
-    return Template.of(canvas.sheet)
+        promise, Box.mm(m + 4, 244, right - 4, 259), "regular", 4.6, 2.5, INK, "center", breaks=SENTENCE_BREAKS,
+        role="promise",
+    )  # fmt: skip
+    canvas.rule(m, right, 263, RULE)
+    return canvas.sheet
 
 
 def deputy_poster(sheet: DeputySheet) -> Sheet:
     """A deputy's A4 poster."""
-    canvas = Canvas(A4_MM, _deputy_poster_template(_font_faces()))
+    canvas = Canvas(A4_MM, _deputy_poster_template(_font_faces(), notice_promise()))
     m = MARGIN_MM
     right = A4_MM[0] - m
-    canvas.photo(sheet.photo_jpeg, Box.mm(m, 58, m + 48, 122), sheet.name[:1])
+    canvas.photo(sheet.photo_jpeg, Box.mm(m, 52, m + 48, 116), sheet.name[:1], PALE_RED, RED)
     column = m + 56
     canvas.text(
-        sheet.name, Box.mm(column, 58, right, 87), "bold", 18, 7, INK, max_lines=2, breaks=NAME_BREAKS, role="name"
+        sheet.name, Box.mm(column, 52, right, 79), "bold", 18, 7, INK, max_lines=2, breaks=NAME_BREAKS, role="name"
     )
     levels = " · ".join(sheet.levels) or "人大代表"
-    canvas.text(levels, Box.mm(column, 89, right, 97), "bold", 6, 3, RED, max_lines=1, role="levels")
+    canvas.text(levels, Box.mm(column, 81, right, 88), "bold", 6, 3, RED, max_lines=1, role="levels")
     fields = [
         ("选区：", sheet.constituency),
         ("联络站：", sheet.station_name),
-        ("接待日：", sheet.reception or NO_RECEPTION),
+        ("接待时间：", sheet.reception or NO_RECEPTION),
+        ("联系电话：", sheet.station_phone),
     ]
-    _field_block(canvas, [(label, value) for label, value in fields if value], Box.mm(column, 100, right, 123), 5.5)
+    _field_block(canvas, [(label, value) for label, value in fields if value], Box.mm(column, 90, right, 120), 5.5)
 
-    canvas.code(sheet.url, Box.mm(50, 129, 160, 239))
+    canvas.code(sheet.url, Box.mm(52, 124, 158, 230))
     address = f"联络站地址：{sheet.station_address}" if sheet.station_address else sheet.station_name
-    canvas.text(address, Box.mm(m, 273, right, 281), "regular", 3.8, 2, GREY, max_lines=2, role="address")
-    canvas.text(f"码上联 · 代表码 {sheet.slug}", Box.mm(m, 281.5, right, 285), "regular", 2.8, 1.5, GREY)
+    canvas.text(address, Box.mm(m, 266, right, 276), "regular", 3.8, 2, GREY, max_lines=2, role="address")
+    canvas.text(f"码上联 · 代表码 {sheet.slug}", Box.mm(m, 279, right, 283), "regular", 2.8, 1.5, GREY)
     return canvas.sheet
+
+
+# --- the station poster --------------------------------------------------------------------------
+
+
+def name_font_mm(qr_mm: float) -> float:
+    """The size of a deputy's name under a code ``qr_mm`` wide: bigger codes, bigger names."""
+    return min(6.5, max(3.5, qr_mm * 0.11))
+
+
+def row_pitch_mm(qr_mm: float) -> float:
+    """The height of a row of deputy codes: the code, its name (room for two smaller lines), a gap."""
+    return qr_mm + 0.5 + 1.8 * name_font_mm(qr_mm) + ROW_GAP_MM
 
 
 @dataclass(frozen=True)
 class Grid:
-    """Deputy codes laid out in columns and rows, each code ``qr_mm`` wide."""
+    """Deputy codes laid out in columns and rows, each code ``qr_mm`` wide (quiet zone included)."""
 
     columns: int
     rows: int
     qr_mm: float
 
 
-def grid_for(count: int, width_mm: float, height_mm: float) -> Grid | None:
-    """The grid giving ``count`` codes the largest size in the area; None if they fit only below the minimum."""
+def grid_for(count: int, width_mm: float, height_mm: float, max_mm: float = CELL_QR_MAX_MM) -> Grid | None:
+    """The grid giving ``count`` codes the largest size in the area; None if they fit only below the minimum.
+
+    Neighbouring codes are apart by their quiet zones at least, and the outer codes' quiet
+    zones may lie in the margin, beyond ``width_mm``.
+    """
     best: Grid | None = None
     for columns in range(1, min(count, MAX_GRID_COLUMNS) + 1):
         rows = math.ceil(count / columns)
-        cell_w = width_mm / columns
-        cell_h = height_mm / rows
-        qr_mm = min(cell_w - 6, cell_h - CELL_NAME_MM - 4, CELL_QR_MAX_MM)
-        if qr_mm >= CELL_QR_MIN_MM and (best is None or qr_mm >= best.qr_mm):  # a tie: fewer rows
-            best = Grid(columns, rows, qr_mm)
+        qr_mm = min(max_mm, width_mm / (columns - 2 * QUIET_FRACTION))
+        while qr_mm >= CELL_QR_MIN_MM and rows * row_pitch_mm(qr_mm) > height_mm:
+            qr_mm -= 0.25
+        if qr_mm >= CELL_QR_MIN_MM and (best is None or qr_mm > best.qr_mm + 0.01):  # a tie: fewer columns
+            best = Grid(columns, rows, round(qr_mm, 2))
     return best
 
 
-def grid_capacity(width_mm: float, height_mm: float) -> int:
-    """How many deputy codes fit in the area at the minimum size."""
+@dataclass(frozen=True)
+class StationPage:
+    """A station poster page's plan: the station code's size (0 on the pages that go on), the grid, the spacing."""
+
+    station_mm: float
+    grid: Grid | None
+    spread_mm: float  # spare height put between the blocks and the rows
+
+
+def _spread(spare_mm: float, rows: int) -> float:
+    """Spare height shared by the gaps: before the station block, before the heading, and half a gap around each row."""
+    slots = rows + 2
+    return max(0.0, min(SPREAD_MAX_MM, spare_mm / slots))
+
+
+@lru_cache(maxsize=128)
+def plan_station_page(count: int, first: bool) -> StationPage | None:
+    """The layout of a station poster page with ``count`` deputy codes; None if they do not fit at the minimum size.
+
+    The first page holds the station's code: among its sizes, the one leaving the largest deputy
+    codes wins (then the larger station code), the station's staying the larger.
+    """
+    grid_top = STATION_BAND_BOTTOM_MM + BLOCK_GAP_MM
+    if not first:
+        height = PRINT_BOTTOM_MM - grid_top
+        grid = grid_for(count, CONTENT_MM, height)
+        if grid is None:
+            return None
+        return StationPage(0.0, grid, _spread(height - grid.rows * row_pitch_mm(grid.qr_mm), grid.rows))
+    if count == 0:
+        spare = PRINT_BOTTOM_MM - (grid_top + EMPTY_STATION_CODE_MM + BLOCK_GAP_MM + HEADING_MM + NO_DEPUTIES_MM)
+        return StationPage(EMPTY_STATION_CODE_MM, None, spare / 3)
+    best: StationPage | None = None
+    station_mm = STATION_CODE_MAX_MM
+    while station_mm >= STATION_CODE_MIN_MM:
+        height = PRINT_BOTTOM_MM - (grid_top + station_mm + BLOCK_GAP_MM + HEADING_MM)
+        grid = grid_for(count, CONTENT_MM, height, min(CELL_QR_MAX_MM, station_mm - STATION_CODE_LEAD_MM))
+        if grid is not None and (best is None or grid.qr_mm > best.grid.qr_mm + 0.01):
+            best = StationPage(station_mm, grid, _spread(height - grid.rows * row_pitch_mm(grid.qr_mm), grid.rows))
+        station_mm -= 1
+    return best
+
+
+@lru_cache(maxsize=4)
+def page_capacity(first: bool) -> int:
+    """How many deputy codes a station poster page holds at the minimum size."""
     count = 1
-    while grid_for(count + 1, width_mm, height_mm) is not None:
+    while plan_station_page(count + 1, first) is not None:
         count += 1
     return count
 
 
-def _deputy_grid(canvas: Canvas, deputies: tuple[DeputyCode, ...], area: Box) -> None:
-    """Deputy codes with their names under them, rows centred."""
-    width_mm, height_mm = area.width / MM, area.height / MM
-    grid = grid_for(len(deputies), width_mm, height_mm)
-    assert grid is not None  # the caller paginates by grid_capacity
-    cell_w = width_mm / grid.columns
-    pitch = min(height_mm / grid.rows, grid.qr_mm + CELL_NAME_MM + 8)
-    name_mm = min(6.0, grid.qr_mm * 0.15)  # bigger codes, bigger names
-    for number, deputy in enumerate(deputies):
-        row, column = divmod(number, grid.columns)
-        in_row = min(grid.columns, len(deputies) - row * grid.columns)
-        left = area.left / MM + (width_mm - in_row * cell_w) / 2 + column * cell_w
-        top = area.top / MM + row * pitch
-        qr_left = left + (cell_w - grid.qr_mm) / 2
-        canvas.code(deputy.url, Box.mm(qr_left, top, qr_left + grid.qr_mm, top + grid.qr_mm))
-        name_box = Box.mm(left + 1, top + grid.qr_mm + 0.5, left + cell_w - 1, top + grid.qr_mm + 0.5 + CELL_NAME_MM)
-        canvas.text(
-            deputy.name, name_box, "bold", name_mm, 2, INK, "center", max_lines=2, breaks=NAME_BREAKS, role="name"
-        )
+def station_poster_page_count(deputy_count: int) -> int:
+    """How many pages ``station_posters`` draws for ``deputy_count`` deputy codes."""
+    return 1 + -(-max(0, deputy_count - page_capacity(True)) // page_capacity(False))
 
 
 def station_posters(sheet: StationSheet) -> list[Sheet]:
@@ -732,31 +453,11 @@ def station_posters(sheet: StationSheet) -> list[Sheet]:
     return list(iter_station_posters(sheet))
 
 
-def _station_grid_areas() -> tuple[Box, Box, int, int]:
-    """Where a station poster's deputy codes go: below the station's block on the first page, below the
-    heading on the others; with how many codes fit in each."""
-    m = MARGIN_MM
-    right, bottom = A4_MM[0] - m, A4_MM[1] - m
-    first_area, more_area = Box.mm(m, 128, right, bottom), Box.mm(m, 50, right, bottom)
-    return (
-        first_area,
-        more_area,
-        grid_capacity(first_area.width / MM, first_area.height / MM),
-        grid_capacity(more_area.width / MM, more_area.height / MM),
-    )
-
-
-def station_poster_page_count(deputy_count: int) -> int:
-    """How many pages ``station_posters`` draws for ``deputy_count`` deputy codes."""
-    _, _, first_capacity, more_capacity = _station_grid_areas()
-    return 1 + -(-max(0, deputy_count - first_capacity) // more_capacity)
-
-
 def iter_station_posters(sheet: StationSheet) -> Iterator[Sheet]:
     """The pages of ``station_posters``, each drawn only when asked for (a batch holds one page at a time)."""
     m = MARGIN_MM
     right = A4_MM[0] - m
-    first_area, more_area, first_capacity, more_capacity = _station_grid_areas()
+    first_capacity, more_capacity = page_capacity(True), page_capacity(False)
     chunks = [sheet.deputies[:first_capacity]]
     rest = sheet.deputies[first_capacity:]
     while rest:
@@ -764,90 +465,118 @@ def iter_station_posters(sheet: StationSheet) -> Iterator[Sheet]:
         rest = rest[more_capacity:]
 
     for number, chunk in enumerate(chunks):
+        plan = plan_station_page(len(chunk), number == 0)
         canvas = Canvas(A4_MM)
-        canvas.band(Box.mm(m, m, right, 40))
-        canvas.text(sheet.name, Box.mm(m + 6, 15, right - 6, 28), "bold", 11, 5, WHITE, "center", 1, role="title")
+        canvas.band(Box.mm(m, m, right, STATION_BAND_BOTTOM_MM), RED)
+        canvas.text(sheet.name, Box.mm(m + 6, 14.5, right - 6, 27), "bold", 10, 5, WHITE, "center", 1, role="title")
         subtitle = STATION_SUBTITLE if number == 0 else f"代表码（续 {number + 1}/{len(chunks)}）"
-        canvas.text(subtitle, Box.mm(m + 6, 30, right - 6, 37), "bold", 5.5, 3, CREAM, "center", 1)
+        canvas.text(subtitle, Box.mm(m + 6, 28.5, right - 6, 34), "bold", 5, 3, CREAM, "center", 1)
+        top = STATION_BAND_BOTTOM_MM + BLOCK_GAP_MM + plan.spread_mm
         if number == 0:
-            _station_block(canvas, sheet)
-            canvas.text(DEPUTY_CODES_HEADING, Box.mm(m, 113, right, 121), "bold", 6, 3, RED, max_lines=1)
-            canvas.rule(m, right, 123, fill=RED, width_mm=0.5)
-            area = first_area
-        else:
-            area = more_area
+            _station_block(canvas, sheet, top, plan.station_mm)
+            top += plan.station_mm + BLOCK_GAP_MM + plan.spread_mm
+            canvas.text(DEPUTY_CODES_HEADING, Box.mm(m, top, right, top + 8), "bold", 6, 3, RED, max_lines=1)
+            canvas.rule(m, right, top + 9.5, RED, width_mm=0.5)
+            top += HEADING_MM
         if chunk:
-            _deputy_grid(canvas, chunk, area)
+            _deputy_grid(canvas, chunk, plan, top + plan.spread_mm / 2)
         else:
-            canvas.text(NO_DEPUTIES, Box.mm(m, 132, right, 150), "regular", 5, 3, GREY, "center")
+            text_top = top + plan.spread_mm
+            canvas.text(
+                NO_DEPUTIES, Box.mm(m, text_top, right, text_top + NO_DEPUTIES_MM), "regular", 5, 3, GREY, "center"
+            )
         yield canvas.sheet
 
 
-def _station_block(canvas: Canvas, sheet: StationSheet) -> None:
+def _station_block(canvas: Canvas, sheet: StationSheet, top: float, size_mm: float) -> None:
+    """The station's code at the left margin, what it is for and the station's details beside it."""
     m = MARGIN_MM
     right = A4_MM[0] - m
-    canvas.code(sheet.url, Box.mm(m, 45, m + 62, 107))
-    column = m + 68
-    canvas.text(STATION_CODE_LABEL, Box.mm(column, 47, right, 56), "bold", 8, 4, RED, max_lines=1)
-    canvas.text(STATION_CODE_HINT, Box.mm(column, 58, right, 70), "bold", 5, 3, INK, max_lines=2)
+    overhang = size_mm * QUIET_FRACTION
+    canvas.code(sheet.url, Box.mm(m - overhang, top, m - overhang + size_mm, top + size_mm))
+    column = m + size_mm - overhang + 2
+    bottom = top + size_mm
+    canvas.text(STATION_CODE_LABEL, Box.mm(column, top + 2, right, top + 11), "bold", 8, 4, RED, max_lines=1)
+    canvas.text(STATION_CODE_HINT, Box.mm(column, top + 13, right, top + 24), "bold", 5, 3, INK, max_lines=2)
     fields = [
         ("地址：", sheet.address),
-        ("接待日：", sheet.reception or NO_RECEPTION),
+        ("接待时间：", sheet.reception or NO_RECEPTION),
         ("联系人：", sheet.contact),
     ]
-    _field_block(canvas, [(label, value) for label, value in fields if value], Box.mm(column, 73, right, 100), 5)
-    canvas.text(f"码上联 · 联络站码 {sheet.slug}", Box.mm(column, 102, right, 106), "regular", 2.8, 1.5, GREY)
+    _field_block(
+        canvas, [(label, value) for label, value in fields if value], Box.mm(column, top + 27, right, bottom - 6), 5
+    )
+    canvas.text(
+        f"码上联 · 联络站码 {sheet.slug}", Box.mm(column, bottom - 4.5, right, bottom - 0.5), "regular", 2.8, 1.5, GREY
+    )
+
+
+def _deputy_grid(canvas: Canvas, deputies: tuple[DeputyCode, ...], plan: StationPage, top_mm: float) -> None:
+    """Deputy codes with their names under them, rows centred and spread down the page."""
+    grid = plan.grid
+    assert grid is not None  # the caller paginates by page_capacity
+    qr_mm = grid.qr_mm
+    cell_mm = min((CONTENT_MM + 2 * qr_mm * QUIET_FRACTION) / grid.columns, qr_mm * 1.25)
+    pitch = row_pitch_mm(qr_mm) + plan.spread_mm
+    name_mm = name_font_mm(qr_mm)
+    for number, deputy in enumerate(deputies):
+        row, column = divmod(number, grid.columns)
+        in_row = min(grid.columns, len(deputies) - row * grid.columns)
+        left = A4_MM[0] / 2 - in_row * cell_mm / 2 + column * cell_mm
+        top = top_mm + row * pitch
+        qr_left = left + (cell_mm - qr_mm) / 2
+        canvas.code(deputy.url, Box.mm(qr_left, top, qr_left + qr_mm, top + qr_mm))
+        name_left, name_right = max(left, MARGIN_MM) + 1, min(left + cell_mm, A4_MM[0] - MARGIN_MM) - 1
+        name_box = Box.mm(name_left, top + qr_mm + 0.5, name_right, top + qr_mm + 0.5 + 1.8 * name_mm)
+        canvas.text(
+            deputy.name, name_box, "bold", name_mm, 1.5, INK, "center", max_lines=2, breaks=NAME_BREAKS, role="name"
+        )
+
+
+# --- the table card ------------------------------------------------------------------------------
+
+
+def _card_panel(canvas: Canvas, sheet: DeputySheet, top: float) -> None:
+    """One half of the table card, its top at ``top`` mm (the fold)."""
+    width_mm = A5_MM[0]
+    m = 9.0
+    right = width_mm - m
+    canvas.text(TITLE, Box.mm(m, top + 8, right, top + 15), "bold", 5.5, 3, RED, "center", max_lines=1, role="title")
+    canvas.rule(m, right, top + 17.5, RED, width_mm=0.4)
+    canvas.code(sheet.url, Box.mm(m, top + 23, m + 62, top + 85))
+    column = m + 68
+    levels = " · ".join(sheet.levels) or "人大代表"
+    canvas.text(levels, Box.mm(column, top + 27, right, top + 33), "bold", 4.5, 2, RED, max_lines=1, role="levels")
+    canvas.text(
+        sheet.name, Box.mm(column, top + 35, right, top + 63), "bold", 14, 5, INK, "left", "middle", 2, NAME_BREAKS,
+        role="name",
+    )  # fmt: skip
+    canvas.text(CARD_CALL, Box.mm(column, top + 66, right, top + 73), "bold", 6, 3, RED, max_lines=1)
+    canvas.text(sheet.station_name, Box.mm(column, top + 75.5, right, top + 85), "regular", 3.6, 2, GREY, max_lines=2)
 
 
 def table_card(sheet: DeputySheet) -> Sheet:
-    """A deputy's table card: A5 folded across the middle into a tent, the upper half upside down.
+    """A deputy's table card: A5 folded across the middle into a tent, the upper half turned.
 
     Each half is read with its top at the fold, so the folded card reads the same from both sides.
     """
-    width_mm, height_mm = A5_MM
-    half_mm = height_mm / 2
-    panel = Canvas((width_mm, half_mm))
-    m = 9.0
-    right = width_mm - m
-    panel.text(TITLE, Box.mm(m, 8, right, 15), "bold", 5.5, 3, RED, "center", max_lines=1, role="title")
-    panel.rule(m, right, 17.5, fill=RED, width_mm=0.4)
-    panel.code(sheet.url, Box.mm(m, 23, m + 62, 85))
-    column = m + 68
-    levels = " · ".join(sheet.levels) or "人大代表"
-    panel.text(levels, Box.mm(column, 27, right, 33), "bold", 4.5, 2, RED, max_lines=1, role="levels")
-    panel.text(
-        sheet.name, Box.mm(column, 35, right, 63), "bold", 14, 5, INK, "left", "middle", 2, NAME_BREAKS, role="name"
-    )
-    panel.text(CARD_CALL, Box.mm(column, 66, right, 73), "bold", 6, 3, RED, max_lines=1)
-    panel.text(sheet.station_name, Box.mm(column, 75.5, right, 85), "regular", 3.6, 2, GREY, max_lines=2)
-
-    # The halves are one raster, codes included: the upper one is the lower one turned.
+    fold_mm = A5_MM[1] / 2
     card = Canvas(A5_MM)
-    flat = panel.sheet.composite()
-    fold = flat.height
-    card.sheet.image.paste(flat.rotate(180), (0, 0))
-    card.sheet.image.paste(flat, (0, fold))
-    dash = px(3)
-    for x in range(0, flat.width, dash * 2):
-        card.draw.line([(x, fold), (x + dash, fold)], fill=RULE, width=px(0.2))
-    card.sheet.ink.append(Box(0, fold - px(0.2), flat.width, fold + px(0.2)))
+    _card_panel(card, sheet, fold_mm)
+    lower = card.sheet
+    page_w, page_h = lower.size_px
+    upper_area = Box(0, 0, page_w, px(fold_mm))
+    turned = TurnedOp(tuple(lower.ops), upper_area)
 
-    page_w = card.sheet.image.width
-
-    def upper(box: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
+    def turn(box: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
         left, top, right, bottom = box
-        return (page_w - right, fold - bottom, page_w - left, fold - top)
+        return (page_w - right, page_h - bottom, page_w - left, page_h - top)
 
-    def lower(box: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
-        left, top, right, bottom = box
-        return (left, top + fold, right, bottom + fold)
-
-    for place in (upper, lower):
-        card.sheet.codes += [PlacedCode(c.url, Box(*place(c.box.as_tuple()))) for c in panel.sheet.codes]
-        card.sheet.texts += [PlacedText(t.text, place(t.box), t.role, t.size) for t in panel.sheet.texts]
-        card.sheet.ink += [Box(*place(b.as_tuple())) for b in panel.sheet.ink]
-        card.sheet.ink += [Box(*place(c.box.as_tuple())) for c in panel.sheet.codes]
-    return card.sheet
+    texts = [PlacedText(t.text, turn(t.box), t.role, t.size) for t in lower.texts]
+    codes = [PlacedCode(c.url, Box(*turn(c.box.as_tuple())), Box(*turn(c.symbol.as_tuple()))) for c in lower.codes]
+    fold = px(fold_mm)
+    dash = LineOp(0, fold, page_w, fold, px(0.2), RULE, dash=px(3))
+    return Sheet(A5_MM, ops=[turned, *lower.ops, dash], texts=texts + lower.texts, codes=codes + lower.codes)
 
 
 # --- batches -------------------------------------------------------------------------------------

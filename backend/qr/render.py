@@ -20,6 +20,13 @@ def _qr(url: str, box_size: int) -> qrcode.QRCode:
     return qr
 
 
+def qr_modules(url: str) -> tuple[tuple[bool, ...], ...]:
+    """The symbol of ``url`` as rows of modules (True: dark), without the quiet zone: posters draw it as vectors."""
+    qr = _qr(url, box_size=1)
+    qr.border = 0
+    return tuple(tuple(bool(dark) for dark in row) for row in qr.get_matrix())
+
+
 def qr_png(url: str, size: int) -> bytes:
     """A black-on-white PNG of ``url``, ``size`` pixels square, modules scaled without blurring."""
     # One pixel per module, then nearest-neighbour to the size asked: modules stay sharp black
