@@ -428,6 +428,10 @@ def old_database(tmp_path):
         drop_pg_database(url)
 
 
+# The revision just before the claims migration (its down_revision): the items table as the old entry page wrote it.
+BEFORE_CLAIMS = "b5d1f0c8a3e2"
+
+
 def test_a_migrated_in_person_item_s_old_key_cannot_rate(old_database, tmp_path):
     """The deputy saw the old key on the entry page: after the migration it opens and rates nothing;
     a receipt from the item page lets the resident claim the item and rate it once, with a new key."""
@@ -450,7 +454,7 @@ def test_a_migrated_in_person_item_s_old_key_cannot_rate(old_database, tmp_path)
     )
     app.instance_path = str(tmp_path / "instance")
     with app.app_context():
-        upgrade(revision="a7c3e91d2f40")
+        upgrade(revision=BEFORE_CLAIMS)
         county = Region(code="430225", name="炎陵县", level=RegionLevel.COUNTY)
         station = Station(name="霞阳镇人大代表联络站", region=county, address="霞阳镇")
         deputy = Deputy(name="张秀英", station=station, constituency="第三选区")
@@ -504,7 +508,7 @@ def test_a_migrated_in_person_item_s_old_key_cannot_rate(old_database, tmp_path)
         assert client.post(f"/api/v1/items/7K4P9QXD/rating?key={new_key}", json=body).status_code == 200
         assert client.post(f"/api/v1/items/7K4P9QXD/rating?key={new_key}", json=body).status_code == 409
         db.session.remove()
-        downgrade(revision="a7c3e91d2f40")  # and back: the key the claim made stays, the CLAIMED event is a note
+        downgrade(revision=BEFORE_CLAIMS)  # and back: the key the claim made stays, the CLAIMED event is a note
         assert db.session.scalar(text("SELECT access_key FROM items WHERE ref = '7K4P9QXD'")) == new_key
         assert db.session.scalar(text("SELECT count(*) FROM item_events WHERE kind = 'claimed'")) == 0
         db.session.remove()

@@ -43,7 +43,7 @@ outbox_messages
     holds a credit (above 0) and of a claim's token, then the columns go.
 
 Revision ID: 01209e92030a
-Revises: a7c3e91d2f40
+Revises: b5d1f0c8a3e2
 Create Date: 2026-12-02 09:00:00.000000
 
 """
@@ -56,7 +56,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = "01209e92030a"
-down_revision = "a7c3e91d2f40"
+down_revision = "b5d1f0c8a3e2"
 branch_labels = None
 depends_on = None
 
