@@ -9,7 +9,6 @@ from __future__ import annotations
 from flask import Blueprint, jsonify, request
 from sqlalchemy import func, select
 
-from backend import database
 from backend.errors import UserError
 from backend.extensions import csrf, db
 from backend.items.inbox import first_line
@@ -76,16 +75,15 @@ def my_items():
     resident = require_resident()
     page = _positive_int("page", 1, MAX_PAGE)
     per_page = _positive_int("per_page", DEFAULT_PER_PAGE, MAX_PER_PAGE)
-    with database.read_phase():
-        total = db.session.scalar(select(func.count()).select_from(Item).where(Item.resident_id == resident.id))
-        items = db.session.scalars(
-            select(Item)
-            .where(Item.resident_id == resident.id)
-            .order_by(Item.created_at.desc(), Item.id.desc())
-            .offset((page - 1) * per_page)
-            .limit(per_page)
-        ).all()
-        rows = [my_item_json(item) for item in items]
+    total = db.session.scalar(select(func.count()).select_from(Item).where(Item.resident_id == resident.id))
+    items = db.session.scalars(
+        select(Item)
+        .where(Item.resident_id == resident.id)
+        .order_by(Item.created_at.desc(), Item.id.desc())
+        .offset((page - 1) * per_page)
+        .limit(per_page)
+    ).all()
+    rows = [my_item_json(item) for item in items]
     return jsonify(
         items=rows,
         page=page,
@@ -101,16 +99,14 @@ def my_item(ref: str):
     """One of the resident's items by reference (what a notification's page opens: it carries no key)."""
     resident = require_resident()
     normalized = normalize_ref(ref)
-    with database.read_phase():
-        item = (
-            db.session.scalar(select(Item).where(Item.ref == normalized, Item.resident_id == resident.id))
-            if normalized
-            else None
-        )
-        row = my_item_json(item) if item is not None else None
-    if row is None:
+    item = (
+        db.session.scalar(select(Item).where(Item.ref == normalized, Item.resident_id == resident.id))
+        if normalized
+        else None
+    )
+    if item is None:
         raise UserError("unknown_item", "找不到该留言，请核对编号。", 404)
-    return jsonify(row)
+    return jsonify(my_item_json(item))
 
 
 @bp.post("/wechat/bind")

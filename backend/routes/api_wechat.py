@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, jsonify, request
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 
+from backend import database
 from backend.errors import UserError
 from backend.extensions import csrf, db
 from backend.models import SessionKind, SubscriptionCredit, utcnow
@@ -124,11 +124,10 @@ def report_subscriptions():
 
     now = utcnow()
     table = SubscriptionCredit.__table__
-    insert = postgresql.insert if db.session.get_bind().dialect.name == "postgresql" else sqlite.insert
     for template_id, result in sorted(results.items()):
         if result != "accept":
             continue
-        stmt = insert(table).values(openid=openid, template_id=template_id, credits=1, updated_at=now)
+        stmt = database.dialect_insert(table).values(openid=openid, template_id=template_id, credits=1, updated_at=now)
         stmt = stmt.on_conflict_do_update(
             index_elements=[table.c.openid, table.c.template_id],
             set_={"credits": table.c.credits + 1, "updated_at": now},
