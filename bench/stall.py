@@ -4,8 +4,9 @@ and one 5,000-row import dry run, on SQLite and on PostgreSQL (issue 10, finding
 On SQLite one write transaction runs at a time: slow work inside one (a password hash, parsing a
 workbook) would hold every submission. The app does that work outside any write transaction
 (``backend.database``); this bench shows whether a submission still waits for it. The server is
-gunicorn as ``make run`` serves the app (two workers of eight threads), so that a submission finds
-a free thread while the staff's requests run.
+gunicorn with a sync worker (a process) for every request in flight, so that what is measured is
+the database: not a queue for a free worker, nor Python's lock shared by a parse and a submission
+in one process's threads.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from bench.submit import (
     submission_requests,
 )
 
-GUNICORN_SETTINGS = ["--workers", "2", "--worker-class", "gthread", "--threads", "8", "--log-level", "warning"]
+GUNICORN_SETTINGS = ["--workers", "10", "--worker-class", "sync", "--log-level", "warning"]
 TARGET_MS = 100.0
 DEMO_PASSWORD = "demo-2026"  # noqa: S105 - the demo's published password (backend/demo.py)
 ADMIN = "station_admin"  # the demo's administrator of its first station

@@ -222,7 +222,7 @@ def gunicorn(
             stderr=subprocess.STDOUT,
         )
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 120  # a loaded machine starts ten workers slowly
         while True:
             if process.poll() is not None:
                 raise RuntimeError(f"gunicorn {app_spec} exited; see {log_path}:\n{log_path.read_text()[-2000:]}")

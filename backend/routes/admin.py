@@ -60,13 +60,6 @@ bp = Blueprint("admin", __name__, url_prefix="/admin")
 WEEKDAY_LABELS = "一二三四五六日"
 
 
-@bp.after_request
-def _no_store(response):
-    """Administration pages show phone numbers: never keep them in a shared or back-button cache."""
-    response.headers.setdefault("Cache-Control", "no-store")
-    return response
-
-
 def _page(template: str, status: int = 200, **context) -> Response:
     user = current_staff()
     context.setdefault("user", user)

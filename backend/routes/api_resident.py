@@ -27,13 +27,6 @@ MAX_PER_PAGE = 50
 MAX_PAGE = 10_000
 
 
-@bp.after_request
-def _no_store(response):
-    """Tokens and a person's own items are never cached."""
-    response.headers.setdefault("Cache-Control", "no-store")
-    return response
-
-
 @bp.post("/wechat/login")
 def wechat_login():
     """``{"code"}`` from ``wx.login`` → 201 ``{"token", "expires_at"}``; the session key stays on the server."""

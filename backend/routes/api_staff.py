@@ -37,13 +37,6 @@ csrf.exempt(bp)  # bearer tokens in headers; a browser's cookie is never accepte
 ACTION_KEYS = ("text", "department_id", "due", "deputy_id", "duplicate_of", "outcome")
 
 
-@bp.after_request
-def _no_store(response):
-    """Staff answers carry personal data: never cached."""
-    response.headers.setdefault("Cache-Control", "no-store")
-    return response
-
-
 def _iso(moment) -> str | None:
     return moment.isoformat() if moment is not None else None
 

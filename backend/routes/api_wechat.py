@@ -29,13 +29,6 @@ TOKEN_MAX_LENGTH = 256
 REPORT_MAX_RESULTS = 10
 
 
-@bp.after_request
-def _no_store(response):
-    """Credits are per user: never cached."""
-    response.headers.setdefault("Cache-Control", "no-store")
-    return response
-
-
 def _bearer_token() -> str | None:
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     token = token.strip()

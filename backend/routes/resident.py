@@ -67,14 +67,6 @@ def _resolve_or_page(slug: str) -> ResolvedCode:
     return resolved
 
 
-def _form_page(resolved: ResolvedCode, values: dict, errors: dict, status: int = 200):
-    """The form, never stored by the browser: going back to it fetches it again, with a fresh ``client_id``."""
-    response = make_response(render_template("form.html", values=values, errors=errors, **_form_context(resolved)))
-    response.status_code = status
-    response.headers["Cache-Control"] = "no-store"
-    return response
-
-
 @bp.get("/c/<slug>")
 def code_form(slug: str):
     """What a scanned code opens: the deputy's (or station's) card and the message form."""
@@ -87,8 +79,9 @@ def code_form(slug: str):
     with database.writing():  # the scan count: a write of a GET
         db.session.execute(update(Code).where(Code.id == resolved.code.id).values(scan_count=Code.scan_count + 1))
         db.session.commit()
+    # Never stored (backend/security.py): going back to the form fetches it again, with a fresh client_id.
     values = {"client_id": new_client_id(), "deputy_id": DUTY_CHOICE, "category": ""}
-    return _form_page(resolved, values, {})
+    return render_template("form.html", values=values, errors={}, **_form_context(resolved))
 
 
 def new_client_id() -> str:
@@ -133,7 +126,7 @@ def submit_form(slug: str):
             errors = {"form": exc.message}
         if files and exc.field != "photos":
             errors.setdefault("photos", "出于安全原因，已选的照片需要重新选择。")
-        return _form_page(resolved, values, errors, exc.status)
+        return render_template("form.html", values=values, errors=errors, **_form_context(resolved)), exc.status
     db.session.commit()
     return redirect(url_for("resident.track", ref=result.ref, k=result.access_key, new=1), code=303)
 

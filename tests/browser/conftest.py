@@ -12,6 +12,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -232,11 +233,27 @@ class Phone:
 @pytest.fixture
 def phone(playwright_driver, chromium_executable, tmp_path) -> Iterator[Phone]:
     """A fresh Chromium profile sized and identified as a phone in WeChat's browser."""
+    with open_phone(playwright_driver, chromium_executable, tmp_path) as phone:
+        yield phone
+
+
+@pytest.fixture
+def phone_with_back_forward_cache(playwright_driver, chromium_executable, tmp_path) -> Iterator[Phone]:
+    """The same phone with the back/forward cache a phone's browser has (Playwright turns it off by default):
+    the back button may show a page as it was left, scripts' state and form fields included."""
+    with open_phone(playwright_driver, chromium_executable, tmp_path, ["--disable-back-forward-cache"]) as phone:
+        yield phone
+
+
+@contextmanager
+def open_phone(playwright_driver, chromium_executable, tmp_path, ignore_default_args=()) -> Iterator[Phone]:
+    """A phone's page in a fresh profile; Playwright's default arguments ``ignore_default_args`` left out."""
     context = playwright_driver.chromium.launch_persistent_context(
         str(tmp_path / "chromium-profile"),
         executable_path=chromium_executable,
         headless=True,
         args=CHROMIUM_ARGS,
+        ignore_default_args=list(ignore_default_args),
         viewport={"width": PHONE_WIDTH, "height": PHONE_HEIGHT},
         device_scale_factor=2,
         is_mobile=True,
