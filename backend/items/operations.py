@@ -341,7 +341,12 @@ def submit_item(sub: Submission) -> SubmitResult:
 _items = Item.__table__
 _INSERT_EVENT = insert(ItemEvent)
 _EARLIER_BY_CLIENT_ID = select(
-    Item.id.label("earlier_id"), Item.ref, Item.access_key, Item.status, Item.code_id, Item.body_fingerprint
+    Item.id.label("earlier_id"),
+    Item.ref,
+    Item.access_key,
+    Item.status,
+    Item.code_id.label("earlier_code_id"),
+    Item.body_fingerprint,
 ).where(Item.client_id == bindparam("client_id"))
 _code_deputy = aliased(Deputy)
 _earlier = _EARLIER_BY_CLIENT_ID.subquery()
@@ -370,7 +375,7 @@ def _insert_item(dialect: str):
 def _first_submission(earlier, code_id: int, fingerprint: str) -> SubmitResult:
     """The item stored under a repeated ``client_id``, when this is the same message to the same code (a retry);
     409 ``client_id_reused`` otherwise, and nothing is written: a second message is never taken for the first."""
-    if earlier.code_id != code_id or earlier.body_fingerprint != fingerprint:
+    if earlier.earlier_code_id != code_id or earlier.body_fingerprint != fingerprint:
         raise UserError(
             "client_id_reused",
             "这条留言和之前提交的另一条留言用了同一个提交编号，没有保存。请再提交一次。",

@@ -79,7 +79,7 @@ def process_photo(data: bytes) -> ProcessedPhoto:
             width, height = image.size
             if width * height > max_pixels:
                 raise _too_many_pixels(max_pixels)
-            with _decoding_turn():
+            with decoding_turn():
                 return _reencode(image, max_side)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         # Pillow's own guard, raised from Image.open (the warning is an error under pytest).
@@ -92,8 +92,9 @@ def process_photo(data: bytes) -> ProcessedPhoto:
 
 
 @contextmanager
-def _decoding_turn() -> Iterator[None]:
-    """Hold one of this process's decoding turns (503 ``busy`` when none comes free in time)."""
+def decoding_turn() -> Iterator[None]:
+    """Hold one of this process's ``PHOTO_DECODES_PER_PROCESS`` decoding turns (503 ``busy`` when none comes
+    free within ``PHOTO_DECODE_WAIT_SECONDS``): photos decoded at once cannot take a worker's memory."""
     config = current_app.config
     turns = current_app.extensions.get("photo_decoding")
     if turns is None:  # setdefault: two threads racing here end up sharing one
