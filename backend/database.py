@@ -96,15 +96,16 @@ def _configure_sqlite(engine: Engine) -> None:
     def _on_begin(conn):
         mode = _begin_mode()
         query_only = mode == READ
+        dbapi_connection = conn.connection.dbapi_connection  # straight to sqlite3: two statements per transaction
         if conn.info.get(_QUERY_ONLY, False) != query_only:
-            conn.exec_driver_sql(f"PRAGMA query_only = {int(query_only)}")
+            dbapi_connection.execute(f"PRAGMA query_only = {int(query_only)}")
             conn.info[_QUERY_ONLY] = query_only
         if mode == WRITE and write_transaction_of_this_thread() is not None:
             raise RuntimeError(
                 "this thread already holds SQLite's write lock in another transaction and would wait for "
                 "itself: end that transaction (commit) before this one (see backend/database.py)"
             )
-        conn.exec_driver_sql(mode)
+        dbapi_connection.execute(mode)
         conn.info[_MODE] = mode
         if mode == WRITE:
             _lock_holder.set(conn)

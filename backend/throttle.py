@@ -226,7 +226,7 @@ def _peek(keys: list[str]) -> dict[str, tuple[int, int]]:
     found = _peek_redis(keys) if current_app.config.get("REDIS_URL") else None
     if found is None:
         now = utcnow()
-        rows = db.session.execute(_PEEK, {"keys": keys, "now": now})
+        rows = db.session.connection().execute(_PEEK, {"keys": keys, "now": now})
         found = {row.key: (row.count, seconds_left(row.expires_at, now)) for row in rows}
     return {key: found.get(key, (0, 0)) for key in keys}
 

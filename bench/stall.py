@@ -250,7 +250,7 @@ def parse_args(argv: list[str] | None) -> Options:
     parser.add_argument("--logins", type=int, default=Options.logins, help="staff logging in at once")
     parser.add_argument("--roster-rows", type=int, default=Options.roster_rows, help="rows of the dry run's roster")
     parser.add_argument("--engines", default="sqlite,postgresql", help="comma-separated: sqlite, postgresql")
-    args = parser.parse_args(argv)
+    args, _others = parser.parse_known_args(argv)  # `python -m bench` hands every bench the same arguments
     engines = engines_of(parser, args.engines)
     return Options(args.submissions, Options.warmup, args.logins, args.roster_rows, engines)
 

@@ -51,9 +51,11 @@ def sqlite_app(sqlite_url):
         db.engine.dispose()
 
 
-def _plain_begin(conn, cursor, statement, parameters, context, executemany):
-    """Fault injection: the engine's own BEGIN IMMEDIATE sent as a plain (deferred) BEGIN."""
-    return ("BEGIN" if statement == "BEGIN IMMEDIATE" else statement), parameters
+class PlainBegin(sqlite3.Connection):
+    """Fault injection: a sqlite3 connection that sends the app's BEGIN IMMEDIATE as a plain (deferred) BEGIN."""
+
+    def execute(self, sql, *args):
+        return super().execute("BEGIN" if sql == "BEGIN IMMEDIATE" else sql, *args)
 
 
 def worker(url: str, number: int, plain_begin: bool, start, results, method: str = "POST") -> None:
@@ -62,10 +64,14 @@ def worker(url: str, number: int, plain_begin: bool, start, results, method: str
     As a GET request the transaction declares its write first (``database.writing``), as a GET that must write does."""
     committed, locked, other = 0, 0, []
     try:
-        app = create_app({"SQLALCHEMY_DATABASE_URI": url})
+        config = {"SQLALCHEMY_DATABASE_URI": url}
+        if plain_begin:
+            options = database.engine_options(url)
+            config["SQLALCHEMY_ENGINE_OPTIONS"] = options | {
+                "connect_args": options["connect_args"] | {"factory": PlainBegin}
+            }
+        app = create_app(config)
         with app.app_context():
-            if plain_begin:
-                event.listen(db.engine, "before_cursor_execute", _plain_begin, retval=True)
             start.wait(timeout=60)
             for i in range(TRANSACTIONS):
                 try:
@@ -146,16 +152,17 @@ def write_one(path: Path, key: str) -> None:
 
 
 def _statements(engine) -> list[str]:
-    """Every statement the engine sends from now on (BEGINs and PRAGMAs whole, others by their first word),
-    and its COMMITs and ROLLBACKs (DBAPI calls)."""
+    """Every statement SQLite runs for the engine's connections opened from now on, as SQLite traces it:
+    BEGINs and PRAGMAs whole, the others by their first word."""
     sent: list[str] = []
 
-    @event.listens_for(engine, "before_cursor_execute")
-    def record(conn, cursor, statement, parameters, context, executemany):
+    def record(statement: str) -> None:
         sent.append(statement if statement.startswith(("BEGIN", "PRAGMA")) else statement.split()[0].upper())
 
-    event.listen(engine, "commit", lambda conn: sent.append("COMMIT"))
-    event.listen(engine, "rollback", lambda conn: sent.append("ROLLBACK"))
+    @event.listens_for(engine, "connect")
+    def trace(dbapi_connection, _record):
+        dbapi_connection.set_trace_callback(record)
+
     return sent
 
 

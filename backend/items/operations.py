@@ -36,6 +36,7 @@ from backend.models import (
     ItemStatus,
     OutboxMessage,
     OutboxStatus,
+    ReceptionRule,
     Resident,
     StaffUser,
     Station,
@@ -225,8 +226,8 @@ def submit_item(sub: Submission) -> SubmitResult:
 
     1. the checks that need no database, then the reads, in a read transaction: the code, an
        earlier item with the same ``client_id`` (``_first_submission``: the first item again, or
-       409), the throttle's counters (429 before any photo is decoded) and the deputy's latest
-       items (the near-duplicate mark);
+       409), the throttle's counters when slow work follows (429 before any photo is decoded or
+       WeChat asked) and the deputy's latest items (the near-duplicate mark);
     2. with no transaction open: the photos decoded (``photos.process_photo``, a few at a time
        per process) and WeChat's content check;
     3. the writes: the throttle counted and checked again (429), then the item under a fresh
@@ -248,7 +249,8 @@ def submit_item(sub: Submission) -> SubmitResult:
     if not isinstance(sub.code, str) or not SLUG_RE.match(sub.code):
         raise _unknown_code()
     with database.reading():
-        target = db.session.execute(_TARGET, {"slug": sub.code, "client_id": client_id}).first()
+        conn = db.session.connection()  # Core on the hot path: the ORM's own execution costs more than the queries
+        target = conn.execute(_TARGET, {"slug": sub.code, "client_id": client_id}).first()
         if target is None:
             raise _unknown_code()
         if target.earlier_id is not None:
@@ -258,13 +260,14 @@ def submit_item(sub: Submission) -> SubmitResult:
         if target.deputy_id is not None and target.deputy_status == DeputyStatus.SERVING:
             deputy_id = target.deputy_id
         else:  # a station's code, or a former deputy's: the station's deputy chosen, or the one on duty
-            deputy_id = _station_deputy_id(target.station_id, sub.deputy_choice)
+            deputy_id = _station_deputy_id(conn, target.station_id, sub.deputy_choice)
         station_id, code_id, slug = target.station_id, target.code_id, sub.code
-        throttle.check_submission(sub.address, slug)
+        if sub.photos or sub.resident is not None:  # slow work ahead (decoding, WeChat's check): refuse first
+            throttle.check_submission(sub.address, slug)
         similar_ref = None
         if minutes > 0:
             since = now - timedelta(minutes=minutes)
-            similar_ref = _similar_recent_ref(message.body, fingerprint, station_id, deputy_id, since)
+            similar_ref = _similar_recent_ref(conn, message.body, fingerprint, station_id, deputy_id, since)
 
     photos = [photo_intake.process_photo(data) for data in sub.photos]
     from backend.wechat.screening import is_held, screen_message  # screening releases items: import late
@@ -385,19 +388,74 @@ def _first_submission(earlier, code_id: int, fingerprint: str) -> SubmitResult:
     return SubmitResult(earlier.earlier_id, earlier.ref, earlier.access_key, earlier.status, created=False)
 
 
-def _station_deputy_id(station_id: int, choice: object) -> int | None:
-    """Who receives a message sent through a station's code: the chosen serving deputy, or the one on duty."""
+def _station_deputy_id(conn, station_id: int, choice: object) -> int | None:
+    """Who receives a message sent through a station's code: the chosen serving deputy, or the one on duty.
+
+    Core queries on the hot path; the reception calendar reads light copies of the rows.
+    """
     if choice in (None, "", DUTY_CHOICE):
-        deputy = duty_assignment(db.session.get(Station, station_id), today_in_china()).deputy
+        deputy = duty_assignment(_DutyStation(conn, station_id), today_in_china()).deputy
         return deputy.id if deputy is not None else None
     try:
         deputy_id = int(choice)
     except (TypeError, ValueError):
         raise UserError("invalid_deputy", "请选择本站的一位代表，或选择“值班代表”。", 400, field="deputy_id") from None
-    deputy = db.session.get(Deputy, deputy_id) if 0 < deputy_id < 2**31 else None  # an id the database can hold
-    if deputy is None or deputy.station_id != station_id or not deputy.is_serving:
+    row = None
+    if 0 < deputy_id < 2**31:  # an id the database can hold
+        row = conn.execute(_DEPUTY_PLACE, {"deputy_id": deputy_id}).first()
+    if row is None or row.station_id != station_id or row.status != DeputyStatus.SERVING:
         raise UserError("invalid_deputy", "请选择本站的一位在任代表，或选择“值班代表”。", 400, field="deputy_id")
     return deputy_id
+
+
+@dataclass(frozen=True)
+class _DutyDeputy:
+    """The columns of a deputy that the reception calendar reads (``backend.stations.calendar``)."""
+
+    id: int
+    name: str
+    status: DeputyStatus
+    station_id: int | None
+
+    @property
+    def is_serving(self) -> bool:
+        """True while the deputy is in office."""
+        return self.status == DeputyStatus.SERVING
+
+
+@dataclass(frozen=True)
+class _DutyRule:
+    kind: str
+    day: int
+    deputy: _DutyDeputy | None
+
+
+class _DutyStation:
+    """A station as the reception calendar reads it, from one Core query (its deputies only if asked)."""
+
+    def __init__(self, conn, station_id: int):
+        self.id = station_id
+        self._conn = conn
+        self.reception_rules = [
+            _DutyRule(kind, day, _DutyDeputy(*deputy) if deputy[0] is not None else None)
+            for kind, day, *deputy in conn.execute(_STATION_RULES, {"station_id": station_id})
+        ]
+
+    @functools.cached_property
+    def deputies(self) -> list[_DutyDeputy]:
+        """The station's deputies (the calendar's last resort when no rule names anyone)."""
+        return [_DutyDeputy(*row) for row in self._conn.execute(_STATION_DEPUTIES, {"station_id": self.id})]
+
+
+_DEPUTY_COLUMNS = (Deputy.id, Deputy.name, Deputy.status, Deputy.station_id)
+_STATION_RULES = (
+    select(ReceptionRule.kind, ReceptionRule.day, *_DEPUTY_COLUMNS)
+    .outerjoin(Deputy, Deputy.id == ReceptionRule.deputy_id)
+    .where(ReceptionRule.station_id == bindparam("station_id"))
+    .order_by(ReceptionRule.id)
+)
+_DEPUTY_PLACE = select(Deputy.station_id, Deputy.status).where(Deputy.id == bindparam("deputy_id"))
+_STATION_DEPUTIES = select(*_DEPUTY_COLUMNS).where(Deputy.station_id == bindparam("station_id")).order_by(Deputy.id)
 
 
 def _unknown_code() -> UserError:
@@ -420,7 +478,7 @@ _RECENT_TO_STATION = _RECENT.where(Item.station_id == bindparam("station_id"), I
 
 
 def _similar_recent_ref(
-    body: str, fingerprint: str, station_id: int, deputy_id: int | None, since: datetime
+    conn, body: str, fingerprint: str, station_id: int, deputy_id: int | None, since: datetime
 ) -> str | None:
     """The reference of a near-identical message to the same deputy (or station) since ``since``, if any.
 
@@ -428,9 +486,9 @@ def _similar_recent_ref(
     fingerprint, then lengths, then shared character pairs) and exact last (difflib).
     """
     if deputy_id is not None:
-        recent = db.session.execute(_RECENT_TO_DEPUTY, {"deputy_id": deputy_id, "since": since})
+        recent = conn.execute(_RECENT_TO_DEPUTY, {"deputy_id": deputy_id, "since": since})
     else:
-        recent = db.session.execute(_RECENT_TO_STATION, {"station_id": station_id, "since": since})
+        recent = conn.execute(_RECENT_TO_STATION, {"station_id": station_id, "since": since})
     normalized = _normalized(body)
     bigrams = None
     matcher = None
