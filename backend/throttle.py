@@ -211,7 +211,8 @@ def _count(limits: dict[str, int], window_seconds: int) -> dict[str, tuple[int, 
     now = utcnow()
     params = {f"k{i}": key for i, key in enumerate(sorted(limits))}
     params.update(now=now, expires=now + timedelta(seconds=window_seconds))
-    rows = db.session.connection().execute(_hit_many_statement(len(limits)), params).all()
+    statement = _hit_many_statement(len(limits))
+    rows = db.session.connection().execute(statement, params).all()  # (a write transaction may begin here)
     return {row.key: (row.count, seconds_left(row.expires_at, now)) for row in rows}
 
 

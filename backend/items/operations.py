@@ -305,11 +305,17 @@ def submit_item(sub: Submission) -> SubmitResult:
             )
         )
 
+    photo_rows = [
+        {"position": position, "width": p.width, "height": p.height, "jpeg": p.jpeg, "sha256": p.sha256}
+        for position, p in enumerate(photos)
+    ]
+
+    values["ref"] = new_ref()
+
     throttle.register_submission(sub.address, slug)  # the first write: the write transaction begins here
     conn = db.session.connection()
     item_id = None
     for _attempt in range(3):
-        values["ref"] = new_ref()
         # No row back: a unique key is taken, the client_id (a concurrent request stored this
         # submission first) or, rarely, the reference number (drawn again).
         item_id = conn.execute(_insert_item(conn.dialect.name), values).scalar()
@@ -318,24 +324,13 @@ def submit_item(sub: Submission) -> SubmitResult:
         earlier = conn.execute(_EARLIER_BY_CLIENT_ID, {"client_id": client_id}).first() if client_id else None
         if earlier is not None:
             return _first_submission(earlier, code_id, fingerprint)
+        values["ref"] = new_ref()
     if item_id is None:
         raise RuntimeError("could not store the item")
-    conn.execute(_INSERT_EVENT, [event | {"item_id": item_id} for event in events])
-    if photos:
-        conn.execute(
-            insert(ItemPhoto),
-            [
-                {
-                    "item_id": item_id,
-                    "position": position,
-                    "width": p.width,
-                    "height": p.height,
-                    "jpeg": p.jpeg,
-                    "sha256": p.sha256,
-                }
-                for position, p in enumerate(photos)
-            ],
-        )
+    rows = [event | {"item_id": item_id} for event in events]
+    conn.execute(_INSERT_EVENT, rows[0] if len(rows) == 1 else rows)
+    if photo_rows:
+        conn.execute(_INSERT_PHOTO, [row | {"item_id": item_id} for row in photo_rows])
     # A held item reaches the deputy when a station administrator releases it (wechat/screening.py).
     _queue_new_item_notices(conn, item_id, resident_id, None if held else deputy_id, now)
     return SubmitResult(item_id, values["ref"], values["access_key"], ItemStatus.SUBMITTED, created=True)
@@ -343,6 +338,7 @@ def submit_item(sub: Submission) -> SubmitResult:
 
 _items = Item.__table__
 _INSERT_EVENT = insert(ItemEvent)
+_INSERT_PHOTO = insert(ItemPhoto)
 _EARLIER_BY_CLIENT_ID = select(
     Item.id.label("earlier_id"),
     Item.ref,
