@@ -43,12 +43,13 @@ for. There ``reading()`` and ``writing()`` change nothing.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 
 from flask import Flask, has_app_context, has_request_context, request
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
@@ -186,6 +187,17 @@ def writing() -> Iterator[None]:
         yield
     finally:
         _declared.reset(token)
+
+
+def lock_until_commit(connection, name: str) -> None:
+    """Serialise one kind of work (``name``) across every process until ``connection``'s transaction ends.
+
+    PostgreSQL: a transaction-level advisory lock on ``name``. SQLite: nothing to take, for a
+    write transaction already holds the database's one write lock (``BEGIN IMMEDIATE``).
+    """
+    if connection.dialect.name == "postgresql":
+        lock_id = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+        connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": lock_id})
 
 
 def dialect_insert(table, dialect: str | None = None):

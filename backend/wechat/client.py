@@ -15,7 +15,6 @@ wechatpy 1.8.18 needs four corrections here (see ../shared/WECHAT.md):
 from __future__ import annotations
 
 import functools
-import hashlib
 import threading
 import time
 from collections.abc import Iterator
@@ -25,7 +24,7 @@ from typing import Any
 
 import requests
 from flask import Flask, current_app
-from sqlalchemy import delete, select, text
+from sqlalchemy import delete, select
 from sqlalchemy.engine import Connection
 from wechatpy.client import WeChatClient as _WechatpyClient
 from wechatpy.client.api.base import BaseWeChatAPI
@@ -74,7 +73,6 @@ class DatabaseTokenStorage(SessionStorage):
         self._app = app
         with app.app_context():
             self._engine = db.engine
-        self._is_postgresql = self._engine.dialect.name == "postgresql"
         self._table = WechatAccessToken.__table__
         self._local = threading.local()  # the connection holding the refresh lock, in this thread
         self._other: dict[str, Any] = {}
@@ -141,16 +139,15 @@ class DatabaseTokenStorage(SessionStorage):
     def refresh_lock(self, key: str) -> Iterator[None]:
         """Hold a lock shared by every process while this thread fetches a new token for ``key``.
 
-        PostgreSQL: a transaction-scoped advisory lock; SQLite: the write lock, taken at the
-        transaction's BEGIN (a write, also in a GET request). The token is written on the same
+        ``database.lock_until_commit`` on a write transaction of its own (also in a GET request): on
+        SQLite its write lock, on PostgreSQL an advisory lock. The token is written on the same
         connection, and the lock ends with its commit.
         """
         if getattr(self._local, "conn", None) is not None or database.write_transaction_of_this_thread() is not None:
             yield  # already serialised: this thread holds the lock, or SQLite's write lock
             return
         with database.writing(), self._engine.begin() as conn:
-            if self._is_postgresql:
-                conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _lock_id(key)})
+            database.lock_until_commit(conn, "wechat-token:" + key)
             self._local.conn = conn
             try:
                 yield
@@ -206,11 +203,6 @@ class RedisTokenStorage(RedisStorage):
 
                 with suppress(LockError):  # expired meanwhile: another process may hold it now
                     lock.release()
-
-
-def _lock_id(key: str) -> int:
-    """A stable signed 64-bit id for an advisory lock."""
-    return int.from_bytes(hashlib.sha256(b"wechat-token:" + key.encode()).digest()[:8], "big", signed=True)
 
 
 # --- the client ---------------------------------------------------------------------------------
