@@ -6,8 +6,11 @@ window over starts the next one.
 
 In the database the counter is one ``INSERT … ON CONFLICT DO UPDATE … RETURNING`` statement,
 atomic on PostgreSQL and on SQLite (where write transactions begin IMMEDIATE, see
-``backend.database``). It runs in the caller's transaction and is never committed here: a
-submission that fails after being counted rolls its count back with it.
+``backend.database``): it counts and reports in one step, so of requests arriving together
+only as many as the limit pass (``count_or_refuse``). It runs in the caller's transaction and
+is never committed here: a submission that fails after being counted rolls its count back with
+it. Before slow work a caller can refuse what is already at its limit without counting
+(``refuse_at_limit``, a read).
 """
 
 from __future__ import annotations
