@@ -282,17 +282,25 @@ def query(url: str, sql: str) -> list[tuple]:
         engine.dispose()
 
 
-def demo_database(url: str, workdir: Path) -> tuple[dict[str, str], list[str]]:
-    """Migrate ``url`` and load the demo county; the servers' environment and the demo's current code slugs.
-
-    The environment keeps every counter in the database (no REDIS_URL), sets the throttle's limits out of
-    reach and trusts one proxy hop, so that requests can come from many addresses."""
+def server_env(url: str, workdir: Path) -> dict[str, str]:
+    """The environment the app's servers and CLI run in: the database ``url``, an instance folder in
+    ``workdir``, and every counter in the database (no REDIS_URL)."""
     env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
     env |= {
         "FLASK_APP": "backend",
         "DATABASE_URL": url,
         "INSTANCE_PATH": str(workdir / "instance"),
         "PUBLIC_BASE_URL": "http://127.0.0.1",
+    }
+    return env
+
+
+def demo_database(url: str, workdir: Path) -> tuple[dict[str, str], list[str]]:
+    """Migrate ``url`` and load the demo county; the servers' environment and the demo's current code slugs.
+
+    The environment (``server_env``) sets the throttle's limits out of reach and trusts one proxy
+    hop, so that requests can come from many addresses."""
+    env = server_env(url, workdir) | {
         "THROTTLE_PER_ADDRESS": HUGE,
         "THROTTLE_PER_CODE": HUGE,
         "TRUSTED_PROXY_HOPS": "1",
