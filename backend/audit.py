@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import has_request_context
 
+from backend import database
 from backend.extensions import db
 from backend.models import AuditEntry, StaffUser
 
@@ -19,7 +20,9 @@ def record_audit(
     """Write an audit row in the caller's transaction (flushes; the caller commits).
 
     Refusals are audited too (a deputy opening another deputy's item): commit them even
-    when the request itself answers with an error.
+    when the request itself answers with an error. An audit row is a write in any request,
+    a GET's included (``database.writing``: a GET's read transaction ends here and a write
+    one begins).
     """
     address = ""
     if has_request_context():
@@ -34,6 +37,7 @@ def record_audit(
         address=address,
         data=data or {},
     )
-    db.session.add(entry)
-    db.session.flush()
+    with database.writing():
+        db.session.add(entry)
+        db.session.flush()
     return entry

@@ -107,6 +107,9 @@ class Config:
         self.PHOTO_MAX_BYTES = _env_int("PHOTO_MAX_BYTES", 5 * 1024 * 1024)
         self.PHOTO_MAX_PIXELS = _env_int("PHOTO_MAX_PIXELS", 40_000_000)
         self.PHOTO_MAX_SIDE = _env_int("PHOTO_MAX_SIDE", 2048)
+        # Photos decoded at once per process (a 40 MP PNG takes a few hundred MB), and how long one waits its turn.
+        self.PHOTO_DECODES_PER_PROCESS = _env_int("PHOTO_DECODES_PER_PROCESS", 1)
+        self.PHOTO_DECODE_WAIT_SECONDS = _env_int("PHOTO_DECODE_WAIT_SECONDS", 20)
         # Throttling: at most N submissions per window, per address and per code.
         self.THROTTLE_WINDOW_SECONDS = _env_int("THROTTLE_WINDOW_SECONDS", 3600)
         self.THROTTLE_PER_ADDRESS = _env_int("THROTTLE_PER_ADDRESS", 30)

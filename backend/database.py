@@ -1,199 +1,209 @@
-"""Engine setup: SQLite in WAL mode with IMMEDIATE write transactions, so gunicorn workers share it.
+"""How each database transaction begins, decided in one place from what the unit of work means to do.
 
-Two ways a SQLite transaction begins:
+SQLite, the embedded default, lets one connection write at a time, and ``make run`` puts several
+processes on one file (gunicorn's workers, the outbox and poster workers). Its connections run
+in WAL mode with a busy timeout, and every transaction begins in one of two ways:
 
-- **write mode** (the default: POST requests, workers, the CLI): ``BEGIN IMMEDIATE``, which
-  takes the write lock (and the write gate below) at once, so that every transaction sees the
-  latest data and writers queue instead of failing.
-- **read mode** (GET and HEAD requests, and ``read_phase()``): a deferred ``BEGIN``, which takes
-  no lock, so that a page that reads for 300 ms does not hold up every resident's submission.
-  The first statement that writes (INSERT, UPDATE, DELETE, REPLACE, a SAVEPOINT or a
-  ``SELECT … FOR UPDATE``) first upgrades the transaction: the read transaction is ended
-  (nothing was written in it), the write gate is entered and ``BEGIN IMMEDIATE`` starts a
-  write transaction on the same connection, in which the statement runs. A deferred
-  transaction that read first and then wrote would instead be refused at once with
-  "database is locked" whenever another connection had written since (the busy timeout does
-  not help there); the upgrade never lets that happen. What the reads saw may have changed by
-  the time of the write: read mode gives the guarantees of PostgreSQL's READ COMMITTED, which
-  is what the code is written for (it runs on PostgreSQL in production).
+- **write** — a POST, PUT, PATCH or DELETE request, a worker's job, a CLI command: ``BEGIN
+  IMMEDIATE`` takes the write lock at once, so concurrent writers queue in SQLite's busy
+  handler instead of failing, and what the transaction reads is the latest.
+- **read** — a GET or HEAD request: a deferred ``BEGIN`` under ``PRAGMA query_only``. It takes no
+  lock, so a long page holds up no resident's submission, and a write inside it fails at once
+  ("attempt to write a readonly database"), in the tests as anywhere else.
+
+Two declarations change that, both read by the one hook below (``_begin_mode``):
+
+- ``reading()``: the reads of a unit that writes, before its slow work (a login's password
+  hash, an import's parsing, a resident's photos, a call to WeChat). They run in a read
+  transaction that ends with the block; the writes that follow begin a short write transaction.
+- ``writing()``: a read unit that must write (a code's scan count, the OAuth callback, an audit
+  row of a refusal, a staff session's last-seen mark, the WeChat token's refresh). Its read
+  transaction is ended and the block's transaction begins as a write.
+
+Why decide at BEGIN, from intent: a deferred transaction that has read and then writes is
+refused "database is locked" at once whenever another connection wrote meanwhile; the busy
+timeout does not apply to it. So the mode must be known before the first statement, and the
+statements themselves say it too late (and a regular expression over SQL text misses some, such
+as ``WITH … UPDATE``). Making read transactions ``query_only`` turns a forgotten declaration into
+an error in every test run rather than a rare "database is locked" under load.
+
+Before this there was a file lock in front of SQLite's own (writers woke sooner than SQLite's
+sleeping busy handler lets them) and read transactions upgraded at their first write: both
+served a throughput ratio the product does not need (PRODUCT.md's scale is about 0.1 submissions
+a second per province; ``bench/README.md`` has the numbers of the simpler way).
+
+One thread must never wait for itself: a thread whose transaction holds the write lock and
+begins a write on a second connection would wait out the busy timeout, then fail. That is refused
+at once (RuntimeError); the one writer with connections of its own, the WeChat token store, writes
+through the thread's write transaction instead (``write_transaction_of_this_thread``).
+
+PostgreSQL (production) needs none of this: MVCC and READ COMMITTED, which the code is written
+for. There ``reading()`` and ``writing()`` change nothing.
 """
 
 from __future__ import annotations
 
-import fcntl
-import os
-import re
+import hashlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 
-from flask import Flask, has_request_context, request
-from sqlalchemy import event
-from sqlalchemy.engine import Engine
+from flask import Flask, has_app_context, has_request_context, request
+from sqlalchemy import event, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.orm import Session
 
 from backend.extensions import db
 
 SQLITE_BUSY_TIMEOUT_MS = 15000
-WRITE_BEGIN = "BEGIN IMMEDIATE"
-READ_BEGIN = "BEGIN"
-# Set inside read_phase() and write_mode(): how the next SQLite transaction begins, whatever the request.
-_sqlite_begin: ContextVar[str | None] = ContextVar("sqlite_begin", default=None)
-# Requests that only read, as HTTP means them; their transactions begin in read mode.
+READ = "BEGIN"
+WRITE = "BEGIN IMMEDIATE"
+# Requests that only read, as HTTP means them.
 READ_METHODS = frozenset({"GET", "HEAD"})
-# A connection's info key: set while its transaction is in read mode and has not written yet.
-_READING = "msl_reading"
-# Statements that write, or lock as if they did (SQLite compiles FOR UPDATE away; see _writes).
-_WRITE_SQL = re.compile(r"\s*(INSERT|UPDATE|DELETE|REPLACE|SAVEPOINT|CREATE|DROP|ALTER)\b", re.IGNORECASE)
+# Set by reading() and writing(): how the transactions begun inside begin, whatever the request.
+_declared: ContextVar[str | None] = ContextVar("msl_declared_mode", default=None)
+# The connection whose transaction holds SQLite's write lock in this thread, if any.
+_lock_holder: ContextVar[Connection | None] = ContextVar("msl_sqlite_lock_holder", default=None)
+# A connection's info keys: how its open transaction began; whether query_only is on.
+_MODE = "msl_mode"
+_QUERY_ONLY = "msl_query_only"
+
+
+def _begin_mode() -> str:
+    """READ or WRITE for the transaction about to begin: as declared, else by the request's method."""
+    declared = _declared.get()
+    if declared is not None:
+        return declared
+    if has_request_context() and request.method in READ_METHODS:
+        return READ
+    return WRITE
 
 
 def _configure_sqlite(engine: Engine) -> None:
-    """WAL, a busy timeout, foreign keys, and transactions in write or read mode (see the module's docstring).
-
-    A deferred BEGIN takes the write lock only at the first write, and a transaction that
-    read first then cannot wait for it: SQLite answers "database is locked" at once instead
-    of honouring the busy timeout. BEGIN IMMEDIATE takes the lock up front, so concurrent
-    writers queue behind the busy timeout; a transaction in read mode is upgraded to one
-    before it writes.
-    """
-
-    gate_path = _write_gate_path(engine)
+    """WAL, a busy timeout, foreign keys, and each transaction begun as ``_begin_mode`` says."""
 
     @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection, record):
-        dbapi_connection.isolation_level = None  # let the "begin" hook below issue BEGIN
+    def _on_connect(dbapi_connection, _record):
+        dbapi_connection.isolation_level = None  # the "begin" hook below issues BEGIN
         cursor = dbapi_connection.cursor()
         cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA journal_mode = WAL")
         cursor.execute("PRAGMA synchronous = NORMAL")
         cursor.execute("PRAGMA foreign_keys = ON")
         cursor.close()
-        if gate_path is not None:
-            record.info[_GATE] = os.open(gate_path, os.O_RDWR | os.O_CREAT, 0o600)
-
-    @event.listens_for(engine, "close")
-    def _on_close(_dbapi_connection, record):
-        gate = record.info.pop(_GATE, None)
-        if gate is not None:
-            os.close(gate)  # closing the descriptor also releases its lock
-
-    @event.listens_for(engine, "checkin")
-    def _on_checkin(_dbapi_connection, record):
-        record.info.pop(_READING, None)
-        gate = record.info.get(_GATE)
-        if gate is not None:
-            fcntl.flock(gate, fcntl.LOCK_UN)
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn):
-        begin = _begin_statement()
-        if begin == WRITE_BEGIN:
-            _enter_write_gate(conn)
-        conn.exec_driver_sql(begin)
-        if begin == READ_BEGIN:
-            conn.info[_READING] = True
-        else:
-            conn.info.pop(_READING, None)
+        mode = _begin_mode()
+        query_only = mode == READ
+        dbapi_connection = conn.connection.dbapi_connection  # straight to sqlite3: two statements per transaction
+        if conn.info.get(_QUERY_ONLY, False) != query_only:
+            dbapi_connection.execute(f"PRAGMA query_only = {int(query_only)}")
+            conn.info[_QUERY_ONLY] = query_only
+        if mode == WRITE and write_transaction_of_this_thread() is not None:
+            raise RuntimeError(
+                "this thread already holds SQLite's write lock in another transaction and would wait for "
+                "itself: end that transaction (commit) before this one (see backend/database.py)"
+            )
+        dbapi_connection.execute(mode)
+        conn.info[_MODE] = mode
+        if mode == WRITE:
+            _lock_holder.set(conn)
 
     @event.listens_for(engine, "commit")
     @event.listens_for(engine, "rollback")
     def _on_end(conn):
-        conn.info.pop(_READING, None)
-
-    @event.listens_for(engine, "before_cursor_execute")
-    def _upgrade_before_writing(conn, _cursor, statement, _parameters, context, _executemany):
-        if conn.info.get(_READING) and _writes(statement, context):
-            del conn.info[_READING]
-            dbapi_connection = conn.connection.dbapi_connection
-            dbapi_connection.execute("COMMIT")  # the read transaction ends here: nothing was written in it
-            _enter_write_gate(conn)
-            dbapi_connection.execute(WRITE_BEGIN)  # the same transaction, for SQLAlchemy, goes on writing
+        conn.info.pop(_MODE, None)
+        if _lock_holder.get() is conn:
+            _lock_holder.set(None)
 
 
-def _begin_statement() -> str:
-    """How the transaction about to begin begins: read mode inside read_phase() and for GET/HEAD requests."""
-    begin = _sqlite_begin.get()
-    if begin is not None:
-        return begin
-    if has_request_context() and request.method in READ_METHODS:
-        return READ_BEGIN
-    return WRITE_BEGIN
+def write_transaction_of_this_thread() -> Connection | None:
+    """On SQLite, the connection whose open transaction holds the write lock in this thread; else None.
+
+    A second connection of the same thread that wants to write must use it (the WeChat token store
+    does): it could only wait for it.
+    """
+    holder = _lock_holder.get()
+    return holder if holder is not None and not holder.closed and holder.in_transaction() else None
 
 
-def _writes(statement: str, context) -> bool:
-    """True for a statement that writes, opens a savepoint or selects FOR UPDATE (which SQLite leaves out)."""
-    if _WRITE_SQL.match(statement):
-        return True
-    compiled = getattr(context, "compiled", None)
-    return getattr(getattr(compiled, "statement", None), "_for_update_arg", None) is not None
+def _in_read_transaction(session: Session) -> bool:
+    """True when ``session`` (SQLite) is in a live transaction begun as a read."""
+    transaction = session.get_transaction()
+    return transaction is not None and transaction.is_active and session.connection().info.get(_MODE) == READ
 
 
-# SQLite's own wait for its write lock (the busy timeout) polls with sleeps of 1, 2, 5, 10 … ms, long
-# beside a write transaction of a few hundred microseconds: under load, waiting writers sleep while
-# the lock is free. Writers of this app first queue on an exclusive lock on a file beside the
-# database (flock, one open file per connection, so threads exclude each other too), which the
-# kernel hands to the next waiter as soon as it is released, at the connection's check-in to the
-# pool after its commit or rollback. Writers that do not take it (another program) still get the
-# busy timeout. A process that dies holding it releases it with its descriptors.
-_GATE = "msl_write_gate"
+def _end_read_transaction(session: Session) -> None:
+    """End a read transaction; what it loaded stays loaded (as on PostgreSQL, where it goes on)."""
+    expire = session.expire_on_commit
+    session.expire_on_commit = False
+    try:
+        session.commit()  # nothing to write: query_only would have refused it
+    finally:
+        session.expire_on_commit = expire
 
 
-def _write_gate_path(engine: Engine) -> str | None:
-    """The lock file beside a file database; None for an in-memory one."""
-    database = engine.url.database
-    if not database or database == ":memory:" or database.startswith("file:"):
-        return None
-    return database + "-writers.lock"
-
-
-def _enter_write_gate(conn) -> None:
-    """Wait for this app's other writers (see ``_GATE``) before BEGIN IMMEDIATE."""
-    gate = conn.connection.info.get(_GATE)
-    if gate is not None:
-        fcntl.flock(gate, fcntl.LOCK_EX)
+def _is_sqlite() -> bool:
+    return db.engine.dialect.name == "sqlite"
 
 
 @contextmanager
-def read_phase(then_write: bool = False) -> Iterator[None]:
-    """Run the reads of an operation that writes afterwards without holding SQLite's write lock.
+def reading() -> Iterator[None]:
+    """Run the reads of a unit that writes in a read transaction that ends with the block (SQLite).
 
-    On SQLite with no transaction open yet, the statements inside run in read mode (see the
-    module's docstring), whatever the request's method. Whatever was read may change before
-    the write: use it only where the write re-checks what matters (a unique key, ON CONFLICT).
-    Without ``then_write`` the read transaction is ended when the block exits, so that the
-    connection goes back to the pool and the writes that follow, if any, begin a short
-    transaction of their own. With ``then_write`` the transaction stays open and its first
-    write upgrades it on the same connection: for a caller that always writes next.
-    Elsewhere (PostgreSQL, or a transaction already open) it changes nothing.
+    For the reads before slow work: the work after the block runs with no transaction open
+    and the writes after it begin a short write transaction of their own. The block cannot
+    write (``query_only``). What it read may change before the writes: use it where the
+    write re-checks what matters (a unique key, ON CONFLICT, a count in the same statement).
+    Objects it loaded stay loaded. Inside a transaction already open (a GET's, or one that
+    wrote already) the block changes nothing for the session; connections of their own
+    begun inside (the WeChat token store's) read. Outside an app context it only declares that.
     """
-    if db.session().in_transaction() or db.engine.dialect.name != "sqlite":
-        yield
-        return
-    token = _sqlite_begin.set(READ_BEGIN)
+    session = db.session() if has_app_context() else None
+    opened_here = session is not None and not session.in_transaction()
+    token = _declared.set(READ)
     try:
         yield
-        if not then_write:
-            db.session.commit()  # ends the read transaction; nothing was written in it
+        if opened_here and _is_sqlite() and _in_read_transaction(session):
+            _end_read_transaction(session)
     finally:
-        _sqlite_begin.reset(token)
+        _declared.reset(token)
 
 
 @contextmanager
-def write_mode() -> Iterator[None]:
-    """Transactions begun inside begin in write mode (``BEGIN IMMEDIATE`` on SQLite), whatever the request.
+def writing() -> Iterator[None]:
+    """Transactions begun inside this block write (``BEGIN IMMEDIATE`` on SQLite), whatever the request.
 
-    For a transaction whose reads must already hold the write lock: a lock that serialises
-    a read and the write that depends on it (the WeChat token's refresh).
+    For a read unit (a GET) that must write: a read transaction the session has open is ended
+    first (make the changes inside the block), and the caller commits. Also a view decorator
+    (``@database.writing()``) for a GET that writes from its start.
     """
-    token = _sqlite_begin.set(WRITE_BEGIN)
+    if has_app_context() and _is_sqlite() and _in_read_transaction(db.session()):
+        _end_read_transaction(db.session())
+    token = _declared.set(WRITE)
     try:
         yield
     finally:
-        _sqlite_begin.reset(token)
+        _declared.reset(token)
 
 
-def holds_write_lock(connection) -> bool:
-    """True when ``connection`` (SQLite) is in a transaction that holds the write lock: begun or upgraded to write."""
-    return connection.in_transaction() and not connection.info.get(_READING)
+def lock_until_commit(connection, name: str) -> None:
+    """Serialise one kind of work (``name``) across every process until ``connection``'s transaction ends.
+
+    PostgreSQL: a transaction-level advisory lock on ``name``. SQLite: nothing to take, for a
+    write transaction already holds the database's one write lock (``BEGIN IMMEDIATE``).
+    """
+    if connection.dialect.name == "postgresql":
+        lock_id = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+        connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": lock_id})
+
+
+def dialect_insert(table, dialect: str | None = None):
+    """An INSERT that takes ``on_conflict_do_nothing/do_update``, in ``dialect`` (by name; the app engine's if none)."""
+    insert = postgresql.insert if (dialect or db.engine.dialect.name) == "postgresql" else sqlite.insert
+    return insert(table)
 
 
 def engine_options(uri: str) -> dict:
@@ -207,5 +217,14 @@ def init_app(app: Flask) -> None:
     """Attach the SQLite hooks to the app's engine when SQLite is in use."""
     with app.app_context():
         engine = db.engine
-        if engine.dialect.name == "sqlite":
-            _configure_sqlite(engine)
+        if engine.dialect.name != "sqlite":
+            return
+        _configure_sqlite(engine)
+
+    @app.teardown_request
+    def _end_read(_exc):
+        # A request's read transaction ends with it (the app context's end rolls back the rest).
+        # Tests keep one app context over several requests: the next one must not inherit it.
+        session = db.session()
+        if _in_read_transaction(session):
+            session.rollback()

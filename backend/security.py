@@ -1,5 +1,6 @@
-"""Security headers on every response; body-size limits that Flask does not apply by itself; control characters
-refused in the query, form and JSON of every request before any view (or the database) sees them."""
+"""Security headers (and the no-store policy) on every response; body-size limits that Flask does not apply by
+itself; control characters refused in the query, form and JSON of every request before any view (or the database)
+sees them."""
 
 from __future__ import annotations
 
@@ -25,6 +26,10 @@ SECURITY_HEADERS = (
     # Tracking links carry the item's key in the query string: never leak it in a Referer.
     ("Referrer-Policy", "no-referrer"),
     ("Permissions-Policy", "camera=(), microphone=(), geolocation=()"),
+    # Nothing is kept by a browser or a proxy unless the view says how long (QR images, photos, static
+    # files): pages show personal data or carry a form, and going back to a form must fetch it again,
+    # with a fresh client_id, rather than resend an old one with a new message.
+    ("Cache-Control", "no-store"),
 )
 
 

@@ -6,8 +6,11 @@ window over starts the next one.
 
 In the database the counter is one ``INSERT … ON CONFLICT DO UPDATE … RETURNING`` statement,
 atomic on PostgreSQL and on SQLite (where write transactions begin IMMEDIATE, see
-``backend.database``). It runs in the caller's transaction and is never committed here: a
-submission that fails after being counted rolls its count back with it.
+``backend.database``): it counts and reports in one step, so of requests arriving together
+only as many as the limit pass (``count_or_refuse``). It runs in the caller's transaction and
+is never committed here: a submission that fails after being counted rolls its count back with
+it. Before slow work a caller can refuse what is already at its limit without counting
+(``refuse_at_limit``, a read).
 """
 
 from __future__ import annotations
@@ -20,8 +23,9 @@ from datetime import datetime, timedelta
 
 import redis
 from flask import current_app
-from sqlalchemy import Integer, String, bindparam, delete, select, text
+from sqlalchemy import Integer, String, bindparam, delete, select, text, update
 
+from backend import database
 from backend.errors import UserError
 from backend.extensions import db
 from backend.models import ThrottleCounter, utcnow
@@ -29,6 +33,7 @@ from backend.models.base import UTCDateTime
 from backend.timefmt import CHINA
 
 REDIS_PREFIX = "msl:throttle:"
+SUBMISSIONS = "提交太频繁"
 KEY_MAX_LENGTH = 200  # ThrottleCounter.key
 
 
@@ -51,56 +56,80 @@ def _stored_key(key: str) -> str:
 def hit(key: str, limit: int, window_seconds: int) -> ThrottleResult:
     """Count one hit on ``key`` and say whether it is within ``limit`` hits per window."""
     key = _stored_key(key)
-    count_retry = None
-    if current_app.config.get("REDIS_URL"):
-        count_retry = _hit_redis(key, window_seconds)
-    count, retry_after = count_retry or _hit_database_many([key], window_seconds)[key]
+    count, retry_after = _count({key: limit}, window_seconds)[key]
     return ThrottleResult(allowed=count <= limit, count=count, retry_after=retry_after)
 
 
+def peek(key: str, limit: int) -> ThrottleResult:
+    """The running window's count for ``key`` without counting a hit; allowed while one more would be within ``limit``."""
+    key = _stored_key(key)
+    count, retry_after = _peek([key])[key]
+    return ThrottleResult(allowed=count < limit, count=count, retry_after=retry_after)
+
+
+def count_or_refuse(limits: dict[str, int], window_seconds: int, code: str, what: str) -> None:
+    """Count one hit on each key (key → limit), then raise a 429 ``UserError`` if any went over.
+
+    Counted first, checked after, in one statement (database) or one MULTI per key (Redis):
+    of concurrent requests, only as many as the limit allows ever pass.
+    """
+    limits = {_stored_key(key): limit for key, limit in limits.items()}
+    _refuse_over(limits, _count(limits, window_seconds), code, what)
+
+
+def refuse_at_limit(limits: dict[str, int], code: str, what: str) -> None:
+    """Raise the 429 ``UserError`` if a key (key → limit) has no hit left in its window; counts nothing."""
+    limits = {_stored_key(key): limit for key, limit in limits.items()}
+    peeked = _peek(list(limits))
+    _refuse_over(limits, {key: (count + 1, retry_after) for key, (count, retry_after) in peeked.items()}, code, what)
+
+
+def take_back(keys: list[str]) -> None:
+    """Take one hit back from each key (a login that turned out right); never below zero."""
+    keys = [_stored_key(key) for key in keys]
+    if current_app.config.get("REDIS_URL"):
+        try:
+            for key in keys:
+                _redis().eval(_TAKE_BACK_LUA, 1, REDIS_PREFIX + key)
+            return
+        except redis.RedisError:
+            current_app.logger.warning("Redis unreachable; taking the hit back in the database", exc_info=True)
+    db.session.execute(
+        update(ThrottleCounter)
+        .where(ThrottleCounter.key.in_(keys), ThrottleCounter.count > 0)
+        .values(count=ThrottleCounter.count - 1)
+    )
+
+
 def submission_limits(address: str, code_slug: str) -> dict[str, int]:
-    """The counters a submission hits (its address's and its code's, as stored) and their limits."""
+    """The counters a submission hits (its address's and its code's) and their limits."""
     config = current_app.config
     return {
-        _stored_key(f"submit:addr:{address}"): config["THROTTLE_PER_ADDRESS"],
-        _stored_key(f"submit:code:{code_slug}"): config["THROTTLE_PER_CODE"],
+        f"submit:addr:{address}": config["THROTTLE_PER_ADDRESS"],
+        f"submit:code:{code_slug}": config["THROTTLE_PER_CODE"],
     }
 
 
+def check_submission(address: str, code_slug: str) -> None:
+    """Refuse (429) a submission whose address or code has used its window up, before any work is done for it."""
+    refuse_at_limit(submission_limits(address, code_slug), "too_many_submissions", SUBMISSIONS)
+
+
 def register_submission(address: str, code_slug: str) -> None:
-    """Count a submission against its address and its code; raise a 429 ``UserError`` when either is over."""
-    config = current_app.config
-    window = config["THROTTLE_WINDOW_SECONDS"]
-    limits = submission_limits(address, code_slug)
-    counted = None
-    if config.get("REDIS_URL"):
-        counted = [_hit_redis(key, window) for key in limits]
-        counted = None if None in counted else dict(zip(limits, counted, strict=True))
-    if counted is None:
-        counted = _hit_database_many(list(limits), window)  # both keys in one statement: the hot path
-    refuse_if_over(limits, counted)
+    """Count a submission against its address and its code; raise a 429 ``UserError`` when either is over.
+
+    In the caller's transaction (database counters): a submission that fails afterwards takes
+    its count back with its rollback.
+    """
+    window = current_app.config["THROTTLE_WINDOW_SECONDS"]
+    count_or_refuse(submission_limits(address, code_slug), window, "too_many_submissions", SUBMISSIONS)
 
 
-def refuse_if_over(limits: dict[str, int], counted: dict[str, tuple[int, int]]) -> None:
-    """Raise the 429 ``UserError`` when a counter (key → (count, seconds left)) is over its limit."""
+def _refuse_over(limits: dict[str, int], counted: dict[str, tuple[int, int]], code: str, what: str) -> None:
     over = [retry_after for key, (count, retry_after) in counted.items() if count > limits[key]]
     if over:
         retry_after = max(over)
-        raise UserError("too_many_submissions", retry_message(retry_after), 429, retry_after=retry_after)
-
-
-def database_hits_cte(key_count: int):
-    """PostgreSQL: the counters' upsert (``_HIT_MANY_SQL``) as a CTE ``hits`` (key, count, expires_at), to run
-    inside a larger statement. Parameters as :func:`database_hit_params` gives them."""
-    return _hit_many_statement(key_count).cte("hits")
-
-
-def database_hit_params(keys: list[str], now: datetime, window_seconds: int | None = None) -> dict:
-    """The upsert's parameters: the keys sorted (a fixed lock order), now, and the end of a window that starts now."""
-    window = current_app.config["THROTTLE_WINDOW_SECONDS"] if window_seconds is None else window_seconds
-    params = {f"k{i}": key for i, key in enumerate(sorted(keys))}
-    params.update(now=now, expires=now + timedelta(seconds=window))
-    return params
+        raise UserError(code, retry_message(retry_after, what=what), 429, retry_after=retry_after)
 
 
 def seconds_left(expires_at: datetime, now: datetime) -> int:
@@ -108,43 +137,23 @@ def seconds_left(expires_at: datetime, now: datetime) -> int:
     return max(1, math.ceil((expires_at - now).total_seconds()))
 
 
-def peek(key: str, limit: int) -> ThrottleResult:
-    """The running window's count for ``key`` without counting a hit."""
-    key = _stored_key(key)
-    count, retry_after = 0, 0
-    looked_up = _peek_redis(key) if current_app.config.get("REDIS_URL") else None
-    if looked_up is None:
-        now = utcnow()
-        row = db.session.execute(
-            select(ThrottleCounter.count, ThrottleCounter.expires_at).where(
-                ThrottleCounter.key == key, ThrottleCounter.expires_at > now
-            )
-        ).one_or_none()
-        if row is not None:
-            count, retry_after = row.count, seconds_left(row.expires_at, now)
-    else:
-        count, retry_after = looked_up
-    return ThrottleResult(allowed=count < limit, count=count, retry_after=retry_after)
-
-
 def guard_lookup(address: str) -> None:
     """Refuse item look-ups from an address that guessed wrong too often (429), before any look-up."""
-    config = current_app.config
-    result = peek(f"lookup-miss:addr:{address}", config["LOOKUP_MISSES_PER_ADDRESS"])
-    if not result.allowed:
-        message = retry_message(result.retry_after, what="查询失败次数太多")
-        raise UserError("too_many_lookups", message, 429, retry_after=result.retry_after)
+    limits = {f"lookup-miss:addr:{address}": current_app.config["LOOKUP_MISSES_PER_ADDRESS"]}
+    refuse_at_limit(limits, "too_many_lookups", "查询失败次数太多")
 
 
 def register_failed_lookup(address: str) -> None:
     """Count a look-up with an unknown reference or a wrong key, and commit it.
 
     The request answers 404 (and the session is rolled back by the error handler), so
-    the count is committed here, on its own, before the answer goes out.
+    the count is committed here, on its own, before the answer goes out; it is a write of a
+    GET request (``database.writing``).
     """
     config = current_app.config
-    hit(f"lookup-miss:addr:{address}", config["LOOKUP_MISSES_PER_ADDRESS"], config["LOOKUP_WINDOW_SECONDS"])
-    db.session.commit()
+    with database.writing():
+        hit(f"lookup-miss:addr:{address}", config["LOOKUP_MISSES_PER_ADDRESS"], config["LOOKUP_WINDOW_SECONDS"])
+        db.session.commit()
 
 
 def retry_message(retry_after: int, now: datetime | None = None, what: str = "提交太频繁") -> str:
@@ -195,13 +204,35 @@ def _hit_many_statement(n: int):
     )
 
 
-def _hit_database_many(keys: list[str], window_seconds: int) -> dict[str, tuple[int, int]]:
-    """Count one hit on each key in a single upsert; key → (count, seconds until its window ends)."""
+def _count(limits: dict[str, int], window_seconds: int) -> dict[str, tuple[int, int]]:
+    """Count one hit on each stored key, in Redis when configured and reachable, else in the database;
+    key → (count, seconds until its window ends)."""
+    if current_app.config.get("REDIS_URL"):
+        counted = [_hit_redis(key, window_seconds) for key in limits]
+        if None not in counted:
+            return dict(zip(limits, counted, strict=True))
     now = utcnow()
-    params = database_hit_params(keys, now, window_seconds)
-    rows = db.session.connection().execute(_hit_many_statement(len(keys)), params).all()
-    found = {row.key: (row.count, seconds_left(row.expires_at, now)) for row in rows}
-    return {key: found[key] for key in keys}
+    params = {f"k{i}": key for i, key in enumerate(sorted(limits))}
+    params.update(now=now, expires=now + timedelta(seconds=window_seconds))
+    statement = _hit_many_statement(len(limits))
+    rows = db.session.connection().execute(statement, params).all()  # (a write transaction may begin here)
+    return {row.key: (row.count, seconds_left(row.expires_at, now)) for row in rows}
+
+
+_PEEK = select(ThrottleCounter.key, ThrottleCounter.count, ThrottleCounter.expires_at).where(
+    ThrottleCounter.key.in_(bindparam("keys", expanding=True)),
+    ThrottleCounter.expires_at > bindparam("now", type_=UTCDateTime),
+)
+
+
+def _peek(keys: list[str]) -> dict[str, tuple[int, int]]:
+    """The running windows of stored keys, without counting: key → (count, seconds left), (0, 0) for none."""
+    found = _peek_redis(keys) if current_app.config.get("REDIS_URL") else None
+    if found is None:
+        now = utcnow()
+        rows = db.session.connection().execute(_PEEK, {"keys": keys, "now": now})
+        found = {row.key: (row.count, seconds_left(row.expires_at, now)) for row in rows}
+    return {key: found.get(key, (0, 0)) for key in keys}
 
 
 def _hit_redis(key: str, window_seconds: int) -> tuple[int, int] | None:
@@ -227,18 +258,28 @@ def _hit_redis(key: str, window_seconds: int) -> tuple[int, int] | None:
     return count, max(1, math.ceil(pttl / 1000))
 
 
-def _peek_redis(key: str) -> tuple[int, int] | None:
-    """GET and PTTL of a Redis counter; None when Redis cannot be reached."""
-    name = REDIS_PREFIX + key
+def _peek_redis(keys: list[str]) -> dict[str, tuple[int, int]] | None:
+    """GET and PTTL of Redis counters; None when Redis cannot be reached."""
     try:
         pipe = _redis().pipeline(transaction=True)
-        pipe.get(name)
-        pipe.pttl(name)
-        value, pttl = pipe.execute()
+        for key in keys:
+            pipe.get(REDIS_PREFIX + key)
+            pipe.pttl(REDIS_PREFIX + key)
+        answers = pipe.execute()
     except redis.RedisError:
         current_app.logger.warning("Redis unreachable; reading throttle counters from the database", exc_info=True)
         return None
-    return (int(value) if value else 0), max(0, math.ceil(pttl / 1000))
+    pairs = zip(answers[::2], answers[1::2], strict=True)
+    return {
+        key: (int(value) if value else 0, max(0, math.ceil(pttl / 1000)))
+        for key, (value, pttl) in zip(keys, pairs, strict=True)
+    }
+
+
+# DECR only a live counter above zero: an expired or missing one stays missing.
+_TAKE_BACK_LUA = (
+    "local n = tonumber(redis.call('GET', KEYS[1])) if n and n > 0 then return redis.call('DECR', KEYS[1]) end return 0"
+)
 
 
 def _redis():

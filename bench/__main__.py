@@ -9,7 +9,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import dashboard, inbox, outbox, posters, submit
+from bench import dashboard, inbox, outbox, posters, stall, submit
 
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.txt"
 
@@ -39,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
         f"Python {platform.python_version()} · commit {git_revision()}"
     )
     status = submit.main(argv, out)
+    status = stall.main(argv, out) or status  # --engines; its own defaults otherwise
     status = inbox.main([], out) or status  # PostgreSQL only; its own defaults
     status = dashboard.main([], out) or status  # PostgreSQL only; its own defaults
     status = posters.main(out) or status

@@ -33,7 +33,7 @@ from pathlib import Path
 import psycopg
 
 from bench import inbox
-from bench.submit import PG_ADMIN_URL, Result, fresh_database, gunicorn, postgres_answers, run_cli
+from bench.submit import PG_ADMIN_URL, Result, fresh_database, gunicorn, postgres_answers, run_cli, server_env
 
 TARGET_MS = 300.0
 COUNTY_CODE = "430225"
@@ -176,13 +176,7 @@ def measure_in_process(url: str, workdir: Path, options: Options, out: Callable[
 
 def measure_pages(url: str, workdir: Path, options: Options) -> list[Result]:
     """The dashboard page and the stats API under gunicorn, against the same stack around ``count(*)``."""
-    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
-    env |= {
-        "FLASK_APP": "backend",
-        "DATABASE_URL": url,
-        "INSTANCE_PATH": str(workdir / "instance"),
-        "PUBLIC_BASE_URL": "http://127.0.0.1",
-    }
+    env = server_env(url, workdir)
     with gunicorn("bench.dashboard:bench_app()", env, workdir / "gunicorn.log") as port:
         cookie = {"Cookie": inbox.web_login(port, "supervisor")}
         bearer = {"Authorization": f"Bearer {inbox.api_token(port, 'supervisor')}"}
@@ -220,8 +214,7 @@ def run(options: Options, out: Callable[[str], None]) -> bool:
         fresh_database("postgresql", Path(tmp)) as url,
     ):
         workdir = Path(tmp)
-        env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
-        env |= {"FLASK_APP": "backend", "DATABASE_URL": url, "INSTANCE_PATH": str(workdir / "instance")}
+        env = server_env(url, workdir)
         run_cli(env, "db", "upgrade")
         run_cli(env, "demo", "load")
         inbox.generate(url, inbox.Options(), out)

@@ -337,6 +337,49 @@ def test_files_are_judged_by_content_not_name(admin, world, data, filename, mess
     assert filename in html  # says which file was refused
 
 
+def workbook_of_shared_strings(count: int) -> bytes:
+    """A workbook whose one cell points into a table of ``count`` shared strings: ``count`` × 17 bytes unzipped."""
+    workbook = zipfile.ZipFile(io.BytesIO(xlsx_bytes([HEADER, ["张三"]])))
+    files = {name: workbook.read(name) for name in workbook.namelist()}
+    files["xl/sharedStrings.xml"] = (
+        b'<?xml version="1.0" encoding="UTF-8"?><sst xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"'
+        b' count="1" uniqueCount="1">' + b"<si><t>a</t></si>" * count + b"</sst>"
+    )
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+    return out.getvalue()
+
+
+def test_a_small_workbook_of_three_million_shared_strings_is_refused_before_it_is_read(admin, world):
+    """Issue 10, finding 2: 129 KB that openpyxl took 48 s to read, on SQLite holding every submission meanwhile.
+    Its tags are counted as it is unzipped (XLSX_MAX_TAGS); it never reaches openpyxl."""
+    data = workbook_of_shared_strings(3_000_000)
+    assert len(data) < 200 * 1024
+    before = deputy_count()
+    response = dry_run(admin, data, "名册.xlsx")
+    assert response.status_code == 400
+    assert "工作簿内容太多（解压后太大或单元格太多），请只保留代表名册一张表，或分成几个文件导入。" in response.text
+    assert deputy_count() == before
+
+
+def test_a_roster_of_5000_deputies_in_a_workbook_is_within_the_bounds(admin, world):
+    rows = [HEADER] + [[f"代表{i}", "乡镇", "某选区", A, "", "", ""] for i in range(5000)]
+    html = dry_run(admin, xlsx_bytes(rows), "名册.xlsx").get_data(as_text=True)
+    assert "共5000位代表" in html and errors_of(html) == []
+
+
+def test_a_workbook_with_a_damaged_part_is_refused_as_damaged(admin, world):
+    """A part whose bytes do not unzip (a CRC that does not match) is the usual "damaged" answer, not a 500."""
+    data = bytearray(workbook_of_shared_strings(10))
+    at = data.index(b"xl/sharedStrings.xml") + len("xl/sharedStrings.xml")  # the part's local header, then its data
+    data[at + 5] ^= 0xFF
+    response = dry_run(admin, bytes(data), "名册.xlsx")
+    assert response.status_code == 400
+    assert "文件已损坏" in response.text
+
+
 def test_a_workbook_with_macros_is_refused(admin, world):
     workbook = zipfile.ZipFile(io.BytesIO(xlsx_bytes(good_rows())))
     files = {name: workbook.read(name) for name in workbook.namelist()}

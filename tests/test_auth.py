@@ -3,22 +3,27 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import re
+import threading
 from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select, update
 from werkzeug.security import generate_password_hash
 
-from backend import create_app
+from backend import create_app, throttle
 from backend.auth.sessions import api_auth_required, login_required
 from backend.extensions import db
 from backend.models import AuditEntry, Department, DeputyStatus, Region, StaffRole, StaffSession, StaffUser, utcnow
+from tests.conftest import redis_test_url
 from tests.helpers import csrf_token_from
+from tests.test_throttle import redis_answers
 
 PASSWORD = "richtig-2026"
 ADDRESS_A = "203.0.113.10"
 ADDRESS_B = "198.51.100.20"
+REDIS_TEST_URL = redis_test_url(11)
 
 
 @pytest.fixture(autouse=True)
@@ -760,3 +765,61 @@ def test_cli_reset_password_errors(runner, create_staff):
     db.session.expire_all()
     assert db.session.get(StaffUser, user.id).password_hash == old_hash
     assert audit_rows("password_reset") == []
+
+
+def count_in(app, store: str) -> None:
+    """Throttle counters in the database (as this module's tests keep them), or in Redis."""
+    if store == "redis":
+        if not redis_answers(REDIS_TEST_URL):
+            message = f"Redis does not answer at {REDIS_TEST_URL}"
+            if os.environ.get("CI") == "true":
+                pytest.fail(message)
+            pytest.skip(message)
+        app.config["REDIS_URL"] = REDIS_TEST_URL
+
+
+@pytest.mark.parametrize("store", ["database", "redis"])
+def test_48_wrong_passwords_at_once_get_at_most_the_limits_password_checks(app, create_staff, store):
+    """Issue 10, finding 7 (19 checks of 48 on PostgreSQL before): every attempt is counted before its password
+    is checked, in the one statement that counts and reports; only the first five of one address reach the
+    check (each audited as a bad password), the other 43 are refused with 429 before it."""
+    count_in(app, store)
+    create_staff()
+    attempts = 48
+    barrier = threading.Barrier(attempts)
+    answers: list[int] = []
+
+    def attempt():
+        with app.app_context():  # a request of its own, as from another worker
+            client = client_from(app, ADDRESS_A)
+            barrier.wait()
+            answers.append(api_login(client, "zhangxy", "falsch-falsch").status_code)
+
+    threads = [threading.Thread(target=attempt) for _ in range(attempts)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(answers) == [401] * 5 + [429] * 43
+    failed = audit_rows("login_failed")
+    assert [row.data["reason"] for row in failed] == ["bad_password"] * 5
+    assert api_login(client_from(app, ADDRESS_A)).status_code == 429  # the right password too, from there
+
+
+@pytest.mark.parametrize("store", ["database", "redis"])
+def test_the_right_password_takes_its_count_back(app, create_staff, store):
+    """Counted first, taken back when right: a deputy who logs in often is never throttled, and the failures
+    before a success still count."""
+    count_in(app, store)
+    app.config["LOGIN_FAILURES_PER_ACCOUNT_ADDRESS"] = 3
+    create_staff()
+    client = client_from(app, ADDRESS_A)
+    for _ in range(10):
+        assert api_login(client).status_code == 201
+    assert api_login(client, "zhangxy", "falsch-falsch").status_code == 401
+    assert api_login(client, "zhangxy", "falsch-falsch").status_code == 401
+    assert api_login(client).status_code == 201
+    keys = (f"login-fail:pair:zhangxy:{ADDRESS_A}", f"login-fail:addr:{ADDRESS_A}")
+    assert [throttle.peek(key, 3).count for key in keys] == [2, 2]
+    assert api_login(client, "zhangxy", "falsch-falsch").status_code == 401
+    assert api_login(client).status_code == 429

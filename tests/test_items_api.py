@@ -379,3 +379,71 @@ def test_guessing_references_is_throttled_per_address(app, client, slug):
     other = app.test_client()
     other.environ_base["REMOTE_ADDR"] = "10.9.8.7"
     assert other.get(right).status_code == 200
+
+
+# -- a repeated client_id (issue 10, finding 3) ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "second_body",
+    [
+        pytest.param("东门口路灯坏了3天，请修一修。", id="the same"),
+        pytest.param("  东门口 路灯坏了3天 请修一修 ", id="other spacing and punctuation"),
+        pytest.param("东门口路灯坏了３天，请修一修！", id="a full-width digit"),
+    ],
+)
+def test_a_retry_is_the_same_message_once_normalised(client, slug, client_id, second_body):
+    first = post_item(client, code=slug, body="东门口路灯坏了3天，请修一修。", client_id=client_id)
+    retry = post_item(client, code=slug, body=second_body, client_id=client_id)
+    assert (first.status_code, retry.status_code) == (201, 200)
+    assert retry.get_json() == first.get_json()
+    assert item_count() == 1
+
+
+@pytest.mark.parametrize(
+    "second",
+    [
+        pytest.param({"body": "第二条留言，内容不同。"}, id="another message"),
+        pytest.param({"body": "第一次提交的内容。", "to_other_code": True}, id="the same message to another code"),
+    ],
+)
+def test_a_client_id_reused_for_another_message_is_409_and_nothing_is_written(
+    client, create_deputy, slug, client_id, second
+):
+    first = post_item(client, code=slug, body="第一次提交的内容。", client_id=client_id)
+    code = current_code(create_deputy(name="李建国")).slug if second.get("to_other_code") else slug
+    events = db.session.scalar(select(func.count(ItemEvent.id)))
+    reused = post_item(client, code=code, body=second["body"], client_id=client_id)
+    assert first.status_code == 201
+    assert reused.status_code == 409
+    assert reused.get_json()["error"] == {
+        "code": "client_id_reused",
+        "message": "这条留言和之前提交的另一条留言用了同一个提交编号，没有保存。请再提交一次。",
+        "field": "client_id",
+    }
+    assert first.get_json()["key"] not in reused.get_data(as_text=True)  # the first item's key stays its own
+    assert item_count() == 1
+    assert db.session.scalar(select(func.count(ItemEvent.id))) == events
+
+
+def test_concurrent_requests_reusing_a_client_id_store_one_message(app, slug, client_id):
+    """Two messages under one client_id at the same moment: one is stored, the other refused — never taken for it."""
+    db.session.commit()  # release this test's transaction (SQLite: BEGIN IMMEDIATE holds the write lock)
+    results = []
+    barrier = threading.Barrier(6)
+
+    def submit(n):
+        with app.test_client() as c:
+            barrier.wait()
+            r = c.post("/api/v1/items", json={"code": slug, "body": f"同时到达的第{n}条留言。", "client_id": client_id})
+            results.append((r.status_code, n))
+
+    threads = [threading.Thread(target=submit, args=(n,)) for n in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(status for status, _ in results) == [201] + [409] * 5
+    stored = next(n for status, n in results if status == 201)
+    db.session.expire_all()
+    assert db.session.scalars(select(Item.body)).all() == [f"同时到达的第{stored}条留言。"]

@@ -8,6 +8,7 @@ from PIL import Image
 from sqlalchemy import func, select
 
 from backend.extensions import db
+from backend.items.photos import decoding_turn
 from backend.models import Code, DeputyStatus, Item, ItemPhoto
 from backend.qr.codes import current_code, rotate_code
 from tests.helpers import csrf_token_from, hidden_value, jpeg_bytes
@@ -304,4 +305,87 @@ def test_a_real_phone_photo_over_http(app, wechat_sandbox, deputy, slug):  # noq
         )
     assert answer.status_code == 303, answer.text[:300]
     db.session.rollback()
+    assert db.session.scalar(select(func.count(ItemPhoto.id))) == 1
+
+
+def test_pages_with_a_form_are_never_stored(client, deputy, slug):
+    """Going back to a form must fetch it again (with a fresh client_id), never show a stored copy."""
+    forms = ("/", f"/c/{slug}", "/t", "/staff/login")
+    for path in forms:
+        answer = client.get(path)
+        assert answer.status_code == 200 and "<form" in answer.text, path
+        assert answer.headers["Cache-Control"] == "no-store", path
+    qr = client.get(f"/qr/deputy/{deputy.id}.png")  # what says how long it may be kept keeps its own
+    assert qr.status_code == 200 and "max-age" in qr.headers["Cache-Control"]
+
+
+def test_every_visit_of_the_form_has_a_fresh_client_id(client, slug):
+    ids = {open_form(client, slug)[1]["client_id"] for _ in range(3)}
+    assert len(ids) == 3
+
+
+def test_a_form_sent_again_under_a_used_client_id_with_another_message(client, slug):
+    """The form (back button, a stale page) sends a used client_id with a new message: nothing is stored under
+    it, the form comes back with the message kept, says why, and has a fresh client_id for a second tap."""
+    _, fields = open_form(client, slug)
+    assert client.post(f"/c/{slug}", data={**fields, "body": "第一条留言：路灯坏了。"}).status_code == 303
+    refused = client.post(f"/c/{slug}", data={**fields, "body": "第二条留言：垃圾没人收。"})
+    assert refused.status_code == 409
+    assert "这条留言和之前提交的另一条留言用了同一个提交编号，没有保存。请再提交一次。" in refused.text
+    assert "第二条留言：垃圾没人收。" in refused.text
+    fresh = hidden_value(refused.text, "client_id")
+    assert fresh != fields["client_id"]
+    assert item_count() == 1
+    again = client.post(f"/c/{slug}", data={**fields, "client_id": fresh, "body": "第二条留言：垃圾没人收。"})
+    assert again.status_code == 303
+    assert sorted(db.session.scalars(select(Item.body))) == ["第一条留言：路灯坏了。", "第二条留言：垃圾没人收。"]
+
+
+# -- photos after the throttle, a few at a time (issue 10, finding 4) ----------------------------
+
+
+@pytest.fixture(scope="module")
+def forty_megapixels() -> bytes:
+    """An 8000×5000 PNG (40 MP, the limit): a few KB to send, a few hundred MB and a second or two to decode."""
+    out = io.BytesIO()
+    Image.new("1", (8000, 5000)).save(out, "PNG", optimize=True)
+    return out.getvalue()
+
+
+def with_photos(fields: dict, body: str, *photos: bytes) -> dict:
+    return {**fields, "body": body, "photos": [(io.BytesIO(data), f"IMG_{n}.png") for n, data in enumerate(photos)]}
+
+
+def test_a_throttled_request_is_refused_before_its_photos_are_decoded(app, client, slug, forty_megapixels):
+    """Observed, not timed: the test holds the process's only decoding turn and nobody may wait for it, so a
+    request that tried to decode would answer 503. The throttled one answers 429; the same request when not
+    throttled would decode (503)."""
+    app.config.update(THROTTLE_PER_ADDRESS=2, PHOTO_DECODES_PER_PROCESS=1, PHOTO_DECODE_WAIT_SECONDS=0)
+    _, fields = open_form(client, slug)
+    assert client.post(f"/c/{slug}", data={**fields, "body": "第一条留言，没有照片。"}).status_code == 303
+    three = (forty_megapixels,) * 3
+    with decoding_turn():
+        _, fields = open_form(client, slug)
+        would_decode = client.post(f"/c/{slug}", data=with_photos(fields, "第二条留言，带三张大照片。", *three))
+        assert would_decode.status_code == 503
+        assert "现在提交照片的人很多，请稍等一分钟后再提交。" in would_decode.text
+        assert client.post(f"/c/{slug}", data={**fields, "body": "第二条留言，没有照片。"}).status_code == 303
+
+        _, fields = open_form(client, slug)
+        throttled = client.post(f"/c/{slug}", data=with_photos(fields, "第三条留言，带三张大照片。", *three))
+    assert throttled.status_code == 429
+    assert "提交太频繁" in throttled.text
+    assert item_count() == 2
+    assert db.session.scalar(select(func.count(ItemPhoto.id))) == 0
+
+
+def test_photos_wait_for_a_decoding_turn_and_are_refused_when_none_comes(app, client, slug):
+    app.config.update(PHOTO_DECODES_PER_PROCESS=1, PHOTO_DECODE_WAIT_SECONDS=0)
+    _, fields = open_form(client, slug)
+    data = with_photos(fields, "附上现场照片。", jpeg_bytes())
+    with decoding_turn():
+        busy = client.post(f"/c/{slug}", data=data)
+    assert busy.status_code == 503 and busy.headers["Retry-After"] == "60"
+    assert item_count() == 0
+    assert client.post(f"/c/{slug}", data=with_photos(fields, "附上现场照片。", jpeg_bytes())).status_code == 303
     assert db.session.scalar(select(func.count(ItemPhoto.id))) == 1

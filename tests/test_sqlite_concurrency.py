@@ -1,17 +1,16 @@
-"""SQLite holds concurrent gunicorn workers: WAL, a busy timeout, and write transactions that
-begin IMMEDIATE. Eight processes, each its own app and engine, run read-then-write transactions
-on one database file; none is refused with "database is locked", and the transactions come out
-serialised. The same workers with a plain BEGIN are refused, and the mechanism is shown step by
-step on two connections."""
+"""SQLite holds ``make run``'s processes on one file: WAL, a busy timeout, and each transaction begun
+as its unit of work means it (``backend.database``): writes ``BEGIN IMMEDIATE``, reads a deferred
+``BEGIN`` under ``query_only``. Eight processes, each its own app and engine, run read-then-write
+transactions on one database file; none is refused with "database is locked", and they come out
+serialised. The same workers with a plain BEGIN are refused, and why is shown on two connections.
+
+No clock: whether a connection holds the write lock is asked of SQLite itself, by a probe that
+tries ``BEGIN IMMEDIATE`` with no busy timeout at all."""
 
 from __future__ import annotations
 
-import fcntl
 import multiprocessing
-import os
 import sqlite3
-import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -22,12 +21,14 @@ from sqlalchemy.exc import OperationalError
 from backend import create_app, database
 from backend.database import SQLITE_BUSY_TIMEOUT_MS
 from backend.extensions import db
+from backend.models import ThrottleCounter, utcnow
 from tests.conftest import PG_URL
 
 pytestmark = pytest.mark.skipif(bool(PG_URL), reason="about SQLite; TEST_DATABASE_URL selects PostgreSQL")
 
 WORKERS = 8
 TRANSACTIONS = 25
+ROW = "INSERT INTO throttle_counters VALUES (:key, 1, '2030-01-01 00:00:00.000000')"
 
 
 @pytest.fixture
@@ -41,29 +42,40 @@ def sqlite_url(tmp_path) -> str:
     return url
 
 
-def _plain_begin(conn, cursor, statement, parameters, context, executemany):
-    """Fault injection: the engine's own BEGIN IMMEDIATE sent as a plain (deferred) BEGIN."""
-    return ("BEGIN" if statement == "BEGIN IMMEDIATE" else statement), parameters
+@pytest.fixture
+def sqlite_app(sqlite_url):
+    """An app of its own on that file (the session's app may be on PostgreSQL or another file)."""
+    app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": sqlite_url})
+    yield app
+    with app.app_context():
+        db.engine.dispose()
 
 
-def worker(url: str, number: int, plain_begin: bool, start, results, read_mode: bool = False) -> None:
+class PlainBegin(sqlite3.Connection):
+    """Fault injection: a sqlite3 connection that sends the app's BEGIN IMMEDIATE as a plain (deferred) BEGIN."""
+
+    def execute(self, sql, *args):
+        return super().execute("BEGIN" if sql == "BEGIN IMMEDIATE" else sql, *args)
+
+
+def worker(url: str, number: int, plain_begin: bool, start, results, method: str = "POST") -> None:
     """One gunicorn worker's share: read the row count, then write a row recording it; commit.
 
-    With ``read_mode`` each transaction runs as a GET request's does (deferred, upgraded at its write)."""
-    from backend.models import ThrottleCounter, utcnow
-
+    As a GET request the transaction declares its write first (``database.writing``), as a GET that must write does."""
     committed, locked, other = 0, 0, []
     try:
-        app = create_app({"SQLALCHEMY_DATABASE_URI": url})
+        config = {"SQLALCHEMY_DATABASE_URI": url}
+        if plain_begin:
+            options = database.engine_options(url)
+            config["SQLALCHEMY_ENGINE_OPTIONS"] = options | {
+                "connect_args": options["connect_args"] | {"factory": PlainBegin}
+            }
+        app = create_app(config)
         with app.app_context():
-            if plain_begin:
-                event.listen(db.engine, "before_cursor_execute", _plain_begin, retval=True)
-                # The write gate alone would serialise these writers too: take it away as well.
-                database._enter_write_gate = lambda conn: None
             start.wait(timeout=60)
             for i in range(TRANSACTIONS):
                 try:
-                    with app.test_request_context(method="GET" if read_mode else "POST"):
+                    with app.test_request_context(method=method), database.writing():
                         seen = db.session.scalar(select(func.count()).select_from(ThrottleCounter))
                         db.session.add(ThrottleCounter(key=f"worker{number}-{i}", count=seen, expires_at=utcnow()))
                         db.session.commit()
@@ -81,7 +93,7 @@ def worker(url: str, number: int, plain_begin: bool, start, results, read_mode: 
     results.put((number, committed, locked, other))
 
 
-def run_workers(url: str, plain_begin: bool, read_mode: bool = False) -> list[tuple[int, int, int, list[str]]]:
+def run_workers(url: str, plain_begin: bool, method: str = "POST") -> list[tuple[int, int, int, list[str]]]:
     """Start the worker processes together and collect what each did."""
     # Forked from a server that imported the app once, as gunicorn --preload forks its workers;
     # each worker then builds its own app and engine, as gunicorn workers do without --preload.
@@ -90,7 +102,7 @@ def run_workers(url: str, plain_begin: bool, read_mode: bool = False) -> list[tu
     start = context.Barrier(WORKERS)
     results = context.Queue()
     processes = [
-        context.Process(target=worker, args=(url, n, plain_begin, start, results, read_mode)) for n in range(WORKERS)
+        context.Process(target=worker, args=(url, n, plain_begin, start, results, method)) for n in range(WORKERS)
     ]
     for process in processes:
         process.start()
@@ -109,13 +121,55 @@ def stored_counts(url: str) -> list[int]:
     return sorted(counts)
 
 
-def test_engine_connections_use_wal_and_a_busy_timeout(sqlite_url):
-    app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": sqlite_url})
-    with app.app_context(), db.engine.connect() as conn:
+def path_of(url: str) -> Path:
+    return Path(url.removeprefix("sqlite:///"))
+
+
+def write_lock_is_free(path: Path) -> bool:
+    """Ask SQLite: a connection with no busy timeout takes the write lock at once, or is refused at once."""
+    probe = sqlite3.connect(path, isolation_level=None, timeout=0)
+    try:
+        probe.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as exc:
+        assert "database is locked" in str(exc)
+        return False
+    finally:
+        if probe.in_transaction:
+            probe.execute("ROLLBACK")
+        probe.close()
+    return True
+
+
+def write_one(path: Path, key: str) -> None:
+    """Another process's write on its own connection, beginning IMMEDIATE as the app's writes do."""
+    conn = sqlite3.connect(path, isolation_level=None, timeout=SQLITE_BUSY_TIMEOUT_MS / 1000)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute(ROW.replace(":key", "?"), (key,))
+        conn.execute("COMMIT")
+    finally:
+        conn.close()
+
+
+def _statements(engine) -> list[str]:
+    """Every statement SQLite runs for the engine's connections opened from now on, as SQLite traces it:
+    BEGINs and PRAGMAs whole, the others by their first word."""
+    sent: list[str] = []
+
+    def record(statement: str) -> None:
+        sent.append(statement if statement.startswith(("BEGIN", "PRAGMA")) else statement.split()[0].upper())
+
+    @event.listens_for(engine, "connect")
+    def trace(dbapi_connection, _record):
+        dbapi_connection.set_trace_callback(record)
+
+    return sent
+
+
+def test_engine_connections_use_wal_and_a_busy_timeout(sqlite_app):
+    with sqlite_app.app_context(), db.engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == SQLITE_BUSY_TIMEOUT_MS > 0
-    with app.app_context():
-        db.engine.dispose()
 
 
 def test_eight_worker_processes_write_without_database_is_locked(sqlite_url):
@@ -125,18 +179,15 @@ def test_eight_worker_processes_write_without_database_is_locked(sqlite_url):
     assert stored_counts(sqlite_url) == list(range(WORKERS * TRANSACTIONS))
 
 
-def test_in_read_mode_the_same_workers_are_upgraded_at_their_write_and_never_locked(sqlite_url):
-    """GET requests begin deferred; each transaction's first write upgrades it, so none is refused."""
-    outcomes = run_workers(sqlite_url, plain_begin=False, read_mode=True)
+def test_get_requests_that_declare_their_write_are_never_locked(sqlite_url):
+    """GET requests read without the lock; one that writes says so first, and is a write like any other."""
+    outcomes = run_workers(sqlite_url, plain_begin=False, method="GET")
     assert outcomes == [(n, TRANSACTIONS, 0, []) for n in range(WORKERS)]
-    counts = stored_counts(sqlite_url)
-    assert len(counts) == WORKERS * TRANSACTIONS
-    # What a transaction read before its write may be older than the write (READ COMMITTED), never newer.
-    assert all(0 <= seen < WORKERS * TRANSACTIONS for seen in counts)
+    assert stored_counts(sqlite_url) == list(range(WORKERS * TRANSACTIONS))
 
 
 def test_with_plain_begin_the_same_workers_get_database_is_locked(sqlite_url):
-    """The claim's other half: a plain BEGIN instead of IMMEDIATE (and no write gate), and writers are refused."""
+    """The claim's other half: a plain BEGIN instead of IMMEDIATE, and writers are refused."""
     outcomes = run_workers(sqlite_url, plain_begin=True)
     assert [other for *_, other in outcomes] == [[]] * WORKERS
     locked = sum(locked for _, _, locked, _ in outcomes)
@@ -144,174 +195,132 @@ def test_with_plain_begin_the_same_workers_get_database_is_locked(sqlite_url):
     assert len(stored_counts(sqlite_url)) == WORKERS * TRANSACTIONS - locked
 
 
-def write_one(path: Path, key: str) -> None:
-    """A writer on its own connection, beginning IMMEDIATE as the app does."""
-    conn = sqlite3.connect(path, isolation_level=None, timeout=SQLITE_BUSY_TIMEOUT_MS / 1000)
-    try:
-        conn.execute("BEGIN IMMEDIATE")
-        conn.execute("INSERT INTO throttle_counters VALUES (?, 0, '2030-01-01 00:00:00.000000')", (key,))
-        conn.execute("COMMIT")
-    finally:
-        conn.close()
-
-
-def test_a_deferred_begin_that_read_first_fails_at_once_despite_the_busy_timeout(sqlite_url):
-    """Why IMMEDIATE: with a plain BEGIN, a reader whose snapshot went stale cannot wait for the lock."""
-    path = Path(sqlite_url.removeprefix("sqlite:///"))
+def test_a_deferred_transaction_that_read_first_cannot_write_after_another_did(sqlite_url):
+    """Why a transaction's mode is decided at its BEGIN: a deferred one that read, then writes after
+    another connection wrote, is refused — even with the other connection gone and the lock free,
+    so no busy timeout could help. BEGIN IMMEDIATE has no such moment."""
+    path = path_of(sqlite_url)
     reader = sqlite3.connect(path, isolation_level=None, timeout=SQLITE_BUSY_TIMEOUT_MS / 1000)
-    writer = sqlite3.connect(path, isolation_level=None, timeout=SQLITE_BUSY_TIMEOUT_MS / 1000)
     try:
         assert reader.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         reader.execute("BEGIN")  # deferred: no lock until the first write
         reader.execute("SELECT count(*) FROM throttle_counters").fetchone()
-        writer.execute("BEGIN")
-        writer.execute("INSERT INTO throttle_counters VALUES ('w', 0, '2030-01-01 00:00:00.000000')")
-        writer.execute("COMMIT")
-        began = time.monotonic()
+        write_one(path, "w")  # another process writes and is gone
+        assert write_lock_is_free(path)
         with pytest.raises(sqlite3.OperationalError, match="database is locked"):
-            reader.execute("INSERT INTO throttle_counters VALUES ('r', 0, '2030-01-01 00:00:00.000000')")
-        assert time.monotonic() - began < 1  # refused at once: the busy timeout was no help
+            reader.execute(ROW.replace(":key", "?"), ("r",))
         reader.execute("ROLLBACK")
 
-        # With BEGIN IMMEDIATE the second writer waits for the first instead of failing.
-        reader.execute("BEGIN IMMEDIATE")
+        reader.execute("BEGIN IMMEDIATE")  # the write lock from the start: nobody writes in between
         reader.execute("SELECT count(*) FROM throttle_counters").fetchone()
-        second = threading.Thread(target=write_one, args=(path, "late"))
-        second.start()
-        time.sleep(0.3)  # the second writer is now queued behind the busy timeout
-        assert second.is_alive()
-        reader.execute("INSERT INTO throttle_counters VALUES ('r', 1, '2030-01-01 00:00:00.000000')")
+        assert not write_lock_is_free(path)  # another writer would queue behind the busy timeout
+        reader.execute(ROW.replace(":key", "?"), ("r",))
         reader.execute("COMMIT")
-        second.join(timeout=10)
-        keys = {key for (key,) in reader.execute("SELECT key FROM throttle_counters")}
-        assert keys == {"w", "r", "late"}
+        assert {key for (key,) in reader.execute("SELECT key FROM throttle_counters")} == {"w", "r"}
     finally:
         reader.close()
-        writer.close()
 
 
-def test_write_transactions_queue_on_the_gate_until_the_connection_is_checked_in(sqlite_url):
-    """The write gate: an exclusive flock beside the database, taken at BEGIN IMMEDIATE, freed at check-in."""
-    app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": sqlite_url})
-    gate = os.open(sqlite_url.removeprefix("sqlite:///") + "-writers.lock", os.O_RDWR | os.O_CREAT)
-    try:
-        with app.app_context():
-            with database.read_phase():  # reads do not take it
-                db.session.scalar(select(func.count()).select_from(text("throttle_counters")))
-                fcntl.flock(gate, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                fcntl.flock(gate, fcntl.LOCK_UN)
-            db.session.execute(text("INSERT INTO throttle_counters VALUES ('k', 1, '2030-01-01 00:00:00.000000')"))
-            with pytest.raises(BlockingIOError):  # a write transaction holds it
-                fcntl.flock(gate, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            db.session.commit()  # commit, then the connection goes back to the pool: free again
-            fcntl.flock(gate, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            fcntl.flock(gate, fcntl.LOCK_UN)
-            with database.read_phase(then_write=True):  # a read phase that writes next takes it at its first write
-                db.session.scalar(select(func.count()).select_from(text("throttle_counters")))
-            fcntl.flock(gate, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            fcntl.flock(gate, fcntl.LOCK_UN)
-            db.session.execute(text("UPDATE throttle_counters SET count = 2"))
-            with pytest.raises(BlockingIOError):
-                fcntl.flock(gate, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            db.session.rollback()
-            fcntl.flock(gate, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            fcntl.flock(gate, fcntl.LOCK_UN)
-            db.engine.dispose()
-    finally:
-        os.close(gate)
-
-
-def _statements(engine) -> list[str]:
-    """Every statement the engine sends from now on (appended as sent)."""
-    sent: list[str] = []
-
-    @event.listens_for(engine, "before_cursor_execute")
-    def record(conn, cursor, statement, parameters, context, executemany):
-        sent.append(statement if statement.startswith("BEGIN") else statement.split()[0].upper())
-
-    return sent
-
-
-def test_a_get_request_reads_without_the_write_lock_and_writes_after_upgrading(sqlite_url):
-    """A page that reads for long holds up no writer; its first write waits for the lock like any other."""
-    app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": sqlite_url})
-    path = Path(sqlite_url.removeprefix("sqlite:///"))
-    gate = os.open(str(path) + "-writers.lock", os.O_RDWR | os.O_CREAT)
-    try:
-        with app.test_request_context("/supervision/", method="GET"):
-            sent = _statements(db.engine)
-            db.session.scalar(select(func.count()).select_from(text("throttle_counters")))
-            assert sent == ["BEGIN", "SELECT"]  # deferred
-            fcntl.flock(gate, fcntl.LOCK_EX | fcntl.LOCK_NB)  # the gate is free
-            fcntl.flock(gate, fcntl.LOCK_UN)
-            began = time.monotonic()
-            write_one(path, "submitted-meanwhile")  # a resident's submission while the page reads
-            assert time.monotonic() - began < 1
-            # The page now writes (a scan count, a throttle hit): the transaction is upgraded first,
-            # although another connection wrote after this one read (a plain deferred write would fail).
-            db.session.execute(text("INSERT INTO throttle_counters VALUES ('page', 1, '2030-01-01 00:00:00.000000')"))
-            with pytest.raises(BlockingIOError):  # it holds the gate now
-                fcntl.flock(gate, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            late = threading.Thread(target=write_one, args=(path, "late"))
-            late.start()
-            time.sleep(0.3)
-            assert late.is_alive()  # and the write lock: the next writer waits
-            db.session.commit()
-            late.join(timeout=10)
-            assert not late.is_alive()
-        with app.app_context():
-            keys = set(db.session.scalars(text("SELECT key FROM throttle_counters")))
-            assert keys == {"submitted-meanwhile", "page", "late"}
-            db.session.remove()
-            db.engine.dispose()
-    finally:
-        os.close(gate)
-
-
-def test_a_post_request_begins_immediate(sqlite_url):
-    app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": sqlite_url})
-    with app.test_request_context("/api/v1/items", method="POST"):
+def test_a_post_request_begins_immediate(sqlite_app, sqlite_url):
+    with sqlite_app.test_request_context("/api/v1/items", method="POST"):
         sent = _statements(db.engine)
-        db.session.scalar(select(func.count()).select_from(text("throttle_counters")))
+        db.session.scalar(select(func.count()).select_from(ThrottleCounter))
         assert sent == ["BEGIN IMMEDIATE", "SELECT"]
+        assert not write_lock_is_free(path_of(sqlite_url))
         db.session.rollback()
-        with database.read_phase():  # unless the operation declares a read phase
-            db.session.scalar(select(func.count()).select_from(text("throttle_counters")))
-        assert sent[2:] == ["BEGIN", "SELECT"]
-        db.engine.dispose()
+        assert write_lock_is_free(path_of(sqlite_url))
 
 
-@pytest.mark.parametrize(
-    "write",
-    [
-        pytest.param(lambda: db.session.execute(text("UPDATE throttle_counters SET count = 3")), id="update"),
-        pytest.param(lambda: db.session.execute(text("DELETE FROM throttle_counters")), id="delete"),
-        pytest.param(  # SAVEPOINT is sent with the next statement
-            lambda: (db.session.begin_nested(), db.session.execute(text("SELECT 1"))), id="savepoint"
-        ),
-        pytest.param(
-            lambda: db.session.execute(select(text("1")).select_from(text("throttle_counters")).with_for_update()),
-            id="select-for-update",
-        ),
-    ],
-)
-def test_read_mode_upgrades_before_every_kind_of_write(sqlite_url, write):
-    """Each statement that writes or locks is preceded by the upgrade: COMMIT, then BEGIN IMMEDIATE."""
-    app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": sqlite_url})
-    with app.test_request_context("/", method="GET"):
+def test_a_get_request_reads_without_the_lock_and_cannot_write(sqlite_app, sqlite_url):
+    """A page that reads for long holds up no writer; a write it did not declare fails at once, in every test."""
+    path = path_of(sqlite_url)
+    with sqlite_app.test_request_context("/supervision/", method="GET"):
         sent = _statements(db.engine)
-        upgrades: list[str] = []
-        real_enter = database._enter_write_gate
-        database._enter_write_gate = lambda conn: (upgrades.append("gate"), real_enter(conn))
-        try:
-            db.session.scalar(select(func.count()).select_from(text("throttle_counters")))
-            assert not upgrades
-            write()
-            assert upgrades == ["gate"]
-            db.session.execute(text("UPDATE throttle_counters SET count = 4"))
-            assert upgrades == ["gate"]  # once per transaction
-        finally:
-            database._enter_write_gate = real_enter
-        assert sent[:2] == ["BEGIN", "SELECT"]
+        db.session.scalar(select(func.count()).select_from(ThrottleCounter))
+        assert sent == ["PRAGMA query_only = 1", "BEGIN", "SELECT"]
+        assert write_lock_is_free(path)
+        write_one(path, "submitted-meanwhile")  # a resident's submission while the page reads
+        with pytest.raises(OperationalError, match="readonly database"):
+            db.session.execute(text(ROW), {"key": "page"})
         db.session.rollback()
-        db.engine.dispose()
+    with sqlite_app.app_context():
+        assert set(db.session.scalars(text("SELECT key FROM throttle_counters"))) == {"submitted-meanwhile"}
+
+
+def test_a_get_that_declares_its_write_writes_after_another_connection_did(sqlite_app, sqlite_url):
+    """``writing()`` ends the page's read transaction and begins a write one: the moment that refuses a
+    deferred transaction (above) never comes."""
+    path = path_of(sqlite_url)
+    with sqlite_app.test_request_context("/c/slug", method="GET"):
+        sent = _statements(db.engine)
+        db.session.scalar(select(func.count()).select_from(ThrottleCounter))
+        write_one(path, "submitted-meanwhile")
+        with database.writing():
+            db.session.execute(text(ROW), {"key": "scan"})
+            assert not write_lock_is_free(path)
+            db.session.commit()
+        assert write_lock_is_free(path)
+        db.session.scalar(select(func.count()).select_from(ThrottleCounter))  # back to reading
+        assert sent == [
+            "PRAGMA query_only = 1", "BEGIN", "SELECT", "COMMIT",
+            "PRAGMA query_only = 0", "BEGIN IMMEDIATE", "INSERT", "COMMIT",
+            "PRAGMA query_only = 1", "BEGIN", "SELECT",
+        ]  # fmt: skip
+    with sqlite_app.app_context():
+        assert set(db.session.scalars(text("SELECT key FROM throttle_counters"))) == {"submitted-meanwhile", "scan"}
+
+
+def test_reading_in_a_post_ends_before_the_slow_work_and_refuses_writes(sqlite_app, sqlite_url):
+    """``reading()``: a POST's reads in a read transaction that ends with the block; what it loaded stays loaded."""
+    path = path_of(sqlite_url)
+    write_one(path, "k")
+    with sqlite_app.test_request_context("/staff/login", method="POST"):
+        sent = _statements(db.engine)
+        with database.reading():
+            counter = db.session.get(ThrottleCounter, "k")
+            assert write_lock_is_free(path)
+            with pytest.raises(OperationalError, match="readonly database"):
+                db.session.execute(text(ROW), {"key": "sneaked"})
+        assert not db.session().in_transaction()  # the slow work runs here, holding nothing
+        assert write_lock_is_free(path)
+        assert counter.count == 1  # loaded, not expired: no query
+        assert sent == ["PRAGMA query_only = 1", "BEGIN", "SELECT", "INSERT", "COMMIT"]
+        db.session.execute(text(ROW), {"key": "written"})  # the POST's write begins a write transaction
+        assert sent[-2:] == ["BEGIN IMMEDIATE", "INSERT"]
+        db.session.commit()
+
+
+def test_a_thread_holding_the_write_lock_is_refused_a_second_write_at_once(sqlite_app):
+    """A second connection of the same thread would wait for the first until the busy timeout: refused instead."""
+    with sqlite_app.test_request_context("/", method="POST"):
+        db.session.execute(text(ROW), {"key": "held"})
+        with pytest.raises(RuntimeError, match="would wait for"), db.engine.begin() as other:
+            other.execute(text(ROW), {"key": "other"})
+        with database.reading(), db.engine.begin() as other:  # reading on a second connection is fine
+            assert other.execute(select(func.count()).select_from(ThrottleCounter)).scalar() == 0
+        db.session.commit()
+        with db.engine.begin() as other:  # and once the first has ended, so is writing
+            other.execute(text(ROW), {"key": "after"})
+
+
+def test_a_get_requests_read_transaction_ends_with_it(sqlite_app):
+    """Tests keep one app context over several requests: a POST after a GET must not inherit its read."""
+
+    @sqlite_app.get("/_read")
+    def _read():
+        db.session.scalar(select(func.count()).select_from(ThrottleCounter))
+        return "read"
+
+    @sqlite_app.post("/_write")
+    def _write():
+        db.session.execute(text(ROW), {"key": "posted"})
+        db.session.commit()
+        return "written"
+
+    sqlite_app.config["WTF_CSRF_ENABLED"] = False
+    client = sqlite_app.test_client()
+    with sqlite_app.app_context():
+        assert client.get("/_read").status_code == 200
+        assert not db.session().in_transaction()
+        assert client.post("/_write").status_code == 200
+        assert db.session.scalar(select(func.count()).select_from(ThrottleCounter)) == 1

@@ -193,16 +193,18 @@ def test_register_submission_reports_the_later_of_two_windows(db_app):
 
 
 def test_refused_submission_through_the_error_handler_answers_429_with_retry_after(db_app):
-    @db_app.get("/api/_throttle_probe")
+    @db_app.post("/api/_throttle_probe")
     def _probe():
         throttle.register_submission("192.0.2.1", "d-probe")
         return {"ok": True}
 
-    db_app.config.update(THROTTLE_PER_ADDRESS=1, THROTTLE_PER_CODE=100, THROTTLE_WINDOW_SECONDS=600)
+    db_app.config.update(
+        THROTTLE_PER_ADDRESS=1, THROTTLE_PER_CODE=100, THROTTLE_WINDOW_SECONDS=600, WTF_CSRF_ENABLED=False
+    )
     client = db_app.test_client()
     throttle.register_submission("192.0.2.1", "d-probe")
     db.session.commit()
-    response = client.get("/api/_throttle_probe")
+    response = client.post("/api/_throttle_probe")
     assert response.status_code == 429
     assert 0 < int(response.headers["Retry-After"]) <= 600
     assert response.json["error"]["code"] == "too_many_submissions"

@@ -37,6 +37,7 @@ import time
 import unicodedata
 import warnings
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -67,7 +68,11 @@ MAX_BYTES = 5 * 1024 * 1024  # IMPORT_MAX_BYTES
 MAX_ROWS = 5000  # IMPORT_MAX_ROWS: deputies of the largest county in the reports (2,435), twice over
 MAX_COLUMNS = 60
 HEADER_SEARCH_ROWS = 10  # a title row or two above the heading is common
-XLSX_MAX_UNCOMPRESSED = 100 * 1024 * 1024  # a zip bomb stops here
+XLSX_MAX_UNCOMPRESSED = 50 * 1024 * 1024  # a zip bomb stops here
+# Tags in all the workbook's parts, counted before openpyxl reads any: its time grows with them (a
+# roster of 5,000 deputies in 60 text columns has about 1.8 million), and a small file can hold
+# millions (129 KB of 3 million shared strings took openpyxl 48 s).
+XLSX_MAX_TAGS = 2_000_000
 UPLOAD_TTL_SECONDS = 3600
 FILENAME_MAX_CHARS = 100
 
@@ -250,7 +255,10 @@ def _read_xlsx(data: bytes) -> Table:
         names = set(archive.namelist())
         total = sum(info.file_size for info in archive.infolist())
         content_types = archive.read("[Content_Types].xml") if "[Content_Types].xml" in names else b""
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, KeyError, EOFError, ValueError, NotImplementedError):
+        too_big = total > XLSX_MAX_UNCOMPRESSED or _tag_count(archive, XLSX_MAX_TAGS) > XLSX_MAX_TAGS
+    except (
+        zipfile.BadZipFile, zipfile.LargeZipFile, OSError, KeyError, EOFError, ValueError, NotImplementedError, zlib.error
+    ):  # fmt: skip
         raise ImportFileError("bad_zip", "文件已损坏，无法读取。请在 Excel 中重新保存为 .xlsx 后再导入。") from None
     if "xl/workbook.xml" not in names and "xl/workbook.bin" not in names:
         raise ImportFileError(
@@ -262,8 +270,10 @@ def _read_xlsx(data: bytes) -> Table:
         raise ImportFileError(
             "macros", "文件含有宏（.xlsm），为安全起见不能导入。请在 Excel 中另存为不含宏的 Excel 工作簿（.xlsx）。"
         )
-    if total > XLSX_MAX_UNCOMPRESSED:
-        raise ImportFileError("file_too_large", "工作簿解压后太大，请只保留代表名册一张表，或分成几个文件导入。")
+    if too_big:
+        raise ImportFileError(
+            "file_too_large", "工作簿内容太多（解压后太大或单元格太多），请只保留代表名册一张表，或分成几个文件导入。"
+        )
 
     from openpyxl import load_workbook  # imported here: only imports need it
 
@@ -290,6 +300,23 @@ def _read_xlsx(data: bytes) -> Table:
             "bad_xlsx", "Excel 文件已损坏或格式不受支持，无法读取。请在 Excel 中重新保存为 .xlsx 后再导入。"
         ) from None
     return Table(kind="Excel 工作簿（.xlsx）", rows=rows.rows)
+
+
+def _tag_count(archive: zipfile.ZipFile, limit: int) -> int:
+    """The ``<`` in every part of a workbook, counted as it is unzipped, up to just past ``limit``.
+
+    Every element openpyxl would read (cell, value, shared string, style …) starts with one,
+    whatever its namespace prefix, and XML text holds none unescaped: a bound on openpyxl's work
+    found at the speed of unzipping.
+    """
+    count = 0
+    for info in archive.infolist():
+        with archive.open(info) as part:
+            while chunk := part.read(1 << 20):
+                count += chunk.count(b"<")
+                if count > limit:
+                    return count
+    return count
 
 
 def _xlsx_cell(cell) -> Cell:
@@ -463,7 +490,10 @@ def _norm(text: str) -> str:
 
 
 def plan_import(user: StaffUser, data: bytes, filename: str = "") -> ImportPlan:
-    """Read and check a whole file against the database and ``user``'s scope; write nothing."""
+    """Read and check a whole file against the database and ``user``'s scope; write nothing.
+
+    The file is parsed before the first query: a caller's transaction (read or write) begins after it.
+    """
     table = read_table(data)
     layout = find_layout(table)
     body = [(number, cells) for number, cells in table.rows if any(cell.text.strip() for cell in cells)]

@@ -7,8 +7,9 @@ the row ends the session wherever the secret is kept, so logout really logs out.
 
 Failed logins are counted per (account, address) pair and per address, never per
 account alone: an attacker guessing from one address cannot lock every deputy out of
-their own phone. Only failures count; a throttled attempt is refused even with the right
-password.
+their own phone. Each attempt is counted before its password is checked and the right
+password takes the count back, so only failures use the limit up; a throttled attempt is
+refused even with the right password.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import contains_eager
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from backend import throttle
+from backend import database, throttle
 from backend.audit import record_audit
 from backend.errors import UserError, error_response, wants_json
 from backend.extensions import db
@@ -67,41 +68,21 @@ def _login_limits() -> tuple[int, int, int]:
     )
 
 
-def _throttle_keys(username: str, address: str) -> tuple[str, str]:
-    """The counter keys for one (account, address) pair and for the address."""
-    return f"login-fail:pair:{username}:{address}", f"login-fail:addr:{address}"
-
-
-def _refuse_if_throttled(username: str, address: str) -> None:
-    """Refuse (429) before any password check when the pair or the address failed too often."""
+def _throttle_limits(username: str, address: str) -> dict[str, int]:
+    """The counters of one (account, address) pair and of the address, with their limits."""
     per_pair, per_address, _ = _login_limits()
-    pair_key, address_key = _throttle_keys(username, address)
-    results = [throttle.peek(pair_key, per_pair), throttle.peek(address_key, per_address)]
-    refused = [result for result in results if not result.allowed]
-    if refused:
-        retry_after = max(result.retry_after for result in refused)
-        message = throttle.retry_message(retry_after, what="登录失败次数太多")
-        raise UserError("too_many_logins", message, 429, retry_after=retry_after)
+    return {f"login-fail:pair:{username}:{address}": per_pair, f"login-fail:addr:{address}": per_address}
 
 
-def _register_failure(username: str, address: str, user: StaffUser | None, reason: str, kind: SessionKind) -> None:
-    """Count a failed login against the pair and the address, audit it, and commit.
-
-    The request answers with an error, and the error handler rolls the session back: a
-    count left in that transaction would vanish and the throttle would never close. So the
-    failure is committed here, on its own, before the error is raised. The counters are the
-    first writes of a login request, so nothing else of the caller's is committed with them.
-    """
-    per_pair, per_address, window = _login_limits()
-    pair_key, address_key = _throttle_keys(username, address)
-    throttle.hit(pair_key, per_pair, window)
-    throttle.hit(address_key, per_address, window)
+def _refuse(user: StaffUser | None, reason: str, kind: SessionKind, error: UserError) -> UserError:
+    """Audit a refused login with the right to stay (committed: the error answer rolls back), and return ``error``."""
     # An unknown username is not written down: people type their password into that field.
     data = {"reason": reason, "kind": kind.value}
     if user is not None:
         data["username"] = user.username
     record_audit("login_failed", user=user, object_type="staff_user", object_id=user.id if user else "", data=data)
     db.session.commit()
+    return error
 
 
 def login(username: str, password: str, kind: SessionKind) -> tuple[StaffUser, str]:
@@ -109,8 +90,14 @@ def login(username: str, password: str, kind: SessionKind) -> tuple[StaffUser, s
 
     Raises ``UserError``: 400 ``missing_credentials``, 401 ``bad_credentials`` (the same for
     an unknown user and a wrong password), 403 ``account_inactive`` (only after the right
-    password), 429 ``too_many_logins``. A failure is counted and committed before the raise
-    (see ``_register_failure``); a success flushes and the caller commits.
+    password), 429 ``too_many_logins``. A success flushes and the caller commits.
+
+    Every attempt is counted first, before any password is checked, in one statement that
+    counts and reports (``throttle.count_or_refuse``), and committed at once: of any number of
+    attempts at the same moment only as many as the limit reach the password check. The right
+    password takes its count back, so that only failures use the limit up. The user is read in
+    a read transaction (``database.reading``) and the password hash checked with none open: on
+    SQLite nobody waits for it.
 
     For ``SessionKind.WEB`` the cookie session is cleared and given the new ``sid`` (a new
     session id at every login), and a session the browser still held is revoked.
@@ -119,29 +106,24 @@ def login(username: str, password: str, kind: SessionKind) -> tuple[StaffUser, s
         raise UserError("missing_credentials", "请输入用户名和密码。", 400)
     username = normalize_username(username)
     address = client_address()
-    _refuse_if_throttled(username, address)
+    limits = _throttle_limits(username, address)
+    throttle.count_or_refuse(limits, _login_limits()[2], "too_many_logins", "登录失败次数太多")
+    db.session.commit()
 
     user = None
-    if len(username) <= USERNAME_MAX_LENGTH:
-        user = db.session.scalar(select(StaffUser).where(StaffUser.username == username))
+    with database.reading():
+        if len(username) <= USERNAME_MAX_LENGTH:
+            user = db.session.scalar(select(StaffUser).where(StaffUser.username == username))
     if user is None:
         check_password_hash(_dummy_password_hash(), password)
-        _register_failure(username, address, None, "unknown_user", kind)
-        raise UserError("bad_credentials", BAD_CREDENTIALS_MESSAGE, 401)
+        raise _refuse(None, "unknown_user", kind, UserError("bad_credentials", BAD_CREDENTIALS_MESSAGE, 401))
     if not check_password_hash(user.password_hash, password):
-        _register_failure(username, address, user, "bad_password", kind)
-        raise UserError("bad_credentials", BAD_CREDENTIALS_MESSAGE, 401)
+        raise _refuse(user, "bad_password", kind, UserError("bad_credentials", BAD_CREDENTIALS_MESSAGE, 401))
+    throttle.take_back(list(limits))
     if not user.is_active:
         # Said plainly, but only to someone who knows the password.
-        record_audit(
-            "login_failed",
-            user=user,
-            object_type="staff_user",
-            object_id=user.id,
-            data={"reason": "inactive", "kind": kind.value, "username": user.username},
-        )
-        db.session.commit()
-        raise UserError("account_inactive", "该账号已停用，请联系县人大常委会工作人员。", 403)
+        error = UserError("account_inactive", "该账号已停用，请联系县人大常委会工作人员。", 403)
+        raise _refuse(user, "inactive", kind, error)
 
     now = utcnow()
     if kind == SessionKind.WEB:
@@ -222,8 +204,9 @@ def _bearer_token() -> str | None:
 def current_staff() -> StaffUser | None:
     """The staff user of this request, or None; looked up once per request and kept in ``g.staff``.
 
-    Marks the session as seen at most once a minute; the decorators commit that mark (a
-    request that only reads would otherwise roll it back).
+    The session is read in a read transaction of its own (``database.reading``): a POST's write
+    transaction begins with its first write, after whatever slow work comes before it. The
+    session is marked seen at most once a minute, by the decorators (``_commit_seen_mark``).
     """
     if not has_request_context():
         return None
@@ -234,14 +217,12 @@ def current_staff() -> StaffUser | None:
     g.staff_request = request._get_current_object()
     kind = _request_kind()
     secret = _bearer_token() if kind == SessionKind.API else session.get("sid")
-    staff_session = find_session(secret, kind)
+    with database.reading():
+        staff_session = find_session(secret, kind)
     g.staff_session = staff_session
     g.staff = staff_session.user if staff_session is not None else None
-    if staff_session is not None:
-        now = utcnow()
-        if now - staff_session.last_seen_at >= LAST_SEEN_INTERVAL:
-            staff_session.last_seen_at = now
-            g.staff_seen_marked = True
+    if staff_session is not None and utcnow() - staff_session.last_seen_at >= LAST_SEEN_INTERVAL:
+        g.staff_seen_marked = True
     return g.staff
 
 
@@ -267,9 +248,12 @@ def logout() -> None:
 
 
 def _commit_seen_mark() -> None:
-    """Commit ``last_seen_at`` before the view runs, so that nothing of the view's is committed with it."""
+    """Write and commit ``last_seen_at`` before the view runs, so that nothing of the view's is committed with it
+    (a write of every kind of request, GET included)."""
     if g.pop("staff_seen_marked", False):
-        db.session.commit()
+        with database.writing():
+            g.staff_session.last_seen_at = utcnow()
+            db.session.commit()
 
 
 def _refuse_role(user: StaffUser, roles: tuple[StaffRole, ...]) -> None:

@@ -26,7 +26,7 @@ Rendering
     (``backend.qr.pdf.PdfWriter``): memory holds one page whatever the batch. Every
     ``POSTER_BATCH_PROGRESS_PAGES`` pages (or 2 s) ``pages_done`` is written and committed,
     which also renews the lease. On SQLite the reads of those pages run in a DEFERRED
-    transaction (``read_phase``), so rendering never holds the write lock the web workers need.
+    transaction (``reading``), so rendering never holds the write lock the web workers need.
     At the end the file is synced, renamed to ``….pdf`` and the batch marked done in one
     guarded write: a done batch always has its whole file, and a partial one is never named
     ``.pdf``. An exception marks the batch failed with a Chinese message and removes the
@@ -56,7 +56,7 @@ from flask import current_app
 from sqlalchemy import and_, or_, select, update
 
 from backend.admin.printing import batch_names, printable_count, region_batch_pages, station_batch_pages
-from backend.database import read_phase
+from backend.database import reading
 from backend.errors import UserError
 from backend.extensions import db
 from backend.models import PosterBatch, PosterBatchKind, PosterBatchStatus, utcnow
@@ -274,7 +274,7 @@ def render(claim: Claim, stop_event: threading.Event | None = None) -> PosterBat
             while not finished:
                 started = time.monotonic()
                 # The pages' reads without SQLite's write lock; the progress write after it is short.
-                with read_phase():
+                with reading():
                     while True:
                         sheet = next(pages, None)
                         if sheet is None:

@@ -3,6 +3,11 @@
 Whatever the phone sent, what is stored is a fresh JPEG: recognised by its content (never by
 file name or declared type), turned upright, flattened onto white, at most PHOTO_MAX_SIDE on
 its longest side, and without EXIF (GPS!), XMP, ICC profile or comments.
+
+Decoding is the costly part (a 40 MP PNG of 120 KB takes a second or two and a few hundred MB),
+so each process decodes at most ``PHOTO_DECODES_PER_PROCESS`` photos at once; the others wait
+for a turn up to ``PHOTO_DECODE_WAIT_SECONDS`` and are then refused (503). Submissions decode
+after the throttle's check and outside any transaction (``backend.items.operations``).
 """
 
 from __future__ import annotations
@@ -10,7 +15,10 @@ from __future__ import annotations
 import hashlib
 import io
 import struct
+import threading
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from flask import current_app
@@ -71,7 +79,8 @@ def process_photo(data: bytes) -> ProcessedPhoto:
             width, height = image.size
             if width * height > max_pixels:
                 raise _too_many_pixels(max_pixels)
-            return _reencode(image, max_side)
+            with decoding_turn():
+                return _reencode(image, max_side)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         # Pillow's own guard, raised from Image.open (the warning is an error under pytest).
         raise _too_many_pixels(max_pixels) from None
@@ -82,11 +91,29 @@ def process_photo(data: bytes) -> ProcessedPhoto:
         raise _bad_type("照片文件不完整或已损坏，请重新选择。") from None
 
 
+@contextmanager
+def decoding_turn() -> Iterator[None]:
+    """Hold one of this process's ``PHOTO_DECODES_PER_PROCESS`` decoding turns (503 ``busy`` when none comes
+    free within ``PHOTO_DECODE_WAIT_SECONDS``): photos decoded at once cannot take a worker's memory."""
+    config = current_app.config
+    turns = current_app.extensions.get("photo_decoding")
+    if turns is None:  # setdefault: two threads racing here end up sharing one
+        turns = threading.BoundedSemaphore(max(1, config["PHOTO_DECODES_PER_PROCESS"]))
+        turns = current_app.extensions.setdefault("photo_decoding", turns)
+    if not turns.acquire(timeout=config["PHOTO_DECODE_WAIT_SECONDS"]):
+        raise UserError("busy", "现在提交照片的人很多，请稍等一分钟后再提交。", 503, retry_after=60)
+    try:
+        yield
+    finally:
+        turns.release()
+
+
 def _reencode(image: Image.Image, max_side: int) -> ProcessedPhoto:
     """Decode, turn upright, convert to sRGB on white, downscale and encode as JPEG without metadata."""
     box = (max_side, max_side)  # square, so it fits the same before and after turning upright
-    if image.format in JPEG_FORMATS:
-        image.thumbnail(box)  # lets libjpeg decode at 1/2, 1/4 or 1/8 scale (Image.draft)
+    # First of all: a JPEG is decoded at 1/2, 1/4 or 1/8 scale by libjpeg (Image.draft); any other
+    # image is decoded whole once, then scaled down before the copies below (40 MP: 160 MB each).
+    image.thumbnail(box)
     upright = ImageOps.exif_transpose(image)
     rgb = _to_srgb_on_white(upright)
     rgb.thumbnail(box, Image.Resampling.LANCZOS)

@@ -28,6 +28,7 @@ from datetime import datetime
 
 from flask import current_app
 
+from backend import database
 from backend.extensions import db
 from backend.models import Item, ItemEvent, ItemForward, OutboxMessage, Resident, StaffUser
 from backend.models.item import ITEM_OUTCOME_LABELS
@@ -372,7 +373,6 @@ def build_notice(message: OutboxMessage) -> Notice:
 # --- overdue reminders --------------------------------------------------------------------
 
 OVERDUE_KIND = "deputy_item_overdue"
-_OVERDUE_LOCK_ID = 0x6F7665726475  # "overdu": one scan at a time on PostgreSQL
 
 
 def queue_overdue_notices(now: datetime) -> int:
@@ -381,10 +381,9 @@ def queue_overdue_notices(now: datetime) -> int:
     An item counts as notified for its current deadline when a row of that kind was queued
     after its ``due_at``; a deadline that moves (extended, reopened) earns a new reminder once
     it passes too. Items held for review are left out (not in the inbox yet). One INSERT …
-    SELECT; on PostgreSQL an advisory lock keeps two workers from queueing the same reminder,
-    on SQLite the IMMEDIATE transaction does. Flushes; the caller commits. Returns how many.
+    SELECT; a lock until the commit keeps two workers from queueing the same reminder. Flushes; the caller commits. Returns how many.
     """
-    from sqlalchemy import and_, exists, insert, literal, select, text
+    from sqlalchemy import and_, exists, insert, literal, select
     from sqlalchemy.orm import aliased
 
     from backend.items.deadlines import overdue_condition
@@ -392,8 +391,7 @@ def queue_overdue_notices(now: datetime) -> int:
     from backend.models.base import UTCDateTime
 
     session = db.session
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _OVERDUE_LOCK_ID})
+    database.lock_until_commit(session.connection(), "overdue-scan")  # one scan at a time
     outbox = OutboxMessage.__table__
     earlier = aliased(OutboxMessage)
     already = exists().where(

@@ -81,9 +81,9 @@ from datetime import datetime, timedelta
 import requests
 from flask import current_app
 from sqlalchemy import func, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 
+from backend import database
 from backend.extensions import db
 from backend.models import OutboxMessage, OutboxStatus, SubscriptionCredit, ThrottleCounter, utcnow
 from backend.ops import heartbeat
@@ -160,11 +160,6 @@ def quota_hold_until(now: datetime) -> datetime:
     return next_quota_reset(now)
 
 
-def _insert(table):
-    dialect = db.session.get_bind().dialect.name
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
-
-
 def active_hold(now: datetime | None = None) -> datetime | None:
     """Until when every worker must leave WeChat alone (quota or token hold), or None. Runs in the caller's transaction."""
     now = now or utcnow()
@@ -178,7 +173,7 @@ def active_hold(now: datetime | None = None) -> datetime | None:
 
 def _set_hold(key: str, until: datetime) -> None:
     """Start or extend a hold (flushes in the caller's transaction)."""
-    stmt = _insert(_counters).values(key=key, count=1, expires_at=until)
+    stmt = database.dialect_insert(_counters).values(key=key, count=1, expires_at=until)
     stmt = stmt.on_conflict_do_update(
         index_elements=[_counters.c.key],
         set_={"count": _counters.c.count + 1, "expires_at": stmt.excluded.expires_at},

@@ -27,6 +27,7 @@ from flask import (
 )
 from sqlalchemy import func, select
 
+from backend import database
 from backend.admin import departments as department_ops
 from backend.admin import deputies as deputy_ops
 from backend.admin import importer
@@ -57,13 +58,6 @@ from backend.stations.calendar import format_month_day, today_in_china
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
 WEEKDAY_LABELS = "一二三四五六日"
-
-
-@bp.after_request
-def _no_store(response):
-    """Administration pages show phone numbers: never keep them in a shared or back-button cache."""
-    response.headers.setdefault("Cache-Control", "no-store")
-    return response
 
 
 def _page(template: str, status: int = 200, **context) -> Response:
@@ -580,23 +574,28 @@ def import_page():
 @bp.post("/import")
 @login_required(*ADMIN_ROLES)
 def import_dry_run():
-    """Read the file and show every row's outcome and every error with its row number; nothing is written."""
+    """Read the file and show every row's outcome and every error with its row number; nothing is written.
+
+    A read from start to end (``database.reading``): on SQLite, parsing and checking thousands of
+    rows hold up no resident's submission.
+    """
     user = current_staff()
     upload = request.files.get("file")
     filename = importer.clean_filename(upload.filename if upload is not None else "")
-    try:
-        if upload is None or not upload.filename:
-            raise UserError("required", "请选择要导入的文件（.xlsx 或 .csv）。", 400, field="file")
-        data = upload.read(importer.max_bytes() + 1)
-        plan = importer.plan_import(user, data, filename)
-    except UserError as exc:
-        db.session.rollback()
-        context = _import_context(user, filename=filename)
-        return _page(
-            "admin/import.html", exc.status, error=exc.message, error_field="file", error_form="file", **context
-        )
-    upload_id = importer.keep_upload(user, data, filename) if plan.is_importable else ""
-    return _page("admin/import.html", **_import_context(user, plan=plan, upload_id=upload_id, filename=filename))
+    with database.reading():
+        try:
+            if upload is None or not upload.filename:
+                raise UserError("required", "请选择要导入的文件（.xlsx 或 .csv）。", 400, field="file")
+            data = upload.read(importer.max_bytes() + 1)
+            plan = importer.plan_import(user, data, filename)
+        except UserError as exc:
+            db.session.rollback()
+            context = _import_context(user, filename=filename)
+            return _page(
+                "admin/import.html", exc.status, error=exc.message, error_field="file", error_form="file", **context
+            )
+        upload_id = importer.keep_upload(user, data, filename) if plan.is_importable else ""
+        return _page("admin/import.html", **_import_context(user, plan=plan, upload_id=upload_id, filename=filename))
 
 
 @bp.post("/import/confirm")

@@ -15,13 +15,6 @@ bp = Blueprint("api_auth", __name__, url_prefix="/api/v1/auth")
 csrf.exempt(bp)  # the API takes no cookies; tokens come in headers
 
 
-@bp.after_request
-def _no_store(response):
-    """Tokens and account data are never cached (RFC 6749 §5.1)."""
-    response.headers.setdefault("Cache-Control", "no-store")
-    return response
-
-
 def staff_json(user: StaffUser) -> dict:
     """A staff user as the mini-program shows them."""
     return {"id": user.id, "username": user.username, "role": user.role.value, "display_name": user.display_name}

@@ -9,7 +9,7 @@ from __future__ import annotations
 from flask import Blueprint, jsonify
 from sqlalchemy import func, select
 
-from backend import api_schemas, database
+from backend import api_schemas
 from backend.api_schemas import RESIDENT, describe
 from backend.api_schemas import models as m
 from backend.errors import UserError
@@ -26,13 +26,6 @@ bp = Blueprint("api_resident", __name__, url_prefix="/api/v1")
 csrf.exempt(bp)  # the API takes no cookies; tokens come in headers
 
 DEFAULT_PER_PAGE = 20
-
-
-@bp.after_request
-def _no_store(response):
-    """Tokens and a person's own items are never cached."""
-    response.headers.setdefault("Cache-Control", "no-store")
-    return response
 
 
 @bp.post("/wechat/login")
@@ -77,16 +70,15 @@ def my_items():
     query: m.MyItemsQuery = api_schemas.args()
     page = query.page or 1
     per_page = query.per_page or DEFAULT_PER_PAGE
-    with database.read_phase():
-        total = db.session.scalar(select(func.count()).select_from(Item).where(Item.resident_id == resident.id))
-        items = db.session.scalars(
-            select(Item)
-            .where(Item.resident_id == resident.id)
-            .order_by(Item.created_at.desc(), Item.id.desc())
-            .offset((page - 1) * per_page)
-            .limit(per_page)
-        ).all()
-        rows = [my_item_json(item) for item in items]
+    total = db.session.scalar(select(func.count()).select_from(Item).where(Item.resident_id == resident.id))
+    items = db.session.scalars(
+        select(Item)
+        .where(Item.resident_id == resident.id)
+        .order_by(Item.created_at.desc(), Item.id.desc())
+        .offset((page - 1) * per_page)
+        .limit(per_page)
+    ).all()
+    rows = [my_item_json(item) for item in items]
     return jsonify(
         items=rows,
         page=page,
@@ -103,16 +95,14 @@ def my_item(ref: str):
     """One of the resident's items by reference (what a notification's page opens: it carries no key)."""
     resident = require_resident()
     normalized = normalize_ref(ref)
-    with database.read_phase():
-        item = (
-            db.session.scalar(select(Item).where(Item.ref == normalized, Item.resident_id == resident.id))
-            if normalized
-            else None
-        )
-        row = my_item_json(item) if item is not None else None
-    if row is None:
+    item = (
+        db.session.scalar(select(Item).where(Item.ref == normalized, Item.resident_id == resident.id))
+        if normalized
+        else None
+    )
+    if item is None:
         raise UserError("unknown_item", "找不到该留言，请核对编号。", 404)
-    return jsonify(row)
+    return jsonify(my_item_json(item))
 
 
 @bp.post("/wechat/bind")

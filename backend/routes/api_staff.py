@@ -41,13 +41,6 @@ ACTION_KEYS = ("text", "department_id", "due", "deputy_id", "duplicate_of", "out
 STAFF_ERRORS = {401: m.ErrorResponse, 404: m.ErrorResponse}
 
 
-@bp.after_request
-def _no_store(response):
-    """Staff answers carry personal data: never cached."""
-    response.headers.setdefault("Cache-Control", "no-store")
-    return response
-
-
 def _iso(moment) -> str | None:
     return moment.isoformat() if moment is not None else None
 

@@ -11,9 +11,8 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, jsonify, request
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 
-from backend import api_schemas
+from backend import api_schemas, database
 from backend.api_schemas import RESIDENT, STAFF, describe
 from backend.api_schemas import models as m
 from backend.errors import UserError
@@ -29,13 +28,6 @@ TEMPLATES_PER_REQUEST = 3  # wx.requestSubscribeMessage takes at most three ids 
 RESULTS = ("accept", "reject", "ban", "filter")
 TOKEN_MAX_LENGTH = 256
 REPORT_MAX_RESULTS = 10
-
-
-@bp.after_request
-def _no_store(response):
-    """Credits are per user: never cached."""
-    response.headers.setdefault("Cache-Control", "no-store")
-    return response
 
 
 def _bearer_token() -> str | None:
@@ -136,11 +128,10 @@ def report_subscriptions():
 
     now = utcnow()
     table = SubscriptionCredit.__table__
-    insert = postgresql.insert if db.session.get_bind().dialect.name == "postgresql" else sqlite.insert
     for template_id, result in sorted(results.items()):
         if result != "accept":
             continue
-        stmt = insert(table).values(openid=openid, template_id=template_id, credits=1, updated_at=now)
+        stmt = database.dialect_insert(table).values(openid=openid, template_id=template_id, credits=1, updated_at=now)
         stmt = stmt.on_conflict_do_update(
             index_elements=[table.c.openid, table.c.template_id],
             set_={"credits": table.c.credits + 1, "updated_at": now},

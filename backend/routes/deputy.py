@@ -131,13 +131,6 @@ DONE_MESSAGES = {
 }
 
 
-@bp.after_request
-def _no_store(response):
-    """Staff pages show personal data: never keep them in a shared or back-button cache."""
-    response.headers.setdefault("Cache-Control", "no-store")
-    return response
-
-
 # --- shared helpers --------------------------------------------------------------------------
 
 

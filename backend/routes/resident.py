@@ -16,6 +16,7 @@ from flask import (
 )
 from sqlalchemy import select, update
 
+from backend import database
 from backend.errors import UserError
 from backend.extensions import db
 from backend.items import timeline
@@ -75,10 +76,17 @@ def code_form(slug: str):
     oauth = wechat_identity.h5_oauth_redirect(request.path)  # WeChat's browser: silent OAuth once, never demanded
     if oauth is not None:
         return oauth
-    db.session.execute(update(Code).where(Code.id == resolved.code.id).values(scan_count=Code.scan_count + 1))
-    db.session.commit()
-    values = {"client_id": uuid.uuid4().hex, "deputy_id": DUTY_CHOICE, "category": ""}
+    with database.writing():  # the scan count: a write of a GET
+        db.session.execute(update(Code).where(Code.id == resolved.code.id).values(scan_count=Code.scan_count + 1))
+        db.session.commit()
+    # Never stored (backend/security.py): going back to the form fetches it again, with a fresh client_id.
+    values = {"client_id": new_client_id(), "deputy_id": DUTY_CHOICE, "category": ""}
     return render_template("form.html", values=values, errors={}, **_form_context(resolved))
+
+
+def new_client_id() -> str:
+    """A fresh id for one message the form will send: a repeated submit of it stores one item."""
+    return uuid.uuid4().hex
 
 
 @bp.post("/c/<slug>")
@@ -86,7 +94,8 @@ def submit_form(slug: str):
     """Receive the form: store the item and show the confirmation, or show the form again with the errors."""
     if request.mimetype not in ("multipart/form-data", "application/x-www-form-urlencoded"):
         raise UserError("unsupported_media_type", "请通过页面上的表单提交留言。", 415)
-    resolved = _resolve_or_page(slug)
+    with database.reading():  # the write transaction begins after the photos are decoded (submit_item)
+        resolved = _resolve_or_page(slug)
     if resolved.is_retired:
         return render_template("code_replaced.html", resolved=resolved), 410
     values = {name: request.form.get(name, "") for name in FORM_FIELDS}
@@ -108,14 +117,16 @@ def submit_form(slug: str):
             )
         )
     except UserError as exc:
-        if exc.status != 400:
+        if exc.status not in (400, 409):
             raise
         db.session.rollback()
         errors = {exc.field or "form": exc.message}
+        if exc.code == "client_id_reused":  # another message under this form's id: this one gets its own
+            values["client_id"] = new_client_id()
+            errors = {"form": exc.message}
         if files and exc.field != "photos":
             errors.setdefault("photos", "出于安全原因，已选的照片需要重新选择。")
-        context = _form_context(resolved)
-        return render_template("form.html", values=values, errors=errors, **context), 400
+        return render_template("form.html", values=values, errors=errors, **_form_context(resolved)), exc.status
     db.session.commit()
     return redirect(url_for("resident.track", ref=result.ref, k=result.access_key, new=1), code=303)
 

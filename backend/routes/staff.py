@@ -13,13 +13,6 @@ from backend.models import SessionKind
 bp = Blueprint("staff", __name__, url_prefix="/staff")
 
 
-@bp.after_request
-def _no_store(response):
-    """Staff pages show personal data: never keep them in a shared or back-button cache."""
-    response.headers.setdefault("Cache-Control", "no-store")
-    return response
-
-
 def _next_target(value: object) -> str:
     """Where to go after login: the requested local path, or the staff landing page."""
     return value if is_safe_next(value) else url_for("staff.home")

@@ -41,20 +41,6 @@ VIEWERS = (StaffRole.DEPUTY, StaffRole.STATION_ADMIN, StaffRole.SUPERVISOR)
 ITEMS_PER_PAGE = 20
 
 
-@bp.after_request
-def _no_store(response):
-    """Pages with items and names: never kept in a shared or back-button cache."""
-    response.headers.setdefault("Cache-Control", "no-store")
-    return response
-
-
-@api_bp.after_request
-def _api_no_store(response):
-    """Figures are scoped to the caller: never cached."""
-    response.headers.setdefault("Cache-Control", "no-store")
-    return response
-
-
 # --- reading the request ---------------------------------------------------------------------------
 
 

@@ -8,6 +8,7 @@ import re
 
 from flask import Blueprint, Response, abort, current_app, make_response, redirect, render_template, request, url_for
 
+from backend import database
 from backend.auth.sessions import current_staff, login_required
 from backend.errors import UserError
 from backend.extensions import db
@@ -38,6 +39,7 @@ def _page(template: str, status: int = 200, **context):
 
 
 @bp.get("/wechat/oauth/callback")
+@database.writing()  # a GET that writes (the resident), after WeChat answered
 def oauth_callback():
     """Where WeChat's silent OAuth comes back: keep the resident in this browser's session, return to the form."""
     path = identity.finish_h5_oauth(request.args.get("code"), request.args.get("state"))

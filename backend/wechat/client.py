@@ -15,7 +15,6 @@ wechatpy 1.8.18 needs four corrections here (see ../shared/WECHAT.md):
 from __future__ import annotations
 
 import functools
-import hashlib
 import threading
 import time
 from collections.abc import Iterator
@@ -24,8 +23,8 @@ from datetime import timedelta
 from typing import Any
 
 import requests
-from flask import Flask, current_app, has_app_context
-from sqlalchemy import delete, select, text
+from flask import Flask, current_app
+from sqlalchemy import delete, select
 from sqlalchemy.engine import Connection
 from wechatpy.client import WeChatClient as _WechatpyClient
 from wechatpy.client.api.base import BaseWeChatAPI
@@ -62,11 +61,11 @@ class DatabaseTokenStorage(SessionStorage):
 
     Reads and writes run in a short transaction of their own (``engine.begin()``), never in the
     caller's session, so they work in the worker outside a request and commit nothing of the
-    caller's. One exception, on SQLite only: when the caller's session holds the database's
-    write lock in this thread (a write transaction, ``backend.database``), a second connection
-    would wait for it forever; the token is then read and written through the caller's
-    transaction and is committed (or rolled back, and fetched again later) with it.
-    Only access tokens are stored (keys ``<appid>_access_token``); any other key wechatpy may
+    caller's. Reads begin as reads and writes as writes (``backend.database``), whatever the
+    request. One exception, on SQLite only: when a transaction of this thread holds the write
+    lock, a second connection could only wait for it; the token is then read and written through
+    that transaction and is committed (or rolled back, and fetched again later) with it. (The
+    request paths call WeChat with no transaction open; a worker or a test may not.) Only access tokens are stored (keys ``<appid>_access_token``); any other key wechatpy may
     keep (a JS-API ticket) stays in this process.
     """
 
@@ -74,7 +73,6 @@ class DatabaseTokenStorage(SessionStorage):
         self._app = app
         with app.app_context():
             self._engine = db.engine
-        self._is_sqlite = self._engine.dialect.name == "sqlite"
         self._table = WechatAccessToken.__table__
         self._local = threading.local()  # the connection holding the refresh lock, in this thread
         self._other: dict[str, Any] = {}
@@ -105,12 +103,8 @@ class DatabaseTokenStorage(SessionStorage):
             "expires_at": now + timedelta(seconds=ttl or 7200),
             "fetched_at": now,
         }
-        with self._connection() as conn:
-            if self._is_sqlite:
-                from sqlalchemy.dialects.sqlite import insert
-            else:
-                from sqlalchemy.dialects.postgresql import insert
-            stmt = insert(self._table).values(**row)
+        with self._connection(database.writing) as conn:
+            stmt = database.dialect_insert(self._table, self._engine.dialect.name).values(**row)
             stmt = stmt.on_conflict_do_update(
                 index_elements=[self._table.c.appid],
                 set_={k: stmt.excluded[k] for k in ("access_token", "expires_at", "fetched_at")},
@@ -123,7 +117,7 @@ class DatabaseTokenStorage(SessionStorage):
         if appid is None:
             self._other.pop(key, None)
             return
-        with self._connection() as conn:
+        with self._connection(database.writing) as conn:
             conn.execute(delete(self._table).where(self._table.c.appid == appid))
 
     # shared-token protocol (used by WeChatClient) ------------------------------------------------
@@ -133,7 +127,7 @@ class DatabaseTokenStorage(SessionStorage):
         appid = self._appid(key)
         if appid is None:
             return self._other.get(key), None
-        with self._connection() as conn:
+        with self._connection(database.reading) as conn:
             row = conn.execute(
                 select(self._table.c.access_token, self._table.c.expires_at).where(self._table.c.appid == appid)
             ).first()
@@ -145,16 +139,15 @@ class DatabaseTokenStorage(SessionStorage):
     def refresh_lock(self, key: str) -> Iterator[None]:
         """Hold a lock shared by every process while this thread fetches a new token for ``key``.
 
-        PostgreSQL: a transaction-scoped advisory lock; SQLite: the write lock, taken at the
-        transaction's BEGIN (write mode, also in a GET request). The token is written on the same
+        ``database.lock_until_commit`` on a write transaction of its own (also in a GET request): on
+        SQLite its write lock, on PostgreSQL an advisory lock. The token is written on the same
         connection, and the lock ends with its commit.
         """
-        if getattr(self._local, "conn", None) is not None or self._caller_session() is not None:
-            yield  # already serialised: this thread holds the lock, or SQLite's write lock via the caller
+        if getattr(self._local, "conn", None) is not None or database.write_transaction_of_this_thread() is not None:
+            yield  # already serialised: this thread holds the lock, or SQLite's write lock
             return
-        with database.write_mode(), self._engine.begin() as conn:
-            if not self._is_sqlite:
-                conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _lock_id(key)})
+        with database.writing(), self._engine.begin() as conn:
+            database.lock_until_commit(conn, "wechat-token:" + key)
             self._local.conn = conn
             try:
                 yield
@@ -167,26 +160,14 @@ class DatabaseTokenStorage(SessionStorage):
     def _appid(key: str) -> str | None:
         return key[: -len(ACCESS_TOKEN_SUFFIX)] if key.endswith(ACCESS_TOKEN_SUFFIX) else None
 
-    def _caller_session(self):
-        """On SQLite, the caller's session when its transaction holds the write lock in this thread."""
-        if not self._is_sqlite or not has_app_context() or current_app._get_current_object() is not self._app:
-            return None
-        session = db.session()
-        if not session.in_transaction():
-            return None
-        return session if database.holds_write_lock(session.connection()) else None
-
     @contextmanager
-    def _connection(self) -> Iterator[Connection]:
-        held = getattr(self._local, "conn", None)
+    def _connection(self, mode) -> Iterator[Connection]:
+        """This thread's refresh or SQLite write transaction if any, else a short transaction begun in ``mode``."""
+        held = getattr(self._local, "conn", None) or database.write_transaction_of_this_thread()
         if held is not None:
             yield held
             return
-        session = self._caller_session()
-        if session is not None:
-            yield session.connection()
-            return
-        with self._engine.begin() as conn:
+        with mode(), self._engine.begin() as conn:
             yield conn
 
 
@@ -222,11 +203,6 @@ class RedisTokenStorage(RedisStorage):
 
                 with suppress(LockError):  # expired meanwhile: another process may hold it now
                     lock.release()
-
-
-def _lock_id(key: str) -> int:
-    """A stable signed 64-bit id for an advisory lock."""
-    return int.from_bytes(hashlib.sha256(b"wechat-token:" + key.encode()).digest()[:8], "big", signed=True)
 
 
 # --- the client ---------------------------------------------------------------------------------

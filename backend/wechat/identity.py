@@ -27,7 +27,6 @@ from datetime import datetime, timedelta
 import requests
 from flask import current_app, g, has_request_context, redirect, request, session, url_for
 from sqlalchemy import select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from wechatpy.exceptions import WeChatClientException
 
 from backend import database
@@ -104,9 +103,7 @@ def exchange_login_code(code: object) -> dict:
 
 
 def _insert_ignoring_conflicts(values: dict):
-    dialect = db.session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    return insert(Resident.__table__).values(**values).on_conflict_do_nothing()
+    return database.dialect_insert(Resident.__table__).values(**values).on_conflict_do_nothing()
 
 
 def upsert_resident(column: str, openid: str, unionid: str | None = None) -> Resident:
@@ -193,7 +190,7 @@ def current_resident() -> Resident | None:
     if token is not None:
         if len(token) > TOKEN_MAX_LENGTH:
             raise _invalid_token()
-        with database.read_phase():
+        with database.reading():
             row = db.session.execute(
                 select(Resident, ResidentSession.expires_at, ResidentSession.revoked_at)
                 .join(ResidentSession, ResidentSession.resident_id == Resident.id)
@@ -314,7 +311,7 @@ def session_resident() -> Resident | None:
     resident_id = session.get(SESSION_RESIDENT_KEY)
     if not isinstance(resident_id, int):
         return None
-    with database.read_phase():
+    with database.reading():
         resident = db.session.get(Resident, resident_id)
         if resident is not None:
             db.session.expunge(resident)
@@ -384,7 +381,7 @@ def bind_staff_wechat(login_code: object, binding_code: object) -> StaffUser:
     if not isinstance(binding_code, str) or not BINDING_CODE_RE.fullmatch(binding_code.strip()):
         raise _binding_refused(None, "unknown", "绑定码无效，请在电脑上打开“绑定微信”页面，扫描新的绑定码。")
     binding_code = binding_code.strip()
-    with database.read_phase():
+    with database.reading():
         row = db.session.scalar(
             select(WechatBindingCode).where(WechatBindingCode.code_hash == hash_token(binding_code))
         )

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 import requests
 from flask import current_app
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 from wechatpy.exceptions import WeChatClientException
 
 from backend import database
@@ -97,19 +96,18 @@ def miniprogram_code(code_id: int, slug: str) -> WxaImage:
     first row stored wins, and after that WeChat is never asked again for this slug.
     ``WxacodeUnavailable`` when WeChat fails.
     """
-    with database.read_phase():
+    with database.reading():
         cached = _cached(code_id)
     if cached is not None:
         return cached
     scene = code_scene(slug)
     png = fetch_png(scene, current_app.config["WECHAT_MINIPROGRAM_PAGE_LANDING"])  # before the write
-    dialect = db.session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    db.session.execute(
-        insert(MiniProgramCode.__table__)
-        .values(code_id=code_id, scene=scene, png=png, fetched_at=utcnow())
-        .on_conflict_do_nothing()
-    )
-    stored = _cached(code_id)
-    db.session.commit()
+    with database.writing():  # served to GET requests
+        db.session.execute(
+            database.dialect_insert(MiniProgramCode.__table__)
+            .values(code_id=code_id, scene=scene, png=png, fetched_at=utcnow())
+            .on_conflict_do_nothing()
+        )
+        stored = _cached(code_id)
+        db.session.commit()
     return stored

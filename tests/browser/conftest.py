@@ -265,14 +265,17 @@ def launch_phone(
     width: int = PHONE_WIDTH,
     height: int = PHONE_HEIGHT,
     mobile: bool = True,
+    ignore_default_args: tuple[str, ...] = (),
 ):
     """A Chromium context on a fresh ``profile``, phone-sized and identified as WeChat's browser unless ``mobile``
-    is false, and its ``Phone`` (which records console errors and CSP violations). The caller closes the context."""
+    is false, and its ``Phone`` (which records console errors and CSP violations). The caller closes the context.
+    ``ignore_default_args``: Playwright's default arguments left out."""
     context = playwright_driver.chromium.launch_persistent_context(
         str(profile),
         executable_path=chromium_executable,
         headless=True,
         args=CHROMIUM_ARGS,
+        ignore_default_args=list(ignore_default_args),
         viewport={"width": width, "height": height},
         device_scale_factor=2 if mobile else 1,
         is_mobile=mobile,
@@ -300,6 +303,22 @@ def launch_phone(
 def phone(playwright_driver, chromium_executable, tmp_path) -> Iterator[Phone]:
     """A fresh Chromium profile sized and identified as a phone in WeChat's browser."""
     context, opened = launch_phone(playwright_driver, chromium_executable, tmp_path / "chromium-profile")
+    try:
+        yield opened
+    finally:
+        context.close()
+
+
+@pytest.fixture
+def phone_with_back_forward_cache(playwright_driver, chromium_executable, tmp_path) -> Iterator[Phone]:
+    """The same phone with the back/forward cache a phone's browser has (Playwright turns it off by default):
+    the back button may show a page as it was left, scripts' state and form fields included."""
+    context, opened = launch_phone(
+        playwright_driver,
+        chromium_executable,
+        tmp_path / "chromium-profile",
+        ignore_default_args=("--disable-back-forward-cache",),
+    )
     try:
         yield opened
     finally:

@@ -116,3 +116,75 @@ def test_empty_message_is_refused_and_the_rest_is_kept(live_server, phone):
     # The refused form comes back as a 400 document by design, and Chromium logs that status as an error.
     assert len(phone.problems) == 1, phone.problems
     assert "status of 400" in phone.problems[0] and phone.problems[0].endswith(f"({deputy.url})")
+
+
+FIRST = "东门口的路灯坏了一个星期，晚上走路看不清，请尽快修好。"
+SECOND = "菜市场门前的下水道堵了，一下雨就积水，请安排疏通。"
+
+
+def read_message(page, track_url: str) -> str:
+    """The message a tracking page shows."""
+    page.goto(track_url)
+    return page.locator(".message").inner_text().strip()
+
+
+def submit_message(page, body: str) -> str:
+    """Write ``body`` into the open form, submit it; the tracking page's URL of the new item."""
+    page.locator("#body").fill(body)
+    page.locator("#submit-button").click()
+    expect(page.locator("h1")).to_have_text("提交成功")
+    return page.locator("#track-link").get_attribute("href")
+
+
+@pytest.mark.parametrize("browser", ["phone", "phone_with_back_forward_cache"])
+def test_submit_back_write_another_submit_keeps_both_messages(live_server, request, browser):
+    """The back button after a submission, then a second message: two items, each with its own message.
+    The form is never stored, so going back fetches it again with a fresh client_id; a browser that keeps
+    the page as it was left (back/forward cache) gets a fresh one from the page's script."""
+    deputy = live_server.demo_codes()["deputy"]
+    phone = request.getfixturevalue(browser)
+    page = phone.page
+    page.goto(deputy.url)
+    first_id = page.locator("input[name=client_id]").input_value()
+    first = submit_message(page, FIRST)
+
+    page.go_back(wait_until="commit")  # a page restored from the back/forward cache fires no "load"
+    expect(page.get_by_role("heading", name="我要留言")).to_be_visible()
+    expect(page.locator("#submit-button")).to_be_enabled()
+    assert page.locator("input[name=client_id]").input_value() != first_id
+    second = submit_message(page, SECOND)
+
+    assert second != first
+    assert read_message(page, second) == SECOND
+    assert read_message(page, first) == FIRST
+    assert phone.problems == []
+
+
+def test_a_second_message_under_a_used_client_id_is_refused_and_can_be_sent_again(live_server, phone):
+    """Should a browser still send an old client_id with a new message, nothing is lost: the form comes back
+    with the message, says so, and a second tap stores it as an item of its own."""
+    deputy = live_server.demo_codes()["deputy"]
+    page = phone.page
+    page.goto(deputy.url)
+    used_id = page.locator("input[name=client_id]").input_value()
+    first = submit_message(page, FIRST)
+
+    page.goto(deputy.url)
+    page.locator("input[name=client_id]").evaluate("(input, id) => { input.value = id; }", used_id)
+    page.locator("#body").fill(SECOND)
+    page.locator("#submit-button").click()
+    expect(page.locator(".alert")).to_have_text(
+        "这条留言和之前提交的另一条留言用了同一个提交编号，没有保存。请再提交一次。"
+    )
+    expect(page.locator("#body")).to_have_value(SECOND)
+    assert page.locator("input[name=client_id]").input_value() != used_id
+    assert phone.scroll_width() <= phone.width
+    phone.screenshot("deputy-form-client-id-reused")
+
+    page.locator("#submit-button").click()
+    expect(page.locator("h1")).to_have_text("提交成功")
+    second = page.locator("#track-link").get_attribute("href")
+    assert read_message(page, second) == SECOND
+    assert read_message(page, first) == FIRST
+    # The refused form comes back as a 409 document by design, and Chromium logs that status as an error.
+    assert len(phone.problems) == 1 and "status of 409" in phone.problems[0], phone.problems

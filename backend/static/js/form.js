@@ -53,14 +53,30 @@
   }
 
   var button = document.getElementById("submit-button");
+  var clientId = form.querySelector('input[name="client_id"]');
+  var sent = false;
   form.addEventListener("submit", function () {
     // The hidden client_id makes a repeated submit harmless; this only spares the resident a second tap.
+    sent = true;
     button.disabled = true;
     button.textContent = "正在提交…";
   });
+
+  function newClientId() {
+    var bytes = new Uint8Array(16);
+    window.crypto.getRandomValues(bytes);
+    return Array.prototype.map.call(bytes, function (b) { return ("0" + b.toString(16)).slice(-2); }).join("");
+  }
+
+  window.addEventListener("pageshow", function (event) {
+    // Back on the page after the message went off (the back button may restore the page as it was,
+    // bfcache): what is written now is another message, so it gets an id of its own. A page fetched
+    // again has a fresh one from the server already (never stored: Cache-Control no-store).
+    if (event.persisted && sent) {
+      clientId.value = newClientId();
+      sent = false;
+    }
+    button.disabled = false;
+    button.textContent = "提交留言";
+  });
 })();
-window.addEventListener("pageshow", function () {
-  // Coming back to the page (back button, bfcache): make the button usable again.
-  var button = document.getElementById("submit-button");
-  if (button) { button.disabled = false; button.textContent = "提交留言"; }
-});
