@@ -1,19 +1,24 @@
-"""Administration pages for running the service: the working-day calendar (supervisors) and the workers' status.
+"""Administration pages for running the service: the working-day calendar and the audit log (supervisors),
+and the workers' status.
 
 They belong to the administration blueprint (``admin.bp``: the same audience, the same
 login and refusal rules) and live in a module of their own so that the station pages and
 these grow apart. ``/admin/workdays``: supervisors only (anyone else: 404 and an audit row,
 as ``require_supervisor`` does everywhere); ``/admin/workers``: supervisors and station
-administrators (the poster worker prints their batches).
+administrators (the poster worker prints their batches); ``/admin/audit``: supervisors only, the rows
+of their region (``backend.admin.audit_log``).
 """
 
 from __future__ import annotations
 
-from flask import request
+from flask import Response, request, stream_with_context
 
+from backend.admin import audit_log
 from backend.admin.scope import ADMIN_ROLES, require_supervisor
+from backend.audit import record_audit
 from backend.auth.sessions import current_staff, login_required
 from backend.errors import UserError
+from backend.extensions import db
 from backend.items import workcalendar
 from backend.models import utcnow
 from backend.ops import health, heartbeat
@@ -98,6 +103,57 @@ def workers():
         processes=heartbeat.recent_processes(now),
         backlog=health.outbox_backlog(),
         alive_seconds=f"{heartbeat.alive_seconds():g}",
+    )
+
+
+def _audit_filter_or_error() -> tuple[audit_log.AuditFilter, UserError | None]:
+    try:
+        return audit_log.parse_filter(request.args), None
+    except UserError as exc:
+        return audit_log.AuditFilter(), exc
+
+
+@bp.get("/audit")
+@login_required(*ADMIN_ROLES)
+def audit():
+    """The audit log of the supervisor's region, newest first, filtered by actor, action, item and dates.
+
+    A malformed filter shows the page unfiltered with the reason above it (400), never an error page.
+    """
+    user = current_staff()
+    require_supervisor(user)
+    wanted, error = _audit_filter_or_error()
+    before = request.args.get("before", "")
+    before_id = int(before) if before.isdigit() and len(before) <= 18 else None
+    result = audit_log.page(user, wanted, before_id)
+    return _page(
+        "admin/audit.html",
+        400 if error else 200,
+        result=result,
+        wanted=wanted,
+        values=dict(request.args) if error else wanted.as_args(),
+        error=error.message if error else None,
+        error_field=error.field if error else None,
+        actions=sorted(audit_log.ACTION_LABELS.items(), key=lambda pair: pair[1]),
+    )
+
+
+@bp.get("/audit.csv")
+@login_required(*ADMIN_ROLES)
+def audit_export():
+    """The filtered audit log as CSV; the export itself is audited (it carries addresses and who looked at what)."""
+    user = current_staff()
+    require_supervisor(user)
+    wanted, error = _audit_filter_or_error()
+    if error is not None:
+        raise error
+    record_audit("audit_exported", user=user, object_type="region", object_id=user.region_id, data=wanted.as_args())
+    db.session.commit()
+    today = utcnow().astimezone(audit_log.CHINA).strftime("%Y%m%d")
+    return Response(
+        stream_with_context(audit_log.export_csv(user, wanted)),
+        mimetype="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f"attachment; filename=audit-{today}.csv"},
     )
 
 
