@@ -19,6 +19,7 @@ from sqlalchemy import exists, select
 from sqlalchemy.exc import IntegrityError
 from werkzeug.security import generate_password_hash
 
+from backend.demo_history import load_history
 from backend.extensions import db
 from backend.models import (
     CongressLevel,
@@ -33,8 +34,10 @@ from backend.models import (
     StaffRole,
     StaffUser,
     Station,
+    utcnow,
 )
 from backend.qr.codes import code_url, current_code, issue_code
+from backend.stations.calendar import today_in_china
 
 # Demo only: printed by ``flask demo urls`` for anyone to read. Never load the demo into a
 # database that real people log in to.
@@ -341,10 +344,18 @@ demo_cli = AppGroup("demo", help="演示数据：炎陵县的三个联络站。"
 
 @demo_cli.command("load")
 @click.option("--if-empty", is_flag=True, help="数据库已有数据时跳过（退出码 0），而不是报错。")
-def load_command(if_empty: bool) -> None:
-    """Load the demo county into an empty database."""
+@click.option("--history", is_flag=True, help="同时写入过去12个月的留言和办理记录（make run 的做法），让统计有数可看。")
+@click.option(
+    "--months", type=click.IntRange(1, 36), default=12, show_default=True, help="--history 写入的月数（本月之前）。"
+)
+def load_command(if_empty: bool, history: bool, months: int) -> None:
+    """Load the demo county into an empty database (with ``--history``, its last twelve months too)."""
+    items = 0
     try:
         load_demo()
+        if history:
+            now = utcnow()
+            items = load_history(today_in_china(now), now, months)
         db.session.commit()
     except DatabaseNotEmptyError as exc:
         db.session.rollback()
@@ -360,6 +371,8 @@ def load_command(if_empty: bool) -> None:
             return
         raise
     click.echo(f"已载入演示数据：{len(STATIONS)} 个联络站，{len(DEPUTIES)} 名代表。运行 flask demo urls 查看地址。")
+    if history:
+        click.echo(f"已写入过去{months}个月的 {items} 件留言及其办理记录。")
 
 
 @demo_cli.command("urls")

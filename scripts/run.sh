@@ -14,7 +14,7 @@ export WECHAT_SANDBOX=1
 export WECHAT_APPID="${WECHAT_APPID:-wx-sandbox-app}"
 export WECHAT_SECRET="${WECHAT_SECRET:-sandbox-secret}"
 "$BIN/flask" db upgrade
-"$BIN/flask" demo load --if-empty
+"$BIN/flask" demo load --if-empty --history
 "$BIN/flask" demo urls
 "$BIN/flask" outbox run &
 outbox=$!

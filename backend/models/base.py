@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
 
 from sqlalchemy import DateTime, Enum, MetaData
@@ -17,9 +20,30 @@ NAMING_CONVENTION = {
 }
 
 
+_clock_at: ContextVar[datetime | None] = ContextVar("clock_at", default=None)
+
+
 def utcnow() -> datetime:
-    """The current time, timezone-aware, in UTC."""
-    return datetime.now(UTC)
+    """The current time, timezone-aware, in UTC; inside ``clock_at(moment)``, that moment."""
+    moment = _clock_at.get()
+    return datetime.now(UTC) if moment is None else moment
+
+
+@contextmanager
+def clock_at(moment: datetime) -> Iterator[None]:
+    """Run the real operations as at an earlier ``moment`` (aware): every ``utcnow()`` inside answers it.
+
+    For writing a past that happened the way the code would have written it (the demo county's
+    twelve months of history), instead of a second set of writers that set timestamps by hand.
+    Nothing that serves a request uses it.
+    """
+    if moment.tzinfo is None:
+        raise ValueError("naive datetime given; pass an aware datetime")
+    token = _clock_at.set(moment.astimezone(UTC))
+    try:
+        yield
+    finally:
+        _clock_at.reset(token)
 
 
 class UTCDateTime(TypeDecorator):
