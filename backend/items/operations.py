@@ -101,6 +101,8 @@ def resolve_code_for_form(slug: object) -> ResolvedCode:
         raise _unknown_code()
     if resolved.is_retired:
         raise _code_replaced()
+    if not resolved.station.is_active:
+        raise station_closed()
     return resolved
 
 
@@ -258,6 +260,8 @@ def submit_item(sub: Submission) -> SubmitResult:
             return _first_submission(target, target.code_id, fingerprint)
         if target.retired_at is not None:
             raise _code_replaced()
+        if not target.station_active:
+            raise station_closed()
         if target.deputy_id is not None and target.deputy_status == DeputyStatus.SERVING:
             deputy_id = target.deputy_id
         else:  # a station's code, or a former deputy's: the station's deputy chosen, or the one on duty
@@ -349,19 +353,26 @@ _EARLIER_BY_CLIENT_ID = select(
     Item.body_fingerprint,
 ).where(Item.client_id == bindparam("client_id"))
 _code_deputy = aliased(Deputy)
+_code_station = aliased(Station)
+_target_station = aliased(Station)
 _earlier = _EARLIER_BY_CLIENT_ID.subquery()
-# One round trip: the code, where it leads (its deputy's station and status, or its station), and an
-# earlier item with the same client_id.
+# Where a code leads: its deputy's station, or its station, or the station that one was merged into.
+_TARGET_STATION_ID = func.coalesce(_code_deputy.station_id, _code_station.merged_into_id, Code.station_id)
+# One round trip: the code, where it leads (and whether that station is open), its deputy's status, and
+# an earlier item with the same client_id.
 _TARGET = (
     select(
         Code.id.label("code_id"),
         Code.retired_at,
         Code.deputy_id,
         _code_deputy.status.label("deputy_status"),
-        func.coalesce(_code_deputy.station_id, Code.station_id).label("station_id"),
+        _TARGET_STATION_ID.label("station_id"),
+        _target_station.is_active.label("station_active"),
         *_earlier.c,
     )
     .outerjoin(_code_deputy, _code_deputy.id == Code.deputy_id)
+    .outerjoin(_code_station, _code_station.id == Code.station_id)
+    .join(_target_station, _target_station.id == _TARGET_STATION_ID)
     .outerjoin(_earlier, true())
     .where(Code.slug == bindparam("slug"))
 )
@@ -452,6 +463,13 @@ _STATION_DEPUTIES = select(*_DEPUTY_COLUMNS).where(Deputy.station_id == bindpara
 
 def _unknown_code() -> UserError:
     return UserError("unknown_code", "找不到这个二维码，请确认扫描的是码上联海报上的二维码。", 404, field="code")
+
+
+def station_closed() -> UserError:
+    """The answer to a code of a station that was closed (its deputies moved, nobody reads it now)."""
+    return UserError(
+        "station_closed", "这个联络站已经撤销，不再接收留言。请在“码上找代表”中找到您所在地的代表。", 410, field="code"
+    )
 
 
 def _code_replaced() -> UserError:

@@ -30,9 +30,12 @@ class Station(Base):
     # When the reception days are held (上午9:00—11:30), in the station's own words; printed on posters.
     reception_hours: Mapped[str] = mapped_column(String(50), default="")
     is_active: Mapped[bool] = mapped_column(default=True)
+    # A station merged into another (admin/regions.py): closed, and its printed code leads there.
+    merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("stations.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     region: Mapped[Region] = relationship()
+    merged_into: Mapped[Station | None] = relationship(remote_side=[id])
     deputies: Mapped[list[Deputy]] = relationship(back_populates="station", order_by="Deputy.id")
     reception_rules: Mapped[list[ReceptionRule]] = relationship(
         back_populates="station", cascade="all, delete-orphan", order_by="ReceptionRule.id"

@@ -104,4 +104,5 @@ def resolve_slug(slug: str) -> ResolvedCode | None:
         return None
     if code.deputy is not None:
         return ResolvedCode(code=code, deputy=code.deputy, station=code.deputy.station)
-    return ResolvedCode(code=code, deputy=None, station=code.station)
+    # A merged station's posters stay on walls: its code leads to the station it was merged into.
+    return ResolvedCode(code=code, deputy=None, station=code.station.merged_into or code.station)

@@ -20,7 +20,7 @@ from backend import database
 from backend.errors import UserError
 from backend.extensions import db
 from backend.items import timeline
-from backend.items.operations import DUTY_CHOICE, Submission, find_item_for_resident, submit_item
+from backend.items.operations import DUTY_CHOICE, Submission, find_item_for_resident, station_closed, submit_item
 from backend.items.refs import format_ref
 from backend.models import Code, Deputy, DeputyStatus, ItemPhoto
 from backend.models.deputy import DEPUTY_STATUS_LABELS
@@ -64,6 +64,8 @@ def _resolve_or_page(slug: str) -> ResolvedCode:
     resolved = resolve_slug(slug)
     if resolved is None:
         raise UserError("unknown_code", "找不到这个二维码，请确认扫描的是码上联海报上的二维码。", 404)
+    if not resolved.station.is_active:
+        raise station_closed()
     return resolved
 
 
