@@ -698,8 +698,8 @@ def test_cli_create_refuses_bad_scopes_and_writes_nothing(runner, create_deputy,
 @pytest.mark.parametrize(
     ("username", "password", "message"),
     [
-        ("ok_user", "short", "密码至少 8 个字符"),
-        ("ok_user", "x" * 129, "密码最多 128 个字符"),
+        ("ok_user", "short", "新密码至少8个字符"),
+        ("ok_user", "x" * 129, "新密码最多128个字符"),
         ("ab", PASSWORD, "用户名须为"),
         ("张秀英", PASSWORD, "用户名须为"),
         ("has space", PASSWORD, "用户名须为"),
@@ -762,7 +762,7 @@ def test_cli_reset_password_errors(runner, create_staff):
     assert "找不到用户名为 nobody 的账号" in result.output
     result = runner.invoke(args=["user", "reset-password", "zhangxy", "--password", "kurz"])
     assert result.exit_code != 0
-    assert "密码至少 8 个字符" in result.output
+    assert "新密码至少8个字符" in result.output
     db.session.expire_all()
     assert db.session.get(StaffUser, user.id).password_hash == old_hash
     assert audit_rows("password_reset") == []

@@ -14,12 +14,12 @@ from sqlalchemy.exc import IntegrityError
 from werkzeug.security import generate_password_hash
 
 from backend.audit import record_audit
+from backend.auth.own_account import check_new_password
 from backend.auth.sessions import USERNAME_MAX_LENGTH, normalize_username
+from backend.errors import UserError
 from backend.extensions import db
 from backend.models import Department, Deputy, DeputyStatus, Region, StaffRole, StaffSession, StaffUser, Station, utcnow
 
-PASSWORD_MIN_LENGTH = 8
-PASSWORD_MAX_LENGTH = 128
 DISPLAY_NAME_MAX_LENGTH = 50  # StaffUser.display_name
 USERNAME_PATTERN = re.compile(rf"^[a-z0-9][a-z0-9_.@-]{{2,{USERNAME_MAX_LENGTH - 1}}}$")
 
@@ -34,13 +34,12 @@ SCOPE_OPTION = {
 user_cli = AppGroup("user", help="员工账号：创建账号、重置密码。")
 
 
-def check_password(password: str) -> str:
-    """The password if it is long enough (and not absurdly long); a ClickException otherwise."""
-    if len(password) < PASSWORD_MIN_LENGTH:
-        raise click.ClickException(f"密码至少 {PASSWORD_MIN_LENGTH} 个字符。")
-    if len(password) > PASSWORD_MAX_LENGTH:
-        raise click.ClickException(f"密码最多 {PASSWORD_MAX_LENGTH} 个字符。")
-    return password
+def check_password(password: str, username: str = "") -> str:
+    """The password if ``own_account.check_new_password`` takes it; a ClickException saying why otherwise."""
+    try:
+        return check_new_password(password, None, username)
+    except UserError as exc:
+        raise click.ClickException(exc.message) from None
 
 
 def _find_scope(role: StaffRole, scopes: dict[str, object]) -> dict:
@@ -147,7 +146,7 @@ def create_command(
 def reset_password_command(username: str, password: str) -> None:
     """Set a new password and end every session and API token of the user."""
     username = normalize_username(username)
-    check_password(password)
+    check_password(password, username)
     user = db.session.scalar(select(StaffUser).where(StaffUser.username == username))
     if user is None:
         raise click.ClickException(f"找不到用户名为 {username} 的账号。")

@@ -58,7 +58,7 @@ def _dummy_password_hash() -> str:
     return generate_password_hash(secrets.token_urlsafe(16))
 
 
-def _login_limits() -> tuple[int, int, int]:
+def login_limits() -> tuple[int, int, int]:
     """(failures per account and address, failures per address, window in seconds)."""
     config = current_app.config
     return (
@@ -68,9 +68,9 @@ def _login_limits() -> tuple[int, int, int]:
     )
 
 
-def _throttle_limits(username: str, address: str) -> dict[str, int]:
+def login_throttle_limits(username: str, address: str) -> dict[str, int]:
     """The counters of one (account, address) pair and of the address, with their limits."""
-    per_pair, per_address, _ = _login_limits()
+    per_pair, per_address, _ = login_limits()
     return {f"login-fail:pair:{username}:{address}": per_pair, f"login-fail:addr:{address}": per_address}
 
 
@@ -106,8 +106,8 @@ def login(username: str, password: str, kind: SessionKind) -> tuple[StaffUser, s
         raise UserError("missing_credentials", "请输入用户名和密码。", 400)
     username = normalize_username(username)
     address = client_address()
-    limits = _throttle_limits(username, address)
-    throttle.count_or_refuse(limits, _login_limits()[2], "too_many_logins", "登录失败次数太多")
+    limits = login_throttle_limits(username, address)
+    throttle.count_or_refuse(limits, login_limits()[2], "too_many_logins", "登录失败次数太多")
     db.session.commit()
 
     user = None

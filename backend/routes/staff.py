@@ -1,10 +1,11 @@
-"""Staff pages: login, logout and the landing page after login (mobile first, Simplified Chinese)."""
+"""Staff pages: login, logout, the landing page after login and the account's own page (mobile first, Simplified
+Chinese)."""
 
 from __future__ import annotations
 
 from flask import Blueprint, make_response, redirect, render_template, request, url_for
 
-from backend.auth import ROLE_LABELS, describe_scope
+from backend.auth import ROLE_LABELS, describe_scope, own_account
 from backend.auth.sessions import USERNAME_MAX_LENGTH, current_staff, is_safe_next, login, login_required, logout
 from backend.errors import UserError
 from backend.extensions import db
@@ -66,3 +67,68 @@ def home():
     """Who is logged in, and the way to the inbox."""
     user = current_staff()
     return render_template("staff/home.html", user=user, role_label=ROLE_LABELS[user.role], scope=describe_scope(user))
+
+
+def _account_page(status: int = 200, **context):
+    user = current_staff()
+    context.setdefault("error", None)
+    context.setdefault("error_field", None)
+    page = render_template(
+        "staff/account.html",
+        user=user,
+        sessions=own_account.own_sessions(user),
+        min_length=own_account.PASSWORD_MIN_LENGTH,
+        done=request.args.get("done", ""),
+        **context,
+    )
+    return make_response(page, status)
+
+
+@bp.get("/account")
+@login_required
+def account():
+    """The account's own page: change the password, see every login and end the ones not wanted."""
+    return _account_page()
+
+
+@bp.post("/account/password")
+@login_required
+def account_password():
+    """Change the password (the current one first); every other login of the account ends."""
+    form = request.form
+    try:
+        own_account.change_password(current_staff(), form.get("current"), form.get("password"), form.get("confirm"))
+    except UserError as exc:
+        db.session.rollback()
+        response = _account_page(exc.status, error=exc.message, error_field=exc.field)
+        if exc.retry_after is not None:
+            response.headers["Retry-After"] = str(exc.retry_after)
+        return response
+    db.session.commit()
+    return redirect(url_for("staff.account", done="password"), 303)
+
+
+@bp.post("/account/sessions/<int(max=2147483647):session_id>/end")
+@login_required
+def account_session_end(session_id: int):
+    """End one of the account's own logins (the current one too: that is a logout)."""
+    if session_id == own_account.current_session_id():
+        logout()
+        db.session.commit()
+        return redirect(url_for("staff.login", logged_out=1), 303)
+    try:
+        own_account.end_session(current_staff(), session_id)
+    except UserError as exc:
+        db.session.rollback()
+        return _account_page(exc.status, error=exc.message)
+    db.session.commit()
+    return redirect(url_for("staff.account", done="session"), 303)
+
+
+@bp.post("/account/sessions/end-others")
+@login_required
+def account_sessions_end_others():
+    """End every login of the account but this one."""
+    own_account.end_other_sessions(current_staff())
+    db.session.commit()
+    return redirect(url_for("staff.account", done="others"), 303)
