@@ -279,3 +279,25 @@ def test_items_closed_after_the_cutoff_wait(app, world):
     assert retention.run_retention() == 1
     db.session.commit()
     assert anonymised(item)
+
+
+def test_two_workers_at_once_run_it_once(app, world, history):
+    """Two outbox workers reach the daily run together: the retention lock lets one run it, the other sees it done."""
+    db.session.rollback()  # this test's reads must not hold SQLite's write lock
+    barrier = threading.Barrier(2)
+    results: list = []
+
+    def run():
+        with app.app_context():
+            barrier.wait(timeout=20)
+            results.append(worker.run_retention_daily())
+            db.session.remove()
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert sorted(results, key=repr) == sorted([5, None], key=repr)
+    [entry] = audit_rows("retention_run")
+    assert entry.data["anonymised"] == 5
