@@ -90,6 +90,7 @@ def register_blueprints(app: Flask) -> None:
         department,
         deputy,
         directory,
+        erasure,
         health,
         posters,
         qr,
@@ -103,7 +104,7 @@ def register_blueprints(app: Flask) -> None:
     blueprints = [
         resident.bp, qr.bp, api.bp, directory.bp, staff.bp, api_auth.bp, deputy.bp, department.bp, api_staff.bp,
         rating.bp, api_wechat.bp, posters.bp, admin.bp, api_resident.bp, wechat_pages.bp, supervision.bp,
-        supervision.api_bp, health.bp, claim.bp,
+        supervision.api_bp, health.bp, claim.bp, erasure.bp,
     ]  # fmt: skip
     for blueprint in blueprints:
         app.register_blueprint(blueprint)
@@ -134,3 +135,4 @@ def register_commands(app: Flask) -> None:
     app.cli.add_command(ops_cli.doctor_command)
     app.cli.add_command(ops_cli.backup_command)
     app.cli.add_command(ops_cli.restore_command)
+    app.cli.add_command(ops_cli.retention_cli)

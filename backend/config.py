@@ -132,6 +132,9 @@ class Config:
         # A department's link (/d/…) stops working this many days after its forward is answered and the
         # item resolved (the later of the two; a renewal by the deputy starts the days again).
         self.DEPARTMENT_LINK_GRACE_DAYS = _env_int("DEPARTMENT_LINK_GRACE_DAYS", 7)
+        # Items closed more than this many days ago are anonymised (backend/items/retention.py): the consent
+        # text on the form promises deletion three years (1,095 days) after an item is closed.
+        self.RETENTION_DAYS = _env_int("RETENTION_DAYS", 1095)
         # WeChat subscribe messages (backend/outbox): purpose → template id and its keys, each key mapped to
         # the value the notification fills in (ref, status, summary, deputy, at). Override with WECHAT_TEMPLATES
         # as JSON; the key names and their order come from the templates chosen in the mini-program's console.

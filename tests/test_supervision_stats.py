@@ -107,6 +107,7 @@ def test_every_figure_lists_exactly_the_items_it_counts(outcomes, world):
             "valid": c.valid,
             "declined": c.declined,
             "duplicate": c.duplicate,
+            "withdrawn": c.withdrawn,
             "answered": c.answered,
             "unanswered": c.valid - c.answered,
             "resolved": c.resolved,

@@ -238,6 +238,29 @@ class RatingAnswer(Answer):
     reopened: bool
 
 
+class EraseRequest(Request):
+    """What the resident asks: withdraw an item nobody has answered, or erase their contact details."""
+
+    what: Literal["withdraw", "contact"] | None = Field(
+        default=None, title="要做的事", description="withdraw（撤回留言）或 contact（删除联系方式）"
+    )
+
+    field_errors: ClassVar = {
+        "what": ("invalid_what", "请选择要做的事：撤回留言（withdraw）或删除联系方式（contact）。"),
+    }
+
+
+class EraseAnswer(Answer):
+    """The item after the resident's request."""
+
+    ref: str
+    ref_display: str
+    what: str
+    status: str
+    status_label: str
+    has_contact: bool
+
+
 class DirectoryDeputy(Answer):
     """A serving deputy in the directory."""
 
@@ -693,6 +716,7 @@ class StatsAnswer(Answer):
     valid: int
     declined: int
     duplicate: int
+    withdrawn: int
     satisfied: int
     basically_satisfied: int
     unsatisfied: int

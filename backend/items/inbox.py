@@ -10,7 +10,7 @@ Python by ``group_of``, the same rule for a loaded item):
 | new         | not overdue, submitted                                                     | oldest first            |
 | in_progress | not overdue, accepted / forwarded / answered (not reopened)                | soonest due first       |
 | resolved    | resolved                                                                   | newest first            |
-| closed      | declined or duplicate                                                      | newest first            |
+| closed      | declined, duplicate or withdrawn by the resident                           | newest first            |
 
 The default view ("todo") lists the four open groups in that order. A page is cut from
 the groups' counts and each group is read with its own ``ORDER BY … LIMIT``, so that a
@@ -46,14 +46,14 @@ GROUP_LABELS = {
     "new": "新留言",
     "in_progress": "办理中",
     "resolved": "已办结",
-    "closed": "不予受理/重复",
+    "closed": "不予受理/重复/撤回",
 }
 
 DEFAULT_PER_PAGE = 20
 MAX_PER_PAGE = 50
 MAX_PAGE = 100_000
 SEARCH_MAX_CHARS = 50
-_CLOSED_OTHER = (ItemStatus.DECLINED, ItemStatus.DUPLICATE)
+_CLOSED_OTHER = (ItemStatus.DECLINED, ItemStatus.DUPLICATE, ItemStatus.WITHDRAWN)
 
 
 @dataclass(frozen=True)

@@ -437,10 +437,10 @@ def _check_duplicate(item: Item, step: _Step, *, text, duplicate_of, **_) -> _St
         )
     if target.id == item.id:
         raise UserError("invalid_duplicate_of", "不能把留言标记为与自己重复。", 400, field="duplicate_of")
-    if target.status in (ItemStatus.DUPLICATE, ItemStatus.DECLINED):
+    if target.status in (ItemStatus.DUPLICATE, ItemStatus.DECLINED, ItemStatus.WITHDRAWN):
         raise UserError(
             "invalid_duplicate_of",
-            f"编号{format_ref(ref)}的留言本身已是重复件或不予受理，请填写原始留言的编号。",
+            f"编号{format_ref(ref)}的留言本身已是重复件、不予受理或已被群众撤回，请填写原始留言的编号。",
             400,
             field="duplicate_of",
         )

@@ -18,6 +18,8 @@ PUBLIC_EVENT_LABELS = {
     ItemEventKind.REOPENED: "已重新办理",
     ItemEventKind.EXTENDED: "办理期限延长",
     ItemEventKind.CLAIMED: "本人已认领",
+    ItemEventKind.WITHDRAWN: "群众已撤回",
+    ItemEventKind.CONTACT_ERASED: "群众已删除联系方式",
 }
 
 STATUS_NEXT_STEP = {
@@ -28,6 +30,7 @@ STATUS_NEXT_STEP = {
     ItemStatus.RESOLVED: "已办结，请您对办理结果进行评价。",
     ItemStatus.DECLINED: "该意见不在代表受理范围内，原因见下方。",
     ItemStatus.DUPLICATE: "该意见与另一件相同，将一并办理。",
+    ItemStatus.WITHDRAWN: "您已撤回这条留言，代表不会再办理。",
 }
 
 

@@ -25,6 +25,7 @@ class ItemStatus(enum.StrEnum):
     RESOLVED = "resolved"  # 已办结
     DECLINED = "declined"  # 不予受理
     DUPLICATE = "duplicate"  # 重复件
+    WITHDRAWN = "withdrawn"  # 群众撤回: the resident took it back before anyone answered (items.retention)
 
 
 ITEM_STATUS_LABELS = {
@@ -35,6 +36,7 @@ ITEM_STATUS_LABELS = {
     ItemStatus.RESOLVED: "已办结",
     ItemStatus.DECLINED: "不予受理",
     ItemStatus.DUPLICATE: "重复件",
+    ItemStatus.WITHDRAWN: "已撤回",
 }
 
 
@@ -255,6 +257,9 @@ class ItemEventKind(enum.StrEnum):
     EXTENDED = "extended"
     FLAGGED = "flagged"
     CLAIMED = "claimed"  # the resident claimed an in-person item on their own phone
+    WITHDRAWN = "withdrawn"  # the resident withdrew the item (items.retention)
+    CONTACT_ERASED = "contact_erased"  # the resident erased their contact details (items.retention)
+    ANONYMISED = "anonymised"  # the retention period ran out: contact, numbers and photos gone (items.retention)
 
 
 class ActorKind(enum.StrEnum):

@@ -1,11 +1,13 @@
-"""``flask doctor``, ``flask backup DIR``, ``flask restore DIR``."""
+"""``flask doctor``, ``flask backup DIR``, ``flask restore DIR``, ``flask retention run``."""
 
 from __future__ import annotations
 
 import sys
+from datetime import date
 
 import click
 from flask import current_app
+from flask.cli import AppGroup
 
 from backend.ops import doctor
 
@@ -68,3 +70,31 @@ def restore_command(directory: str) -> None:
     )
     if result.upgraded_from:
         click.echo(f"备份的结构版本 {', '.join(result.upgraded_from)} 较旧，已升级到当前版本。")
+
+
+retention_cli = AppGroup("retention", help="按同意书承诺的保存期限删除群众的个人信息。")
+
+
+@retention_cli.command("run")
+@click.option("--as-of", "as_of", default=None, help="按哪一天执行（YYYY-MM-DD，北京时间），默认今天；不能晚于今天。")
+def retention_run_command(as_of: str | None) -> None:
+    """Anonymise the items closed more than RETENTION_DAYS before the day (the outbox worker runs this daily)."""
+    from backend.errors import UserError
+    from backend.extensions import db
+    from backend.items import retention
+
+    day = None
+    if as_of is not None:
+        try:
+            day = date.fromisoformat(as_of.strip())
+        except ValueError:
+            raise click.ClickException(f"--as-of 应为日期，例如 2026-12-03，而不是“{as_of}”；未做任何更改。") from None
+    try:
+        count = retention.run_retention(day, by="cli")
+        db.session.commit()
+    except UserError as exc:
+        db.session.rollback()
+        raise click.ClickException(exc.message) from None
+    click.echo(
+        f"保存期限已过的留言：本次匿名化 {count} 件（按 {(day or retention.today_in_china()).isoformat()} 计）。"
+    )

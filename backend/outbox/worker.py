@@ -597,6 +597,7 @@ def run_forever(stop_event: threading.Event, batch: int | None = None) -> None:
                 next_scan = time.monotonic() + scan_every
                 queue_overdue()
                 purge_throttle_counters()
+                run_retention_daily()
             claims, settled, hold = claim(batch or current_app.config["OUTBOX_BATCH"])
             done = settled + deliver(claims, stop_event)
         except Exception:  # the database restarted, a lock timed out…: wait and go on
@@ -635,6 +636,21 @@ def purge_throttle_counters() -> int:
     except Exception:
         db.session.rollback()
         raise
+    return count
+
+
+def run_retention_daily() -> int | None:
+    """Anonymise what the retention period let go (``retention.run_daily``: once a day, one process at a time) and commit."""
+    from backend.items import retention
+
+    try:
+        count = retention.run_daily()
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        raise
+    if count:
+        log.info("outbox: retention anonymised %s item(s)", count)
     return count
 
 

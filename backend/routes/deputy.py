@@ -105,6 +105,9 @@ STAFF_EVENT_LABELS = {
     ItemEventKind.EXTENDED: "延长办理期限",
     ItemEventKind.FLAGGED: "标记待审核",
     ItemEventKind.CLAIMED: "群众本人认领",
+    ItemEventKind.WITHDRAWN: "群众已撤回",
+    ItemEventKind.CONTACT_ERASED: "群众已删除联系方式",
+    ItemEventKind.ANONYMISED: "按保存期限删除个人信息",
 }
 NOTE_ACTION_LABELS = {
     "wait_for_resident": "等待群众补充",

@@ -38,20 +38,27 @@ STAFF_REFUSED_MESSAGE = (
 )
 
 
-def refuse_staff(ref: str) -> None:
-    """403 for a request that carries any staff credential (audited and committed: someone tried to rate as staff)."""
+def refuse_staff(
+    ref: str,
+    *,
+    audit_action: str = "rating_refused_staff",
+    code: str = "staff_cannot_rate",
+    message: str = STAFF_REFUSED_MESSAGE,
+) -> None:
+    """403 for a request that carries any staff credential (audited and committed: someone tried to act as the
+    resident). Rating by default; the resident's withdrawal and erasure pass their own action, code and message."""
     user = staff_in_request()
     if user is None:
         return
     record_audit(
-        "rating_refused_staff",
+        audit_action,
         user=user,
         object_type="item_ref",
         object_id=ref[:64],
         data={"path": request.path[:500], "role": user.role.value},
     )
     db.session.commit()  # the error answer rolls the request back; the audit row must stay
-    raise UserError("staff_cannot_rate", STAFF_REFUSED_MESSAGE, 403)
+    raise UserError(code, message, 403)
 
 
 def _item_for_key(ref: str, key: object, message: str) -> Item:

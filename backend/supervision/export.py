@@ -168,7 +168,7 @@ def _summary_sheet(workbook: Workbook, figures: stats.Figures, month: date) -> N
     rows = [
         ("收到留言（件）", counts.received, stats.DEFINITIONS["received"]),
         ("有效件（件）", counts.valid, stats.DEFINITIONS["valid"]),
-        ("不予受理 / 重复件（件）", f"{counts.declined} / {counts.duplicate}", ""),
+        ("不予受理 / 重复件 / 群众撤回（件）", f"{counts.declined} / {counts.duplicate} / {counts.withdrawn}", ""),
         ("已答复（件）", counts.answered, ""),
         ("答复率", rates["answer_rate"].percent_label, stats.DEFINITIONS["answer_rate"]),
         ("已办结（件）", counts.resolved, ""),

@@ -81,7 +81,7 @@ MAX_LISTED_STATIONS = 5000  # a region's stations are listed by id up to this ma
 SECONDS_PER_HOUR = 3600.0
 _MEDIANS_POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="stats-medians")
 
-_CLOSED_OTHER = (ItemStatus.DECLINED, ItemStatus.DUPLICATE)
+_CLOSED_OTHER = (ItemStatus.DECLINED, ItemStatus.DUPLICATE, ItemStatus.WITHDRAWN)
 _SATISFIED = (Satisfaction.SATISFIED, Satisfaction.BASICALLY)
 
 
@@ -124,6 +124,7 @@ FIGURE_SPECS: dict[str, dict[str, frozenset]] = {
     "valid": {"status": _VALID},
     "declined": {"status": frozenset({ItemStatus.DECLINED})},
     "duplicate": {"status": frozenset({ItemStatus.DUPLICATE})},
+    "withdrawn": {"status": frozenset({ItemStatus.WITHDRAWN})},
     "answered": {"status": _VALID, "has_answer": frozenset({True})},
     "unanswered": {"status": _VALID, "has_answer": frozenset({False})},
     "resolved": {"status": frozenset({ItemStatus.RESOLVED})},
@@ -186,6 +187,7 @@ FIGURE_LABELS = {
     "valid": "有效件",
     "declined": "不予受理",
     "duplicate": "重复件",
+    "withdrawn": "群众撤回",
     "answered": "已答复",
     "unanswered": "未答复",
     "resolved": "已办结",
@@ -208,7 +210,7 @@ FIGURE_LABELS = {
 # What the page says each figure means (shown next to it), and the API documents.
 DEFINITIONS = {
     "received": "统计区间内（按群众提交时间，北京时间）本范围收到的留言件数。正在内容审核、尚未送达代表的留言不计入，另行注明。",
-    "valid": "收到留言中扣除“不予受理”和“重复件”后的件数；答复率、办结率都以有效件为分母。",
+    "valid": "收到留言中扣除“不予受理”“重复件”和“群众撤回”（无人答复前群众本人撤回）后的件数；答复率、办结率都以有效件为分母。",
     "answer_rate": "已答复件数 ÷ 有效件数。已答复：代表至少答复过群众一次，或已办结（办结时群众会收到办理结果）。",
     "resolve_rate": "已办结件数 ÷ 有效件数。已办结：目前状态为“已办结”；群众不满意而重新办理的件，再次办结前不算。",
     "satisfaction_rate": "（满意 + 基本满意）件数 ÷ 已评价件数，只计群众自己扫码或用小程序提交的留言。“基本满意”计入满意，"
@@ -512,6 +514,7 @@ class Counts:
     received: int = 0
     declined: int = 0
     duplicate: int = 0
+    withdrawn: int = 0
     answered: int = 0
     resolved: int = 0
     rated: int = 0
@@ -529,6 +532,7 @@ class Counts:
         "received",
         "declined",
         "duplicate",
+        "withdrawn",
         "answered",
         "resolved",
         "rated",
@@ -551,8 +555,8 @@ class Counts:
 
     @property
     def valid(self) -> int:
-        """Received minus declined and duplicate."""
-        return self.received - self.declined - self.duplicate
+        """Received minus declined, duplicate and withdrawn."""
+        return self.received - self.declined - self.duplicate - self.withdrawn
 
     @property
     def satisfied(self) -> int:
@@ -969,6 +973,7 @@ def figures_json(figures: Figures) -> dict:
         "valid": counts.valid,
         "declined": counts.declined,
         "duplicate": counts.duplicate,
+        "withdrawn": counts.withdrawn,
         "satisfied": counts.fully_satisfied,
         "basically_satisfied": counts.basically_satisfied,
         "unsatisfied": counts.unsatisfied,
