@@ -13,6 +13,7 @@ from backend.auth.sessions import current_staff, login_required
 from backend.errors import UserError
 from backend.extensions import db
 from backend.items.access import find_item_for_staff, visible_items_query
+from backend.items.operations import release_held_item
 from backend.items.refs import format_ref
 from backend.models import Deputy, Item, StaffRole, Station
 from backend.models.item import ITEM_STATUS_LABELS
@@ -191,6 +192,6 @@ def release(ref: str):
         raise UserError("unknown_item", "找不到该留言，请核对编号。", 404)
     if not item.is_held:
         raise UserError("not_held", "该件已经放行，无需再次审核。", 409)
-    screening.release_held_item(item, user)
+    release_held_item(item, user)
     db.session.commit()
     return redirect(url_for("wechat_pages.review", done="released"), 303)
