@@ -48,11 +48,11 @@ from backend.downloads import download, name_download
 from backend.errors import UserError
 from backend.extensions import db
 from backend.items.refs import format_ref
+from backend.items.validation import MAX_ID
 from backend.models import CongressLevel, Deputy, DeputyStatus, PosterBatchStatus, StaffRole, StaffUser, Station
 from backend.models.deputy import CONGRESS_LEVEL_LABELS, DEPUTY_STATUS_LABELS
 from backend.qr.codes import code_url, current_code
 from backend.routes.posters import require_fonts
-from backend.routes.qr import MAX_ID
 from backend.stations.calendar import format_month_day, today_in_china
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")

@@ -15,10 +15,11 @@ from backend.extensions import db
 from backend.items.access import find_item_for_staff, visible_items_query
 from backend.items.operations import release_held_item
 from backend.items.refs import format_ref
+from backend.items.validation import MAX_ID
 from backend.models import Deputy, Item, StaffRole, Station
 from backend.models.item import ITEM_STATUS_LABELS
 from backend.qr.codes import current_code
-from backend.routes.qr import CACHE_SECONDS, MAX_ID
+from backend.routes.qr import CACHE_SECONDS
 from backend.wechat import identity, screening, wxacode
 
 bp = Blueprint("wechat_pages", __name__)
