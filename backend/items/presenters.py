@@ -43,11 +43,7 @@ from backend.models.item import (
 )
 from backend.stations.calendar import today_in_china
 
-CHANNEL_LABELS = {
-    ItemChannel.QR_H5: "扫码留言",
-    ItemChannel.MINIPROGRAM: "小程序留言",
-    ItemChannel.IN_PERSON: "代表接待选民",
-}
+CHANNEL_LABELS = ItemChannel.labels()
 
 # How each event reads to staff; public ones are also shown to the resident (timeline.py).
 STAFF_EVENT_LABELS = {
