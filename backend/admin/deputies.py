@@ -16,8 +16,8 @@ from datetime import date
 
 from sqlalchemy import select
 
+from backend.access import can_manage_station
 from backend.admin import clean_phone, rotate_owner_code
-from backend.admin.scope import can_manage_station
 from backend.admin.stations import clean_rotate_reason, serving_deputies
 from backend.audit import record_audit
 from backend.errors import UserError

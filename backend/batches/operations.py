@@ -14,8 +14,8 @@ from pathlib import Path
 from flask import abort, url_for
 from sqlalchemy import select
 
+from backend.access import can_manage_region, can_manage_station, deny
 from backend.admin.printing import BatchNames, PrintTarget, batch_names, print_target
-from backend.admin.scope import can_manage_region, can_manage_station, deny
 from backend.audit import record_audit
 from backend.batches.worker import stored_file
 from backend.errors import UserError

@@ -28,8 +28,8 @@ from datetime import datetime
 from sqlalchemy import Select, and_, case, func, literal, not_, or_, select
 from sqlalchemy.orm import selectinload
 
+from backend.access import visible_items_query
 from backend.extensions import db
-from backend.items.access import visible_items_query
 from backend.items.deadlines import is_overdue, overdue_by, overdue_condition
 from backend.items.refs import normalize_ref
 from backend.models import Item, ItemStatus, StaffRole, StaffUser, utcnow

@@ -81,11 +81,11 @@ from datetime import date, datetime, timedelta
 from flask import current_app
 from sqlalchemy import select
 
+from backend.access import can_see_item
 from backend.audit import record_audit
 from backend.errors import UserError
 from backend.extensions import db
 from backend.items import deadlines, operations
-from backend.items.access import can_see_item
 from backend.items.refs import format_ref, normalize_ref
 from backend.items.validation import clean_id, clean_text, parse_bool
 from backend.models import (

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from flask import request
 
-from backend.admin.scope import ADMIN_ROLES, require_supervisor
+from backend.access import ADMIN_ROLES, require_supervisor
 from backend.auth.sessions import current_staff, login_required
 from backend.errors import UserError
 from backend.items import workcalendar

@@ -24,13 +24,13 @@ from flask import (
 )
 from sqlalchemy import select
 
+from backend.access import can_see_item, find_item_for_staff
 from backend.audit import record_audit
 from backend.auth.sessions import current_staff, login_required
 from backend.downloads import jpeg_response
 from backend.errors import UserError
 from backend.extensions import db
 from backend.items import inbox as inbox_query
-from backend.items.access import can_see_item, find_item_for_staff
 from backend.items.claims import in_person_item, reissue_receipt
 from backend.items.contact import revealed_contact
 from backend.items.lifecycle import (

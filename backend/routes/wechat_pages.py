@@ -9,10 +9,10 @@ import re
 from flask import Blueprint, Response, abort, current_app, make_response, redirect, render_template, request, url_for
 
 from backend import database
+from backend.access import find_item_for_staff, visible_items_query
 from backend.auth.sessions import current_staff, login_required
 from backend.errors import UserError
 from backend.extensions import db
-from backend.items.access import find_item_for_staff, visible_items_query
 from backend.items.operations import release_held_item
 from backend.items.refs import format_ref
 from backend.items.validation import MAX_ID
