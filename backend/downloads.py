@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterable
 from urllib.parse import quote
 
-from flask import Response, stream_with_context
+from flask import Response, make_response, stream_with_context
 
 # Characters a file system or a header would refuse in a file name.
 UNSAFE_FILENAME_RE = re.compile(r'[\\/:*?"<>|\x00-\x1f\x7f]+')
@@ -41,3 +41,17 @@ def download(body: bytes | Iterable[bytes], mimetype: str, name: str, ascii_name
     if not isinstance(body, bytes):
         body = stream_with_context(body)
     return name_download(Response(body, mimetype=mimetype), name, ascii_name, inline=inline)
+
+
+def jpeg_response(data: bytes, *, private: bool = True):
+    """A JPEG answer that no browser will run as anything else.
+
+    Private (a resident's photo: never cached) unless ``private`` is False (a deputy's public
+    photo, whose address changes with it: cached for good).
+    """
+    response = make_response(data)
+    response.headers["Content-Type"] = "image/jpeg"
+    response.headers["Content-Disposition"] = "inline"
+    response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    response.headers["Cache-Control"] = "private, no-store" if private else "public, max-age=31536000, immutable"
+    return response

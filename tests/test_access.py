@@ -7,8 +7,8 @@ from types import SimpleNamespace
 import pytest
 from sqlalchemy import func, select
 
+from backend.access import can_see_item, find_item_for_staff, visible_items_query
 from backend.extensions import db
-from backend.items.access import can_see_item, find_item_for_staff, visible_items_query
 from backend.items.lifecycle import perform_action
 from backend.items.refs import new_access_key, new_ref
 from backend.models import (

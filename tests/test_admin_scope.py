@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from flask import g
 
-from backend.admin import scope
+from backend import access
 from backend.extensions import db
 from backend.models import (
     Department,
@@ -198,12 +198,12 @@ def test_scope_functions_agree(app, world):
     every = db.session.query(Station).all()
     for key, ids in expect.items():
         user = users[key]
-        assert {s.id for s in db.session.scalars(scope.manageable_stations_query(user))} == ids, key
-        assert {s.id for s in every if scope.can_manage_station(user, s)} == ids, key
+        assert {s.id for s in db.session.scalars(access.manageable_stations_query(user))} == ids, key
+        assert {s.id for s in every if access.can_manage_station(user, s)} == ids, key
     users["station_admin"].is_active = False
-    assert scope.can_manage_station(users["station_admin"], world.station_a) is False
-    assert list(db.session.scalars(scope.manageable_stations_query(users["station_admin"]))) == []
-    assert scope.can_manage_station(None, world.station_a) is False
+    assert access.can_manage_station(users["station_admin"], world.station_a) is False
+    assert list(db.session.scalars(access.manageable_stations_query(users["station_admin"]))) == []
+    assert access.can_manage_station(None, world.station_a) is False
 
 
 def test_unknown_ids_are_404_without_an_audit_row(app, world):

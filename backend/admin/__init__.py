@@ -1,6 +1,6 @@
 """Station administration: stations, reception calendars, deputies, departments, imports and printing.
 
-Who may manage what is decided in ``scope``; the operations in ``stations``, ``deputies``,
+Who may manage what is decided in ``backend.access``; the operations in ``stations``, ``deputies``,
 ``departments`` and ``importer`` validate first and write nothing when they refuse (a
 ``UserError`` with a Chinese message and the field it concerns), then write, audit and
 flush. The request (``backend.routes.admin``) is the single commit point.

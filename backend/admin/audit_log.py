@@ -23,9 +23,9 @@ from datetime import date, datetime, time, timedelta
 
 from sqlalchemy import Select, String, cast, false, or_, select
 
+from backend.access import region_subtree
 from backend.errors import UserError
 from backend.extensions import db
-from backend.items.access import region_subtree
 from backend.items.lifecycle import TRANSITIONS
 from backend.items.validation import parse_day
 from backend.models import AuditEntry, Department, Deputy, Item, StaffRole, StaffUser, Station

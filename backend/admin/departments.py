@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
+from backend.access import manageable_region_ids
 from backend.admin import apply_changes, clean_phone
-from backend.admin.scope import manageable_region_ids
 from backend.audit import record_audit
 from backend.errors import UserError
 from backend.extensions import db

@@ -16,8 +16,8 @@ from datetime import date
 
 from sqlalchemy import select
 
+from backend.access import can_manage_station
 from backend.admin import clean_phone, rotate_owner_code
-from backend.admin.scope import can_manage_station
 from backend.admin.stations import clean_rotate_reason, serving_deputies
 from backend.audit import record_audit
 from backend.errors import UserError
@@ -46,7 +46,6 @@ NAME_MAX_CHARS = 50  # Deputy.name
 CONSTITUENCY_MAX_CHARS = 200  # Deputy.constituency, DeputyLevel.constituency
 OCCUPATION_MAX_CHARS = 100  # Deputy.occupation
 STATUS_REASON_MAX_CHARS = 500
-OPEN_STATUSES = (ItemStatus.SUBMITTED, ItemStatus.ACCEPTED, ItemStatus.FORWARDED, ItemStatus.ANSWERED)
 
 # What the status form offers and how the page words each change.
 STATUS_CHOICES = {
@@ -277,7 +276,9 @@ def open_items(deputy: Deputy) -> list[Item]:
     """The deputy's items still being handled (submitted, accepted, forwarded, answered), oldest first."""
     return list(
         db.session.scalars(
-            select(Item).where(Item.deputy_id == deputy.id, Item.status.in_(OPEN_STATUSES)).order_by(Item.id)
+            select(Item)
+            .where(Item.deputy_id == deputy.id, Item.status.in_(ItemStatus.open_statuses()))
+            .order_by(Item.id)
         )
     )
 

@@ -46,6 +46,7 @@ from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
+from backend.access import manageable_stations_query
 from backend.admin import clean_phone
 from backend.admin.deputies import (
     DeputyInput,
@@ -56,7 +57,6 @@ from backend.admin.deputies import (
     clean_name,
     clean_occupation,
 )
-from backend.admin.scope import manageable_stations_query
 from backend.audit import record_audit
 from backend.errors import UserError
 from backend.extensions import db

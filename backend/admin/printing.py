@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from flask import current_app, redirect, url_for
 from sqlalchemy import func, select
 
-from backend.admin.scope import can_manage_region, can_manage_station, deny
+from backend.access import can_manage_region, can_manage_station, deny
 from backend.auth.sessions import current_staff, login_required
 from backend.extensions import db
 from backend.models import Code, Deputy, DeputyStatus, Region, StaffRole, StaffUser, Station

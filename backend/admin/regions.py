@@ -20,16 +20,24 @@ from __future__ import annotations
 
 from sqlalchemy import func, select, update
 
+from backend.access import can_manage_region, can_manage_station, region_subtree
 from backend.admin import apply_changes
-from backend.admin.scope import can_manage_region, can_manage_station
 from backend.admin.stations import update_station
 from backend.audit import record_audit
 from backend.errors import UserError
 from backend.extensions import db
-from backend.items.access import region_subtree
-from backend.items.deadlines import OPEN_STATUSES
 from backend.items.validation import clean_text, parse_id
-from backend.models import Deputy, DeputyStatus, Item, ReceptionRule, Region, RegionLevel, StaffUser, Station
+from backend.models import (
+    Deputy,
+    DeputyStatus,
+    Item,
+    ItemStatus,
+    ReceptionRule,
+    Region,
+    RegionLevel,
+    StaffUser,
+    Station,
+)
 from backend.models.region import REGION_LEVEL_LABELS
 from backend.qr.codes import issue_code
 
@@ -128,7 +136,7 @@ def _serving_count(station: Station) -> int:
 
 def _open_count(station: Station) -> int:
     return db.session.scalar(
-        select(func.count(Item.id)).where(Item.station_id == station.id, Item.status.in_(OPEN_STATUSES))
+        select(func.count(Item.id)).where(Item.station_id == station.id, Item.status.in_(ItemStatus.open_statuses()))
     )
 
 
@@ -180,7 +188,9 @@ def merge_station(user: StaffUser, station: Station, form) -> Station:
     }
     db.session.execute(update(Deputy).where(Deputy.station_id == station.id).values(station_id=target.id))
     db.session.execute(
-        update(Item).where(Item.station_id == station.id, Item.status.in_(OPEN_STATUSES)).values(station_id=target.id)
+        update(Item)
+        .where(Item.station_id == station.id, Item.status.in_(ItemStatus.open_statuses()))
+        .values(station_id=target.id)
     )
     db.session.execute(update(StaffUser).where(StaffUser.station_id == station.id).values(station_id=target.id))
     for rule in db.session.scalars(select(ReceptionRule).where(ReceptionRule.station_id == station.id)):

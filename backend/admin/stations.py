@@ -33,11 +33,7 @@ RULE_NOTE_MAX_CHARS = 100  # ReceptionRule.note
 ROTATE_REASON_MAX_CHARS = 200  # Code.retired_reason
 NEXT_DAYS_SHOWN = 5
 
-RULE_KIND_LABELS = {
-    ReceptionRuleKind.WEEKLY: "每周",
-    ReceptionRuleKind.MONTHLY: "每月",
-    ReceptionRuleKind.XUN: "逢N（每旬）",
-}
+RULE_KIND_LABELS = ReceptionRuleKind.labels()  # {member: label} for the rule form
 # What each kind's day selector offers: (value, label).
 RULE_DAY_CHOICES = {
     ReceptionRuleKind.WEEKLY: [(day, f"星期{name}") for day, name in WEEKDAY_NAMES.items()],

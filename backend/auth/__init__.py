@@ -8,12 +8,7 @@ from __future__ import annotations
 
 from backend.models import StaffRole, StaffUser
 
-ROLE_LABELS = {
-    StaffRole.DEPUTY: "人大代表",
-    StaffRole.STATION_ADMIN: "联络站管理员",
-    StaffRole.SUPERVISOR: "人大常委会工作人员",
-    StaffRole.DEPARTMENT: "承办单位",
-}
+ROLE_LABELS = StaffRole.labels()  # {member: label} for templates and callers
 
 
 def describe_scope(user: StaffUser) -> str:

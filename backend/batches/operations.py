@@ -14,16 +14,16 @@ from pathlib import Path
 from flask import abort, url_for
 from sqlalchemy import select
 
+from backend.access import can_manage_region, can_manage_station, deny
 from backend.admin.printing import BatchNames, PrintTarget, batch_names, print_target
-from backend.admin.scope import can_manage_region, can_manage_station, deny
 from backend.audit import record_audit
 from backend.batches.worker import stored_file
 from backend.errors import UserError
 from backend.extensions import db
+from backend.items.validation import MAX_ID
 from backend.models import PosterBatch, PosterBatchKind, PosterBatchStatus, Region, StaffUser, Station
 from backend.qr import posters
 from backend.qr.codes import current_code
-from backend.routes.qr import MAX_ID
 
 STATION_ID_RE = re.compile(r"[0-9]{1,10}")
 REGION_CODE_RE = re.compile(r"[0-9]{2,12}")

@@ -31,11 +31,11 @@ from datetime import datetime
 
 from sqlalchemy import func, select, update
 
+from backend.access import can_see_item
 from backend.audit import record_audit
 from backend.errors import UserError
 from backend.extensions import db
 from backend.items import operations
-from backend.items.access import can_see_item
 from backend.items.lifecycle import add_private_note, lock_row
 from backend.items.refs import new_access_key
 from backend.items.validation import clean_text

@@ -44,7 +44,6 @@ from backend.items.validation import check_date_window
 from backend.models import Item, ItemStatus, utcnow
 from backend.stations.calendar import CHINA_TZ, today_in_china
 
-OPEN_STATUSES = frozenset({ItemStatus.SUBMITTED, ItemStatus.ACCEPTED, ItemStatus.FORWARDED, ItemStatus.ANSWERED})
 MAX_DUE_DAYS_AHEAD = 366  # a forward or an extension may not be due more than a year out
 
 
@@ -139,7 +138,7 @@ def clock_reading(item: Item, now: datetime | None = None) -> datetime:
 def is_overdue(item: Item, now: datetime | None = None) -> bool:
     """True when an open item's clock is past its due time (its remaining working time ran out, paused time not
     counted: see the module's docstring)."""
-    if item.status not in OPEN_STATUSES or item.due_at is None:
+    if item.status not in ItemStatus.open_statuses() or item.due_at is None:
         return False
     return clock_reading(item, now) > item.due_at
 
@@ -159,7 +158,7 @@ def overdue_condition(now: datetime) -> ColumnElement[bool]:
     branch stays a range on ``due_at`` that the open-items indexes answer.
     """
     return and_(
-        Item.status.in_(OPEN_STATUSES),
+        Item.status.in_(ItemStatus.open_statuses()),
         Item.due_at.is_not(None),
         or_(
             and_(Item.paused_at.is_(None), Item.due_at < now),

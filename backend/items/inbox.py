@@ -28,9 +28,9 @@ from datetime import datetime
 from sqlalchemy import Select, and_, case, func, literal, not_, or_, select
 from sqlalchemy.orm import selectinload
 
+from backend.access import visible_items_query
 from backend.extensions import db
-from backend.items.access import visible_items_query
-from backend.items.deadlines import OPEN_STATUSES, is_overdue, overdue_by, overdue_condition
+from backend.items.deadlines import is_overdue, overdue_by, overdue_condition
 from backend.items.refs import normalize_ref
 from backend.models import Item, ItemStatus, StaffRole, StaffUser, utcnow
 
@@ -105,7 +105,7 @@ def group_expression(now: datetime):
         (overdue_condition(now), literal("overdue")),
         (_reopened_condition(), literal("reopened")),
         (Item.status == ItemStatus.SUBMITTED, literal("new")),
-        (Item.status.in_(OPEN_STATUSES), literal("in_progress")),
+        (Item.status.in_(ItemStatus.open_statuses()), literal("in_progress")),
         (Item.status == ItemStatus.RESOLVED, literal("resolved")),
         else_=literal("closed"),
     )
@@ -119,7 +119,7 @@ def group_of(item: Item, now: datetime | None = None) -> str:
         return "reopened"
     if item.status == ItemStatus.SUBMITTED:
         return "new"
-    if item.status in OPEN_STATUSES:
+    if item.status in ItemStatus.open_statuses():
         return "in_progress"
     if item.status == ItemStatus.RESOLVED:
         return "resolved"
@@ -137,7 +137,7 @@ def _base_query(user: StaffUser, *, open_items: bool | None = None) -> Select:
         return query
     if open_items:
         return query.where(Item.is_held.is_(False))
-    return query.where(or_(Item.is_held.is_(False), Item.status.not_in(OPEN_STATUSES)))
+    return query.where(or_(Item.is_held.is_(False), Item.status.not_in(ItemStatus.open_statuses())))
 
 
 def _group_filter(group: str, now: datetime):
@@ -177,7 +177,7 @@ def count_groups(user: StaffUser, now: datetime | None = None) -> dict[str, int]
     counts = dict.fromkeys(GROUPS, 0)
     inner = (
         _base_query(user, open_items=True)
-        .where(Item.status.in_(OPEN_STATUSES))
+        .where(Item.status.in_(ItemStatus.open_statuses()))
         .with_only_columns(group_expression(now).label("grp"))
         .subquery()
     )

@@ -81,11 +81,11 @@ from datetime import date, datetime, timedelta
 from flask import current_app
 from sqlalchemy import select
 
+from backend.access import can_see_item
 from backend.audit import record_audit
 from backend.errors import UserError
 from backend.extensions import db
 from backend.items import deadlines, operations
-from backend.items.access import can_see_item
 from backend.items.refs import format_ref, normalize_ref
 from backend.items.validation import clean_id, clean_text, parse_bool
 from backend.models import (
@@ -111,7 +111,6 @@ from backend.stations.calendar import CHINA_TZ, format_month_day, today_in_china
 STAFF_TEXT_MAX_CHARS = 2000
 CHANNEL_NOTE_MAX_CHARS = 200
 
-_OPEN = frozenset({ItemStatus.SUBMITTED, ItemStatus.ACCEPTED, ItemStatus.FORWARDED, ItemStatus.ANSWERED})
 _IN_HAND = frozenset({ItemStatus.ACCEPTED, ItemStatus.FORWARDED, ItemStatus.ANSWERED})
 _BEFORE_WORK = frozenset({ItemStatus.SUBMITTED, ItemStatus.ACCEPTED})
 
@@ -167,7 +166,7 @@ TRANSITIONS: dict[str, Transition] = {
         "等待群众补充", _IN_HAND, None, ItemEventKind.NOTE, True, "item_waiting", clock="running"
     ),
     "resume": Transition("恢复计时", _IN_HAND, None, ItemEventKind.NOTE, False, clock="paused"),
-    "supervise": Transition("督办", _OPEN, None, ItemEventKind.SUPERVISED, False),
+    "supervise": Transition("督办", ItemStatus.open_statuses(), None, ItemEventKind.SUPERVISED, False),
     "note": Transition("写内部备注", frozenset(ItemStatus), None, ItemEventKind.NOTE, False),
 }
 

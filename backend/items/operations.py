@@ -11,16 +11,17 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import bindparam, func, insert, literal, select, true
+from sqlalchemy import bindparam, exists, func, insert, literal, select, true
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 
 from backend import database, throttle
+from backend.audit import record_audit
 from backend.errors import UserError
 from backend.extensions import db
 from backend.items import deadlines
 from backend.items import photos as photo_intake
-from backend.items.refs import new_access_key, new_ref
+from backend.items.refs import keys_match, new_access_key, new_ref, normalize_ref
 from backend.items.validation import clean_client_id, clean_id, clean_mobile, clean_text, parse_bool
 from backend.models import (
     ActorKind,
@@ -45,7 +46,9 @@ from backend.models import (
 from backend.models.base import UTCDateTime
 from backend.qr.codes import SLUG_RE, ResolvedCode, resolve_slug
 from backend.stations.calendar import duty_assignment, today_in_china
+from backend.wechat.screening import is_held, screen_message
 
+DEPUTY_NEW_ITEM = "deputy_new_item"
 DUTY_CHOICE = "duty"  # the resident lets the reception calendar choose (值班代表)
 NEAR_DUPLICATE_RATIO = 0.9
 NEAR_DUPLICATE_LOOKBACK = 10  # copies of a campaign arrive together: the last ten are enough
@@ -275,7 +278,6 @@ def submit_item(sub: Submission) -> SubmitResult:
             similar_ref = _similar_recent_ref(conn, message.body, fingerprint, station_id, deputy_id, since)
 
     photos = [photo_intake.process_photo(data) for data in sub.photos]
-    from backend.wechat.screening import is_held, screen_message  # screening releases items: import late
 
     screening, screening_label = screen_message(sub.resident, message.body)
     held = is_held(screening)
@@ -336,7 +338,7 @@ def submit_item(sub: Submission) -> SubmitResult:
     conn.execute(_INSERT_EVENT, rows[0] if len(rows) == 1 else rows)
     if photo_rows:
         conn.execute(_INSERT_PHOTO, [row | {"item_id": item_id} for row in photo_rows])
-    # A held item reaches the deputy when a station administrator releases it (wechat/screening.py).
+    # A held item reaches the deputy when a station administrator releases it (release_held_item).
     _queue_new_item_notices(conn, item_id, resident_id, None if held else deputy_id, now)
     return SubmitResult(item_id, values["ref"], values["access_key"], ItemStatus.SUBMITTED, created=True)
 
@@ -603,15 +605,44 @@ def deputy_staff_users(deputy_id: int) -> list[StaffUser]:
     )
 
 
+def release_held_item(item: Item, reviewer: StaffUser) -> None:
+    """Let a held item into the deputy's inbox: no longer held, its deputy told, an audit row (flushes).
+
+    The item is never deleted. Its first deadline (to accept) starts again now, since the
+    deputy could not see it while it was held; the deputy's "new item" notice is queued
+    unless one was queued already.
+    """
+    now = utcnow()
+    item.is_held = False
+    if item.status == ItemStatus.SUBMITTED:
+        item.due_at = deadlines.accept_deadline(now)
+    item.updated_at = now
+    queued = db.session.scalar(
+        select(exists().where(OutboxMessage.item_id == item.id, OutboxMessage.kind == DEPUTY_NEW_ITEM))
+    )
+    if not queued and item.deputy_id is not None:
+        for user in deputy_staff_users(item.deputy_id):
+            db.session.add(
+                OutboxMessage(
+                    kind=DEPUTY_NEW_ITEM, item_id=item.id, staff_user_id=user.id, next_attempt_at=now, created_at=now
+                )
+            )
+    db.session.flush()
+    record_audit(
+        "item_released",
+        user=reviewer,
+        object_type="item",
+        object_id=item.id,
+        data={"ref": item.ref, "screening": item.screening.value, "label": item.screening_label},
+    )
+
+
 def find_item_for_resident(ref: object, key: object, address: str) -> Item | None:
     """The item with this reference when ``key`` is its access key; None otherwise (same answer either way).
 
     Guessing is throttled per address: misses are counted (and committed), and past the
     limit every look-up from the address answers 429 until the window ends.
     """
-    from backend import throttle
-    from backend.items.refs import keys_match, normalize_ref
-
     throttle.guard_lookup(address)
     normalized = normalize_ref(ref) if isinstance(ref, str) else None
     item = db.session.scalar(select(Item).where(Item.ref == normalized)) if normalized else None

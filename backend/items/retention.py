@@ -23,7 +23,7 @@ resident" is written once:
   number, the numbers written in the texts and the WeChat link (so notices stop; those still
   waiting in the outbox are skipped). The item goes on being handled.
 
-Closed (``closed_statuses``) is every status that is not open (``deadlines.OPEN_STATUSES``). An
+Closed (``closed_statuses``) is every status that is not open (``ItemStatus.open_statuses()``). An
 item's closing time is ``resolved_at`` for a resolved one, the time of its closing event for
 the others (``_CLOSING_EVENTS``); an item reopened after a rating is open again and waits.
 """
@@ -40,7 +40,6 @@ from backend import database
 from backend.audit import record_audit
 from backend.errors import UserError
 from backend.extensions import db
-from backend.items.deadlines import OPEN_STATUSES
 from backend.items.lifecycle import lock_row
 from backend.items.masking import mask_message
 from backend.models import (
@@ -72,7 +71,7 @@ _CLOSING_EVENTS = {
 
 def closed_statuses() -> frozenset[ItemStatus]:
     """The statuses of a closed item: every status that is not open."""
-    return frozenset(ItemStatus) - frozenset(OPEN_STATUSES)
+    return frozenset(ItemStatus) - ItemStatus.open_statuses()
 
 
 # A new closed status must say how its closing time is known before retention can take it.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -87,3 +88,25 @@ def enum_column(enum_cls: type, length: int) -> Enum:
         values_callable=lambda members: [m.value for m in members],
         validate_strings=True,
     )
+
+
+class LabeledStrEnum(enum.StrEnum):
+    """A StrEnum whose members carry their Chinese label: ``SUBMITTED = "submitted", "已提交"``.
+
+    The label is what every page, export and notice shows for the member (``status.label``);
+    ``labels()`` gives ``{member: label}`` for templates and forms that list the choices.
+    """
+
+    label: str
+
+    def __new__(cls, value: str, label: str):
+        """A member whose value is ``value`` (what the database stores) and whose label is ``label``."""
+        member = str.__new__(cls, value)
+        member._value_ = value
+        member.label = label
+        return member
+
+    @classmethod
+    def labels(cls) -> dict:
+        """``{member: label}`` in definition order (a new dict: callers may not change the enum's)."""
+        return {member: member.label for member in cls}

@@ -2,50 +2,38 @@
 
 from __future__ import annotations
 
-import enum
 from datetime import date, datetime
 
 from sqlalchemy import Date, ForeignKey, LargeBinary, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, deferred, mapped_column, relationship
 
-from backend.models.base import Base, UTCDateTime, enum_column, utcnow
+from backend.models.base import Base, LabeledStrEnum, UTCDateTime, enum_column, utcnow
 from backend.models.station import Station
 
 
-class CongressLevel(enum.StrEnum):
+class CongressLevel(LabeledStrEnum):
     """The five levels of people's congress."""
 
-    NATIONAL = "national"
-    PROVINCE = "province"
-    CITY = "city"
-    COUNTY = "county"
-    TOWNSHIP = "township"
+    NATIONAL = "national", "全国人大代表"
+    PROVINCE = "province", "省人大代表"
+    CITY = "city", "市人大代表"
+    COUNTY = "county", "县人大代表"
+    TOWNSHIP = "township", "乡镇人大代表"
 
 
-CONGRESS_LEVEL_LABELS = {
-    CongressLevel.NATIONAL: "全国人大代表",
-    CongressLevel.PROVINCE: "省人大代表",
-    CongressLevel.CITY: "市人大代表",
-    CongressLevel.COUNTY: "县人大代表",
-    CongressLevel.TOWNSHIP: "乡镇人大代表",
-}
+CONGRESS_LEVEL_LABELS = CongressLevel.labels()  # {member: label} for templates and callers
 
 
-class DeputyStatus(enum.StrEnum):
+class DeputyStatus(LabeledStrEnum):
     """Whether a deputy still serves, and if not, why."""
 
-    SERVING = "serving"
-    RESIGNED = "resigned"  # 辞职
-    RECALLED = "recalled"  # 罢免
-    TERM_ENDED = "term_ended"  # 任期届满
+    SERVING = "serving", "在任"
+    RESIGNED = "resigned", "已辞去代表职务"  # 辞职
+    RECALLED = "recalled", "已被罢免"  # 罢免
+    TERM_ENDED = "term_ended", "任期已届满"  # 任期届满
 
 
-DEPUTY_STATUS_LABELS = {
-    DeputyStatus.SERVING: "在任",
-    DeputyStatus.RESIGNED: "已辞去代表职务",
-    DeputyStatus.RECALLED: "已被罢免",
-    DeputyStatus.TERM_ENDED: "任期已届满",
-}
+DEPUTY_STATUS_LABELS = DeputyStatus.labels()  # {member: label} for templates and callers
 
 
 class Deputy(Base):

@@ -8,104 +8,89 @@ from datetime import datetime
 from sqlalchemy import JSON, ForeignKey, Index, LargeBinary, String, Text, text
 from sqlalchemy.orm import Mapped, deferred, mapped_column, relationship
 
-from backend.models.base import Base, UTCDateTime, enum_column, utcnow
+from backend.models.base import Base, LabeledStrEnum, UTCDateTime, enum_column, utcnow
 from backend.models.code import Code
 from backend.models.deputy import Deputy
 from backend.models.resident import Resident
 from backend.models.station import Station
 
 
-class ItemStatus(enum.StrEnum):
+class ItemStatus(LabeledStrEnum):
     """Where an item stands in its lifecycle."""
 
-    SUBMITTED = "submitted"  # 已提交
-    ACCEPTED = "accepted"  # 已受理
-    FORWARDED = "forwarded"  # 已交办
-    ANSWERED = "answered"  # 已答复
-    RESOLVED = "resolved"  # 已办结
-    DECLINED = "declined"  # 不予受理
-    DUPLICATE = "duplicate"  # 重复件
-    WITHDRAWN = "withdrawn"  # 群众撤回: the resident took it back before anyone answered (items.retention)
+    SUBMITTED = "submitted", "已提交"
+    ACCEPTED = "accepted", "已受理"
+    FORWARDED = "forwarded", "已交办"
+    ANSWERED = "answered", "已答复"
+    RESOLVED = "resolved", "已办结"
+    DECLINED = "declined", "不予受理"
+    DUPLICATE = "duplicate", "重复件"
+    WITHDRAWN = "withdrawn", "已撤回"  # 群众撤回: the resident took it back before anyone answered (items.retention)
+
+    @classmethod
+    def open_statuses(cls) -> frozenset[ItemStatus]:
+        """The statuses in which an item still waits for work and its deadline runs (not resolved, declined, duplicate,
+        withdrawn)."""
+        return _OPEN_STATUSES
+
+    @property
+    def is_open(self) -> bool:
+        """True while an item in this status waits for work (one of ``open_statuses()``)."""
+        return self in _OPEN_STATUSES
 
 
-ITEM_STATUS_LABELS = {
-    ItemStatus.SUBMITTED: "已提交",
-    ItemStatus.ACCEPTED: "已受理",
-    ItemStatus.FORWARDED: "已交办",
-    ItemStatus.ANSWERED: "已答复",
-    ItemStatus.RESOLVED: "已办结",
-    ItemStatus.DECLINED: "不予受理",
-    ItemStatus.DUPLICATE: "重复件",
-    ItemStatus.WITHDRAWN: "已撤回",
-}
+ITEM_STATUS_LABELS = ItemStatus.labels()  # {member: label} for templates and callers
+
+_OPEN_STATUSES = frozenset({ItemStatus.SUBMITTED, ItemStatus.ACCEPTED, ItemStatus.FORWARDED, ItemStatus.ANSWERED})
+# The same set in a partial index's WHERE (the migrations' text: "status IN ('submitted', …)").
+OPEN_STATUS_SQL = "status IN ({})".format(", ".join(f"'{s.value}'" for s in ItemStatus if s in _OPEN_STATUSES))
 
 
-OPEN_STATUS_SQL = "status IN ('submitted', 'accepted', 'forwarded', 'answered')"
-
-
-class ItemChannel(enum.StrEnum):
+class ItemChannel(LabeledStrEnum):
     """How an item reached the system."""
 
-    QR_H5 = "qr_h5"  # scanned a printed code, wrote in the browser form
-    MINIPROGRAM = "miniprogram"
-    IN_PERSON = "in_person"  # 代表接待选民: entered by the deputy on a reception day
+    QR_H5 = "qr_h5", "扫码留言"  # scanned a printed code, wrote in the browser form
+    MINIPROGRAM = "miniprogram", "小程序留言"
+    IN_PERSON = "in_person", "代表接待选民"  # entered by the deputy on a reception day
 
 
-class ItemCategory(enum.StrEnum):
+class ItemCategory(LabeledStrEnum):
     """What an item is about; residents pick one."""
 
-    URBAN = "urban"
-    TRANSPORT = "transport"
-    EDUCATION = "education"
-    HEALTH = "health"
-    SOCIAL_SECURITY = "social_security"
-    ENVIRONMENT = "environment"
-    RURAL = "rural"
-    PUBLIC_SAFETY = "public_safety"
-    OTHER = "other"
+    URBAN = "urban", "城乡建设"
+    TRANSPORT = "transport", "交通出行"
+    EDUCATION = "education", "教育"
+    HEALTH = "health", "医疗卫生"
+    SOCIAL_SECURITY = "social_security", "社会保障"
+    ENVIRONMENT = "environment", "生态环境"
+    RURAL = "rural", "农业农村"
+    PUBLIC_SAFETY = "public_safety", "社会治安"
+    OTHER = "other", "其他"
 
 
-ITEM_CATEGORY_LABELS = {
-    ItemCategory.URBAN: "城乡建设",
-    ItemCategory.TRANSPORT: "交通出行",
-    ItemCategory.EDUCATION: "教育",
-    ItemCategory.HEALTH: "医疗卫生",
-    ItemCategory.SOCIAL_SECURITY: "社会保障",
-    ItemCategory.ENVIRONMENT: "生态环境",
-    ItemCategory.RURAL: "农业农村",
-    ItemCategory.PUBLIC_SAFETY: "社会治安",
-    ItemCategory.OTHER: "其他",
-}
+ITEM_CATEGORY_LABELS = ItemCategory.labels()  # {member: label} for templates and callers
 
 
-class ItemOutcome(enum.StrEnum):
+class ItemOutcome(LabeledStrEnum):
     """How a resolved item ended."""
 
-    SOLVED = "solved"  # 解决
-    PARTLY = "partly"  # 部分解决
-    UNSOLVED = "unsolved"  # 未能解决
+    SOLVED = "solved", "已解决"  # 解决
+    PARTLY = "partly", "部分解决"
+    UNSOLVED = "unsolved", "未能解决"
 
 
-ITEM_OUTCOME_LABELS = {
-    ItemOutcome.SOLVED: "已解决",
-    ItemOutcome.PARTLY: "部分解决",
-    ItemOutcome.UNSOLVED: "未能解决",
-}
+ITEM_OUTCOME_LABELS = ItemOutcome.labels()  # {member: label} for templates and callers
 
 
-class Satisfaction(enum.StrEnum):
+class Satisfaction(LabeledStrEnum):
     """The resident's verdict (满意度测评)."""
 
-    SATISFIED = "satisfied"  # 满意
-    BASICALLY = "basically"  # 基本满意
-    UNSATISFIED = "unsatisfied"  # 不满意
+    SATISFIED = "satisfied", "满意"
+    BASICALLY = "basically", "基本满意"
+    UNSATISFIED = "unsatisfied", "不满意"
 
 
-SATISFACTION_LABELS = {
-    Satisfaction.SATISFIED: "满意",
-    Satisfaction.BASICALLY: "基本满意",
-    Satisfaction.UNSATISFIED: "不满意",
-}
+SATISFACTION_LABELS = Satisfaction.labels()  # {member: label} for templates and callers
 
 
 class ScreeningResult(enum.StrEnum):

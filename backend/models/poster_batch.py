@@ -2,48 +2,41 @@
 
 from __future__ import annotations
 
-import enum
 from datetime import datetime
 
 from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from backend.models.base import Base, UTCDateTime, enum_column, utcnow
+from backend.models.base import Base, LabeledStrEnum, UTCDateTime, enum_column, utcnow
 from backend.models.region import Region
 from backend.models.staff import StaffUser
 from backend.models.station import Station
 
 
-class PosterBatchKind(enum.StrEnum):
+class PosterBatchKind(LabeledStrEnum):
     """What a batch prints: the same three batches as ``GET /posters/station|region/…``."""
 
-    STATION = "station"  # the station's poster (双码), then one poster per serving deputy
-    CARDS = "cards"  # a table card per serving deputy of the station
-    REGION = "region"  # one poster per serving deputy of every active station in the region and below
+    # the station's poster (双码), then one poster per serving deputy
+    STATION = "station", "联络站海报（双码）和代表码海报"
+    CARDS = "cards", "代表桌牌"  # a table card per serving deputy of the station
+    # one poster per serving deputy of every active station in the region and below
+    REGION = "region", "全部代表码海报"
 
 
-class PosterBatchStatus(enum.StrEnum):
+POSTER_BATCH_KIND_LABELS = PosterBatchKind.labels()  # {member: label} for templates and callers
+
+
+class PosterBatchStatus(LabeledStrEnum):
     """Where a batch is: waiting for the worker, being rendered, ready, failed, or its file removed."""
 
-    QUEUED = "queued"
-    RUNNING = "running"
-    DONE = "done"
-    FAILED = "failed"
-    EXPIRED = "expired"  # was done; the file was removed after POSTER_BATCH_KEEP_HOURS
+    QUEUED = "queued", "排队等候生成"
+    RUNNING = "running", "正在生成"
+    DONE = "done", "已完成"
+    FAILED = "failed", "生成失败"
+    EXPIRED = "expired", "文件已过期删除"  # was done; the file was removed after POSTER_BATCH_KEEP_HOURS
 
 
-POSTER_BATCH_KIND_LABELS = {
-    PosterBatchKind.STATION: "联络站海报（双码）和代表码海报",
-    PosterBatchKind.CARDS: "代表桌牌",
-    PosterBatchKind.REGION: "全部代表码海报",
-}
-POSTER_BATCH_STATUS_LABELS = {
-    PosterBatchStatus.QUEUED: "排队等候生成",
-    PosterBatchStatus.RUNNING: "正在生成",
-    PosterBatchStatus.DONE: "已完成",
-    PosterBatchStatus.FAILED: "生成失败",
-    PosterBatchStatus.EXPIRED: "文件已过期删除",
-}
+POSTER_BATCH_STATUS_LABELS = PosterBatchStatus.labels()  # {member: label} for templates and callers
 
 
 class PosterBatch(Base):
@@ -89,12 +82,12 @@ class PosterBatch(Base):
     @property
     def kind_label(self) -> str:
         """What the batch prints, in words."""
-        return POSTER_BATCH_KIND_LABELS[self.kind]
+        return self.kind.label
 
     @property
     def status_label(self) -> str:
         """Where the batch is, in words."""
-        return POSTER_BATCH_STATUS_LABELS[self.status]
+        return self.status.label
 
     @property
     def is_finished(self) -> bool:

@@ -2,29 +2,22 @@
 
 from __future__ import annotations
 
-import enum
-
 from sqlalchemy import ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from backend.models.base import Base, enum_column
+from backend.models.base import Base, LabeledStrEnum, enum_column
 
 
-class RegionLevel(enum.StrEnum):
+class RegionLevel(LabeledStrEnum):
     """The four administrative levels a region can sit at."""
 
-    PROVINCE = "province"
-    CITY = "city"
-    COUNTY = "county"
-    TOWNSHIP = "township"
+    PROVINCE = "province", "省"
+    CITY = "city", "市"
+    COUNTY = "county", "县"
+    TOWNSHIP = "township", "乡镇"
 
 
-REGION_LEVEL_LABELS = {
-    RegionLevel.PROVINCE: "省",
-    RegionLevel.CITY: "市",
-    RegionLevel.COUNTY: "县",
-    RegionLevel.TOWNSHIP: "乡镇",
-}
+REGION_LEVEL_LABELS = RegionLevel.labels()  # {member: label} for templates and callers
 
 
 class Region(Base):

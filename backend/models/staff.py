@@ -2,26 +2,25 @@
 
 from __future__ import annotations
 
-import enum
 from datetime import datetime
 
 from sqlalchemy import ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from backend.models.base import Base, UTCDateTime, enum_column, utcnow
+from backend.models.base import Base, LabeledStrEnum, UTCDateTime, enum_column, utcnow
 from backend.models.department import Department
 from backend.models.deputy import Deputy
 from backend.models.region import Region
 from backend.models.station import Station
 
 
-class StaffRole(enum.StrEnum):
+class StaffRole(LabeledStrEnum):
     """What a staff user does; the scope columns say where."""
 
-    DEPUTY = "deputy"
-    STATION_ADMIN = "station_admin"
-    SUPERVISOR = "supervisor"
-    DEPARTMENT = "department"
+    DEPUTY = "deputy", "人大代表"
+    STATION_ADMIN = "station_admin", "联络站管理员"
+    SUPERVISOR = "supervisor", "人大常委会工作人员"
+    DEPARTMENT = "department", "承办单位"
 
 
 class StaffUser(Base):

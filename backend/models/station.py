@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import enum
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 from sqlalchemy import CheckConstraint, ForeignKey, SmallInteger, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from backend.models.base import Base, UTCDateTime, enum_column, utcnow
+from backend.models.base import Base, LabeledStrEnum, UTCDateTime, enum_column, utcnow
 from backend.models.region import Region
 
 if TYPE_CHECKING:
@@ -42,12 +41,12 @@ class Station(Base):
     )
 
 
-class ReceptionRuleKind(enum.StrEnum):
+class ReceptionRuleKind(LabeledStrEnum):
     """How a reception day recurs."""
 
-    WEEKLY = "weekly"  # day = ISO weekday, 1 = Monday … 7 = Sunday (每周三)
-    MONTHLY = "monthly"  # day = day of the month, 1–31 (每月20日)
-    XUN = "xun"  # day = 0–9: the 6th, 16th, 26th for 6 (逢六); 0 means 10th, 20th, 30th
+    WEEKLY = "weekly", "每周"  # day = ISO weekday, 1 = Monday … 7 = Sunday (每周三)
+    MONTHLY = "monthly", "每月"  # day = day of the month, 1–31 (每月20日)
+    XUN = "xun", "逢N（每旬）"  # day = 0–9: the 6th, 16th, 26th for 6 (逢六); 0 means 10th, 20th, 30th
 
 
 class ReceptionRule(Base):

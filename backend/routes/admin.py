@@ -1,7 +1,7 @@
 """Administration pages for station administrators and county supervisors (Simplified Chinese, desktop and phone).
 
 Every page is for logged-in staff of those two roles (``login_required``: others get 404 and
-an audit row); every object is opened through ``backend.admin.scope`` (out of scope: 404 and
+an audit row); every object is opened through ``backend.access`` (out of scope: 404 and
 an ``admin_access_denied`` row, like something unknown); every POST carries a CSRF token
 (CSRFProtect); every change is audited by the operation that makes it. Bad input shows the
 page again with a Chinese message and what was typed, and nothing is written.
@@ -28,12 +28,7 @@ from flask import (
 from sqlalchemy import func, select
 
 from backend import database
-from backend.admin import departments as department_ops
-from backend.admin import deputies as deputy_ops
-from backend.admin import importer
-from backend.admin import stations as station_ops
-from backend.admin.printing import batch_names, fits_a_stream, printable_count, region_batch_pages, station_batch_pages
-from backend.admin.scope import (
+from backend.access import (
     ADMIN_ROLES,
     manageable_stations_query,
     require_department,
@@ -41,6 +36,11 @@ from backend.admin.scope import (
     require_station,
     require_supervisor,
 )
+from backend.admin import departments as department_ops
+from backend.admin import deputies as deputy_ops
+from backend.admin import importer
+from backend.admin import stations as station_ops
+from backend.admin.printing import batch_names, fits_a_stream, printable_count, region_batch_pages, station_batch_pages
 from backend.auth import ROLE_LABELS, describe_scope
 from backend.auth.sessions import current_staff, login_required
 from backend.batches import operations as batch_ops
@@ -48,11 +48,11 @@ from backend.downloads import download, name_download
 from backend.errors import UserError
 from backend.extensions import db
 from backend.items.refs import format_ref
+from backend.items.validation import MAX_ID
 from backend.models import CongressLevel, Deputy, DeputyStatus, PosterBatchStatus, StaffRole, StaffUser, Station
 from backend.models.deputy import CONGRESS_LEVEL_LABELS, DEPUTY_STATUS_LABELS
 from backend.qr.codes import code_url, current_code
 from backend.routes.posters import require_fonts
-from backend.routes.qr import MAX_ID
 from backend.stations.calendar import format_month_day, today_in_china
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")

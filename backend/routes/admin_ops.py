@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from flask import Response, request, stream_with_context
 
+from backend.access import ADMIN_ROLES, require_supervisor
 from backend.admin import audit_log
-from backend.admin.scope import ADMIN_ROLES, require_supervisor
 from backend.audit import record_audit
 from backend.auth.sessions import current_staff, login_required
 from backend.errors import UserError

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from flask import request
 
+from backend.access import ADMIN_ROLES, require_station, require_supervisor
 from backend.admin import regions as region_ops
-from backend.admin.scope import ADMIN_ROLES, require_station, require_supervisor
 from backend.auth.sessions import current_staff, login_required
 from backend.errors import UserError
+from backend.items.validation import MAX_ID
 from backend.models.region import REGION_LEVEL_LABELS
 from backend.routes.admin import _done, _page, _refused, bp
-from backend.routes.qr import MAX_ID
 
 
 def _context() -> dict:

@@ -11,27 +11,19 @@ from __future__ import annotations
 from flask import Blueprint, jsonify, url_for
 
 from backend import api_schemas
+from backend.access import can_see_item
 from backend.api_schemas import STAFF, describe
 from backend.api_schemas import models as m
 from backend.auth.sessions import api_auth_required, current_staff
 from backend.extensions import csrf, db
 from backend.items import inbox as inbox_query
-from backend.items.access import can_see_item
+from backend.items.contact import revealed_contact
 from backend.items.lifecycle import forward_link_token, perform_action
+from backend.items.presenters import departments_for_region, item_context, staff_event_label, user_region
 from backend.items.refs import format_ref
 from backend.models import Item, ItemEvent, StaffUser
 from backend.models.item import ITEM_CATEGORY_LABELS, ITEM_STATUS_LABELS
-from backend.routes.deputy import (
-    HANDLERS,
-    department_link,
-    departments_for_region,
-    item_context,
-    item_or_404,
-    photo_response,
-    revealed_contact,
-    staff_event_label,
-    user_region,
-)
+from backend.routes.deputy import HANDLERS, department_link, item_or_404, photo_response
 
 bp = Blueprint("api_staff", __name__, url_prefix="/api/v1")
 csrf.exempt(bp)  # bearer tokens in headers; a browser's cookie is never accepted here

@@ -15,14 +15,15 @@ from __future__ import annotations
 from flask import Blueprint, make_response, redirect, render_template, request, url_for
 
 from backend.audit import record_audit
+from backend.downloads import jpeg_response
 from backend.errors import UserError
 from backend.extensions import db
+from backend.items.contact import masked_contact
 from backend.items.lifecycle import ForwardLink, department_answer, open_forward_link
-from backend.items.masking import mask_message, mask_name, mask_phone
+from backend.items.masking import mask_message
 from backend.items.refs import format_ref
 from backend.models import Item, ItemForward, ItemPhoto
 from backend.models.item import ITEM_CATEGORY_LABELS
-from backend.routes.deputy import jpeg_response
 from backend.stations.calendar import today_in_china
 
 bp = Blueprint("department", __name__, url_prefix="/d")
@@ -113,7 +114,7 @@ def _page(forward: ItemForward, status: int = 200, **extra):
         "ref_display": format_ref(item.ref),
         "category_label": ITEM_CATEGORY_LABELS[item.category],
         "shares_contact": forward.share_contact and item.has_contact,
-        "masked": {"name": mask_name(item.contact_name), "phone": mask_phone(item.contact_phone)},
+        "masked": masked_contact(item),
         "revealed": None,
         "values": {},
         "error": None,

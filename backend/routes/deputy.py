@@ -10,7 +10,6 @@ through ``lifecycle.perform_action``; this module only reads forms and shows res
 from __future__ import annotations
 
 import base64
-from datetime import datetime, timedelta
 
 from flask import (
     Blueprint,
@@ -25,53 +24,28 @@ from flask import (
 )
 from sqlalchemy import select
 
+from backend.access import can_see_item, find_item_for_staff
 from backend.audit import record_audit
 from backend.auth.sessions import current_staff, login_required
+from backend.downloads import jpeg_response
 from backend.errors import UserError
 from backend.extensions import db
 from backend.items import inbox as inbox_query
-from backend.items.access import can_see_item, find_item_for_staff
-from backend.items.claims import in_person_item, receipt_summary, reissue_receipt
-from backend.items.deadlines import is_overdue
+from backend.items.claims import in_person_item, reissue_receipt
+from backend.items.contact import revealed_contact
 from backend.items.lifecycle import (
     STAFF_TEXT_MAX_CHARS,
-    TRANSITIONS,
-    allowed_actions,
     forward_link_token,
-    link_expires_at,
     perform_action,
     renew_forward_link,
     revoke_forward,
 )
-from backend.items.masking import mask_name, mask_phone
+from backend.items.presenters import DONE_MESSAGES, item_context, templates_of, user_station_id
 from backend.items.refs import format_ref
 from backend.items.validation import clean_text
-from backend.models import (
-    ActorKind,
-    Department,
-    Deputy,
-    DeputyStatus,
-    Item,
-    ItemEvent,
-    ItemEventKind,
-    ItemForward,
-    ItemPhoto,
-    ItemStatus,
-    Region,
-    ReplyTemplate,
-    StaffRole,
-    StaffUser,
-    utcnow,
-)
-from backend.models.item import (
-    ITEM_CATEGORY_LABELS,
-    ITEM_OUTCOME_LABELS,
-    ITEM_STATUS_LABELS,
-    SATISFACTION_LABELS,
-    ItemChannel,
-)
+from backend.models import Item, ItemForward, ItemPhoto, ReplyTemplate, StaffRole, StaffUser, utcnow
+from backend.models.item import ITEM_CATEGORY_LABELS, ITEM_STATUS_LABELS
 from backend.qr.render import qr_png
-from backend.stations.calendar import today_in_china
 
 bp = Blueprint("deputy", __name__, url_prefix="/staff")
 
@@ -80,58 +54,6 @@ ACTION_FIELDS = ("action", "text", "department_id", "due", "deputy_id", "duplica
 TEMPLATE_TITLE_MAX_CHARS = 50  # ReplyTemplate.title
 RECEIPT_QR_PIXELS = 480  # shown at 240 CSS pixels: sharp on a 2x phone screen, and on paper
 UNKNOWN_ITEM_MESSAGE = "找不到该留言，请核对编号。"
-
-CHANNEL_LABELS = {
-    ItemChannel.QR_H5: "扫码留言",
-    ItemChannel.MINIPROGRAM: "小程序留言",
-    ItemChannel.IN_PERSON: "代表接待选民",
-}
-
-# How each event reads to staff; public ones are also shown to the resident (timeline.py).
-STAFF_EVENT_LABELS = {
-    ItemEventKind.SUBMITTED: "群众留言",
-    ItemEventKind.ACCEPTED: "受理",
-    ItemEventKind.REPLIED: "答复群众",
-    ItemEventKind.NOTE: "内部备注",
-    ItemEventKind.FORWARDED: "交办承办单位",
-    ItemEventKind.DEPARTMENT_REPLIED: "承办单位答复",
-    ItemEventKind.REASSIGNED: "转交其他代表",
-    ItemEventKind.DUPLICATE: "标记为重复件",
-    ItemEventKind.DECLINED: "不予受理",
-    ItemEventKind.RESOLVED: "办结",
-    ItemEventKind.RATED: "群众评价",
-    ItemEventKind.REOPENED: "群众不满意，重新办理",
-    ItemEventKind.SUPERVISED: "督办",
-    ItemEventKind.EXTENDED: "延长办理期限",
-    ItemEventKind.FLAGGED: "标记待审核",
-    ItemEventKind.CLAIMED: "群众本人认领",
-    ItemEventKind.WITHDRAWN: "群众已撤回",
-    ItemEventKind.CONTACT_ERASED: "群众已删除联系方式",
-    ItemEventKind.ANONYMISED: "按保存期限删除个人信息",
-}
-NOTE_ACTION_LABELS = {
-    "wait_for_resident": "等待群众补充",
-    "resume": "恢复计时",
-    "revoke_forward": "收回交办",
-    "renew_forward_link": "重新开通交办链接",
-    "reissue_receipt": "重新出具回执",
-}
-
-# What the page says after each action succeeded.
-DONE_MESSAGES = {
-    "accept": "已受理，群众会收到通知。",
-    "decline": "已不予受理，原因会告知群众。",
-    "duplicate": "已标记为重复件。",
-    "reassign": "已转交其他代表。",
-    "reply": "答复已发送给群众。",
-    "resolve": "已办结，等待群众评价。",
-    "extend": "办理期限已延长。",
-    "wait_for_resident": "已暂停计时，等待群众补充。",
-    "resume": "已恢复计时。",
-    "note": "内部备注已保存。",
-    "revoke_forward": "交办链接已收回，承办单位无法再打开。",
-    "reveal": "",
-}
 
 
 # --- shared helpers --------------------------------------------------------------------------
@@ -144,142 +66,6 @@ def item_or_404(user: StaffUser, ref: str) -> Item:
         db.session.commit()  # the audit row of a hidden item survives the 404's rollback
         raise UserError("unknown_item", UNKNOWN_ITEM_MESSAGE, 404)
     return item
-
-
-def departments_for_region(region: Region | None) -> list[Department]:
-    """Active departments an item of ``region`` may be forwarded to: the region's own and those above it, nearest first."""
-    if region is None:
-        return []
-    lineage = region.lineage()
-    depth = {r.id: index for index, r in enumerate(lineage)}
-    departments = db.session.scalars(
-        select(Department).where(Department.region_id.in_(depth), Department.is_active.is_(True))
-    ).all()
-    return sorted(departments, key=lambda d: (-depth[d.region_id], d.name, d.id))
-
-
-def user_region(user: StaffUser) -> Region | None:
-    """The region a staff user works in: their station's (deputy, station admin) or their own (supervisor)."""
-    if user.role == StaffRole.DEPUTY and user.deputy is not None:
-        return user.deputy.station.region
-    if user.role == StaffRole.STATION_ADMIN and user.station is not None:
-        return user.station.region
-    if user.role == StaffRole.SUPERVISOR:
-        return user.region
-    return None
-
-
-def user_station_id(user: StaffUser) -> int | None:
-    """The station whose reply templates a user keeps: a deputy's station, or a station admin's."""
-    if user.role == StaffRole.DEPUTY and user.deputy is not None:
-        return user.deputy.station_id
-    if user.role == StaffRole.STATION_ADMIN:
-        return user.station_id
-    return None
-
-
-def staff_event_label(event: ItemEvent) -> str:
-    """What an event is called on the staff timeline."""
-    if event.kind == ItemEventKind.NOTE:
-        action = (event.data or {}).get("action")
-        if action in NOTE_ACTION_LABELS:
-            return NOTE_ACTION_LABELS[action]
-    if event.kind == ItemEventKind.SUBMITTED and event.actor_kind == ActorKind.STAFF:
-        return "代表接待时录入"
-    return STAFF_EVENT_LABELS.get(event.kind, "办理进展")
-
-
-def _actor_names(events: list[ItemEvent]) -> dict[int, str]:
-    ids = {e.actor_user_id for e in events if e.actor_user_id is not None}
-    if not ids:
-        return {}
-    users = db.session.scalars(select(StaffUser).where(StaffUser.id.in_(ids))).all()
-    return {u.id: u.display_name or u.username for u in users}
-
-
-def event_actor(event: ItemEvent, names: dict[int, str]) -> str:
-    """Who caused an event, as staff read it."""
-    if event.actor_kind == ActorKind.RESIDENT:
-        return "群众"
-    if event.actor_kind == ActorKind.DEPARTMENT:
-        return (event.data or {}).get("department") or "承办单位"
-    if event.actor_kind == ActorKind.SYSTEM:
-        return "系统"
-    return names.get(event.actor_user_id, "工作人员")
-
-
-def _event_internal_detail(event: ItemEvent) -> str:
-    """The staff-only part of a public event (the reason of a reassignment, a resident's reopening reason)."""
-    data = event.data or {}
-    if event.kind == ItemEventKind.REASSIGNED:
-        return data.get("reason", "")
-    if event.kind == ItemEventKind.DEPARTMENT_REPLIED and data.get("promised_by"):
-        return f"承诺完成日期：{data['promised_by']}"
-    return ""
-
-
-def timeline_rows(item: Item) -> list[dict]:
-    """Every event of an item, oldest first, with its label, actor and whether the resident sees it."""
-    events = list(item.events)
-    names = _actor_names(events)
-    return [
-        {
-            "event": e,
-            "label": staff_event_label(e),
-            "actor": event_actor(e, names),
-            "is_public": e.is_public,
-            "detail": _event_internal_detail(e),
-        }
-        for e in events
-    ]
-
-
-def reopen_reason(item: Item) -> str:
-    """Why the resident sent a reopened item back (their latest 不满意 reason), while it waits for new work."""
-    if item.status != ItemStatus.ACCEPTED or not item.reopen_count:
-        return ""
-    reopened = [e for e in item.events if e.kind == ItemEventKind.REOPENED]
-    return (reopened[-1].data or {}).get("reason", "") if reopened else ""
-
-
-def masked_contact(item: Item) -> dict:
-    """The resident's name and number as shown before a reveal: 王** / 138****1234."""
-    return {"name": mask_name(item.contact_name), "phone": mask_phone(item.contact_phone)}
-
-
-def _forwards(item: Item) -> list[ItemForward]:
-    return list(db.session.scalars(select(ItemForward).where(ItemForward.item_id == item.id).order_by(ItemForward.id)))
-
-
-def link_ends(item: Item, forwards: list[ItemForward]) -> dict[int, datetime]:
-    """When each unrevoked forward's department link stops (or stopped) working, by forward id; those with no end yet are left out."""
-    ends = {f.id: link_expires_at(f, item) for f in forwards if f.revoked_at is None}
-    return {forward_id: end for forward_id, end in ends.items() if end is not None}
-
-
-def _station_deputies(item: Item) -> list[Deputy]:
-    """Serving deputies of the item's station other than its own: whom it may be reassigned to."""
-    return list(
-        db.session.scalars(
-            select(Deputy)
-            .where(
-                Deputy.station_id == item.station_id,
-                Deputy.status == DeputyStatus.SERVING,
-                Deputy.id != (item.deputy_id or 0),
-            )
-            .order_by(Deputy.id)
-        )
-    )
-
-
-def _templates_of(station_id: int | None) -> list[ReplyTemplate]:
-    if station_id is None:
-        return []
-    return list(
-        db.session.scalars(
-            select(ReplyTemplate).where(ReplyTemplate.station_id == station_id).order_by(ReplyTemplate.id)
-        )
-    )
 
 
 def _page(template: str, status: int = 200, **context):
@@ -326,52 +112,6 @@ def inbox():
 # --- the item page ---------------------------------------------------------------------------
 
 
-def item_context(item: Item, user: StaffUser, **extra) -> dict:
-    """Everything the item page shows: the message, contact (masked), forwards, timeline, the forms allowed."""
-    now = utcnow()
-    allowed = allowed_actions(item, user)
-    today = today_in_china()
-    forwards = _forwards(item)
-    context = {
-        "user": user,
-        "item": item,
-        "ref_display": format_ref(item.ref),
-        "status_label": ITEM_STATUS_LABELS[item.status],
-        "category_label": ITEM_CATEGORY_LABELS[item.category],
-        "channel_label": CHANNEL_LABELS.get(item.channel, ""),
-        "outcome_labels": ITEM_OUTCOME_LABELS,
-        "satisfaction_label": SATISFACTION_LABELS.get(item.satisfaction, "") if item.satisfaction else "",
-        "is_overdue": is_overdue(item, now),
-        "overdue_label": inbox_query.overdue_label(item, now) if item.due_at else "",
-        "masked": masked_contact(item),
-        "revealed": None,
-        "forwards": forwards,
-        "receipts": receipt_summary(item),
-        "link_ends": link_ends(item, forwards),
-        "timeline": timeline_rows(item),
-        "reopen_reason": reopen_reason(item),
-        "allowed": allowed,
-        "action_labels": {name: row.label for name, row in TRANSITIONS.items()},
-        "departments": departments_for_region(item.station.region) if "forward" in allowed else [],
-        "station_deputies": _station_deputies(item) if "reassign" in allowed else [],
-        "templates": _templates_of(item.station_id) if "reply" in allowed else [],
-        "can_revoke": user.role in (StaffRole.DEPUTY, StaffRole.STATION_ADMIN),
-        "now": now,
-        "grace_days": current_app.config["DEPARTMENT_LINK_GRACE_DAYS"],
-        "today": today.isoformat(),
-        "default_due": (today + timedelta(days=15)).isoformat(),
-        "max_due": (today + timedelta(days=366)).isoformat(),
-        "text_max": STAFF_TEXT_MAX_CHARS,
-        "values": {},
-        "error": None,
-        "error_field": None,
-        "error_action": None,
-        "notice": DONE_MESSAGES.get(request.args.get("done", ""), ""),
-    }
-    context.update(extra)
-    return context
-
-
 @bp.get("/items/<ref>")
 @login_required(*HANDLERS)
 def item_page(ref: str):
@@ -396,16 +136,6 @@ def photo_response(item: Item, position: int):
     return jpeg_response(photo.jpeg)
 
 
-def jpeg_response(data: bytes):
-    """A private JPEG answer that no browser will run as anything else."""
-    response = make_response(data)
-    response.headers["Content-Type"] = "image/jpeg"
-    response.headers["Content-Disposition"] = "inline"
-    response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
-    response.headers["Cache-Control"] = "private, no-store"
-    return response
-
-
 @bp.post("/items/<ref>/reveal")
 @login_required(*HANDLERS)
 def reveal_contact(ref: str):
@@ -416,21 +146,6 @@ def reveal_contact(ref: str):
     if _wants_json():
         return jsonify(revealed)
     return _page("staff/item.html", **item_context(item, user, revealed=revealed))
-
-
-def revealed_contact(item: Item, user: StaffUser) -> dict:
-    """The resident's full name and number; when there are any, a ``reveal_contact`` audit row is committed first."""
-    revealed = {"name": item.contact_name, "phone": item.contact_phone}
-    if item.has_contact:
-        record_audit(
-            "reveal_contact",
-            user=user,
-            object_type="item",
-            object_id=item.id,
-            data={"ref": item.ref, "fields": [k for k, v in revealed.items() if v]},
-        )
-        db.session.commit()
-    return revealed
 
 
 @bp.post("/items/<ref>/actions")
@@ -524,7 +239,7 @@ def _forward_of(item: Item, forward_id: int) -> ItemForward:
 def _templates_page(user: StaffUser, station_id: int, status: int = 200, **extra):
     context = {
         "user": user,
-        "templates": _templates_of(station_id),
+        "templates": templates_of(station_id),
         "values": {},
         "error": None,
         "error_field": None,

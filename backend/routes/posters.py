@@ -15,9 +15,9 @@ from backend.admin.printing import batch_names, poster_access
 from backend.downloads import download
 from backend.errors import UserError
 from backend.extensions import db
+from backend.items.validation import MAX_ID
 from backend.models import Deputy, Region, Station
 from backend.qr import fonts, posters
-from backend.routes.qr import MAX_ID
 
 bp = Blueprint("posters", __name__, url_prefix="/posters")
 

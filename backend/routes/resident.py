@@ -17,6 +17,7 @@ from flask import (
 from sqlalchemy import select, update
 
 from backend import database
+from backend.downloads import jpeg_response
 from backend.errors import UserError
 from backend.extensions import db
 from backend.items import timeline
@@ -178,7 +179,7 @@ def item_photo(ref: str, position: int):
     photo = db.session.scalar(select(ItemPhoto).where(ItemPhoto.item_id == item.id, ItemPhoto.position == position))
     if photo is None:
         abort(404)
-    return _jpeg_response(photo.jpeg, private=True)
+    return jpeg_response(photo.jpeg, private=True)
 
 
 @bp.get("/deputies/<int:deputy_id>/photo-<int:version>.jpg")
@@ -187,13 +188,4 @@ def deputy_photo(deputy_id: int, version: int):
     deputy = db.session.get(Deputy, deputy_id)
     if deputy is None or deputy.photo_version != version or not deputy.photo_jpeg:
         abort(404)
-    return _jpeg_response(deputy.photo_jpeg, private=False)
-
-
-def _jpeg_response(data: bytes, *, private: bool):
-    response = make_response(data)
-    response.headers["Content-Type"] = "image/jpeg"
-    response.headers["Content-Disposition"] = "inline"
-    response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
-    response.headers["Cache-Control"] = "private, no-store" if private else "public, max-age=31536000, immutable"
-    return response
+    return jpeg_response(deputy.photo_jpeg, private=False)

@@ -16,6 +16,7 @@ from datetime import date, datetime
 from flask import Blueprint, jsonify, make_response, redirect, render_template, request, send_file, url_for
 from sqlalchemy import func, select
 
+from backend.access import find_item_for_staff, region_subtree
 from backend.api_schemas import STAFF, describe
 from backend.api_schemas import models as m
 from backend.audit import record_audit
@@ -23,7 +24,6 @@ from backend.auth.sessions import api_auth_required, current_staff, is_safe_next
 from backend.errors import UserError
 from backend.extensions import csrf, db
 from backend.items import inbox as inbox_query
-from backend.items.access import find_item_for_staff, region_subtree
 from backend.items.deadlines import is_overdue
 from backend.items.lifecycle import SUPERVISE_REPEAT_AFTER, perform_action
 from backend.items.refs import format_ref

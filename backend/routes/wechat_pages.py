@@ -9,15 +9,17 @@ import re
 from flask import Blueprint, Response, abort, current_app, make_response, redirect, render_template, request, url_for
 
 from backend import database
+from backend.access import find_item_for_staff, visible_items_query
 from backend.auth.sessions import current_staff, login_required
 from backend.errors import UserError
 from backend.extensions import db
-from backend.items.access import find_item_for_staff, visible_items_query
+from backend.items.operations import release_held_item
 from backend.items.refs import format_ref
+from backend.items.validation import MAX_ID
 from backend.models import Deputy, Item, StaffRole, Station
 from backend.models.item import ITEM_STATUS_LABELS
 from backend.qr.codes import current_code
-from backend.routes.qr import CACHE_SECONDS, MAX_ID
+from backend.routes.qr import CACHE_SECONDS
 from backend.wechat import identity, screening, wxacode
 
 bp = Blueprint("wechat_pages", __name__)
@@ -191,6 +193,6 @@ def release(ref: str):
         raise UserError("unknown_item", "找不到该留言，请核对编号。", 404)
     if not item.is_held:
         raise UserError("not_held", "该件已经放行，无需再次审核。", 409)
-    screening.release_held_item(item, user)
+    release_held_item(item, user)
     db.session.commit()
     return redirect(url_for("wechat_pages.review", done="released"), 303)

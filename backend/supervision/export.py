@@ -28,10 +28,10 @@ from sqlalchemy.orm import selectinload
 from backend.extensions import db
 from backend.items.deadlines import is_overdue
 from backend.items.masking import mask_message, mask_name, mask_phone
+from backend.items.presenters import CHANNEL_LABELS, staff_event_label
 from backend.items.refs import format_ref
 from backend.models import Item, ItemEvent, ItemEventKind, utcnow
 from backend.models.item import ITEM_CATEGORY_LABELS, ITEM_OUTCOME_LABELS, ITEM_STATUS_LABELS, SATISFACTION_LABELS
-from backend.routes.deputy import CHANNEL_LABELS, staff_event_label
 from backend.supervision import stats
 from backend.timefmt import china_time
 

@@ -54,10 +54,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import selectinload
 
+from backend.access import can_see_deputy, can_see_region, can_see_station, region_subtree, visible_items_query
 from backend.audit import record_audit
 from backend.errors import UserError
 from backend.extensions import db
-from backend.items.access import region_subtree, visible_items_query
 from backend.items.deadlines import overdue_condition
 from backend.items.validation import clean_id, parse_day
 from backend.models import (
@@ -379,24 +379,6 @@ class Scope:
         return {"region": "station", "station": "deputy"}.get(self.kind)
 
 
-def _can_see_region(user: StaffUser, region: Region) -> bool:
-    from backend.admin.scope import can_manage_region
-
-    return can_manage_region(user, region)
-
-
-def _can_see_station(user: StaffUser, station: Station) -> bool:
-    from backend.admin.scope import can_manage_station
-
-    return can_manage_station(user, station)
-
-
-def _can_see_deputy(user: StaffUser, deputy: Deputy) -> bool:
-    if user.role == StaffRole.DEPUTY:
-        return user.is_active and user.deputy_id == deputy.id
-    return _can_see_station(user, deputy.station)
-
-
 def _restriction(user: StaffUser) -> ColumnElement[bool] | None:
     """The user's own visibility rule (``access.visible_items_query``), for a deputy's figures seen by others."""
     if user.role == StaffRole.DEPUTY:
@@ -462,20 +444,20 @@ def resolve_scope(user: StaffUser, args: Mapping[str, str], *, required: bool = 
         region = db.session.scalar(select(Region).where(Region.code == code)) if len(code) <= 12 else None
         if region is None:
             raise UserError("unknown_region", "没有这个地区代码。", 400, field="region")
-        if not _can_see_region(user, region):
+        if not can_see_region(user, region):
             raise _deny(user, "region", region.code)
         return Scope("region", region=region)
     if kind == "station":
         station = db.session.get(Station, _as_id(raw, "station", "联络站"))
         if station is None:
             raise _not_found()
-        if not _can_see_station(user, station):
+        if not can_see_station(user, station):
             raise _deny(user, "station", station.id)
         return Scope("station", station=station)
     deputy = db.session.get(Deputy, _as_id(raw, "deputy", "代表"))
     if deputy is None:
         raise _not_found()
-    if not _can_see_deputy(user, deputy):
+    if not can_see_deputy(user, deputy):
         raise _deny(user, "deputy", deputy.id)
     return Scope("deputy", deputy=deputy, station=deputy.station, restrict=_restriction(user))
 

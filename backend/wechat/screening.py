@@ -12,12 +12,7 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import exists, select
-
-from backend.audit import record_audit
-from backend.extensions import db
-from backend.items import deadlines
-from backend.models import Item, ItemStatus, OutboxMessage, Resident, ScreeningResult, StaffUser, utcnow
+from backend.models import Resident, ScreeningResult
 from backend.wechat import api as wechat_api
 
 log = logging.getLogger(__name__)
@@ -36,7 +31,6 @@ LABELS = {
     20013: "版权",
     21000: "其他",
 }
-DEPUTY_NEW_ITEM = "deputy_new_item"
 VERDICTS = {"pass": ScreeningResult.PASS, "review": ScreeningResult.REVIEW, "risky": ScreeningResult.RISKY}
 
 
@@ -72,37 +66,3 @@ def label_text(label: int | None) -> str:
     if label is None:
         return ""
     return LABELS.get(label, f"其他（{label}）")
-
-
-def release_held_item(item: Item, reviewer: StaffUser) -> None:
-    """Let a held item into the deputy's inbox: no longer held, its deputy told, an audit row (flushes).
-
-    The item is never deleted. Its first deadline (to accept) starts again now, since the
-    deputy could not see it while it was held; the deputy's "new item" notice is queued
-    unless one was queued already.
-    """
-    from backend.items.operations import deputy_staff_users  # operations calls screen_message: import late
-
-    now = utcnow()
-    item.is_held = False
-    if item.status == ItemStatus.SUBMITTED:
-        item.due_at = deadlines.accept_deadline(now)
-    item.updated_at = now
-    queued = db.session.scalar(
-        select(exists().where(OutboxMessage.item_id == item.id, OutboxMessage.kind == DEPUTY_NEW_ITEM))
-    )
-    if not queued and item.deputy_id is not None:
-        for user in deputy_staff_users(item.deputy_id):
-            db.session.add(
-                OutboxMessage(
-                    kind=DEPUTY_NEW_ITEM, item_id=item.id, staff_user_id=user.id, next_attempt_at=now, created_at=now
-                )
-            )
-    db.session.flush()
-    record_audit(
-        "item_released",
-        user=reviewer,
-        object_type="item",
-        object_id=item.id,
-        data={"ref": item.ref, "screening": item.screening.value, "label": item.screening_label},
-    )
