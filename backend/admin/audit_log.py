@@ -24,6 +24,7 @@ from datetime import date, datetime, time, timedelta
 from sqlalchemy import Select, String, cast, false, or_, select
 
 from backend.access import region_subtree
+from backend.admin.accounts import region_staff
 from backend.errors import UserError
 from backend.extensions import db
 from backend.items.lifecycle import TRANSITIONS
@@ -47,6 +48,10 @@ ACTION_LABELS: dict[str, str] = {
     "session_ended": "结束自己的一个登录",
     "sessions_ended": "结束自己的其他登录",
     "staff_user_created": "创建账号",
+    "staff_user_disabled": "停用账号",
+    "staff_user_enabled": "启用账号",
+    "activation_created": "生成激活链接",
+    "account_activated": "本人激活账号",
     "reveal_contact": "查看群众联系方式",
     "item_access_denied": "打开无权查看的留言（已拒绝）",
     "admin_access_denied": "打开无权管理的页面（已拒绝）",
@@ -204,14 +209,7 @@ def region_entries(user: StaffUser) -> Select:
     stations = select(Station.id).where(Station.region_id.in_(regions))
     deputies = select(Deputy.id).where(Deputy.station_id.in_(stations))
     departments = select(Department.id).where(Department.region_id.in_(regions))
-    staff = select(StaffUser.id).where(
-        or_(
-            StaffUser.region_id.in_(regions),
-            StaffUser.station_id.in_(stations),
-            StaffUser.deputy_id.in_(deputies),
-            StaffUser.department_id.in_(departments),
-        )
-    )
+    staff = region_staff(user.region_id, regions)
     items = select(Item.id).where(Item.station_id.in_(stations))
     objects = {"item": items, "station": stations, "deputy": deputies, "department": departments, "staff_user": staff}
     return query.where(

@@ -26,7 +26,7 @@ from backend.models.receipt import ItemReceipt
 from backend.models.region import Region, RegionLevel
 from backend.models.resident import Resident
 from backend.models.session import SessionKind, StaffSession
-from backend.models.staff import StaffRole, StaffUser
+from backend.models.staff import ActivationLink, StaffRole, StaffUser
 from backend.models.station import ReceptionRule, ReceptionRuleKind, Station
 from backend.models.throttle import ThrottleCounter
 from backend.models.wechat import (
@@ -38,6 +38,7 @@ from backend.models.wechat import (
 )
 
 __all__ = [
+    "ActivationLink",
     "ActorKind",
     "AuditEntry",
     "Base",

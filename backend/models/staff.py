@@ -50,3 +50,24 @@ class StaffUser(Base):
     def accounts_of_deputy(cls, deputy_id) -> tuple:
         """The conditions selecting a deputy's active deputy accounts (``deputy_id``: a value or an expression)."""
         return (cls.deputy_id == deputy_id, cls.role == StaffRole.DEPUTY, cls.is_active.is_(True))
+
+
+class ActivationLink(Base):
+    """A one-time link that lets a person set their own password (a new account, or a reset one).
+
+    Only the token's SHA-256 is kept. A link is good once, until it expires, and only while the
+    account is active; a newer link for the same account ends the older ones.
+    """
+
+    __tablename__ = "activation_links"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    staff_user_id: Mapped[int] = mapped_column(ForeignKey("staff_users.id"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    staff_user: Mapped[StaffUser] = relationship(foreign_keys=[staff_user_id])

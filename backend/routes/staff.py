@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from flask import Blueprint, make_response, redirect, render_template, request, url_for
 
+from backend.admin import accounts
 from backend.auth import ROLE_LABELS, describe_scope, own_account
 from backend.auth.sessions import USERNAME_MAX_LENGTH, current_staff, is_safe_next, login, login_required, logout
 from backend.errors import UserError
@@ -132,3 +133,44 @@ def account_sessions_end_others():
     own_account.end_other_sessions(current_staff())
     db.session.commit()
     return redirect(url_for("staff.account", done="others"), 303)
+
+
+@bp.route("/activate/<token>", methods=["GET", "POST"], endpoint="activate")
+def activate(token: str):
+    """A one-time activation link: the person sets their own password, is logged in, and may bind WeChat next."""
+    try:
+        link = accounts.open_activation(token)
+    except UserError as exc:
+        return make_response(render_template("staff/activate.html", failure=exc.message, account=None), exc.status)
+    account = link.staff_user
+    if request.method == "GET":
+        return render_template(
+            "staff/activate.html",
+            account=account,
+            failure=None,
+            error=None,
+            error_field=None,
+            min_length=own_account.PASSWORD_MIN_LENGTH,
+        )
+    password = request.form.get("password", "")
+    try:
+        accounts.activate(token, password, request.form.get("confirm"))
+    except UserError as exc:
+        db.session.rollback()
+        page = render_template(
+            "staff/activate.html",
+            account=account,
+            failure=None,
+            error=exc.message,
+            error_field=exc.field,
+            min_length=own_account.PASSWORD_MIN_LENGTH,
+        )
+        return make_response(page, exc.status)
+    db.session.commit()
+    try:
+        login(account.username, password, SessionKind.WEB)
+    except UserError:  # the password is set; the login itself was refused (a throttled address): log in by hand
+        db.session.rollback()
+        return redirect(url_for("staff.login"), 303)
+    db.session.commit()
+    return redirect(url_for("staff.home", activated=1), 303)
