@@ -44,6 +44,7 @@ from backend.items.lifecycle import (
     revoke_forward,
 )
 from backend.items.masking import mask_name, mask_phone
+from backend.items.photo_store import read_photo
 from backend.items.refs import format_ref
 from backend.items.validation import clean_text
 from backend.models import (
@@ -388,9 +389,10 @@ def item_photo(ref: str, position: int):
 def photo_response(item: Item, position: int):
     """The item's photo at ``position`` as a private, sandboxed JPEG; 404 when it has none there."""
     photo = db.session.scalar(select(ItemPhoto).where(ItemPhoto.item_id == item.id, ItemPhoto.position == position))
-    if photo is None:
+    data = read_photo(photo) if photo is not None else None
+    if data is None:
         abort(404)
-    return jpeg_response(photo.jpeg)
+    return jpeg_response(data)
 
 
 def jpeg_response(data: bytes):

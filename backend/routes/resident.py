@@ -21,6 +21,7 @@ from backend.errors import UserError
 from backend.extensions import db
 from backend.items import timeline
 from backend.items.operations import DUTY_CHOICE, Submission, find_item_for_resident, submit_item
+from backend.items.photo_store import read_photo
 from backend.items.refs import format_ref
 from backend.models import Code, Deputy, DeputyStatus, ItemPhoto
 from backend.models.deputy import DEPUTY_STATUS_LABELS
@@ -174,9 +175,10 @@ def item_photo(ref: str, position: int):
     if item is None:
         abort(404)
     photo = db.session.scalar(select(ItemPhoto).where(ItemPhoto.item_id == item.id, ItemPhoto.position == position))
-    if photo is None:
+    data = read_photo(photo) if photo is not None else None
+    if data is None:
         abort(404)
-    return _jpeg_response(photo.jpeg, private=True)
+    return _jpeg_response(data, private=True)
 
 
 @bp.get("/deputies/<int:deputy_id>/photo-<int:version>.jpg")
