@@ -136,3 +136,4 @@ def register_commands(app: Flask) -> None:
     app.cli.add_command(ops_cli.doctor_command)
     app.cli.add_command(ops_cli.backup_command)
     app.cli.add_command(ops_cli.restore_command)
+    app.cli.add_command(ops_cli.photos_cli)

@@ -311,12 +311,19 @@ def _after_rollback(session: Session) -> None:
     _remove(session.info.pop(_PENDING, []))
 
 
+def _after_transaction_end(session: Session, transaction) -> None:
+    if transaction.parent is None:  # the session closed without a commit (a commit took its keys already)
+        session.info.pop(_DOOMED, None)
+        _remove(session.info.pop(_PENDING, []))
+
+
 def init_app(app: Flask) -> None:
     """Check ``PHOTO_STORE``, and remove the photos of transactions that did not commit."""
     store_kind(app)
     if not getattr(init_app, "_listening", False):
         event.listen(Session, "after_commit", _after_commit)
         event.listen(Session, "after_rollback", _after_rollback)
+        event.listen(Session, "after_transaction_end", _after_transaction_end)
         init_app._listening = True
 
     @app.teardown_appcontext
