@@ -182,6 +182,20 @@ def test_bad_settings_are_refused_with_the_setting_named(app, tmp_path):
         FileStore(tmp_path).put("../../etc/x.jpg", b"x", "image/jpeg")
 
 
+def test_doctor_finds_a_store_that_cannot_keep_photos(app, store_kind, tmp_path):
+    from backend.ops.doctor import diagnose
+
+    assert not [f for f in diagnose(offline=True) if f.check == "photo_store"]
+    if store_kind == "s3":
+        app.config["S3_BUCKET"] = "no-such-bucket"
+    else:
+        (tmp_path / "a-file").write_bytes(b"")
+        app.config["PHOTOS_DIR"] = str(tmp_path / "a-file")  # a file where the folder should be
+    found = [f for f in diagnose(offline=True) if f.check == "photo_store"]
+    assert len(found) == 1 and found[0].level == "problem" and "无法写入照片" in found[0].message
+    assert ("no-such-bucket" if store_kind == "s3" else "a-file") in found[0].message
+
+
 # --- the migration ------------------------------------------------------------------------------------------
 
 

@@ -198,6 +198,23 @@ def photo_store(app: Flask | None = None) -> PhotoStore:
     return store
 
 
+def probe() -> None:
+    """Write, read back and delete a small object, so ``flask doctor`` finds a store that cannot keep photos
+    before a resident's submission does; raises ``PhotoStoreError`` saying what failed."""
+    store = photo_store()
+    key = f"doctor/probe-{secrets.token_hex(8)}"
+    where = f"对象存储桶 {current_app.config.get('S3_BUCKET')}" if store_kind() == "s3" else f"照片目录 {photos_dir()}"
+    try:
+        store.put(key, b"probe", "text/plain")
+        if store.get(key) != b"probe":
+            raise PhotoStoreError(f"{where} 写入后读不回来。")
+        store.delete(key)
+    except PhotoStoreError:
+        raise
+    except Exception as exc:  # OSError from the folder, botocore's errors from a bucket
+        raise PhotoStoreError(f"{where} 无法写入照片：{type(exc).__name__}: {str(exc)[:200]}") from None
+
+
 def new_key() -> str:
     """A fresh key that says nothing about its item: 128 random bits, fanned out over 256 folders."""
     token = secrets.token_hex(16)
