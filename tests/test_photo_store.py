@@ -169,6 +169,26 @@ def test_the_sweep_removes_old_orphans_only(app, client, slug, store_kind):
     assert result.exit_code == 0 and "0" in result.output
 
 
+def test_a_store_that_does_not_answer_is_a_503_not_a_500(app, client, slug, s3_photos):
+    """S3 down (a port nobody listens on): a submission with a photo and a photo page answer 503 and nothing is
+    written; the text-only path is unaffected."""
+    import socket
+
+    s3_photos()
+    assert _submit(client, slug, [jpeg_bytes()]).status_code == 303
+    item = db.session.scalar(select(Item))
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    app.config["S3_ENDPOINT_URL"] = dead
+    refused = _submit(client, slug, [jpeg_bytes()])
+    assert refused.status_code == 503 and "照片暂时无法保存" in refused.text
+    assert db.session.scalar(select(func.count(Item.id))) == 1
+    photo = client.get(f"/t/{item.ref}/photos/0.jpg?k={item.access_key}")
+    assert photo.status_code == 503
+    assert _submit(client, slug, []).status_code == 303
+
+
 def test_bad_settings_are_refused_with_the_setting_named(app, tmp_path):
     app.config["PHOTO_STORE"] = "ftp"
     with pytest.raises(PhotoStoreError, match="PHOTO_STORE"):

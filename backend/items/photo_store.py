@@ -42,6 +42,7 @@ from flask import Flask, current_app
 from sqlalchemy import delete, event, select
 from sqlalchemy.orm import Session
 
+from backend.errors import UserError
 from backend.extensions import db
 from backend.items.photos import ProcessedPhoto
 from backend.models import ItemPhoto
@@ -224,14 +225,18 @@ def new_key() -> str:
 def store_photos(photos: Iterable[ProcessedPhoto]) -> list[dict]:
     """Write each photo to the store under a fresh key, before its transaction; return the ``item_photos``
     rows to insert (without ``item_id``). Until the session commits, the keys are pending: a rollback, or
-    a request that ends without committing, removes them again."""
+    a request that ends without committing, removes them again. A store that does not answer: 503."""
     store = photo_store()
     pending = db.session.info.setdefault(_PENDING, [])
     rows = []
     for position, photo in enumerate(photos):
         key = new_key()
-        store.put(key, photo.jpeg, JPEG)
-        pending.append(key)
+        pending.append(key)  # first: a put that fails halfway leaves nothing either
+        try:
+            store.put(key, photo.jpeg, JPEG)
+        except Exception:
+            current_app.logger.exception("the photo store did not take a photo")
+            raise _unavailable("照片暂时无法保存，请稍后再提交。") from None
         rows.append(
             {
                 "position": position,
@@ -256,9 +261,18 @@ def discard(rows: Iterable[dict]) -> None:
     _remove(keys)
 
 
+def _unavailable(message: str) -> UserError:
+    return UserError("photo_store_unavailable", message, 503, retry_after=60)
+
+
 def read_photo(photo: ItemPhoto) -> bytes | None:
-    """The bytes of a stored photo; None (logged) when the store has lost them, so the page answers 404."""
-    data = photo_store().get(photo.storage_key)
+    """The bytes of a stored photo; None (logged) when the store has lost them, so the page answers 404;
+    503 (``UserError``) while the store does not answer."""
+    try:
+        data = photo_store().get(photo.storage_key)
+    except Exception:
+        current_app.logger.exception("the photo store did not answer for photo %s", photo.id)
+        raise _unavailable("照片暂时无法显示，请稍后再试。") from None
     if data is None:
         current_app.logger.error(
             "photo %s (item %s) has no bytes under key %s", photo.id, photo.item_id, photo.storage_key
