@@ -40,3 +40,11 @@ def stored_photo(item_id: int, position: int = 0, data: bytes | None = None, sha
     return ItemPhoto(
         item_id=item_id, position=position, width=40, height=30, storage_key=key, size=len(data), sha256=sha256
     )
+
+
+def give_deputy_photo(deputy, data: bytes | None = None) -> None:
+    """Give ``deputy`` a portrait (a small real JPEG unless given) in the app's photo store, as version 1."""
+    from backend.items.photo_store import DEPUTY_PREFIX, store_jpeg
+
+    deputy.photo_key = store_jpeg(jpeg_bytes() if data is None else data, DEPUTY_PREFIX)
+    deputy.photo_version = 1

@@ -189,6 +189,28 @@ def test_a_store_that_does_not_answer_is_a_503_not_a_500(app, client, slug, s3_p
     assert _submit(client, slug, []).status_code == 303
 
 
+def test_a_deputy_s_new_portrait_replaces_the_old_after_the_commit(app, client, create_deputy, store_kind):
+    from backend.items.photo_store import read_deputy_photo, replace_deputy_photo
+
+    deputy = create_deputy()
+    first, second = jpeg_bytes((30, 40)), jpeg_bytes((40, 30), (0, 0, 200))
+    replace_deputy_photo(deputy, first)
+    deputy.photo_version = 1
+    db.session.commit()
+    old_key = deputy.photo_key
+    served = client.get(f"/deputies/{deputy.id}/photo-1.jpg")
+    assert served.status_code == 200 and served.data == first and "public" in served.headers["Cache-Control"]
+    replace_deputy_photo(deputy, second)
+    deputy.photo_version = 2
+    db.session.flush()
+    assert photo_store().get(old_key) == first  # not before the commit
+    db.session.commit()
+    assert photo_store().get(old_key) is None and read_deputy_photo(deputy) == second
+    assert _stored_keys() == {deputy.photo_key} and deputy.photo_key.startswith("deputies/")
+    assert client.get(f"/deputies/{deputy.id}/photo-2.jpg").data == second
+    assert client.get(f"/deputies/{deputy.id}/photo-1.jpg").status_code == 404
+
+
 def test_bad_settings_are_refused_with_the_setting_named(app, tmp_path):
     app.config["PHOTO_STORE"] = "ftp"
     with pytest.raises(PhotoStoreError, match="PHOTO_STORE"):
@@ -284,10 +306,23 @@ def test_the_migration_moves_photos_out_and_back(old_database, tmp_path, kind, r
                 ),
                 {"item": item_id, "position": position, "jpeg": blob, "sha": sha},
             )
+        portrait = jpeg_bytes((60, 80), (70, 110, 160))
+        for name, blob in (("张秀英", portrait), ("李建国", None)):
+            db.session.execute(
+                text(
+                    "INSERT INTO deputies (name, station_id, constituency, occupation, phone, status, photo_jpeg,"
+                    " photo_version, created_at) VALUES (:name, :station, '', '', '', 'serving', :jpeg, :version, :now)"
+                ),
+                {"name": name, "station": station.id, "jpeg": blob, "version": 1 if blob else 0, "now": now},
+            )
         db.session.commit()
         db.session.remove()
 
         upgrade()
+        deputy_keys = dict(db.session.execute(text("SELECT name, photo_key FROM deputies")).all())
+        assert deputy_keys["李建国"] is None and deputy_keys["张秀英"].startswith("deputies/")
+        assert photo_store().get(deputy_keys["张秀英"]) == portrait
+        assert "photo_jpeg" not in {c["name"] for c in inspect(db.session.connection()).get_columns("deputies")}
         rows = db.session.execute(
             text("SELECT position, storage_key, size, content_type, sha256 FROM item_photos ORDER BY position")
         ).all()
@@ -304,5 +339,9 @@ def test_the_migration_moves_photos_out_and_back(old_database, tmp_path, kind, r
         back = db.session.execute(text("SELECT jpeg FROM item_photos ORDER BY position")).scalars().all()
         assert [bytes(b) if b is not None else None for b in back] == blobs
         assert all(photo_store().get(key) is None for key in keys)  # the database holds them again
+        back = dict(db.session.execute(text("SELECT name, photo_jpeg FROM deputies")).all())
+        assert bytes(back["张秀英"]) == portrait and back["李建国"] is None
+        assert photo_store().get(deputy_keys["张秀英"]) is None
+        assert _stored_keys() == set()
         db.session.remove()
         db.engine.dispose()

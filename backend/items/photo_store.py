@@ -13,6 +13,8 @@ key), with two implementations:
   ``S3_ACCESS_KEY_ID`` / ``S3_SECRET_ACCESS_KEY``, ``S3_REGION``). The bucket is backed up by its own
   versioning or replication, not by ``flask backup``.
 
+Deputies' portraits (``Deputy.photo_key``, under ``deputies/``) live in the same store.
+
 Keys are random (``items/ab/<128 random bits>.jpg``): nothing about the item (its reference, its id)
 can be read from a key or used to guess one, so a leaked bucket listing or a misconfigured public bucket
 does not map photos to items, and the photo URLs (which keep checking access as before) stay the only way in.
@@ -45,11 +47,13 @@ from sqlalchemy.orm import Session
 from backend.errors import UserError
 from backend.extensions import db
 from backend.items.photos import ProcessedPhoto
-from backend.models import ItemPhoto
+from backend.models import Deputy, ItemPhoto
 
 JPEG = "image/jpeg"
 STORES = ("files", "s3")
 KEY_PREFIX = "items/"
+DEPUTY_PREFIX = "deputies/"  # deputies' portraits (Deputy.photo_key), public at their versioned URL
+PREFIXES = (KEY_PREFIX, DEPUTY_PREFIX)
 # Session.info entries: keys written in this transaction (removed on rollback) and keys whose rows this
 # transaction deletes (removed after commit).
 _PENDING = "photo_store_pending"
@@ -112,13 +116,14 @@ class FileStore:
 
     def listing(self) -> Iterator[tuple[str, datetime]]:
         """Every stored photo file with its modification time."""
-        base = self.root / KEY_PREFIX
-        if not base.is_dir():
-            return
-        for path in base.rglob("*"):
-            if path.is_file() and not path.name.startswith(".part-"):
-                modified = datetime.fromtimestamp(path.stat().st_mtime, UTC)
-                yield path.relative_to(self.root).as_posix(), modified
+        for prefix in PREFIXES:
+            base = self.root / prefix
+            if not base.is_dir():
+                continue
+            for path in base.rglob("*"):
+                if path.is_file() and not path.name.startswith(".part-"):
+                    modified = datetime.fromtimestamp(path.stat().st_mtime, UTC)
+                    yield path.relative_to(self.root).as_posix(), modified
 
 
 @dataclass(frozen=True)
@@ -145,11 +150,12 @@ class S3Store:
         self.client.delete_object(Bucket=self.bucket, Key=key)
 
     def listing(self) -> Iterator[tuple[str, datetime]]:
-        """Every object under the items prefix with its LastModified time, page by page."""
-        pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=KEY_PREFIX)
-        for page in pages:
-            for entry in page.get("Contents", []):
-                yield entry["Key"], entry["LastModified"]
+        """Every object under the photos' prefixes with its LastModified time, page by page."""
+        for prefix in PREFIXES:
+            pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)
+            for page in pages:
+                for entry in page.get("Contents", []):
+                    yield entry["Key"], entry["LastModified"]
 
 
 def photos_dir(app: Flask | None = None) -> Path:
@@ -216,27 +222,33 @@ def probe() -> None:
         raise PhotoStoreError(f"{where} 无法写入照片：{type(exc).__name__}: {str(exc)[:200]}") from None
 
 
-def new_key() -> str:
-    """A fresh key that says nothing about its item: 128 random bits, fanned out over 256 folders."""
+def new_key(prefix: str = KEY_PREFIX) -> str:
+    """A fresh key that says nothing about its item or deputy: 128 random bits, fanned out over 256 folders."""
     token = secrets.token_hex(16)
-    return f"{KEY_PREFIX}{token[:2]}/{token}.jpg"
+    return f"{prefix}{token[:2]}/{token}.jpg"
+
+
+def store_jpeg(data: bytes, prefix: str = KEY_PREFIX) -> str:
+    """Write a JPEG under a fresh key before the transaction that records it; return the key. The key is
+    pending until the session commits: a rollback, or a request that ends without committing, removes it.
+    A store that does not answer: 503."""
+    key = new_key(prefix)
+    db.session.info.setdefault(_PENDING, []).append(key)  # first: a put that fails halfway leaves nothing either
+    try:
+        photo_store().put(key, data, JPEG)
+    except Exception:
+        current_app.logger.exception("the photo store did not take a photo")
+        raise _unavailable("照片暂时无法保存，请稍后再提交。") from None
+    return key
 
 
 def store_photos(photos: Iterable[ProcessedPhoto]) -> list[dict]:
     """Write each photo to the store under a fresh key, before its transaction; return the ``item_photos``
     rows to insert (without ``item_id``). Until the session commits, the keys are pending: a rollback, or
     a request that ends without committing, removes them again. A store that does not answer: 503."""
-    store = photo_store()
-    pending = db.session.info.setdefault(_PENDING, [])
     rows = []
     for position, photo in enumerate(photos):
-        key = new_key()
-        pending.append(key)  # first: a put that fails halfway leaves nothing either
-        try:
-            store.put(key, photo.jpeg, JPEG)
-        except Exception:
-            current_app.logger.exception("the photo store did not take a photo")
-            raise _unavailable("照片暂时无法保存，请稍后再提交。") from None
+        key = store_jpeg(photo.jpeg)
         rows.append(
             {
                 "position": position,
@@ -265,19 +277,35 @@ def _unavailable(message: str) -> UserError:
     return UserError("photo_store_unavailable", message, 503, retry_after=60)
 
 
-def read_photo(photo: ItemPhoto) -> bytes | None:
-    """The bytes of a stored photo; None (logged) when the store has lost them, so the page answers 404;
-    503 (``UserError``) while the store does not answer."""
+def read_jpeg(key: str) -> bytes | None:
+    """The bytes under ``key``; None (logged) when the store has lost them, so the page answers 404; 503
+    (``UserError``) while the store does not answer."""
     try:
-        data = photo_store().get(photo.storage_key)
+        data = photo_store().get(key)
     except Exception:
-        current_app.logger.exception("the photo store did not answer for photo %s", photo.id)
+        current_app.logger.exception("the photo store did not answer for %s", key)
         raise _unavailable("照片暂时无法显示，请稍后再试。") from None
     if data is None:
-        current_app.logger.error(
-            "photo %s (item %s) has no bytes under key %s", photo.id, photo.item_id, photo.storage_key
-        )
+        current_app.logger.error("no photo bytes under key %s", key)
     return data
+
+
+def read_photo(photo: ItemPhoto) -> bytes | None:
+    """The bytes of an item's photo (``read_jpeg``)."""
+    return read_jpeg(photo.storage_key)
+
+
+def read_deputy_photo(deputy: Deputy) -> bytes | None:
+    """The bytes of a deputy's portrait, None when there is none (``read_jpeg``)."""
+    return read_jpeg(deputy.photo_key) if deputy.photo_key else None
+
+
+def replace_deputy_photo(deputy: Deputy, jpeg: bytes) -> None:
+    """Give the deputy a new portrait: the new one stored now, the old one removed once this transaction commits."""
+    old = deputy.photo_key
+    deputy.photo_key = store_jpeg(jpeg, DEPUTY_PREFIX)
+    if old:
+        db.session.info.setdefault(_DOOMED, []).append(old)
 
 
 def delete_item_photos(item_id: int) -> int:
@@ -301,6 +329,7 @@ def sweep_orphans(now: datetime | None = None) -> int:
     def _flush() -> int:
         keys = [key for key, _ in batch]
         known = set(db.session.scalars(select(ItemPhoto.storage_key).where(ItemPhoto.storage_key.in_(keys))))
+        known |= set(db.session.scalars(select(Deputy.photo_key).where(Deputy.photo_key.in_(keys))))
         gone = [key for key, written in batch if key not in known and now - written > ORPHAN_AGE]
         _remove(gone, store)
         batch.clear()

@@ -21,7 +21,7 @@ from backend.errors import UserError
 from backend.extensions import db
 from backend.items import timeline
 from backend.items.operations import DUTY_CHOICE, Submission, find_item_for_resident, submit_item
-from backend.items.photo_store import read_photo
+from backend.items.photo_store import read_deputy_photo, read_photo
 from backend.items.refs import format_ref
 from backend.models import Code, Deputy, DeputyStatus, ItemPhoto
 from backend.models.deputy import DEPUTY_STATUS_LABELS
@@ -185,9 +185,10 @@ def item_photo(ref: str, position: int):
 def deputy_photo(deputy_id: int, version: int):
     """A deputy's public photo; the version in the path changes when the photo does."""
     deputy = db.session.get(Deputy, deputy_id)
-    if deputy is None or deputy.photo_version != version or not deputy.photo_jpeg:
+    data = read_deputy_photo(deputy) if deputy is not None and deputy.photo_version == version else None
+    if data is None:
         abort(404)
-    return _jpeg_response(deputy.photo_jpeg, private=False)
+    return _jpeg_response(data, private=False)
 
 
 def _jpeg_response(data: bytes, *, private: bool):

@@ -17,6 +17,12 @@ item_photos
     new columns go; then the stored files or objects are removed (the database holds them again).
     A photo the store has lost comes back as NULL.
 
+deputies
+    ``photo_jpeg`` becomes ``photo_key`` (unique, nullable: a deputy without a portrait has none),
+    under ``deputies/`` in the same store, the same way; ``photo_version`` (in the portrait's URL)
+    does not change, so every URL and cached copy stays valid. Downgrade: the bytes come back into
+    ``photo_jpeg``, then the files go.
+
 The migration uses the application's photo store (``backend.items.photo_store``), so it runs inside
 the application (``flask db upgrade``), as every migration here does.
 
@@ -38,6 +44,12 @@ depends_on = None
 BATCH = 200
 JPEG = "image/jpeg"
 
+deputies = sa.table(
+    "deputies",
+    sa.column("id", sa.Integer),
+    sa.column("photo_jpeg", sa.LargeBinary),
+    sa.column("photo_key", sa.String),
+)
 photos = sa.table(
     "item_photos",
     sa.column("id", sa.Integer),
@@ -48,8 +60,20 @@ photos = sa.table(
 )
 
 
+def _batches(conn, table, *columns, where=None):
+    """The rows of ``table`` by id, ``BATCH`` at a time (the BLOBs never all in memory)."""
+    last_id = 0
+    while True:
+        query = sa.select(table.c.id, *columns).where(table.c.id > last_id).order_by(table.c.id).limit(BATCH)
+        rows = conn.execute(query if where is None else query.where(where)).all()
+        if not rows:
+            return
+        yield rows
+        last_id = rows[-1].id
+
+
 def upgrade():
-    from backend.items.photo_store import new_key, photo_store
+    from backend.items.photo_store import DEPUTY_PREFIX, new_key, photo_store
 
     with op.batch_alter_table("item_photos", schema=None) as batch_op:
         batch_op.add_column(sa.Column("storage_key", sa.String(length=80), nullable=True))
@@ -79,10 +103,21 @@ def upgrade():
                     .values(storage_key=key, size=len(data), content_type=JPEG)
                 )
             last_id = rows[-1].id
+        with op.batch_alter_table("deputies", schema=None) as batch_op:
+            batch_op.add_column(sa.Column("photo_key", sa.String(length=80), nullable=True))
+        for rows in _batches(conn, deputies, deputies.c.photo_jpeg, where=deputies.c.photo_jpeg.is_not(None)):
+            for row in rows:
+                key = new_key(DEPUTY_PREFIX)
+                store.put(key, bytes(row.photo_jpeg), JPEG)
+                written.append(key)
+                conn.execute(deputies.update().where(deputies.c.id == row.id).values(photo_key=key))
     except BaseException:
         for key in written:
             store.delete(key)
         raise
+    with op.batch_alter_table("deputies", schema=None) as batch_op:
+        batch_op.create_unique_constraint(batch_op.f("uq_deputies_photo_key"), ["photo_key"])
+        batch_op.drop_column("photo_jpeg")
 
     with op.batch_alter_table("item_photos", schema=None) as batch_op:
         batch_op.alter_column("storage_key", existing_type=sa.String(length=80), nullable=False)
@@ -122,6 +157,18 @@ def downgrade():
         batch_op.drop_column("content_type")
         batch_op.drop_column("size")
         batch_op.drop_column("storage_key")
+
+    with op.batch_alter_table("deputies", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("photo_jpeg", sa.LargeBinary(), nullable=True))
+    for rows in _batches(conn, deputies, deputies.c.photo_key, where=deputies.c.photo_key.is_not(None)):
+        for row in rows:
+            keys.append(row.photo_key)
+            conn.execute(
+                deputies.update().where(deputies.c.id == row.id).values(photo_jpeg=store.get(row.photo_key))
+            )
+    with op.batch_alter_table("deputies", schema=None) as batch_op:
+        batch_op.drop_constraint(batch_op.f("uq_deputies_photo_key"), type_="unique")
+        batch_op.drop_column("photo_key")
 
     for key in keys:  # the database holds the bytes again
         store.delete(key)
