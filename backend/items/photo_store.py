@@ -1,4 +1,5 @@
-"""Where item photos' bytes live: files under the instance folder (default) or an S3-compatible bucket.
+"""Where photos' bytes live (items' photos, deputies' portraits): files under the instance folder (default) or
+an S3-compatible bucket.
 
 Photos were BLOBs in ``item_photos``: every backup carried every photo ever sent, and a province adds
 hundreds of GB a year. The row now keeps what the application reasons about (key, size, content type,
