@@ -39,6 +39,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     security.init_app(app)  # before CSRFProtect: oversized or malformed bodies are refused before parsing
     csrf.init_app(app)
     database.init_app(app)
+    from backend.items import photo_store
+
+    photo_store.init_app(app)
 
     register_converters(app)
     register_blueprints(app)
@@ -137,3 +140,4 @@ def register_commands(app: Flask) -> None:
     app.cli.add_command(ops_cli.backup_command)
     app.cli.add_command(ops_cli.restore_command)
     app.cli.add_command(ops_cli.retention_cli)
+    app.cli.add_command(ops_cli.photos_cli)

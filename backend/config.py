@@ -218,9 +218,16 @@ class Config:
         self.WORKER_HEARTBEAT_SECONDS = float(os.environ.get("WORKER_HEARTBEAT_SECONDS") or 5)
         # A worker not seen for this long is taken for stopped (/readyz, flask doctor, /admin/workers).
         self.WORKER_ALIVE_SECONDS = float(os.environ.get("WORKER_ALIVE_SECONDS") or 60)
-        # Photos kept as files (backend/ops/backup.py copies this folder into a backup); unset while they are
-        # stored in the database, as today.
+        # Where item photos' bytes live (backend/items/photo_store.py): "files" under PHOTOS_DIR (unset:
+        # <instance>/photos; `flask backup` copies it), or "s3", an S3-compatible bucket (its own versioning
+        # or replication backs it up). S3_ENDPOINT_URL for a service other than AWS (MinIO, OSS, COS …).
+        self.PHOTO_STORE = os.environ.get("PHOTO_STORE") or "files"
         self.PHOTOS_DIR = os.environ.get("PHOTOS_DIR") or None
+        self.S3_BUCKET = os.environ.get("S3_BUCKET") or None
+        self.S3_ENDPOINT_URL = os.environ.get("S3_ENDPOINT_URL") or None
+        self.S3_REGION = os.environ.get("S3_REGION") or None
+        self.S3_ACCESS_KEY_ID = os.environ.get("S3_ACCESS_KEY_ID") or None
+        self.S3_SECRET_ACCESS_KEY = os.environ.get("S3_SECRET_ACCESS_KEY") or None
         # WeChat identity (backend/wechat/identity.py): how long a resident's mini-program login token lives.
         self.RESIDENT_TOKEN_DAYS = _env_int("RESIDENT_TOKEN_DAYS", 30)
         # Mini-program codes (backend/wechat/wxacode.py): the page a deputy's or station's code opens (it reads

@@ -69,6 +69,7 @@ def build_database(db_path: Path, deputies: int) -> None:
     from flask_migrate import upgrade
 
     from backend.extensions import db
+    from backend.items.photo_store import DEPUTY_PREFIX, store_jpeg
     from backend.models import (
         CongressLevel,
         Deputy,
@@ -123,7 +124,7 @@ def build_database(db_path: Path, deputies: int) -> None:
             if number % 3 == 0:
                 deputy.levels.append(DeputyLevel(level=CongressLevel.TOWNSHIP))
             if number % 2 == 0:
-                deputy.photo_jpeg = photo
+                deputy.photo_key = store_jpeg(photo, DEPUTY_PREFIX)
                 deputy.photo_version = 1
             db.session.add(deputy)
             db.session.flush()

@@ -11,6 +11,7 @@ from PIL import Image
 from sqlalchemy import select
 
 from backend.extensions import db
+from backend.items.photo_store import read_deputy_photo
 from backend.models import (
     CongressLevel,
     Deputy,
@@ -129,7 +130,7 @@ def test_upload_a_photo_bumps_the_version(admin, world):
     assert response.status_code == 303
     deputy = fresh(world.d1.id)
     assert deputy.photo_version == 1
-    stored = Image.open(io.BytesIO(deputy.photo_jpeg))
+    stored = Image.open(io.BytesIO(read_deputy_photo(deputy)))
     assert stored.format == "JPEG" and max(stored.size) <= 2048
     page = admin.get(f"/admin/deputies/{world.d1.id}").get_data(as_text=True)
     assert f"/deputies/{world.d1.id}/photo/1.jpg" in page or "deputy-photo" in page

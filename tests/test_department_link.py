@@ -12,9 +12,9 @@ from sqlalchemy import select
 from backend.extensions import db
 from backend.items.lifecycle import renew_forward_link, revoke_forward
 from backend.items.refs import format_ref
-from backend.models import ItemEvent, ItemEventKind, ItemForward, ItemPhoto
+from backend.models import ItemEvent, ItemEventKind, ItemForward
 from backend.stations.calendar import today_in_china
-from tests.helpers import jpeg_bytes
+from tests.helpers import stored_photo
 from tests.staff_world import act, audit_rows, build_world, counts, forward, fresh_token, login, make_item
 
 UNKNOWN_MARK = "找不到该交办件"
@@ -173,9 +173,9 @@ def test_unknown_and_revoked_tokens_answer_the_same_404_and_revoked_is_audited(c
 
 def test_a_token_is_limited_to_its_item(client, world, item, forwarded):
     _, raw = forwarded
-    own = ItemPhoto(item_id=item.id, position=0, width=40, height=30, jpeg=jpeg_bytes(), sha256="a")
+    own = stored_photo(item.id, sha256="a")
     other_item = make_item(world.d1, body="另一件留言，有自己的照片。")
-    foreign = ItemPhoto(item_id=other_item.id, position=0, width=40, height=30, jpeg=jpeg_bytes(), sha256="b")
+    foreign = stored_photo(other_item.id, sha256="b")
     db.session.add_all([own, foreign])
     db.session.commit()
     page = client.get(f"/d/{raw}").text
@@ -221,7 +221,7 @@ def _answered_and_resolved(client, world, item, raw, *, days_ago: float):
 
 def test_a_link_works_through_the_grace_period_then_says_it_has_expired(app, client, world, item, forwarded):
     fwd, raw = forwarded
-    photo = ItemPhoto(item_id=item.id, position=0, width=40, height=30, jpeg=jpeg_bytes(), sha256="a")
+    photo = stored_photo(item.id, sha256="a")
     db.session.add(photo)
     db.session.commit()
     _answered_and_resolved(client, world, item, raw, days_ago=6.9)

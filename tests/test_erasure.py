@@ -14,7 +14,8 @@ from sqlalchemy import func, select
 
 from backend.extensions import db
 from backend.items.inbox import inbox_page
-from backend.models import AuditEntry, ItemEventKind, ItemPhoto, ItemStatus, OutboxMessage, OutboxStatus, Resident
+from backend.models import AuditEntry, ItemEventKind, ItemStatus, OutboxMessage, OutboxStatus, Resident
+from tests.helpers import stored_photo
 from tests.staff_world import act, api_token, audit_rows, build_world, counts, fresh_token, login, make_item
 
 STAFF_USERNAMES = ("deputy_d1", "admin_a", "sup_county", "dept_user")
@@ -40,7 +41,7 @@ def item(world):
     db.session.add(resident)
     db.session.flush()
     item.resident_id = resident.id
-    db.session.add(ItemPhoto(item_id=item.id, position=0, width=4, height=3, jpeg=b"jpeg", sha256="0" * 64))
+    db.session.add(stored_photo(item.id, sha256="0" * 64))
     db.session.add(OutboxMessage(kind="item_received", item_id=item.id, resident_id=resident.id))
     db.session.commit()
     return item

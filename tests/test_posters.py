@@ -25,7 +25,7 @@ from backend.models.deputy import CONGRESS_LEVEL_LABELS
 from backend.qr import fonts, posters
 from backend.qr.codes import current_code, issue_code
 from backend.qr.posters import MM, DeputyCode, StationSheet, px
-from tests.helpers import jpeg_bytes
+from tests.helpers import give_deputy_photo, jpeg_bytes
 from tests.staff_world import PASSWORD, fresh_token
 
 BASE = "https://msl.example.cn"
@@ -165,8 +165,7 @@ def save(image: Image.Image, name: str) -> Path:
 
 def deputy_with_photo(create_deputy, **kwargs):
     deputy = create_deputy(**kwargs)
-    deputy.photo_jpeg = jpeg_bytes((600, 800), (70, 110, 160))
-    deputy.photo_version = 1
+    give_deputy_photo(deputy, jpeg_bytes((600, 800), (70, 110, 160)))
     db.session.commit()
     return deputy
 
@@ -711,8 +710,7 @@ def test_pdf_is_vector_text_in_the_subset_cjk_font_and_codes_are_no_images(
 
 def test_a_page_with_an_incompressible_photo_stays_under_100_kb(app, create_deputy):
     deputy = create_deputy(name=NAMES["two"])
-    deputy.photo_jpeg = noise_jpeg((1200, 1600))
-    deputy.photo_version = 1
+    give_deputy_photo(deputy, noise_jpeg((1200, 1600)))
     db.session.commit()
     data = posters.pdf_bytes([posters.deputy_poster(posters.deputy_sheet(deputy))])
     assert len(data) < 100_000, len(data)

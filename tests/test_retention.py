@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 
 from backend.extensions import db
 from backend.items import retention
+from backend.items.photo_store import photo_store
 from backend.models import (
     Item,
     ItemEvent,
@@ -28,6 +29,7 @@ from backend.models import (
 from backend.outbox import worker
 from backend.stations.calendar import today_in_china
 from backend.supervision import stats
+from tests.helpers import stored_photo
 from tests.staff_world import act, audit_rows, build_world, make_item
 
 DAYS = 1095
@@ -58,7 +60,7 @@ def with_photo_and_resident(item: Item) -> Item:
     db.session.add(resident)
     db.session.flush()
     item.resident_id = resident.id
-    db.session.add(ItemPhoto(item_id=item.id, position=0, width=4, height=3, jpeg=b"jpeg", sha256="0" * 64))
+    db.session.add(stored_photo(item.id, sha256="0" * 64))
     db.session.add(OutboxMessage(kind="item_accepted", item_id=item.id, resident_id=resident.id))
     db.session.commit()
     return item
@@ -137,6 +139,8 @@ def test_items_closed_past_retention_are_anonymised_and_the_figures_do_not_chang
 
     assert (before["received"], before["resolved"], before["declined"], before["duplicate"]) == (8, 3, 1, 1)
     assert (before["withdrawn"], before["valid"], before["rated"]) == (1, 5, 2)  # the reopened one keeps its verdict
+    keys = [photo.storage_key for photo in history["old_resolved"].photos]
+    assert keys and all(photo_store().get(key) for key in keys)
     assert retention.run_retention() == 5
     db.session.commit()
     db.session.expire_all()
@@ -148,6 +152,7 @@ def test_items_closed_past_retention_are_anonymised_and_the_figures_do_not_chang
         assert "138 1234 5678" not in item.body and "138****5678" in item.body, name
     old = db.session.get(Item, history["old_resolved"].id)
     assert old.photos == []
+    assert [photo_store().get(key) for key in keys] == [None] * len(keys)  # the bytes too, after the commit
     reply = next(e for e in old.events if e.kind == ItemEventKind.REPLIED)
     assert reply.body == "已联系王**（138****1234），下周修好。"
     notice = db.session.scalar(select(OutboxMessage).where(OutboxMessage.item_id == old.id))
@@ -169,6 +174,8 @@ def test_items_closed_past_retention_are_anonymised_and_the_figures_do_not_chang
 
 
 def test_a_second_run_changes_nothing(app, world, history):
+    keys = [photo.storage_key for photo in history["old_resolved"].photos]
+    assert keys and all(photo_store().get(key) for key in keys)
     assert retention.run_retention() == 5
     db.session.commit()
     assert retention.run_retention() == 0

@@ -14,11 +14,10 @@ from backend.models import (
     ItemEvent,
     ItemEventKind,
     ItemForward,
-    ItemPhoto,
     ItemStatus,
     ReplyTemplate,
 )
-from tests.helpers import jpeg_bytes
+from tests.helpers import stored_photo
 from tests.staff_world import (
     act,
     api_token,
@@ -93,7 +92,7 @@ def test_timeline_marks_public_and_internal_events(world, deputy, item):
 
 
 def test_photos_are_served_to_staff_who_see_the_item_only(app, world, deputy, item):
-    db.session.add(ItemPhoto(item_id=item.id, position=0, width=40, height=30, jpeg=jpeg_bytes(), sha256="x"))
+    db.session.add(stored_photo(item.id, sha256="x"))
     db.session.commit()
     html = deputy.get(f"/staff/items/{item.ref}").text
     assert f"/staff/items/{item.ref}/photos/0.jpg" in html
@@ -496,7 +495,7 @@ def test_api_actions_answer_the_new_status_and_the_event(app, world, item):
 def test_api_item_shows_the_whole_message_timeline_and_the_actions_allowed(app, world, item):
     """What the mini-program's item page (opened from a WeChat notice) shows: not just the inbox line."""
     item.body = "第一行：村口路灯坏了三个月。\n第二行：晚上出行很不方便，老人小孩容易摔倒。"
-    db.session.add(ItemPhoto(item_id=item.id, position=0, width=40, height=30, jpeg=jpeg_bytes(), sha256="x"))
+    db.session.add(stored_photo(item.id, sha256="x"))
     db.session.commit()
     act(item, world.users["deputy"], "note", text="村委会电话0731-1234")
     headers = api_token(app, "deputy_d1")

@@ -114,6 +114,7 @@ def _start(database_url: str, tmp_path_factory, config) -> WeChatSandbox:
             "WECHAT_SECRET": SECRET,
             "WECHAT_MP_APPID": MP_APPID,
             "WECHAT_MP_SECRET": MP_SECRET,
+            "PHOTOS_DIR": str(tmp_path_factory.mktemp("photos")),  # not the checkout's instance/ folder
         }
     )
     sandbox_app = create_sandbox_app(

@@ -22,6 +22,7 @@ from backend.admin.stations import clean_rotate_reason, serving_deputies
 from backend.audit import record_audit
 from backend.errors import UserError
 from backend.extensions import db
+from backend.items import photo_store
 from backend.items.lifecycle import allowed_actions, perform_action
 from backend.items.operations import deputy_staff_users
 from backend.items.photos import process_photo
@@ -220,7 +221,7 @@ def apply_changes(deputy: Deputy, data: DeputyInput) -> dict:
 def set_photo(user: StaffUser, deputy: Deputy, data: bytes) -> None:
     """Store a new photo (re-encoded by ``process_photo``) and bump ``photo_version`` so every page shows it."""
     photo = process_photo(data)
-    deputy.photo_jpeg = photo.jpeg
+    photo_store.replace_deputy_photo(deputy, photo.jpeg)
     deputy.photo_version = (deputy.photo_version or 0) + 1
     db.session.flush()
     record_audit(

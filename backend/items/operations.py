@@ -19,7 +19,7 @@ from backend import database, throttle
 from backend.audit import record_audit
 from backend.errors import UserError
 from backend.extensions import db
-from backend.items import deadlines
+from backend.items import deadlines, photo_store
 from backend.items import photos as photo_intake
 from backend.items.refs import keys_match, new_access_key, new_ref, normalize_ref
 from backend.items.validation import clean_client_id, clean_id, clean_mobile, clean_text, parse_bool
@@ -312,12 +312,10 @@ def submit_item(sub: Submission) -> SubmitResult:
             )
         )
 
-    photo_rows = [
-        {"position": position, "width": p.width, "height": p.height, "jpeg": p.jpeg, "sha256": p.sha256}
-        for position, p in enumerate(photos)
-    ]
-
     values["ref"] = new_ref()
+    # Written before the write transaction (no lock held while a bucket answers); removed again if it
+    # does not commit (backend.items.photo_store).
+    photo_rows = photo_store.store_photos(photos)
 
     throttle.register_submission(sub.address, slug)  # the first write: the write transaction begins here
     conn = db.session.connection()
@@ -330,6 +328,7 @@ def submit_item(sub: Submission) -> SubmitResult:
             break
         earlier = conn.execute(_EARLIER_BY_CLIENT_ID, {"client_id": client_id}).first() if client_id else None
         if earlier is not None:
+            photo_store.discard(photo_rows)  # the earlier submission keeps its own photos
             return _first_submission(earlier, code_id, fingerprint)
         values["ref"] = new_ref()
     if item_id is None:

@@ -33,7 +33,7 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import and_, delete, exists, or_, select, update
+from sqlalchemy import and_, exists, or_, select, update
 from sqlalchemy.orm import selectinload
 
 from backend import database
@@ -42,6 +42,7 @@ from backend.errors import UserError
 from backend.extensions import db
 from backend.items.lifecycle import lock_row
 from backend.items.masking import mask_message
+from backend.items.photo_store import delete_item_photos
 from backend.models import (
     ActorKind,
     AuditEntry,
@@ -49,7 +50,6 @@ from backend.models import (
     ItemEvent,
     ItemEventKind,
     ItemForward,
-    ItemPhoto,
     ItemReceipt,
     ItemStatus,
     OutboxMessage,
@@ -125,7 +125,7 @@ def _scrub(item: Item, *, photos: bool) -> None:
         .values(resident_id=None)
     )
     if photos:
-        db.session.execute(delete(ItemPhoto).where(ItemPhoto.item_id == item.id))
+        delete_item_photos(item.id)  # the rows now, the stored bytes once the transaction commits
         db.session.expire(item, ["photos"])
     db.session.flush()
 

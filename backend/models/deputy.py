@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import Date, ForeignKey, LargeBinary, String, UniqueConstraint
-from sqlalchemy.orm import Mapped, deferred, mapped_column, relationship
+from sqlalchemy import Date, ForeignKey, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from backend.models.base import Base, LabeledStrEnum, UTCDateTime, enum_column, utcnow
 from backend.models.station import Station
@@ -51,7 +51,8 @@ class Deputy(Base):
     term_end: Mapped[date | None] = mapped_column(Date)
     status: Mapped[DeputyStatus] = mapped_column(enum_column(DeputyStatus, 12), default=DeputyStatus.SERVING)
     status_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    photo_jpeg: Mapped[bytes | None] = deferred(mapped_column(LargeBinary))
+    # The portrait's key in the photo store (backend/items/photo_store.py); photo_version is in its URL.
+    photo_key: Mapped[str | None] = mapped_column(String(80), unique=True)
     photo_version: Mapped[int] = mapped_column(default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import JSON, ForeignKey, Index, LargeBinary, String, Text, text
-from sqlalchemy.orm import Mapped, deferred, mapped_column, relationship
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from backend.models.base import Base, LabeledStrEnum, UTCDateTime, enum_column, utcnow
 from backend.models.code import Code
@@ -275,7 +275,8 @@ class ItemEvent(Base):
 
 
 class ItemPhoto(Base):
-    """A photo attached to an item, re-encoded as JPEG with no EXIF data."""
+    """A photo attached to an item, re-encoded as JPEG with no EXIF data. The bytes are in the photo store
+    (``backend.items.photo_store``) under ``storage_key``, a random key that says nothing about the item."""
 
     __tablename__ = "item_photos"
 
@@ -284,7 +285,9 @@ class ItemPhoto(Base):
     position: Mapped[int] = mapped_column()
     width: Mapped[int] = mapped_column()
     height: Mapped[int] = mapped_column()
-    jpeg: Mapped[bytes] = deferred(mapped_column(LargeBinary))
+    storage_key: Mapped[str] = mapped_column(String(80), unique=True)
+    size: Mapped[int] = mapped_column()
+    content_type: Mapped[str] = mapped_column(String(40), default="image/jpeg")
     sha256: Mapped[str] = mapped_column(String(64))
 
     item: Mapped[Item] = relationship(back_populates="photos")

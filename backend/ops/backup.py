@@ -1,5 +1,5 @@
-"""``flask backup DIR`` and ``flask restore DIR``: a consistent snapshot of the database (and photo folder), and
-its restoration into an empty instance.
+"""``flask backup DIR`` and ``flask restore DIR``: a consistent snapshot of the database and the photo files, and
+its restoration into an empty instance. With photos in S3, the bucket backs itself up (versioning, replication).
 
 What a backup holds
     ``manifest.json`` (written last: a directory without it is not a backup): the format, the
@@ -17,16 +17,23 @@ What a backup holds
       server's (it refuses to dump a newer server), and the ``pg_restore`` that restores it at
       least that ``pg_dump``'s (an archive of a newer pg_dump is refused); the manifest records
       both the server's and pg_dump's versions, and restore checks its own pg_restore.
-    - ``photos/``: a copy of ``PHOTOS_DIR`` when that is configured. Today photos live in the
-      database (``item_photos``) and are in the database file or dump; once they move to files
-      they are copied after the database snapshot, so a photo uploaded during the backup may be
-      in the folder without its item (harmless), never the other way round for photos whose
-      files are written before their item commits. Object storage (S3) is not copied: back the
-      bucket up with its own tools (versioning or replication).
+    - ``photos/``: with the files photo store (``PHOTO_STORE=files``, the default), a copy of its
+      folder (``PHOTOS_DIR``, by default ``<instance>/photos``; ``backend.items.photo_store``).
+      It is copied after the database snapshot, and a photo's file is written before its item
+      commits, so every photo of the snapshot is in the copy; a photo uploaded during the backup
+      may be there without its item (an orphan: harmless, and ``flask photos sweep`` removes it
+      after a restore). A photo deleted (retention) between the snapshot and the copy is the one
+      way a row can lack its file; its item was being anonymised anyway.
+    - With the S3 photo store (``PHOTO_STORE=s3``) the photos are *not* in the backup: the
+      manifest names the bucket, and the bucket is backed up by the object storage itself — turn
+      on its versioning (a deleted or overwritten photo can be brought back) and, for a second
+      copy, its cross-region replication or the provider's bucket backup. A restore then only
+      needs the database: the rows name the objects, which stay in the bucket.
 
 Restoring
     Only into an empty instance: every table of this schema absent or without a row, and
-    ``PHOTOS_DIR`` (when the backup has photos) absent or empty. Everything is checked before
+    the photo folder (when the backup has photos) absent or empty; a backup with a photo folder
+    restores into the files photo store only (an S3 instance is refused). Everything is checked before
     anything is written — the manifest (ours, whole, a format this code reads), every file's
     checksum, the engine (a SQLite backup restores into SQLite, a PostgreSQL one into
     PostgreSQL), the schema revision (one of this code's migrations; an older one is upgraded
@@ -53,6 +60,7 @@ from sqlalchemy import func, inspect, select, text
 from sqlalchemy.engine import make_url
 
 from backend.extensions import db
+from backend.items.photo_store import photos_dir, store_kind
 from backend.models import Base, utcnow
 
 FORMAT = "mashanglian-backup"
@@ -136,12 +144,17 @@ def create_backup(target: str | os.PathLike) -> dict:
     else:  # pragma: no cover - the application runs on these two only
         raise BackupError(f"不支持的数据库：{engine}")
     files = {path.name: _describe(path) for path in target.iterdir() if path.is_file()}
-    photos_dir = current_app.config.get("PHOTOS_DIR")
-    if photos_dir and Path(photos_dir).is_dir():
-        shutil.copytree(photos_dir, target / PHOTOS)
+    if store_kind() == "files":
+        folder = photos_dir()
+        (target / PHOTOS).mkdir()
+        if folder.is_dir():  # copied after the snapshot: every photo of a committed row is in the folder
+            shutil.copytree(folder, target / PHOTOS, ignore=shutil.ignore_patterns(".part-*"), dirs_exist_ok=True)
         for path in sorted((target / PHOTOS).rglob("*")):
             if path.is_file():
                 files[path.relative_to(target).as_posix()] = _describe(path)
+        photos = "folder"
+    else:
+        photos = f"s3://{current_app.config['S3_BUCKET']} (not in this backup: the bucket's own versioning/replication)"
     manifest = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -151,7 +164,7 @@ def create_backup(target: str | os.PathLike) -> dict:
         "schema_revision": revision,
         "tables": counts,
         "items_by_status": statuses,
-        "photos": "folder" if (target / PHOTOS).exists() else "in the database",
+        "photos": photos,
         "files": files,
         **extra,
     }
@@ -337,20 +350,23 @@ def restore_backup(source: str | os.PathLike) -> RestoreResult:
         listed = "、".join(f"{name} {count}行" for name, count in list(occupied.items())[:5])
         raise BackupError(f"本实例已有数据（{listed}）：只能恢复到空的实例，没有做任何改动。")
     has_photos = any(name.startswith(PHOTOS + "/") for name in manifest["files"])
-    photos_dir = current_app.config.get("PHOTOS_DIR")
+    folder = photos_dir()
     if has_photos:
-        if not photos_dir:
-            raise BackupError("备份里有照片文件夹，本实例没有设置 PHOTOS_DIR：请先设置它再恢复。")
-        if Path(photos_dir).exists() and any(Path(photos_dir).iterdir()):
-            raise BackupError(f"照片目录 {photos_dir} 不是空的：只能恢复到空的实例，没有做任何改动。")
+        if store_kind() != "files":
+            raise BackupError(
+                "备份里有照片文件夹，本实例的照片存放在对象存储（PHOTO_STORE=s3）：请以 PHOTO_STORE=files 恢复，"
+                "没有做任何改动。"
+            )
+        if folder.exists() and any(folder.iterdir()):
+            raise BackupError(f"照片目录 {folder} 不是空的：只能恢复到空的实例，没有做任何改动。")
 
     if engine == "sqlite":
         _restore_sqlite(source)
     else:
         _restore_postgresql(source)
     if has_photos:
-        Path(photos_dir).mkdir(parents=True, exist_ok=True)
-        shutil.copytree(source / PHOTOS, photos_dir, dirs_exist_ok=True)
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.copytree(source / PHOTOS, folder, dirs_exist_ok=True)
     if older is not None:
         from flask_migrate import upgrade
 

@@ -40,7 +40,10 @@ def doctor_command(offline: bool) -> None:
 @click.command("backup")
 @click.argument("directory", type=click.Path(file_okay=False, path_type=str))
 def backup_command(directory: str) -> None:
-    """Write a consistent snapshot of the database (and PHOTOS_DIR) with a manifest into DIRECTORY (new or empty)."""
+    """Write a consistent snapshot of the database and the photo files with a manifest into DIRECTORY (new or empty).
+
+    With photos in S3 (PHOTO_STORE=s3) the backup holds the database only: the bucket is backed up by the
+    object storage itself (turn on its versioning, and replication or the provider's bucket backup)."""
     from backend.ops import backup
 
     try:
@@ -50,14 +53,17 @@ def backup_command(directory: str) -> None:
     items = manifest["tables"].get("items", 0)
     click.echo(
         f"备份完成：{directory}（{manifest['engine']}，结构版本 {', '.join(manifest['schema_revision'])}，"
-        f"留言 {items} 件，{len(manifest['files'])} 个文件；照片：{'文件夹' if manifest['photos'] == 'folder' else '在数据库里'}）"
+        f"留言 {items} 件，{len(manifest['files'])} 个文件；照片：{'在备份里' if manifest['photos'] == 'folder' else '在对象存储里，不在备份中（由存储桶的版本控制或复制备份）'}）"
     )
 
 
 @click.command("restore")
 @click.argument("directory", type=click.Path(file_okay=False, path_type=str))
 def restore_command(directory: str) -> None:
-    """Restore the backup in DIRECTORY into this instance, which must be empty (stop the server and workers first)."""
+    """Restore the backup in DIRECTORY into this instance, which must be empty (stop the server and workers first).
+
+    Photo files come back into the files photo store; with photos in S3 the rows point into the bucket as it
+    is (bring deleted objects back from the bucket's versions first if needed)."""
     from backend.ops import backup
 
     try:
@@ -98,3 +104,18 @@ def retention_run_command(as_of: str | None) -> None:
     click.echo(
         f"保存期限已过的留言：本次匿名化 {count} 件（按 {(day or retention.today_in_china()).isoformat()} 计）。"
     )
+
+
+@click.group("photos")
+def photos_cli() -> None:
+    """The photo store (files under the instance folder, or an S3 bucket)."""
+
+
+@photos_cli.command("sweep")
+def photos_sweep_command() -> None:
+    """Remove stored photos no item names, older than an hour (a process died between writing a photo and
+    committing its item). Safe to run at any time, e.g. daily from cron."""
+    from backend.items.photo_store import sweep_orphans
+
+    removed = sweep_orphans()
+    click.echo(f"已清理 {removed} 张没有对应留言的照片（写入超过一小时）。")

@@ -17,6 +17,7 @@ it. What counts as production: a public address that is not this machine's own.
 | workers           | the outbox or poster worker not seen within a minute                | yes                  |
 | fonts             | no CJK font for posters                                             | yes                  |
 | work_calendar     | this year's holidays unknown; next year's from November on (warning) | no                   |
+| photo_store       | the photo folder or S3 bucket cannot be written and read back       | no                   |
 """
 
 from __future__ import annotations
@@ -286,6 +287,22 @@ def check_work_calendar(today) -> list[Finding]:
     return findings
 
 
+def check_photo_store() -> list[Finding]:
+    """The photo store keeps a photo (a probe written, read back, deleted): else every submission with a photo
+    fails."""
+    from backend.items import photo_store
+
+    try:
+        photo_store.probe()
+    except photo_store.PhotoStoreError as exc:
+        fix = (
+            "PHOTO_STORE=files：让运行服务的用户能写 PHOTOS_DIR（默认 instance/photos），所有进程共用同一目录；"
+            "PHOTO_STORE=s3：检查 S3_BUCKET（先建好桶）、S3_ENDPOINT_URL、S3_REGION 和访问密钥。"
+        )
+        return [Finding("photo_store", "problem", str(exc), fix)]
+    return []
+
+
 def diagnose(*, offline: bool = False) -> list[Finding]:
     """Every check, problems first."""
     from backend.stations.calendar import today_in_china
@@ -302,6 +319,7 @@ def diagnose(*, offline: bool = False) -> list[Finding]:
     if not any(f.check == "database" for f in findings):
         findings += check_work_calendar(today_in_china())
     findings += check_fonts()
+    findings += check_photo_store()
     return sorted(findings, key=lambda f: (f.level != "problem", not f.breaks))
 
 

@@ -35,6 +35,7 @@ from sqlalchemy import select
 
 from backend.errors import UserError
 from backend.extensions import db
+from backend.items.photo_store import read_deputy_photo
 from backend.models import Deputy, DeputyStatus, Region, Station
 from backend.models.deputy import DEPUTY_STATUS_LABELS
 from backend.qr import fonts
@@ -201,10 +202,8 @@ def deputy_sheet(deputy: Deputy) -> DeputySheet:
     code = current_code(deputy)
     if code is None:
         raise UserError("no_code", f"{deputy.name}还没有代表码，请先生成代表码。", 404)
-    photo = None
-    if deputy.has_photo:
-        # Read apart from the instance, so a batch does not keep every photo it printed.
-        photo = db.session.scalar(select(Deputy.photo_jpeg).where(Deputy.id == deputy.id))
+    # Read from the photo store, not kept on the instance, so a batch does not keep every photo it printed.
+    photo = read_deputy_photo(deputy) if deputy.has_photo else None
     station = deputy.station
     return DeputySheet(
         name=deputy.name,

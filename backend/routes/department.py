@@ -21,6 +21,7 @@ from backend.extensions import db
 from backend.items.contact import masked_contact
 from backend.items.lifecycle import ForwardLink, department_answer, open_forward_link
 from backend.items.masking import mask_message
+from backend.items.photo_store import read_photo
 from backend.items.refs import format_ref
 from backend.models import Item, ItemForward, ItemPhoto
 from backend.models.item import ITEM_CATEGORY_LABELS
@@ -174,4 +175,7 @@ def photo(token: str, photo_id: int):
         raise _unknown()
     if found.item_id != forward.item_id:
         raise _deny(forward, "other_item", photo_id=photo_id, other_item_id=found.item_id)
-    return jpeg_response(found.jpeg)
+    data = read_photo(found)
+    if data is None:
+        raise _unknown()
+    return jpeg_response(data)

@@ -40,6 +40,7 @@ from backend.items.lifecycle import (
     renew_forward_link,
     revoke_forward,
 )
+from backend.items.photo_store import read_photo
 from backend.items.presenters import DONE_MESSAGES, item_context, templates_of, user_station_id
 from backend.items.refs import format_ref
 from backend.items.validation import clean_text
@@ -131,9 +132,10 @@ def item_photo(ref: str, position: int):
 def photo_response(item: Item, position: int):
     """The item's photo at ``position`` as a private, sandboxed JPEG; 404 when it has none there."""
     photo = db.session.scalar(select(ItemPhoto).where(ItemPhoto.item_id == item.id, ItemPhoto.position == position))
-    if photo is None:
+    data = read_photo(photo) if photo is not None else None
+    if data is None:
         abort(404)
-    return jpeg_response(photo.jpeg)
+    return jpeg_response(data)
 
 
 @bp.post("/items/<ref>/reveal")

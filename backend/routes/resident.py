@@ -22,6 +22,7 @@ from backend.errors import UserError
 from backend.extensions import db
 from backend.items import timeline
 from backend.items.operations import DUTY_CHOICE, Submission, find_item_for_resident, station_closed, submit_item
+from backend.items.photo_store import read_deputy_photo, read_photo
 from backend.items.refs import format_ref
 from backend.models import Code, Deputy, DeputyStatus, ItemPhoto
 from backend.models.deputy import DEPUTY_STATUS_LABELS
@@ -177,15 +178,17 @@ def item_photo(ref: str, position: int):
     if item is None:
         abort(404)
     photo = db.session.scalar(select(ItemPhoto).where(ItemPhoto.item_id == item.id, ItemPhoto.position == position))
-    if photo is None:
+    data = read_photo(photo) if photo is not None else None
+    if data is None:
         abort(404)
-    return jpeg_response(photo.jpeg, private=True)
+    return jpeg_response(data, private=True)
 
 
 @bp.get("/deputies/<int:deputy_id>/photo-<int:version>.jpg")
 def deputy_photo(deputy_id: int, version: int):
     """A deputy's public photo; the version in the path changes when the photo does."""
     deputy = db.session.get(Deputy, deputy_id)
-    if deputy is None or deputy.photo_version != version or not deputy.photo_jpeg:
+    data = read_deputy_photo(deputy) if deputy is not None and deputy.photo_version == version else None
+    if data is None:
         abort(404)
-    return jpeg_response(deputy.photo_jpeg, private=False)
+    return jpeg_response(data, private=False)
