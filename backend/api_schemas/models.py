@@ -15,7 +15,7 @@ from annotated_types import Ge, Le
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictInt, StringConstraints
 
 from backend.items import inbox
-from backend.items.lifecycle import TRANSITIONS
+from backend.items.lifecycle import ACTIONS
 from backend.items.validation import ID_RE, MAX_ID
 from backend.models import ItemOutcome, Satisfaction
 
@@ -25,7 +25,7 @@ MY_ITEMS_MAX_PER_PAGE = 50
 # --- building blocks --------------------------------------------------------------------------------
 
 # The values the areas define, listed in the document as they are when the app starts.
-ActionName = Literal[tuple(TRANSITIONS)]
+ActionName = Literal[ACTIONS]  # the staff's actions; the resident's rows have endpoints of their own
 OutcomeValue = Literal[tuple(outcome.value for outcome in ItemOutcome)]
 SatisfactionValue = Literal[tuple(satisfaction.value for satisfaction in Satisfaction)]
 InboxState = Literal[inbox.STATES]
@@ -191,10 +191,23 @@ class PublicEvent(Answer):
     label: str
     body: str
     at: str
+    photos: list[str] = Field(default=[], description="照片（群众补充时附的）")
+
+
+class WaitingRequest(Answer):
+    """The deputy's request for more (等待群众补充) the resident is asked to answer."""
+
+    question: str
+    since: str
 
 
 class PublicItem(Answer):
-    """An item as its key's holder sees it: never the resident's contact details."""
+    """An item as its key's holder sees it: never the resident's contact details.
+
+    ``waiting``: the deputy's question while the item waits for the resident (answer it with
+    ``POST /api/v1/items/{ref}/replies``), else null. ``can_follow_up``: whether a 追问
+    (``POST /api/v1/items/{ref}/followups``, one a day) is possible now.
+    """
 
     ref: str
     ref_display: str
@@ -209,6 +222,26 @@ class PublicItem(Answer):
     station: Named
     photos: list[str]
     timeline: list[PublicEvent]
+    waiting: WaitingRequest | None
+    can_follow_up: bool
+
+
+class ResidentTextRequest(Request):
+    """What the resident writes back: a reply to the deputy's request for more, or a 追问."""
+
+    text: str | None = Field(default=None, title="内容", description="必填，不超过留言的字数上限")
+
+
+class ResidentAnswerBack(Answer):
+    """The item after the resident's reply or 追问, and the step it added to the timeline."""
+
+    ref: str
+    ref_display: str
+    status: str
+    status_label: str
+    waiting: WaitingRequest | None
+    can_follow_up: bool
+    event: PublicEvent
 
 
 class RatingRequest(Request):

@@ -23,6 +23,10 @@ The transition table (``TRANSITIONS`` below is the same table as data)::
     supervise          submitted, accepted, forwarded,       (same)     SUPERVISED (private)     —
                        answered
     note               every status                          (same)     NOTE (private)           —
+    resident_reply     accepted, forwarded, answered; clock  (same)     RESIDENT_REPLIED         —
+      (resident)       paused                                           (public)
+    follow_up          submitted, accepted, forwarded,       (same)     FOLLOWED_UP (public)     —
+      (resident)       answered; clock running
     rate (resident)    resolved, not yet rated               resolved   RATED (public)           —
       … unsatisfied    resolved                              accepted   + REOPENED (public)      —
 
@@ -60,10 +64,17 @@ Inputs and what they mean (text ≤ 2000 characters everywhere):
   only, on open items; the deputy's accounts (or, for an item without a deputy, the
   station's administrators) get a ``deputy_item_supervised`` outbox row. Nothing changes
   for the resident; the deadline stays.
+- resident_reply (补充, the resident answering 等待群众补充): ``text`` required (≤
+  ``ITEM_BODY_MAX_CHARS``), photos optional (the submission's limits). Restarts the clock: the
+  paused time does not count. The deputy is told (``deputy_resident_replied``).
+- follow_up (追问): ``text`` required, one per item per day (China time), on an open item
+  whose clock runs (a paused one asks for a reply instead). The deputy is told
+  (``deputy_resident_followup``).
 
 Who may act: deputies and station administrators take every staff action on items they
 can see but 督办; supervisors only write notes and supervise; department users act only through their forward
-link (``department_answer``). The resident's rating (``rate_item``) takes no staff actor at
+link (``department_answer``); the resident's rows (``RESIDENT_ACTIONS``) are taken only through
+``resident_action``, by the holder of the item's key, never by staff. The resident's rating (``rate_item``) takes no staff actor at
 all: there is no code path by which staff record satisfaction (被满意).
 
 Event ``body`` is what the resident reads on public events; ``data`` is for staff only.
@@ -76,15 +87,16 @@ import hashlib
 import hmac
 import re
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from backend.audit import record_audit
 from backend.errors import UserError
 from backend.extensions import db
 from backend.items import deadlines, operations
+from backend.items import photos as photo_intake
 from backend.items.access import can_see_item
 from backend.items.refs import format_ref, normalize_ref
 from backend.items.validation import clean_id, clean_text, parse_bool
@@ -98,6 +110,7 @@ from backend.models import (
     ItemEventKind,
     ItemForward,
     ItemOutcome,
+    ItemPhoto,
     ItemStatus,
     OutboxMessage,
     Satisfaction,
@@ -128,6 +141,7 @@ class Transition:
     resident_notice: str | None = None  # outbox kind for the resident, when the item has one
     clock: str | None = None  # "running" / "paused": the clock must also be so (wait_for_resident, resume)
     restarts_clock: bool = False  # a paused clock restarts before the action
+    staff_notice: str | None = None  # outbox kind for the item's handlers (its deputy's accounts)
 
 
 TRANSITIONS: dict[str, Transition] = {
@@ -167,11 +181,28 @@ TRANSITIONS: dict[str, Transition] = {
         "等待群众补充", _IN_HAND, None, ItemEventKind.NOTE, True, "item_waiting", clock="running"
     ),
     "resume": Transition("恢复计时", _IN_HAND, None, ItemEventKind.NOTE, False, clock="paused"),
-    "supervise": Transition("督办", _OPEN, None, ItemEventKind.SUPERVISED, False),
+    "supervise": Transition(
+        "督办", _OPEN, None, ItemEventKind.SUPERVISED, False, staff_notice="deputy_item_supervised"
+    ),
     "note": Transition("写内部备注", frozenset(ItemStatus), None, ItemEventKind.NOTE, False),
+    "resident_reply": Transition(
+        "补充",
+        _IN_HAND,
+        None,
+        ItemEventKind.RESIDENT_REPLIED,
+        True,
+        clock="paused",
+        restarts_clock=True,
+        staff_notice="deputy_resident_replied",
+    ),
+    "follow_up": Transition(
+        "追问", _OPEN, None, ItemEventKind.FOLLOWED_UP, True, clock="running", staff_notice="deputy_resident_followup"
+    ),
 }
 
-ACTIONS = tuple(TRANSITIONS)
+# The resident's rows: taken through ``resident_action`` only, never by staff.
+RESIDENT_ACTIONS = frozenset({"resident_reply", "follow_up"})
+ACTIONS = tuple(name for name in TRANSITIONS if name not in RESIDENT_ACTIONS)
 
 # Which staff roles may take which actions (on items they can see).
 ROLE_ACTIONS: dict[StaffRole, frozenset[str]] = {
@@ -264,9 +295,7 @@ def perform_action(
 
     # Everything is checked; from here on, write.
     before = item.status
-    if row.restarts_clock and item.paused_at is not None:
-        waited = deadlines.resume_clock(item, now)
-        step.data["clock_restarted_after_seconds"] = int(waited.total_seconds())
+    _restart_clock_first(item, row, now, step.data)
     _APPLY[action](item, actor, step, now)
     if row.to is not None:
         item.status = row.to
@@ -303,22 +332,31 @@ def perform_action(
         db.session.add(
             OutboxMessage(kind="department_new_item", item_id=item.id, payload={"forward_id": step.forward.id})
         )
-    if action == "supervise":
-        for user in _handlers_of(item):
-            db.session.add(
-                OutboxMessage(
-                    kind="deputy_item_supervised",
-                    item_id=item.id,
-                    staff_user_id=user.id,
-                    payload={"event_id": event.id},
-                )
-            )
+    _notify_handlers(item, row, event)
     audit_data = {"ref": item.ref, "from": before.value, "to": item.status.value, "event_id": event.id}
     audit_data.update({k: v for k, v in step.data.items() if k in _AUDITED_KEYS})
     record_audit(f"item_{action}", user=actor, object_type="item", object_id=item.id, data=audit_data)
     if step.token is not None:
         event._department_token = step.token  # transient: read by forward_link_token
     return event
+
+
+def _restart_clock_first(item: Item, row: Transition, now: datetime, data: dict) -> None:
+    """A paused clock restarts before a row that says so (``restarts_clock``); the counted pause goes in ``data``."""
+    if row.restarts_clock and item.paused_at is not None:
+        waited = deadlines.resume_clock(item, now)
+        data["clock_restarted_after_seconds"] = int(waited.total_seconds())
+
+
+def _notify_handlers(item: Item, row: Transition, event: ItemEvent) -> None:
+    """Queue the row's ``staff_notice`` for each of the item's handlers (its deputy's accounts, or the station's
+    administrators), naming the event."""
+    if row.staff_notice is None:
+        return
+    for user in _handlers_of(item):
+        db.session.add(
+            OutboxMessage(kind=row.staff_notice, item_id=item.id, staff_user_id=user.id, payload={"event_id": event.id})
+        )
 
 
 _AUDITED_KEYS = {"forward_id", "department_id", "from_deputy_id", "to_deputy_id", "duplicate_of", "outcome", "due"}
@@ -876,6 +914,136 @@ def _handlers_of(item: Item) -> list[StaffUser]:
             .order_by(StaffUser.id)
         )
     )
+
+
+# --- the resident answers back -------------------------------------------------------------
+
+FOLLOW_UPS_PER_DAY = 1
+
+
+def waiting_question(item: Item) -> ItemEvent | None:
+    """While the item waits for the resident (等待群众补充), the deputy's public request that paused it; else None."""
+    if item.paused_at is None or item.status not in _IN_HAND:
+        return None
+    for event in reversed(item.events):
+        if event.is_public and (event.data or {}).get("action") == "wait_for_resident":
+            return event
+    return None
+
+
+def _start_of_day_in_china(now: datetime) -> datetime:
+    return datetime.combine(today_in_china(now), time(0), tzinfo=CHINA_TZ)
+
+
+def follow_ups_today(item: Item, now: datetime | None = None) -> int:
+    """How many 追问 the item took since midnight, China time: one a day is allowed (``FOLLOW_UPS_PER_DAY``)."""
+    now = now or utcnow()
+    return db.session.scalar(
+        select(func.count())
+        .select_from(ItemEvent)
+        .where(
+            ItemEvent.item_id == item.id,
+            ItemEvent.kind == ItemEventKind.FOLLOWED_UP,
+            ItemEvent.created_at >= _start_of_day_in_china(now),
+        )
+    )
+
+
+def can_follow_up(item: Item, now: datetime | None = None) -> bool:
+    """True when the resident may send a 追问 now: the table allows it and today's one is not spent."""
+    return (
+        not item.awaits_claim
+        and _refusal(item, TRANSITIONS["follow_up"]) is None
+        and follow_ups_today(item, now) < FOLLOW_UPS_PER_DAY
+    )
+
+
+def _resident_refusal(item: Item, action: str) -> UserError:
+    """Why the resident's ``action`` is refused, in the resident's words (409)."""
+    status_label = ITEM_STATUS_LABELS[item.status]
+    if action == "resident_reply":
+        return UserError(
+            "not_waiting",
+            f"这件留言目前没有需要您补充的内容（当前状态“{status_label}”）。如有新情况，可以追问。",
+            409,
+        )
+    if item.status in _OPEN and item.paused_at is not None:
+        return UserError("waiting_for_you", "代表正在等您补充情况，请在“待您补充”处回复。", 409)
+    return UserError("not_open", f"这件留言已{status_label.removeprefix('已')}，不能再追问。", 409)
+
+
+def resident_action(item: Item, action: str, text: object, photos: list[photo_intake.ProcessedPhoto] = ()) -> ItemEvent:
+    """The resident answers back on their item: a reply to 等待群众补充 (``resident_reply``), or a 追问 (``follow_up``).
+
+    Only the holder of the item's key may call this: the route has checked the key and refused
+    any request carrying a staff credential; it takes no staff actor. Photos (replies only)
+    come decoded (``photos.process_photo``), before the write transaction began.
+
+    Refuses with a UserError and writes nothing: 400 for an empty or too long text, too many
+    photos, or photos on a 追问; 409 when the table refuses (not waiting, not open), for an item
+    not yet claimed, and for a second 追问 the same day. Writes the public event (with the
+    positions of its photos), restarts a paused clock (the paused time does not count toward
+    the deadline), queues the deputy's notice and an audit row. Flushes; the caller commits.
+    """
+    if action not in RESIDENT_ACTIONS:
+        raise UserError("invalid_action", "不支持的操作。", 400, field="action")
+    row = TRANSITIONS[action]
+    config = current_app.config
+    body = clean_text(
+        text,
+        "text",
+        "补充内容" if action == "resident_reply" else "追问内容",
+        max_chars=config["ITEM_BODY_MAX_CHARS"],
+        required=True,
+        multiline=True,
+    )
+    photos = list(photos)
+    if photos and action != "resident_reply":
+        raise UserError("photos_not_allowed", "追问只能写文字；需要补充照片时，请等代表请您补充。", 400, field="photos")
+    if len(photos) > config["ITEM_MAX_PHOTOS"]:
+        raise UserError("too_many_photos", f"最多上传{config['ITEM_MAX_PHOTOS']}张照片。", 400, field="photos")
+    lock_row(item)
+    if item.awaits_claim:
+        raise UserError("not_claimed", "这件意见是代表接待时录入的，请先用手机扫描回执认领。", 409)
+    if _refusal(item, row) is not None:
+        raise _resident_refusal(item, action)
+    now = utcnow()
+    if action == "follow_up" and follow_ups_today(item, now) >= FOLLOW_UPS_PER_DAY:
+        raise UserError("follow_up_limit", "您今天已经追问过一次，代表会尽快处理；请明天再追问。", 409)
+
+    data: dict = {"action": action}
+    question = waiting_question(item)
+    if question is not None:
+        data["question_event_id"] = question.id
+    _restart_clock_first(item, row, now, data)
+    if photos:
+        start = max((p.position for p in item.photos), default=-1) + 1
+        for position, photo in enumerate(photos, start=start):
+            item.photos.append(
+                ItemPhoto(
+                    position=position, width=photo.width, height=photo.height, jpeg=photo.jpeg, sha256=photo.sha256
+                )
+            )
+        data["photos"] = list(range(start, start + len(photos)))
+    item.updated_at = now
+    event = ItemEvent(
+        kind=row.event_kind,
+        actor_kind=ActorKind.RESIDENT,
+        is_public=row.is_public,
+        body=body,
+        data=data,
+        created_at=now,
+    )
+    item.events.append(event)
+    db.session.flush()
+    _notify_handlers(item, row, event)
+    record_audit(
+        f"item_{action}",
+        object_type="item",
+        object_id=item.id,
+        data={"ref": item.ref, "event_id": event.id, "photos": len(photos)},
+    )
+    return event
 
 
 # --- the resident's verdict ----------------------------------------------------------------

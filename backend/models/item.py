@@ -255,6 +255,8 @@ class ItemEventKind(enum.StrEnum):
     EXTENDED = "extended"
     FLAGGED = "flagged"
     CLAIMED = "claimed"  # the resident claimed an in-person item on their own phone
+    RESIDENT_REPLIED = "resident_replied"  # the resident answered a request for more (等待群众补充)
+    FOLLOWED_UP = "followed_up"  # the resident's 追问 on an open item
 
 
 class ActorKind(enum.StrEnum):

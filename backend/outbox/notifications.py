@@ -3,8 +3,8 @@
 Residents are told when their item is received, accepted, forwarded, answered (with the
 beginning of the answer) and resolved (with a request to rate), and of the other public
 steps the lifecycle reports (declined, duplicate, reassigned, extended, waiting). Deputies
-are told of a new item, an overdue item, a reopened item, a supervisor's 督办 and a
-department's reply.
+are told of a new item, an overdue item, a reopened item, a supervisor's 督办, a
+department's reply, the resident's reply to 等待群众补充 and the resident's 追问.
 Departments have no WeChat channel: their link is the channel.
 
 Templates are chosen per purpose in ``WECHAT_TEMPLATES``: one subscription (one
@@ -285,6 +285,14 @@ def _deputy_department_replied(ctx: Context) -> dict[str, object]:
     return {"status": "部门答复", "summary": f"{who}已答复"}
 
 
+def _deputy_resident_replied(ctx: Context) -> dict[str, object]:
+    return {"status": "群众已补充", "summary": ctx.event_text or "群众已补充情况，计时已恢复"}
+
+
+def _deputy_resident_followup(ctx: Context) -> dict[str, object]:
+    return {"status": "群众追问", "summary": ctx.event_text or "群众追问办理进展"}
+
+
 KINDS: dict[str, KindSpec] = {
     # Residents.
     "item_received": KindSpec("resident", "item_progress", _received),
@@ -303,6 +311,8 @@ KINDS: dict[str, KindSpec] = {
     "deputy_item_reopened": KindSpec("staff", "deputy_task", _deputy_reopened),
     "deputy_item_supervised": KindSpec("staff", "deputy_task", _deputy_supervised),
     "deputy_department_replied": KindSpec("staff", "deputy_task", _deputy_department_replied),
+    "deputy_resident_replied": KindSpec("staff", "deputy_task", _deputy_resident_replied),
+    "deputy_resident_followup": KindSpec("staff", "deputy_task", _deputy_resident_followup),
     # Departments answer through their forward link; nothing reaches them in WeChat.
     "department_new_item": KindSpec("none", None),
 }

@@ -105,6 +105,8 @@ STAFF_EVENT_LABELS = {
     ItemEventKind.EXTENDED: "延长办理期限",
     ItemEventKind.FLAGGED: "标记待审核",
     ItemEventKind.CLAIMED: "群众本人认领",
+    ItemEventKind.RESIDENT_REPLIED: "群众补充情况",
+    ItemEventKind.FOLLOWED_UP: "群众追问",
 }
 NOTE_ACTION_LABELS = {
     "wait_for_resident": "等待群众补充",
