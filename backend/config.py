@@ -132,6 +132,9 @@ class Config:
         # A department's link (/d/…) stops working this many days after its forward is answered and the
         # item resolved (the later of the two; a renewal by the deputy starts the days again).
         self.DEPARTMENT_LINK_GRACE_DAYS = _env_int("DEPARTMENT_LINK_GRACE_DAYS", 7)
+        # The most days one request of a department for more time may add to its due date, unless the
+        # station sets its own (stations.department_extension_max_days).
+        self.DEPARTMENT_EXTENSION_MAX_DAYS = _env_int("DEPARTMENT_EXTENSION_MAX_DAYS", 15)
         # WeChat subscribe messages (backend/outbox): purpose → template id and its keys, each key mapped to
         # the value the notification fills in (ref, status, summary, deputy, at). Override with WECHAT_TEMPLATES
         # as JSON; the key names and their order come from the templates chosen in the mini-program's console.

@@ -446,7 +446,8 @@ def test_forward_makes_a_link_derived_not_stored(world, make_item):
     dept_rows = db.session.scalars(select(OutboxMessage).where(OutboxMessage.kind == "department_new_item")).all()
     assert len(dept_rows) == 1
     assert dept_rows[0].payload == {"forward_id": forward.id}
-    assert dept_rows[0].resident_id is None and dept_rows[0].staff_user_id is None
+    # The department has an account: the row goes to it (without one: no recipient, test_department_chain.py).
+    assert dept_rows[0].resident_id is None and dept_rows[0].staff_user_id == world.users["department"].id
 
 
 def test_forward_again_same_department_refused_other_department_allowed(world, make_item):
@@ -542,7 +543,7 @@ def test_department_answers_once_privately_and_the_deputy_is_told(world, forward
     assert forwarded.item.status == S.FORWARDED
     rows = db.session.scalars(select(OutboxMessage).where(OutboxMessage.kind == "deputy_department_replied")).all()
     assert [(r.staff_user_id, r.payload) for r in rows] == [
-        (world.users["d1"].id, {"forward_id": forwarded.forward.id})
+        (world.users["d1"].id, {"forward_id": forwarded.forward.id, "event_id": event.id})
     ]
     before = written_rows()
     with pytest.raises(UserError) as err:

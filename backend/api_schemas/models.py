@@ -651,6 +651,53 @@ class ActionRequest(Request):
     }
 
 
+class DepartmentActionRequest(Request):
+    """What a department does with a forwarded item (its account's token; the item is in its inbox)."""
+
+    action: Literal["progress", "answer", "extension", "return"] | None = Field(
+        default=None,
+        title="操作",
+        description="progress（报告进展，可多次）、answer（最终答复，一次）、extension（申请延期）、return（退回）",
+    )
+    text: str | None = Field(default=None, title="内容", description="progress、answer：办理情况；extension：延期理由")
+    promised_by: str | None = Field(default=None, title="预计完成日期", description="progress、answer：YYYY-MM-DD")
+    due: str | None = Field(default=None, title="延期至", description="extension：YYYY-MM-DD，不超过联络站规定的天数")
+    reason: str | None = Field(default=None, title="退回理由", description="return：必填")
+
+    field_errors: ClassVar = {"action": ("invalid_action", "不支持的操作。")}
+
+
+class ForwardState(Answer):
+    """A forward as its department and the deputy see it after a step."""
+
+    id: int
+    department: str
+    due_at: str
+    answered_at: str | None
+    returned_at: str | None
+    extension_due_at: str | None
+
+
+class DepartmentActionAnswer(Answer):
+    """The item's status and the forward after the department's step."""
+
+    ref: str
+    status: str
+    status_label: str
+    forward: ForwardState
+
+
+class ExtensionDecisionRequest(Request):
+    """The deputy's answer to a department's request for more time."""
+
+    decision: Literal["grant", "refuse"] | None = Field(
+        default=None, title="决定", description="grant（同意）或 refuse"
+    )
+    text: str | None = Field(default=None, title="说明", description="同意时作为延期原因告知群众；不同意时的理由")
+
+    field_errors: ClassVar = {"decision": ("invalid_decision", "请选择同意或不同意延期。")}
+
+
 class ActionItem(Answer):
     """The item after the action."""
 

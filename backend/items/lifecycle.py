@@ -329,9 +329,18 @@ def perform_action(
                 )
             )
     if action == "forward":
-        db.session.add(
-            OutboxMessage(kind="department_new_item", item_id=item.id, payload={"forward_id": step.forward.id})
-        )
+        # A department with accounts hears of it in WeChat (its bound accounts) and finds it in its inbox;
+        # one without keeps the no-account link, and its row has no recipient (skipped by the worker).
+        accounts = department_accounts(step.department.id)
+        for user_id in [user.id for user in accounts] or [None]:
+            db.session.add(
+                OutboxMessage(
+                    kind="department_new_item",
+                    item_id=item.id,
+                    staff_user_id=user_id,
+                    payload={"forward_id": step.forward.id},
+                )
+            )
     _notify_handlers(item, row, event)
     audit_data = {"ref": item.ref, "from": before.value, "to": item.status.value, "event_id": event.id}
     audit_data.update({k: v for k, v in step.data.items() if k in _AUDITED_KEYS})
@@ -419,7 +428,7 @@ def _open_forwards(item: Item) -> list[ItemForward]:
     return list(
         db.session.scalars(
             select(ItemForward)
-            .where(ItemForward.item_id == item.id, ItemForward.revoked_at.is_(None), ItemForward.answered_at.is_(None))
+            .where(ItemForward.item_id == item.id, *ItemForward.live_conditions(), ItemForward.answered_at.is_(None))
             .order_by(ItemForward.id.desc())
         )
     )
@@ -842,40 +851,58 @@ def _parse_promised_by(value: object, item: Item) -> date | None:
     return value
 
 
-def department_answer(forward: ItemForward, text: str, promised_by: date | None) -> ItemEvent:
-    """Record a department's answer to a forward: what was done, and by when (once per forward).
+def department_accounts(department_id: int) -> list[StaffUser]:
+    """The active accounts of a department: who finds its forwarded items in the inbox and is told of new ones."""
+    return list(
+        db.session.scalars(
+            select(StaffUser)
+            .where(
+                StaffUser.department_id == department_id,
+                StaffUser.role == StaffRole.DEPARTMENT,
+                StaffUser.is_active.is_(True),
+            )
+            .order_by(StaffUser.id)
+        )
+    )
 
-    The event is private: the deputy reads it and decides what the resident is told. The
-    item's deputy (or, for an item without one, the station's administrators) gets a
-    ``deputy_department_replied`` outbox row. Refuses a revoked link (404), a second answer
-    and an item closed as declined or duplicate (409). Flushes; the caller commits.
-    """
+
+def live_forward_of_department(item: Item, department_id: int) -> ItemForward | None:
+    """The department's latest forward of ``item`` still in its hands (neither revoked nor returned), or None."""
+    return db.session.scalar(
+        select(ItemForward)
+        .where(
+            ItemForward.item_id == item.id, ItemForward.department_id == department_id, *ItemForward.live_conditions()
+        )
+        .order_by(ItemForward.id.desc())
+        .limit(1)
+    )
+
+
+def _department_may_act(forward: ItemForward, *, what: str) -> Item:
+    """Lock the forward and refuse (writing nothing) what a department may no longer do on it; its item."""
     lock_row(forward)
     if forward.revoked_at is not None:
         raise UserError("unknown_forward", "该交办链接已失效，请联系交办的代表。", 404)
-    if forward.answered_at is not None:
-        raise UserError("already_answered", "该交办件已经答复过，不能重复答复。如需补充，请联系交办的代表。", 409)
+    if forward.returned_at is not None:
+        raise UserError("forward_returned", f"该件已退回交办的代表，不能再{what}。", 409)
     item = db.session.get(Item, forward.item_id)
     if item.status in (ItemStatus.DECLINED, ItemStatus.DUPLICATE):
-        raise UserError("transition_not_allowed", f"该件已{ITEM_STATUS_LABELS[item.status]}，无需答复。", 409)
-    answer = clean_text(text, "text", "办理情况", max_chars=STAFF_TEXT_MAX_CHARS, required=True, multiline=True)
-    promised = _parse_promised_by(promised_by, item)
+        raise UserError("transition_not_allowed", f"该件已{ITEM_STATUS_LABELS[item.status]}，不能再{what}。", 409)
+    return item
 
-    now = utcnow()
-    forward.answer = answer
-    forward.answered_at = now
-    forward.promised_by = promised
+
+def _department_step(
+    item: Item, forward: ItemForward, kind: ItemEventKind, body: str, data: dict, notice: str, audit: str, now
+) -> ItemEvent:
+    """A department's step: a private event on the item's timeline (the deputy decides what the resident is told),
+    the handlers' outbox rows of kind ``notice``, and an audit row. Flushes."""
     event = ItemEvent(
-        kind=ItemEventKind.DEPARTMENT_REPLIED,
+        kind=kind,
         actor_kind=ActorKind.DEPARTMENT,
         is_public=False,
-        body=answer,
-        data={
-            "forward_id": forward.id,
-            "department_id": forward.department_id,
-            "department": forward.department.name,
-            "promised_by": promised.isoformat() if promised else None,
-        },
+        body=body,
+        data={"forward_id": forward.id, "department_id": forward.department_id, "department": forward.department.name}
+        | data,
         created_at=now,
     )
     item.events.append(event)
@@ -884,18 +911,182 @@ def department_answer(forward: ItemForward, text: str, promised_by: date | None)
     for user in _handlers_of(item):
         db.session.add(
             OutboxMessage(
-                kind="deputy_department_replied",
+                kind=notice,
                 item_id=item.id,
                 staff_user_id=user.id,
-                payload={"forward_id": forward.id},
+                payload={"forward_id": forward.id, "event_id": event.id},
             )
         )
     record_audit(
-        "forward_answered",
+        audit,
         object_type="item_forward",
         object_id=forward.id,
         data={"ref": item.ref, "department_id": forward.department_id, "event_id": event.id},
     )
+    return event
+
+
+def department_answer(forward: ItemForward, text: str, promised_by: date | None, *, final: bool = True) -> ItemEvent:
+    """Record a department's answer to a forward: a progress report (``final=False``, as often as needed) or the
+    final answer, what was done and by when (once per forward).
+
+    The event is private: the deputy reads it and decides what the resident is told. The
+    item's deputy (or, for an item without one, the station's administrators) gets a
+    ``deputy_department_replied`` outbox row. Refuses a revoked link (404), anything after the
+    final answer, a returned forward and an item closed as declined or duplicate (409).
+    Flushes; the caller commits.
+    """
+    item = _department_may_act(forward, what="答复")
+    if forward.answered_at is not None:
+        raise UserError("already_answered", "该交办件已经答复过，不能重复答复。如需补充，请联系交办的代表。", 409)
+    label = "办理情况" if final else "办理进展"
+    answer = clean_text(text, "text", label, max_chars=STAFF_TEXT_MAX_CHARS, required=True, multiline=True)
+    promised = _parse_promised_by(promised_by, item)
+
+    now = utcnow()
+    if final:
+        forward.answer = answer
+        forward.answered_at = now
+        forward.promised_by = promised
+        forward.extension_due_at, forward.extension_reason, forward.extension_requested_at = None, "", None
+    data = {"promised_by": promised.isoformat() if promised else None, "final": final}
+    audit = "forward_answered" if final else "forward_progress"
+    return _department_step(
+        item, forward, ItemEventKind.DEPARTMENT_REPLIED, answer, data, "deputy_department_replied", audit, now
+    )
+
+
+def department_return(forward: ItemForward, reason: object) -> ItemEvent:
+    """退回: the department gives the item back to the deputy, saying why (required: 400 without).
+
+    The forward closes (it leaves the department's inbox; its link shows the item, read-only);
+    an item left with no other forward in hand goes back to 已受理 with the deputy. The deputy
+    is told (``deputy_department_returned``). Refused after the final answer (409). Flushes.
+    """
+    item = _department_may_act(forward, what="退回")
+    if forward.answered_at is not None:
+        raise UserError("already_answered", "该交办件已经答复，不能再退回。", 409)
+    text = clean_text(reason, "reason", "退回理由", max_chars=STAFF_TEXT_MAX_CHARS, required=True, multiline=True)
+    now = utcnow()
+    forward.returned_at = now
+    forward.return_reason = text
+    forward.extension_due_at, forward.extension_reason, forward.extension_requested_at = None, "", None
+    lock_row(item)
+    if item.status == ItemStatus.FORWARDED and not _open_forwards(item):
+        item.status = ItemStatus.ACCEPTED
+    return _department_step(
+        item,
+        forward,
+        ItemEventKind.DEPARTMENT_RETURNED,
+        text,
+        {},
+        "deputy_department_returned",
+        "forward_returned",
+        now,
+    )
+
+
+def extension_limit_days(item: Item) -> int:
+    """The most days one extension a department asks for may add: the station's setting, else the configured one."""
+    own = item.station.department_extension_max_days
+    return own if own is not None else current_app.config["DEPARTMENT_EXTENSION_MAX_DAYS"]
+
+
+def department_request_extension(forward: ItemForward, due: object, reason: object) -> ItemEvent:
+    """The department asks the deputy for more time: a later due date, within the station's limit, and why.
+
+    One request at a time (409 while one waits for the deputy); refused after the final answer
+    (409); a date not later than the current due date, or past the limit, is refused (400). The
+    deputy is told (``deputy_extension_requested``) and grants or refuses (``decide_extension``).
+    Flushes.
+    """
+    item = _department_may_act(forward, what="申请延期")
+    if forward.answered_at is not None:
+        raise UserError("already_answered", "该交办件已经答复，无需延期。", 409)
+    if forward.extension_requested_at is not None:
+        raise UserError("extension_pending", "已申请延期，请等待交办的代表答复。", 409)
+    now = utcnow()
+    wanted = deadlines.parse_due(due, now)
+    if wanted <= forward.due_at:
+        current = _due_label(forward.due_at)
+        raise UserError("due_not_later", f"申请的期限应晚于现在的期限（{current}）。", 400, field="due")
+    limit = extension_limit_days(item)
+    if wanted > deadlines.end_of_day(forward.due_at.astimezone(CHINA_TZ).date() + timedelta(days=limit)):
+        raise UserError("extension_too_long", f"每次最多申请延期{limit}天，请重新选择日期。", 400, field="due")
+    text = clean_text(reason, "text", "延期理由", max_chars=STAFF_TEXT_MAX_CHARS, required=True, multiline=True)
+    forward.extension_due_at, forward.extension_reason, forward.extension_requested_at = wanted, text, now
+    return _department_step(
+        item,
+        forward,
+        ItemEventKind.EXTENSION_REQUESTED,
+        f"申请延期至{_due_label(wanted)}。{text}",
+        {"due": wanted.isoformat(), "from": forward.due_at.isoformat()},
+        "deputy_extension_requested",
+        "forward_extension_requested",
+        now,
+    )
+
+
+def decide_extension(forward: ItemForward, actor: StaffUser, grant: object, text: object = "") -> ItemEvent:
+    """The deputy (or the station's administrator) grants or refuses a department's request for more time.
+
+    Granting moves the forward's due date to the one asked for, and the item's when that is
+    later (an 延长办理期限 the resident sees, through the table's ``extend``, with ``text`` as the
+    reason, the department's by default). Refusing writes a private note (``text``: why,
+    optional). Either way the request is cleared and the department reads the outcome on its
+    page. 404 for someone who cannot see the item or may not decide, 409 without a pending
+    request. Flushes.
+    """
+    item = db.session.get(Item, forward.item_id)
+    if not can_see_item(actor, item) or actor.role not in (StaffRole.DEPUTY, StaffRole.STATION_ADMIN):
+        raise UserError("unknown_item", "找不到该留言，请核对编号。", 404)
+    lock_row(forward)
+    if forward.extension_requested_at is None or not forward.is_live:
+        raise UserError("no_extension_request", "承办单位没有待处理的延期申请。", 409)
+    if grant not in (True, False, "grant", "refuse"):
+        raise UserError("invalid_decision", "请选择同意或不同意延期。", 400, field="decision")
+    granted = grant in (True, "grant")
+    note = _staff_text(text, "说明", required=False)
+    wanted, previous = forward.extension_due_at, forward.due_at
+    now = utcnow()
+    if granted and item.due_at is not None and wanted > item.due_at and item.status in _IN_HAND:
+        event = perform_action(
+            item,
+            actor,
+            "extend",
+            due=wanted.astimezone(CHINA_TZ).date().isoformat(),
+            text=note or forward.extension_reason,
+        )
+        event.data = {**event.data, "extension_of_forward": forward.id}
+    else:
+        body = (
+            f"同意{forward.department.name}延期至{_due_label(wanted)}。"
+            if granted
+            else (f"不同意{forward.department.name}延期申请。{note}")
+        )
+        event = add_private_note(
+            item,
+            actor,
+            now,
+            body,
+            {"action": "grant_extension" if granted else "refuse_extension", "forward_id": forward.id},
+        )
+    if granted:
+        forward.due_at = wanted
+    forward.extension_due_at, forward.extension_reason, forward.extension_requested_at = None, "", None
+    record_audit(
+        "forward_extension_granted" if granted else "forward_extension_refused",
+        user=actor,
+        object_type="item_forward",
+        object_id=forward.id,
+        data={
+            "ref": item.ref,
+            "department_id": forward.department_id,
+            "from": previous.isoformat(),
+            "due": wanted.isoformat(),
+        },
+    )
+    db.session.flush()
     return event
 
 

@@ -257,6 +257,8 @@ class ItemEventKind(enum.StrEnum):
     CLAIMED = "claimed"  # the resident claimed an in-person item on their own phone
     RESIDENT_REPLIED = "resident_replied"  # the resident answered a request for more (等待群众补充)
     FOLLOWED_UP = "followed_up"  # the resident's 追问 on an open item
+    DEPARTMENT_RETURNED = "department_returned"  # 退回: the department gave the item back, with its reason
+    EXTENSION_REQUESTED = "extension_requested"  # the department asked the deputy for more time
 
 
 class ActorKind(enum.StrEnum):

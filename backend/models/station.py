@@ -29,6 +29,8 @@ class Station(Base):
     contact_phone: Mapped[str] = mapped_column(String(30), default="")
     # When the reception days are held (上午9:00—11:30), in the station's own words; printed on posters.
     reception_hours: Mapped[str] = mapped_column(String(50), default="")
+    # The most days one extension a department asks for may add (None: DEPARTMENT_EXTENSION_MAX_DAYS).
+    department_extension_max_days: Mapped[int | None] = mapped_column(SmallInteger)
     is_active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

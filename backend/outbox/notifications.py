@@ -5,7 +5,9 @@ beginning of the answer) and resolved (with a request to rate), and of the other
 steps the lifecycle reports (declined, duplicate, reassigned, extended, waiting). Deputies
 are told of a new item, an overdue item, a reopened item, a supervisor's 督办, a
 department's reply, the resident's reply to 等待群众补充 and the resident's 追问.
-Departments have no WeChat channel: their link is the channel.
+A department with accounts is told of a new forward through its accounts' bound WeChat;
+one without has its link as its channel. Deputies also hear of a department's return (退回)
+and request for more time.
 
 Templates are chosen per purpose in ``WECHAT_TEMPLATES``: one subscription (one
 ``accept``) allows one message per template, so the resident's progress notices spend
@@ -278,11 +280,26 @@ def _deputy_supervised(ctx: Context) -> dict[str, object]:
     return {"status": "督办", "summary": ctx.event_text or "上级督办，请尽快办理"}
 
 
-def _deputy_department_replied(ctx: Context) -> dict[str, object]:
+def _forward_department(ctx: Context) -> str:
     forward_id = (ctx.message.payload or {}).get("forward_id")
     forward = db.session.get(ItemForward, forward_id) if forward_id else None
-    who = forward.department.name if forward is not None else "承办单位"
-    return {"status": "部门答复", "summary": f"{who}已答复"}
+    return forward.department.name if forward is not None else "承办单位"
+
+
+def _deputy_department_replied(ctx: Context) -> dict[str, object]:
+    return {"status": "部门答复", "summary": f"{_forward_department(ctx)}已答复"}
+
+
+def _deputy_department_returned(ctx: Context) -> dict[str, object]:
+    return {"status": "部门退回", "summary": f"{_forward_department(ctx)}退回：{ctx.event_text}"}
+
+
+def _deputy_extension_requested(ctx: Context) -> dict[str, object]:
+    return {"status": "申请延期", "summary": f"{_forward_department(ctx)}申请延期"}
+
+
+def _department_new(ctx: Context) -> dict[str, object]:
+    return {"status": "新交办", "summary": ctx.item.body}
 
 
 def _deputy_resident_replied(ctx: Context) -> dict[str, object]:
@@ -313,8 +330,11 @@ KINDS: dict[str, KindSpec] = {
     "deputy_department_replied": KindSpec("staff", "deputy_task", _deputy_department_replied),
     "deputy_resident_replied": KindSpec("staff", "deputy_task", _deputy_resident_replied),
     "deputy_resident_followup": KindSpec("staff", "deputy_task", _deputy_resident_followup),
-    # Departments answer through their forward link; nothing reaches them in WeChat.
-    "department_new_item": KindSpec("none", None),
+    "deputy_department_returned": KindSpec("staff", "deputy_task", _deputy_department_returned),
+    "deputy_extension_requested": KindSpec("staff", "deputy_task", _deputy_extension_requested),
+    # Departments: their accounts' bound WeChat (one row per account); a department without accounts
+    # has its forward link as its channel (a row with no recipient, skipped).
+    "department_new_item": KindSpec("staff", "deputy_task", _department_new),
 }
 
 

@@ -17,10 +17,17 @@ from flask import Blueprint, make_response, redirect, render_template, request, 
 from backend.audit import record_audit
 from backend.errors import UserError
 from backend.extensions import db
-from backend.items.lifecycle import ForwardLink, department_answer, open_forward_link
+from backend.items.lifecycle import (
+    ForwardLink,
+    department_answer,
+    department_request_extension,
+    department_return,
+    extension_limit_days,
+    open_forward_link,
+)
 from backend.items.masking import mask_message, mask_name, mask_phone
 from backend.items.refs import format_ref
-from backend.models import Item, ItemForward, ItemPhoto
+from backend.models import Item, ItemEvent, ItemEventKind, ItemForward, ItemPhoto
 from backend.models.item import ITEM_CATEGORY_LABELS
 from backend.routes.deputy import jpeg_response
 from backend.stations.calendar import today_in_china
@@ -99,8 +106,31 @@ def _expired_page(exc: LinkExpired):
     return make_response(render_template("department/expired.html", **context), 410)
 
 
+DONE_MESSAGES = {
+    "1": "答复已提交，交办的代表会看到。谢谢！",
+    "progress": "进展已报告，交办的代表会看到。",
+    "extension": "延期申请已提交，交办的代表同意后办理期限会顺延。",
+    "return": "已退回交办的代表。",
+}
+
+
+def _progress_and_outcome(item: Item, forward: ItemForward) -> tuple[list[ItemEvent], str]:
+    """The department's progress reports on this forward, and what the deputy said to its last extension request."""
+    mine = [e for e in item.events if (e.data or {}).get("forward_id") == forward.id]
+    progress = [e for e in mine if e.kind == ItemEventKind.DEPARTMENT_REPLIED and (e.data or {}).get("final") is False]
+    outcome = ""
+    for event in mine:
+        action = (event.data or {}).get("action")
+        if action == "grant_extension" or (event.data or {}).get("extension_of_forward") == forward.id:
+            outcome = "交办的代表已同意延期。"
+        elif action == "refuse_extension":
+            outcome = "交办的代表不同意延期，请按原期限办理。"
+    return progress, outcome
+
+
 def _page(forward: ItemForward, status: int = 200, **extra):
     item = db.session.get(Item, forward.item_id)
+    progress, extension_outcome = _progress_and_outcome(item, forward)
     # The message and the deputy's instructions with mobile numbers (and the resident's name) masked,
     # like the contact fields; a department the resident allowed to contact them sees them whole after
     # the audited reveal.
@@ -118,7 +148,12 @@ def _page(forward: ItemForward, status: int = 200, **extra):
         "values": {},
         "error": None,
         "error_field": None,
-        "done": request.args.get("done") == "1",
+        "done": request.args.get("done") in DONE_MESSAGES,
+        "done_message": DONE_MESSAGES.get(request.args.get("done", ""), ""),
+        "progress": progress,
+        "extension_outcome": extension_outcome,
+        "extension_limit": extension_limit_days(item),
+        "error_action": None,
         "today": today_in_china().isoformat(),
     }
     context.update(extra)
@@ -136,15 +171,52 @@ def answer(token: str):
     """Record the department's answer (what was done, and by when); shown again with the reason when refused."""
     forward = forward_or_404(token)
     values = {"text": request.form.get("text", ""), "promised_by": request.form.get("promised_by", "")}
+    final = request.form.get("kind", "final") != "progress"
+    return _act(
+        token,
+        forward,
+        lambda: department_answer(forward, values["text"], values["promised_by"] or None, final=final),
+        values,
+        done="1" if final else "progress",
+    )
+
+
+@bp.post("/<token>/extension")
+def request_extension(token: str):
+    """The department asks the deputy for more time (``due``, ``text``: why)."""
+    forward = forward_or_404(token)
+    values = {"due": request.form.get("due", ""), "extension_text": request.form.get("text", "")}
+    return _act(
+        token,
+        forward,
+        lambda: department_request_extension(forward, values["due"], values["extension_text"]),
+        values,
+        done="extension",
+        action="extension",
+    )
+
+
+@bp.post("/<token>/return")
+def return_item(token: str):
+    """退回: the department gives the item back to the deputy (``reason`` required)."""
+    forward = forward_or_404(token)
+    values = {"reason": request.form.get("reason", "")}
+    return _act(
+        token, forward, lambda: department_return(forward, values["reason"]), values, done="return", action="return"
+    )
+
+
+def _act(token: str, forward: ItemForward, operation, values: dict, *, done: str, action: str | None = None):
+    """Run one of the department's operations; back to the page, or the page again with the reason refused."""
     try:
-        department_answer(forward, values["text"], values["promised_by"] or None)
+        operation()
     except UserError as exc:
         if exc.status == 404:
             raise
         db.session.rollback()
-        return _page(forward, exc.status, values=values, error=exc.message, error_field=exc.field)
+        return _page(forward, exc.status, values=values, error=exc.message, error_field=exc.field, error_action=action)
     db.session.commit()
-    return redirect(url_for("department.forward_page", token=token, done=1), 303)
+    return redirect(url_for("department.forward_page", token=token, done=done), 303)
 
 
 @bp.post("/<token>/reveal")
