@@ -5,6 +5,7 @@ progress then answers, asks for more time (the deputy grants or refuses), or giv
 from __future__ import annotations
 
 from datetime import timedelta
+from types import SimpleNamespace
 
 import pytest
 from flask import g
@@ -13,6 +14,7 @@ from sqlalchemy import func, select
 from backend.extensions import db
 from backend.items.lifecycle import department_link_token, revoke_forward
 from backend.models import (
+    Department,
     ItemEvent,
     ItemEventKind,
     ItemForward,
@@ -400,3 +402,104 @@ def test_the_chain_through_the_api(app, world, item, forwarded):
     assert back.status_code == 200 and back.json["status"] == "accepted"
     refs = [r["ref"] for r in client.get("/api/v1/inbox", headers=dept).json["items"]]
     assert other.ref not in refs
+
+
+# -- a second hop -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def units(world):
+    """Two units of the housing bureau: one with an account ("dept_unit"), one without; and a unit of the first."""
+    town = Department(name="霞阳镇城建办", region=world.county, parent_id=world.department.id)
+    quiet = Department(name="沔渡镇城建办", region=world.county, parent_id=world.department.id)
+    db.session.add_all([town, quiet])
+    db.session.flush()
+    below = Department(name="霞阳镇城建办施工队", region=world.county, parent_id=town.id)
+    account = StaffUser(
+        username="dept_unit",
+        display_name="城建办",
+        password_hash=password_hash(),
+        role=StaffRole.DEPARTMENT,
+        department=town,
+    )
+    db.session.add_all([below, account])
+    db.session.commit()
+    return SimpleNamespace(town=town, quiet=quiet, below=below)
+
+
+def test_a_second_hop_to_a_unit_which_answers_back_up_the_chain(app, world, item, forwarded, units):
+    fwd, raw = forwarded
+    client = app.test_client()
+    page = client.get(f"/d/{raw}").text
+    assert 'id="pass-on-form"' in page and "霞阳镇城建办" in page and "施工队" not in page  # its own units only
+    before = counts()
+    for fields, message in (
+        ({"department_id": world.department2.id, "due": due(5)}, "下属单位"),  # not one of its units
+        ({"department_id": units.below.id, "due": due(5)}, "下属单位"),  # a unit's unit
+        ({"department_id": "", "due": due(5)}, "下属单位"),
+        ({"department_id": units.town.id, "due": due(30)}, "不能晚于本单位的期限"),
+    ):
+        response = post_form(client, raw, "/pass-on", **fields)
+        assert response.status_code == 400 and message in response.text, fields
+    assert counts() == before
+    response = post_form(client, raw, "/pass-on", department_id=units.town.id, due=due(7), text="请派人现场修复。")
+    assert response.status_code == 303
+    hop = db.session.scalar(select(ItemForward).where(ItemForward.parent_forward_id == fwd.id))
+    assert hop.department_id == units.town.id and hop.due_at < fwd.due_at
+    unit_account = db.session.scalar(select(StaffUser).where(StaffUser.username == "dept_unit"))
+    assert [r.staff_user_id for r in rows("department_new_item") if r.payload["forward_id"] == hop.id] == [
+        unit_account.id
+    ]
+    (told,) = rows("deputy_department_passed_on")
+    assert told.staff_user_id == world.users["deputy"].id
+    assert build_notice(told).data["phrase2"]["value"] == "转下属单位"
+    assert post_form(client, raw, "/pass-on", department_id=units.town.id, due=due(7)).status_code == 409
+
+    # The unit finds it in its inbox; its page says who passed it on; it may not pass it further.
+    unit = login(app, "dept_unit")
+    assert item.ref[:4] in unit.get("/staff/inbox").text
+    opened = unit.get(f"/staff/items/{item.ref}")
+    assert opened.status_code == 303
+    hop_raw = opened.headers["Location"].rsplit("/", 1)[1]
+    unit_page = unit.get(opened.headers["Location"]).text
+    assert "由炎陵县住房和城乡建设局转交" in unit_page and 'id="pass-on-form"' not in unit_page
+    headers = api_token(app, "dept_unit")
+    further = app.test_client().post(
+        f"/api/v1/inbox/{item.ref}/department",
+        json={"action": "pass_on", "department_id": units.below.id, "due": due(5)},
+        headers=headers,
+    )
+    assert further.status_code == 409 and further.json["error"]["code"] == "second_hop_only"
+    # Another department cannot pass it on.
+    other = app.test_client().post(
+        f"/api/v1/inbox/{item.ref}/department",
+        json={"action": "pass_on", "department_id": units.town.id, "due": due(5)},
+        headers=api_token(app, "dept_transport"),
+    )
+    assert other.status_code == 404
+
+    # The unit answers: progress, then final; it shows up the chain, and the deputy hears of each.
+    assert post_form(client, hop_raw, text="已到现场。", kind="progress").status_code == 303
+    assert post_form(client, hop_raw, text="已修复三块地砖。", kind="final").status_code == 303
+    parent_page = client.get(f"/d/{raw}").text
+    assert f'id="hop-{hop.id}"' in parent_page and "已到现场。" in parent_page and "已修复三块地砖。" in parent_page
+    assert len(rows("deputy_department_replied")) == 2
+    deputy_page = login(app, "deputy_d1").get(f"/staff/items/{item.ref}").text
+    assert "霞阳镇城建办" in deputy_page and "承办单位转交下属单位" in deputy_page and "已修复三块地砖。" in deputy_page
+
+
+def test_a_second_hop_through_the_api_to_a_unit_without_accounts(app, world, item, forwarded, units):
+    fwd, raw = forwarded
+    client = app.test_client()
+    response = client.post(
+        f"/api/v1/inbox/{item.ref}/department",
+        json={"action": "pass_on", "department_id": units.quiet.id, "due": due(6), "text": "请核实。"},
+        headers=api_token(app, "dept_user"),
+    )
+    assert response.status_code == 200, response.text
+    hop = db.session.scalar(select(ItemForward).where(ItemForward.parent_forward_id == fwd.id))
+    assert [r.staff_user_id for r in rows("department_new_item") if r.payload["forward_id"] == hop.id] == [None]
+    page = client.get(f"/d/{raw}").text
+    link = page.split(f'id="hop-link-{hop.id}">')[1].split("<", 1)[0]
+    assert link.endswith(f"/d/{department_link_token(hop)}")
+    assert client.get(f"/d/{department_link_token(hop)}").status_code == 200

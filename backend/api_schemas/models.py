@@ -654,17 +654,26 @@ class ActionRequest(Request):
 class DepartmentActionRequest(Request):
     """What a department does with a forwarded item (its account's token; the item is in its inbox)."""
 
-    action: Literal["progress", "answer", "extension", "return"] | None = Field(
+    action: Literal["progress", "answer", "extension", "return", "pass_on"] | None = Field(
         default=None,
         title="操作",
-        description="progress（报告进展，可多次）、answer（最终答复，一次）、extension（申请延期）、return（退回）",
+        description="progress（报告进展，可多次）、answer（最终答复，一次）、extension（申请延期）、return（退回）、"
+        "pass_on（转交下属单位）",
     )
+    department_id: IdInput | None = Field(default=None, title="下属单位", description="pass_on：本单位下属单位的 id")
     text: str | None = Field(default=None, title="内容", description="progress、answer：办理情况；extension：延期理由")
     promised_by: str | None = Field(default=None, title="预计完成日期", description="progress、answer：YYYY-MM-DD")
-    due: str | None = Field(default=None, title="延期至", description="extension：YYYY-MM-DD，不超过联络站规定的天数")
+    due: str | None = Field(
+        default=None,
+        title="期限",
+        description="extension：延期至，YYYY-MM-DD，不超过联络站规定的天数；pass_on：下属单位的期限，不晚于本单位的",
+    )
     reason: str | None = Field(default=None, title="退回理由", description="return：必填")
 
-    field_errors: ClassVar = {"action": ("invalid_action", "不支持的操作。")}
+    field_errors: ClassVar = {
+        "action": ("invalid_action", "不支持的操作。"),
+        "department_id": ("invalid_department_id", "请选择本单位的一个下属单位。"),
+    }
 
 
 class ForwardState(Answer):

@@ -986,6 +986,77 @@ def department_return(forward: ItemForward, reason: object) -> ItemEvent:
     )
 
 
+def sub_units(department_id: int) -> list[Department]:
+    """The active units of a department (``Department.parent_id``): where it may pass an item on to."""
+    return list(
+        db.session.scalars(
+            select(Department)
+            .where(Department.parent_id == department_id, Department.is_active.is_(True))
+            .order_by(Department.name, Department.id)
+        )
+    )
+
+
+def department_pass_on(forward: ItemForward, department_id: object, due: object, text: object) -> ItemForward:
+    """A second hop: the department passes the item on to one of its own units, with a due date of its own (on or
+    before its own) and instructions; the unit answers back up the chain on its own forward.
+
+    Refused, writing nothing: a unit that is not the department's own (400), a due date past the
+    department's own (400), a forward that is itself a second hop, or answered, returned or
+    revoked (409/404), a unit already holding the item (409). The unit's accounts are told
+    (``department_new_item``) and find it in their inbox; one without accounts gets its own link,
+    which the department's page shows. The deputy is told (``deputy_department_passed_on``). Flushes.
+    """
+    item = _department_may_act(forward, what="转交下属单位")
+    if forward.answered_at is not None:
+        raise UserError("already_answered", "该交办件已经答复，不能再转交。", 409)
+    if forward.parent_forward_id is not None:
+        raise UserError("second_hop_only", "下属单位不能再转交，请直接办理，或退回交办的单位。", 409)
+    message = "请选择本单位的一个下属单位。"
+    if department_id in (None, ""):
+        raise UserError("required", message, 400, field="department_id")
+    unit = db.session.get(Department, clean_id(department_id, "department_id", message))
+    if unit is None or unit.parent_id != forward.department_id or not unit.is_active:
+        raise UserError("invalid_department_id", message, 400, field="department_id")
+    now = utcnow()
+    unit_due = deadlines.parse_due(due, now)
+    if unit_due > forward.due_at:
+        raise UserError(
+            "due_too_late", f"下属单位的期限不能晚于本单位的期限（{_due_label(forward.due_at)}）。", 400, field="due"
+        )
+    instructions = _staff_text(text, "转交要求", required=False)
+    if live_forward_of_department(item, unit.id) is not None:
+        raise UserError("already_forwarded", f"{unit.name}已经在办理该件。", 409, field="department_id")
+    hop = ItemForward(
+        item_id=item.id,
+        department_id=unit.id,
+        parent_forward_id=forward.id,
+        instructions=instructions,
+        due_at=unit_due,
+        share_contact=forward.share_contact,
+        created_at=now,
+    )
+    db.session.add(hop)
+    db.session.flush()
+    for user_id in [user.id for user in department_accounts(unit.id)] or [None]:
+        db.session.add(
+            OutboxMessage(
+                kind="department_new_item", item_id=item.id, staff_user_id=user_id, payload={"forward_id": hop.id}
+            )
+        )
+    _department_step(
+        item,
+        forward,
+        ItemEventKind.SUB_FORWARDED,
+        f"转交{unit.name}办理，期限{_due_label(unit_due)}。{instructions}",
+        {"sub_forward_id": hop.id, "sub_department_id": unit.id, "due": unit_due.isoformat()},
+        "deputy_department_passed_on",
+        "forward_passed_on",
+        now,
+    )
+    return hop
+
+
 def extension_limit_days(item: Item) -> int:
     """The most days one extension a department asks for may add: the station's setting, else the configured one."""
     own = item.station.department_extension_max_days

@@ -45,6 +45,8 @@ class ItemForward(Base):
     extension_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     extension_reason: Mapped[str] = mapped_column(Text, default="")
     extension_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # A second hop: the forward of the department that passed the item on to this one, its own unit.
+    parent_forward_id: Mapped[int | None] = mapped_column(ForeignKey("item_forwards.id"), index=True)
 
     department: Mapped[Department] = relationship()
 

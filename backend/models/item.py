@@ -259,6 +259,7 @@ class ItemEventKind(enum.StrEnum):
     FOLLOWED_UP = "followed_up"  # the resident's 追问 on an open item
     DEPARTMENT_RETURNED = "department_returned"  # 退回: the department gave the item back, with its reason
     EXTENSION_REQUESTED = "extension_requested"  # the department asked the deputy for more time
+    SUB_FORWARDED = "sub_forwarded"  # a second hop: the department passed the item on to one of its units
 
 
 class ActorKind(enum.StrEnum):

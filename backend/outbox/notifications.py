@@ -298,6 +298,10 @@ def _deputy_extension_requested(ctx: Context) -> dict[str, object]:
     return {"status": "申请延期", "summary": f"{_forward_department(ctx)}申请延期"}
 
 
+def _deputy_department_passed_on(ctx: Context) -> dict[str, object]:
+    return {"status": "转下属单位", "summary": f"{_forward_department(ctx)}已转交下属单位"}
+
+
 def _department_new(ctx: Context) -> dict[str, object]:
     return {"status": "新交办", "summary": ctx.item.body}
 
@@ -332,6 +336,7 @@ KINDS: dict[str, KindSpec] = {
     "deputy_resident_followup": KindSpec("staff", "deputy_task", _deputy_resident_followup),
     "deputy_department_returned": KindSpec("staff", "deputy_task", _deputy_department_returned),
     "deputy_extension_requested": KindSpec("staff", "deputy_task", _deputy_extension_requested),
+    "deputy_department_passed_on": KindSpec("staff", "deputy_task", _deputy_department_passed_on),
     # Departments: their accounts' bound WeChat (one row per account); a department without accounts
     # has its forward link as its channel (a row with no recipient, skipped).
     "department_new_item": KindSpec("staff", "deputy_task", _department_new),

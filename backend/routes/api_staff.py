@@ -21,6 +21,7 @@ from backend.items.access import can_see_item
 from backend.items.lifecycle import (
     decide_extension,
     department_answer,
+    department_pass_on,
     department_request_extension,
     department_return,
     forward_link_token,
@@ -312,8 +313,9 @@ def _forward_answer(item: Item, forward: ItemForward):
     responses={200: m.DepartmentActionAnswer, 409: m.ErrorResponse, **STAFF_ERRORS},
 )
 def department_action(ref: str):
-    """A department's account acts on an item forwarded to it: ``{"action": "progress"|"answer"|"extension"|"return",
-    "text", "promised_by", "due", "reason"}`` — the same steps as on its link page (``/d/<token>``).
+    """A department's account acts on an item forwarded to it: ``{"action": "progress"|"answer"|"extension"|"return"|
+    "pass_on", "text", "promised_by", "due", "reason", "department_id"}`` — the same steps as on its link page
+    (``/d/<token>``).
 
     404 for an item not (or no longer) in the department's hands; 409 after its final answer or its 退回.
     """
@@ -327,6 +329,8 @@ def department_action(ref: str):
         department_request_extension(forward, data.due, data.text)
     elif data.action == "return":
         department_return(forward, data.reason)
+    elif data.action == "pass_on":
+        department_pass_on(forward, data.department_id, data.due, data.text)
     else:
         raise UserError("invalid_action", "不支持的操作。", 400, field="action")
     db.session.commit()

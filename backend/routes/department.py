@@ -12,7 +12,8 @@ resident's contact details are shown only when the forward shares them
 
 from __future__ import annotations
 
-from flask import Blueprint, make_response, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, make_response, redirect, render_template, request, url_for
+from sqlalchemy import select
 
 from backend.audit import record_audit
 from backend.errors import UserError
@@ -20,10 +21,13 @@ from backend.extensions import db
 from backend.items.lifecycle import (
     ForwardLink,
     department_answer,
+    department_link_token,
+    department_pass_on,
     department_request_extension,
     department_return,
     extension_limit_days,
     open_forward_link,
+    sub_units,
 )
 from backend.items.masking import mask_message, mask_name, mask_phone
 from backend.items.refs import format_ref
@@ -111,6 +115,7 @@ DONE_MESSAGES = {
     "progress": "进展已报告，交办的代表会看到。",
     "extension": "延期申请已提交，交办的代表同意后办理期限会顺延。",
     "return": "已退回交办的代表。",
+    "pass_on": "已转交下属单位，对方的办理情况会显示在本页。",
 }
 
 
@@ -128,9 +133,26 @@ def _progress_and_outcome(item: Item, forward: ItemForward) -> tuple[list[ItemEv
     return progress, outcome
 
 
+def _hops(item: Item, forward: ItemForward) -> list[dict]:
+    """The second hops of this forward: each unit, its due date, its progress reports and answer (up the chain)."""
+    hops = db.session.scalars(
+        select(ItemForward).where(ItemForward.parent_forward_id == forward.id).order_by(ItemForward.id)
+    ).all()
+    base = current_app.config["PUBLIC_BASE_URL"]
+    return [
+        {
+            "forward": hop,
+            "progress": _progress_and_outcome(item, hop)[0],
+            "link": base + url_for("department.forward_page", token=department_link_token(hop)) if hop.is_live else "",
+        }
+        for hop in hops
+    ]
+
+
 def _page(forward: ItemForward, status: int = 200, **extra):
     item = db.session.get(Item, forward.item_id)
     progress, extension_outcome = _progress_and_outcome(item, forward)
+    parent = db.session.get(ItemForward, forward.parent_forward_id) if forward.parent_forward_id else None
     # The message and the deputy's instructions with mobile numbers (and the resident's name) masked,
     # like the contact fields; a department the resident allowed to contact them sees them whole after
     # the audited reveal.
@@ -153,6 +175,9 @@ def _page(forward: ItemForward, status: int = 200, **extra):
         "progress": progress,
         "extension_outcome": extension_outcome,
         "extension_limit": extension_limit_days(item),
+        "parent": parent,
+        "units": sub_units(forward.department_id) if parent is None else [],
+        "hops": _hops(item, forward),
         "error_action": None,
         "today": today_in_china().isoformat(),
     }
@@ -203,6 +228,25 @@ def return_item(token: str):
     values = {"reason": request.form.get("reason", "")}
     return _act(
         token, forward, lambda: department_return(forward, values["reason"]), values, done="return", action="return"
+    )
+
+
+@bp.post("/<token>/pass-on")
+def pass_on(token: str):
+    """A second hop: pass the item on to one of the department's own units (``department_id``, ``due``, ``text``)."""
+    forward = forward_or_404(token)
+    values = {
+        "unit_id": request.form.get("department_id", ""),
+        "unit_due": request.form.get("due", ""),
+        "unit_text": request.form.get("text", ""),
+    }
+    return _act(
+        token,
+        forward,
+        lambda: department_pass_on(forward, values["unit_id"], values["unit_due"], values["unit_text"]),
+        values,
+        done="pass_on",
+        action="pass_on",
     )
 
 

@@ -113,6 +113,7 @@ STAFF_EVENT_LABELS = {
     ItemEventKind.FOLLOWED_UP: "群众追问",
     ItemEventKind.DEPARTMENT_RETURNED: "承办单位退回",
     ItemEventKind.EXTENSION_REQUESTED: "承办单位申请延期",
+    ItemEventKind.SUB_FORWARDED: "承办单位转交下属单位",
 }
 NOTE_ACTION_LABELS = {
     "wait_for_resident": "等待群众补充",
