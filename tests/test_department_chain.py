@@ -503,3 +503,25 @@ def test_a_second_hop_through_the_api_to_a_unit_without_accounts(app, world, ite
     link = page.split(f'id="hop-link-{hop.id}">')[1].split("<", 1)[0]
     assert link.endswith(f"/d/{department_link_token(hop)}")
     assert client.get(f"/d/{department_link_token(hop)}").status_code == 200
+
+
+def test_an_expired_link_takes_no_step(app, world, item, forwarded, units):
+    fwd, raw = forwarded
+    client = app.test_client()
+    assert post_form(client, raw, text="已修复。", kind="final").status_code == 303
+    act(item, world.users["deputy"], "reply", text="已修复。")
+    act(item, world.users["deputy"], "resolve", outcome="solved")
+    db.session.refresh(fwd)
+    fwd.answered_at -= timedelta(days=30)
+    item.resolved_at -= timedelta(days=30)
+    db.session.commit()
+    before = counts()
+    for path, fields in (
+        ("", {"text": "再报告进展。", "kind": "progress"}),
+        ("/extension", {"due": due(20), "text": "等材料。"}),
+        ("/return", {"reason": "退回。"}),
+        ("/pass-on", {"department_id": units.town.id, "due": due(3)}),
+    ):
+        assert post_form(client, raw, path, **fields).status_code == 410, path
+    assert counts() == before
+    assert len(audit_rows("forward_link_denied")) == 4
