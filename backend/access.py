@@ -7,7 +7,8 @@ Items (seen, and acted on through ``backend.items.lifecycle``):
 | deputy        | items addressed to their own deputy record (``Item.deputy_id``)       |
 | station_admin | every item of their station                                           |
 | supervisor    | items of stations whose region is theirs or lies under it (any depth) |
-| department    | nothing by role: only the one item behind a forward link (forward.py) |
+| department    | items forwarded to their department and still in its hands (neither   |
+|               | revoked nor returned); without an account: the one item behind a link |
 
 ``can_see_item`` and ``visible_items_query`` apply the same rule, one to a loaded item, one in SQL.
 
@@ -37,7 +38,7 @@ from sqlalchemy import Select, false, select
 from backend.audit import record_audit
 from backend.extensions import db
 from backend.items.refs import normalize_ref
-from backend.models import Department, Deputy, Item, Region, StaffRole, StaffUser, Station
+from backend.models import Department, Deputy, Item, ItemForward, Region, StaffRole, StaffUser, Station
 
 ADMIN_ROLES = (StaffRole.STATION_ADMIN, StaffRole.SUPERVISOR)
 
@@ -54,7 +55,20 @@ def can_see_item(user: StaffUser, item: Item) -> bool:
         if user.region_id is None:
             return False
         return any(region.id == user.region_id for region in item.station.region.lineage())
+    if user.role == StaffRole.DEPARTMENT:
+        return (
+            user.department_id is not None
+            and db.session.scalar(
+                _department_item_ids(user.department_id).where(ItemForward.item_id == item.id).limit(1)
+            )
+            is not None
+        )
     return False
+
+
+def _department_item_ids(department_id: int) -> Select:
+    """``select`` of the ids of the items a department holds: forwarded to it, neither revoked nor returned."""
+    return select(ItemForward.item_id).where(ItemForward.department_id == department_id, *ItemForward.live_conditions())
 
 
 def region_subtree(region_id: int) -> Select:
@@ -77,6 +91,8 @@ def visible_items_query(user: StaffUser) -> Select:
     if user.role == StaffRole.SUPERVISOR and user.region_id is not None:
         stations = select(Station.id).where(Station.region_id.in_(region_subtree(user.region_id)))
         return query.where(Item.station_id.in_(stations))
+    if user.role == StaffRole.DEPARTMENT and user.department_id is not None:
+        return query.where(Item.id.in_(_department_item_ids(user.department_id)))
     return query.where(false())
 
 

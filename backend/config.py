@@ -135,6 +135,9 @@ class Config:
         # Items closed more than this many days ago are anonymised (backend/items/retention.py): the consent
         # text on the form promises deletion three years (1,095 days) after an item is closed.
         self.RETENTION_DAYS = _env_int("RETENTION_DAYS", 1095)
+        # The most days one request of a department for more time may add to its due date, unless the
+        # station sets its own (stations.department_extension_max_days).
+        self.DEPARTMENT_EXTENSION_MAX_DAYS = _env_int("DEPARTMENT_EXTENSION_MAX_DAYS", 15)
         # WeChat subscribe messages (backend/outbox): purpose → template id and its keys, each key mapped to
         # the value the notification fills in (ref, status, summary, deputy, at). Override with WECHAT_TEMPLATES
         # as JSON; the key names and their order come from the templates chosen in the mini-program's console.

@@ -284,6 +284,8 @@ def test_the_deputy_renews_an_expired_link_and_the_old_one_stops(app, client, wo
     html, token = fresh_token(deputy, f"/staff/items/{item.ref}")
     assert f'id="link-end-{fwd.id}"' in html and "已于" in html and "重新开通链接" in html
     renewed = deputy.post(f"/staff/items/{item.ref}/forwards/{fwd.id}/renew", data={"csrf_token": token})
+    assert renewed.status_code == 303  # a redirect: a reload renews nothing twice
+    renewed = deputy.get(renewed.headers["Location"])
     assert renewed.status_code == 200 and 'id="renewed"' in renewed.text
     new_link = re.search(r'id="department-link"[^>]*>([^<]+)<', renewed.text)[1]
     new_raw = new_link.rsplit("/d/", 1)[1]

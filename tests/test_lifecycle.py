@@ -67,6 +67,18 @@ EXPECTED = {
 
 CASES = [(action, status) for action in EXPECTED for status in S]
 
+# The resident's rows: (statuses, clock it needs, event kind, the deputy's outbox kind).
+RESIDENT_EXPECTED = {
+    "resident_reply": (IN_HAND, "paused", "resident_replied", "deputy_resident_replied"),
+    "follow_up": (
+        {S.SUBMITTED, S.ACCEPTED, S.FORWARDED, S.ANSWERED},
+        "running",
+        "followed_up",
+        "deputy_resident_followup",
+    ),
+}
+RESIDENT_CASES = [(a, s, paused) for a in RESIDENT_EXPECTED for s in S for paused in (False, True)]
+
 
 def count(model) -> int:
     return db.session.scalar(select(func.count()).select_from(model))
@@ -178,7 +190,17 @@ def valid_inputs(action: str, world, make_item) -> dict:
 
 
 def test_table_in_module_is_the_table_of_the_issue():
-    assert set(TRANSITIONS) == set(EXPECTED)
+    assert set(TRANSITIONS) == set(EXPECTED) | set(RESIDENT_EXPECTED)
+    assert set(lifecycle.ACTIONS) == set(EXPECTED) and set(RESIDENT_EXPECTED) == lifecycle.RESIDENT_ACTIONS
+    for action, (allowed, clock, kind, notice) in RESIDENT_EXPECTED.items():
+        row = TRANSITIONS[action]
+        assert (set(row.allowed_from), row.clock, row.event_kind.value, row.staff_notice) == (
+            allowed,
+            clock,
+            kind,
+            notice,
+        )
+        assert row.is_public and row.resident_notice is None and action in lifecycle.__doc__
     for action, (allowed, to, kind, public, notice) in EXPECTED.items():
         row = TRANSITIONS[action]
         assert set(row.allowed_from) == allowed, action
@@ -189,6 +211,29 @@ def test_table_in_module_is_the_table_of_the_issue():
     # Documented in the module, as the brief asks.
     for action in EXPECTED:
         assert action in lifecycle.__doc__
+
+
+@pytest.mark.parametrize(
+    ("action", "status", "paused"), RESIDENT_CASES, ids=[f"{a}-{s.value}-{p}" for a, s, p in RESIDENT_CASES]
+)
+def test_every_resident_row_in_every_status(world, make_item, action, status, paused):
+    allowed, clock, kind, notice = RESIDENT_EXPECTED[action]
+    item = make_item(status=status, paused=paused)
+    before_rows = written_rows()
+    if status not in allowed or paused != (clock == "paused"):
+        with pytest.raises(UserError) as err:
+            lifecycle.resident_action(item, action, "路灯在村委会往东50米。")
+        assert err.value.status == 409
+        db.session.rollback()
+        assert written_rows() == before_rows
+        return
+    event = lifecycle.resident_action(item, action, "路灯在村委会往东50米。")
+    db.session.commit()
+    db.session.refresh(item)
+    assert item.status == status and item.paused_at is None
+    assert event.kind.value == kind and event.is_public and event.actor_user_id is None
+    rows = db.session.scalars(select(OutboxMessage).where(OutboxMessage.item_id == item.id)).all()
+    assert [m.kind for m in rows] == [notice]
 
 
 @pytest.mark.parametrize(("action", "status"), CASES, ids=[f"{a}-{s.value}" for a, s in CASES])
@@ -401,7 +446,8 @@ def test_forward_makes_a_link_derived_not_stored(world, make_item):
     dept_rows = db.session.scalars(select(OutboxMessage).where(OutboxMessage.kind == "department_new_item")).all()
     assert len(dept_rows) == 1
     assert dept_rows[0].payload == {"forward_id": forward.id}
-    assert dept_rows[0].resident_id is None and dept_rows[0].staff_user_id is None
+    # The department has an account: the row goes to it (without one: no recipient, test_department_chain.py).
+    assert dept_rows[0].resident_id is None and dept_rows[0].staff_user_id == world.users["department"].id
 
 
 def test_forward_again_same_department_refused_other_department_allowed(world, make_item):
@@ -497,7 +543,7 @@ def test_department_answers_once_privately_and_the_deputy_is_told(world, forward
     assert forwarded.item.status == S.FORWARDED
     rows = db.session.scalars(select(OutboxMessage).where(OutboxMessage.kind == "deputy_department_replied")).all()
     assert [(r.staff_user_id, r.payload) for r in rows] == [
-        (world.users["d1"].id, {"forward_id": forwarded.forward.id})
+        (world.users["d1"].id, {"forward_id": forwarded.forward.id, "event_id": event.id})
     ]
     before = written_rows()
     with pytest.raises(UserError) as err:

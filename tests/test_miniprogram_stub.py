@@ -411,6 +411,25 @@ def test_after_received_spends_the_credit_the_resident_subscribes_again_and_hear
     assert progress_credits(app) == 0
 
 
+def test_the_resident_answers_the_deputys_request_for_more_then_follows_up(
+    app, scenario, backend_url, wechat_sandbox, world
+):
+    env = stub_env(backend_url, wechat_sandbox, **deputy_env(world.d1))
+    ref = scenario("submit", **env)["ref"]
+    item = db.session.scalar(select(Item).where(Item.ref == ref))
+    act(item, world.users["deputy"], "accept")
+    question = "请补充路灯的具体位置（门牌号或附近标志）。"
+    act(item, world.users["deputy"], "wait_for_resident", text=question)
+    answer, follow_up = "在村委会往东50米，电线杆编号 YL-0231。", "请问什么时候能修好？"
+    scenario("answer_back", **env, ref=ref, question=question, answer=answer, followUp=follow_up)
+    db.session.expire_all()
+    item = db.session.get(Item, item.id)
+    assert item.paused_at is None
+    kinds = [e.kind.value for e in item.events][-2:]
+    assert kinds == ["resident_replied", "followed_up"]
+    assert [e.body for e in item.events][-2:] == [answer, follow_up]
+
+
 def test_my_items_empty_then_unreachable(scenario, backend_url, wechat_sandbox):
     scenario("items_empty", **stub_env(backend_url, wechat_sandbox, closedUrl=closed_url()))
 

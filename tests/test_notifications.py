@@ -141,6 +141,7 @@ def _notice_for(kind: str):
 
 def test_every_kind_the_code_writes_has_a_notification():
     written = {t.resident_notice for t in TRANSITIONS.values() if t.resident_notice}
+    written |= {t.staff_notice for t in TRANSITIONS.values() if t.staff_notice}
     written |= {"item_received", "deputy_new_item", "deputy_item_reopened", "deputy_department_replied"}
     written |= {"department_new_item", "deputy_item_overdue", "deputy_item_supervised"}
     # And whatever kind a module of the backend writes literally.
@@ -208,6 +209,8 @@ def test_resident_is_told_each_step_with_the_answers_beginning(world, app):
         ("deputy_item_overdue", {}, "已超期"),
         ("deputy_item_reopened", {}, "被重开"),
         ("deputy_item_supervised", {}, "督办"),
+        ("deputy_resident_replied", {}, "群众已补充"),
+        ("deputy_resident_followup", {}, "群众追问"),
     ],
 )
 def test_deputy_is_told_new_overdue_and_reopened_items(world, app, kind, payload, status):

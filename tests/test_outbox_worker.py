@@ -120,7 +120,7 @@ def test_skipped_without_identity_channel_or_credit(world):
     assert statuses() == {a: "skipped", b: "skipped", c: "skipped", d: "failed"}
     assert "no WeChat identity" in row(a).last_error
     assert "no subscription left" in row(b).last_error
-    assert "no WeChat channel" in row(c).last_error
+    assert "no WeChat identity" in row(c).last_error  # a department without accounts: no recipient
     assert "no notification is defined" in row(d).last_error
     assert all(row(i).attempts == 0 for i in (a, b, c))
 

@@ -261,7 +261,7 @@ def test_the_migration_moves_photos_out_and_back(old_database, tmp_path, kind, r
     from flask_migrate import downgrade, upgrade
     from sqlalchemy import text
 
-    from backend.models import Region, RegionLevel, Station, utcnow
+    from backend.models import utcnow
 
     config = {**app_config_for(old_database), "REDIS_URL": None}
     if kind == "s3":
@@ -283,11 +283,19 @@ def test_the_migration_moves_photos_out_and_back(old_database, tmp_path, kind, r
     blobs = [jpeg_bytes((20 + i, 20)) for i in range(7)] + [None]
     with app.app_context():
         upgrade(revision=BEFORE_PHOTO_STORE)
-        county = Region(code="430225", name="炎陵县", level=RegionLevel.COUNTY)
-        station = Station(name="霞阳镇人大代表联络站", region=county, address="霞阳镇")
-        db.session.add_all([county, station])
-        db.session.commit()
         now = utcnow()
+        # Rows written with SQL of the old schema: the models are today's, with columns added since.
+        region_id = db.session.execute(
+            text("INSERT INTO regions (code, name, level) VALUES ('430225', '炎陵县', 'county') RETURNING id")
+        ).scalar()
+        station_id = db.session.execute(
+            text(
+                "INSERT INTO stations (name, region_id, address, contact_name, contact_phone, reception_hours,"
+                " is_active, created_at) VALUES ('霞阳镇人大代表联络站', :region, '霞阳镇', '', '', '', true, :now)"
+                " RETURNING id"
+            ),
+            {"region": region_id, "now": now},
+        ).scalar()
         item_id = db.session.execute(
             text(
                 "INSERT INTO items (ref, access_key, station_id, channel, category, body, contact_name, contact_phone,"
@@ -295,7 +303,7 @@ def test_the_migration_moves_photos_out_and_back(old_database, tmp_path, kind, r
                 " created_at, updated_at) VALUES ('7K4P9QXD', 'K', :station, 'web', 'other', 'b', '', '',"
                 " 'submitted', 0, 'unscreened', false, false, '', 'f', :now, :now) RETURNING id"
             ),
-            {"station": station.id, "now": now},
+            {"station": station_id, "now": now},
         ).scalar()
         for position, blob in enumerate(blobs):
             sha = hashlib.sha256(blob).hexdigest() if blob else "0" * 64
@@ -313,7 +321,7 @@ def test_the_migration_moves_photos_out_and_back(old_database, tmp_path, kind, r
                     "INSERT INTO deputies (name, station_id, constituency, occupation, phone, status, photo_jpeg,"
                     " photo_version, created_at) VALUES (:name, :station, '', '', '', 'serving', :jpeg, :version, :now)"
                 ),
-                {"name": name, "station": station.id, "jpeg": blob, "version": 1 if blob else 0, "now": now},
+                {"name": name, "station": station_id, "jpeg": blob, "version": 1 if blob else 0, "now": now},
             )
         db.session.commit()
         db.session.remove()

@@ -159,7 +159,7 @@ def test_accept_then_reply_with_a_station_template(world, deputy, item):
     assert item.status == ItemStatus.ANSWERED
 
 
-def test_forward_shows_the_department_link_once(world, deputy, item):
+def test_forward_answers_with_a_redirect_and_the_link_can_be_shown_again(world, deputy, item):
     act(item, world.users["deputy"], "accept")
     html, token = fresh_token(deputy, f"/staff/items/{item.ref}")
     assert world.department.name in html and world.far_department.name not in html  # region and up only
@@ -173,17 +173,26 @@ def test_forward_shows_the_department_link_once(world, deputy, item):
             "text": "请派人查看路灯线路。",
         },
     )
-    assert response.status_code == 200
-    assert response.headers["Cache-Control"] == "no-store"
-    link = response.text.split('id="department-link"')[1].split(">", 1)[1].split("<", 1)[0].strip()
+    assert response.status_code == 303  # a reload of what follows forwards nothing twice
+    forward = db.session.scalar(select(ItemForward).where(ItemForward.item_id == item.id))
+    assert response.headers["Location"] == f"/staff/items/{item.ref}/forwards/{forward.id}/link"
+    page = deputy.get(response.headers["Location"])
+    assert page.status_code == 200 and page.headers["Cache-Control"] == "no-store"
+    link = page.text.split('id="department-link"')[1].split(">", 1)[1].split("<", 1)[0].strip()
     assert link.startswith("https://msl.example.cn/d/")
     raw = link.rsplit("/", 1)[1]
     assert len(raw) >= 20 and "?" not in link
     db.session.refresh(item)
     assert item.status == ItemStatus.FORWARDED
-    # Shown once: the item page never carries it again.
+    # Never "shown once": the item page links to it, and it is the same link every time.
     again = deputy.get(f"/staff/items/{item.ref}").text
-    assert raw not in again and world.department.name in again and "待答复" in again
+    assert f'id="show-link-{forward.id}"' in again and world.department.name in again and "待答复" in again
+    assert raw in deputy.get(response.headers["Location"]).text
+    assert len(db.session.scalars(select(ItemForward).where(ItemForward.item_id == item.id)).all()) == 1
+    # Only the item's deputy and station administrator see it.
+    for username in ("deputy_d2", "admin_b", "sup_county", "dept_user"):
+        other = login(deputy.application, username).get(response.headers["Location"])
+        assert other.status_code == 404, username
 
 
 def test_revoking_a_forward_kills_its_link(app, world, deputy, item):

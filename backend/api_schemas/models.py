@@ -15,7 +15,7 @@ from annotated_types import Ge, Le
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictInt, StringConstraints
 
 from backend.items import inbox
-from backend.items.lifecycle import TRANSITIONS
+from backend.items.lifecycle import ACTIONS
 from backend.items.validation import ID_RE, MAX_ID
 from backend.models import ItemOutcome, Satisfaction
 
@@ -25,7 +25,7 @@ MY_ITEMS_MAX_PER_PAGE = 50
 # --- building blocks --------------------------------------------------------------------------------
 
 # The values the areas define, listed in the document as they are when the app starts.
-ActionName = Literal[tuple(TRANSITIONS)]
+ActionName = Literal[ACTIONS]  # the staff's actions; the resident's rows have endpoints of their own
 OutcomeValue = Literal[tuple(outcome.value for outcome in ItemOutcome)]
 SatisfactionValue = Literal[tuple(satisfaction.value for satisfaction in Satisfaction)]
 InboxState = Literal[inbox.STATES]
@@ -191,10 +191,23 @@ class PublicEvent(Answer):
     label: str
     body: str
     at: str
+    photos: list[str] = Field(default=[], description="照片（群众补充时附的）")
+
+
+class WaitingRequest(Answer):
+    """The deputy's request for more (等待群众补充) the resident is asked to answer."""
+
+    question: str
+    since: str
 
 
 class PublicItem(Answer):
-    """An item as its key's holder sees it: never the resident's contact details."""
+    """An item as its key's holder sees it: never the resident's contact details.
+
+    ``waiting``: the deputy's question while the item waits for the resident (answer it with
+    ``POST /api/v1/items/{ref}/replies``), else null. ``can_follow_up``: whether a 追问
+    (``POST /api/v1/items/{ref}/followups``, one a day) is possible now.
+    """
 
     ref: str
     ref_display: str
@@ -209,6 +222,26 @@ class PublicItem(Answer):
     station: Named
     photos: list[str]
     timeline: list[PublicEvent]
+    waiting: WaitingRequest | None
+    can_follow_up: bool
+
+
+class ResidentTextRequest(Request):
+    """What the resident writes back: a reply to the deputy's request for more, or a 追问."""
+
+    text: str | None = Field(default=None, title="内容", description="必填，不超过留言的字数上限")
+
+
+class ResidentAnswerBack(Answer):
+    """The item after the resident's reply or 追问, and the step it added to the timeline."""
+
+    ref: str
+    ref_display: str
+    status: str
+    status_label: str
+    waiting: WaitingRequest | None
+    can_follow_up: bool
+    event: PublicEvent
 
 
 class RatingRequest(Request):
@@ -639,6 +672,62 @@ class ActionRequest(Request):
         "department_id": ("invalid_department_id", "请选择本地区的一个承办单位。"),
         "deputy_id": ("invalid_deputy_id", "请选择本站的另一位在任代表。"),
     }
+
+
+class DepartmentActionRequest(Request):
+    """What a department does with a forwarded item (its account's token; the item is in its inbox)."""
+
+    action: Literal["progress", "answer", "extension", "return", "pass_on"] | None = Field(
+        default=None,
+        title="操作",
+        description="progress（报告进展，可多次）、answer（最终答复，一次）、extension（申请延期）、return（退回）、"
+        "pass_on（转交下属单位）",
+    )
+    department_id: IdInput | None = Field(default=None, title="下属单位", description="pass_on：本单位下属单位的 id")
+    text: str | None = Field(default=None, title="内容", description="progress、answer：办理情况；extension：延期理由")
+    promised_by: str | None = Field(default=None, title="预计完成日期", description="progress、answer：YYYY-MM-DD")
+    due: str | None = Field(
+        default=None,
+        title="期限",
+        description="extension：延期至，YYYY-MM-DD，不超过联络站规定的天数；pass_on：下属单位的期限，不晚于本单位的",
+    )
+    reason: str | None = Field(default=None, title="退回理由", description="return：必填")
+
+    field_errors: ClassVar = {
+        "action": ("invalid_action", "不支持的操作。"),
+        "department_id": ("invalid_department_id", "请选择本单位的一个下属单位。"),
+    }
+
+
+class ForwardState(Answer):
+    """A forward as its department and the deputy see it after a step."""
+
+    id: int
+    department: str
+    due_at: str
+    answered_at: str | None
+    returned_at: str | None
+    extension_due_at: str | None
+
+
+class DepartmentActionAnswer(Answer):
+    """The item's status and the forward after the department's step."""
+
+    ref: str
+    status: str
+    status_label: str
+    forward: ForwardState
+
+
+class ExtensionDecisionRequest(Request):
+    """The deputy's answer to a department's request for more time."""
+
+    decision: Literal["grant", "refuse"] | None = Field(
+        default=None, title="决定", description="grant（同意）或 refuse"
+    )
+    text: str | None = Field(default=None, title="说明", description="同意时作为延期原因告知群众；不同意时的理由")
+
+    field_errors: ClassVar = {"decision": ("invalid_decision", "请选择同意或不同意延期。")}
 
 
 class ActionItem(Answer):

@@ -31,6 +31,7 @@ from sqlalchemy.orm import selectinload
 from backend.access import visible_items_query
 from backend.extensions import db
 from backend.items.deadlines import is_overdue, overdue_by, overdue_condition
+from backend.items.masking import mask_message
 from backend.items.refs import normalize_ref
 from backend.models import Item, ItemStatus, StaffRole, StaffUser, utcnow
 
@@ -288,6 +289,14 @@ def inbox_page(
             rows.extend(_rows(items, now, group))
         start += size
     return InboxPage(rows, counts, state, query, page, per_page, total, now)
+
+
+def row_text(item: Item, user: StaffUser) -> str:
+    """The first line of an item's message as ``user`` may read it in a list: a department reads it with mobile
+    numbers and the resident's name masked, as on its forward page."""
+    if user is not None and user.role == StaffRole.DEPARTMENT:
+        return first_line(mask_message(item.body, item.contact_name))
+    return first_line(item.body)
 
 
 def first_line(text: str, limit: int = 60) -> str:

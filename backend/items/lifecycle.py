@@ -23,6 +23,10 @@ The transition table (``TRANSITIONS`` below is the same table as data)::
     supervise          submitted, accepted, forwarded,       (same)     SUPERVISED (private)     —
                        answered
     note               every status                          (same)     NOTE (private)           —
+    resident_reply     accepted, forwarded, answered; clock  (same)     RESIDENT_REPLIED         —
+      (resident)       paused                                           (public)
+    follow_up          submitted, accepted, forwarded,       (same)     FOLLOWED_UP (public)     —
+      (resident)       answered; clock running
     rate (resident)    resolved, not yet rated               resolved   RATED (public)           —
       … unsatisfied    resolved                              accepted   + REOPENED (public)      —
 
@@ -60,10 +64,20 @@ Inputs and what they mean (text ≤ 2000 characters everywhere):
   only, on open items; the deputy's accounts (or, for an item without a deputy, the
   station's administrators) get a ``deputy_item_supervised`` outbox row. Nothing changes
   for the resident; the deadline stays.
+- resident_reply (补充, the resident answering 等待群众补充): ``text`` required (≤
+  ``ITEM_BODY_MAX_CHARS``), photos optional (the submission's limits). Restarts the clock: the
+  paused time does not count. The deputy is told (``deputy_resident_replied``).
+- follow_up (追问): ``text`` required, one per item per day (China time), on an open item
+  whose clock runs (a paused one asks for a reply instead). The deputy is told
+  (``deputy_resident_followup``).
 
 Who may act: deputies and station administrators take every staff action on items they
-can see but 督办; supervisors only write notes and supervise; department users act only through their forward
-link (``department_answer``). The resident's rating (``rate_item``) takes no staff actor at
+can see but 督办; supervisors only write notes and supervise; departments act on their forward, through
+its link or their accounts' inbox, never through the table: progress and the final answer
+(``department_answer``), a request for more time (``department_request_extension``, which the
+deputy grants or refuses: ``decide_extension``), 退回 (``department_return``) and a second hop to
+one of their own units (``department_pass_on``); the resident's rows (``RESIDENT_ACTIONS``) are taken only through
+``resident_action``, by the holder of the item's key, never by staff. The resident's rating (``rate_item``) takes no staff actor at
 all: there is no code path by which staff record satisfaction (被满意).
 
 Event ``body`` is what the resident reads on public events; ``data`` is for staff only.
@@ -76,16 +90,17 @@ import hashlib
 import hmac
 import re
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from backend.access import can_see_item
 from backend.audit import record_audit
 from backend.errors import UserError
 from backend.extensions import db
-from backend.items import deadlines, operations
+from backend.items import deadlines, operations, photo_store
+from backend.items import photos as photo_intake
 from backend.items.refs import format_ref, normalize_ref
 from backend.items.validation import clean_id, clean_text, parse_bool
 from backend.models import (
@@ -98,6 +113,7 @@ from backend.models import (
     ItemEventKind,
     ItemForward,
     ItemOutcome,
+    ItemPhoto,
     ItemStatus,
     OutboxMessage,
     Satisfaction,
@@ -127,6 +143,7 @@ class Transition:
     resident_notice: str | None = None  # outbox kind for the resident, when the item has one
     clock: str | None = None  # "running" / "paused": the clock must also be so (wait_for_resident, resume)
     restarts_clock: bool = False  # a paused clock restarts before the action
+    staff_notice: str | None = None  # outbox kind for the item's handlers (its deputy's accounts)
 
 
 TRANSITIONS: dict[str, Transition] = {
@@ -166,11 +183,34 @@ TRANSITIONS: dict[str, Transition] = {
         "等待群众补充", _IN_HAND, None, ItemEventKind.NOTE, True, "item_waiting", clock="running"
     ),
     "resume": Transition("恢复计时", _IN_HAND, None, ItemEventKind.NOTE, False, clock="paused"),
-    "supervise": Transition("督办", ItemStatus.open_statuses(), None, ItemEventKind.SUPERVISED, False),
+    "supervise": Transition(
+        "督办", ItemStatus.open_statuses(), None, ItemEventKind.SUPERVISED, False, staff_notice="deputy_item_supervised"
+    ),
     "note": Transition("写内部备注", frozenset(ItemStatus), None, ItemEventKind.NOTE, False),
+    "resident_reply": Transition(
+        "补充",
+        _IN_HAND,
+        None,
+        ItemEventKind.RESIDENT_REPLIED,
+        True,
+        clock="paused",
+        restarts_clock=True,
+        staff_notice="deputy_resident_replied",
+    ),
+    "follow_up": Transition(
+        "追问",
+        ItemStatus.open_statuses(),
+        None,
+        ItemEventKind.FOLLOWED_UP,
+        True,
+        clock="running",
+        staff_notice="deputy_resident_followup",
+    ),
 }
 
-ACTIONS = tuple(TRANSITIONS)
+# The resident's rows: taken through ``resident_action`` only, never by staff.
+RESIDENT_ACTIONS = frozenset({"resident_reply", "follow_up"})
+ACTIONS = tuple(name for name in TRANSITIONS if name not in RESIDENT_ACTIONS)
 
 # Which staff roles may take which actions (on items they can see).
 ROLE_ACTIONS: dict[StaffRole, frozenset[str]] = {
@@ -263,9 +303,7 @@ def perform_action(
 
     # Everything is checked; from here on, write.
     before = item.status
-    if row.restarts_clock and item.paused_at is not None:
-        waited = deadlines.resume_clock(item, now)
-        step.data["clock_restarted_after_seconds"] = int(waited.total_seconds())
+    _restart_clock_first(item, row, now, step.data)
     _APPLY[action](item, actor, step, now)
     if row.to is not None:
         item.status = row.to
@@ -299,25 +337,43 @@ def perform_action(
                 )
             )
     if action == "forward":
-        db.session.add(
-            OutboxMessage(kind="department_new_item", item_id=item.id, payload={"forward_id": step.forward.id})
-        )
-    if action == "supervise":
-        for user in _handlers_of(item):
+        # A department with accounts hears of it in WeChat (its bound accounts) and finds it in its inbox;
+        # one without keeps the no-account link, and its row has no recipient (skipped by the worker).
+        accounts = department_accounts(step.department.id)
+        for user_id in [user.id for user in accounts] or [None]:
             db.session.add(
                 OutboxMessage(
-                    kind="deputy_item_supervised",
+                    kind="department_new_item",
                     item_id=item.id,
-                    staff_user_id=user.id,
-                    payload={"event_id": event.id},
+                    staff_user_id=user_id,
+                    payload={"forward_id": step.forward.id},
                 )
             )
+    _notify_handlers(item, row, event)
     audit_data = {"ref": item.ref, "from": before.value, "to": item.status.value, "event_id": event.id}
     audit_data.update({k: v for k, v in step.data.items() if k in _AUDITED_KEYS})
     record_audit(f"item_{action}", user=actor, object_type="item", object_id=item.id, data=audit_data)
     if step.token is not None:
         event._department_token = step.token  # transient: read by forward_link_token
     return event
+
+
+def _restart_clock_first(item: Item, row: Transition, now: datetime, data: dict) -> None:
+    """A paused clock restarts before a row that says so (``restarts_clock``); the counted pause goes in ``data``."""
+    if row.restarts_clock and item.paused_at is not None:
+        waited = deadlines.resume_clock(item, now)
+        data["clock_restarted_after_seconds"] = int(waited.total_seconds())
+
+
+def _notify_handlers(item: Item, row: Transition, event: ItemEvent) -> None:
+    """Queue the row's ``staff_notice`` for each of the item's handlers (its deputy's accounts, or the station's
+    administrators), naming the event."""
+    if row.staff_notice is None:
+        return
+    for user in _handlers_of(item):
+        db.session.add(
+            OutboxMessage(kind=row.staff_notice, item_id=item.id, staff_user_id=user.id, payload={"event_id": event.id})
+        )
 
 
 _AUDITED_KEYS = {"forward_id", "department_id", "from_deputy_id", "to_deputy_id", "duplicate_of", "outcome", "due"}
@@ -380,7 +436,7 @@ def _open_forwards(item: Item) -> list[ItemForward]:
     return list(
         db.session.scalars(
             select(ItemForward)
-            .where(ItemForward.item_id == item.id, ItemForward.revoked_at.is_(None), ItemForward.answered_at.is_(None))
+            .where(ItemForward.item_id == item.id, *ItemForward.live_conditions(), ItemForward.answered_at.is_(None))
             .order_by(ItemForward.id.desc())
         )
     )
@@ -803,40 +859,58 @@ def _parse_promised_by(value: object, item: Item) -> date | None:
     return value
 
 
-def department_answer(forward: ItemForward, text: str, promised_by: date | None) -> ItemEvent:
-    """Record a department's answer to a forward: what was done, and by when (once per forward).
+def department_accounts(department_id: int) -> list[StaffUser]:
+    """The active accounts of a department: who finds its forwarded items in the inbox and is told of new ones."""
+    return list(
+        db.session.scalars(
+            select(StaffUser)
+            .where(
+                StaffUser.department_id == department_id,
+                StaffUser.role == StaffRole.DEPARTMENT,
+                StaffUser.is_active.is_(True),
+            )
+            .order_by(StaffUser.id)
+        )
+    )
 
-    The event is private: the deputy reads it and decides what the resident is told. The
-    item's deputy (or, for an item without one, the station's administrators) gets a
-    ``deputy_department_replied`` outbox row. Refuses a revoked link (404), a second answer
-    and an item closed as declined or duplicate (409). Flushes; the caller commits.
-    """
+
+def live_forward_of_department(item: Item, department_id: int) -> ItemForward | None:
+    """The department's latest forward of ``item`` still in its hands (neither revoked nor returned), or None."""
+    return db.session.scalar(
+        select(ItemForward)
+        .where(
+            ItemForward.item_id == item.id, ItemForward.department_id == department_id, *ItemForward.live_conditions()
+        )
+        .order_by(ItemForward.id.desc())
+        .limit(1)
+    )
+
+
+def _department_may_act(forward: ItemForward, *, what: str) -> Item:
+    """Lock the forward and refuse (writing nothing) what a department may no longer do on it; its item."""
     lock_row(forward)
     if forward.revoked_at is not None:
         raise UserError("unknown_forward", "该交办链接已失效，请联系交办的代表。", 404)
-    if forward.answered_at is not None:
-        raise UserError("already_answered", "该交办件已经答复过，不能重复答复。如需补充，请联系交办的代表。", 409)
+    if forward.returned_at is not None:
+        raise UserError("forward_returned", f"该件已退回交办的代表，不能再{what}。", 409)
     item = db.session.get(Item, forward.item_id)
     if item.status in (ItemStatus.DECLINED, ItemStatus.DUPLICATE):
-        raise UserError("transition_not_allowed", f"该件已{ITEM_STATUS_LABELS[item.status]}，无需答复。", 409)
-    answer = clean_text(text, "text", "办理情况", max_chars=STAFF_TEXT_MAX_CHARS, required=True, multiline=True)
-    promised = _parse_promised_by(promised_by, item)
+        raise UserError("transition_not_allowed", f"该件已{ITEM_STATUS_LABELS[item.status]}，不能再{what}。", 409)
+    return item
 
-    now = utcnow()
-    forward.answer = answer
-    forward.answered_at = now
-    forward.promised_by = promised
+
+def _department_step(
+    item: Item, forward: ItemForward, kind: ItemEventKind, body: str, data: dict, notice: str, audit: str, now
+) -> ItemEvent:
+    """A department's step: a private event on the item's timeline (the deputy decides what the resident is told),
+    the handlers' outbox rows of kind ``notice``, and an audit row. Flushes."""
     event = ItemEvent(
-        kind=ItemEventKind.DEPARTMENT_REPLIED,
+        kind=kind,
         actor_kind=ActorKind.DEPARTMENT,
         is_public=False,
-        body=answer,
-        data={
-            "forward_id": forward.id,
-            "department_id": forward.department_id,
-            "department": forward.department.name,
-            "promised_by": promised.isoformat() if promised else None,
-        },
+        body=body,
+        data={"forward_id": forward.id, "department_id": forward.department_id, "department": forward.department.name}
+        | data,
         created_at=now,
     )
     item.events.append(event)
@@ -845,18 +919,253 @@ def department_answer(forward: ItemForward, text: str, promised_by: date | None)
     for user in _handlers_of(item):
         db.session.add(
             OutboxMessage(
-                kind="deputy_department_replied",
+                kind=notice,
                 item_id=item.id,
                 staff_user_id=user.id,
-                payload={"forward_id": forward.id},
+                payload={"forward_id": forward.id, "event_id": event.id},
             )
         )
     record_audit(
-        "forward_answered",
+        audit,
         object_type="item_forward",
         object_id=forward.id,
         data={"ref": item.ref, "department_id": forward.department_id, "event_id": event.id},
     )
+    return event
+
+
+def department_answer(forward: ItemForward, text: str, promised_by: date | None, *, final: bool = True) -> ItemEvent:
+    """Record a department's answer to a forward: a progress report (``final=False``, as often as needed) or the
+    final answer, what was done and by when (once per forward).
+
+    The event is private: the deputy reads it and decides what the resident is told. The
+    item's deputy (or, for an item without one, the station's administrators) gets a
+    ``deputy_department_replied`` outbox row. Refuses a revoked link (404), anything after the
+    final answer, a returned forward and an item closed as declined or duplicate (409).
+    Flushes; the caller commits.
+    """
+    item = _department_may_act(forward, what="答复")
+    if forward.answered_at is not None:
+        raise UserError("already_answered", "该交办件已经答复过，不能重复答复。如需补充，请联系交办的代表。", 409)
+    label = "办理情况" if final else "办理进展"
+    answer = clean_text(text, "text", label, max_chars=STAFF_TEXT_MAX_CHARS, required=True, multiline=True)
+    promised = _parse_promised_by(promised_by, item)
+
+    now = utcnow()
+    if final:
+        forward.answer = answer
+        forward.answered_at = now
+        forward.promised_by = promised
+        forward.extension_due_at, forward.extension_reason, forward.extension_requested_at = None, "", None
+    data = {"promised_by": promised.isoformat() if promised else None, "final": final}
+    audit = "forward_answered" if final else "forward_progress"
+    return _department_step(
+        item, forward, ItemEventKind.DEPARTMENT_REPLIED, answer, data, "deputy_department_replied", audit, now
+    )
+
+
+def department_return(forward: ItemForward, reason: object) -> ItemEvent:
+    """退回: the department gives the item back to the deputy, saying why (required: 400 without).
+
+    The forward closes (it leaves the department's inbox; its link shows the item, read-only);
+    an item left with no other forward in hand goes back to 已受理 with the deputy. The deputy
+    is told (``deputy_department_returned``). Refused after the final answer (409). Flushes.
+    """
+    item = _department_may_act(forward, what="退回")
+    if forward.answered_at is not None:
+        raise UserError("already_answered", "该交办件已经答复，不能再退回。", 409)
+    text = clean_text(reason, "reason", "退回理由", max_chars=STAFF_TEXT_MAX_CHARS, required=True, multiline=True)
+    now = utcnow()
+    forward.returned_at = now
+    forward.return_reason = text
+    forward.extension_due_at, forward.extension_reason, forward.extension_requested_at = None, "", None
+    lock_row(item)
+    if item.status == ItemStatus.FORWARDED and not _open_forwards(item):
+        item.status = ItemStatus.ACCEPTED
+    return _department_step(
+        item,
+        forward,
+        ItemEventKind.DEPARTMENT_RETURNED,
+        text,
+        {},
+        "deputy_department_returned",
+        "forward_returned",
+        now,
+    )
+
+
+def sub_units(department_id: int) -> list[Department]:
+    """The active units of a department (``Department.parent_id``): where it may pass an item on to."""
+    return list(
+        db.session.scalars(
+            select(Department)
+            .where(Department.parent_id == department_id, Department.is_active.is_(True))
+            .order_by(Department.name, Department.id)
+        )
+    )
+
+
+def department_pass_on(forward: ItemForward, department_id: object, due: object, text: object) -> ItemForward:
+    """A second hop: the department passes the item on to one of its own units, with a due date of its own (on or
+    before its own) and instructions; the unit answers back up the chain on its own forward.
+
+    Refused, writing nothing: a unit that is not the department's own (400), a due date past the
+    department's own (400), a forward that is itself a second hop, or answered, returned or
+    revoked (409/404), a unit already holding the item (409). The unit's accounts are told
+    (``department_new_item``) and find it in their inbox; one without accounts gets its own link,
+    which the department's page shows. The deputy is told (``deputy_department_passed_on``). Flushes.
+    """
+    item = _department_may_act(forward, what="转交下属单位")
+    if forward.answered_at is not None:
+        raise UserError("already_answered", "该交办件已经答复，不能再转交。", 409)
+    if forward.parent_forward_id is not None:
+        raise UserError("second_hop_only", "下属单位不能再转交，请直接办理，或退回交办的单位。", 409)
+    message = "请选择本单位的一个下属单位。"
+    if department_id in (None, ""):
+        raise UserError("required", message, 400, field="department_id")
+    unit = db.session.get(Department, clean_id(department_id, "department_id", message))
+    if unit is None or unit.parent_id != forward.department_id or not unit.is_active:
+        raise UserError("invalid_department_id", message, 400, field="department_id")
+    now = utcnow()
+    unit_due = deadlines.parse_due(due, now)
+    if unit_due > forward.due_at:
+        raise UserError(
+            "due_too_late", f"下属单位的期限不能晚于本单位的期限（{_due_label(forward.due_at)}）。", 400, field="due"
+        )
+    instructions = _staff_text(text, "转交要求", required=False)
+    if live_forward_of_department(item, unit.id) is not None:
+        raise UserError("already_forwarded", f"{unit.name}已经在办理该件。", 409, field="department_id")
+    hop = ItemForward(
+        item_id=item.id,
+        department_id=unit.id,
+        parent_forward_id=forward.id,
+        instructions=instructions,
+        due_at=unit_due,
+        share_contact=forward.share_contact,
+        created_at=now,
+    )
+    db.session.add(hop)
+    db.session.flush()
+    for user_id in [user.id for user in department_accounts(unit.id)] or [None]:
+        db.session.add(
+            OutboxMessage(
+                kind="department_new_item", item_id=item.id, staff_user_id=user_id, payload={"forward_id": hop.id}
+            )
+        )
+    _department_step(
+        item,
+        forward,
+        ItemEventKind.SUB_FORWARDED,
+        f"转交{unit.name}办理，期限{_due_label(unit_due)}。{instructions}",
+        {"sub_forward_id": hop.id, "sub_department_id": unit.id, "due": unit_due.isoformat()},
+        "deputy_department_passed_on",
+        "forward_passed_on",
+        now,
+    )
+    return hop
+
+
+def extension_limit_days(item: Item) -> int:
+    """The most days one extension a department asks for may add: the station's setting, else the configured one."""
+    own = item.station.department_extension_max_days
+    return own if own is not None else current_app.config["DEPARTMENT_EXTENSION_MAX_DAYS"]
+
+
+def department_request_extension(forward: ItemForward, due: object, reason: object) -> ItemEvent:
+    """The department asks the deputy for more time: a later due date, within the station's limit, and why.
+
+    One request at a time (409 while one waits for the deputy); refused after the final answer
+    (409); a date not later than the current due date, or past the limit, is refused (400). The
+    deputy is told (``deputy_extension_requested``) and grants or refuses (``decide_extension``).
+    Flushes.
+    """
+    item = _department_may_act(forward, what="申请延期")
+    if forward.answered_at is not None:
+        raise UserError("already_answered", "该交办件已经答复，无需延期。", 409)
+    if forward.extension_requested_at is not None:
+        raise UserError("extension_pending", "已申请延期，请等待交办的代表答复。", 409)
+    now = utcnow()
+    wanted = deadlines.parse_due(due, now)
+    if wanted <= forward.due_at:
+        current = _due_label(forward.due_at)
+        raise UserError("due_not_later", f"申请的期限应晚于现在的期限（{current}）。", 400, field="due")
+    limit = extension_limit_days(item)
+    if wanted > deadlines.end_of_day(forward.due_at.astimezone(CHINA_TZ).date() + timedelta(days=limit)):
+        raise UserError("extension_too_long", f"每次最多申请延期{limit}天，请重新选择日期。", 400, field="due")
+    text = clean_text(reason, "text", "延期理由", max_chars=STAFF_TEXT_MAX_CHARS, required=True, multiline=True)
+    forward.extension_due_at, forward.extension_reason, forward.extension_requested_at = wanted, text, now
+    return _department_step(
+        item,
+        forward,
+        ItemEventKind.EXTENSION_REQUESTED,
+        f"申请延期至{_due_label(wanted)}。{text}",
+        {"due": wanted.isoformat(), "from": forward.due_at.isoformat()},
+        "deputy_extension_requested",
+        "forward_extension_requested",
+        now,
+    )
+
+
+def decide_extension(forward: ItemForward, actor: StaffUser, grant: object, text: object = "") -> ItemEvent:
+    """The deputy (or the station's administrator) grants or refuses a department's request for more time.
+
+    Granting moves the forward's due date to the one asked for, and the item's when that is
+    later (an 延长办理期限 the resident sees, through the table's ``extend``, with ``text`` as the
+    reason, the department's by default). Refusing writes a private note (``text``: why,
+    optional). Either way the request is cleared and the department reads the outcome on its
+    page. 404 for someone who cannot see the item or may not decide, 409 without a pending
+    request. Flushes.
+    """
+    item = db.session.get(Item, forward.item_id)
+    if not can_see_item(actor, item) or actor.role not in (StaffRole.DEPUTY, StaffRole.STATION_ADMIN):
+        raise UserError("unknown_item", "找不到该留言，请核对编号。", 404)
+    lock_row(forward)
+    if forward.extension_requested_at is None or not forward.is_live:
+        raise UserError("no_extension_request", "承办单位没有待处理的延期申请。", 409)
+    if grant not in (True, False, "grant", "refuse"):
+        raise UserError("invalid_decision", "请选择同意或不同意延期。", 400, field="decision")
+    granted = grant in (True, "grant")
+    note = _staff_text(text, "说明", required=False)
+    wanted, previous = forward.extension_due_at, forward.due_at
+    now = utcnow()
+    if granted and item.due_at is not None and wanted > item.due_at and item.status in _IN_HAND:
+        event = perform_action(
+            item,
+            actor,
+            "extend",
+            due=wanted.astimezone(CHINA_TZ).date().isoformat(),
+            text=note or forward.extension_reason,
+        )
+        event.data = {**event.data, "extension_of_forward": forward.id}
+    else:
+        body = (
+            f"同意{forward.department.name}延期至{_due_label(wanted)}。"
+            if granted
+            else (f"不同意{forward.department.name}延期申请。{note}")
+        )
+        event = add_private_note(
+            item,
+            actor,
+            now,
+            body,
+            {"action": "grant_extension" if granted else "refuse_extension", "forward_id": forward.id},
+        )
+    if granted:
+        forward.due_at = wanted
+    forward.extension_due_at, forward.extension_reason, forward.extension_requested_at = None, "", None
+    record_audit(
+        "forward_extension_granted" if granted else "forward_extension_refused",
+        user=actor,
+        object_type="item_forward",
+        object_id=forward.id,
+        data={
+            "ref": item.ref,
+            "department_id": forward.department_id,
+            "from": previous.isoformat(),
+            "due": wanted.isoformat(),
+        },
+    )
+    db.session.flush()
     return event
 
 
@@ -875,6 +1184,134 @@ def _handlers_of(item: Item) -> list[StaffUser]:
             .order_by(StaffUser.id)
         )
     )
+
+
+# --- the resident answers back -------------------------------------------------------------
+
+FOLLOW_UPS_PER_DAY = 1
+
+
+def waiting_question(item: Item) -> ItemEvent | None:
+    """While the item waits for the resident (等待群众补充), the deputy's public request that paused it; else None."""
+    if item.paused_at is None or item.status not in _IN_HAND:
+        return None
+    for event in reversed(item.events):
+        if event.is_public and (event.data or {}).get("action") == "wait_for_resident":
+            return event
+    return None
+
+
+def _start_of_day_in_china(now: datetime) -> datetime:
+    return datetime.combine(today_in_china(now), time(0), tzinfo=CHINA_TZ)
+
+
+def follow_ups_today(item: Item, now: datetime | None = None) -> int:
+    """How many 追问 the item took since midnight, China time: one a day is allowed (``FOLLOW_UPS_PER_DAY``)."""
+    now = now or utcnow()
+    return db.session.scalar(
+        select(func.count())
+        .select_from(ItemEvent)
+        .where(
+            ItemEvent.item_id == item.id,
+            ItemEvent.kind == ItemEventKind.FOLLOWED_UP,
+            ItemEvent.created_at >= _start_of_day_in_china(now),
+        )
+    )
+
+
+def can_follow_up(item: Item, now: datetime | None = None) -> bool:
+    """True when the resident may send a 追问 now: the table allows it and today's one is not spent."""
+    return (
+        not item.awaits_claim
+        and _refusal(item, TRANSITIONS["follow_up"]) is None
+        and follow_ups_today(item, now) < FOLLOW_UPS_PER_DAY
+    )
+
+
+def _resident_refusal(item: Item, action: str) -> UserError:
+    """Why the resident's ``action`` is refused, in the resident's words (409)."""
+    status_label = ITEM_STATUS_LABELS[item.status]
+    if action == "resident_reply":
+        return UserError(
+            "not_waiting",
+            f"这件留言目前没有需要您补充的内容（当前状态“{status_label}”）。如有新情况，可以追问。",
+            409,
+        )
+    if item.status in ItemStatus.open_statuses() and item.paused_at is not None:
+        return UserError("waiting_for_you", "代表正在等您补充情况，请在“待您补充”处回复。", 409)
+    return UserError("not_open", f"这件留言已{status_label.removeprefix('已')}，不能再追问。", 409)
+
+
+def resident_action(item: Item, action: str, text: object, photos: list[photo_intake.ProcessedPhoto] = ()) -> ItemEvent:
+    """The resident answers back on their item: a reply to 等待群众补充 (``resident_reply``), or a 追问 (``follow_up``).
+
+    Only the holder of the item's key may call this: the route has checked the key and refused
+    any request carrying a staff credential; it takes no staff actor. Photos (replies only)
+    come decoded (``photos.process_photo``), before the write transaction began.
+
+    Refuses with a UserError and writes nothing: 400 for an empty or too long text, too many
+    photos, or photos on a 追问; 409 when the table refuses (not waiting, not open), for an item
+    not yet claimed, and for a second 追问 the same day. Writes the public event (with the
+    positions of its photos), restarts a paused clock (the paused time does not count toward
+    the deadline), queues the deputy's notice and an audit row. Flushes; the caller commits.
+    """
+    if action not in RESIDENT_ACTIONS:
+        raise UserError("invalid_action", "不支持的操作。", 400, field="action")
+    row = TRANSITIONS[action]
+    config = current_app.config
+    body = clean_text(
+        text,
+        "text",
+        "补充内容" if action == "resident_reply" else "追问内容",
+        max_chars=config["ITEM_BODY_MAX_CHARS"],
+        required=True,
+        multiline=True,
+    )
+    photos = list(photos)
+    if photos and action != "resident_reply":
+        raise UserError("photos_not_allowed", "追问只能写文字；需要补充照片时，请等代表请您补充。", 400, field="photos")
+    if len(photos) > config["ITEM_MAX_PHOTOS"]:
+        raise UserError("too_many_photos", f"最多上传{config['ITEM_MAX_PHOTOS']}张照片。", 400, field="photos")
+    # Written to the photo store before the row lock (a rollback below removes them again: photo_store).
+    photo_rows = photo_store.store_photos(photos)
+    lock_row(item)
+    if item.awaits_claim:
+        raise UserError("not_claimed", "这件意见是代表接待时录入的，请先用手机扫描回执认领。", 409)
+    if _refusal(item, row) is not None:
+        raise _resident_refusal(item, action)
+    now = utcnow()
+    if action == "follow_up" and follow_ups_today(item, now) >= FOLLOW_UPS_PER_DAY:
+        raise UserError("follow_up_limit", "您今天已经追问过一次，代表会尽快处理；请明天再追问。", 409)
+
+    data: dict = {"action": action}
+    question = waiting_question(item)
+    if question is not None:
+        data["question_event_id"] = question.id
+    _restart_clock_first(item, row, now, data)
+    if photo_rows:
+        start = max((p.position for p in item.photos), default=-1) + 1
+        for photo_row in photo_rows:
+            item.photos.append(ItemPhoto(**(photo_row | {"position": start + photo_row["position"]})))
+        data["photos"] = list(range(start, start + len(photo_rows)))
+    item.updated_at = now
+    event = ItemEvent(
+        kind=row.event_kind,
+        actor_kind=ActorKind.RESIDENT,
+        is_public=row.is_public,
+        body=body,
+        data=data,
+        created_at=now,
+    )
+    item.events.append(event)
+    db.session.flush()
+    _notify_handlers(item, row, event)
+    record_audit(
+        f"item_{action}",
+        object_type="item",
+        object_id=item.id,
+        data={"ref": item.ref, "event_id": event.id, "photos": len(photos)},
+    )
+    return event
 
 
 # --- the resident's verdict ----------------------------------------------------------------

@@ -66,6 +66,11 @@ STAFF_EVENT_LABELS = {
     ItemEventKind.WITHDRAWN: "群众已撤回",
     ItemEventKind.CONTACT_ERASED: "群众已删除联系方式",
     ItemEventKind.ANONYMISED: "按保存期限删除个人信息",
+    ItemEventKind.RESIDENT_REPLIED: "群众补充情况",
+    ItemEventKind.FOLLOWED_UP: "群众追问",
+    ItemEventKind.DEPARTMENT_RETURNED: "承办单位退回",
+    ItemEventKind.EXTENSION_REQUESTED: "承办单位申请延期",
+    ItemEventKind.SUB_FORWARDED: "承办单位转交下属单位",
 }
 NOTE_ACTION_LABELS = {
     "wait_for_resident": "等待群众补充",
@@ -73,6 +78,8 @@ NOTE_ACTION_LABELS = {
     "revoke_forward": "收回交办",
     "renew_forward_link": "重新开通交办链接",
     "reissue_receipt": "重新出具回执",
+    "grant_extension": "同意承办单位延期",
+    "refuse_extension": "不同意承办单位延期",
 }
 
 # What the page says after each action succeeded.
@@ -88,6 +95,8 @@ DONE_MESSAGES = {
     "resume": "已恢复计时。",
     "note": "内部备注已保存。",
     "revoke_forward": "交办链接已收回，承办单位无法再打开。",
+    "grant_extension": "已同意延期，办理期限已顺延。",
+    "refuse_extension": "已不同意延期，承办单位会在交办页面看到。",
     "reveal": "",
 }
 

@@ -20,6 +20,8 @@ PUBLIC_EVENT_LABELS = {
     ItemEventKind.CLAIMED: "本人已认领",
     ItemEventKind.WITHDRAWN: "群众已撤回",
     ItemEventKind.CONTACT_ERASED: "群众已删除联系方式",
+    ItemEventKind.RESIDENT_REPLIED: "您的补充",
+    ItemEventKind.FOLLOWED_UP: "您的追问",
 }
 
 STATUS_NEXT_STEP = {
@@ -40,8 +42,22 @@ def public_events(item: Item) -> list[ItemEvent]:
 
 
 def event_label(event: ItemEvent) -> str:
-    """A resident-facing name for an event."""
+    """A resident-facing name for an event; the deputy's request for more reads as what it is."""
+    if (event.data or {}).get("action") == "wait_for_resident":
+        return "请您补充"
     return PUBLIC_EVENT_LABELS.get(event.kind, "办理进展")
+
+
+def event_photo_positions(event: ItemEvent) -> list[int]:
+    """The positions of the photos the resident sent with a reply (they show under it, not with the message)."""
+    positions = (event.data or {}).get("photos") or []
+    return [p for p in positions if isinstance(p, int)]
+
+
+def message_photos(item: Item) -> list:
+    """The photos of the message itself: those not sent later with a reply."""
+    later = {p for e in item.events for p in event_photo_positions(e)}
+    return [p for p in item.photos if p.position not in later]
 
 
 def status_label(item: Item) -> str:

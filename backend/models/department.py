@@ -20,5 +20,8 @@ class Department(Base):
     contact_name: Mapped[str] = mapped_column(String(50), default="")
     contact_phone: Mapped[str] = mapped_column(String(30), default="")
     is_active: Mapped[bool] = mapped_column(default=True)
+    # The department this one is a unit of (a town's office under a county bureau): a department may pass
+    # an item forwarded to it on to one of its own units (a second hop, ``lifecycle.department_pass_on``).
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("departments.id"), index=True)
 
     region: Mapped[Region] = relationship()

@@ -37,8 +37,28 @@ class ItemForward(Base):
     answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     answer: Mapped[str] = mapped_column(Text, default="")
     promised_by: Mapped[date | None] = mapped_column(Date)
+    # 退回: the department gave the item back to the deputy, with its reason; the forward is closed.
+    returned_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    return_reason: Mapped[str] = mapped_column(Text, default="")
+    # The department asked for more time: the due date it asks for, why, and when; cleared when the
+    # deputy grants or refuses (the answer is an event on the timeline).
+    extension_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    extension_reason: Mapped[str] = mapped_column(Text, default="")
+    extension_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # A second hop: the forward of the department that passed the item on to this one, its own unit.
+    parent_forward_id: Mapped[int | None] = mapped_column(ForeignKey("item_forwards.id"), index=True)
 
     department: Mapped[Department] = relationship()
+
+    @property
+    def is_live(self) -> bool:
+        """True while the department still holds the item: neither revoked by the deputy nor returned (退回)."""
+        return self.revoked_at is None and self.returned_at is None
+
+    @classmethod
+    def live_conditions(cls) -> tuple:
+        """``is_live`` in SQL."""
+        return (cls.revoked_at.is_(None), cls.returned_at.is_(None))
 
 
 class ReplyTemplate(Base):

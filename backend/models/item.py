@@ -245,6 +245,11 @@ class ItemEventKind(enum.StrEnum):
     WITHDRAWN = "withdrawn"  # the resident withdrew the item (items.retention)
     CONTACT_ERASED = "contact_erased"  # the resident erased their contact details (items.retention)
     ANONYMISED = "anonymised"  # the retention period ran out: contact, numbers and photos gone (items.retention)
+    RESIDENT_REPLIED = "resident_replied"  # the resident answered a request for more (等待群众补充)
+    FOLLOWED_UP = "followed_up"  # the resident's 追问 on an open item
+    DEPARTMENT_RETURNED = "department_returned"  # 退回: the department gave the item back, with its reason
+    EXTENSION_REQUESTED = "extension_requested"  # the department asked the deputy for more time
+    SUB_FORWARDED = "sub_forwarded"  # a second hop: the department passed the item on to one of its units
 
 
 class ActorKind(enum.StrEnum):

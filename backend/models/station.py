@@ -28,6 +28,8 @@ class Station(Base):
     contact_phone: Mapped[str] = mapped_column(String(30), default="")
     # When the reception days are held (上午9:00—11:30), in the station's own words; printed on posters.
     reception_hours: Mapped[str] = mapped_column(String(50), default="")
+    # The most days one extension a department asks for may add (None: DEPARTMENT_EXTENSION_MAX_DAYS).
+    department_extension_max_days: Mapped[int | None] = mapped_column(SmallInteger)
     is_active: Mapped[bool] = mapped_column(default=True)
     # A station merged into another (admin/regions.py): closed, and its printed code leads there.
     merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("stations.id"))

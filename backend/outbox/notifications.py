@@ -3,9 +3,11 @@
 Residents are told when their item is received, accepted, forwarded, answered (with the
 beginning of the answer) and resolved (with a request to rate), and of the other public
 steps the lifecycle reports (declined, duplicate, reassigned, extended, waiting). Deputies
-are told of a new item, an overdue item, a reopened item, a supervisor's 督办 and a
-department's reply.
-Departments have no WeChat channel: their link is the channel.
+are told of a new item, an overdue item, a reopened item, a supervisor's 督办, a
+department's reply, the resident's reply to 等待群众补充 and the resident's 追问.
+A department with accounts is told of a new forward through its accounts' bound WeChat;
+one without has its link as its channel. Deputies also hear of a department's return (退回)
+and request for more time.
 
 Templates are chosen per purpose in ``WECHAT_TEMPLATES``: one subscription (one
 ``accept``) allows one message per template, so the resident's progress notices spend
@@ -278,11 +280,38 @@ def _deputy_supervised(ctx: Context) -> dict[str, object]:
     return {"status": "督办", "summary": ctx.event_text or "上级督办，请尽快办理"}
 
 
-def _deputy_department_replied(ctx: Context) -> dict[str, object]:
+def _forward_department(ctx: Context) -> str:
     forward_id = (ctx.message.payload or {}).get("forward_id")
     forward = db.session.get(ItemForward, forward_id) if forward_id else None
-    who = forward.department.name if forward is not None else "承办单位"
-    return {"status": "部门答复", "summary": f"{who}已答复"}
+    return forward.department.name if forward is not None else "承办单位"
+
+
+def _deputy_department_replied(ctx: Context) -> dict[str, object]:
+    return {"status": "部门答复", "summary": f"{_forward_department(ctx)}已答复"}
+
+
+def _deputy_department_returned(ctx: Context) -> dict[str, object]:
+    return {"status": "部门退回", "summary": f"{_forward_department(ctx)}退回：{ctx.event_text}"}
+
+
+def _deputy_extension_requested(ctx: Context) -> dict[str, object]:
+    return {"status": "申请延期", "summary": f"{_forward_department(ctx)}申请延期"}
+
+
+def _deputy_department_passed_on(ctx: Context) -> dict[str, object]:
+    return {"status": "转下属单位", "summary": f"{_forward_department(ctx)}已转交下属单位"}
+
+
+def _department_new(ctx: Context) -> dict[str, object]:
+    return {"status": "新交办", "summary": ctx.item.body}
+
+
+def _deputy_resident_replied(ctx: Context) -> dict[str, object]:
+    return {"status": "群众已补充", "summary": ctx.event_text or "群众已补充情况，计时已恢复"}
+
+
+def _deputy_resident_followup(ctx: Context) -> dict[str, object]:
+    return {"status": "群众追问", "summary": ctx.event_text or "群众追问办理进展"}
 
 
 KINDS: dict[str, KindSpec] = {
@@ -303,8 +332,14 @@ KINDS: dict[str, KindSpec] = {
     "deputy_item_reopened": KindSpec("staff", "deputy_task", _deputy_reopened),
     "deputy_item_supervised": KindSpec("staff", "deputy_task", _deputy_supervised),
     "deputy_department_replied": KindSpec("staff", "deputy_task", _deputy_department_replied),
-    # Departments answer through their forward link; nothing reaches them in WeChat.
-    "department_new_item": KindSpec("none", None),
+    "deputy_resident_replied": KindSpec("staff", "deputy_task", _deputy_resident_replied),
+    "deputy_resident_followup": KindSpec("staff", "deputy_task", _deputy_resident_followup),
+    "deputy_department_returned": KindSpec("staff", "deputy_task", _deputy_department_returned),
+    "deputy_extension_requested": KindSpec("staff", "deputy_task", _deputy_extension_requested),
+    "deputy_department_passed_on": KindSpec("staff", "deputy_task", _deputy_department_passed_on),
+    # Departments: their accounts' bound WeChat (one row per account); a department without accounts
+    # has its forward link as its channel (a row with no recipient, skipped).
+    "department_new_item": KindSpec("staff", "deputy_task", _department_new),
 }
 
 

@@ -14,9 +14,10 @@ from backend.api_schemas import models as m
 from backend.errors import UserError
 from backend.extensions import csrf, db
 from backend.items import timeline
+from backend.items.lifecycle import can_follow_up, waiting_question
 from backend.items.operations import Submission, find_item_for_resident, resolve_code_for_form, submit_item
 from backend.items.refs import format_ref
-from backend.models import Deputy, DeputyStatus, ItemChannel, Station
+from backend.models import Deputy, DeputyStatus, Item, ItemChannel, ItemEvent, Station
 from backend.models.deputy import DEPUTY_STATUS_LABELS
 from backend.models.item import ITEM_CATEGORY_LABELS
 from backend.qr.codes import code_url
@@ -165,15 +166,32 @@ def get_item(ref: str):
         deputy={"id": item.deputy.id, "name": item.deputy.name} if item.deputy else None,
         station={"id": item.station.id, "name": item.station.name},
         photos=[
-            url_for("resident.item_photo", ref=item.ref, position=p.position, k=item.access_key) for p in item.photos
+            url_for("resident.item_photo", ref=item.ref, position=p.position, k=item.access_key)
+            for p in timeline.message_photos(item)
         ],
-        timeline=[
-            {
-                "kind": e.kind.value,
-                "label": timeline.event_label(e),
-                "body": e.body,
-                "at": e.created_at.isoformat(),
-            }
-            for e in timeline.public_events(item)
-        ],
+        timeline=[public_event_json(item, e) for e in timeline.public_events(item)],
+        **answer_back_json(item),
     )
+
+
+def public_event_json(item: Item, event: ItemEvent) -> dict:
+    """A step of the item as its key's holder reads it, with the photos the resident sent with it."""
+    return {
+        "kind": event.kind.value,
+        "label": timeline.event_label(event),
+        "body": event.body,
+        "at": event.created_at.isoformat(),
+        "photos": [
+            url_for("resident.item_photo", ref=item.ref, position=p, k=item.access_key)
+            for p in timeline.event_photo_positions(event)
+        ],
+    }
+
+
+def answer_back_json(item: Item) -> dict:
+    """What the resident may write back now: the deputy's open question (``waiting``) and whether a 追问 is possible."""
+    question = waiting_question(item)
+    return {
+        "waiting": {"question": question.body, "since": question.created_at.isoformat()} if question else None,
+        "can_follow_up": can_follow_up(item),
+    }

@@ -15,13 +15,23 @@ from backend.access import can_see_item
 from backend.api_schemas import STAFF, describe
 from backend.api_schemas import models as m
 from backend.auth.sessions import api_auth_required, current_staff
+from backend.errors import UserError
 from backend.extensions import csrf, db
 from backend.items import inbox as inbox_query
 from backend.items.contact import revealed_contact
-from backend.items.lifecycle import forward_link_token, perform_action
+from backend.items.lifecycle import (
+    decide_extension,
+    department_answer,
+    department_pass_on,
+    department_request_extension,
+    department_return,
+    forward_link_token,
+    live_forward_of_department,
+    perform_action,
+)
 from backend.items.presenters import departments_for_region, item_context, staff_event_label, user_region
 from backend.items.refs import format_ref
-from backend.models import Item, ItemEvent, StaffUser
+from backend.models import Item, ItemEvent, ItemForward, StaffRole, StaffUser
 from backend.models.item import ITEM_CATEGORY_LABELS, ITEM_STATUS_LABELS
 from backend.routes.deputy import HANDLERS, department_link, item_or_404, photo_response
 
@@ -37,7 +47,7 @@ def _iso(moment) -> str | None:
     return moment.isoformat() if moment is not None else None
 
 
-def inbox_row_json(row: inbox_query.InboxRow, now) -> dict:
+def inbox_row_json(row: inbox_query.InboxRow, now, user: StaffUser | None = None) -> dict:
     """One inbox line: reference, state, category, first line of the message, age, due date."""
     item: Item = row.item
     return {
@@ -49,7 +59,7 @@ def inbox_row_json(row: inbox_query.InboxRow, now) -> dict:
         "is_overdue": row.is_overdue,
         "category": item.category.value,
         "category_label": ITEM_CATEGORY_LABELS[item.category],
-        "first_line": inbox_query.first_line(item.body),
+        "first_line": inbox_query.row_text(item, user),
         "created_at": item.created_at.isoformat(),
         "age": inbox_query.age_label(item.created_at, now),
         "due_at": _iso(item.due_at),
@@ -59,7 +69,7 @@ def inbox_row_json(row: inbox_query.InboxRow, now) -> dict:
 
 
 @bp.get("/inbox")
-@api_auth_required(*HANDLERS)
+@api_auth_required(*HANDLERS, StaffRole.DEPARTMENT)
 @describe(tags=("员工",), security=STAFF, query=m.InboxQuery, responses={200: m.InboxAnswer, **STAFF_ERRORS})
 def inbox():
     """``?state=todo|overdue|reopened|new|in_progress|resolved|closed&q=&page=&per_page=`` → counts and one page."""
@@ -81,7 +91,7 @@ def inbox():
         pages=page.pages,
         total=page.total,
         has_next=page.has_next,
-        items=[inbox_row_json(row, page.now) for row in page.rows],
+        items=[inbox_row_json(row, page.now, user) for row in page.rows],
     )
 
 
@@ -260,3 +270,81 @@ def item_action(ref: str):
     if token is not None:
         body["department_link"] = department_link(token)
     return jsonify(body)
+
+
+# --- departments in the chain ------------------------------------------------------------------
+
+
+def forward_json(forward: ItemForward) -> dict:
+    """A forward's state after a step: due date, final answer, 退回, a pending request for more time."""
+    return {
+        "id": forward.id,
+        "department": forward.department.name,
+        "due_at": forward.due_at.isoformat(),
+        "answered_at": _iso(forward.answered_at),
+        "returned_at": _iso(forward.returned_at),
+        "extension_due_at": _iso(forward.extension_due_at),
+    }
+
+
+def _forward_answer(item: Item, forward: ItemForward):
+    return jsonify(
+        ref=item.ref,
+        status=item.status.value,
+        status_label=ITEM_STATUS_LABELS[item.status],
+        forward=forward_json(forward),
+    )
+
+
+@bp.post("/inbox/<ref>/department")
+@api_auth_required(StaffRole.DEPARTMENT)
+@describe(
+    tags=("员工",),
+    security=STAFF,
+    json=m.DepartmentActionRequest,
+    responses={200: m.DepartmentActionAnswer, 409: m.ErrorResponse, **STAFF_ERRORS},
+)
+def department_action(ref: str):
+    """A department's account acts on an item forwarded to it: ``{"action": "progress"|"answer"|"extension"|"return"|
+    "pass_on", "text", "promised_by", "due", "reason", "department_id"}`` — the same steps as on its link page
+    (``/d/<token>``).
+
+    404 for an item not (or no longer) in the department's hands; 409 after its final answer or its 退回.
+    """
+    user = current_staff()
+    item = item_or_404(user, ref)
+    forward = live_forward_of_department(item, user.department_id)
+    data: m.DepartmentActionRequest = api_schemas.body()
+    if data.action in ("progress", "answer"):
+        department_answer(forward, data.text or "", data.promised_by or None, final=data.action == "answer")
+    elif data.action == "extension":
+        department_request_extension(forward, data.due, data.text)
+    elif data.action == "return":
+        department_return(forward, data.reason)
+    elif data.action == "pass_on":
+        department_pass_on(forward, data.department_id, data.due, data.text)
+    else:
+        raise UserError("invalid_action", "不支持的操作。", 400, field="action")
+    db.session.commit()
+    return _forward_answer(item, forward)
+
+
+@bp.post("/items/<ref>/forwards/<int:forward_id>/extension")
+@api_auth_required(StaffRole.DEPUTY, StaffRole.STATION_ADMIN)
+@describe(
+    tags=("员工",),
+    security=STAFF,
+    json=m.ExtensionDecisionRequest,
+    responses={200: m.DepartmentActionAnswer, 409: m.ErrorResponse, **STAFF_ERRORS},
+)
+def extension_decision(ref: str, forward_id: int):
+    """``{"decision": "grant"|"refuse", "text"}``: the deputy's answer to a department's request for more time."""
+    user = current_staff()
+    item = item_or_404(user, ref)
+    forward = db.session.get(ItemForward, forward_id)
+    if forward is None or forward.item_id != item.id:
+        raise UserError("unknown_forward", "找不到该交办记录。", 404)
+    data: m.ExtensionDecisionRequest = api_schemas.body()
+    decide_extension(forward, user, data.decision, data.text or "")
+    db.session.commit()
+    return _forward_answer(item, forward)

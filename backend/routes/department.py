@@ -12,18 +12,29 @@ resident's contact details are shown only when the forward shares them
 
 from __future__ import annotations
 
-from flask import Blueprint, make_response, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, make_response, redirect, render_template, request, url_for
+from sqlalchemy import select
 
 from backend.audit import record_audit
 from backend.downloads import jpeg_response
 from backend.errors import UserError
 from backend.extensions import db
 from backend.items.contact import masked_contact
-from backend.items.lifecycle import ForwardLink, department_answer, open_forward_link
+from backend.items.lifecycle import (
+    ForwardLink,
+    department_answer,
+    department_link_token,
+    department_pass_on,
+    department_request_extension,
+    department_return,
+    extension_limit_days,
+    open_forward_link,
+    sub_units,
+)
 from backend.items.masking import mask_message
 from backend.items.photo_store import read_photo
 from backend.items.refs import format_ref
-from backend.models import Item, ItemForward, ItemPhoto
+from backend.models import Item, ItemEvent, ItemEventKind, ItemForward, ItemPhoto
 from backend.models.item import ITEM_CATEGORY_LABELS
 from backend.stations.calendar import today_in_china
 
@@ -101,8 +112,49 @@ def _expired_page(exc: LinkExpired):
     return make_response(render_template("department/expired.html", **context), 410)
 
 
+DONE_MESSAGES = {
+    "1": "答复已提交，交办的代表会看到。谢谢！",
+    "progress": "进展已报告，交办的代表会看到。",
+    "extension": "延期申请已提交，交办的代表同意后办理期限会顺延。",
+    "return": "已退回交办的代表。",
+    "pass_on": "已转交下属单位，对方的办理情况会显示在本页。",
+}
+
+
+def _progress_and_outcome(item: Item, forward: ItemForward) -> tuple[list[ItemEvent], str]:
+    """The department's progress reports on this forward, and what the deputy said to its last extension request."""
+    mine = [e for e in item.events if (e.data or {}).get("forward_id") == forward.id]
+    progress = [e for e in mine if e.kind == ItemEventKind.DEPARTMENT_REPLIED and (e.data or {}).get("final") is False]
+    outcome = ""
+    for event in mine:
+        action = (event.data or {}).get("action")
+        if action == "grant_extension" or (event.data or {}).get("extension_of_forward") == forward.id:
+            outcome = "交办的代表已同意延期。"
+        elif action == "refuse_extension":
+            outcome = "交办的代表不同意延期，请按原期限办理。"
+    return progress, outcome
+
+
+def _hops(item: Item, forward: ItemForward) -> list[dict]:
+    """The second hops of this forward: each unit, its due date, its progress reports and answer (up the chain)."""
+    hops = db.session.scalars(
+        select(ItemForward).where(ItemForward.parent_forward_id == forward.id).order_by(ItemForward.id)
+    ).all()
+    base = current_app.config["PUBLIC_BASE_URL"]
+    return [
+        {
+            "forward": hop,
+            "progress": _progress_and_outcome(item, hop)[0],
+            "link": base + url_for("department.forward_page", token=department_link_token(hop)) if hop.is_live else "",
+        }
+        for hop in hops
+    ]
+
+
 def _page(forward: ItemForward, status: int = 200, **extra):
     item = db.session.get(Item, forward.item_id)
+    progress, extension_outcome = _progress_and_outcome(item, forward)
+    parent = db.session.get(ItemForward, forward.parent_forward_id) if forward.parent_forward_id else None
     # The message and the deputy's instructions with mobile numbers (and the resident's name) masked,
     # like the contact fields; a department the resident allowed to contact them sees them whole after
     # the audited reveal.
@@ -120,7 +172,15 @@ def _page(forward: ItemForward, status: int = 200, **extra):
         "values": {},
         "error": None,
         "error_field": None,
-        "done": request.args.get("done") == "1",
+        "done": request.args.get("done") in DONE_MESSAGES,
+        "done_message": DONE_MESSAGES.get(request.args.get("done", ""), ""),
+        "progress": progress,
+        "extension_outcome": extension_outcome,
+        "extension_limit": extension_limit_days(item),
+        "parent": parent,
+        "units": sub_units(forward.department_id) if parent is None else [],
+        "hops": _hops(item, forward),
+        "error_action": None,
         "today": today_in_china().isoformat(),
     }
     context.update(extra)
@@ -138,15 +198,71 @@ def answer(token: str):
     """Record the department's answer (what was done, and by when); shown again with the reason when refused."""
     forward = forward_or_404(token)
     values = {"text": request.form.get("text", ""), "promised_by": request.form.get("promised_by", "")}
+    final = request.form.get("kind", "final") != "progress"
+    return _act(
+        token,
+        forward,
+        lambda: department_answer(forward, values["text"], values["promised_by"] or None, final=final),
+        values,
+        done="1" if final else "progress",
+    )
+
+
+@bp.post("/<token>/extension")
+def request_extension(token: str):
+    """The department asks the deputy for more time (``due``, ``text``: why)."""
+    forward = forward_or_404(token)
+    values = {"due": request.form.get("due", ""), "extension_text": request.form.get("text", "")}
+    return _act(
+        token,
+        forward,
+        lambda: department_request_extension(forward, values["due"], values["extension_text"]),
+        values,
+        done="extension",
+        action="extension",
+    )
+
+
+@bp.post("/<token>/return")
+def return_item(token: str):
+    """退回: the department gives the item back to the deputy (``reason`` required)."""
+    forward = forward_or_404(token)
+    values = {"reason": request.form.get("reason", "")}
+    return _act(
+        token, forward, lambda: department_return(forward, values["reason"]), values, done="return", action="return"
+    )
+
+
+@bp.post("/<token>/pass-on")
+def pass_on(token: str):
+    """A second hop: pass the item on to one of the department's own units (``department_id``, ``due``, ``text``)."""
+    forward = forward_or_404(token)
+    values = {
+        "unit_id": request.form.get("department_id", ""),
+        "unit_due": request.form.get("due", ""),
+        "unit_text": request.form.get("text", ""),
+    }
+    return _act(
+        token,
+        forward,
+        lambda: department_pass_on(forward, values["unit_id"], values["unit_due"], values["unit_text"]),
+        values,
+        done="pass_on",
+        action="pass_on",
+    )
+
+
+def _act(token: str, forward: ItemForward, operation, values: dict, *, done: str, action: str | None = None):
+    """Run one of the department's operations; back to the page, or the page again with the reason refused."""
     try:
-        department_answer(forward, values["text"], values["promised_by"] or None)
+        operation()
     except UserError as exc:
         if exc.status == 404:
             raise
         db.session.rollback()
-        return _page(forward, exc.status, values=values, error=exc.message, error_field=exc.field)
+        return _page(forward, exc.status, values=values, error=exc.message, error_field=exc.field, error_action=action)
     db.session.commit()
-    return redirect(url_for("department.forward_page", token=token, done=1), 303)
+    return redirect(url_for("department.forward_page", token=token, done=done), 303)
 
 
 @bp.post("/<token>/reveal")

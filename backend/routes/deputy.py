@@ -35,7 +35,11 @@ from backend.items.claims import in_person_item, reissue_receipt
 from backend.items.contact import revealed_contact
 from backend.items.lifecycle import (
     STAFF_TEXT_MAX_CHARS,
+    decide_extension,
+    department_accounts,
+    department_link_token,
     forward_link_token,
+    live_forward_of_department,
     perform_action,
     renew_forward_link,
     revoke_forward,
@@ -101,6 +105,7 @@ def inbox():
         status_labels=ITEM_STATUS_LABELS,
         category_labels=ITEM_CATEGORY_LABELS,
         first_line=inbox_query.first_line,
+        row_text=inbox_query.row_text,
         age_label=inbox_query.age_label,
         overdue_label=inbox_query.overdue_label,
         format_ref=format_ref,
@@ -114,11 +119,17 @@ def inbox():
 
 
 @bp.get("/items/<ref>")
-@login_required(*HANDLERS)
+@login_required(*HANDLERS, StaffRole.DEPARTMENT)
 def item_page(ref: str):
-    """One item: message, photos, masked contact with a reveal button, forwards, the whole timeline, the actions allowed."""
+    """One item: message, photos, masked contact with a reveal button, forwards, the whole timeline, the actions allowed.
+
+    A department's account is sent on to its forward's page (``/d/<token>``): one page for what a
+    department does, whether it came from its inbox or from the link."""
     user = current_staff()
     item = item_or_404(user, ref)
+    if user.role == StaffRole.DEPARTMENT:
+        forward = live_forward_of_department(item, user.department_id)
+        return redirect(url_for("department.forward_page", token=department_link_token(forward)), 303)
     return _page("staff/item.html", **item_context(item, user))
 
 
@@ -180,21 +191,31 @@ def item_action(ref: str):
         return _page("staff/item.html", exc.status, **context)
     token = forward_link_token(event)
     db.session.commit()
-    if token is not None:
-        return _forwarded_page(item, db.session.get(ItemForward, event.data["forward_id"]), token)
+    if token is not None:  # a redirect: reloading the page shows the link again and forwards nothing twice
+        return redirect(url_for("deputy.forward_link", ref=item.ref, forward_id=event.data["forward_id"]), 303)
     if not can_see_item(user, item):  # reassigned away from this deputy
         return redirect(url_for("deputy.inbox", done=action), 303)
     return redirect(url_for("deputy.item_page", ref=item.ref, done=action), 303)
 
 
-def _forwarded_page(item: Item, forward: ItemForward, token: str, *, renewed: bool = False):
+@bp.get("/items/<ref>/forwards/<int:forward_id>/link")
+@login_required(StaffRole.DEPUTY, StaffRole.STATION_ADMIN)
+def forward_link(ref: str, forward_id: int):
+    """The department's link of a forward, to copy and send (again) at any time: derived, never stored, never
+    "shown once". Where the forward answers after 交办 (a redirect) and after a renewal (``?renewed=1``)."""
+    user = current_staff()
+    item = item_or_404(user, ref)
+    forward = _forward_of(item, forward_id)
+    if forward.revoked_at is not None:
+        raise UserError("forward_revoked", "该交办链接已收回。", 404)
     return _page(
         "staff/forwarded.html",
         item=item,
         ref_display=format_ref(item.ref),
         forward=forward,
-        link=department_link(token),
-        renewed=renewed,
+        link=department_link(department_link_token(forward)),
+        accounts=len(department_accounts(forward.department_id)),
+        renewed=request.args.get("renewed") == "1",
         grace_days=current_app.config["DEPARTMENT_LINK_GRACE_DAYS"],
     )
 
@@ -223,9 +244,30 @@ def renew_link(ref: str, forward_id: int):
     user = current_staff()
     item = item_or_404(user, ref)
     forward = _forward_of(item, forward_id)
-    token = renew_forward_link(forward, user)
+    renew_forward_link(forward, user)
     db.session.commit()
-    return _forwarded_page(item, forward, token, renewed=True)
+    return redirect(url_for("deputy.forward_link", ref=item.ref, forward_id=forward.id, renewed=1), 303)
+
+
+@bp.post("/items/<ref>/forwards/<int:forward_id>/extension")
+@login_required(StaffRole.DEPUTY, StaffRole.STATION_ADMIN)
+def extension_decision(ref: str, forward_id: int):
+    """Grant or refuse a department's request for more time (``decision`` grant|refuse, ``text``)."""
+    user = current_staff()
+    item = item_or_404(user, ref)
+    forward = _forward_of(item, forward_id)
+    decision = request.form.get("decision", "")
+    try:
+        decide_extension(forward, user, decision, request.form.get("text", ""))
+    except UserError as exc:
+        if exc.status == 404:
+            raise
+        db.session.rollback()
+        context = item_context(item, user, error=exc.message, error_action="extension", notice="")
+        return _page("staff/item.html", exc.status, **context)
+    db.session.commit()
+    done = "grant_extension" if decision == "grant" else "refuse_extension"
+    return redirect(url_for("deputy.item_page", ref=item.ref, done=done), 303)
 
 
 def _forward_of(item: Item, forward_id: int) -> ItemForward:

@@ -1,4 +1,5 @@
-"""The resident's verdict (满意度测评): on the tracking page and through the JSON API.
+"""The resident's voice after writing: the verdict (满意度测评), the reply to a request for more
+(补充) and the 追问, on the tracking page and through the JSON API.
 
 Only the holder of the item's access key may rate, and never from a browser or an app that
 carries a staff credential: a request with a staff session cookie or a staff bearer token
@@ -10,21 +11,23 @@ deputy entered in person cannot be rated until the resident claimed it (``items.
 
 from __future__ import annotations
 
-from flask import Blueprint, g, jsonify, redirect, request, url_for
+from flask import Blueprint, current_app, g, jsonify, redirect, request, url_for
 
-from backend import api_schemas
+from backend import api_schemas, database
 from backend.api_schemas import describe
 from backend.api_schemas import models as m
 from backend.audit import record_audit
 from backend.auth.sessions import staff_in_request
 from backend.errors import UserError
 from backend.extensions import csrf, db
-from backend.items.lifecycle import rate_item
+from backend.items import photos as photo_intake
+from backend.items.lifecycle import rate_item, resident_action
 from backend.items.operations import find_item_for_resident
 from backend.items.refs import format_ref
 from backend.models import Item, Satisfaction
 from backend.models.item import ITEM_STATUS_LABELS
 from backend.routes import resident
+from backend.routes.api import answer_back_json, public_event_json
 from backend.security import client_address
 
 bp = Blueprint("rating", __name__)
@@ -35,6 +38,11 @@ RATING_FIELDS = ("satisfaction", "solved", "comment")
 STAFF_REFUSED_MESSAGE = (
     "工作人员账号不能评价。满意度测评只能由群众本人在自己的手机上进行，工作人员不能代为评价；"
     "如果这是群众本人的手机，请先退出工作人员登录。"
+)
+
+
+ANSWER_STAFF_REFUSED_MESSAGE = (
+    "工作人员账号不能代群众补充或追问，只能由群众本人在自己的手机上填写；如果这是群众本人的手机，请先退出工作人员登录。"
 )
 
 
@@ -61,6 +69,18 @@ def refuse_staff(
     raise UserError(code, message, 403)
 
 
+def track_page_with_error(form: str, item: Item, exc: UserError, message: str, values: dict):
+    """The tracking page as it is, with one of its forms (``g.<form>``) showing the error and what the resident
+    typed, answered with the error's status."""
+    setattr(g, form, {"error": message, "field": exc.field, "values": values})
+    try:
+        response = resident.track(item.ref)
+    finally:
+        g.pop(form, None)
+    response.status_code = exc.status
+    return response
+
+
 def _item_for_key(ref: str, key: object, message: str) -> Item:
     item = find_item_for_resident(ref, key, client_address())
     if item is None:
@@ -80,14 +100,7 @@ def rate_page(ref: str):
         if exc.status not in (400, 409):
             raise
         db.session.rollback()
-        # The tracking page as it is, with the form's error and what the resident typed.
-        g.rating_form = {"error": exc.message, "field": exc.field, "values": values}
-        try:
-            response = resident.track(item.ref)
-        finally:
-            g.pop("rating_form", None)
-        response.status_code = exc.status
-        return response
+        return track_page_with_error("rating_form", item, exc, exc.message, values)
     db.session.commit()
     return redirect(url_for("resident.track", ref=item.ref, k=item.access_key, _anchor="timeline"), 303)
 
@@ -125,3 +138,104 @@ def rate_api(ref: str):
         solved=event.data["solved"],
         reopened=event.data["satisfaction"] == Satisfaction.UNSATISFIED.value,
     )
+
+
+# --- the resident answers back: 补充 and 追问 ---------------------------------------------------
+
+ANSWER_KINDS = {"reply": "resident_reply", "follow_up": "follow_up"}
+
+
+def _refuse_staff_answer(ref: str) -> None:
+    refuse_staff(
+        ref, audit_action="answer_refused_staff", code="staff_cannot_answer", message=ANSWER_STAFF_REFUSED_MESSAGE
+    )
+
+
+def _key_holders_item(ref: str, key: object, message: str) -> Item:
+    """The item for its key's holder, read before the photos are decoded (no write lock held meanwhile)."""
+    with database.reading():
+        return _item_for_key(ref, key, message)
+
+
+def _decoded_photos(files) -> list:
+    """The uploaded photos checked and re-encoded (the submission form's rules), outside any transaction."""
+    limit = current_app.config["ITEM_MAX_PHOTOS"]
+    if len(files) > limit:
+        raise UserError("too_many_photos", f"最多上传{limit}张照片。", 400, field="photos")
+    return [photo_intake.process_photo(f.read()) for f in files]
+
+
+@bp.post("/t/<ref>/answer")
+def answer_page(ref: str):
+    """The tracking page's 补充 form (text and photos, while the deputy waits) or 追问 form (``kind``), CSRF-protected;
+    back to the page, or the page again with the error and what the resident typed."""
+    _refuse_staff_answer(ref)
+    item = _key_holders_item(ref, request.args.get("k"), "找不到该留言。请核对编号和查询链接是否完整。")
+    kind = request.form.get("kind", "")
+    values = {"kind": kind, "text": request.form.get("text", "")}
+    files = [f for f in request.files.getlist("photos") if f and f.filename]
+    try:
+        if kind not in ANSWER_KINDS:
+            raise UserError("invalid_kind", "请通过页面上的表单补充或追问。", 400, field="kind")
+        resident_action(item, ANSWER_KINDS[kind], values["text"], _decoded_photos(files))
+    except UserError as exc:
+        if exc.status not in (400, 409):
+            raise
+        db.session.rollback()
+        error = exc.message
+        if files and exc.field != "photos":
+            error += "出于安全原因，已选的照片需要重新选择。"
+        return track_page_with_error("answer_form", item, exc, error, values)
+    db.session.commit()
+    return redirect(url_for("resident.track", ref=item.ref, k=item.access_key, sent=kind, _anchor="timeline"), 303)
+
+
+def _answer_api(ref: str, action: str):
+    _refuse_staff_answer(ref)
+    item = _item_for_key(ref, request.args.get("key"), "找不到该留言，请核对编号和查询码。")
+    data: m.ResidentTextRequest = api_schemas.body()
+    event = resident_action(item, action, data.text)
+    db.session.commit()
+    return jsonify(
+        ref=item.ref,
+        ref_display=format_ref(item.ref),
+        status=item.status.value,
+        status_label=ITEM_STATUS_LABELS[item.status],
+        event=public_event_json(item, event),
+        **answer_back_json(item),
+    ), 201
+
+
+_ANSWER_RESPONSES = {
+    201: m.ResidentAnswerBack,
+    403: m.ErrorResponse,  # staff_cannot_answer: the request carries a staff credential
+    404: m.ErrorResponse,
+    409: m.ErrorResponse,
+    429: m.ErrorResponse,
+}
+
+
+@bp.post("/api/v1/items/<ref>/replies")
+@csrf.exempt
+@describe(tags=("群众",), query=m.KeyQuery, json=m.ResidentTextRequest, responses=_ANSWER_RESPONSES)
+def reply_api(ref: str):
+    """``?key=`` and ``{"text"}`` → 201: the resident answers the deputy's request for more (等待群众补充).
+
+    Only while the item waits for the resident (``waiting`` in ``GET /api/v1/items/{ref}``; else 409
+    ``not_waiting``). The item's clock restarts (the paused time does not count toward the deadline)
+    and the deputy is told. Photos go through the tracking page's form.
+    """
+    return _answer_api(ref, "resident_reply")
+
+
+@bp.post("/api/v1/items/<ref>/followups")
+@csrf.exempt
+@describe(tags=("群众",), query=m.KeyQuery, json=m.ResidentTextRequest, responses=_ANSWER_RESPONSES)
+def follow_up_api(ref: str):
+    """``?key=`` and ``{"text"}`` → 201: a 追问 on an open item, one per item a day (China time).
+
+    409 ``not_open`` on a resolved, declined or duplicate item, ``waiting_for_you`` while the deputy
+    waits for a reply (answer with ``/replies``), ``follow_up_limit`` for a second one the same day.
+    The deputy is told.
+    """
+    return _answer_api(ref, "follow_up")

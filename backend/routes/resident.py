@@ -21,6 +21,7 @@ from backend.downloads import jpeg_response
 from backend.errors import UserError
 from backend.extensions import db
 from backend.items import timeline
+from backend.items.lifecycle import can_follow_up, waiting_question
 from backend.items.operations import DUTY_CHOICE, Submission, find_item_for_resident, station_closed, submit_item
 from backend.items.photo_store import read_deputy_photo, read_photo
 from backend.items.refs import format_ref
@@ -163,6 +164,9 @@ def track(ref: str):
             events=timeline.public_events(item),
             timeline=timeline,
             next_step=timeline.STATUS_NEXT_STEP[item.status],
+            waiting=waiting_question(item),
+            can_follow_up=can_follow_up(item),
+            sent=request.args.get("sent"),
             track_url=current_app.config["PUBLIC_BASE_URL"]
             + url_for("resident.track", ref=item.ref, k=item.access_key),
         )

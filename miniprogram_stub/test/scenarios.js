@@ -426,12 +426,42 @@ const scenarios = {
     const item = await rt.openUrl("pages/item/item?ref=" + env.ref);
     assert.equal(item.data.error, "");
     sees(item, "想在微信里收到下一步的办理进展？");
-    assert.deepEqual(buttons(item), [["开启微信提醒", "default"]]);
+    assert.deepEqual(buttons(item), [["发送追问", "default"], ["开启微信提醒", "default"]]);
     rt.shot(item, "item-open");
     await item.view.tap("#subscribe-button");
     assert.deepEqual(rt.subscribeRequests, [item.data.templateIds]);
     sees(item, env.subscribe === "reject" ? /没有开启进展提醒/ : /已开启微信提醒/);
     return { templateIds: item.data.templateIds };
+  },
+
+  // The deputy asked for more: the item page says "待您补充" with the question; an empty answer is refused on the
+  // page, the answer goes, and the page offers a 追问 instead (one a day: the second is refused by the backend).
+  async answer_back(env) {
+    const rt = runtime(env);
+    const item = await rt.openUrl("pages/item/item?ref=" + env.ref);
+    assert.equal(item.data.error, "");
+    sees(item, "待您补充：代表请您补充以下情况\n" + env.question);
+    assert.deepEqual(buttons(item), [["提交补充", "primary"]].concat(item.view.has("#subscribe-button") ? [["开启微信提醒", "default"]] : []));
+    assert.ok(!item.view.has("#follow-up"), "while the deputy waits, the resident answers");
+    rt.shot(item, "item-waiting");
+    await item.view.tap("#answer");
+    sees(item, "请填写补充内容。");
+    await item.view.input("#answer-text", env.answer);
+    await item.view.tap("#answer");
+    assert.equal(item.data.answerError, "");
+    sees(item, "您的补充已送达代表，办理计时已恢复。");
+    sees(item, "您的补充\n" + env.answer);
+    assert.ok(!item.view.has("#waiting"), "answered: no longer waiting");
+    sees(item, "追问办理进展（每天可追问一次）");
+    assert.equal(item.view.field("#answer-text").value, "", "the box is emptied once sent");
+    rt.shot(item, "item-answered");
+    await item.view.input("#answer-text", env.followUp);
+    await item.view.tap("#answer");
+    sees(item, "您的追问已送达代表。");
+    sees(item, "您的追问\n" + env.followUp);
+    assert.ok(!item.view.has("#follow-up"), "today's 追问 is spent");
+    rt.shot(item, "item-followed-up");
+    return { status: item.data.item.status };
   },
 
   // Another WeChat user cannot open someone else's item from a notification link.

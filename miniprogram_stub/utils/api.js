@@ -15,6 +15,8 @@ const PATHS = {
   submitItem: ["POST", "/api/v1/items"],
   item: ["GET", "/api/v1/items/{ref}"],
   rateItem: ["POST", "/api/v1/items/{ref}/rating"],
+  replyItem: ["POST", "/api/v1/items/{ref}/replies"],
+  followUpItem: ["POST", "/api/v1/items/{ref}/followups"],
   myItems: ["GET", "/api/v1/me/items"],
   myItem: ["GET", "/api/v1/me/items/{ref}"],
   staffToken: ["POST", "/api/v1/auth/token"],

@@ -1,4 +1,5 @@
-// One item: its status and the steps the resident may see, and the rating once it is resolved.
+// One item: its status and the steps the resident may see, the resident's answer when the deputy asks for
+// more ("待您补充") or a 追问 (one a day) while it is open, and the rating once it is resolved.
 // Opened from "my items" and the form (ref and key), or from a WeChat notification (ref only: the key is
 // looked up among the resident's own items).
 const api = require("../../utils/api.js");
@@ -32,6 +33,9 @@ Page({
     progressTemplateId: "",
     canSubscribe: false,
     subscribing: false,
+    answerText: "",
+    answering: false,
+    answerError: "",
   },
 
   onLoad(query) {
@@ -93,6 +97,36 @@ Page({
         });
       })
       .catch((err) => this.setData({ loading: false, error: err.message }));
+  },
+
+  onAnswerInput(e) {
+    this.setData({ answerText: e.detail.value });
+  },
+
+  // The resident's answer: to the deputy's request for more while the item waits ("replyItem"), else a 追问.
+  onAnswer() {
+    const item = this.data.item;
+    const waiting = Boolean(item && item.waiting);
+    if (!this.data.answerText.trim()) {
+      this.setData({ answerError: waiting ? "请填写补充内容。" : "请填写追问内容。" });
+      return Promise.resolve();
+    }
+    this.setData({ answering: true, answerError: "" });
+    return api
+      .call(waiting ? "replyItem" : "followUpItem", {
+        params: { ref: this.data.ref },
+        query: { key: this.data.key },
+        data: { text: this.data.answerText },
+      })
+      .then(() => {
+        this.setData({
+          answering: false,
+          answerText: "",
+          notice: waiting ? "您的补充已送达代表，办理计时已恢复。" : "您的追问已送达代表。",
+        });
+        return this.load();
+      })
+      .catch((err) => this.setData({ answering: false, answerError: err.message }));
   },
 
   onSatisfaction(e) {
