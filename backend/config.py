@@ -132,9 +132,11 @@ class Config:
         # A department's link (/d/…) stops working this many days after its forward is answered and the
         # item resolved (the later of the two; a renewal by the deputy starts the days again).
         self.DEPARTMENT_LINK_GRACE_DAYS = _env_int("DEPARTMENT_LINK_GRACE_DAYS", 7)
-        # WeChat subscribe messages (backend/outbox): purpose → template id and its keys, each key mapped to
-        # the value the notification fills in (ref, status, summary, deputy, at). Override with WECHAT_TEMPLATES
+        # WeChat subscribe messages (backend/outbox): purpose → template id, its kind and its keys, each key mapped
+        # to the value the notification fills in (ref, status, summary, deputy, at). Override with WECHAT_TEMPLATES
         # as JSON; the key names and their order come from the templates chosen in the mini-program's console.
+        # "kind": "one_time" (one acceptance, one message; the default) or "long_term" (one acceptance, every
+        # message until the user switches it off: 政务民生 mini-programs may use long-term templates).
         import json
 
         self.WECHAT_TEMPLATES = (
@@ -143,22 +145,33 @@ class Config:
             else {
                 "item_progress": {  # 办理进度通知: received, accepted, forwarded, declined …
                     "id": "tpl-item-progress",
+                    "kind": "long_term",
                     "fields": {"character_string1": "ref", "phrase2": "status", "thing3": "summary", "time4": "at"},
                 },
                 "item_answered": {  # 留言回复通知: the beginning of the deputy's answer
                     "id": "tpl-item-answered",
+                    "kind": "one_time",
                     "fields": {"character_string1": "ref", "thing2": "deputy", "thing3": "summary", "time4": "at"},
                 },
                 "item_resolved": {  # 办结评价提醒: resolved, please rate
                     "id": "tpl-item-resolved",
+                    "kind": "one_time",
                     "fields": {"character_string1": "ref", "phrase2": "status", "thing3": "summary", "time4": "at"},
                 },
                 "deputy_task": {  # 待办提醒 for deputies: new, overdue, reopened, department replied
                     "id": "tpl-deputy-task",
+                    "kind": "long_term",
                     "fields": {"character_string1": "ref", "phrase2": "status", "thing3": "summary", "time4": "at"},
                 },
             }
         )
+        # The token of WeChat's message push (消息推送) to <PUBLIC_BASE_URL>/wechat/push, as set in the console;
+        # unset, every push is refused (nothing can check its signature).
+        self.WECHAT_PUSH_TOKEN = os.environ.get("WECHAT_PUSH_TOKEN") or None
+        # Deputies' notices within this many seconds of the last one become one notice (backend/outbox/queue.py).
+        self.NOTICE_COALESCE_SECONDS = float(os.environ.get("NOTICE_COALESCE_SECONDS") or 3600)
+        # A deputy is reminded of an item this many hours before its deadline (0: never).
+        self.NOTICE_DUE_SOON_HOURS = float(os.environ.get("NOTICE_DUE_SOON_HOURS") or 24)
         # Outbox delivery (backend/outbox/worker.py). The lease must outlast one WeChat call (its timeout).
         self.OUTBOX_LEASE_SECONDS = float(os.environ.get("OUTBOX_LEASE_SECONDS") or 60)
         self.OUTBOX_MAX_ATTEMPTS = _env_int("OUTBOX_MAX_ATTEMPTS", 8)

@@ -497,7 +497,7 @@ def test_department_answers_once_privately_and_the_deputy_is_told(world, forward
     assert forwarded.item.status == S.FORWARDED
     rows = db.session.scalars(select(OutboxMessage).where(OutboxMessage.kind == "deputy_department_replied")).all()
     assert [(r.staff_user_id, r.payload) for r in rows] == [
-        (world.users["d1"].id, {"forward_id": forwarded.forward.id})
+        (world.users["d1"].id, {"forward_id": forwarded.forward.id, "event_id": event.id})
     ]
     before = written_rows()
     with pytest.raises(UserError) as err:

@@ -115,6 +115,12 @@ def templates() -> dict[str, dict] | None:
     return found
 
 
+def is_long_term(template_id: str) -> bool:
+    """True for a template configured ``"kind": "long_term"``: one acceptance allows every later message."""
+    entry = (templates() or {}).get(template_id) or {}
+    return entry.get("kind") == "long_term"
+
+
 def is_known_template(template_id: object) -> bool:
     """True for a template id this sandbox's app has (40037 otherwise)."""
     if not isinstance(template_id, str) or not template_id:
@@ -365,7 +371,8 @@ def subscribe_send():
             "miniprogram_state": miniprogram_state,
             "lang": body.get("lang", "zh_CN"),
         },
-        spend_subscription=True,
+        spend_subscription=not is_long_term(body["template_id"]),
+        need_subscription=True,
     )
     return wx_ok(msgid=msgid)
 
@@ -537,7 +544,7 @@ def control_subscribe():
         raise ControlError("count: a whole number") from None
     if count < 1:
         raise ControlError("count: at least 1")
-    credits = state().subscribe(openid, template_id, count)
+    credits = state().subscribe(openid, template_id, count, long_term=is_long_term(template_id))
     if request.form:
         return redirect(url_for(".index") + f"#user-{openid}")
     return jsonify(openid=openid, template_id=template_id, credits=credits)

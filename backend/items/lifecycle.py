@@ -106,6 +106,7 @@ from backend.models import (
     utcnow,
 )
 from backend.models.item import ITEM_OUTCOME_LABELS, ITEM_STATUS_LABELS, SATISFACTION_LABELS
+from backend.outbox import queue as notices
 from backend.stations.calendar import CHINA_TZ, format_month_day, today_in_china
 
 STAFF_TEXT_MAX_CHARS = 2000
@@ -293,26 +294,13 @@ def perform_action(
             )
         )
     if action == "reassign":
-        for user in operations.deputy_staff_users(step.deputy.id):
-            db.session.add(
-                OutboxMessage(
-                    kind="deputy_new_item", item_id=item.id, staff_user_id=user.id, payload={"reassigned": True}
-                )
-            )
+        notices.queue_new_item_notices(db.session.connection(), item.id, None, step.deputy.id, now, reassigned=True)
     if action == "forward":
         db.session.add(
             OutboxMessage(kind="department_new_item", item_id=item.id, payload={"forward_id": step.forward.id})
         )
     if action == "supervise":
-        for user in _handlers_of(item):
-            db.session.add(
-                OutboxMessage(
-                    kind="deputy_item_supervised",
-                    item_id=item.id,
-                    staff_user_id=user.id,
-                    payload={"event_id": event.id},
-                )
-            )
+        notices.queue_for_event(item, event)
     audit_data = {"ref": item.ref, "from": before.value, "to": item.status.value, "event_id": event.id}
     audit_data.update({k: v for k, v in step.data.items() if k in _AUDITED_KEYS})
     record_audit(f"item_{action}", user=actor, object_type="item", object_id=item.id, data=audit_data)
@@ -843,15 +831,7 @@ def department_answer(forward: ItemForward, text: str, promised_by: date | None)
     item.events.append(event)
     item.updated_at = now
     db.session.flush()
-    for user in _handlers_of(item):
-        db.session.add(
-            OutboxMessage(
-                kind="deputy_department_replied",
-                item_id=item.id,
-                staff_user_id=user.id,
-                payload={"forward_id": forward.id},
-            )
-        )
+    notices.queue_for_event(item, event)  # the handlers: "承办单位已答复"
     record_audit(
         "forward_answered",
         object_type="item_forward",
@@ -976,8 +956,7 @@ def rate_item(item: Item, satisfaction: str, solved: bool, comment: str = "") ->
         )
     db.session.flush()
     if unsatisfied:
-        for user in _handlers_of(item):
-            db.session.add(OutboxMessage(kind="deputy_item_reopened", item_id=item.id, staff_user_id=user.id))
+        notices.queue_for_event(item, item.events[-1])  # the REOPENED event just added
     record_audit(
         "item_rated",
         object_type="item",

@@ -81,7 +81,7 @@ def release_held_item(item: Item, reviewer: StaffUser) -> None:
     deputy could not see it while it was held; the deputy's "new item" notice is queued
     unless one was queued already.
     """
-    from backend.items.operations import deputy_staff_users  # operations calls screen_message: import late
+    from backend.outbox import queue as notices
 
     now = utcnow()
     item.is_held = False
@@ -91,14 +91,9 @@ def release_held_item(item: Item, reviewer: StaffUser) -> None:
     queued = db.session.scalar(
         select(exists().where(OutboxMessage.item_id == item.id, OutboxMessage.kind == DEPUTY_NEW_ITEM))
     )
-    if not queued and item.deputy_id is not None:
-        for user in deputy_staff_users(item.deputy_id):
-            db.session.add(
-                OutboxMessage(
-                    kind=DEPUTY_NEW_ITEM, item_id=item.id, staff_user_id=user.id, next_attempt_at=now, created_at=now
-                )
-            )
     db.session.flush()
+    if not queued and item.deputy_id is not None:
+        notices.queue_new_item_notices(db.session.connection(), item.id, None, item.deputy_id, now)
     record_audit(
         "item_released",
         user=reviewer,
