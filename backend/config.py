@@ -165,6 +165,20 @@ class Config:
                 },
             }
         )
+        # The service account's subscribe notices (订阅通知, sent with bizsend to an H5 resident's official-account
+        # openid): purpose → template, as WECHAT_TEMPLATES. A resident purpose without its own template uses
+        # item_progress's, so one long-term acceptance on the confirmation page covers every step. JSON to override.
+        self.WECHAT_MP_TEMPLATES = (
+            json.loads(os.environ["WECHAT_MP_TEMPLATES"])
+            if os.environ.get("WECHAT_MP_TEMPLATES")
+            else {
+                "item_progress": {  # 办理进度通知 (long-term, 政务民生)
+                    "id": "tpl-oa-item-progress",
+                    "kind": "long_term",
+                    "fields": {"character_string1": "ref", "phrase2": "status", "thing3": "summary", "time4": "at"},
+                },
+            }
+        )
         # The token of WeChat's message push (消息推送) to <PUBLIC_BASE_URL>/wechat/push, as set in the console;
         # unset, every push is refused (nothing can check its signature).
         self.WECHAT_PUSH_TOKEN = os.environ.get("WECHAT_PUSH_TOKEN") or None
@@ -192,6 +206,8 @@ class Config:
         # PUBLIC_BASE_URL, or with WECHAT_SANDBOX_STAGING=1 on a staging server (check_wechat_sandbox).
         self.WECHAT_SANDBOX = _env_bool("WECHAT_SANDBOX", False)
         self.WECHAT_SANDBOX_STAGING = _env_bool("WECHAT_SANDBOX_STAGING", False)
+        if self.WECHAT_SANDBOX and not self.WECHAT_PUSH_TOKEN:
+            self.WECHAT_PUSH_TOKEN = "sandbox-push-token"  # noqa: S105 - the sandbox's, public by design
         # The mini-program (unset: none, and WeChat refuses every call; `make run` gives the sandbox's).
         self.WECHAT_APPID = os.environ.get("WECHAT_APPID") or None
         self.WECHAT_SECRET = os.environ.get("WECHAT_SECRET") or None

@@ -81,6 +81,7 @@ class Notice:
     data: dict
     page: str
     is_long_term: bool = False  # the template is long-term: on until switched off, nothing to spend
+    channel: str = "miniprogram"  # or "official_account": a service account's notice (bizsend) to an H5 resident
 
 
 # --- value limits -------------------------------------------------------------------------
@@ -358,7 +359,7 @@ KINDS: dict[str, KindSpec] = {
 
 
 def recipient_openid(message: OutboxMessage) -> str | None:
-    """The WeChat openid a message goes to, or None when its recipient has none."""
+    """The mini-program openid a message goes to, or None when its recipient has none."""
     spec = KINDS.get(message.kind)
     if spec is None or spec.audience == "none":
         return None
@@ -367,6 +368,38 @@ def recipient_openid(message: OutboxMessage) -> str | None:
         return resident.openid if resident is not None else None
     user = db.session.get(StaffUser, message.staff_user_id) if message.staff_user_id else None
     return user.wechat_openid if user is not None and user.is_active else None
+
+
+def official_account_template(purpose: str) -> dict | None:
+    """The service account's template for a resident purpose (``item_progress``'s when it has none of its own)."""
+    config = current_app.config
+    if not (config.get("WECHAT_MP_APPID") and config.get("WECHAT_MP_SECRET")):
+        return None
+    templates = config.get("WECHAT_MP_TEMPLATES") or {}
+    return templates.get(purpose) or templates.get("item_progress")
+
+
+def tracking_url(item: Item) -> str:
+    """The item's tracking page with its key: where a service-account notice leads."""
+    return f"{current_app.config['PUBLIC_BASE_URL']}/t/{item.ref}?k={item.access_key}"
+
+
+def _official_account_notice(message: OutboxMessage, spec: KindSpec, item: Item, values: dict) -> Notice | None:
+    """The H5 resident's notice through the service account (bizsend), when they have no mini-program openid."""
+    resident = db.session.get(Resident, message.resident_id) if message.resident_id else None
+    template = official_account_template(spec.purpose) if resident is not None and resident.mp_openid else None
+    if template is None:
+        return None
+    data = {key: {"value": fit_value(key, values.get(name))} for key, name in template["fields"].items()}
+    return Notice(
+        openid=resident.mp_openid,
+        purpose=spec.purpose,
+        template_id=template["id"],
+        data=data,
+        page=tracking_url(item),
+        is_long_term=template_kind(template) == LONG_TERM,
+        channel="official_account",
+    )
 
 
 def prefetch(messages: list[OutboxMessage]) -> list:
@@ -402,12 +435,19 @@ def build_notice(message: OutboxMessage) -> Notice:
         raise NotDefined(f"no notification is defined for outbox kind {message.kind!r}")
     if spec.audience == "none" or spec.purpose is None or spec.values is None:
         raise NoChannel(f"{message.kind}: no WeChat channel for this recipient")
+    item = db.session.get(Item, message.item_id) if message.item_id else None
+    openid = recipient_openid(message)
+    if not openid and spec.audience == "resident" and item is not None:
+        event_id = (message.payload or {}).get("event_id")
+        event = db.session.get(ItemEvent, event_id) if event_id else None
+        ctx = Context(message=message, item=item, event=event)
+        notice = _official_account_notice(message, spec, item, {"ref": item.ref, "at": ctx.at, **spec.values(ctx)})
+        if notice is not None:
+            return notice
     if spec.purpose not in current_app.config["WECHAT_TEMPLATES"]:
         raise NoChannel(f"{message.kind}: no template configured for {spec.purpose}")
-    openid = recipient_openid(message)
     if not openid:
         raise NoChannel(f"{message.kind}: the recipient has no WeChat identity")
-    item = db.session.get(Item, message.item_id) if message.item_id else None
     if item is None:
         raise NotDefined(f"{message.kind}: item {message.item_id} not found")
     event_id = (message.payload or {}).get("event_id")

@@ -478,12 +478,12 @@ def _wechat():
         from backend.wechat import client
 
         token_limit = getattr(client, "TokenRefreshLimitExceeded", None)
-    return api.send_subscribe_message, WeChatClientException, APILimitedException, token_limit
+    return api.send_subscribe_message, WeChatClientException, APILimitedException, token_limit, api
 
 
 def classify(exc: BaseException) -> Outcome:
     """What a send's exception means for the row: retry, hold, fail for good, or token trouble."""
-    _, client_error, limited, token_limit = _wechat()
+    _, client_error, limited, token_limit, _api = _wechat()
     errcode = getattr(exc, "errcode", None)
     try:
         errcode = int(errcode) if errcode is not None else None
@@ -513,10 +513,14 @@ def classify(exc: BaseException) -> Outcome:
 
 
 def send(notice: Notice) -> Outcome:
-    """Send one subscribe message; never raises for WeChat's or the network's errors."""
-    send_subscribe_message = _wechat()[0]
+    """Send one subscribe message (mini-program, or the service account's bizsend); never raises for WeChat's
+    or the network's errors."""
+    send_subscribe_message, *_, api = _wechat()
     try:
-        send_subscribe_message(notice.openid, notice.template_id, notice.data, page=notice.page)
+        if notice.channel == "official_account":
+            api.send_oa_subscribe_message(notice.openid, notice.template_id, notice.data, url=notice.page)
+        else:
+            send_subscribe_message(notice.openid, notice.template_id, notice.data, page=notice.page)
     except Exception as exc:
         outcome = classify(exc)
         if outcome.error.startswith("unexpected"):

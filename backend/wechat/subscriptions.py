@@ -191,3 +191,52 @@ def apply_push(message: dict) -> int:
         results[template_id] = status
     record_results(openid, results, source="push")
     return len(results)
+
+
+# --- the H5 resident's notices (service account) ------------------------------------------
+
+OA_PURPOSES = ("item_progress",)  # one long-term template tells every step (notifications.official_account_template)
+
+
+def resident_notices_panel(resident, in_wechat: bool, page_url: str) -> dict:
+    """What the confirmation and tracking pages say about notices, for the resident who wrote the item.
+
+    ``mode``: ``"on"`` (the service account's notices are on), ``"ask"`` (in WeChat with an
+    official-account openid: the ``wx-open-subscribe`` button, with its ``wx.config``),
+    ``"unavailable"`` (in WeChat, but no button can be offered now), or ``"outside"`` (not in
+    WeChat: progress shows only on the tracking page).
+    """
+    from backend.wechat.client import official_account_configured
+
+    if not in_wechat:
+        return {"mode": "outside"}
+    openid = getattr(resident, "mp_openid", None)
+    if not openid or not official_account_configured():
+        return {"mode": "unavailable"}
+    state = notices_state(openid, list(OA_PURPOSES), setting="WECHAT_MP_TEMPLATES")
+    if state["on"]:
+        return {"mode": "on"}
+    from backend.wechat.jssdk import page_config
+
+    config = page_config(page_url)
+    if config is None:
+        return {"mode": "unavailable"}
+    return {"mode": "ask", "templates": state["off"], "config": config}
+
+
+def record_page_report(resident, results: object) -> dict[str, int]:
+    """Count what the ``wx-open-subscribe`` tag's ``success`` event reported (the page's own report; flushes).
+
+    ``results``: ``{template_id: "accept"|"reject"|…}`` for the service account's templates. Raises
+    ``ValueError`` with a Chinese message for anything else; nothing is written then.
+    """
+    openid = getattr(resident, "mp_openid", None)
+    if not openid:
+        raise LookupError("这条留言没有关联微信，无法开启通知。")
+    if not isinstance(results, dict) or not results or len(results) > 10:
+        raise ValueError("results 须为 {模板ID: accept|reject}。")
+    known = {entry["id"] for entry in (current_app.config.get("WECHAT_MP_TEMPLATES") or {}).values()}
+    if any(k not in known for k in results) or any(v not in RESULTS for v in results.values()):
+        raise ValueError("未知的模板或订阅结果。")
+    record_results(openid, results, source="page")
+    return credits_for(openid, list(results))
