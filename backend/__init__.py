@@ -103,12 +103,13 @@ def register_blueprints(app: Flask) -> None:
         staff,
         supervision,
         wechat_pages,
+        wechat_push,
     )
 
     blueprints = [
         resident.bp, qr.bp, api.bp, directory.bp, staff.bp, api_auth.bp, deputy.bp, department.bp, api_staff.bp,
         rating.bp, api_wechat.bp, posters.bp, admin.bp, api_resident.bp, wechat_pages.bp, supervision.bp,
-        supervision.api_bp, health.bp, claim.bp, erasure.bp,
+        supervision.api_bp, health.bp, claim.bp, erasure.bp, wechat_push.bp,
     ]  # fmt: skip
     for blueprint in blueprints:
         app.register_blueprint(blueprint)

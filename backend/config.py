@@ -138,9 +138,11 @@ class Config:
         # The most days one request of a department for more time may add to its due date, unless the
         # station sets its own (stations.department_extension_max_days).
         self.DEPARTMENT_EXTENSION_MAX_DAYS = _env_int("DEPARTMENT_EXTENSION_MAX_DAYS", 15)
-        # WeChat subscribe messages (backend/outbox): purpose → template id and its keys, each key mapped to
-        # the value the notification fills in (ref, status, summary, deputy, at). Override with WECHAT_TEMPLATES
+        # WeChat subscribe messages (backend/outbox): purpose → template id, its kind and its keys, each key mapped
+        # to the value the notification fills in (ref, status, summary, deputy, at). Override with WECHAT_TEMPLATES
         # as JSON; the key names and their order come from the templates chosen in the mini-program's console.
+        # "kind": "one_time" (one acceptance, one message; the default) or "long_term" (one acceptance, every
+        # message until the user switches it off: 政务民生 mini-programs may use long-term templates).
         import json
 
         self.WECHAT_TEMPLATES = (
@@ -149,22 +151,47 @@ class Config:
             else {
                 "item_progress": {  # 办理进度通知: received, accepted, forwarded, declined …
                     "id": "tpl-item-progress",
+                    "kind": "long_term",
                     "fields": {"character_string1": "ref", "phrase2": "status", "thing3": "summary", "time4": "at"},
                 },
                 "item_answered": {  # 留言回复通知: the beginning of the deputy's answer
                     "id": "tpl-item-answered",
+                    "kind": "one_time",
                     "fields": {"character_string1": "ref", "thing2": "deputy", "thing3": "summary", "time4": "at"},
                 },
                 "item_resolved": {  # 办结评价提醒: resolved, please rate
                     "id": "tpl-item-resolved",
+                    "kind": "one_time",
                     "fields": {"character_string1": "ref", "phrase2": "status", "thing3": "summary", "time4": "at"},
                 },
                 "deputy_task": {  # 待办提醒 for deputies: new, overdue, reopened, department replied
                     "id": "tpl-deputy-task",
+                    "kind": "long_term",
                     "fields": {"character_string1": "ref", "phrase2": "status", "thing3": "summary", "time4": "at"},
                 },
             }
         )
+        # The service account's subscribe notices (订阅通知, sent with bizsend to an H5 resident's official-account
+        # openid): purpose → template, as WECHAT_TEMPLATES. A resident purpose without its own template uses
+        # item_progress's, so one long-term acceptance on the confirmation page covers every step. JSON to override.
+        self.WECHAT_MP_TEMPLATES = (
+            json.loads(os.environ["WECHAT_MP_TEMPLATES"])
+            if os.environ.get("WECHAT_MP_TEMPLATES")
+            else {
+                "item_progress": {  # 办理进度通知 (long-term, 政务民生)
+                    "id": "tpl-oa-item-progress",
+                    "kind": "long_term",
+                    "fields": {"character_string1": "ref", "phrase2": "status", "thing3": "summary", "time4": "at"},
+                },
+            }
+        )
+        # The token of WeChat's message push (消息推送) to <PUBLIC_BASE_URL>/wechat/push, as set in the console;
+        # unset, every push is refused (nothing can check its signature).
+        self.WECHAT_PUSH_TOKEN = os.environ.get("WECHAT_PUSH_TOKEN") or None
+        # Deputies' notices within this many seconds of the last one become one notice (backend/outbox/queue.py).
+        self.NOTICE_COALESCE_SECONDS = float(os.environ.get("NOTICE_COALESCE_SECONDS") or 3600)
+        # A deputy is reminded of an item this many hours before its deadline (0: never).
+        self.NOTICE_DUE_SOON_HOURS = float(os.environ.get("NOTICE_DUE_SOON_HOURS") or 24)
         # Outbox delivery (backend/outbox/worker.py). The lease must outlast one WeChat call (its timeout).
         self.OUTBOX_LEASE_SECONDS = float(os.environ.get("OUTBOX_LEASE_SECONDS") or 60)
         self.OUTBOX_MAX_ATTEMPTS = _env_int("OUTBOX_MAX_ATTEMPTS", 8)
@@ -185,6 +212,8 @@ class Config:
         # PUBLIC_BASE_URL, or with WECHAT_SANDBOX_STAGING=1 on a staging server (check_wechat_sandbox).
         self.WECHAT_SANDBOX = _env_bool("WECHAT_SANDBOX", False)
         self.WECHAT_SANDBOX_STAGING = _env_bool("WECHAT_SANDBOX_STAGING", False)
+        if self.WECHAT_SANDBOX and not self.WECHAT_PUSH_TOKEN:
+            self.WECHAT_PUSH_TOKEN = "sandbox-push-token"  # noqa: S105 - the sandbox's, public by design
         # The mini-program (unset: none, and WeChat refuses every call; `make run` gives the sandbox's).
         self.WECHAT_APPID = os.environ.get("WECHAT_APPID") or None
         self.WECHAT_SECRET = os.environ.get("WECHAT_SECRET") or None

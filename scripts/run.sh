@@ -13,6 +13,11 @@ export FLASK_APP=backend
 export WECHAT_SANDBOX=1
 export WECHAT_APPID="${WECHAT_APPID:-wx-sandbox-app}"
 export WECHAT_SECRET="${WECHAT_SECRET:-sandbox-secret}"
+# The service account too (silent OAuth, JS-SDK, subscribe notices to H5 residents), and the push token
+# the sandbox signs its pushes with.
+export WECHAT_MP_APPID="${WECHAT_MP_APPID:-wx-sandbox-mp}"
+export WECHAT_MP_SECRET="${WECHAT_MP_SECRET:-sandbox-mp-secret}"
+export WECHAT_PUSH_TOKEN="${WECHAT_PUSH_TOKEN:-sandbox-push-token}"
 "$BIN/flask" db upgrade
 "$BIN/flask" demo load --if-empty --history
 "$BIN/flask" demo urls

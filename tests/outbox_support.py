@@ -149,3 +149,9 @@ def statuses() -> dict[int, str]:
     result = {i: s.value for i, s in db.session.execute(select(OutboxMessage.id, OutboxMessage.status))}
     db.session.rollback()
     return result
+
+
+def make_templates_one_time(app) -> None:
+    """Every configured template one-time: for the tests of one-time credit accounting (``app`` restores it)."""
+    for template in app.config["WECHAT_TEMPLATES"].values():
+        template["kind"] = "one_time"

@@ -14,6 +14,7 @@ import io
 import re
 
 import pytest
+import sqlalchemy as sa
 import zxingcpp
 from flask import g
 from PIL import Image
@@ -440,7 +441,6 @@ def test_a_migrated_in_person_item_s_old_key_cannot_rate(old_database, tmp_path)
 
     from backend import create_app
     from backend.items.operations import body_fingerprint
-    from backend.models import Deputy, Region, RegionLevel, StaffRole, StaffUser, Station
     from tests.staff_world import PASSWORD, password_hash
 
     old_key = "ABCDEFGHJKMNPQRST"
@@ -455,18 +455,30 @@ def test_a_migrated_in_person_item_s_old_key_cannot_rate(old_database, tmp_path)
     app.instance_path = str(tmp_path / "instance")
     with app.app_context():
         upgrade(revision=BEFORE_CLAIMS)
-        county = Region(code="430225", name="炎陵县", level=RegionLevel.COUNTY)
-        station = Station(name="霞阳镇人大代表联络站", region=county, address="霞阳镇")
-        deputy = Deputy(name="张秀英", station=station, constituency="第三选区")
-        user = StaffUser(
-            username="deputy_d1", display_name="张秀英", password_hash=password_hash(), role=StaffRole.DEPUTY
-        )
-        user.deputy = deputy
-        db.session.add_all([county, station, deputy, user])
-        db.session.commit()
         now = utcnow()
+
+        def old_row(table: str, **values) -> int:
+            """A row written with the old schema's columns (today's models have columns added since)."""
+            reflected = sa.Table(table, sa.MetaData(), autoload_with=db.session.connection())
+            present = {key: value for key, value in values.items() if key in reflected.c}
+            return db.session.execute(insert(reflected).values(present).returning(reflected.c.id)).scalar()
+
+        county_id = old_row("regions", code="430225", name="炎陵县", level="county")
+        station_id = old_row(
+            "stations", name="霞阳镇人大代表联络站", region_id=county_id, address="霞阳镇", contact_name="",
+            contact_phone="", reception_hours="", is_active=True, created_at=now,
+        )  # fmt: skip
+        deputy_id = old_row(
+            "deputies", name="张秀英", station_id=station_id, constituency="第三选区", occupation="", phone="",
+            status="serving", photo_version=0, created_at=now,
+        )  # fmt: skip
+        old_row(
+            "staff_users", username="deputy_d1", display_name="张秀英", password_hash=password_hash(),
+            role="deputy", deputy_id=deputy_id, is_active=True, created_at=now,
+        )  # fmt: skip
+        db.session.commit()
         row = {  # an in-person item as the old entry page stored it: resolved, its key shown to the deputy
-            "ref": "7K4P9QXD", "access_key": old_key, "station_id": station.id, "deputy_id": deputy.id,
+            "ref": "7K4P9QXD", "access_key": old_key, "station_id": station_id, "deputy_id": deputy_id,
             "channel": ItemChannel.IN_PERSON, "category": "transport", "body": "班车太少。", "contact_name": "",
             "contact_phone": "", "status": ItemStatus.RESOLVED, "resolved_at": now, "accepted_at": now,
             "first_answered_at": now, "outcome": "solved", "outcome_reason": "", "reopen_count": 0,

@@ -11,12 +11,16 @@ import pytest
 from sqlalchemy.dialects import postgresql, sqlite
 
 from backend.items import operations
+from backend.outbox import queue
 from backend.throttle import _hit_many_statement
 
 
-@pytest.mark.parametrize("name", ["_EARLIER_BY_CLIENT_ID", "_QUEUE_DEPUTY_NEW_ITEM"])
-def test_submission_queries_are_cacheable(name):
-    assert getattr(operations, name)._generate_cache_key() is not None
+@pytest.mark.parametrize(
+    ("module", "name"),
+    [(operations, "_EARLIER_BY_CLIENT_ID"), (queue, "_DEPUTY_ACCOUNTS"), (queue, "_LAST_NOTICES")],
+)
+def test_submission_queries_are_cacheable(module, name):
+    assert getattr(module, name)._generate_cache_key() is not None
 
 
 @pytest.mark.parametrize("dialect", [sqlite, postgresql])

@@ -31,6 +31,7 @@ from tests.outbox_support import (
     give_credits,
     make_item,
     make_resident,
+    make_templates_one_time,
     make_world,
     queue,
     queue_many,
@@ -44,6 +45,23 @@ TOKEN = "cgi-bin/token"
 PROGRESS, ANSWERED = "tpl-item-progress", "tpl-item-answered"
 REPO = Path(__file__).resolve().parents[1]
 FLASK = str(Path(sys.executable).parent / "flask")
+
+
+@pytest.fixture(autouse=True)
+def one_time_templates(app, request):
+    """These tests count one-time credits: every template one-time, in the app and in the sandbox's "console"
+    (long-term ones are tested in test_subscriptions); and each deputy notice its own message (the
+    coalescing window is tested in test_deputy_notices)."""
+    make_templates_one_time(app)
+    app.config["NOTICE_COALESCE_SECONDS"] = 0
+    if "wechat_sandbox" not in request.fixturenames:
+        yield
+        return
+    sandbox_config = request.getfixturevalue("wechat_sandbox").sandbox_app.config
+    before = sandbox_config["WECHAT_TEMPLATES"]
+    sandbox_config["WECHAT_TEMPLATES"] = {p: {**t, "kind": "one_time"} for p, t in before.items()}
+    yield
+    sandbox_config["WECHAT_TEMPLATES"] = before
 
 
 @pytest.fixture
@@ -316,6 +334,8 @@ def worker_env(app, sandbox, tmp_path: Path, **settings) -> dict[str, str]:
         OUTBOX_BACKOFF_BASE_SECONDS="0.05",
         OUTBOX_BACKOFF_MAX_SECONDS="0.5",
         PYTHONUNBUFFERED="1",
+        WECHAT_TEMPLATES=json.dumps(app.config["WECHAT_TEMPLATES"]),  # one-time, as the test's app has them
+        NOTICE_COALESCE_SECONDS=str(app.config["NOTICE_COALESCE_SECONDS"]),
     )
     env.update({k: str(v) for k, v in settings.items()})
     return env

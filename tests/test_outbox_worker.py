@@ -20,6 +20,7 @@ from tests.outbox_support import (
     give_credits,
     make_item,
     make_resident,
+    make_templates_one_time,
     make_world,
     queue,
     queue_many,
@@ -28,6 +29,14 @@ from tests.outbox_support import (
 )
 
 PROGRESS = "tpl-item-progress"
+
+
+@pytest.fixture(autouse=True)
+def one_time_templates(app):
+    """These tests count one-time credits: every template one-time (long-term ones are tested in test_subscriptions);
+    and each deputy notice its own message (the coalescing window is tested in test_deputy_notices)."""
+    make_templates_one_time(app)
+    app.config["NOTICE_COALESCE_SECONDS"] = 0
 
 
 @pytest.fixture

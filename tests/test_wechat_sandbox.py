@@ -34,7 +34,8 @@ from tests.wechat_server import (
 )
 from wechat_sandbox import compose
 
-TEMPLATE = "tpl-item-progress"
+TEMPLATE = "tpl-item-progress"  # long-term by default
+ONE_TIME_TEMPLATE = "tpl-item-resolved"
 ALICE = "oAlice"
 SEND = "cgi-bin/message/subscribe/send"
 
@@ -170,24 +171,37 @@ PROGRESS = {"character_string1": "MSL-2024-000123", "phrase2": "已受理", "thi
 
 
 def test_one_message_per_acceptance(app, wechat_sandbox):
+    """A one-time template (the resolution's): one acceptance, one message."""
     wechat_sandbox.login_code(ALICE)
-    wechat_sandbox.subscribe(ALICE, TEMPLATE)
-    api.send_subscribe_message(ALICE, TEMPLATE, PROGRESS, page="pages/item/item?ref=MSL-2024-000123")
-    assert errcode_of(lambda: api.send_subscribe_message(ALICE, TEMPLATE, PROGRESS)) == 43101
-    assert wechat_sandbox.subscribe(ALICE, TEMPLATE, count=2) == 2
-    api.send_subscribe_message(ALICE, TEMPLATE, PROGRESS)
-    api.send_subscribe_message(ALICE, TEMPLATE, PROGRESS)
-    assert errcode_of(lambda: api.send_subscribe_message(ALICE, TEMPLATE, PROGRESS)) == 43101
+    wechat_sandbox.subscribe(ALICE, ONE_TIME_TEMPLATE)
+    api.send_subscribe_message(ALICE, ONE_TIME_TEMPLATE, PROGRESS, page="pages/item/item?ref=MSL-2024-000123")
+    assert errcode_of(lambda: api.send_subscribe_message(ALICE, ONE_TIME_TEMPLATE, PROGRESS)) == 43101
+    assert wechat_sandbox.subscribe(ALICE, ONE_TIME_TEMPLATE, count=2) == 2
+    api.send_subscribe_message(ALICE, ONE_TIME_TEMPLATE, PROGRESS)
+    api.send_subscribe_message(ALICE, ONE_TIME_TEMPLATE, PROGRESS)
+    assert errcode_of(lambda: api.send_subscribe_message(ALICE, ONE_TIME_TEMPLATE, PROGRESS)) == 43101
     messages = wechat_sandbox.messages(ALICE)
     assert len(messages) == 3
     first = messages[0]
-    assert first["template_id"] == TEMPLATE
+    assert first["template_id"] == ONE_TIME_TEMPLATE
     assert first["page"] == "pages/item/item?ref=MSL-2024-000123"
     assert first["data"] == {key: {"value": value} for key, value in PROGRESS.items()}
     assert first["miniprogram_state"] == "developer"
     assert first["lang"] == "zh_CN"
     assert first["at"]
     assert messages[1]["page"] is None
+
+
+def test_a_long_term_template_takes_many_messages_from_one_acceptance(app, wechat_sandbox):
+    """Residents' progress is long-term by default: one acceptance, every message, until switched off."""
+    wechat_sandbox.login_code(ALICE)
+    assert errcode_of(lambda: api.send_subscribe_message(ALICE, TEMPLATE, PROGRESS)) == 43101  # never accepted
+    assert wechat_sandbox.subscribe(ALICE, TEMPLATE) == 1
+    assert wechat_sandbox.subscribe(ALICE, TEMPLATE, count=3) == 1  # on is on: accepting again changes nothing
+    for _ in range(4):
+        api.send_subscribe_message(ALICE, TEMPLATE, PROGRESS)
+    assert wechat_sandbox.subscriptions(ALICE)[TEMPLATE] == 1
+    assert len(wechat_sandbox.messages(ALICE)) == 4
 
 
 def test_acceptances_are_per_template(app, wechat_sandbox):

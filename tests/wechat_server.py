@@ -30,6 +30,7 @@ from wechat_sandbox.config import APPID, SECRET
 
 MP_APPID = "wx-sandbox-mp"
 MP_SECRET = "sandbox-mp-secret"
+PUSH_TOKEN = "sandbox-push-token"
 CLIENT_TIMEOUT_SECONDS = 2.0
 TIMEOUT_FAULT_SECONDS = 3.0
 
@@ -115,6 +116,7 @@ def _start(database_url: str, tmp_path_factory, config) -> WeChatSandbox:
             "WECHAT_MP_APPID": MP_APPID,
             "WECHAT_MP_SECRET": MP_SECRET,
             "PHOTOS_DIR": str(tmp_path_factory.mktemp("photos")),  # not the checkout's instance/ folder
+            "WECHAT_PUSH_TOKEN": PUSH_TOKEN,
         }
     )
     sandbox_app = create_sandbox_app(
@@ -158,6 +160,7 @@ def wechat_sandbox(app, database_url, tmp_path_factory, request) -> WeChatSandbo
         WECHAT_MP_SECRET=MP_SECRET,
         WECHAT_TIMEOUT_SECONDS=CLIENT_TIMEOUT_SECONDS,
         WECHAT_MINIPROGRAM_STATE="developer",
+        WECHAT_PUSH_TOKEN=PUSH_TOKEN,
     )
     app.extensions.pop("wechat_client", None)
     app.extensions.pop("wechat_mp_client", None)

@@ -33,6 +33,9 @@ def sandbox_settings(production: Flask) -> dict:
     config = production.config
     settings = {
         "WECHAT_TEMPLATES": config["WECHAT_TEMPLATES"],
+        "WECHAT_MP_TEMPLATES": config.get("WECHAT_MP_TEMPLATES"),
+        # Pushes (subscribe events) go to the production app beside it, signed with its token.
+        "WECHAT_PUSH_TOKEN": config.get("WECHAT_PUSH_TOKEN"),
         "WECHAT_SANDBOX_OAUTH_HOSTS": [
             *listed("WECHAT_SANDBOX_OAUTH_HOSTS"),
             urlsplit(config["PUBLIC_BASE_URL"]).hostname,

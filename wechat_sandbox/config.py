@@ -33,6 +33,13 @@ def settings_from_environment(instance_path: str) -> dict:
         # Template id → purpose, title and field labels, as chosen in WeChat's console (the production app's
         # setting of the same name); unset, any id starting with ``tpl-`` is known and shown by its id.
         "WECHAT_TEMPLATES": json.loads(templates) if templates else None,
+        "WECHAT_MP_TEMPLATES": json.loads(os.environ["WECHAT_MP_TEMPLATES"])
+        if os.environ.get("WECHAT_MP_TEMPLATES")
+        else None,
+        # Message push (消息推送): the app's push URL (unset: /wechat/push on the host the sandbox is served on)
+        # and the token its pushes are signed with (unset: nothing is pushed).
+        "WECHAT_SANDBOX_PUSH_URL": os.environ.get("WECHAT_SANDBOX_PUSH_URL") or None,
+        "WECHAT_PUSH_TOKEN": os.environ.get("WECHAT_PUSH_TOKEN") or None,
         # Its state: an SQLite file of its own, shared by every worker of the server.
         "WECHAT_SANDBOX_DB": os.environ.get("WECHAT_SANDBOX_DB") or str(Path(instance_path) / "wechat_sandbox.sqlite3"),
         # How long a "timeout" fault sleeps: longer than the clients' timeout (5 s by default).

@@ -5,6 +5,7 @@ controls under ``sandbox/``, and the 模拟微信 page at the root. WeChat answe
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import re
@@ -15,6 +16,7 @@ from pathlib import Path
 from urllib.parse import urlencode, urlsplit
 
 import qrcode
+import requests
 from flask import Blueprint, Response, current_app, jsonify, redirect, render_template, request, url_for
 from PIL import Image
 
@@ -113,6 +115,12 @@ def templates() -> dict[str, dict] | None:
             elif isinstance(entry, str):
                 found[entry] = {"id": entry, "purpose": purpose}
     return found
+
+
+def is_long_term(template_id: str) -> bool:
+    """True for a template configured ``"kind": "long_term"``: one acceptance allows every later message."""
+    entry = (templates() or {}).get(template_id) or {}
+    return entry.get("kind") == "long_term"
 
 
 def is_known_template(template_id: object) -> bool:
@@ -365,7 +373,8 @@ def subscribe_send():
             "miniprogram_state": miniprogram_state,
             "lang": body.get("lang", "zh_CN"),
         },
-        spend_subscription=True,
+        spend_subscription=not is_long_term(body["template_id"]),
+        need_subscription=True,
     )
     return wx_ok(msgid=msgid)
 
@@ -395,6 +404,43 @@ def template_send():
         spend_subscription=False,
     )
     return wx_ok(msgid=msgid)
+
+
+@wechat_endpoint("/cgi-bin/message/subscribe/bizsend", ("POST",))
+def subscribe_bizsend():
+    """``POST cgi-bin/message/subscribe/bizsend`` (service account 订阅通知): needs a live subscription (43101)."""
+    appid = _token_app("official_account")
+    body = _body()
+    openid = _known_user(body.get("touser"))
+    if not is_known_template(body.get("template_id")):
+        raise SandboxError(40037, "invalid template id")
+    data = check_template_data(body.get("data"))
+    miniprogram = body.get("miniprogram") if isinstance(body.get("miniprogram"), dict) else {}
+    msgid = state().deliver(
+        {
+            "kind": "bizsend",
+            "appid": appid,
+            "openid": openid,
+            "template_id": body["template_id"],
+            "page": miniprogram.get("pagepath"),
+            "url": body.get("page") if isinstance(body.get("page"), str) else None,
+            "data": data,
+            "miniprogram_state": None,
+            "lang": "zh_CN",
+        },
+        spend_subscription=not is_long_term(body["template_id"]),
+        need_subscription=True,
+    )
+    return wx_ok(msgid=msgid)
+
+
+@wechat_endpoint("/cgi-bin/ticket/getticket", ("GET",))
+def getticket():
+    """``GET cgi-bin/ticket/getticket?type=jsapi`` (service account): a JS-SDK ticket for 7,200 s."""
+    appid = _token_app("official_account")
+    if request.args.get("type") != "jsapi":
+        raise SandboxError(40097, "invalid args: type")
+    return wx_ok(ticket=f"sandbox-jsapi-{appid}-{secrets.token_hex(8)}", expires_in=7200)
 
 
 @wechat_endpoint("/wxa/msg_sec_check", ("POST",))
@@ -537,10 +583,66 @@ def control_subscribe():
         raise ControlError("count: a whole number") from None
     if count < 1:
         raise ControlError("count: at least 1")
-    credits = state().subscribe(openid, template_id, count)
+    credits = state().subscribe(openid, template_id, count, long_term=is_long_term(template_id))
     if request.form:
         return redirect(url_for(".index") + f"#user-{openid}")
     return jsonify(openid=openid, template_id=template_id, credits=credits)
+
+
+def push_event(openid: str, event: str, entries: list[dict]) -> int | None:
+    """Push a subscribe event to the app's push URL, signed as WeChat signs it; the answer's status (None: not pushed)."""
+    config = current_app.config
+    token = config.get("WECHAT_PUSH_TOKEN")
+    if not token:
+        return None
+    url = config.get("WECHAT_SANDBOX_PUSH_URL") or request.host_url + "wechat/push"
+    timestamp, nonce = str(int(time.time())), secrets.token_hex(6)
+    signature = hashlib.sha1("".join(sorted([token, timestamp, nonce])).encode()).hexdigest()  # noqa: S324 - WeChat's
+    container = "".join(part.capitalize() for part in event.split("_"))
+    lists = "".join(
+        "<List>" + "".join(f"<{k}><![CDATA[{v}]]></{k}>" for k, v in entry.items()) + "</List>" for entry in entries
+    )
+    body = (
+        f"<xml><ToUserName><![CDATA[gh_sandbox]]></ToUserName><FromUserName><![CDATA[{openid}]]></FromUserName>"
+        f"<CreateTime>{timestamp}</CreateTime><MsgType><![CDATA[event]]></MsgType><Event><![CDATA[{event}]]></Event>"
+        f"<{container}>{lists}</{container}></xml>"
+    )
+    answer = requests.post(
+        url,
+        params={"signature": signature, "timestamp": timestamp, "nonce": nonce},
+        data=body.encode(),
+        headers={"Content-Type": "text/xml"},
+        timeout=10,
+    )
+    return answer.status_code
+
+
+@bp.post("/sandbox/oa-subscribe")
+def control_oa_subscribe():
+    """What ``<wx-open-subscribe>`` does in WeChat: ``{"openid", "template_id", "status": "accept"|"reject"}``.
+
+    Records the choice (a long-term template switched on or off; a one-time one counted) and pushes
+    ``subscribe_msg_popup_event`` to the app's push URL, signed.
+    """
+    body = _control_body()
+    openid = _openid(body)
+    template_id = body.get("template_id")
+    if not is_known_template(template_id):
+        raise ControlError(f"unknown template id {template_id!r}")
+    status = body.get("status")
+    if status not in ("accept", "reject"):
+        raise ControlError("status: accept or reject")
+    long_term = is_long_term(template_id)
+    if status == "accept":
+        credits = state().subscribe(openid, template_id, 1, long_term=long_term)
+    else:
+        credits = state().subscribe(openid, template_id, 0, long_term=True) if long_term else 0
+    pushed = push_event(
+        openid,
+        "subscribe_msg_popup_event",
+        [{"TemplateId": template_id, "SubscribeStatusString": status, "PopupScene": "2"}],
+    )
+    return jsonify(openid=openid, template_id=template_id, credits=credits, pushed=pushed)
 
 
 @bp.get("/sandbox/subscriptions")

@@ -261,14 +261,18 @@ class SandboxState:
 
     # --- subscriptions and messages ----------------------------------------------------------
 
-    def subscribe(self, openid: str, template_id: str, count: int = 1) -> int:
-        """The user accepts ``count`` more subscribe messages of a template; return how many are left."""
+    def subscribe(self, openid: str, template_id: str, count: int = 1, long_term: bool = False) -> int:
+        """The user accepts ``count`` more subscribe messages of a template; return how many are left.
+
+        A long-term template is switched on (1) however often it is accepted; ``count=0`` switches it off.
+        """
         with self.write() as conn:
             self._add_user(conn, openid, None, self.now(conn))
             conn.execute(
                 "INSERT INTO subscriptions (openid, template_id, credits) VALUES (?, ?, ?) "
-                "ON CONFLICT (openid, template_id) DO UPDATE SET credits = credits + excluded.credits",
-                (openid, template_id, count),
+                "ON CONFLICT (openid, template_id) DO UPDATE SET credits = "
+                "CASE WHEN ? THEN excluded.credits ELSE credits + excluded.credits END",
+                (openid, template_id, min(count, 1) if long_term else count, long_term),
             )
             return conn.execute(
                 "SELECT credits FROM subscriptions WHERE openid = ? AND template_id = ?", (openid, template_id)
@@ -280,9 +284,19 @@ class SandboxState:
             rows = conn.execute("SELECT template_id, credits FROM subscriptions WHERE openid = ?", (openid,))
             return {row["template_id"]: row["credits"] for row in rows}
 
-    def deliver(self, message: dict, spend_subscription: bool) -> int:
-        """Store a received message (spending one acceptance for a subscribe message: 43101 when none is left)."""
+    def deliver(self, message: dict, spend_subscription: bool, need_subscription: bool = False) -> int:
+        """Store a received message (spending one acceptance for a subscribe message: 43101 when none is left).
+
+        ``need_subscription`` without ``spend_subscription``: a long-term template, which must be on and stays on.
+        """
         with self.write() as conn:
+            if need_subscription and not spend_subscription:
+                on = conn.execute(
+                    "SELECT 1 FROM subscriptions WHERE openid = ? AND template_id = ? AND credits > 0",
+                    (message["openid"], message["template_id"]),
+                ).fetchone()
+                if on is None:
+                    raise SandboxError(43101, "user refuse to accept the msg")
             if spend_subscription:
                 spent = conn.execute(
                     "UPDATE subscriptions SET credits = credits - 1 WHERE openid = ? AND template_id = ? AND credits > 0",

@@ -436,6 +436,7 @@ class TemplateInfo(Answer):
 
     purpose: str
     id: str
+    kind: str
     keys: list[str]
 
 
@@ -463,6 +464,15 @@ class CreditsAnswer(Answer):
     credits: dict[str, int]
 
 
+class NoticesAnswer(Answer):
+    """Whether the caller's notices are on, and which templates to ask for again."""
+
+    on: bool
+    credits: dict[str, int]
+    kinds: dict[str, str]
+    ask_again: list[list[str]]
+
+
 # --- staff: inbox, one item, actions ----------------------------------------------------------------------
 
 
@@ -486,6 +496,7 @@ class InboxRow(Answer):
     status: str
     status_label: str
     is_overdue: bool
+    mark: str = Field(description="承办单位已答复 / 群众已补充 when the latest step is theirs, else empty")
     category: str
     category_label: str
     first_line: str

@@ -22,7 +22,7 @@ station). Items held for content review are not in a deputy's inbox yet.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from sqlalchemy import Select, and_, case, func, literal, not_, or_, select
@@ -33,7 +33,7 @@ from backend.extensions import db
 from backend.items.deadlines import is_overdue, overdue_by, overdue_condition
 from backend.items.masking import mask_message
 from backend.items.refs import normalize_ref
-from backend.models import Item, ItemStatus, StaffRole, StaffUser, utcnow
+from backend.models import Item, ItemEvent, ItemEventKind, ItemStatus, StaffRole, StaffUser, utcnow
 
 OPEN_GROUPS = ("overdue", "reopened", "new", "in_progress")
 CLOSED_GROUPS = ("resolved", "closed")
@@ -64,6 +64,7 @@ class InboxRow:
     item: Item
     group: str
     is_overdue: bool
+    mark: str = ""  # "承办单位已答复" / "群众已补充" when the item's latest step is theirs (``MARKS``)
 
 
 @dataclass
@@ -205,8 +206,32 @@ def _load_options(query: Select, user: StaffUser) -> Select:
     return query
 
 
+# An item whose latest step is someone else's answer waits for the deputy: the inbox says whose.
+# By value: ``resident_replied`` is the resident's answer to 等待群众补充 (issue 11 part 4).
+MARKS = {"department_replied": "承办单位已答复", "resident_replied": "群众已补充"}
+
+
+def marks_of(item_ids: list[int]) -> dict[int, str]:
+    """The mark of each item whose latest event is a department's or a resident's answer (one query)."""
+    if not item_ids:
+        return {}
+    latest = (
+        select(func.max(ItemEvent.id))
+        .where(ItemEvent.item_id.in_(item_ids), ItemEvent.kind != ItemEventKind.NOTE)
+        .group_by(ItemEvent.item_id)
+    )
+    rows = db.session.execute(select(ItemEvent.item_id, ItemEvent.kind).where(ItemEvent.id.in_(latest)))
+    return {item_id: MARKS[kind.value] for item_id, kind in rows if kind.value in MARKS}
+
+
 def _rows(items, now: datetime, group: str | None = None) -> list[InboxRow]:
     return [InboxRow(item=item, group=group or group_of(item, now), is_overdue=is_overdue(item, now)) for item in items]
+
+
+def _marked(rows: list[InboxRow]) -> list[InboxRow]:
+    """The page's rows with their marks, read in one query for the whole page."""
+    marks = marks_of([row.item.id for row in rows if row.item.status.is_open])
+    return [replace(row, mark=marks[row.item.id]) if row.item.id in marks else row for row in rows]
 
 
 def _search_filter(text: str):
@@ -269,7 +294,7 @@ def inbox_page(
             .offset(offset)
             .limit(per_page)
         ).all()
-        return InboxPage(_rows(items, now), counts, state, query, page, per_page, total, now)
+        return InboxPage(_marked(_rows(items, now)), counts, state, query, page, per_page, total, now)
 
     groups = OPEN_GROUPS if state == "todo" else (state,)
     total = sum(counts[g] for g in groups)
@@ -288,7 +313,7 @@ def inbox_page(
             ).all()
             rows.extend(_rows(items, now, group))
         start += size
-    return InboxPage(rows, counts, state, query, page, per_page, total, now)
+    return InboxPage(_marked(rows), counts, state, query, page, per_page, total, now)
 
 
 def row_text(item: Item, user: StaffUser) -> str:

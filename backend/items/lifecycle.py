@@ -122,6 +122,7 @@ from backend.models import (
     utcnow,
 )
 from backend.models.item import ITEM_OUTCOME_LABELS, ITEM_STATUS_LABELS, SATISFACTION_LABELS
+from backend.outbox import queue as notices
 from backend.stations.calendar import CHINA_TZ, format_month_day, today_in_china
 
 STAFF_TEXT_MAX_CHARS = 2000
@@ -330,12 +331,7 @@ def perform_action(
             )
         )
     if action == "reassign":
-        for user in operations.deputy_staff_users(step.deputy.id):
-            db.session.add(
-                OutboxMessage(
-                    kind="deputy_new_item", item_id=item.id, staff_user_id=user.id, payload={"reassigned": True}
-                )
-            )
+        notices.queue_new_item_notices(db.session.connection(), item.id, None, step.deputy.id, now, reassigned=True)
     if action == "forward":
         # A department with accounts hears of it in WeChat (its bound accounts) and finds it in its inbox;
         # one without keeps the no-account link, and its row has no recipient (skipped by the worker).
@@ -367,13 +363,10 @@ def _restart_clock_first(item: Item, row: Transition, now: datetime, data: dict)
 
 def _notify_handlers(item: Item, row: Transition, event: ItemEvent) -> None:
     """Queue the row's ``staff_notice`` for each of the item's handlers (its deputy's accounts, or the station's
-    administrators), naming the event."""
+    administrators), naming the event: through ``outbox.queue``, so several within the hour go as one."""
     if row.staff_notice is None:
         return
-    for user in _handlers_of(item):
-        db.session.add(
-            OutboxMessage(kind=row.staff_notice, item_id=item.id, staff_user_id=user.id, payload={"event_id": event.id})
-        )
+    notices.queue_for_item(row.staff_notice, item, event.created_at, {"event_id": event.id})
 
 
 _AUDITED_KEYS = {"forward_id", "department_id", "from_deputy_id", "to_deputy_id", "duplicate_of", "outcome", "due"}
@@ -916,15 +909,14 @@ def _department_step(
     item.events.append(event)
     item.updated_at = now
     db.session.flush()
-    for user in _handlers_of(item):
-        db.session.add(
-            OutboxMessage(
-                kind=notice,
-                item_id=item.id,
-                staff_user_id=user.id,
-                payload={"forward_id": forward.id, "event_id": event.id},
-            )
-        )
+    notices.queue_deputy_notice(
+        db.session.connection(),
+        notice,
+        item.id,
+        [u.id for u in _handlers_of(item)],
+        now,
+        {"forward_id": forward.id, "event_id": event.id},
+    )
     record_audit(
         audit,
         object_type="item_forward",
@@ -1412,8 +1404,7 @@ def rate_item(item: Item, satisfaction: str, solved: bool, comment: str = "") ->
         )
     db.session.flush()
     if unsatisfied:
-        for user in _handlers_of(item):
-            db.session.add(OutboxMessage(kind="deputy_item_reopened", item_id=item.id, staff_user_id=user.id))
+        notices.queue_for_event(item, item.events[-1])  # the REOPENED event just added
     record_audit(
         "item_rated",
         object_type="item",

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import bindparam, exists, func, insert, literal, select, true
+from sqlalchemy import bindparam, exists, func, insert, select, true
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 
@@ -36,7 +36,6 @@ from backend.models import (
     ItemPhoto,
     ItemStatus,
     OutboxMessage,
-    OutboxStatus,
     ReceptionRule,
     Resident,
     StaffUser,
@@ -44,6 +43,7 @@ from backend.models import (
     utcnow,
 )
 from backend.models.base import UTCDateTime
+from backend.outbox import queue as notices
 from backend.qr.codes import SLUG_RE, ResolvedCode, resolve_slug
 from backend.stations.calendar import duty_assignment, today_in_china
 from backend.wechat.screening import is_held, screen_message
@@ -337,8 +337,8 @@ def submit_item(sub: Submission) -> SubmitResult:
     conn.execute(_INSERT_EVENT, rows[0] if len(rows) == 1 else rows)
     if photo_rows:
         conn.execute(_INSERT_PHOTO, [row | {"item_id": item_id} for row in photo_rows])
-    # A held item reaches the deputy when a station administrator releases it (release_held_item).
-    _queue_new_item_notices(conn, item_id, resident_id, None if held else deputy_id, now)
+    # A held item reaches the deputy when a station administrator releases it (wechat/screening.py).
+    notices.queue_new_item_notices(conn, item_id, resident_id, None if held else deputy_id, now)
     return SubmitResult(item_id, values["ref"], values["access_key"], ItemStatus.SUBMITTED, created=True)
 
 
@@ -544,53 +544,6 @@ def _event_row(kind, actor_kind, is_public, body, data, now) -> dict:
     }
 
 
-_outbox = OutboxMessage.__table__
-# The deputy's active accounts each get a "new item" row, in one INSERT … SELECT.
-_QUEUE_DEPUTY_NEW_ITEM = insert(_outbox).from_select(
-    [
-        "kind",
-        "item_id",
-        "staff_user_id",
-        "payload",
-        "status",
-        "attempts",
-        "next_attempt_at",
-        "last_error",
-        "created_at",
-    ],
-    select(
-        literal("deputy_new_item"),
-        bindparam("item_id"),
-        StaffUser.id,
-        literal({}, type_=_outbox.c.payload.type),
-        literal(OutboxStatus.PENDING, type_=_outbox.c.status.type),
-        literal(0),
-        bindparam("now", type_=UTCDateTime),
-        literal(""),
-        bindparam("now", type_=UTCDateTime),
-    ).where(
-        *StaffUser.accounts_of_deputy(bindparam("deputy_id")),
-    ),
-)
-
-
-def _queue_new_item_notices(conn, item_id: int, resident_id: int | None, deputy_id: int | None, now: datetime) -> None:
-    """Outbox rows in the item's transaction: "received" for a resident with WeChat, "new item" for the deputy."""
-    if resident_id is not None:
-        conn.execute(
-            insert(_outbox),
-            {
-                "kind": "item_received",
-                "item_id": item_id,
-                "resident_id": resident_id,
-                "next_attempt_at": now,
-                "created_at": now,
-            },
-        )
-    if deputy_id is not None:
-        conn.execute(_QUEUE_DEPUTY_NEW_ITEM, {"item_id": item_id, "deputy_id": deputy_id, "now": now})
-
-
 def deputy_staff_users(deputy_id: int) -> list[StaffUser]:
     """The active deputy accounts of a deputy: who is told when work reaches them."""
     return list(
@@ -619,14 +572,9 @@ def release_held_item(item: Item, reviewer: StaffUser) -> None:
     queued = db.session.scalar(
         select(exists().where(OutboxMessage.item_id == item.id, OutboxMessage.kind == DEPUTY_NEW_ITEM))
     )
-    if not queued and item.deputy_id is not None:
-        for user in deputy_staff_users(item.deputy_id):
-            db.session.add(
-                OutboxMessage(
-                    kind=DEPUTY_NEW_ITEM, item_id=item.id, staff_user_id=user.id, next_attempt_at=now, created_at=now
-                )
-            )
     db.session.flush()
+    if not queued and item.deputy_id is not None:
+        notices.queue_new_item_notices(db.session.connection(), item.id, None, item.deputy_id, now)
     record_audit(
         "item_released",
         user=reviewer,

@@ -20,6 +20,7 @@ class OutboxStatus(enum.StrEnum):
     FAILED = "failed"  # permanent failure, not retried
     DEAD = "dead"  # retry budget spent; an administrator may retry it
     SKIPPED = "skipped"  # no channel for this recipient: the tracking page is the channel
+    MERGED = "merged"  # told in another row's message (a deputy's digest: that row's payload "also")
 
 
 class OutboxMessage(Base):

@@ -3,15 +3,18 @@
 Residents are told when their item is received, accepted, forwarded, answered (with the
 beginning of the answer) and resolved (with a request to rate), and of the other public
 steps the lifecycle reports (declined, duplicate, reassigned, extended, waiting). Deputies
-are told of a new item, an overdue item, a reopened item, a supervisor's 督办, a
-department's reply, the resident's reply to 等待群众补充 and the resident's 追问.
-A department with accounts is told of a new forward through its accounts' bound WeChat;
-one without has its link as its channel. Deputies also hear of a department's return (退回)
-and request for more time.
+are told of a new item, one about to be overdue, an overdue item, a reopened item, a
+supervisor's 督办, a department's reply, return (退回) or request for more time, the resident's reply
+to 等待群众补充 and the resident's 追问 — queued by ``queue``, and several within
+``NOTICE_COALESCE_SECONDS`` sent as one (``payload["also"]``: a digest). A department with accounts
+is told of a new forward through its accounts' bound WeChat; one without has its link as its channel.
 
-Templates are chosen per purpose in ``WECHAT_TEMPLATES``: one subscription (one
-``accept``) allows one message per template, so the resident's progress notices spend
-the ``item_progress`` credit and never the one kept for the answer or the resolution.
+Templates are chosen per purpose in ``WECHAT_TEMPLATES``, each one-time or long-term
+(``backend.wechat.subscriptions``). With one-time templates one ``accept`` allows one
+message, so the resident's progress notices spend the ``item_progress`` credit and never
+the one kept for the answer or the resolution; and the "已提交" notice (the confirmation
+page said it already) is queued only when the progress template is long-term, so it never
+takes the one-time credit that 受理 needs (``is_received_notice_sent``).
 
 WeChat refuses a value over its key type's limit with 47003, so every value is cut here,
 deliberately, to the limit of the key's type (the key name without its number:
@@ -30,11 +33,11 @@ from datetime import datetime
 
 from flask import current_app
 
-from backend import database
 from backend.extensions import db
-from backend.models import Item, ItemEvent, ItemForward, OutboxMessage, Resident, StaffUser
+from backend.models import Item, ItemEvent, ItemForward, ItemStatus, OutboxMessage, Resident, StaffUser
 from backend.models.item import ITEM_OUTCOME_LABELS
 from backend.timefmt import CHINA
+from backend.wechat.subscriptions import LONG_TERM, template_kind
 
 ELLIPSIS = "…"
 RESIDENT_PAGE = "pages/item/item?ref={ref}"
@@ -78,6 +81,8 @@ class Notice:
     template_id: str
     data: dict
     page: str
+    is_long_term: bool = False  # the template is long-term: on until switched off, nothing to spend
+    channel: str = "miniprogram"  # or "official_account": a service account's notice (bizsend) to an H5 resident
 
 
 # --- value limits -------------------------------------------------------------------------
@@ -195,6 +200,16 @@ def template_data(purpose: str, values: dict[str, object]) -> tuple[str, dict]:
     return template["id"], data
 
 
+def is_received_notice_sent() -> bool:
+    """True when a new item's "已提交" notice is worth queueing: only with a long-term progress template.
+
+    With a one-time template it would spend the resident's one progress credit on what the
+    confirmation page already said, and 受理 — the step the resident waits for — would find none.
+    """
+    template = current_app.config["WECHAT_TEMPLATES"].get(KINDS["item_received"].purpose)
+    return template is not None and template_kind(template) == LONG_TERM
+
+
 def purpose_of_template(template_id: str) -> str | None:
     """The purpose a configured template id serves, or None for an unknown id."""
     for purpose, template in current_app.config["WECHAT_TEMPLATES"].items():
@@ -280,6 +295,38 @@ def _deputy_supervised(ctx: Context) -> dict[str, object]:
     return {"status": "督办", "summary": ctx.event_text or "上级督办，请尽快办理"}
 
 
+def _deputy_due_soon(ctx: Context) -> dict[str, object]:
+    return {"status": "即将超期", "summary": ctx.item.body}
+
+
+# What each deputy notice is called when several go out as one (a digest's summary).
+DEPUTY_SHORT_LABELS = {
+    "deputy_new_item": "新留言",
+    "deputy_item_overdue": "超期",
+    "deputy_item_due_soon": "即将超期",
+    "deputy_item_reopened": "重开",
+    "deputy_item_supervised": "督办",
+    "deputy_department_replied": "部门答复",
+    "deputy_resident_replied": "群众补充",
+    "deputy_resident_followup": "群众追问",
+    "deputy_department_returned": "部门退回",
+    "deputy_extension_requested": "申请延期",
+    "deputy_department_passed_on": "转下属单位",
+}
+DIGEST_PAGE = "pages/inbox/inbox"
+
+
+def _digest(message: OutboxMessage) -> dict[str, object]:
+    """Values of a message that carries several steps (``payload["also"]``, folded by the worker)."""
+    kinds = [message.kind] + [entry.get("kind") for entry in (message.payload or {}).get("also", [])]
+    counts: dict[str, int] = {}
+    for kind in kinds:
+        label = DEPUTY_SHORT_LABELS.get(kind, "动态")
+        counts[label] = counts.get(label, 0) + 1
+    summary = "、".join(f"{label}{count}条" for label, count in counts.items())
+    return {"status": "多条新动态", "summary": summary}
+
+
 def _forward_department(ctx: Context) -> str:
     forward_id = (ctx.message.payload or {}).get("forward_id")
     forward = db.session.get(ItemForward, forward_id) if forward_id else None
@@ -332,6 +379,7 @@ KINDS: dict[str, KindSpec] = {
     "deputy_item_reopened": KindSpec("staff", "deputy_task", _deputy_reopened),
     "deputy_item_supervised": KindSpec("staff", "deputy_task", _deputy_supervised),
     "deputy_department_replied": KindSpec("staff", "deputy_task", _deputy_department_replied),
+    "deputy_item_due_soon": KindSpec("staff", "deputy_task", _deputy_due_soon),
     "deputy_resident_replied": KindSpec("staff", "deputy_task", _deputy_resident_replied),
     "deputy_resident_followup": KindSpec("staff", "deputy_task", _deputy_resident_followup),
     "deputy_department_returned": KindSpec("staff", "deputy_task", _deputy_department_returned),
@@ -344,7 +392,7 @@ KINDS: dict[str, KindSpec] = {
 
 
 def recipient_openid(message: OutboxMessage) -> str | None:
-    """The WeChat openid a message goes to, or None when its recipient has none."""
+    """The mini-program openid a message goes to, or None when its recipient has none."""
     spec = KINDS.get(message.kind)
     if spec is None or spec.audience == "none":
         return None
@@ -353,6 +401,38 @@ def recipient_openid(message: OutboxMessage) -> str | None:
         return resident.openid if resident is not None else None
     user = db.session.get(StaffUser, message.staff_user_id) if message.staff_user_id else None
     return user.wechat_openid if user is not None and user.is_active else None
+
+
+def official_account_template(purpose: str) -> dict | None:
+    """The service account's template for a resident purpose (``item_progress``'s when it has none of its own)."""
+    config = current_app.config
+    if not (config.get("WECHAT_MP_APPID") and config.get("WECHAT_MP_SECRET")):
+        return None
+    templates = config.get("WECHAT_MP_TEMPLATES") or {}
+    return templates.get(purpose) or templates.get("item_progress")
+
+
+def tracking_url(item: Item) -> str:
+    """The item's tracking page with its key: where a service-account notice leads."""
+    return f"{current_app.config['PUBLIC_BASE_URL']}/t/{item.ref}?k={item.access_key}"
+
+
+def _official_account_notice(message: OutboxMessage, spec: KindSpec, item: Item, values: dict) -> Notice | None:
+    """The H5 resident's notice through the service account (bizsend), when they have no mini-program openid."""
+    resident = db.session.get(Resident, message.resident_id) if message.resident_id else None
+    template = official_account_template(spec.purpose) if resident is not None and resident.mp_openid else None
+    if template is None:
+        return None
+    data = {key: {"value": fit_value(key, values.get(name))} for key, name in template["fields"].items()}
+    return Notice(
+        openid=resident.mp_openid,
+        purpose=spec.purpose,
+        template_id=template["id"],
+        data=data,
+        page=tracking_url(item),
+        is_long_term=template_kind(template) == LONG_TERM,
+        channel="official_account",
+    )
 
 
 def prefetch(messages: list[OutboxMessage]) -> list:
@@ -388,26 +468,45 @@ def build_notice(message: OutboxMessage) -> Notice:
         raise NotDefined(f"no notification is defined for outbox kind {message.kind!r}")
     if spec.audience == "none" or spec.purpose is None or spec.values is None:
         raise NoChannel(f"{message.kind}: no WeChat channel for this recipient")
+    item = db.session.get(Item, message.item_id) if message.item_id else None
+    openid = recipient_openid(message)
+    if not openid and spec.audience == "resident" and item is not None:
+        event_id = (message.payload or {}).get("event_id")
+        event = db.session.get(ItemEvent, event_id) if event_id else None
+        ctx = Context(message=message, item=item, event=event)
+        notice = _official_account_notice(message, spec, item, {"ref": item.ref, "at": ctx.at, **spec.values(ctx)})
+        if notice is not None:
+            return notice
     if spec.purpose not in current_app.config["WECHAT_TEMPLATES"]:
         raise NoChannel(f"{message.kind}: no template configured for {spec.purpose}")
-    openid = recipient_openid(message)
     if not openid:
         raise NoChannel(f"{message.kind}: the recipient has no WeChat identity")
-    item = db.session.get(Item, message.item_id) if message.item_id else None
     if item is None:
         raise NotDefined(f"{message.kind}: item {message.item_id} not found")
     event_id = (message.payload or {}).get("event_id")
     event = db.session.get(ItemEvent, event_id) if event_id else None
     ctx = Context(message=message, item=item, event=event)
-    values = {"ref": item.ref, "at": ctx.at, **spec.values(ctx)}
+    folded = spec.audience == "staff" and (message.payload or {}).get("also")
+    values = {"ref": item.ref, "at": ctx.at, **(_digest(message) if folded else spec.values(ctx))}
     template_id, data = template_data(spec.purpose, values)
     page = (RESIDENT_PAGE if spec.audience == "resident" else DEPUTY_PAGE).format(ref=item.ref)
-    return Notice(openid=openid, purpose=spec.purpose, template_id=template_id, data=data, page=page)
+    if folded:
+        page = DIGEST_PAGE  # several items: the inbox, where each is marked
+    is_long_term = template_kind(current_app.config["WECHAT_TEMPLATES"][spec.purpose]) == LONG_TERM
+    return Notice(
+        openid=openid,
+        purpose=spec.purpose,
+        template_id=template_id,
+        data=data,
+        page=page,
+        is_long_term=is_long_term,
+    )
 
 
-# --- overdue reminders --------------------------------------------------------------------
+# --- deadline reminders -------------------------------------------------------------------
 
 OVERDUE_KIND = "deputy_item_overdue"
+DUE_SOON_KIND = "deputy_item_due_soon"
 
 
 def queue_overdue_notices(now: datetime) -> int:
@@ -415,46 +514,35 @@ def queue_overdue_notices(now: datetime) -> int:
 
     An item counts as notified for its current deadline when a row of that kind was queued
     after its ``due_at``; a deadline that moves (extended, reopened) earns a new reminder once
-    it passes too. Items held for review are left out (not in the inbox yet). One INSERT …
-    SELECT; a lock until the commit keeps two workers from queueing the same reminder. Flushes; the caller commits. Returns how many.
+    it passes too. Flushes; the caller commits. Returns how many (``queue.queue_reminders``).
     """
-    from sqlalchemy import and_, exists, insert, literal, select
-    from sqlalchemy.orm import aliased
-
     from backend.items.deadlines import overdue_condition
-    from backend.models import OutboxStatus
-    from backend.models.base import UTCDateTime
+    from backend.outbox.queue import queue_reminders
 
-    session = db.session
-    database.lock_until_commit(session.connection(), "overdue-scan")  # one scan at a time
-    outbox = OutboxMessage.__table__
-    earlier = aliased(OutboxMessage)
-    already = exists().where(
-        earlier.item_id == Item.id,
-        earlier.kind == OVERDUE_KIND,
-        earlier.staff_user_id == StaffUser.id,
-        earlier.created_at >= Item.due_at,
+    return queue_reminders(OVERDUE_KIND, overdue_condition(now), Item.due_at, now)
+
+
+def queue_due_soon_notices(now: datetime) -> int:
+    """Queue one ``deputy_item_due_soon`` row per running item due within ``NOTICE_DUE_SOON_HOURS``, once per deadline.
+
+    Only items whose clock runs (a paused item waits for the resident, not the deputy).
+    Flushes; the caller commits.
+    """
+    from datetime import timedelta
+
+    from sqlalchemy import and_
+
+    from backend.outbox.queue import queue_reminders
+
+    lead = timedelta(hours=float(current_app.config["NOTICE_DUE_SOON_HOURS"]))
+    if lead <= timedelta(0):
+        return 0
+    condition = and_(
+        Item.status.in_(ItemStatus.open_statuses()),
+        Item.due_at.is_not(None),
+        Item.paused_at.is_(None),
+        Item.due_at >= now,
+        Item.due_at < now + lead,
     )
-    rows = (
-        select(
-            literal(OVERDUE_KIND),
-            Item.id,
-            StaffUser.id,
-            literal({}, type_=outbox.c.payload.type),
-            literal(OutboxStatus.PENDING, type_=outbox.c.status.type),
-            literal(0),
-            literal(now, type_=UTCDateTime),
-            literal(""),
-            literal(now, type_=UTCDateTime),
-        )
-        .select_from(Item)
-        .join(
-            StaffUser,
-            and_(*StaffUser.accounts_of_deputy(Item.deputy_id)),
-        )
-        .where(overdue_condition(now), Item.is_held.is_(False), ~already)
-    )
-    columns = ["kind", "item_id", "staff_user_id", "payload", "status", "attempts", "next_attempt_at"]
-    columns += ["last_error", "created_at"]
-    # RETURNING counts the rows on both engines (an INSERT … SELECT's rowcount is -1 through psycopg).
-    return len(session.execute(insert(outbox).from_select(columns, rows).returning(outbox.c.id)).all())
+    # Reminded once per lead time: a deadline moved later earns a new reminder when it comes near again.
+    return queue_reminders(DUE_SOON_KIND, condition, now - lead, now)

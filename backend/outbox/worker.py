@@ -28,7 +28,10 @@ Accounting
     has its whole retry budget, and no row passes ``OUTBOX_MAX_ATTEMPTS`` sends.
 
 Subscription credits
-    ``SubscriptionCredit.credits`` counts the credits still *free*. The claim that takes a
+    ``SubscriptionCredit.credits`` counts the credits still *free* for a one-time template, and is
+    1 (on) or 0 (off) for a long-term one (``backend.wechat.subscriptions``): a long-term
+    template's claim checks that it is on and takes nothing, gives nothing back, and a 43101
+    switches it off. For one-time templates: the claim that takes a
     row without a reservation (``has_reserved_credit`` false) reserves one credit with
     ``UPDATE … SET credits = credits - 1 WHERE credits > 0`` in the claim transaction and
     marks the row; two workers therefore cannot both take the last credit (row locks on
@@ -87,7 +90,14 @@ from backend import database
 from backend.extensions import db
 from backend.models import OutboxMessage, OutboxStatus, SubscriptionCredit, ThrottleCounter, utcnow
 from backend.ops import heartbeat
-from backend.outbox.notifications import NoChannel, Notice, build_notice, prefetch, queue_overdue_notices
+from backend.outbox.notifications import (
+    NoChannel,
+    Notice,
+    build_notice,
+    prefetch,
+    queue_due_soon_notices,
+    queue_overdue_notices,
+)
 from backend.timefmt import CHINA
 
 log = logging.getLogger("backend.outbox")
@@ -119,6 +129,7 @@ class Claim:
     staff_user_id: int | None = None
     has_followers: bool = False  # later messages of the same item and recipient were waiting at claim time
     attempts: int = 0  # sends before this claim's
+    folded: tuple[int, ...] = ()  # the account's other unsent deputy notices this message tells (now merged)
 
 
 @dataclass(frozen=True)
@@ -263,22 +274,31 @@ def _wake_next(item_id: int | None, resident_id, staff_user_id, after_id: int, n
     )
 
 
-def _reserve_credit(openid: str, template_id: str, now: datetime) -> bool:
-    """Take one free credit for ``openid`` and ``template_id``; False when none is left."""
+def _reserve_credit(notice: Notice, now: datetime) -> bool:
+    """Set one credit aside for ``notice``; False when the user allowed nothing more for its template.
+
+    One-time: takes one free credit. Long-term: the template must be switched on, and stays on.
+    """
+    where = (_credits.c.openid == notice.openid, _credits.c.template_id == notice.template_id)
+    if notice.is_long_term:
+        return bool(db.session.scalar(select(func.count()).where(*where, _credits.c.credits > 0)))
     result = db.session.execute(
-        update(_credits)
-        .where(_credits.c.openid == openid, _credits.c.template_id == template_id, _credits.c.credits > 0)
-        .values(credits=_credits.c.credits - 1, updated_at=now)
+        update(_credits).where(*where, _credits.c.credits > 0).values(credits=_credits.c.credits - 1, updated_at=now)
     )
     return result.rowcount == 1
 
 
-def _return_credit(openid: str, template_id: str, now: datetime, *, to_zero: bool = False) -> None:
-    """Give a reserved credit back, or (43101) set the count to zero because WeChat says none is left."""
+def _return_credit(notice: Notice, now: datetime, *, to_zero: bool = False) -> None:
+    """Give a reserved credit back, or (43101) set the count to zero because WeChat says none is left.
+
+    A long-term template took nothing, so nothing is given back; a 43101 switches it off.
+    """
+    if notice.is_long_term and not to_zero:
+        return
     value = 0 if to_zero else _credits.c.credits + 1
     db.session.execute(
         update(_credits)
-        .where(_credits.c.openid == openid, _credits.c.template_id == template_id)
+        .where(_credits.c.openid == notice.openid, _credits.c.template_id == notice.template_id)
         .values(credits=value, updated_at=now)
     )
 
@@ -321,6 +341,8 @@ def claim(batch: int) -> tuple[list[Claim], int, datetime | None]:
             for row in sorted(candidates, key=lambda r: r.id):
                 if len(claims) >= batch:
                     break
+                if row.status != OutboxStatus.PENDING:  # folded into a message claimed just now
+                    continue
                 group = groups.get(_recipient_key(row.item_id, row.resident_id, row.staff_user_id), [])
                 waiting_for = next((s for s in group if s.id < row.id and s.id not in done_here), None)
                 if row.item_id is not None and waiting_for is not None:
@@ -339,6 +361,7 @@ def claim(batch: int) -> tuple[list[Claim], int, datetime | None]:
                 if isinstance(outcome, Claim):
                     claims.append(outcome)
                     claimed_here.add(row.id)
+                    done_here.update(outcome.folded)
                 else:
                     settled += 1
                     done_here.add(row.id)
@@ -365,14 +388,18 @@ def _claim_row(row: OutboxMessage, now: datetime, lease: timedelta, has_follower
         _settle_in_claim(row, OutboxStatus.FAILED, f"cannot build the message: {exc!r}")
         return None
     if not row.has_reserved_credit:
-        if not _reserve_credit(notice.openid, notice.template_id, now):
+        if not _reserve_credit(notice, now):
             reason = f"{row.kind}: no subscription left for template {notice.template_id} ({notice.purpose})"
             _settle_in_claim(row, OutboxStatus.SKIPPED, reason)
             return None
         row.has_reserved_credit = True
+    folded = _fold(row, now)
+    if folded:
+        notice = build_notice(row)  # now a digest of every step it tells
     row.lease_token += 1
     row.lease_expires_at = now + lease
     return Claim(
+        folded=folded,
         id=row.id,
         token=row.lease_token,
         attempts=row.attempts,
@@ -383,6 +410,50 @@ def _claim_row(row: OutboxMessage, now: datetime, lease: timedelta, has_follower
         staff_user_id=row.staff_user_id,
         has_followers=has_followers,
     )
+
+
+def _fold(row: OutboxMessage, now: datetime) -> tuple[int, ...]:
+    """Fold the account's other unsent deputy notices into ``row``: one message tells them all.
+
+    Deputy notices queued within ``NOTICE_COALESCE_SECONDS`` wait for the window's end
+    (``queue``); the first one claimed takes every other one of the same account that is
+    pending, never tried, holds no credit and no live lease — locked, skipping rows another
+    worker holds — lists them in its payload (``also``) and marks them ``merged``. In the claim's
+    transaction: a step is told by the message of exactly one row.
+    """
+    from backend.outbox.queue import DEPUTY_KINDS
+
+    if row.kind not in DEPUTY_KINDS or row.staff_user_id is None:
+        return ()
+    if float(current_app.config["NOTICE_COALESCE_SECONDS"]) <= 0:  # every step its own message
+        return ()
+    followers = db.session.scalars(
+        select(OutboxMessage)
+        .where(
+            OutboxMessage.staff_user_id == row.staff_user_id,
+            OutboxMessage.kind.in_(DEPUTY_KINDS),
+            OutboxMessage.status == OutboxStatus.PENDING,
+            OutboxMessage.attempts == 0,
+            OutboxMessage.has_reserved_credit.is_(False),
+            OutboxMessage.id != row.id,
+            or_(OutboxMessage.lease_expires_at.is_(None), OutboxMessage.lease_expires_at <= now),
+        )
+        .order_by(OutboxMessage.id)
+        .with_for_update(skip_locked=True)
+    ).all()
+    if not followers:
+        return ()
+    also = list((row.payload or {}).get("also", []))
+    for follower in followers:
+        payload = dict(follower.payload or {})
+        nested = payload.pop("also", [])
+        also.append({"kind": follower.kind, "item_id": follower.item_id, "outbox_id": follower.id, **payload})
+        also.extend(nested)
+        follower.status = OutboxStatus.MERGED
+        follower.last_error = f"told in outbox #{row.id}"
+        follower.lease_expires_at = None
+    row.payload = {**(row.payload or {}), "also": also}
+    return tuple(f.id for f in followers)
 
 
 def _settle_in_claim(row: OutboxMessage, status: OutboxStatus, reason: str) -> None:
@@ -407,12 +478,12 @@ def _wechat():
         from backend.wechat import client
 
         token_limit = getattr(client, "TokenRefreshLimitExceeded", None)
-    return api.send_subscribe_message, WeChatClientException, APILimitedException, token_limit
+    return api.send_subscribe_message, WeChatClientException, APILimitedException, token_limit, api
 
 
 def classify(exc: BaseException) -> Outcome:
     """What a send's exception means for the row: retry, hold, fail for good, or token trouble."""
-    _, client_error, limited, token_limit = _wechat()
+    _, client_error, limited, token_limit, _api = _wechat()
     errcode = getattr(exc, "errcode", None)
     try:
         errcode = int(errcode) if errcode is not None else None
@@ -442,10 +513,14 @@ def classify(exc: BaseException) -> Outcome:
 
 
 def send(notice: Notice) -> Outcome:
-    """Send one subscribe message; never raises for WeChat's or the network's errors."""
-    send_subscribe_message = _wechat()[0]
+    """Send one subscribe message (mini-program, or the service account's bizsend); never raises for WeChat's
+    or the network's errors."""
+    send_subscribe_message, *_, api = _wechat()
     try:
-        send_subscribe_message(notice.openid, notice.template_id, notice.data, page=notice.page)
+        if notice.channel == "official_account":
+            api.send_oa_subscribe_message(notice.openid, notice.template_id, notice.data, url=notice.page)
+        else:
+            send_subscribe_message(notice.openid, notice.template_id, notice.data, page=notice.page)
     except Exception as exc:
         outcome = classify(exc)
         if outcome.error.startswith("unexpected"):
@@ -495,7 +570,7 @@ def record(claim_: Claim, outcome: Outcome) -> bool:
             log.warning("outbox %s: lease lost before its outcome (%s) was recorded", claim_.id, outcome.kind)
             return False
         if credit is not None:
-            _return_credit(notice.openid, notice.template_id, now, to_zero=credit == "zero")
+            _return_credit(notice, now, to_zero=credit == "zero")
         if claim_.has_followers and values.get("status") in (OutboxStatus.SENT, OutboxStatus.FAILED, OutboxStatus.DEAD):
             _wake_next(claim_.item_id, claim_.resident_id, claim_.staff_user_id, claim_.id, now)
         if outcome.kind == "quota":
@@ -614,9 +689,10 @@ def run_forever(stop_event: threading.Event, batch: int | None = None) -> None:
 
 
 def queue_overdue() -> int:
-    """Queue reminders for items that became overdue (``notifications.queue_overdue_notices``) and commit."""
+    """Queue reminders for items about to be overdue or overdue (``notifications``) and commit."""
     try:
-        count = queue_overdue_notices(utcnow())
+        now = utcnow()
+        count = queue_due_soon_notices(now) + queue_overdue_notices(now)
         db.session.commit()
     except Exception:
         db.session.rollback()

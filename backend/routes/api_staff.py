@@ -57,6 +57,7 @@ def inbox_row_json(row: inbox_query.InboxRow, now, user: StaffUser | None = None
         "status": item.status.value,
         "status_label": ITEM_STATUS_LABELS[item.status],
         "is_overdue": row.is_overdue,
+        "mark": row.mark,
         "category": item.category.value,
         "category_label": ITEM_CATEGORY_LABELS[item.category],
         "first_line": inbox_query.row_text(item, user),

@@ -1,31 +1,32 @@
 """WeChat subscription accounting for the mini-program: which templates to request, and what the user accepted.
 
-Each ``accept`` of ``wx.requestSubscribeMessage`` allows exactly one message with that
-template, and WeChat offers no way to ask how many remain: the mini-program reports every
-result here and the backend counts (``SubscriptionCredit``); the outbox worker spends one
-per message sent. A client that reports accepts it never got only earns a 43101 from
-WeChat, which sets the count back to zero.
+Each ``accept`` of ``wx.requestSubscribeMessage`` allows exactly one message with a
+one-time template, and every later one with a long-term template until the user switches
+it off; WeChat offers no way to ask how many remain: the mini-program reports every result
+here and the backend keeps the count or the switch (``backend.wechat.subscriptions``); the
+outbox worker spends one credit per message sent with a one-time template. A client that
+reports accepts it never got only earns a 43101 from WeChat, which sets the count back to zero.
 """
 
 from __future__ import annotations
 
 from flask import Blueprint, current_app, jsonify, request
-from sqlalchemy import select
 
-from backend import api_schemas, database
+from backend import api_schemas
 from backend.api_schemas import RESIDENT, STAFF, describe
 from backend.api_schemas import models as m
 from backend.errors import UserError
 from backend.extensions import csrf, db
-from backend.models import SessionKind, SubscriptionCredit, utcnow
+from backend.models import SessionKind
 from backend.outbox.notifications import KINDS
+from backend.wechat import subscriptions
 from backend.wechat.identity import current_resident
 
 bp = Blueprint("api_wechat", __name__, url_prefix="/api/v1/wechat")
 csrf.exempt(bp)  # the API takes no cookies; tokens come in headers
 
 TEMPLATES_PER_REQUEST = 3  # wx.requestSubscribeMessage takes at most three ids a call
-RESULTS = ("accept", "reject", "ban", "filter")
+RESULTS = subscriptions.RESULTS
 TOKEN_MAX_LENGTH = 256
 REPORT_MAX_RESULTS = 10
 
@@ -74,7 +75,11 @@ def _audiences() -> dict[str, list[str]]:
 @bp.get("/templates")
 @describe(tags=("微信",), responses={200: m.TemplatesAnswer})
 def templates():
-    """The template ids to request: per audience, in calls of at most three ids, and each id's purpose."""
+    """The template ids to request: per audience, in calls of at most three ids, and each id's purpose and kind.
+
+    ``kind`` is ``one_time`` (ask again before each message you want) or ``long_term`` (one
+    acceptance is enough until the user switches it off).
+    """
     configured = current_app.config["WECHAT_TEMPLATES"]
     audiences = _audiences()
     requests_ = {
@@ -86,7 +91,12 @@ def templates():
     }
     return jsonify(
         templates=[
-            {"purpose": purpose, "id": template["id"], "keys": list(template["fields"])}
+            {
+                "purpose": purpose,
+                "id": template["id"],
+                "kind": subscriptions.template_kind(template),
+                "keys": list(template["fields"]),
+            }
             for purpose, template in configured.items()
         ],
         requests=requests_,
@@ -126,23 +136,36 @@ def report_subscriptions():
     if bad:
         raise UserError("invalid_result", f"订阅结果须为 accept、reject、ban 或 filter：{'、'.join(bad)}", 400)
 
-    now = utcnow()
-    table = SubscriptionCredit.__table__
-    for template_id, result in sorted(results.items()):
-        if result != "accept":
-            continue
-        stmt = database.dialect_insert(table).values(openid=openid, template_id=template_id, credits=1, updated_at=now)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[table.c.openid, table.c.template_id],
-            set_={"credits": table.c.credits + 1, "updated_at": now},
-        )
-        db.session.execute(stmt)
-    credits = dict(
-        db.session.execute(
-            select(SubscriptionCredit.template_id, SubscriptionCredit.credits).where(
-                SubscriptionCredit.openid == openid, SubscriptionCredit.template_id.in_(list(results))
-            )
-        ).all()
-    )
+    subscriptions.record_results(openid, results, source="page")
+    credits = subscriptions.credits_for(openid, list(results))
     db.session.commit()
-    return jsonify(credits={template_id: credits.get(template_id, 0) for template_id in sorted(results)})
+    return jsonify(credits=credits)
+
+
+@bp.get("/subscriptions")
+@describe(
+    tags=("微信",),
+    security=[RESIDENT, STAFF],
+    responses={200: m.NoticesAnswer, 401: m.ErrorResponse, 409: m.ErrorResponse},
+)
+def subscriptions_state():
+    """Whether the caller's notices are on: per template, the credits left (one-time) or 1/0 (long-term).
+
+    ``on`` is true when every template of the caller's audience may be sent; ``off`` lists the
+    template ids to ask for again (``wx.requestSubscribeMessage``), in calls of at most three.
+    """
+    openid = _current_openid()
+    audience = "resident" if current_resident() is not None else "deputy"
+    purposes = _audiences()[audience]
+    state = subscriptions.notices_state(openid, purposes)
+    configured = current_app.config["WECHAT_TEMPLATES"]
+    ids = [configured[p]["id"] for p in purposes]
+    credits = subscriptions.credits_for(openid, ids)
+    db.session.rollback()
+    off = state["off"]
+    return jsonify(
+        on=state["on"],
+        credits=credits,
+        kinds=state["kinds"],
+        ask_again=[off[i : i + TEMPLATES_PER_REQUEST] for i in range(0, len(off), TEMPLATES_PER_REQUEST)],
+    )

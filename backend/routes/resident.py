@@ -8,6 +8,7 @@ from flask import (
     Blueprint,
     abort,
     current_app,
+    jsonify,
     make_response,
     redirect,
     render_template,
@@ -29,9 +30,11 @@ from backend.models import Code, Deputy, DeputyStatus, ItemPhoto
 from backend.models.deputy import DEPUTY_STATUS_LABELS
 from backend.models.item import ITEM_CATEGORY_LABELS
 from backend.qr.codes import ResolvedCode, resolve_slug
-from backend.security import client_address
+from backend.security import CONTENT_SECURITY_POLICY, client_address
 from backend.stations.calendar import describe_rule, duty_assignment, next_reception_days, today_in_china
 from backend.wechat import identity as wechat_identity
+from backend.wechat import subscriptions
+from backend.wechat.jssdk import JSSDK_ORIGIN
 
 bp = Blueprint("resident", __name__)
 
@@ -155,9 +158,14 @@ def track(ref: str):
     item = find_item_for_resident(ref, request.args.get("k"), client_address())
     if item is None:
         raise UserError("unknown_item", "找不到该留言。请核对编号和查询链接是否完整。", 404)
+    track_url = current_app.config["PUBLIC_BASE_URL"] + url_for("resident.track", ref=item.ref, k=item.access_key)
+    in_wechat = wechat_identity.WECHAT_USER_AGENT_MARK in request.headers.get("User-Agent", "")
+    page_url = current_app.config["PUBLIC_BASE_URL"] + request.full_path.rstrip("?")
+    notices = subscriptions.resident_notices_panel(item.resident, in_wechat, page_url)
     response = make_response(
         render_template(
             "track.html",
+            notices=notices,
             item=item,
             ref_display=format_ref(item.ref),
             is_new=request.args.get("new") == "1",
@@ -167,12 +175,36 @@ def track(ref: str):
             waiting=waiting_question(item),
             can_follow_up=can_follow_up(item),
             sent=request.args.get("sent"),
-            track_url=current_app.config["PUBLIC_BASE_URL"]
-            + url_for("resident.track", ref=item.ref, k=item.access_key),
+            track_url=track_url,
         )
     )
     response.headers["Cache-Control"] = "private, no-store"
+    if notices["mode"] == "ask":  # WeChat's JS-SDK, for the wx-open-subscribe button
+        response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY.replace(
+            "script-src 'self'", f"script-src 'self' {JSSDK_ORIGIN}"
+        )
     return response
+
+
+@bp.post("/t/<ref>/notices")
+def report_notices(ref: str):
+    """The tracking page's report of the ``wx-open-subscribe`` button: ``{"results": {template_id: status}}``."""
+    item = find_item_for_resident(ref, request.args.get("k"), client_address())
+    if item is None:
+        raise UserError("unknown_item", "找不到该留言。请核对编号和查询链接是否完整。", 404)
+    body = request.get_json(silent=True)
+    try:
+        credits = subscriptions.record_page_report(
+            item.resident, (body or {}).get("results") if isinstance(body, dict) else None
+        )
+    except LookupError as exc:
+        db.session.rollback()
+        return jsonify(error={"code": "no_wechat_identity", "message": str(exc)}), 409
+    except ValueError as exc:
+        db.session.rollback()
+        return jsonify(error={"code": "invalid_results", "message": str(exc)}), 400
+    db.session.commit()
+    return jsonify(credits=credits)
 
 
 @bp.get("/t/<ref>/photos/<int:position>.jpg")

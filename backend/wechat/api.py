@@ -85,3 +85,19 @@ def oauth_openid(code: str) -> str:
 def send_template_message(openid: str, template_id: str, data: dict, url: str | None = None) -> None:
     """Send an official-account template message; ``url`` is the page it opens."""
     get_mp_client().message.send_template(openid, template_id, _template_data(data), url=url)
+
+
+def send_oa_subscribe_message(openid: str, template_id: str, data: dict, url: str | None = None) -> None:
+    """Send a service account's subscribe notice (``cgi-bin/message/subscribe/bizsend``) to an official-account openid.
+
+    Without a live subscription WeChat answers 43101; ``url`` (a web page: the tracking page) opens on a tap.
+    """
+    body: dict = {"touser": openid, "template_id": template_id, "data": _template_data(data)}
+    if url:
+        body["page"] = url
+    get_mp_client().message._post("message/subscribe/bizsend", data=body)
+
+
+def jsapi_ticket_answer() -> dict:
+    """``cgi-bin/ticket/getticket?type=jsapi`` for the official account: ``{"ticket", "expires_in"}``."""
+    return get_mp_client().jsapi.get_ticket("jsapi")

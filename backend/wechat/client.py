@@ -47,6 +47,7 @@ QUOTA_ERRCODE = 45009
 # Refresh a token this many seconds before WeChat's expiry, as wechatpy does.
 TOKEN_EXPIRY_MARGIN_SECONDS = 60
 ACCESS_TOKEN_SUFFIX = "_access_token"  # noqa: S105 - a key suffix, not a secret
+JSAPI_TICKET_SUFFIX = "_jsapi_ticket"  # the official account's JS-SDK ticket, shared like the token
 
 
 class TokenRefreshLimitExceeded(WeChatClientException):
@@ -65,8 +66,9 @@ class DatabaseTokenStorage(SessionStorage):
     request. One exception, on SQLite only: when a transaction of this thread holds the write
     lock, a second connection could only wait for it; the token is then read and written through
     that transaction and is committed (or rolled back, and fetched again later) with it. (The
-    request paths call WeChat with no transaction open; a worker or a test may not.) Only access tokens are stored (keys ``<appid>_access_token``); any other key wechatpy may
-    keep (a JS-API ticket) stays in this process.
+    request paths call WeChat with no transaction open; a worker or a test may not.) Access tokens
+    (keys ``<appid>_access_token``, row ``<appid>``) and the official account's JS-SDK ticket (key
+    and row ``<appid>_jsapi_ticket``, ``jssdk.py``) are stored; any other key stays in this process.
     """
 
     def __init__(self, app: Flask) -> None:
@@ -83,7 +85,7 @@ class DatabaseTokenStorage(SessionStorage):
         """The stored token for ``key`` while it has not expired, else ``default``."""
         token, expires_at = self.get_token(key)
         if token is None:
-            return self._other.get(key, default) if not key.endswith(ACCESS_TOKEN_SUFFIX) else default
+            return self._other.get(key, default) if self._appid(key) is None else default
         if expires_at is not None and expires_at <= time.time():
             return default
         return token
@@ -158,7 +160,10 @@ class DatabaseTokenStorage(SessionStorage):
 
     @staticmethod
     def _appid(key: str) -> str | None:
-        return key[: -len(ACCESS_TOKEN_SUFFIX)] if key.endswith(ACCESS_TOKEN_SUFFIX) else None
+        """The row a key is kept in: the app id for its access token, the whole key for its JS-SDK ticket."""
+        if key.endswith(ACCESS_TOKEN_SUFFIX):
+            return key[: -len(ACCESS_TOKEN_SUFFIX)]
+        return key if key.endswith(JSAPI_TICKET_SUFFIX) else None
 
     @contextmanager
     def _connection(self, mode) -> Iterator[Connection]:

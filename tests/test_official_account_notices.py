@@ -1,0 +1,155 @@
+"""The official-account path: an H5 resident subscribes on the page and hears every step through bizsend."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from sqlalchemy import select
+
+from backend.extensions import db
+from backend.models import OutboxMessage, OutboxStatus, Resident, SubscriptionCredit
+from backend.outbox import worker
+from backend.wechat import jssdk
+from tests.outbox_support import credits_of, make_item, make_world
+from tests.wechat_server import wechat_sandbox  # noqa: F401 - the fixture
+
+OA_TEMPLATE = "tpl-oa-item-progress"
+OA_OPENID = "oa-res-1"
+WECHAT_UA = "Mozilla/5.0 (Linux; Android 13) AppleWebKit/537.36 Mobile Safari/537.36 MicroMessenger/8.0.47"
+PLAIN_UA = "Mozilla/5.0 (Linux; Android 13) AppleWebKit/537.36 Mobile Safari/537.36"
+
+
+@pytest.fixture
+def h5(app, create_deputy):
+    """A deputy, and an item written through the H5 form by a resident known only by the service account."""
+    world = make_world(create_deputy)
+    resident = Resident(mp_openid=OA_OPENID)
+    db.session.add(resident)
+    db.session.commit()
+    world.resident_id = resident.id
+    world.item_id = make_item(world, resident.id)
+    db.session.commit()  # reading the id began a transaction: end it (on SQLite, it holds the write lock)
+    return world
+
+
+def drain() -> None:
+    while worker.run_once(20):
+        pass
+
+
+def test_one_acceptance_on_the_page_tells_the_resident_of_every_step(h5, app, wechat_sandbox):  # noqa: F811
+    # The open tag in WeChat: the sandbox records it and pushes the popup event to the app, signed.
+    answer = wechat_sandbox._control(
+        "POST", "oa-subscribe", json={"openid": OA_OPENID, "template_id": OA_TEMPLATE, "status": "accept"}
+    )
+    assert answer["pushed"] == 200
+    assert credits_of(OA_OPENID, OA_TEMPLATE) == 1  # counted from the push
+    for kind in ("item_accepted", "item_forwarded", "item_answered", "item_resolved"):
+        db.session.add(OutboxMessage(kind=kind, item_id=h5.item_id, resident_id=h5.resident_id))
+    db.session.commit()
+    drain()
+    messages = wechat_sandbox.messages(OA_OPENID)
+    assert [m["kind"] for m in messages] == ["bizsend"] * 4  # four notices, one long-term acceptance
+    assert [m["data"]["phrase2"]["value"] for m in messages] == ["已受理", "已交办", "已答复", "已办结"]
+    assert all(m["template_id"] == OA_TEMPLATE for m in messages)
+    assert messages[0]["url"].startswith(app.config["PUBLIC_BASE_URL"] + "/t/")  # the tracking page, with its key
+    statuses = db.session.scalars(select(OutboxMessage.status)).all()
+    assert statuses == [OutboxStatus.SENT] * 4
+    assert credits_of(OA_OPENID, OA_TEMPLATE) == 1  # long-term: still on
+    # Switched off in the popup later: nothing more goes.
+    wechat_sandbox._control(
+        "POST", "oa-subscribe", json={"openid": OA_OPENID, "template_id": OA_TEMPLATE, "status": "reject"}
+    )
+    assert credits_of(OA_OPENID, OA_TEMPLATE) == 0
+    db.session.add(OutboxMessage(kind="item_waiting", item_id=h5.item_id, resident_id=h5.resident_id))
+    db.session.commit()
+    drain()
+    assert len(wechat_sandbox.messages(OA_OPENID)) == 4
+    assert db.session.scalars(select(OutboxMessage.status).order_by(OutboxMessage.id.desc())).first() == (
+        OutboxStatus.SKIPPED
+    )
+
+
+def test_the_jsapi_ticket_is_fetched_once_and_kept_in_the_shared_store(app, wechat_sandbox):  # noqa: F811
+    first = jssdk.jsapi_ticket()
+    app.extensions.pop("wechat_mp_client", None)  # another process: a new client, the same store
+    assert jssdk.jsapi_ticket() == first
+    assert wechat_sandbox.stats().get("cgi-bin/ticket/getticket") == 1
+    config = jssdk.page_config("https://msl.example.cn/t/ABC?k=x#top")
+    assert config["openTagList"] == ["wx-open-subscribe"] and config["appId"] == app.config["WECHAT_MP_APPID"]
+    import hashlib
+
+    plain = f"jsapi_ticket={first}&noncestr={config['nonceStr']}&timestamp={config['timestamp']}"
+    plain += "&url=https://msl.example.cn/t/ABC?k=x"  # the fragment is not signed
+    assert config["signature"] == hashlib.sha1(plain.encode()).hexdigest()  # noqa: S324 - WeChat's
+
+
+def _item(h5):
+    from backend.models import Item
+
+    return db.session.get(Item, h5.item_id)
+
+
+def test_the_tracking_page_offers_the_button_in_wechat_and_says_when_on(h5, client, wechat_sandbox):  # noqa: F811
+    item = _item(h5)
+    url = f"/t/{item.ref}?k={item.access_key}&new=1"
+    page = client.get(url, headers={"User-Agent": WECHAT_UA})
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200
+    assert f'<wx-open-subscribe template="{OA_TEMPLATE}"' in html and "开启办理进展通知" in html
+    assert "https://res.wx.qq.com" in page.headers["Content-Security-Policy"]
+    # The page's own report (the tag's success event), then the push for the same acceptance: on, once.
+    report = f"/t/{item.ref}/notices?k={item.access_key}"
+    csrf = html.split('data-csrf="', 1)[1].split('"', 1)[0]
+    answer = client.post(report, json={"results": {OA_TEMPLATE: "accept"}}, headers={"X-CSRFToken": csrf})
+    assert answer.status_code == 200, answer.get_data(as_text=True)
+    assert answer.get_json() == {"credits": {OA_TEMPLATE: 1}}
+    wechat_sandbox._control(
+        "POST", "oa-subscribe", json={"openid": OA_OPENID, "template_id": OA_TEMPLATE, "status": "accept"}
+    )
+    assert credits_of(OA_OPENID, OA_TEMPLATE) == 1
+    page = client.get(url, headers={"User-Agent": WECHAT_UA}).get_data(as_text=True)
+    assert "微信通知已开启" in page and "<wx-open-subscribe" not in page
+
+
+def test_outside_wechat_the_confirmation_says_progress_shows_only_here(h5, client):
+    item = _item(h5)
+    page = client.get(f"/t/{item.ref}?k={item.access_key}&new=1", headers={"User-Agent": PLAIN_UA})
+    html = page.get_data(as_text=True)
+    assert "办理进展只显示在本页" in html and 'id="copy-link"' in html and "<wx-open-subscribe" not in html
+    assert "res.wx.qq.com" not in page.headers["Content-Security-Policy"]
+
+
+@pytest.mark.parametrize(
+    ("key", "body", "status"),
+    [
+        ("wrong", {"results": {OA_TEMPLATE: "accept"}}, 404),
+        (None, {"results": {"tpl-unknown": "accept"}}, 400),
+        (None, {"results": {OA_TEMPLATE: "maybe"}}, 400),
+        (None, {"results": {}}, 400),
+        (None, {"results": ["accept"]}, 400),
+        (None, "not json", 400),
+    ],
+)
+def test_bad_reports_from_the_page_are_refused_and_count_nothing(h5, app, client, key, body, status):
+    app.config["WTF_CSRF_ENABLED"] = False  # the CSRF token is tested above; here the body
+    item = _item(h5)
+    url = f"/t/{item.ref}/notices?k={key or item.access_key}"
+    if isinstance(body, dict):
+        answer = client.post(url, json=body)
+    else:
+        answer = client.post(url, data=json.dumps(body)[1:], content_type="application/json")
+    assert answer.status_code == status
+    assert db.session.scalar(select(SubscriptionCredit.id)) is None
+
+
+def test_a_resident_without_a_service_account_openid_cannot_report(app, client, create_deputy):
+    app.config["WTF_CSRF_ENABLED"] = False
+    world = make_world(create_deputy)
+    item_id = make_item(world, None)
+    from backend.models import Item
+
+    item = db.session.get(Item, item_id)
+    answer = client.post(f"/t/{item.ref}/notices?k={item.access_key}", json={"results": {OA_TEMPLATE: "accept"}})
+    assert answer.status_code == 409
