@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import io
+import os
 import re
+from typing import NoReturn
 
+import pytest
 from PIL import Image
 
 
@@ -27,3 +30,26 @@ def jpeg_bytes(size=(40, 30), color=(200, 30, 30)) -> bytes:
     buf = io.BytesIO()
     Image.new("RGB", size, color).save(buf, "JPEG")
     return buf.getvalue()
+
+
+def missing_tool(message: str) -> NoReturn:
+    """A test needs a tool or service this machine lacks (Chromium, poppler, Node, Redis, the CJK font): under
+    CI=true that is a failure, since CI must have everything; locally the test is skipped and `make test` lists
+    the reason (pytest -rs), so a missing tool never passes silently as a green run."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"CI=true but {message}")
+    pytest.skip(message)
+
+
+def redis_or_skip(url: str) -> None:
+    """Fail (CI) or skip (locally) unless a Redis answers at ``url``."""
+    import redis
+
+    try:
+        client = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1)
+        try:
+            client.ping()
+        finally:
+            client.close()
+    except redis.RedisError:
+        missing_tool(f"Redis does not answer at {url} (start redis-server, or set TEST_REDIS_URL)")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 import threading
 from datetime import timedelta
@@ -17,8 +16,7 @@ from backend.auth.sessions import api_auth_required, login_required
 from backend.extensions import db
 from backend.models import AuditEntry, Department, DeputyStatus, Region, StaffRole, StaffSession, StaffUser, utcnow
 from tests.conftest import redis_test_url
-from tests.helpers import csrf_token_from
-from tests.test_throttle import redis_answers
+from tests.helpers import csrf_token_from, redis_or_skip
 
 PASSWORD = "richtig-2026"
 ADDRESS_A = "203.0.113.10"
@@ -770,11 +768,7 @@ def test_cli_reset_password_errors(runner, create_staff):
 def count_in(app, store: str) -> None:
     """Throttle counters in the database (as this module's tests keep them), or in Redis."""
     if store == "redis":
-        if not redis_answers(REDIS_TEST_URL):
-            message = f"Redis does not answer at {REDIS_TEST_URL}"
-            if os.environ.get("CI") == "true":
-                pytest.fail(message)
-            pytest.skip(message)
+        redis_or_skip(REDIS_TEST_URL)
         app.config["REDIS_URL"] = REDIS_TEST_URL
 
 

@@ -3,7 +3,6 @@ concurrent workers, and the same behaviour from Redis."""
 
 from __future__ import annotations
 
-import os
 import re
 import socket
 import threading
@@ -18,6 +17,7 @@ from backend.errors import UserError
 from backend.extensions import db
 from backend.models import ThrottleCounter, utcnow
 from tests.conftest import redis_test_url
+from tests.helpers import redis_or_skip
 
 REDIS_TEST_URL = redis_test_url(15)
 TIME_SENTENCE = re.compile(r"^提交太频繁，请在 \d{2}:\d{2} 之后再试（约 \d+ 分钟后）。$")
@@ -233,24 +233,10 @@ def test_retry_message_names_the_china_clock_time(now, retry_after, expected):
 # -- Redis ------------------------------------------------------------------------------------
 
 
-def redis_answers(url: str) -> bool:
-    try:
-        client = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1)
-        try:
-            return bool(client.ping())
-        finally:
-            client.close()
-    except redis.RedisError:
-        return False
-
-
 @pytest.fixture
 def redis_app(app):
     """The app counting in Redis database 15, emptied before and after."""
-    if not redis_answers(REDIS_TEST_URL):
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"Redis does not answer at {REDIS_TEST_URL}; CI must provide it")
-        pytest.skip(f"Redis does not answer at {REDIS_TEST_URL} (start redis-server to run these tests)")
+    redis_or_skip(REDIS_TEST_URL)
     app.config["REDIS_URL"] = REDIS_TEST_URL
     client = redis.Redis.from_url(REDIS_TEST_URL)
     client.flushdb()
