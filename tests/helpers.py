@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import re
+import time
 from typing import NoReturn
 
 import pytest
@@ -53,3 +54,14 @@ def redis_or_skip(url: str) -> None:
             client.close()
     except redis.RedisError:
         missing_tool(f"Redis does not answer at {url} (start redis-server, or set TEST_REDIS_URL)")
+
+
+def wait_until(condition, what: str, seconds: float = 60, describe=lambda: "") -> None:
+    """Poll ``condition`` until it holds: tests wait on what happened, never for a fixed time. ``seconds`` is only
+    the point past which the wait is a failure (generous, so a loaded machine is slow, never wrong); the message
+    names ``what`` was awaited, with ``describe()`` (e.g. the workers' logs)."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {seconds} s waiting for {what}\n{describe()}")
+        time.sleep(0.02)

@@ -203,10 +203,8 @@ def test_40001_forever_makes_a_bounded_number_of_token_fetches(app, wechat_sandb
     wechat_sandbox.login_code("oAlice")
     wechat_sandbox.subscribe("oAlice", "tpl-item-progress", count=10)
     wechat_sandbox.fault(SEND, "invalid_token", times=-1)
-    started = time.monotonic()
     with pytest.raises(TokenRefreshLimitExceeded) as exc_info:
         api.send_subscribe_message("oAlice", "tpl-item-progress", {"thing3": "路灯坏了"})
-    assert time.monotonic() - started < 5
     exc = exc_info.value
     assert isinstance(exc, WeChatClientException)
     assert exc.errcode == 40001
@@ -383,11 +381,11 @@ def test_timeout_raises_a_requests_timeout_within_the_client_timeout(app, wechat
     wechat_sandbox.login_code("oAlice")
     wechat_sandbox.subscribe("oAlice", "tpl-item-progress")
     wechat_sandbox.fault(path, "timeout", times=1)
-    started = time.monotonic()
+    # The sandbox answers 504 once TIMEOUT_FAULT_SECONDS have passed, which the client would raise as a
+    # WeChatClientException: requests.Timeout means it gave up first, at its own timeout.
+    assert get_client().timeout == CLIENT_TIMEOUT_SECONDS < TIMEOUT_FAULT_SECONDS
     with pytest.raises(requests.Timeout):
         api.send_subscribe_message("oAlice", "tpl-item-progress", {"thing3": "路灯坏了"})
-    elapsed = time.monotonic() - started
-    assert CLIENT_TIMEOUT_SECONDS - 0.1 < elapsed < TIMEOUT_FAULT_SECONDS
     assert wechat_sandbox.messages("oAlice") == []
 
 
