@@ -56,12 +56,16 @@ def redis_or_skip(url: str) -> None:
         missing_tool(f"Redis does not answer at {url} (start redis-server, or set TEST_REDIS_URL)")
 
 
-def wait_until(condition, what: str, seconds: float = 60, describe=lambda: "") -> None:
+def wait_until(condition, what: str, seconds: float = 60, describe=lambda: "", progress=None) -> None:
     """Poll ``condition`` until it holds: tests wait on what happened, never for a fixed time. ``seconds`` is only
-    the point past which the wait is a failure (generous, so a loaded machine is slow, never wrong); the message
-    names ``what`` was awaited, with ``describe()`` (e.g. the workers' logs)."""
+    the point past which the wait is a failure (generous, so a loaded machine is slow, never wrong); with
+    ``progress`` (a callable whose value changes as work gets done) it counts from the last change, so a long job
+    fails only when it stalls. The message names ``what`` was awaited, with ``describe()`` (e.g. workers' logs)."""
     deadline = time.monotonic() + seconds
+    seen = progress() if progress else None
     while not condition():
+        if progress is not None and (now := progress()) != seen:
+            seen, deadline = now, time.monotonic() + seconds
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {seconds} s waiting for {what}\n{describe()}")
+            raise AssertionError(f"no progress for {seconds} s waiting for {what}\n{describe()}")
         time.sleep(0.02)

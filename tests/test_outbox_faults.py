@@ -344,13 +344,14 @@ def stop(process: subprocess.Popen, sig=signal.SIGTERM) -> None:
 
 
 def wait_for(condition, seconds: float, what: str, logs=()) -> None:
-    """Wait until ``condition`` holds; on failure show the outbox and the workers' logs."""
+    """Wait until ``condition`` holds, failing when no message was finished for ``seconds``; then show the outbox
+    and the workers' logs."""
 
     def describe() -> str:
         tails = "\n".join(f"--- {p}\n{p.read_text()[-3000:]}" for p in logs if p.exists())
         return f"outbox {collections.Counter(statuses().values())}\n{tails}"
 
-    wait_until(condition, what, seconds, describe)
+    wait_until(condition, what, seconds, describe, progress=unfinished)
 
 
 def test_a_worker_killed_mid_send_loses_nothing_and_sends_nothing_twice(world, wechat_sandbox, app, tmp_path):  # noqa: F811
