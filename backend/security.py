@@ -34,14 +34,8 @@ SECURITY_HEADERS = (
 
 
 def client_address() -> str:
-    """The resident's address, trusting only as many proxy hops as configured."""
-    from flask import current_app
-
-    hops = current_app.config.get("TRUSTED_PROXY_HOPS", 0)
-    if hops:
-        forwarded = [p.strip() for p in request.headers.get("X-Forwarded-For", "").split(",") if p.strip()]
-        if len(forwarded) >= hops:
-            return forwarded[-hops]
+    """The client's address, as the throttle and the audit count it: ``remote_addr``, which ProxyFix sets from the
+    trusted proxies' X-Forwarded-For (``TRUSTED_PROXY_HOPS``, ``backend.trust_proxies``)."""
     return request.remote_addr or "unknown"
 
 

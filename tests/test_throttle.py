@@ -6,17 +6,19 @@ from __future__ import annotations
 import re
 import socket
 import threading
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import redis
 from sqlalchemy import select, update
 
-from backend import throttle
+from backend import create_app, throttle
 from backend.errors import UserError
 from backend.extensions import db
 from backend.models import ThrottleCounter, utcnow
-from tests.conftest import redis_test_url
+from backend.qr.codes import current_code
+from tests.conftest import app_config_for, redis_test_url
 from tests.helpers import redis_or_skip
 
 REDIS_TEST_URL = redis_test_url(15)
@@ -209,6 +211,38 @@ def test_refused_submission_through_the_error_handler_answers_429_with_retry_aft
     assert 0 < int(response.headers["Retry-After"]) <= 600
     assert response.json["error"]["code"] == "too_many_submissions"
     assert TIME_SENTENCE.match(response.json["error"]["message"])
+
+
+@pytest.mark.parametrize(
+    ("hops", "forwarded", "second"),
+    [
+        (0, "198.51.100.2", 429),  # no proxy: the header is the client's own word, ignored
+        (1, "198.51.100.2", 201),  # one proxy: what it saw is the address
+        (1, "198.51.100.1, 198.51.100.2", 201),  # a forged first hop: only the proxy's own entry counts
+        (1, "198.51.100.2, 198.51.100.1", 429),  # …which is the same address as before: refused
+    ],
+)
+def test_x_forwarded_for_is_the_address_only_behind_trusted_proxies(
+    database_url, app, create_deputy, hops, forwarded, second
+):
+    """TRUSTED_PROXY_HOPS (ProxyFix): behind one proxy the throttle counts the address it forwarded; without one
+    the header is ignored, so a resident cannot write one to escape the per-address limit."""
+    settings = {"TRUSTED_PROXY_HOPS": hops, "REDIS_URL": None, "THROTTLE_PER_ADDRESS": 1, "THROTTLE_PER_CODE": 100}
+    proxied = create_app({**app_config_for(database_url), **settings})
+    slug = current_code(create_deputy()).slug
+    db.session.commit()  # the other app's request writes (SQLite: one writer at a time)
+    client = proxied.test_client()
+
+    def submit(header: str) -> int:
+        body = {"code": slug, "body": "村口路灯坏了三个月，晚上出行很不方便。", "client_id": uuid.uuid4().hex}
+        return client.post("/api/v1/items", json=body, headers={"X-Forwarded-For": header}).status_code
+
+    try:
+        assert submit("198.51.100.1") == 201
+        assert submit(forwarded) == second
+    finally:
+        with proxied.app_context():
+            db.engine.dispose()
 
 
 @pytest.mark.parametrize(
