@@ -1,6 +1,7 @@
 """Settings: every environment variable the app reads is a typed, documented field of one area's class below
 (``Settings`` gathers them), with a safe default for local use. This module is the one list of them: an empty
-variable counts as unset, a malformed one stops the start with its name. Flask's ``app.config`` keeps the
+variable counts as unset, a malformed number or JSON stops the start with its name, and a yes/no is yes only
+for 1, true, yes or on. Flask's ``app.config`` keeps the
 same names (``Settings.flask_config``), so code and tests read and set ``app.config[...]`` as before."""
 
 from __future__ import annotations
@@ -11,11 +12,11 @@ import json
 import os
 import secrets
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 import click
-from pydantic import Field
+from pydantic import BeforeValidator, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -66,6 +67,16 @@ def check_wechat_sandbox(config) -> None:
     )
 
 
+def _yes(value: object) -> object:
+    """A yes/no variable: "1", "true", "yes", "on" mean yes, anything else no (a typo never turns the sandbox on)."""
+    if isinstance(value, str):
+        return value.strip().lower() in {"1", "true", "yes", "on"}
+    return value
+
+
+YesNo = Annotated[bool, BeforeValidator(_yes)]
+
+
 class _Area(BaseSettings):
     """One area's settings, each field read from the environment variable of the same name."""
 
@@ -89,7 +100,7 @@ class CoreSettings(_Area):
     REDIS_URL: str | None = Field(
         None, description="when set, throttle counters and WeChat's tokens live in Redis instead of the database"
     )
-    SESSION_COOKIE_SECURE: bool | None = Field(
+    SESSION_COOKIE_SECURE: YesNo | None = Field(
         None, description="secure cookies; unset: on exactly when PUBLIC_BASE_URL is https"
     )
     TRUSTED_PROXY_HOPS: int = Field(
@@ -142,7 +153,7 @@ class DeadlineSettings(_Area):
     ACCEPT_DUE_DAYS: int = Field(2, description="days to accept an item")
     ANSWER_DUE_DAYS: int = Field(15, description="days to answer once accepted")
     RESOLVE_DUE_DAYS: int = Field(30, description="days to resolve once answered")
-    DEADLINE_WORKING_DAYS: bool = Field(
+    DEADLINE_WORKING_DAYS: YesNo = Field(
         True, description="count working days as China does (holidays off, 调休 weekend days worked); 0: calendar days"
     )
     DEPARTMENT_LINK_GRACE_DAYS: int = Field(
@@ -175,12 +186,12 @@ DEFAULT_WECHAT_TEMPLATES: dict[str, Any] = {
 class WeChatSettings(_Area):
     """WeChat (backend/wechat) and its subscribe messages."""
 
-    WECHAT_SANDBOX: bool = Field(
+    WECHAT_SANDBOX: YesNo = Field(
         False,
         description="1: every WeChat call goes to the local sandbox at <PUBLIC_BASE_URL>/_wechat/ (`make run`); "
         "refused unless PUBLIC_BASE_URL is loopback. Never in production",
     )
-    WECHAT_SANDBOX_STAGING: bool = Field(
+    WECHAT_SANDBOX_STAGING: YesNo = Field(
         False,
         description="1: allow WECHAT_SANDBOX=1 on a non-loopback address, for a staging server only testers reach",
     )
