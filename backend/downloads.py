@@ -1,4 +1,4 @@
-"""Responses that hand a person a file: its name in Chinese with an ASCII fallback, never cached.
+"""Responses that hand a person a file: its name in Chinese with an ASCII fallback (never cached: backend/security.py).
 
 Flask's ``send_file(download_name=…)`` derives the ASCII fallback by dropping what is not ASCII,
 which leaves "-.pdf" of a Chinese name; these responses name the fallback explicitly
@@ -28,11 +28,11 @@ def content_disposition(kind: str, name: str, ascii_name: str) -> str:
 
 
 def name_download(response: Response, name: str, ascii_name: str, *, inline: bool = False) -> Response:
-    """Name ``response``'s file (an attachment, or shown inline) and keep it out of shared caches."""
+    """Name ``response``'s file (an attachment, or shown inline); it is kept by no cache (backend/security.py
+    answers every attachment no-store)."""
     response.headers["Content-Disposition"] = content_disposition(
         "inline" if inline else "attachment", name, ascii_name
     )
-    response.headers["Cache-Control"] = "private, no-store"
     return response
 
 

@@ -1,7 +1,7 @@
 """The deputy's phone: inbox, item page, actions, reveal of contact details, reply templates, in-person entry.
 
 Every page is for logged-in staff (``login_required``), every POST carries a CSRF token
-(CSRFProtect), every answer is ``Cache-Control: no-store``. Items are opened only through
+(CSRFProtect), every answer is ``Cache-Control: no-store`` (backend/security.py). Items are opened only through
 ``access.find_item_for_staff``: an item of someone else answers exactly like an unknown
 reference (404), and the refusal's audit row is committed before the answer. Actions go
 through ``lifecycle.perform_action``; this module only reads forms and shows results.
@@ -280,9 +280,7 @@ def _templates_of(station_id: int | None) -> list[ReplyTemplate]:
 
 
 def _page(template: str, status: int = 200, **context):
-    response = make_response(render_template(template, **context), status)
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return make_response(render_template(template, **context), status)
 
 
 def _wants_json() -> bool:
@@ -399,7 +397,6 @@ def jpeg_response(data: bytes):
     response.headers["Content-Type"] = "image/jpeg"
     response.headers["Content-Disposition"] = "inline"
     response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
-    response.headers["Cache-Control"] = "private, no-store"
     return response
 
 

@@ -150,7 +150,7 @@ def track(ref: str):
     item = find_item_for_resident(ref, request.args.get("k"), client_address())
     if item is None:
         raise UserError("unknown_item", "找不到该留言。请核对编号和查询链接是否完整。", 404)
-    response = make_response(
+    return make_response(
         render_template(
             "track.html",
             item=item,
@@ -163,8 +163,6 @@ def track(ref: str):
             + url_for("resident.track", ref=item.ref, k=item.access_key),
         )
     )
-    response.headers["Cache-Control"] = "private, no-store"
-    return response
 
 
 @bp.get("/t/<ref>/photos/<int:position>.jpg")
@@ -193,5 +191,6 @@ def _jpeg_response(data: bytes, *, private: bool):
     response.headers["Content-Type"] = "image/jpeg"
     response.headers["Content-Disposition"] = "inline"
     response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
-    response.headers["Cache-Control"] = "private, no-store" if private else "public, max-age=31536000, immutable"
+    if not private:  # a private one is no-store, as every answer is unless it says otherwise
+        response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
     return response

@@ -68,9 +68,7 @@ def _link_args(scope: stats.Scope, rng: stats.DateRange, **extra) -> dict:
 
 
 def _page(template: str, status: int = 200, **context):
-    response = make_response(render_template(template, **context), status)
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return make_response(render_template(template, **context), status)
 
 
 # --- the picker ------------------------------------------------------------------------------------
@@ -435,7 +433,6 @@ def export_month():
         as_attachment=True,
         download_name=name,
     )
-    response.headers["Cache-Control"] = "private, no-store"
     return response
 
 
