@@ -25,6 +25,7 @@ from flask import (
 )
 from sqlalchemy import select
 
+from backend import pagination
 from backend.audit import record_audit
 from backend.auth.sessions import current_staff, login_required
 from backend.errors import UserError
@@ -299,7 +300,7 @@ def inbox():
         user,
         state=request.args.get("state", "todo"),
         query=request.args.get("q", ""),
-        page=inbox_query.clean_page(request.args.get("page")),
+        page=pagination.page_number(request.args.get("page")),
     )
     return _page(
         "staff/inbox.html",

@@ -16,6 +16,7 @@ from datetime import date, datetime
 from flask import Blueprint, jsonify, make_response, redirect, render_template, request, send_file, url_for
 from sqlalchemy import func, select
 
+from backend import pagination
 from backend.api_schemas import STAFF, describe
 from backend.api_schemas import models as m
 from backend.audit import record_audit
@@ -350,10 +351,10 @@ def figure_items():
     figure = request.args.get("figure", "received")
     if figure not in stats.LISTABLE:
         raise UserError("invalid_figure", "没有这项统计。", 400, field="figure")
-    page = inbox_query.clean_page(request.args.get("page"))
+    page = pagination.page_number(request.args.get("page"))
     now = utcnow()
     items, total = stats.figure_items_page(scope, rng, figure, page, ITEMS_PER_PAGE, now)
-    pages = max(1, -(-total // ITEMS_PER_PAGE))
+    pages = pagination.page_count(total, ITEMS_PER_PAGE)
     return _page(
         "supervision/items.html",
         user=user,
