@@ -194,6 +194,7 @@ def test_register_submission_reports_the_later_of_two_windows(db_app):
     assert info.value.retry_after > 3500  # the code's window, not the address's two minutes
 
 
+@pytest.mark.fresh_app  # adds a route: never to the session's app, whose routes other tests list
 def test_refused_submission_through_the_error_handler_answers_429_with_retry_after(db_app):
     @db_app.post("/api/_throttle_probe")
     def _probe():
