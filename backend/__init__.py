@@ -7,12 +7,12 @@ import os
 from flask import Flask
 from werkzeug.routing import IntegerConverter
 
-from backend.config import Config, check_wechat_sandbox
+from backend.config import Config, CoreSettings, WeChatSettings, check_wechat_sandbox, settings_command
 
 
 def create_app(test_config: dict | None = None) -> Flask:
     """Build the application: config → extensions → blueprints → error handlers → CLI."""
-    app = Flask(__name__, instance_path=os.environ.get("INSTANCE_PATH") or None, instance_relative_config=True)
+    app = Flask(__name__, instance_path=CoreSettings().INSTANCE_PATH, instance_relative_config=True)
     os.makedirs(app.instance_path, exist_ok=True)
     app.config.from_object(Config(app.instance_path))
     if test_config:
@@ -25,10 +25,11 @@ def create_app(test_config: dict | None = None) -> Flask:
             if (
                 app.config.get("WECHAT_SANDBOX")
                 and "WECHAT_API_BASE" not in test_config
-                and not os.environ.get("WECHAT_API_BASE")
+                and not WeChatSettings().WECHAT_API_BASE
             ):
                 app.config["WECHAT_API_BASE"] = base + "/_wechat/"
     check_wechat_sandbox(app.config)
+    trust_proxies(app)
 
     from backend import database, security
     from backend.extensions import csrf, db, migrate
@@ -52,6 +53,17 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     timefmt.init_app(app)
     return app
+
+
+def trust_proxies(app: Flask) -> None:
+    """Behind ``TRUSTED_PROXY_HOPS`` reverse proxies, ``request.remote_addr`` (and the scheme) is what the nearest
+    of them saw (werkzeug's ProxyFix): the throttle and the audit count the resident, not the proxy. With 0 the
+    headers are ignored, so a client cannot name its own address to escape the throttle."""
+    hops = app.config["TRUSTED_PROXY_HOPS"]
+    if hops:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)
 
 
 class BoundedIntConverter(IntegerConverter):
@@ -142,3 +154,4 @@ def register_commands(app: Flask) -> None:
     app.cli.add_command(ops_cli.restore_command)
     app.cli.add_command(ops_cli.retention_cli)
     app.cli.add_command(ops_cli.photos_cli)
+    app.cli.add_command(settings_command)

@@ -1,4 +1,4 @@
-"""Responses that hand a person a file: its name in Chinese with an ASCII fallback, never cached.
+"""Responses that hand a person a file: its name in Chinese with an ASCII fallback (never cached: backend/security.py).
 
 Flask's ``send_file(download_name=…)`` derives the ASCII fallback by dropping what is not ASCII,
 which leaves "-.pdf" of a Chinese name; these responses name the fallback explicitly
@@ -28,11 +28,11 @@ def content_disposition(kind: str, name: str, ascii_name: str) -> str:
 
 
 def name_download(response: Response, name: str, ascii_name: str, *, inline: bool = False) -> Response:
-    """Name ``response``'s file (an attachment, or shown inline) and keep it out of shared caches."""
+    """Name ``response``'s file (an attachment, or shown inline); it is kept by no cache (backend/security.py
+    answers every attachment no-store)."""
     response.headers["Content-Disposition"] = content_disposition(
         "inline" if inline else "attachment", name, ascii_name
     )
-    response.headers["Cache-Control"] = "private, no-store"
     return response
 
 
@@ -53,5 +53,6 @@ def jpeg_response(data: bytes, *, private: bool = True):
     response.headers["Content-Type"] = "image/jpeg"
     response.headers["Content-Disposition"] = "inline"
     response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
-    response.headers["Cache-Control"] = "private, no-store" if private else "public, max-age=31536000, immutable"
+    if not private:  # a private one is no-store, as every answer is unless it says otherwise (security.cache_policy)
+        response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
     return response

@@ -1,4 +1,4 @@
-"""Security headers (and the no-store policy) on every response; body-size limits that Flask does not apply by
+"""Security headers and the one no-store policy on every response; body-size limits that Flask does not apply by
 itself; control characters refused in the query, form and JSON of every request before any view (or the database)
 sees them."""
 
@@ -26,22 +26,33 @@ SECURITY_HEADERS = (
     # Tracking links carry the item's key in the query string: never leak it in a Referer.
     ("Referrer-Policy", "no-referrer"),
     ("Permissions-Policy", "camera=(), microphone=(), geolocation=()"),
-    # Nothing is kept by a browser or a proxy unless the view says how long (QR images, photos, static
-    # files): pages show personal data or carry a form, and going back to a form must fetch it again,
-    # with a fresh client_id, rather than resend an old one with a new message.
-    ("Cache-Control", "no-store"),
+)
+
+# The one no-store policy (``cache_policy``). Nothing is kept by a browser or a proxy unless the view says how
+# long (QR images, a deputy's public photo, static files): pages show personal data or carry a form, and going
+# back to a form must fetch it again, with a fresh client_id, rather than resend an old one with a new message.
+# These blueprints answer only to staff or behind a secret link, with personal data: every answer of theirs is
+# no-store whatever the view (or Flask's send_file, which says "no-cache") set. So is every file handed over as
+# an attachment (lists of people, posters).
+NO_STORE_BLUEPRINTS = frozenset(
+    {"admin", "api_staff", "claim", "department", "deputy", "staff", "supervision", "supervision_api"}
 )
 
 
-def client_address() -> str:
-    """The resident's address, trusting only as many proxy hops as configured."""
-    from flask import current_app
+def cache_policy(response):
+    """Set ``Cache-Control: no-store`` where the policy above says so; leave a view's own caching elsewhere."""
+    if (
+        "Cache-Control" not in response.headers
+        or request.blueprint in NO_STORE_BLUEPRINTS
+        or response.headers.get("Content-Disposition", "").startswith("attachment")
+    ):
+        response.headers["Cache-Control"] = "no-store"
+    return response
 
-    hops = current_app.config.get("TRUSTED_PROXY_HOPS", 0)
-    if hops:
-        forwarded = [p.strip() for p in request.headers.get("X-Forwarded-For", "").split(",") if p.strip()]
-        if len(forwarded) >= hops:
-            return forwarded[-hops]
+
+def client_address() -> str:
+    """The client's address, as the throttle and the audit count it: ``remote_addr``, which ProxyFix sets from the
+    trusted proxies' X-Forwarded-For (``TRUSTED_PROXY_HOPS``, ``backend.trust_proxies``)."""
     return request.remote_addr or "unknown"
 
 
@@ -125,4 +136,4 @@ def init_app(app: Flask) -> None:
         for name, value in SECURITY_HEADERS:
             if name.lower() not in present:
                 headers.add(name, value)
-        return response
+        return cache_policy(response)

@@ -208,9 +208,9 @@ def _count(limits: dict[str, int], window_seconds: int) -> dict[str, tuple[int, 
     """Count one hit on each stored key, in Redis when configured and reachable, else in the database;
     key → (count, seconds until its window ends)."""
     if current_app.config.get("REDIS_URL"):
-        counted = [_hit_redis(key, window_seconds) for key in limits]
-        if None not in counted:
-            return dict(zip(limits, counted, strict=True))
+        counted = _hit_redis(list(limits), window_seconds)
+        if counted is not None:
+            return counted
     now = utcnow()
     params = {f"k{i}": key for i, key in enumerate(sorted(limits))}
     params.update(now=now, expires=now + timedelta(seconds=window_seconds))
@@ -235,27 +235,35 @@ def _peek(keys: list[str]) -> dict[str, tuple[int, int]]:
     return {key: found.get(key, (0, 0)) for key in keys}
 
 
-def _hit_redis(key: str, window_seconds: int) -> tuple[int, int] | None:
-    """SET NX EX anchors the window at the first hit, INCR counts, PTTL says when it ends; one MULTI.
+def _hit_redis(keys: list[str], window_seconds: int) -> dict[str, tuple[int, int]] | None:
+    """Count one hit on each key in one MULTI: SET NX EX anchors a window at its first hit, INCR counts, PTTL says
+    when it ends. One transaction for all the keys, so concurrent requests are counted in the same order on each
+    (the n-th request is the n-th on every key, as in the database's one statement): a login that is fifth for
+    its account is never thirty-first for its address only because another request slipped in between.
 
     None when Redis cannot be reached: the caller counts in the database instead, so that a
     Redis outage never turns a resident's submission into an error page.
     """
-    name = REDIS_PREFIX + key
+    names = [REDIS_PREFIX + key for key in keys]
     try:
         pipe = _redis().pipeline(transaction=True)
-        # SET NX EX rather than EXPIRE NX (Redis 7+): the same window, on the Redis 5/6 still common too.
-        pipe.set(name, 0, ex=window_seconds, nx=True)
-        pipe.incr(name)
-        pipe.pttl(name)
-        _, count, pttl = pipe.execute()
-        if pttl < 0:  # a key left without expiry by something else: never let it throttle forever
-            _redis().expire(name, window_seconds)
-            pttl = window_seconds * 1000
+        for name in names:
+            # SET NX EX rather than EXPIRE NX (Redis 7+): the same window, on the Redis 5/6 still common too.
+            pipe.set(name, 0, ex=window_seconds, nx=True)
+            pipe.incr(name)
+            pipe.pttl(name)
+        answers = pipe.execute()
+        counted = {}
+        for index, (key, name) in enumerate(zip(keys, names, strict=True)):
+            count, pttl = answers[3 * index + 1], answers[3 * index + 2]
+            if pttl < 0:  # a key left without expiry by something else: never let it throttle forever
+                _redis().expire(name, window_seconds)
+                pttl = window_seconds * 1000
+            counted[key] = (count, max(1, math.ceil(pttl / 1000)))
     except redis.RedisError:
         current_app.logger.warning("Redis unreachable; throttling in the database", exc_info=True)
         return None
-    return count, max(1, math.ceil(pttl / 1000))
+    return counted
 
 
 def _peek_redis(keys: list[str]) -> dict[str, tuple[int, int]] | None:

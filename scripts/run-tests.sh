@@ -2,6 +2,8 @@
 # Runs every check: ruff, pytest on SQLite, pytest on PostgreSQL, browser tests in Chromium, the mini-program's
 # renders and type check in Node (its packages installed from miniprogram_stub/package-lock.json when that changed).
 # Outside CI a missing PostgreSQL, Chromium or Node is skipped and said so; with CI=true each is required.
+# Tests that need a tool or service the machine lacks (tests/helpers.py missing_tool) likewise fail under
+# CI=true and are skipped locally; pytest's -rs lists each skipped test with its reason.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=.venv/bin
@@ -45,18 +47,17 @@ else
   skipped+=("mini-program tests: no node/npm (install Debian's nodejs and npm packages)")
 fi
 
-export REQUIRE_BROWSER="${CI:-}"
 # The two engines' suites run side by side (much of each is waiting: subprocesses, sockets, the
 # browser), the SQLite one into a log shown when both are done; each must pass.
 sqlite_log="$(mktemp)"
 trap 'rm -f "$sqlite_log"' EXIT
 echo "== pytest on SQLite (in the background, shown below when done)"
-env -u TEST_DATABASE_URL $BIN/python -m pytest -q -p no:cacheprovider >"$sqlite_log" 2>&1 &
+env -u TEST_DATABASE_URL $BIN/python -m pytest -q -rs -p no:cacheprovider >"$sqlite_log" 2>&1 &
 sqlite_pid=$!
 pg_rc=0
 if [ "$pg_ok" = 1 ]; then
   echo "== pytest on PostgreSQL ($PG_URL)"
-  TEST_DATABASE_URL="$PG_URL" $BIN/python -m pytest -q -p no:cacheprovider || pg_rc=$?
+  TEST_DATABASE_URL="$PG_URL" $BIN/python -m pytest -q -rs -p no:cacheprovider || pg_rc=$?
 else
   skipped+=("PostgreSQL suite: nothing answers at $PG_URL (set TEST_DATABASE_URL)")
 fi

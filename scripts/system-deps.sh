@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # System packages the project needs besides Python's: the CJK font posters are set in (fonts-noto-cjk),
-# and with --test the tools the tests use (Chromium for browser tests, poppler-utils to rasterise PDFs,
-# Cairo for the SVG rasteriser, Node.js and npm for the mini-program's tests). Installs what is missing with apt-get when run as root; otherwise prints
-# the exact command and exits 0, so `make run` still works (posters answer 503 until the font is there).
-# With CI=true, anything still missing is an error.
+# and with --test every tool `make test` uses: Chromium for browser tests, poppler-utils to rasterise PDFs,
+# Cairo for the SVG rasteriser, Node.js and npm for the mini-program's tests; under CI=true also the PostgreSQL
+# and Redis servers (.ci/run starts them; locally their suites are skipped and listed when they do not answer).
+# Installs what is missing with apt-get when run as root; otherwise prints the exact command and exits 0, so
+# `make run` still works (posters answer 503 until the font is there). With CI=true, anything still missing
+# is an error.
 set -euo pipefail
 
 packages=(fonts-noto-cjk)
 if [ "${1:-}" = "--test" ]; then
   packages+=(chromium poppler-utils libcairo2 nodejs npm)
+  [ "${CI:-}" = "true" ] && packages+=(postgresql redis-server)
 fi
 
 is_installed() {
@@ -16,6 +19,9 @@ is_installed() {
     # What the tests need is the command; a NodeSource nodejs package brings npm itself, without Debian's npm.
     nodejs) command -v node >/dev/null 2>&1 ;;
     npm) command -v npm >/dev/null 2>&1 ;;
+    # The servers, however they came (Debian's metapackage or a versioned postgresql-NN).
+    postgresql) command -v pg_ctlcluster >/dev/null 2>&1 && compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null ;;
+    redis-server) command -v redis-server >/dev/null 2>&1 ;;
     *) dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed" ;;
   esac
 }

@@ -31,6 +31,7 @@ from backend.models import (
     Station,
 )
 from backend.qr.codes import issue_code
+from tests.helpers import missing_tool
 
 PG_URL = os.environ.get("TEST_DATABASE_URL", "")
 
@@ -159,10 +160,7 @@ def app(request, database_url, shared_app, tmp_path):
 def poppler():
     """pdfinfo and pdftoppm (Debian's poppler-utils)."""
     if not (shutil.which("pdftoppm") and shutil.which("pdfinfo")):
-        message = "poppler-utils is not installed (scripts/system-deps.sh --test)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+        missing_tool("poppler-utils is not installed (scripts/system-deps.sh --test)")
 
 
 @pytest.fixture
@@ -257,9 +255,7 @@ def cjk_font():
         fonts.find_face("bold")
         fonts.find_face("regular")
     except fonts.FontMissingError as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(str(exc))
-        pytest.skip(str(exc))
+        missing_tool(str(exc))
 
 
 @pytest.fixture(scope="session")
@@ -268,10 +264,7 @@ def s3_server():
     try:
         from moto.server import ThreadedMotoServer
     except ImportError:
-        message = "moto[server] is not installed (pip install -r requirements-dev.txt)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+        missing_tool("moto[server] is not installed (pip install -r requirements-dev.txt)")
     import socket
 
     with socket.socket() as probe:  # a free port, handed to the server

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import io
+import os
 import re
+import time
+from typing import NoReturn
 
+import pytest
 from PIL import Image
 
 
@@ -48,3 +52,41 @@ def give_deputy_photo(deputy, data: bytes | None = None) -> None:
 
     deputy.photo_key = store_jpeg(jpeg_bytes() if data is None else data, DEPUTY_PREFIX)
     deputy.photo_version = 1
+
+
+def missing_tool(message: str) -> NoReturn:
+    """A test needs a tool or service this machine lacks (Chromium, poppler, Node, Redis, the CJK font): under
+    CI=true that is a failure, since CI must have everything; locally the test is skipped and `make test` lists
+    the reason (pytest -rs), so a missing tool never passes silently as a green run."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"CI=true but {message}")
+    pytest.skip(message)
+
+
+def redis_or_skip(url: str) -> None:
+    """Fail (CI) or skip (locally) unless a Redis answers at ``url``."""
+    import redis
+
+    try:
+        client = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1)
+        try:
+            client.ping()
+        finally:
+            client.close()
+    except redis.RedisError:
+        missing_tool(f"Redis does not answer at {url} (start redis-server, or set TEST_REDIS_URL)")
+
+
+def wait_until(condition, what: str, seconds: float = 60, describe=lambda: "", progress=None) -> None:
+    """Poll ``condition`` until it holds: tests wait on what happened, never for a fixed time. ``seconds`` is only
+    the point past which the wait is a failure (generous, so a loaded machine is slow, never wrong); with
+    ``progress`` (a callable whose value changes as work gets done) it counts from the last change, so a long job
+    fails only when it stalls. The message names ``what`` was awaited, with ``describe()`` (e.g. workers' logs)."""
+    deadline = time.monotonic() + seconds
+    seen = progress() if progress else None
+    while not condition():
+        if progress is not None and (now := progress()) != seen:
+            seen, deadline = now, time.monotonic() + seconds
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no progress for {seconds} s waiting for {what}\n{describe()}")
+        time.sleep(0.02)

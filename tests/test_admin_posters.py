@@ -14,6 +14,7 @@ from backend.extensions import db
 from backend.qr import posters
 from backend.qr.posters import DeputyCode, StationSheet
 from tests.admin_support import audit_count, build_admin_world
+from tests.helpers import missing_tool
 from tests.staff_world import login
 
 pytestmark = pytest.mark.usefixtures("cjk_font")  # posters need the CJK font
@@ -26,7 +27,7 @@ def world(app, create_county, create_station, create_deputy):
 
 def pdf_pages(data: bytes, tmp_path) -> int:
     if not shutil.which("pdfinfo"):
-        pytest.skip("poppler-utils is not installed")
+        missing_tool("poppler-utils is not installed (scripts/system-deps.sh --test)")
     path = tmp_path / "batch.pdf"
     path.write_bytes(data)
     result = subprocess.run(["pdfinfo", str(path)], capture_output=True, text=True, check=True)

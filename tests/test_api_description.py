@@ -195,7 +195,7 @@ def test_a_token_is_asked_for_before_the_input_is_judged(app, client, world):
 def test_inbox_paging_is_ascii_digits_in_range(app, client, world, value):
     headers = api_token(app, "deputy_d1")
     error = error_of(client.get("/api/v1/inbox", query_string={"per_page": value}, headers=headers))
-    assert (error["code"], error["field"]) == ("invalid_type", "per_page")
+    assert (error["code"], error["field"]) == ("invalid_per_page", "per_page")  # as /api/v1/me/items says it
     assert client.get("/api/v1/inbox", query_string={"per_page": "7"}, headers=headers).get_json()["per_page"] == 7
 
 

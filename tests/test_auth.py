@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 import threading
 from datetime import timedelta
@@ -18,8 +17,7 @@ from backend.auth.sessions import api_auth_required, login_required
 from backend.extensions import db
 from backend.models import AuditEntry, Department, DeputyStatus, Region, StaffRole, StaffSession, StaffUser, utcnow
 from tests.conftest import redis_test_url
-from tests.helpers import csrf_token_from
-from tests.test_throttle import redis_answers
+from tests.helpers import csrf_token_from, redis_or_skip
 
 PASSWORD = "richtig-2026"
 ADDRESS_A = "203.0.113.10"
@@ -771,11 +769,7 @@ def test_cli_reset_password_errors(runner, create_staff):
 def count_in(app, store: str) -> None:
     """Throttle counters in the database (as this module's tests keep them), or in Redis."""
     if store == "redis":
-        if not redis_answers(REDIS_TEST_URL):
-            message = f"Redis does not answer at {REDIS_TEST_URL}"
-            if os.environ.get("CI") == "true":
-                pytest.fail(message)
-            pytest.skip(message)
+        redis_or_skip(REDIS_TEST_URL)
         # Emptied first, not only after: a run killed mid-test (a session's end, a CI timeout) leaves its
         # counters behind for a whole window, and the next run would start from them.
         redis.Redis.from_url(REDIS_TEST_URL).flushdb()

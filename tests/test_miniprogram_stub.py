@@ -30,6 +30,7 @@ from backend.outbox import notifications, worker
 from backend.qr.codes import current_code
 from backend.stations.calendar import describe_rule, today_in_china
 from backend.wechat import identity
+from tests.helpers import missing_tool
 from tests.staff_world import PASSWORD, act, audit_rows, build_world, make_item
 from tests.wechat_server import wechat_sandbox  # noqa: F401
 
@@ -53,9 +54,7 @@ def node() -> str:
     elif not (STUB / "node_modules" / "miniprogram-simulate").is_dir():
         missing = "the mini-program's packages are not installed: cd miniprogram_stub && npm ci"
     if missing:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI: {missing}")
-        pytest.skip(missing)
+        missing_tool(missing)
     return path
 
 
@@ -85,7 +84,7 @@ def scenario(node, tmp_path):
     """Run scenarios of scenarios.js (``scenario(name, **env)`` → its RESULT). Every state they keep is laid out
     afterwards in Chromium at 360 px (tests/miniprogram_screens.py): screenshots, and a failure when a page is
     wider than the phone, its text too small, or a primary button not WeUI's green. Without Chromium that part
-    is skipped, except under REQUIRE_BROWSER=true (CI), where it fails."""
+    is skipped, except under CI=true, where it fails."""
     shots = tmp_path / "shots"
     shots.mkdir()
 
@@ -97,9 +96,7 @@ def scenario(node, tmp_path):
         return
     chromium = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
     if not (os.path.isfile(chromium) and os.access(chromium, os.X_OK)):
-        if os.environ.get("REQUIRE_BROWSER") == "true":
-            pytest.fail(f"REQUIRE_BROWSER=true but no Chromium at {chromium} for the mini-program's screens")
-        return
+        missing_tool(f"no Chromium at {chromium} for the mini-program's screens")
     stdout = run_tool(
         [sys.executable, "-m", "tests.miniprogram_screens", str(shots), chromium],
         "laying out the mini-program's screens",

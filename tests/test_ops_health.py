@@ -12,7 +12,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -21,6 +20,7 @@ from sqlalchemy import select, text
 from backend.extensions import db
 from backend.models import OutboxMessage, OutboxStatus, WorkerHeartbeat, utcnow
 from backend.ops import doctor, heartbeat
+from tests import helpers
 from tests.admin_support import build_admin_world
 from tests.staff_world import login, make_item
 
@@ -52,15 +52,15 @@ def start(kind: str, env: dict, log: Path) -> subprocess.Popen:
 
 def wait_until(condition, what: str, logs=(), seconds: float = 60) -> None:
     """Poll the database (what the workers write) until ``condition`` holds; fail with the workers' logs."""
-    deadline = time.monotonic() + seconds
-    while True:
+
+    def fresh() -> bool:
         db.session.rollback()  # a fresh look at what the workers committed
-        if condition():
-            return
-        if time.monotonic() > deadline:
-            tails = "\n".join(f"--- {p}\n{p.read_text()[-2000:]}" for p in logs if p.exists())
-            raise AssertionError(f"timed out waiting for {what}\n{tails}")
-        time.sleep(0.05)
+        return condition()
+
+    def tails() -> str:
+        return "\n".join(f"--- {p}\n{p.read_text()[-2000:]}" for p in logs if p.exists())
+
+    helpers.wait_until(fresh, what, seconds, tails)
 
 
 def beats(pid: int):

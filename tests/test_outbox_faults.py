@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -22,8 +23,9 @@ from sqlalchemy import func, select, update
 
 from backend.extensions import db
 from backend.items.lifecycle import perform_action
-from backend.models import Item, OutboxMessage, OutboxStatus, StaffUser
+from backend.models import Item, OutboxMessage, OutboxStatus, StaffUser, ThrottleCounter, utcnow
 from backend.outbox import worker
+from tests.helpers import wait_until
 from tests.outbox_support import (
     DEPUTY_TEMPLATE,
     RESIDENT_TEMPLATES,
@@ -95,11 +97,12 @@ def unfinished() -> int:
 
 def drain(seconds: float = 20) -> None:
     """Run the worker in this process until nothing is left to send (or fail after ``seconds``)."""
-    deadline = time.monotonic() + seconds
-    while unfinished():
-        assert time.monotonic() < deadline, f"still unfinished: {statuses()}"
-        if worker.run_once(20) == 0:
-            time.sleep(0.02)
+
+    def done() -> bool:
+        worker.run_once(20)
+        return not unfinished()
+
+    wait_until(done, "the outbox to drain", seconds, lambda: f"still unfinished: {statuses()}")
 
 
 def received(sandbox) -> list[dict]:
@@ -163,12 +166,13 @@ def test_wechat_down_for_the_whole_test_then_back(world, wechat_sandbox, app):  
         for item_id in items:
             queue(item_id, kind, resident_id=resident_id)
     wechat_sandbox.fault(SEND, "http500", times=-1)
-    deadline = time.monotonic() + 1.5
-    while time.monotonic() < deadline:
+
+    def six_sends_failed() -> bool:
         worker.run_once(20)
-        time.sleep(0.02)
-    assert received(wechat_sandbox) == []
-    assert wechat_sandbox.stats()[SEND] >= 6  # it kept trying…
+        return wechat_sandbox.stats()[SEND] >= 6
+
+    wait_until(six_sends_failed, "the worker to try six times")
+    assert received(wechat_sandbox) == []  # it kept trying…
     rows = db.session.scalars(select(OutboxMessage)).all()
     firsts = [m for m in rows if m.kind == "item_received"]
     assert all(m.attempts >= 2 and m.last_error.startswith("HTTP error") for m in firsts)
@@ -189,21 +193,24 @@ def test_wechat_down_for_the_whole_test_then_back(world, wechat_sandbox, app):  
 
 
 def test_quota_makes_no_calls_until_the_reset(world, wechat_sandbox, app):  # noqa: F811
-    app.config["OUTBOX_QUOTA_HOLD_SECONDS"] = 1.5
+    app.config["OUTBOX_QUOTA_HOLD_SECONDS"] = 3600  # ended below by moving the reset, not by waiting for it
     resident_id = subscribed_resident(wechat_sandbox, "o-res-1")
     for _ in range(5):
         queue(make_item(world, resident_id), "item_received", resident_id=resident_id)
     wechat_sandbox.fault(SEND, "quota", times=1)
-    started = time.monotonic()
     worker.run_once(20)
     assert wechat_sandbox.stats()[SEND] == 1
     assert set(statuses().values()) == {"held"}
-    while time.monotonic() - started < 1.2:  # the hold lasts 1.5 s: nobody calls WeChat meanwhile
+    for _ in range(3):  # during the hold nobody calls WeChat
         assert worker.run_once(20) == 0
-        time.sleep(0.05)
     assert wechat_sandbox.stats()[SEND] == 1
+    past = utcnow() - timedelta(seconds=1)  # the reset comes
+    db.session.execute(
+        update(ThrottleCounter).where(ThrottleCounter.key == worker.QUOTA_HOLD_KEY).values(expires_at=past)
+    )
+    db.session.execute(update(OutboxMessage).values(next_attempt_at=past))
+    db.session.commit()
     drain()
-    assert time.monotonic() - started >= 1.5
     assert_each_once(wechat_sandbox, 5)
     assert wechat_sandbox.stats()[SEND] == 6
 
@@ -357,14 +364,14 @@ def stop(process: subprocess.Popen, sig=signal.SIGTERM) -> None:
 
 
 def wait_for(condition, seconds: float, what: str, logs=()) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            tails = "\n".join(f"--- {p}\n{p.read_text()[-3000:]}" for p in logs if p.exists())
-            raise AssertionError(
-                f"timed out waiting for {what}; outbox {collections.Counter(statuses().values())}\n{tails}"
-            )
-        time.sleep(0.05)
+    """Wait until ``condition`` holds, failing when no message was finished for ``seconds``; then show the outbox
+    and the workers' logs."""
+
+    def describe() -> str:
+        tails = "\n".join(f"--- {p}\n{p.read_text()[-3000:]}" for p in logs if p.exists())
+        return f"outbox {collections.Counter(statuses().values())}\n{tails}"
+
+    wait_until(condition, what, seconds, describe, progress=unfinished)
 
 
 def test_a_worker_killed_mid_send_loses_nothing_and_sends_nothing_twice(world, wechat_sandbox, app, tmp_path):  # noqa: F811

@@ -97,7 +97,7 @@ def test_a_submitted_photo_is_in_the_store_and_served_as_before(app, client, slu
     ok = client.get(f"/t/{item.ref}/photos/0.jpg?k={item.access_key}")
     assert ok.status_code == 200 and ok.mimetype == "image/jpeg"
     assert ok.data == photo_store().get(photos[0].storage_key)
-    assert "sandbox" in ok.headers["Content-Security-Policy"] and ok.headers["Cache-Control"] == "private, no-store"
+    assert "sandbox" in ok.headers["Content-Security-Policy"] and ok.headers["Cache-Control"] == "no-store"
     assert client.get(f"/t/{item.ref}/photos/0.jpg?k=WRONGKEY23456789A").status_code == 404
     assert client.get(f"/t/{item.ref}/photos/5.jpg?k={item.access_key}").status_code == 404
 
@@ -117,7 +117,7 @@ def test_a_submission_that_does_not_commit_leaves_no_photo(app, client, slug, st
     def _fault(*args, **kwargs):
         raise RuntimeError("injected: the outbox insert failed")
 
-    monkeypatch.setattr(operations, "_queue_new_item_notices", _fault)
+    monkeypatch.setattr(operations.notices, "queue_new_item_notices", _fault)
     assert _submit(client, slug, [jpeg_bytes(), jpeg_bytes()]).status_code == 500
     assert db.session.scalar(select(func.count(Item.id))) == 0
     assert _stored_keys() == set()

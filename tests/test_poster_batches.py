@@ -101,7 +101,7 @@ def test_a_station_batch_is_queued_rendered_by_the_worker_and_downloaded(app, wo
     download = client.get(status["download_url"])
     assert download.status_code == 200
     assert download.mimetype == "application/pdf"
-    assert download.headers["Cache-Control"] == "private, no-store"
+    assert download.headers["Cache-Control"] == "no-store"
     disposition = download.headers["Content-Disposition"]
     assert f'filename="station-{world.station_a.id}-posters.pdf"' in disposition
     assert "filename*=UTF-8''%E9%9C%9E%E9%98%B3%E9%95%87" in disposition  # 霞阳镇…-二维码海报.pdf

@@ -5,13 +5,10 @@ review of held items (never deleted; released into the deputy's inbox with an au
 
 from __future__ import annotations
 
-import inspect
-
 import pytest
 from sqlalchemy import func, select
 
 from backend.extensions import db
-from backend.items import operations
 from backend.models import AuditEntry, Item, OutboxMessage, Resident, ScreeningResult, utcnow
 from backend.qr.codes import current_code
 from backend.wechat.screening import label_text, screen_message
@@ -91,15 +88,9 @@ def test_labels_read_in_chinese():
     assert label_text(99999) == "其他（99999）"
 
 
-# --- end to end, once submit_item stores the verdict -------------------------------------------
-
-wired = pytest.mark.skipif(
-    "screen_message" not in inspect.getsource(operations),
-    reason="submit_item does not call screen_message yet",
-)
+# --- end to end: submit_item stores the verdict ------------------------------------------------
 
 
-@wired
 @pytest.mark.parametrize(
     ("suffix", "result", "held"),
     [
@@ -122,7 +113,6 @@ def test_items_from_the_mini_program_are_screened(client, wechat_sandbox, create
     assert (item.screening, item.is_held) == (result, held)
 
 
-@wired
 def test_wechat_down_lets_items_through_unscreened(client, wechat_sandbox, create_deputy):
     slug = current_code(create_deputy()).slug
     token = client.post("/api/v1/wechat/login", json={"code": wechat_sandbox.login_code("o-down")}).get_json()["token"]

@@ -3,21 +3,23 @@ concurrent workers, and the same behaviour from Redis."""
 
 from __future__ import annotations
 
-import os
 import re
 import socket
 import threading
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import redis
 from sqlalchemy import select, update
 
-from backend import throttle
+from backend import create_app, throttle
 from backend.errors import UserError
 from backend.extensions import db
 from backend.models import ThrottleCounter, utcnow
-from tests.conftest import redis_test_url
+from backend.qr.codes import current_code
+from tests.conftest import app_config_for, redis_test_url
+from tests.helpers import redis_or_skip
 
 REDIS_TEST_URL = redis_test_url(15)
 TIME_SENTENCE = re.compile(r"^提交太频繁，请在 \d{2}:\d{2} 之后再试（约 \d+ 分钟后）。$")
@@ -192,6 +194,7 @@ def test_register_submission_reports_the_later_of_two_windows(db_app):
     assert info.value.retry_after > 3500  # the code's window, not the address's two minutes
 
 
+@pytest.mark.fresh_app  # adds a route: never to the session's app, whose routes other tests list
 def test_refused_submission_through_the_error_handler_answers_429_with_retry_after(db_app):
     @db_app.post("/api/_throttle_probe")
     def _probe():
@@ -209,6 +212,38 @@ def test_refused_submission_through_the_error_handler_answers_429_with_retry_aft
     assert 0 < int(response.headers["Retry-After"]) <= 600
     assert response.json["error"]["code"] == "too_many_submissions"
     assert TIME_SENTENCE.match(response.json["error"]["message"])
+
+
+@pytest.mark.parametrize(
+    ("hops", "forwarded", "second"),
+    [
+        (0, "198.51.100.2", 429),  # no proxy: the header is the client's own word, ignored
+        (1, "198.51.100.2", 201),  # one proxy: what it saw is the address
+        (1, "198.51.100.1, 198.51.100.2", 201),  # a forged first hop: only the proxy's own entry counts
+        (1, "198.51.100.2, 198.51.100.1", 429),  # …which is the same address as before: refused
+    ],
+)
+def test_x_forwarded_for_is_the_address_only_behind_trusted_proxies(
+    database_url, app, create_deputy, hops, forwarded, second
+):
+    """TRUSTED_PROXY_HOPS (ProxyFix): behind one proxy the throttle counts the address it forwarded; without one
+    the header is ignored, so a resident cannot write one to escape the per-address limit."""
+    settings = {"TRUSTED_PROXY_HOPS": hops, "REDIS_URL": None, "THROTTLE_PER_ADDRESS": 1, "THROTTLE_PER_CODE": 100}
+    proxied = create_app({**app_config_for(database_url), **settings})
+    slug = current_code(create_deputy()).slug
+    db.session.commit()  # the other app's request writes (SQLite: one writer at a time)
+    client = proxied.test_client()
+
+    def submit(header: str) -> int:
+        body = {"code": slug, "body": "村口路灯坏了三个月，晚上出行很不方便。", "client_id": uuid.uuid4().hex}
+        return client.post("/api/v1/items", json=body, headers={"X-Forwarded-For": header}).status_code
+
+    try:
+        assert submit("198.51.100.1") == 201
+        assert submit(forwarded) == second
+    finally:
+        with proxied.app_context():
+            db.engine.dispose()
 
 
 @pytest.mark.parametrize(
@@ -233,24 +268,10 @@ def test_retry_message_names_the_china_clock_time(now, retry_after, expected):
 # -- Redis ------------------------------------------------------------------------------------
 
 
-def redis_answers(url: str) -> bool:
-    try:
-        client = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1)
-        try:
-            return bool(client.ping())
-        finally:
-            client.close()
-    except redis.RedisError:
-        return False
-
-
 @pytest.fixture
 def redis_app(app):
     """The app counting in Redis database 15, emptied before and after."""
-    if not redis_answers(REDIS_TEST_URL):
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"Redis does not answer at {REDIS_TEST_URL}; CI must provide it")
-        pytest.skip(f"Redis does not answer at {REDIS_TEST_URL} (start redis-server to run these tests)")
+    redis_or_skip(REDIS_TEST_URL)
     app.config["REDIS_URL"] = REDIS_TEST_URL
     client = redis.Redis.from_url(REDIS_TEST_URL)
     client.flushdb()

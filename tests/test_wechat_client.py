@@ -35,6 +35,7 @@ from backend.wechat.client import (
     get_client,
 )
 from tests.conftest import redis_test_url
+from tests.helpers import redis_or_skip
 from tests.wechat_server import (
     APPID,
     CLIENT_TIMEOUT_SECONDS,
@@ -202,10 +203,8 @@ def test_40001_forever_makes_a_bounded_number_of_token_fetches(app, wechat_sandb
     wechat_sandbox.login_code("oAlice")
     wechat_sandbox.subscribe("oAlice", "tpl-item-progress", count=10)
     wechat_sandbox.fault(SEND, "invalid_token", times=-1)
-    started = time.monotonic()
     with pytest.raises(TokenRefreshLimitExceeded) as exc_info:
         api.send_subscribe_message("oAlice", "tpl-item-progress", {"thing3": "路灯坏了"})
-    assert time.monotonic() - started < 5
     exc = exc_info.value
     assert isinstance(exc, WeChatClientException)
     assert exc.errcode == 40001
@@ -325,17 +324,14 @@ def test_database_storage_as_a_wechatpy_session(app, db_tokens):
     assert storage.get("wxapp_jsapi_ticket") == "ticket"
 
 
-def _redis_or_skip() -> redis.Redis:
-    connection = redis.Redis.from_url(REDIS_TEST_URL, socket_connect_timeout=1)
-    try:
-        connection.ping()
-    except redis.ConnectionError:
-        pytest.skip(f"no Redis at {REDIS_TEST_URL}")
-    return connection
+def _redis() -> redis.Redis:
+    """The test Redis (failed under CI, skipped locally, when it does not answer)."""
+    redis_or_skip(REDIS_TEST_URL)
+    return redis.Redis.from_url(REDIS_TEST_URL, socket_connect_timeout=1)
 
 
 def test_redis_store_when_redis_url_is_set(app, wechat_sandbox):
-    connection = _redis_or_skip()
+    connection = _redis()
     connection.delete(f"wechatpy:{APPID}_access_token")
     app.config["REDIS_URL"] = REDIS_TEST_URL  # the app fixture empties this Redis database afterwards
     wechat_sandbox.login_code("oScreen")
@@ -385,11 +381,11 @@ def test_timeout_raises_a_requests_timeout_within_the_client_timeout(app, wechat
     wechat_sandbox.login_code("oAlice")
     wechat_sandbox.subscribe("oAlice", "tpl-item-progress")
     wechat_sandbox.fault(path, "timeout", times=1)
-    started = time.monotonic()
+    # The sandbox answers 504 once TIMEOUT_FAULT_SECONDS have passed, which the client would raise as a
+    # WeChatClientException: requests.Timeout means it gave up first, at its own timeout.
+    assert get_client().timeout == CLIENT_TIMEOUT_SECONDS < TIMEOUT_FAULT_SECONDS
     with pytest.raises(requests.Timeout):
         api.send_subscribe_message("oAlice", "tpl-item-progress", {"thing3": "路灯坏了"})
-    elapsed = time.monotonic() - started
-    assert CLIENT_TIMEOUT_SECONDS - 0.1 < elapsed < TIMEOUT_FAULT_SECONDS
     assert wechat_sandbox.messages("oAlice") == []
 
 

@@ -204,10 +204,16 @@ def test_my_items_needs_a_token(client, wechat_sandbox):
     assert response.get_json()["error"]["code"] == "unauthorized"
 
 
-@pytest.mark.parametrize("query", ["page=0", "page=x", "per_page=51", "per_page=-1"])
+@pytest.mark.parametrize(
+    "query", ["page=0", "page=-1", "page=x", "page=1e999", "per_page=51", "per_page=-1", f"per_page={10**9}"]
+)
 def test_my_items_bad_paging_is_a_400(client, wechat_sandbox, query):
+    """The same parser and answers as the staff inbox's (tests/test_pagination.py)."""
     headers = resident_headers(client, wechat_sandbox, "o-pager")
-    assert client.get(f"/api/v1/me/items?{query}", headers=headers).status_code == 400
+    response = client.get(f"/api/v1/me/items?{query}", headers=headers)
+    assert response.status_code == 400
+    name = query.split("=")[0]
+    assert response.get_json()["error"]["code"] == f"invalid_{name}"
 
 
 @pytest.mark.parametrize("state", ["unknown", "expired", "revoked", "too_long"])

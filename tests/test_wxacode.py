@@ -7,18 +7,20 @@ from __future__ import annotations
 
 import io
 import threading
-import time
+from pathlib import Path
 
 import pytest
 import zxingcpp
 from PIL import Image
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 
 from backend import create_app
 from backend.extensions import db
 from backend.models import DeputyStatus, MiniProgramCode
 from backend.qr.codes import current_code, rotate_code
 from backend.wechat.wxacode import SCENE_RE, binding_scene, code_scene
+from tests.helpers import wait_until
+from tests.test_sqlite_concurrency import write_lock_is_free
 from tests.wechat_server import wechat_sandbox  # noqa: F401
 
 CALL = "wxa/getwxacodeunlimit"
@@ -100,14 +102,11 @@ def test_no_write_lock_is_held_while_wechat_answers(app, wechat_sandbox, create_
     answers = []
     request = threading.Thread(target=lambda: answers.append(app.test_client().get(url).status_code))
     request.start()
-    time.sleep(0.5)  # the request is waiting for WeChat now
-    started = time.monotonic()
-    with db.engine.begin() as conn:  # BEGIN IMMEDIATE
-        conn.execute(text("UPDATE codes SET scan_count = scan_count + 1"))
-    waited = time.monotonic() - started
+    wait_until(lambda: wechat_sandbox.stats().get(CALL, 0) == 1, "the request to be waiting for WeChat")
+    assert write_lock_is_free(Path(db.engine.url.database))  # taken at once, with no busy timeout to wait in
+    assert answers == [], "the request had answered before the lock was probed: nothing was tested"
     request.join(timeout=30)
     assert answers == [503]
-    assert waited < 1.0, f"a write waited {waited:.1f}s for the request's lock"
 
 
 def test_unknown_owners_are_404(client, wechat_sandbox):

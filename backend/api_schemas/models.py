@@ -14,13 +14,11 @@ from typing import Annotated, Any, ClassVar, Literal
 from annotated_types import Ge, Le
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictInt, StringConstraints
 
+from backend import pagination
 from backend.items import inbox
 from backend.items.lifecycle import ACTIONS
 from backend.items.validation import ID_RE, MAX_ID
 from backend.models import ItemOutcome, Satisfaction
-
-MY_ITEMS_MAX_PAGE = 10_000  # a resident's items: /api/v1/me/items
-MY_ITEMS_MAX_PER_PAGE = 50
 
 # --- building blocks --------------------------------------------------------------------------------
 
@@ -378,16 +376,18 @@ class ResidentToken(Answer):
     expires_at: str
 
 
-class MyItemsQuery(Request):
+class Paging(Request):
+    """``?page=&per_page=`` of a list (backend/pagination.py): a value out of bounds or not ASCII digits is a 400
+    naming the parameter."""
+
+    page: QueryInt(1, pagination.MAX_PAGE) | None = Field(default=None, title="页码")
+    per_page: QueryInt(1, pagination.MAX_PER_PAGE) | None = Field(default=None, title="每页条数")
+
+    field_errors: ClassVar = pagination.PAGING_ERRORS
+
+
+class MyItemsQuery(Paging):
     """Paging of the resident's items."""
-
-    page: QueryInt(1, MY_ITEMS_MAX_PAGE) | None = Field(default=None, title="页码")
-    per_page: QueryInt(1, MY_ITEMS_MAX_PER_PAGE) | None = Field(default=None, title="每页条数")
-
-    field_errors: ClassVar = {
-        "page": ("invalid_page", f"page 须为 1 到 {MY_ITEMS_MAX_PAGE} 之间的整数。"),
-        "per_page": ("invalid_per_page", f"per_page 须为 1 到 {MY_ITEMS_MAX_PER_PAGE} 之间的整数。"),
-    }
 
 
 class MyItem(Answer):
@@ -476,15 +476,13 @@ class NoticesAnswer(Answer):
 # --- staff: inbox, one item, actions ----------------------------------------------------------------------
 
 
-class InboxQuery(Request):
+class InboxQuery(Paging):
     """Which part of the inbox, a search, and paging."""
 
     state: InboxState | None = Field(
         default=None, title="分组", description="todo（默认）、overdue、reopened、new、in_progress、resolved、closed"
     )
     q: str | None = Field(default=None, title="搜索", description="留言编号或留言中的文字")
-    page: QueryInt(1, inbox.MAX_PAGE) | None = Field(default=None, title="页码")
-    per_page: QueryInt(1, inbox.MAX_PER_PAGE) | None = Field(default=None, title="每页条数")
 
 
 class InboxRow(Answer):

@@ -28,6 +28,7 @@ from datetime import datetime
 from sqlalchemy import Select, and_, case, func, literal, not_, or_, select
 from sqlalchemy.orm import selectinload
 
+from backend import pagination
 from backend.access import visible_items_query
 from backend.extensions import db
 from backend.items.deadlines import is_overdue, overdue_by, overdue_condition
@@ -50,9 +51,6 @@ GROUP_LABELS = {
     "closed": "不予受理/重复/撤回",
 }
 
-DEFAULT_PER_PAGE = 20
-MAX_PER_PAGE = 50
-MAX_PAGE = 100_000
 SEARCH_MAX_CHARS = 50
 _CLOSED_OTHER = (ItemStatus.DECLINED, ItemStatus.DUPLICATE, ItemStatus.WITHDRAWN)
 
@@ -84,7 +82,7 @@ class InboxPage:
     @property
     def pages(self) -> int:
         """How many pages the current view has (at least one)."""
-        return max(1, -(-self.total // self.per_page))
+        return pagination.page_count(self.total, self.per_page)
 
     @property
     def has_next(self) -> bool:
@@ -247,31 +245,13 @@ def clean_query(value: object) -> str:
     return " ".join(value.split())[:SEARCH_MAX_CHARS]
 
 
-def clean_page(value: object) -> int:
-    """A 1-based page number from a query string (1 when missing or bad)."""
-    try:
-        page = int(value)
-    except (TypeError, ValueError):
-        return 1
-    return min(max(page, 1), MAX_PAGE)
-
-
-def clean_per_page(value: object) -> int:
-    """Rows per page, between 1 and ``MAX_PER_PAGE`` (``DEFAULT_PER_PAGE`` when missing or bad)."""
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        return DEFAULT_PER_PAGE
-    return min(max(number, 1), MAX_PER_PAGE)
-
-
 def inbox_page(
     user: StaffUser,
     *,
     state: str = "todo",
     query: str = "",
     page: int = 1,
-    per_page: int = DEFAULT_PER_PAGE,
+    per_page: int = pagination.DEFAULT_PER_PAGE,
     now: datetime | None = None,
 ) -> InboxPage:
     """One page of ``user``'s inbox: a group (``state``), all open groups in order ("todo"), or a search.
@@ -283,7 +263,7 @@ def inbox_page(
     state = state if state in STATES else "todo"
     query = clean_query(query)
     counts = count_groups(user, now)
-    offset = (page - 1) * per_page
+    offset = pagination.offset(page, per_page)
 
     if query:
         matching = _base_query(user).where(_search_filter(query))

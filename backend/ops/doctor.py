@@ -23,7 +23,6 @@ it. What counts as production: a public address that is not this machine's own.
 from __future__ import annotations
 
 import ipaddress
-import os
 import socket
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -31,6 +30,7 @@ from urllib.parse import urlsplit
 import requests
 from flask import current_app
 
+from backend.config import CoreSettings
 from backend.ops import health
 
 SANDBOX_APPID = "wx-sandbox-app"
@@ -136,8 +136,9 @@ def check_public_address(config, *, offline: bool) -> list[Finding]:
 
 def check_secret_key(config, production: bool) -> list[Finding]:
     """SECRET_KEY from the environment (kept with the deployment), not the one generated into instance/."""
-    if os.environ.get("SECRET_KEY"):
-        if len(os.environ["SECRET_KEY"]) < MIN_SECRET_KEY_CHARS:
+    from_env = CoreSettings().SECRET_KEY
+    if from_env:
+        if len(from_env) < MIN_SECRET_KEY_CHARS:
             return [
                 Finding(
                     "secret_key",

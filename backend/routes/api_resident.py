@@ -9,7 +9,7 @@ from __future__ import annotations
 from flask import Blueprint, jsonify
 from sqlalchemy import func, select
 
-from backend import api_schemas
+from backend import api_schemas, pagination
 from backend.api_schemas import RESIDENT, describe
 from backend.api_schemas import models as m
 from backend.errors import UserError
@@ -24,8 +24,6 @@ from backend.wechat.identity import bind_staff_wechat, login_resident, require_r
 
 bp = Blueprint("api_resident", __name__, url_prefix="/api/v1")
 csrf.exempt(bp)  # the API takes no cookies; tokens come in headers
-
-DEFAULT_PER_PAGE = 20
 
 
 @bp.post("/wechat/login")
@@ -69,13 +67,13 @@ def my_items():
     resident = require_resident()
     query: m.MyItemsQuery = api_schemas.args()
     page = query.page or 1
-    per_page = query.per_page or DEFAULT_PER_PAGE
+    per_page = query.per_page or pagination.DEFAULT_PER_PAGE
     total = db.session.scalar(select(func.count()).select_from(Item).where(Item.resident_id == resident.id))
     items = db.session.scalars(
         select(Item)
         .where(Item.resident_id == resident.id)
         .order_by(Item.created_at.desc(), Item.id.desc())
-        .offset((page - 1) * per_page)
+        .offset(pagination.offset(page, per_page))
         .limit(per_page)
     ).all()
     rows = [my_item_json(item) for item in items]
@@ -84,7 +82,7 @@ def my_items():
         page=page,
         per_page=per_page,
         total=total,
-        pages=max(1, -(-total // per_page)),
+        pages=pagination.page_count(total, per_page),
         has_next=page * per_page < total,
     )
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify, url_for
 
-from backend import api_schemas
+from backend import api_schemas, pagination
 from backend.access import can_see_item
 from backend.api_schemas import STAFF, describe
 from backend.api_schemas import models as m
@@ -81,7 +81,7 @@ def inbox():
         state=query.state or "todo",
         query=query.q or "",
         page=query.page or 1,
-        per_page=query.per_page or inbox_query.DEFAULT_PER_PAGE,
+        per_page=query.per_page or pagination.DEFAULT_PER_PAGE,
     )
     return jsonify(
         counts=page.counts,

@@ -33,13 +33,6 @@ STAFF_REFUSED_MESSAGE = (
 )
 
 
-@bp.after_request
-def _no_store(response):
-    """The page is reached with a secret in its path: never cached anywhere."""
-    response.headers["Cache-Control"] = "no-store"
-    return response
-
-
 def _audit_refusal(lookup: ReceiptLookup | None, reason: str, *, user=None, **data) -> None:
     """Audit a refused claim of a real receipt, or any attempt by staff, and commit it before the error answer."""
     receipt = lookup.receipt if lookup is not None else None

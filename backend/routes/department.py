@@ -44,13 +44,6 @@ UNKNOWN_FORWARD_MESSAGE = "找不到该交办件，链接可能有误或已被�
 TOKEN_MAX_CHARS = 128
 
 
-@bp.after_request
-def _no_store(response):
-    """The page is reached with a secret in its path: never cached anywhere."""
-    response.headers["Cache-Control"] = "no-store"
-    return response
-
-
 def _unknown() -> UserError:
     return UserError("unknown_forward", UNKNOWN_FORWARD_MESSAGE, 404)
 

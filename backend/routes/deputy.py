@@ -1,7 +1,7 @@
 """The deputy's phone: inbox, item page, actions, reveal of contact details, reply templates, in-person entry.
 
 Every page is for logged-in staff (``login_required``), every POST carries a CSRF token
-(CSRFProtect), every answer is ``Cache-Control: no-store``. Items are opened only through
+(CSRFProtect), every answer is ``Cache-Control: no-store`` (backend/security.py). Items are opened only through
 ``access.find_item_for_staff``: an item of someone else answers exactly like an unknown
 reference (404), and the refusal's audit row is committed before the answer. Actions go
 through ``lifecycle.perform_action``; this module only reads forms and shows results.
@@ -24,6 +24,7 @@ from flask import (
 )
 from sqlalchemy import select
 
+from backend import pagination
 from backend.access import can_see_item, find_item_for_staff
 from backend.audit import record_audit
 from backend.auth.sessions import current_staff, login_required
@@ -74,9 +75,7 @@ def item_or_404(user: StaffUser, ref: str) -> Item:
 
 
 def _page(template: str, status: int = 200, **context):
-    response = make_response(render_template(template, **context), status)
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return make_response(render_template(template, **context), status)
 
 
 def _wants_json() -> bool:
@@ -95,7 +94,7 @@ def inbox():
         user,
         state=request.args.get("state", "todo"),
         query=request.args.get("q", ""),
-        page=inbox_query.clean_page(request.args.get("page")),
+        page=pagination.page_number(request.args.get("page")),
     )
     return _page(
         "staff/inbox.html",

@@ -78,7 +78,7 @@ def confirm_page(ref: str):
     if refusal is not None:
         raise refusal
     response = render_template("erase_confirm.html", item=item, what=what, ref_display=format_ref(item.ref))
-    return response, 200, {"Cache-Control": "private, no-store"}
+    return response, 200
 
 
 @bp.post("/t/<ref>/erase")

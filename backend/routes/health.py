@@ -14,15 +14,10 @@ from backend.ops import health
 bp = Blueprint("health", __name__)
 
 
-def _no_cache(response):
-    response.headers["Cache-Control"] = "no-store"
-    return response
-
-
 @bp.get("/healthz")
 def healthz():
     """The process lives (asks nothing of the database)."""
-    return _no_cache(jsonify(status="alive"))
+    return jsonify(status="alive")
 
 
 @bp.get("/readyz")
@@ -33,4 +28,4 @@ def readyz():
     body = {"status": "not_ready" if problems else "ready", "checks": {c.name: c.ok for c in checks}}
     if problems:
         body["problems"] = problems
-    return _no_cache(jsonify(body)), 503 if problems else 200
+    return jsonify(body), 503 if problems else 200

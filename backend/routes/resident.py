@@ -178,7 +178,6 @@ def track(ref: str):
             track_url=track_url,
         )
     )
-    response.headers["Cache-Control"] = "private, no-store"
     if notices["mode"] == "ask":  # WeChat's JS-SDK, for the wx-open-subscribe button
         response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY.replace(
             "script-src 'self'", f"script-src 'self' {JSSDK_ORIGIN}"

@@ -16,6 +16,7 @@ from datetime import date, datetime
 from flask import Blueprint, jsonify, make_response, redirect, render_template, request, send_file, url_for
 from sqlalchemy import func, select
 
+from backend import pagination
 from backend.access import find_item_for_staff, region_subtree
 from backend.api_schemas import STAFF, describe
 from backend.api_schemas import models as m
@@ -68,9 +69,7 @@ def _link_args(scope: stats.Scope, rng: stats.DateRange, **extra) -> dict:
 
 
 def _page(template: str, status: int = 200, **context):
-    response = make_response(render_template(template, **context), status)
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return make_response(render_template(template, **context), status)
 
 
 # --- the picker ------------------------------------------------------------------------------------
@@ -352,10 +351,10 @@ def figure_items():
     figure = request.args.get("figure", "received")
     if figure not in stats.LISTABLE:
         raise UserError("invalid_figure", "没有这项统计。", 400, field="figure")
-    page = inbox_query.clean_page(request.args.get("page"))
+    page = pagination.page_number(request.args.get("page"))
     now = utcnow()
     items, total = stats.figure_items_page(scope, rng, figure, page, ITEMS_PER_PAGE, now)
-    pages = max(1, -(-total // ITEMS_PER_PAGE))
+    pages = pagination.page_count(total, ITEMS_PER_PAGE)
     return _page(
         "supervision/items.html",
         user=user,
@@ -435,7 +434,6 @@ def export_month():
         as_attachment=True,
         download_name=name,
     )
-    response.headers["Cache-Control"] = "private, no-store"
     return response
 
 

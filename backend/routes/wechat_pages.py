@@ -32,9 +32,7 @@ REVIEW_PAGE_SIZE = 50
 
 def _page(template: str, status: int = 200, **context):
     """A staff page that is never cached (it shows personal data or a live binding code)."""
-    response = make_response(render_template(template, **context), status)
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return make_response(render_template(template, **context), status)
 
 
 # --- H5 silent OAuth ------------------------------------------------------------------------------

@@ -54,6 +54,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import selectinload
 
+from backend import pagination
 from backend.access import can_see_deputy, can_see_region, can_see_station, region_subtree, visible_items_query
 from backend.audit import record_audit
 from backend.errors import UserError
@@ -905,7 +906,7 @@ def figure_items_page(scope: Scope, rng: DateRange, figure: str, page: int, per_
     items = db.session.scalars(
         query.options(selectinload(Item.deputy), selectinload(Item.station))
         .order_by(*order)
-        .offset((page - 1) * per_page)
+        .offset(pagination.offset(page, per_page))
         .limit(per_page)
     ).all()
     return items, total

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import PG_URL, create_pg_database, drop_pg_database
+from tests.helpers import missing_tool
 from wechat_sandbox.config import APPID, SECRET
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -56,14 +57,12 @@ SERVER_START_SECONDS = 30
 
 @pytest.fixture(scope="session")
 def chromium_executable() -> str:
-    """Debian's Chromium; skipped when absent, unless REQUIRE_BROWSER=true (CI), where that fails."""
+    """Debian's Chromium; skipped when absent, failed when absent under CI=true."""
     path = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
     if os.path.isfile(path) and os.access(path, os.X_OK):
         return path
     reason = f"no Chromium at {path}: install Debian's chromium package or set CHROMIUM_PATH"
-    if os.environ.get("REQUIRE_BROWSER") == "true":
-        pytest.fail(f"REQUIRE_BROWSER=true but {reason}")
-    pytest.skip(reason)
+    missing_tool(reason)
 
 
 @dataclass(frozen=True)

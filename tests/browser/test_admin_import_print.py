@@ -20,6 +20,7 @@ from PIL import Image
 from playwright.sync_api import expect
 
 from tests.browser.conftest import PHONE_HEIGHT, PHONE_WIDTH, Phone
+from tests.helpers import missing_tool
 
 pytestmark = pytest.mark.browser
 
@@ -44,7 +45,7 @@ def both_widths(phone: Phone, name: str) -> None:
 
 def test_import_the_example_then_print_the_station_batch(live_server, phone, tmp_path):
     if not shutil.which("pdftoppm"):
-        pytest.skip("poppler-utils is not installed (scripts/system-deps.sh --test)")
+        missing_tool("poppler-utils is not installed (scripts/system-deps.sh --test)")
     page = phone.page
     station_url = live_server.demo_codes()["station"].url
 

@@ -31,6 +31,7 @@ from tests.browser.conftest import (
     WECHAT_USER_AGENT,
     Phone,
 )
+from tests.helpers import missing_tool
 
 pytestmark = pytest.mark.browser
 
@@ -46,9 +47,7 @@ def node_or_skip() -> str:
     path = shutil.which("node")
     if path is None:
         reason = "no Node.js (node) on PATH: the mini-program's pages run in Node"
-        if os.environ.get("REQUIRE_BROWSER") == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
+        missing_tool(reason)
     return path
 
 
