@@ -11,6 +11,7 @@ WeChat's API typings (TypeScript's checkJs, miniprogram_stub/tsconfig.json)."""
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import re
@@ -31,6 +32,7 @@ from backend.qr.codes import current_code
 from backend.stations.calendar import describe_rule, today_in_china
 from backend.wechat import identity
 from tests.helpers import missing_tool
+from tests.outbox_support import make_templates_one_time
 from tests.staff_world import PASSWORD, act, audit_rows, build_world, make_item
 from tests.wechat_server import wechat_sandbox  # noqa: F401
 
@@ -385,26 +387,46 @@ def progress_credits(app) -> int:
     )
 
 
-def test_after_received_spends_the_credit_the_resident_subscribes_again_and_hears_of_the_next_step(
-    app, scenario, backend_url, wechat_sandbox, world
+@pytest.fixture
+def one_time_progress(app, wechat_sandbox):
+    """Every template one-time, in the test app (the worker) and in the served one (the submission): the credit
+    accounting this scenario is about is the one-time kind's (long-term templates spend nothing)."""
+    served = wechat_sandbox.app
+    saved = copy.deepcopy(served.config["WECHAT_TEMPLATES"])
+    make_templates_one_time(app)
+    make_templates_one_time(served)
+    yield
+    served.config["WECHAT_TEMPLATES"] = saved
+
+
+def test_a_one_time_credit_waits_for_acceptance_and_the_resident_subscribes_again_for_the_next_step(
+    app, scenario, backend_url, wechat_sandbox, world, one_time_progress
 ):
+    """Issue 11: with a one-time template, "已提交" is not sent, so the form's one acceptance is kept for 受理;
+    after 受理 the page offers to subscribe again (a refusal counts nothing) and the next step is heard."""
     env = stub_env(backend_url, wechat_sandbox, **deputy_env(world.d1))
     ref = scenario("submit", **env)["ref"]
     while worker.run_once(50):
         pass
-    assert progress_credits(app) == 0  # "已提交" went out on the form's one acceptance
-    # Refused: nothing is counted, and the page says so.
-    scenario("resubscribe", **env, ref=ref, subscribe="reject")
-    assert progress_credits(app) == 0
-    scenario("resubscribe", **env, ref=ref)
-    assert progress_credits(app) == 1
+    assert progress_credits(app) == 1  # kept for 受理: "已提交" spent nothing
     item = db.session.scalar(select(Item).where(Item.ref == ref))
     act(item, world.users["deputy"], "accept")
     while worker.run_once(50):
         pass
     progress = app.config["WECHAT_TEMPLATES"]["item_progress"]["id"]
     steps = [m["data"] for m in wechat_sandbox.messages(RESIDENT_OPENID) if m["template_id"] == progress]
-    assert len(steps) == 2 and "已受理" in json.dumps(steps[1], ensure_ascii=False)
+    assert len(steps) == 1 and "已受理" in json.dumps(steps[0], ensure_ascii=False)
+    assert progress_credits(app) == 0
+    # Refused: nothing is counted, and the page says so.
+    scenario("resubscribe", **env, ref=ref, subscribe="reject")
+    assert progress_credits(app) == 0
+    scenario("resubscribe", **env, ref=ref)
+    assert progress_credits(app) == 1
+    act(item, world.users["deputy"], "wait_for_resident", text="请补充具体位置。")
+    while worker.run_once(50):
+        pass
+    steps = [m["data"] for m in wechat_sandbox.messages(RESIDENT_OPENID) if m["template_id"] == progress]
+    assert len(steps) == 2 and "待补充" in json.dumps(steps[1], ensure_ascii=False)
     assert progress_credits(app) == 0
 
 

@@ -26,6 +26,7 @@ from flask import current_app
 from sqlalchemy import Select, false, func, or_, select, update
 from werkzeug.security import generate_password_hash
 
+from backend import pagination
 from backend.access import can_manage_region, can_manage_station, region_subtree
 from backend.audit import record_audit
 from backend.auth.own_account import check_new_password
@@ -111,7 +112,9 @@ def list_accounts(user: StaffUser, q: str = "", role: str = "", page: int = 1) -
     total = db.session.scalar(select(func.count()).select_from(query.subquery()))
     accounts = list(
         db.session.scalars(
-            query.order_by(StaffUser.role, StaffUser.username).offset((page - 1) * PAGE_SIZE).limit(PAGE_SIZE)
+            query.order_by(StaffUser.role, StaffUser.username)
+            .offset(pagination.offset(page, PAGE_SIZE))
+            .limit(PAGE_SIZE)
         )
     )
     ids = [a.id for a in accounts]

@@ -14,6 +14,7 @@ import base64
 from flask import current_app, request, url_for
 from sqlalchemy import select
 
+from backend import pagination
 from backend.access import ADMIN_ROLES, can_manage_region, manageable_stations_query, region_subtree, require_supervisor
 from backend.admin import accounts as account_ops
 from backend.auth import ROLE_LABELS, describe_scope
@@ -61,8 +62,7 @@ def _list_context() -> dict:
     user = current_staff()
     q = request.args.get("q", "")
     role = request.args.get("role", "")
-    page = request.args.get("page", "1")
-    page_number = int(page) if page.isdigit() and 0 < len(page) <= 6 else 1
+    page_number = pagination.page_number(request.args.get("page"))
     rows, total = account_ops.list_accounts(user, q, role, page_number)
     return {
         "rows": rows,
@@ -70,7 +70,7 @@ def _list_context() -> dict:
         "q": q[: account_ops.SEARCH_MAX],
         "role": role,
         "page_number": page_number,
-        "pages": max(1, -(-total // account_ops.PAGE_SIZE)),
+        "pages": pagination.page_count(total, account_ops.PAGE_SIZE),
         "role_labels": ROLE_LABELS,
         "describe_scope": describe_scope,
         "grantable": [(r.value, ROLE_LABELS[r]) for r in account_ops.GRANTABLE],
