@@ -11,7 +11,6 @@ WeChat's API typings (TypeScript's checkJs, miniprogram_stub/tsconfig.json)."""
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 import re
@@ -391,12 +390,16 @@ def progress_credits(app) -> int:
 def one_time_progress(app, wechat_sandbox):
     """Every template one-time, in the test app (the worker) and in the served one (the submission): the credit
     accounting this scenario is about is the one-time kind's (long-term templates spend nothing)."""
-    served = wechat_sandbox.app
-    saved = copy.deepcopy(served.config["WECHAT_TEMPLATES"])
+    # The session's sandbox server reads the same template dicts: their kinds are put back in place afterwards.
+    templates = [app.config["WECHAT_TEMPLATES"], wechat_sandbox.app.config["WECHAT_TEMPLATES"]]
+    saved = [{purpose: dict(template) for purpose, template in each.items()} for each in templates]
     make_templates_one_time(app)
-    make_templates_one_time(served)
+    make_templates_one_time(wechat_sandbox.app)
     yield
-    served.config["WECHAT_TEMPLATES"] = saved
+    for each, before in zip(templates, saved, strict=True):
+        for purpose, template in each.items():
+            template.clear()
+            template.update(before[purpose])
 
 
 def test_a_one_time_credit_waits_for_acceptance_and_the_resident_subscribes_again_for_the_next_step(
