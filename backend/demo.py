@@ -17,8 +17,8 @@ from flask import Flask, current_app
 from flask.cli import AppGroup
 from sqlalchemy import exists, select
 from sqlalchemy.exc import IntegrityError
-from werkzeug.security import generate_password_hash
 
+from backend.auth.passwords import hash_password
 from backend.demo_history import load_history
 from backend.extensions import db
 from backend.models import (
@@ -270,7 +270,7 @@ def load_demo() -> None:
 
     first_station = stations[STATIONS[0].key]
     first_deputy = deputies[DEPUTIES[0].key]
-    password_hash = generate_password_hash(DEMO_PASSWORD)
+    password_hash = hash_password(DEMO_PASSWORD)
     db.session.add_all(
         [
             StaffUser(

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
 from sqlalchemy import delete, select
-from werkzeug.security import generate_password_hash
 
+from backend.auth.passwords import hash_password
 from backend.extensions import db
 from backend.items import lifecycle
 from backend.items.operations import CleanMessage, Submission, submit_item
@@ -126,7 +126,7 @@ def _cast() -> _Cast:
         for user in db.session.scalars(select(StaffUser).where(StaffUser.role == StaffRole.DEPUTY))
         if user.deputy_id is not None
     }
-    unusable = generate_password_hash(secrets.token_urlsafe(24))
+    unusable = hash_password(secrets.token_urlsafe(24))
     for number, deputy in enumerate(deputies, start=1):
         if deputy.id not in accounts:
             user = StaffUser(

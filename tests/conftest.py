@@ -31,9 +31,35 @@ from backend.models import (
     Station,
 )
 from backend.qr.codes import issue_code
-from tests.helpers import missing_tool
+from tests.helpers import TEST_PASSWORD_HASH_METHOD, missing_tool
 
 PG_URL = os.environ.get("TEST_DATABASE_URL", "")
+
+
+def pytest_collection_modifyitems(config, items):
+    """The PostgreSQL suite leaves out the tests marked ``engine_independent``: what they check (rendering, parsing,
+    images, PDFs) is the same whatever the engine, and ``make test`` runs the SQLite suite beside it, which runs
+    them. Their number is said in the summary (``pytest_terminal_summary``)."""
+    if not PG_URL:
+        return
+    kept, left_out = [], []
+    for item in items:
+        (left_out if item.get_closest_marker("engine_independent") else kept).append(item)
+    if left_out:
+        config.hook.pytest_deselected(items=left_out)
+        items[:] = kept
+        config.stash[_ENGINE_INDEPENDENT] = len(left_out)
+
+
+_ENGINE_INDEPENDENT = pytest.StashKey[int]()
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    """Say how many engine-independent tests the PostgreSQL suite left to the SQLite suite."""
+    if left_out := config.stash.get(_ENGINE_INDEPENDENT, 0):
+        terminalreporter.write_line(
+            f"{left_out} tests marked engine_independent run in the SQLite suite only (deselected here)"
+        )
 
 
 def redis_test_url(number: int) -> str:
@@ -106,6 +132,7 @@ def app_config_for(database_url: str) -> dict:
         "SQLALCHEMY_DATABASE_URI": database_url,
         "PUBLIC_BASE_URL": "https://msl.example.cn",
         "WTF_CSRF_ENABLED": True,
+        "PASSWORD_HASH_METHOD": TEST_PASSWORD_HASH_METHOD,
     }
 
 

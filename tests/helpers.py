@@ -11,6 +11,11 @@ from typing import NoReturn
 import pytest
 from PIL import Image
 
+# The tests' password hash method (``PASSWORD_HASH_METHOD``): Werkzeug's scrypt at a trivial cost, where
+# production's costs ~70 ms of CPU a hash or a check; the suites log in thousands of times.
+# tests/test_passwords.py checks that production's method is the default and works end to end.
+TEST_PASSWORD_HASH_METHOD = "scrypt:128:8:1"  # the least N OpenSSL accepts with werkzeug's memory bound
+
 
 def csrf_token_from(html: str) -> str:
     """The CSRF token a rendered form carries."""

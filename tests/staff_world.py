@@ -28,15 +28,15 @@ from backend.models import (
     utcnow,
 )
 from backend.stations.calendar import today_in_china
-from tests.helpers import csrf_token_from
+from tests.helpers import TEST_PASSWORD_HASH_METHOD, csrf_token_from
 
 PASSWORD = "correct horse 2026"
 
 
 @functools.cache
 def password_hash() -> str:
-    """One hash for every test user: hashing is deliberately slow."""
-    return generate_password_hash(PASSWORD)
+    """One hash for every test user, made with the tests' cheap method (checking it at each login is cheap too)."""
+    return generate_password_hash(PASSWORD, method=TEST_PASSWORD_HASH_METHOD)
 
 
 def build_world(create_county, create_station, create_deputy) -> SimpleNamespace:

@@ -10,9 +10,9 @@ from datetime import timedelta
 import pytest
 import redis
 from sqlalchemy import func, select, update
-from werkzeug.security import generate_password_hash
 
 from backend import create_app, throttle
+from backend.auth.passwords import hash_password
 from backend.auth.sessions import api_auth_required, login_required
 from backend.extensions import db
 from backend.models import AuditEntry, Department, DeputyStatus, Region, StaffRole, StaffSession, StaffUser, utcnow
@@ -43,7 +43,7 @@ def create_staff(app, create_deputy, create_county):
         user = StaffUser(
             username=username,
             display_name=f"显示名{username}",
-            password_hash=generate_password_hash(PASSWORD),
+            password_hash=hash_password(PASSWORD),
             role=role,
             is_active=is_active,
             **scope,

@@ -24,6 +24,7 @@ import requests
 from werkzeug.serving import WSGIRequestHandler, make_server
 
 from backend import create_app
+from tests.helpers import TEST_PASSWORD_HASH_METHOD
 from wechat_sandbox import create_app as create_sandbox_app
 from wechat_sandbox.compose import compose, sandbox_settings
 from wechat_sandbox.config import APPID, SECRET
@@ -108,6 +109,7 @@ def _start(database_url: str, tmp_path_factory, config) -> WeChatSandbox:
     production_app = create_app(
         {
             "TESTING": True,
+            "PASSWORD_HASH_METHOD": TEST_PASSWORD_HASH_METHOD,
             "SQLALCHEMY_DATABASE_URI": database_url,
             "PUBLIC_BASE_URL": "http://127.0.0.1",  # the port follows once the server has one
             "WECHAT_SANDBOX": True,

@@ -24,12 +24,12 @@ from datetime import datetime, timedelta
 
 from flask import current_app
 from sqlalchemy import Select, false, func, or_, select, update
-from werkzeug.security import generate_password_hash
 
 from backend import pagination
 from backend.access import can_manage_region, can_manage_station, region_subtree
 from backend.audit import record_audit
 from backend.auth.own_account import check_new_password
+from backend.auth.passwords import hash_password
 from backend.auth.sessions import USERNAME_MAX_LENGTH, normalize_username
 from backend.errors import UserError
 from backend.extensions import db
@@ -194,7 +194,7 @@ def create_account(user: StaffUser, form) -> tuple[StaffUser, str]:
     account = StaffUser(
         username=username,
         display_name=display_name,
-        password_hash=generate_password_hash(secrets.token_urlsafe(32)),  # nobody knows it: the link sets one
+        password_hash=hash_password(secrets.token_urlsafe(32)),  # nobody knows it: the link sets one
         role=role,
         **scope,
     )
@@ -296,7 +296,7 @@ def activate(token: object, password: object, confirm: object) -> StaffUser:
     account = link.staff_user
     new_password = check_new_password(password, confirm, account.username)
     now = utcnow()
-    account.password_hash = generate_password_hash(new_password)
+    account.password_hash = hash_password(new_password)
     link.used_at = now
     db.session.execute(
         update(ActivationLink)

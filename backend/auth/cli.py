@@ -11,10 +11,10 @@ import click
 from flask.cli import AppGroup
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
-from werkzeug.security import generate_password_hash
 
 from backend.audit import record_audit
 from backend.auth.own_account import check_new_password
+from backend.auth.passwords import hash_password
 from backend.auth.sessions import USERNAME_MAX_LENGTH, normalize_username
 from backend.errors import UserError
 from backend.extensions import db
@@ -123,7 +123,7 @@ def create_command(
     user = StaffUser(
         username=username,
         display_name=display_name,
-        password_hash=generate_password_hash(password),
+        password_hash=hash_password(password),
         role=staff_role,
         **scope,
     )
@@ -150,7 +150,7 @@ def reset_password_command(username: str, password: str) -> None:
     user = db.session.scalar(select(StaffUser).where(StaffUser.username == username))
     if user is None:
         raise click.ClickException(f"找不到用户名为 {username} 的账号。")
-    user.password_hash = generate_password_hash(password)
+    user.password_hash = hash_password(password)
     revoked = db.session.execute(
         update(StaffSession)
         .where(StaffSession.staff_user_id == user.id, StaffSession.revoked_at.is_(None))

@@ -15,10 +15,11 @@ from datetime import datetime
 
 from flask import g
 from sqlalchemy import select, update
-from werkzeug.security import check_password_hash, generate_password_hash
+from werkzeug.security import check_password_hash
 
 from backend import throttle
 from backend.audit import record_audit
+from backend.auth.passwords import hash_password
 from backend.auth.sessions import login_limits, login_throttle_limits
 from backend.errors import UserError
 from backend.extensions import db
@@ -61,7 +62,7 @@ def change_password(user: StaffUser, current: object, new: object, confirm: obje
     throttle.take_back(list(limits))
     if check_password_hash(user.password_hash, new_password):
         raise UserError("password_unchanged", "新密码和当前密码相同，请换一个。", 400, field="password")
-    user.password_hash = generate_password_hash(new_password)
+    user.password_hash = hash_password(new_password)
     ended = end_other_sessions(user, audit=False)
     record_audit("password_changed", user=user, object_type="staff_user", object_id=user.id, data={"revoked": ended})
     return ended

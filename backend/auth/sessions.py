@@ -27,6 +27,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from backend import database, throttle
 from backend.audit import record_audit
+from backend.auth.passwords import password_hash_method
 from backend.errors import UserError, error_response, wants_json
 from backend.extensions import db
 from backend.models import SessionKind, StaffRole, StaffSession, StaffUser, utcnow
@@ -48,14 +49,19 @@ def normalize_username(username: str) -> str:
     return username.strip().lower()
 
 
-@functools.cache
 def _dummy_password_hash() -> str:
-    """A hash of a random password, made with the same default method as real ones.
+    """A hash of a random password, made with the same method as real ones.
 
     Checked when the username is unknown, so that an unknown user costs as much time as a
     wrong password and the answer's timing does not say which usernames exist.
     """
-    return generate_password_hash(secrets.token_urlsafe(16))
+    return _random_password_hash(password_hash_method())
+
+
+@functools.cache
+def _random_password_hash(method: str) -> str:
+    """One hash of a random password per method, made once: the method is the application's setting."""
+    return generate_password_hash(secrets.token_urlsafe(16), method=method)
 
 
 def login_limits() -> tuple[int, int, int]:
