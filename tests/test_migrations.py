@@ -1,6 +1,6 @@
 """The schema comes from migrations only: upgrade an empty database to head and back, and
-fail when the models and the migrations differ. Runs on SQLite, and on PostgreSQL too
-when TEST_DATABASE_URL is set."""
+fail when the models and the migrations differ. Runs on the suite's engine: SQLite, or PostgreSQL when
+TEST_DATABASE_URL is set (``make test`` runs both suites, so both engines are checked once each)."""
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -15,10 +15,9 @@ from tests.conftest import PG_URL, create_pg_database, drop_pg_database
 
 
 def _engines(tmp_path):
-    urls = ["sqlite:///" + str(tmp_path / "mig.sqlite3")]
     if PG_URL:
-        urls.append(create_pg_database(PG_URL))
-    return urls
+        return [create_pg_database(PG_URL)]
+    return ["sqlite:///" + str(tmp_path / "mig.sqlite3")]
 
 
 @pytest.fixture

@@ -21,6 +21,9 @@ from PIL import ExifTags, Image, ImageCms
 from backend.errors import UserError
 from backend.items.photos import process_photo
 
+# Photo intake is image processing: the database engine does not matter (tests/conftest.py: SQLite suite only).
+pytestmark = pytest.mark.engine_independent(reason="image processing, nothing stored")
+
 ROOT = Path(__file__).resolve().parent.parent
 RED, BLUE = (220, 20, 20), (20, 20, 220)
 

@@ -16,8 +16,8 @@ from flask import g
 from flask.testing import FlaskClient
 from PIL import Image, ImageChops, ImageStat
 from sqlalchemy import select
-from werkzeug.security import generate_password_hash
 
+from backend.auth.passwords import hash_password
 from backend.errors import UserError
 from backend.extensions import db
 from backend.models import CongressLevel, DeputyStatus, Region, RegionLevel, StaffRole, StaffUser, Station
@@ -41,6 +41,10 @@ A5_POINTS = "419.53 x 595.28"
 
 pytestmark = pytest.mark.usefixtures("cjk_font")  # posters need the CJK font
 
+# What a poster looks like, and whether its codes decode, does not depend on the database engine: these run in the
+# SQLite suite only (tests/conftest.py); the routes' answers and the batches (test_poster_batches.py) run on both.
+RENDERING = pytest.mark.engine_independent(reason="rendering, fonts and decoding the printed codes")
+
 
 @pytest.fixture
 def client(app):
@@ -60,7 +64,7 @@ def client(app):
                 db.session.add(
                     StaffUser(
                         username="poster-supervisor",
-                        password_hash=generate_password_hash(PASSWORD),
+                        password_hash=hash_password(PASSWORD),
                         role=StaffRole.SUPERVISOR,
                         region=province,
                     )
@@ -173,6 +177,7 @@ def deputy_with_photo(create_deputy, **kwargs):
 # --- the font ------------------------------------------------------------------------------------
 
 
+@RENDERING
 @pytest.mark.parametrize(("weight", "style"), [("bold", "Bold"), ("regular", "Regular")])
 def test_font_is_noto_sans_cjk_sc_chosen_inside_the_collection(app, weight, style):
     face = fonts.poster_face(weight)
@@ -180,6 +185,7 @@ def test_font_is_noto_sans_cjk_sc_chosen_inside_the_collection(app, weight, styl
     assert fonts.poster_font(weight, 60).getname() == ("Noto Sans CJK SC", style)
 
 
+@RENDERING
 @pytest.mark.parametrize("weight", ["bold", "regular"])
 def test_names_and_poster_words_are_real_glyphs_not_tofu(app, weight):
     font = fonts.poster_font(weight, 120)
@@ -197,6 +203,7 @@ def test_names_and_poster_words_are_real_glyphs_not_tofu(app, weight):
     assert fonts.missing_glyphs(font, "张\ue000三") == ["\ue000"]
 
 
+@RENDERING
 def test_missing_font_says_which_package_to_install(app, monkeypatch):
     # The fault: a machine without fontconfig and without the package's files.
     monkeypatch.setenv("PATH", "")
@@ -226,6 +233,7 @@ def test_poster_font_path_overrides_and_a_bad_one_is_a_clear_503(app, client, cr
 # --- fitting text --------------------------------------------------------------------------------
 
 
+@RENDERING
 @pytest.mark.parametrize("key", list(NAMES))
 def test_deputy_names_of_any_length_fit_whole(app, create_deputy, key):
     name = NAMES[key]
@@ -242,6 +250,7 @@ def test_deputy_names_of_any_length_fit_whole(app, create_deputy, key):
         assert [line.text for line in lines] == ["阿卜杜热合曼·买买提依明·", "艾则孜·吐尔逊"]  # broken at a "·"
 
 
+@RENDERING
 def test_short_names_print_larger_than_long_ones(app, create_deputy):
     sizes = {}
     for key, name in NAMES.items():
@@ -281,6 +290,7 @@ def test_the_longest_fields_the_database_allows_still_fit(app):
     assert "".join(t.text for t in name_lines(page)) == "阿" * 50 * 20  # every name whole, over its lines
 
 
+@RENDERING
 @pytest.mark.parametrize(
     ("text", "breaks", "expected"),
     [
@@ -299,6 +309,7 @@ def test_lines_break_between_characters_and_keep_punctuation_with_its_neighbour(
 # --- codes decode --------------------------------------------------------------------------------
 
 
+@RENDERING
 def test_deputy_poster_code_is_large_and_decodes_on_paper_and_in_a_phone_photo(app, create_deputy):
     deputy = deputy_with_photo(create_deputy, name=NAMES["twenty"])
     sheet = posters.deputy_poster(posters.deputy_sheet(deputy))
@@ -312,6 +323,7 @@ def test_deputy_poster_code_is_large_and_decodes_on_paper_and_in_a_phone_photo(a
     save(sheet.preview(), "deputy-poster.png")
 
 
+@RENDERING
 @pytest.mark.parametrize("count", [1, 5, 20])
 def test_station_poster_every_code_decodes(app, create_station, create_deputy, count):
     station = create_station(rules=[("weekly", 3, None), ("xun", 6, None)])
@@ -336,6 +348,7 @@ def test_station_poster_every_code_decodes(app, create_station, create_deputy, c
         save(sheets[0].preview(), "station-poster.png")
 
 
+@RENDERING
 def test_station_with_more_deputies_than_a_page_holds_goes_on_to_more_pages(app):
     deputies = tuple(DeputyCode(name=f"代表{i:02d}", url=f"{BASE}/c/Deputy{i:06d}") for i in range(45))
     sheet = StationSheet(
@@ -366,6 +379,7 @@ def test_station_without_serving_deputies_still_gets_its_code(app, create_statio
     assert any(text.text.startswith("本站暂无在任代表") for text in page.texts)
 
 
+@RENDERING
 def test_table_card_reads_from_both_sides_of_the_fold(app, create_deputy):
     deputy = create_deputy(name=NAMES["four"])
     card = posters.table_card(posters.deputy_sheet(deputy))
@@ -401,6 +415,7 @@ def test_deputy_pdf_is_one_a4_page_whose_code_decodes(app, client, create_deputy
     assert decode(page) == [url_of(deputy)]
 
 
+@RENDERING
 def test_pdf_page_prints_what_the_preview_shows(app, create_deputy, poppler, tmp_path):
     deputy = deputy_with_photo(create_deputy, name=NAMES["twenty"])
     sheet = posters.deputy_poster(posters.deputy_sheet(deputy))
@@ -608,6 +623,7 @@ def layouts(create_deputy) -> dict[str, list[posters.Sheet]]:
     return sheets
 
 
+@RENDERING
 def test_every_layout_decodes_from_the_pdf_at_150_dpi_and_from_the_preview_at_a_quarter(
     app, create_deputy, poppler, tmp_path
 ):
@@ -653,6 +669,7 @@ def with_url(sheet: posters.Sheet) -> str:
     return url
 
 
+@RENDERING
 @pytest.mark.parametrize("count", [1, 2, 3, 4, 5, 6])
 def test_station_poster_prints_every_code_at_least_5_cm_wide_up_to_6_deputies(app, poppler, tmp_path, count):
     sheet = station_sheet_of(count)
@@ -664,6 +681,7 @@ def test_station_poster_prints_every_code_at_least_5_cm_wide_up_to_6_deputies(ap
     assert sizes[sheet.url] > max(deputy_sizes)  # 双码: the station's code is the large one
 
 
+@RENDERING
 @pytest.mark.parametrize("count", [0, 1, 2, 3, 5, 6, 7, 9, 12, 16, 20, 30])
 def test_station_poster_is_filled_down_to_the_bottom_whatever_the_number_of_deputies(app, count):
     [first, *_] = posters.station_posters(station_sheet_of(count))
@@ -681,6 +699,7 @@ def test_station_poster_is_filled_down_to_the_bottom_whatever_the_number_of_depu
         assert grid.qr_mm >= 35  # 20 deputies still get codes of 3.5 cm with the quiet zone
 
 
+@RENDERING
 def test_pdf_is_vector_text_in_the_subset_cjk_font_and_codes_are_no_images(
     app, create_station, create_deputy, poppler, tmp_path
 ):
@@ -708,6 +727,7 @@ def test_pdf_is_vector_text_in_the_subset_cjk_font_and_codes_are_no_images(
     assert len(data) < 100_000
 
 
+@RENDERING
 def test_a_page_with_an_incompressible_photo_stays_under_100_kb(app, create_deputy):
     deputy = create_deputy(name=NAMES["two"])
     give_deputy_photo(deputy, noise_jpeg((1200, 1600)))
@@ -731,6 +751,7 @@ WECHAT_READY = {
 }
 
 
+@RENDERING
 @pytest.mark.parametrize(
     ("config", "promise"),
     [
@@ -761,6 +782,7 @@ def test_poster_promises_wechat_notices_only_where_a_scan_can_lead_to_them(app, 
     assert ("微信通知" in promise) == (promise == posters.AFTER_SCAN_WECHAT)
 
 
+@RENDERING
 def test_deputy_poster_carries_the_stations_phone_and_reception_hours(app, create_station, create_deputy):
     station = create_station(rules=[("weekly", 3, None), ("monthly", 20, None)])
     station.contact_phone = "0731-26200101"
@@ -809,6 +831,7 @@ def truetype_font_with_chinese_glyphs(path: Path) -> Path:
     return path
 
 
+@RENDERING
 def test_a_poster_font_without_cff_outlines_is_refused_saying_why(app, client, create_deputy, tmp_path):
     deputy = create_deputy()
     app.config["POSTER_FONT_PATH"] = str(truetype_font_with_chinese_glyphs(tmp_path / "box-hei.ttf"))
