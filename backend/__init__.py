@@ -40,6 +40,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     security.init_app(app)  # before CSRFProtect: oversized or malformed bodies are refused before parsing
     csrf.init_app(app)
     database.init_app(app)
+    database.init_commit_point(app)
     from backend.items import photo_store
 
     photo_store.init_app(app)

@@ -100,8 +100,7 @@ def find_item_for_staff(user: StaffUser, ref: object) -> Item | None:
     """The item with reference ``ref`` if ``user`` may see it, else None (unknown and hidden look alike).
 
     An item that exists but is hidden from ``user`` writes an ``item_access_denied`` audit
-    row. The route answers 404 either way, and must commit that row before answering: the
-    UserError handler rolls the session back.
+    row, kept through the 404 the route answers either way (``record_audit(keep=True)``).
     """
     normalized = normalize_ref(ref) if isinstance(ref, str) else None
     if normalized is None:
@@ -116,6 +115,7 @@ def find_item_for_staff(user: StaffUser, ref: object) -> Item | None:
             object_type="item",
             object_id=item.id,
             data={"ref": item.ref, "role": user.role.value if user is not None else None},
+            keep=True,
         )
         return None
     return item
@@ -159,7 +159,7 @@ def can_manage_station(user: StaffUser | None, station: Station) -> bool:
 
 
 def deny(user: StaffUser | None, object_type: str, object_id: object) -> None:
-    """Write and commit an ``admin_access_denied`` row, then answer 404 as for something unknown."""
+    """Write an ``admin_access_denied`` row kept through the error answer, then answer 404 as for something unknown."""
     record_audit(
         "admin_access_denied",
         user=user,
@@ -170,8 +170,8 @@ def deny(user: StaffUser | None, object_type: str, object_id: object) -> None:
             "path": request.path[:500],
             "role": user.role.value if user is not None else None,
         },
+        keep=True,
     )
-    db.session.commit()  # the 404 answer rolls the request back; the audit row must stay
     abort(404)
 
 

@@ -16,11 +16,13 @@ def record_audit(
     object_type: str = "",
     object_id: object = "",
     data: dict | None = None,
+    keep: bool = False,
 ) -> AuditEntry:
     """Write an audit row in the caller's transaction (flushes; the caller commits).
 
-    Refusals are audited too (a deputy opening another deputy's item): commit them even
-    when the request itself answers with an error. An audit row is a write in any request,
+    Refusals are audited too (a deputy opening another deputy's item): ``keep=True`` keeps the
+    row even when the request answers with an error (``database.keep_through_error``: the
+    request's commit point makes it again after the error's rollback). An audit row is a write in any request,
     a GET's included (``database.writing``: a GET's read transaction ends here and a write
     one begins).
     """
@@ -29,15 +31,23 @@ def record_audit(
         from backend.security import client_address
 
         address = client_address()
-    entry = AuditEntry(
-        staff_user_id=user.id if user is not None else None,
-        action=action,
-        object_type=object_type,
-        object_id=str(object_id),
-        address=address,
-        data=data or {},
-    )
-    with database.writing():
+    values = {
+        "staff_user_id": user.id if user is not None else None,
+        "action": action,
+        "object_type": object_type,
+        "object_id": str(object_id),
+        "address": address,
+        "data": data or {},
+    }
+
+    def write() -> AuditEntry:
+        entry = AuditEntry(**values)
         db.session.add(entry)
         db.session.flush()
+        return entry
+
+    with database.writing():
+        entry = write()
+    if keep:
+        database.keep_through_error(write)
     return entry

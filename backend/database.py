@@ -44,11 +44,11 @@ for. There ``reading()`` and ``writing()`` change nothing.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 
-from flask import Flask, has_app_context, has_request_context, request
+from flask import Flask, g, has_app_context, has_request_context, request
 from sqlalchemy import event, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
@@ -182,6 +182,8 @@ def writing() -> Iterator[None]:
     """
     if has_app_context() and _is_sqlite() and _in_read_transaction(db.session()):
         _end_read_transaction(db.session())
+    if has_request_context():
+        g.setdefault(_DECLARED_WRITE, True)  # a GET that writes commits at its commit point
     token = _declared.set(WRITE)
     try:
         yield
@@ -228,3 +230,79 @@ def init_app(app: Flask) -> None:
         session = db.session()
         if _in_read_transaction(session):
             session.rollback()
+
+
+# --- the request's one commit point ----------------------------------------------------------------
+
+_KEPT = "writes_kept_through_error"
+_DECLARED_WRITE = "declared_write"
+_KEPT_LOST = "writes_kept_lost"
+
+
+def keep_through_error(write: Callable[[], object]) -> None:
+    """Have ``write`` (already made in this request's transaction) made again if that transaction is rolled back.
+
+    For the few writes that must outlive an error answer: the audit row of a refusal (a 404 for
+    an item of another station) and the count of a missed lookup. The request's commit point
+    (``commit_point``) rolls an error answer back and then makes these writes again and
+    commits them: the error path keeps them, in one place, and no view commits early for them.
+    Outside a request (a CLI command, a worker's job) the caller's own commit keeps them.
+    """
+    if has_request_context():
+        g.setdefault(_KEPT, []).append(write)
+
+
+def commit_point(response):
+    """The request's one commit: an answer under 400 commits what the operations flushed; an error answer
+    rolls back and keeps only the writes made with ``keep_through_error`` (so does a rollback a view made
+    itself before answering, e.g. to show a form again as it was). A GET, HEAD or OPTIONS commits only
+    when it declared a write (``writing()``): otherwise it is a read, and is rolled back."""
+    session = db.session()
+    if request.method in ("GET", "HEAD", "OPTIONS") and not g.pop(_DECLARED_WRITE, False):
+        session.rollback()  # a read: whatever a view changed on a loaded object for showing it is not kept
+        return response
+    if response.status_code >= 400:
+        session.rollback()
+    kept = g.pop(_KEPT, []) if (response.status_code >= 400 or g.pop(_KEPT_LOST, False)) else []
+    if kept:
+        with writing():
+            for write in kept:
+                write()
+    session.commit()
+    return response
+
+
+def _forget_kept(_session) -> None:
+    if has_request_context():
+        g.pop(_KEPT, None)  # committed: nothing to make again
+        g.pop(_KEPT_LOST, None)
+
+
+def _kept_lost(_session) -> None:
+    if has_request_context() and g.get(_KEPT):
+        g.setdefault(_KEPT_LOST, True)
+
+
+def init_commit_point(app: Flask) -> None:
+    """Make ``commit_point`` the request's one commit (views and the operations they call only flush)."""
+    if not getattr(init_commit_point, "_listening", False):
+        event.listen(Session, "after_commit", _forget_kept)
+        event.listen(Session, "after_rollback", _kept_lost)
+        init_commit_point._listening = True
+    app.after_request(commit_point)
+
+
+def commit_before_slow_work() -> None:
+    """Commit what the request did so far, before it calls WeChat (seconds, over the network).
+
+    The one place a view's transaction ends early, on purpose: on SQLite a POST's transaction holds
+    the one write lock from its first statement (the login check), and nobody may hold it while
+    WeChat answers. What follows begins a transaction of its own, which the commit point ends.
+    """
+    session = db.session()
+    expire = session.expire_on_commit
+    session.expire_on_commit = False  # what was loaded stays loaded, as after a read
+    try:
+        session.commit()
+    finally:
+        session.expire_on_commit = expire

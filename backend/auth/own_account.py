@@ -48,16 +48,15 @@ def change_password(user: StaffUser, current: object, new: object, confirm: obje
     """Set a new password after checking the current one; end every other session; return how many ended.
 
     A wrong current password is a failed login for the throttle (429 after the limit) and is
-    audited, both committed here as the login commits them (the error answer rolls back); nothing
-    else is written then.
+    audited: the count is committed here before the check, as the login does, and the audit row is kept
+    through the error answer; nothing else is written then.
     """
     new_password = check_new_password(new, confirm, user.username)
     limits = login_throttle_limits(user.username, client_address())
     throttle.count_or_refuse(limits, login_limits()[2], "too_many_logins", "密码错误次数太多")
     db.session.commit()  # counted before the check and kept whatever the answer, as the login does
     if not isinstance(current, str) or not check_password_hash(user.password_hash, current):
-        record_audit("password_change_refused", user=user, object_type="staff_user", object_id=user.id)
-        db.session.commit()  # the error answer rolls back; the refusal stays written
+        record_audit("password_change_refused", user=user, object_type="staff_user", object_id=user.id, keep=True)
         raise UserError("wrong_password", "当前密码不对，请重新输入。", 400, field="current")
     throttle.take_back(list(limits))
     if check_password_hash(user.password_hash, new_password):

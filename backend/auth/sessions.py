@@ -81,13 +81,14 @@ def login_throttle_limits(username: str, address: str) -> dict[str, int]:
 
 
 def _refuse(user: StaffUser | None, reason: str, kind: SessionKind, error: UserError) -> UserError:
-    """Audit a refused login with the right to stay (committed: the error answer rolls back), and return ``error``."""
+    """Audit a refused login (kept through the error answer), and return ``error``."""
     # An unknown username is not written down: people type their password into that field.
     data = {"reason": reason, "kind": kind.value}
     if user is not None:
         data["username"] = user.username
-    record_audit("login_failed", user=user, object_type="staff_user", object_id=user.id if user else "", data=data)
-    db.session.commit()
+    record_audit(
+        "login_failed", user=user, object_type="staff_user", object_id=user.id if user else "", data=data, keep=True
+    )
     return error
 
 
@@ -263,15 +264,15 @@ def _commit_seen_mark() -> None:
 
 
 def _refuse_role(user: StaffUser, roles: tuple[StaffRole, ...]) -> None:
-    """Audit an attempt on a page or endpoint of another role, commit it, and answer 404."""
+    """Audit an attempt on a page or endpoint of another role (kept through the error answer), and answer 404."""
     record_audit(
         "forbidden",
         user=user,
         object_type="path",
         object_id=request.path[:64],
         data={"method": request.method, "path": request.path[:500], "roles": [str(role) for role in roles]},
+        keep=True,
     )
-    db.session.commit()  # the 404 answer rolls the request back; the audit row must stay
     abort(404)  # the same answer as an unknown page: it says nothing about what exists
 
 

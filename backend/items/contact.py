@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from backend.audit import record_audit
-from backend.extensions import db
 from backend.items.masking import mask_name, mask_phone
 from backend.models import Item, StaffUser
 
@@ -14,7 +13,8 @@ def masked_contact(item: Item) -> dict:
 
 
 def revealed_contact(item: Item, user: StaffUser) -> dict:
-    """The resident's full name and number; when there are any, a ``reveal_contact`` audit row is committed first."""
+    """The resident's full name and number; when there are any, a ``reveal_contact`` audit row, kept whatever
+    the answer (the request commits it before the page goes out, or makes it again after an error's rollback)."""
     revealed = {"name": item.contact_name, "phone": item.contact_phone}
     if item.has_contact:
         record_audit(
@@ -23,6 +23,6 @@ def revealed_contact(item: Item, user: StaffUser) -> dict:
             object_type="item",
             object_id=item.id,
             data={"ref": item.ref, "fields": [k for k, v in revealed.items() if v]},
+            keep=True,
         )
-        db.session.commit()
     return revealed

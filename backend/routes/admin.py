@@ -93,7 +93,6 @@ def _refused(exc: UserError, template_context, form_name: str):
 
 
 def _done(message: str, endpoint: str, **values):
-    db.session.commit()
     flash(message)
     return redirect(url_for(endpoint, **values), 303)
 
@@ -255,7 +254,6 @@ def poster_batch_create():
     require_fonts()
     batch, is_new = batch_ops.request_batch(user, kind, key)
     location = url_for("admin.poster_batch", batch_id=batch.id)
-    db.session.commit()
     if not is_new:
         flash("同一批海报已在生成中，下面是它的进度，无需重复生成。")
     return redirect(location, 303)
@@ -628,7 +626,6 @@ def import_confirm():
                 **_import_context(user, plan=plan, filename=filename),
             )
         result = importer.apply_import(user, plan)
-        db.session.commit()
     except UserError as exc:
         db.session.rollback()
         importer.release_upload(upload_id, claimed)

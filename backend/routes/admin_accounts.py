@@ -112,7 +112,6 @@ def account_create():
         account, token = account_ops.create_account(user, request.form)
     except UserError as exc:
         return _page("admin/accounts.html", exc.status, **_refused(exc, _list_context, "new"))
-    db.session.commit()
     return _link_page(account, token, created=True)
 
 
@@ -128,7 +127,6 @@ def account_activation(account_id: int):
         if exc.status == 404:
             raise
         return _page("admin/accounts.html", exc.status, **_refused(exc, _list_context, f"account-{account_id}"))
-    db.session.commit()
     return _link_page(account, token)
 
 

@@ -18,7 +18,6 @@ from backend.admin import audit_log
 from backend.audit import record_audit
 from backend.auth.sessions import current_staff, login_required
 from backend.errors import UserError
-from backend.extensions import db
 from backend.items import workcalendar
 from backend.models import utcnow
 from backend.ops import health, heartbeat
@@ -148,7 +147,6 @@ def audit_export():
     if error is not None:
         raise error
     record_audit("audit_exported", user=user, object_type="region", object_id=user.region_id, data=wanted.as_args())
-    db.session.commit()
     today = utcnow().astimezone(audit_log.CHINA).strftime("%Y%m%d")
     return Response(
         stream_with_context(audit_log.export_csv(user, wanted)),

@@ -12,7 +12,7 @@ from backend import api_schemas
 from backend.api_schemas import ANYONE, RESIDENT, describe
 from backend.api_schemas import models as m
 from backend.errors import UserError
-from backend.extensions import csrf, db
+from backend.extensions import csrf
 from backend.items import timeline
 from backend.items.lifecycle import can_follow_up, waiting_question
 from backend.items.operations import Submission, find_item_for_resident, resolve_code_for_form, submit_item
@@ -134,7 +134,6 @@ def create_item():
             address=client_address(),
         )
     )
-    db.session.commit()
     body = {
         "ref": result.ref,
         "ref_display": format_ref(result.ref),

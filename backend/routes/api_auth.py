@@ -8,7 +8,7 @@ from backend import api_schemas
 from backend.api_schemas import STAFF, describe
 from backend.api_schemas import models as m
 from backend.auth.sessions import api_auth_required, current_staff, login, logout
-from backend.extensions import csrf, db
+from backend.extensions import csrf
 from backend.models import SessionKind, StaffUser
 
 bp = Blueprint("api_auth", __name__, url_prefix="/api/v1/auth")
@@ -39,7 +39,6 @@ def issue_token():
     data: m.TokenRequest = api_schemas.body()
     user, secret = login(data.username, data.password, SessionKind.API)
     expires_at = g.staff_session.expires_at
-    db.session.commit()
     return jsonify(token=secret, expires_at=expires_at.isoformat(), user=staff_json(user)), 201
 
 
@@ -49,7 +48,6 @@ def issue_token():
 def revoke_token():
     """Revoke the token this request presents: 204, and it no longer works anywhere."""
     logout()
-    db.session.commit()
     return "", 204
 
 

@@ -39,7 +39,6 @@ def wechat_login():
     """
     data: m.WechatLoginRequest = api_schemas.body()
     _resident, token, expires_at = login_resident(data.code)
-    db.session.commit()
     return jsonify(token=token, expires_at=expires_at.isoformat()), 201
 
 
@@ -113,5 +112,4 @@ def wechat_bind():
     """``{"code": <wx.login code>, "binding_code"}`` → the deputy's account, now tied to this WeChat user."""
     data: m.WechatBindRequest = api_schemas.body()
     user = bind_staff_wechat(data.code, data.binding_code)
-    db.session.commit()
     return jsonify(bound=True, user=staff_json(user))

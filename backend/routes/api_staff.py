@@ -256,7 +256,6 @@ def item_action(ref: str):
     arguments["text"] = arguments["text"] or ""
     event = perform_action(item, user, data.action, **arguments)
     token = forward_link_token(event)
-    db.session.commit()
     body = {
         "item": {
             "ref": item.ref,
@@ -326,7 +325,6 @@ def department_action(ref: str):
         department_pass_on(forward, data.department_id, data.due, data.text)
     else:
         raise UserError("invalid_action", "不支持的操作。", 400, field="action")
-    db.session.commit()
     return _forward_answer(item, forward)
 
 
@@ -347,5 +345,4 @@ def extension_decision(ref: str, forward_id: int):
         raise UserError("unknown_forward", "找不到该交办记录。", 404)
     data: m.ExtensionDecisionRequest = api_schemas.body()
     decide_extension(forward, user, data.decision, data.text or "")
-    db.session.commit()
     return _forward_answer(item, forward)

@@ -138,7 +138,6 @@ def report_subscriptions():
 
     subscriptions.record_results(openid, results, source="page")
     credits = subscriptions.credits_for(openid, list(results))
-    db.session.commit()
     return jsonify(credits=credits)
 
 

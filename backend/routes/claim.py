@@ -34,7 +34,7 @@ STAFF_REFUSED_MESSAGE = (
 
 
 def _audit_refusal(lookup: ReceiptLookup | None, reason: str, *, user=None, **data) -> None:
-    """Audit a refused claim of a real receipt, or any attempt by staff, and commit it before the error answer."""
+    """Audit a refused claim of a real receipt, or any attempt by staff, kept through the error answer."""
     receipt = lookup.receipt if lookup is not None else None
     record_audit(
         "claim_refused",
@@ -42,8 +42,8 @@ def _audit_refusal(lookup: ReceiptLookup | None, reason: str, *, user=None, **da
         object_type="item_receipt" if receipt is not None else "path",
         object_id=receipt.id if receipt is not None else request.path[:64],
         data={"reason": reason, "item_id": receipt.item_id if receipt is not None else None, **data},
+        keep=True,
     )
-    db.session.commit()
 
 
 def _refuse_staff() -> None:
@@ -109,5 +109,4 @@ def claim(token: str):
             raise
         _audit_refusal(again, again.state, race=True)
         return _page(again, exc.status, exc)
-    db.session.commit()
     return redirect(url_for("resident.track", ref=item.ref, k=key, claimed=1), 303)

@@ -2,8 +2,8 @@
 
 The token is the only credential and travels in the path only. An unknown token, a
 revoked one, one replaced by a renewal, or a token used for something of another item
-answers 404 with the same page; all but the first also write an audit row (committed
-before the answer). A link whose forward is answered and whose item is resolved stops
+answers 404 with the same page; all but the first also write an audit row (kept
+through the error answer). A link whose forward is answered and whose item is resolved stops
 working after ``DEPARTMENT_LINK_GRACE_DAYS``: the page and the photos answer 410 with a page
 that says so and whom to ask (the deputy can renew the link from the item page). The
 resident's contact details are shown only when the forward shares them
@@ -49,14 +49,14 @@ def _unknown() -> UserError:
 
 
 def _audit_refusal(forward: ItemForward, reason: str, **data) -> None:
-    """Audit a refused use of a real link and commit it: the error answer rolls the request back."""
+    """Audit a refused use of a real link, kept through the error answer."""
     record_audit(
         "forward_link_denied",
         object_type="item_forward",
         object_id=forward.id,
         data={"reason": reason, "item_id": forward.item_id, **data},
+        keep=True,
     )
-    db.session.commit()
 
 
 def _deny(forward: ItemForward, reason: str, **data) -> UserError:
@@ -86,7 +86,7 @@ class LinkExpired(Exception):
 
 
 def _expired(link: ForwardLink) -> LinkExpired:
-    """Audit the use of an expired link (committed), and the exception that shows the expired page."""
+    """Audit the use of an expired link (kept through the 410), and the exception that shows the expired page."""
     _audit_refusal(link.forward, "expired")
     return LinkExpired(link)
 
@@ -254,7 +254,6 @@ def _act(token: str, forward: ItemForward, operation, values: dict, *, done: str
             raise
         db.session.rollback()
         return _page(forward, exc.status, values=values, error=exc.message, error_field=exc.field, error_action=action)
-    db.session.commit()
     return redirect(url_for("department.forward_page", token=token, done=done), 303)
 
 
@@ -270,8 +269,8 @@ def reveal_contact(token: str):
         object_type="item",
         object_id=item.id,
         data={"ref": item.ref, "via": "department_link", "forward_id": forward.id},
+        keep=True,
     )
-    db.session.commit()
     return _page(forward, revealed={"name": item.contact_name, "phone": item.contact_phone})
 
 

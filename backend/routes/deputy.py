@@ -3,7 +3,7 @@
 Every page is for logged-in staff (``login_required``), every POST carries a CSRF token
 (CSRFProtect), every answer is ``Cache-Control: no-store`` (backend/security.py). Items are opened only through
 ``access.find_item_for_staff``: an item of someone else answers exactly like an unknown
-reference (404), and the refusal's audit row is committed before the answer. Actions go
+reference (404), and the refusal's audit row is kept through that answer. Actions go
 through ``lifecycle.perform_action``; this module only reads forms and shows results.
 """
 
@@ -66,10 +66,9 @@ UNKNOWN_ITEM_MESSAGE = "找不到该留言，请核对编号。"
 
 
 def item_or_404(user: StaffUser, ref: str) -> Item:
-    """The item ``ref`` if ``user`` may see it; else commit the refusal's audit row and answer 404 like an unknown ref."""
+    """The item ``ref`` if ``user`` may see it; else answer 404 like an unknown ref (the refusal's audit row kept)."""
     item = find_item_for_staff(user, ref)
     if item is None:
-        db.session.commit()  # the audit row of a hidden item survives the 404's rollback
         raise UserError("unknown_item", UNKNOWN_ITEM_MESSAGE, 404)
     return item
 
@@ -189,7 +188,6 @@ def item_action(ref: str):
         )
         return _page("staff/item.html", exc.status, **context)
     token = forward_link_token(event)
-    db.session.commit()
     if token is not None:  # a redirect: reloading the page shows the link again and forwards nothing twice
         return redirect(url_for("deputy.forward_link", ref=item.ref, forward_id=event.data["forward_id"]), 303)
     if not can_see_item(user, item):  # reassigned away from this deputy
@@ -232,7 +230,6 @@ def revoke(ref: str, forward_id: int):
     item = item_or_404(user, ref)
     forward = _forward_of(item, forward_id)
     revoke_forward(forward, user)
-    db.session.commit()
     return redirect(url_for("deputy.item_page", ref=item.ref, done="revoke_forward"), 303)
 
 
@@ -244,7 +241,6 @@ def renew_link(ref: str, forward_id: int):
     item = item_or_404(user, ref)
     forward = _forward_of(item, forward_id)
     renew_forward_link(forward, user)
-    db.session.commit()
     return redirect(url_for("deputy.forward_link", ref=item.ref, forward_id=forward.id, renewed=1), 303)
 
 
@@ -264,7 +260,6 @@ def extension_decision(ref: str, forward_id: int):
         db.session.rollback()
         context = item_context(item, user, error=exc.message, error_action="extension", notice="")
         return _page("staff/item.html", exc.status, **context)
-    db.session.commit()
     done = "grant_extension" if decision == "grant" else "refuse_extension"
     return redirect(url_for("deputy.item_page", ref=item.ref, done=done), 303)
 
@@ -328,7 +323,6 @@ def templates():
         object_id=template.id,
         data={"station_id": station_id, "title": title},
     )
-    db.session.commit()
     return redirect(url_for("deputy.templates", done="added"), 303)
 
 
@@ -349,7 +343,6 @@ def delete_template(template_id: int):
         data={"station_id": station_id, "title": template.title},
     )
     db.session.delete(template)
-    db.session.commit()
     return redirect(url_for("deputy.templates", done="deleted"), 303)
 
 
@@ -398,7 +391,6 @@ def in_person():
             raise
         db.session.rollback()
         return _in_person_form(user, exc.status, values=values, error=exc.message, error_field=exc.field)
-    db.session.commit()
     return _receipt_page(user, item, token)
 
 
@@ -430,5 +422,4 @@ def reissue(ref: str):
             raise
         db.session.rollback()
         return _page("staff/item.html", exc.status, **item_context(item, user, error=exc.message, notice=""))
-    db.session.commit()
     return _receipt_page(user, item, token, reissued=True)

@@ -14,7 +14,7 @@ from backend import api_schemas
 from backend.api_schemas import describe
 from backend.api_schemas import models as m
 from backend.errors import UserError
-from backend.extensions import csrf, db
+from backend.extensions import csrf
 from backend.items import retention
 from backend.items.operations import find_item_for_resident
 from backend.items.refs import format_ref
@@ -88,7 +88,6 @@ def erase_page(ref: str):
     item = _item_for_key(ref, request.args.get("k"), "找不到该留言。请核对编号和查询链接是否完整。")
     what = _what(request.form.get("what"))
     WHATS[what][0](item)
-    db.session.commit()
     return redirect(url_for("resident.track", ref=item.ref, k=item.access_key, _anchor="timeline"), 303)
 
 
@@ -117,7 +116,6 @@ def erase_api(ref: str):
     data: m.EraseRequest = api_schemas.body()
     what = _what(data.what)
     WHATS[what][0](item)
-    db.session.commit()
     return jsonify(
         ref=item.ref,
         ref_display=format_ref(item.ref),

@@ -53,7 +53,7 @@ def refuse_staff(
     code: str = "staff_cannot_rate",
     message: str = STAFF_REFUSED_MESSAGE,
 ) -> None:
-    """403 for a request that carries any staff credential (audited and committed: someone tried to act as the
+    """403 for a request that carries any staff credential (audited, kept through the 403: someone tried to act as the
     resident). Rating by default; the resident's withdrawal and erasure pass their own action, code and message."""
     user = staff_in_request()
     if user is None:
@@ -64,8 +64,8 @@ def refuse_staff(
         object_type="item_ref",
         object_id=ref[:64],
         data={"path": request.path[:500], "role": user.role.value},
+        keep=True,
     )
-    db.session.commit()  # the error answer rolls the request back; the audit row must stay
     raise UserError(code, message, 403)
 
 
@@ -101,7 +101,6 @@ def rate_page(ref: str):
             raise
         db.session.rollback()
         return track_page_with_error("rating_form", item, exc, exc.message, values)
-    db.session.commit()
     return redirect(url_for("resident.track", ref=item.ref, k=item.access_key, _anchor="timeline"), 303)
 
 
@@ -128,7 +127,6 @@ def rate_api(ref: str):
     item = _item_for_key(ref, request.args.get("key"), "找不到该留言，请核对编号和查询码。")
     data: m.RatingRequest = api_schemas.body()
     event = rate_item(item, data.satisfaction, data.solved, data.comment or "")
-    db.session.commit()
     return jsonify(
         ref=item.ref,
         ref_display=format_ref(item.ref),
@@ -186,7 +184,6 @@ def answer_page(ref: str):
         if files and exc.field != "photos":
             error += "出于安全原因，已选的照片需要重新选择。"
         return track_page_with_error("answer_form", item, exc, error, values)
-    db.session.commit()
     return redirect(url_for("resident.track", ref=item.ref, k=item.access_key, sent=kind, _anchor="timeline"), 303)
 
 
@@ -195,7 +192,6 @@ def _answer_api(ref: str, action: str):
     item = _item_for_key(ref, request.args.get("key"), "找不到该留言，请核对编号和查询码。")
     data: m.ResidentTextRequest = api_schemas.body()
     event = resident_action(item, action, data.text)
-    db.session.commit()
     return jsonify(
         ref=item.ref,
         ref_display=format_ref(item.ref),

@@ -86,7 +86,6 @@ def code_form(slug: str):
         return oauth
     with database.writing():  # the scan count: a write of a GET
         db.session.execute(update(Code).where(Code.id == resolved.code.id).values(scan_count=Code.scan_count + 1))
-        db.session.commit()
     # Never stored (backend/security.py): going back to the form fetches it again, with a fresh client_id.
     values = {"client_id": new_client_id(), "deputy_id": DUTY_CHOICE, "category": ""}
     return render_template("form.html", values=values, errors={}, **_form_context(resolved))
@@ -135,7 +134,6 @@ def submit_form(slug: str):
         if files and exc.field != "photos":
             errors.setdefault("photos", "出于安全原因，已选的照片需要重新选择。")
         return render_template("form.html", values=values, errors=errors, **_form_context(resolved)), exc.status
-    db.session.commit()
     return redirect(url_for("resident.track", ref=result.ref, k=result.access_key, new=1), code=303)
 
 
@@ -202,7 +200,6 @@ def report_notices(ref: str):
     except ValueError as exc:
         db.session.rollback()
         return jsonify(error={"code": "invalid_results", "message": str(exc)}), 400
-    db.session.commit()
     return jsonify(credits=credits)
 
 

@@ -50,7 +50,6 @@ def login_page():
         if exc.retry_after is not None:
             response.headers["Retry-After"] = str(exc.retry_after)
         return response
-    db.session.commit()
     return redirect(_next_target(next_value), 303)
 
 
@@ -58,7 +57,6 @@ def login_page():
 def logout_submit():
     """End the session server-side (POST with a CSRF token; GET is not allowed) and go to the login page."""
     logout()
-    db.session.commit()
     return redirect(url_for("staff.login", logged_out=1), 303)
 
 
@@ -105,7 +103,6 @@ def account_password():
         if exc.retry_after is not None:
             response.headers["Retry-After"] = str(exc.retry_after)
         return response
-    db.session.commit()
     return redirect(url_for("staff.account", done="password"), 303)
 
 
@@ -115,14 +112,12 @@ def account_session_end(session_id: int):
     """End one of the account's own logins (the current one too: that is a logout)."""
     if session_id == own_account.current_session_id():
         logout()
-        db.session.commit()
         return redirect(url_for("staff.login", logged_out=1), 303)
     try:
         own_account.end_session(current_staff(), session_id)
     except UserError as exc:
         db.session.rollback()
         return _account_page(exc.status, error=exc.message)
-    db.session.commit()
     return redirect(url_for("staff.account", done="session"), 303)
 
 
@@ -131,7 +126,6 @@ def account_session_end(session_id: int):
 def account_sessions_end_others():
     """End every login of the account but this one."""
     own_account.end_other_sessions(current_staff())
-    db.session.commit()
     return redirect(url_for("staff.account", done="others"), 303)
 
 
@@ -166,11 +160,8 @@ def activate(token: str):
             min_length=own_account.PASSWORD_MIN_LENGTH,
         )
         return make_response(page, exc.status)
-    db.session.commit()
     try:
         login(account.username, password, SessionKind.WEB)
-    except UserError:  # the password is set; the login itself was refused (a throttled address): log in by hand
-        db.session.rollback()
+    except UserError:  # the password is set (and kept); the login itself was refused (a throttled address)
         return redirect(url_for("staff.login"), 303)
-    db.session.commit()
     return redirect(url_for("staff.home", activated=1), 303)

@@ -385,7 +385,6 @@ def supervise(ref: str):
     user = current_staff()
     item = find_item_for_staff(user, ref)
     if item is None:
-        db.session.commit()  # the refusal's audit row survives the 404
         raise UserError("unknown_item", "找不到该留言，请核对编号。", 404)
     done = "supervised"
     try:
@@ -394,7 +393,6 @@ def supervise(ref: str):
         if error.code != "recently_supervised":
             raise
         done = "recently_supervised"  # a double click: the first one went through; say so, remind nobody twice
-    db.session.commit()
     target = request.form.get("next", "")
     if not is_safe_next(target) or not target.startswith("/supervision"):
         target = url_for("supervision.dashboard")
@@ -412,21 +410,20 @@ def export_month():
     month = parse_day(f"{raw}-01", "month", "导出月份") if len(raw) == 7 else None  # 9999-12 has no next month
     if month is None:
         raise UserError("invalid_month", "请选择要导出的月份，例如2026-03。", 400, field="month")
-    record_audit(
+    out = tempfile.TemporaryFile(suffix=".xlsx")  # noqa: SIM115 - send_file closes it with the response
+    try:
+        export.write_month(scope, month, out)  # in the read: no write lock held while it is written
+        out.seek(0)
+    except BaseException:
+        out.close()
+        raise
+    record_audit(  # committed by the request with the answer that carries the file
         "stats_exported",
         user=user,
         object_type=scope.kind,
         object_id=scope.key,
         data={"month": month.strftime("%Y-%m")},
     )
-    db.session.commit()
-    out = tempfile.TemporaryFile(suffix=".xlsx")  # noqa: SIM115 - send_file closes it with the response
-    try:
-        export.write_month(scope, month, out)
-        out.seek(0)
-    except BaseException:
-        out.close()
-        raise
     name = f"{scope.label}-{month.year}年{month.month:02d}月-群众意见办理情况.xlsx"
     response = send_file(
         out,

@@ -43,7 +43,6 @@ def _page(template: str, status: int = 200, **context):
 def oauth_callback():
     """Where WeChat's silent OAuth comes back: keep the resident in this browser's session, return to the form."""
     path = identity.finish_h5_oauth(request.args.get("code"), request.args.get("state"))
-    db.session.commit()
     return redirect(path, 302)
 
 
@@ -73,14 +72,12 @@ def wechat_binding():
         action = request.form.get("action")
         if action == "create":
             code = identity.new_binding_code()
-            db.session.commit()  # end the session check's read: nobody holds SQLite's write lock while WeChat answers
+            database.commit_before_slow_work()  # nobody holds SQLite's write lock while WeChat answers
             image, _made_by_wechat = _binding_image(code)
             _code, row = identity.create_binding_code(user, code)
-            db.session.commit()
             context.update(code=code, image=image, expires_at=row.expires_at)
         elif action == "unbind":
             identity.unbind_staff_wechat(user)
-            db.session.commit()
             context["notice"] = "已解除微信绑定，新留言将不再通过微信提醒您。"
         else:
             raise UserError("bad_request", "请求有误，请返回重试。", 400)
@@ -100,7 +97,7 @@ def wxacode_image(owner: Deputy | Station | None) -> Response:
     if code is None:
         abort(404)
     code_id, slug = code.id, code.slug
-    db.session.commit()  # end the read: on SQLite it may hold the write lock, which nobody may hold while WeChat answers
+    database.commit_before_slow_work()  # a code made just now is kept; nobody holds SQLite's write lock while WeChat answers
     try:
         image = wxacode.miniprogram_code(code_id, slug)
     except wxacode.WxacodeUnavailable:
@@ -187,10 +184,8 @@ def release(ref: str):
     user = current_staff()
     item = find_item_for_staff(user, ref)
     if item is None:
-        db.session.commit()  # the refusal's audit row (an item of another station) stays
         raise UserError("unknown_item", "找不到该留言，请核对编号。", 404)
     if not item.is_held:
         raise UserError("not_held", "该件已经放行，无需再次审核。", 409)
     release_held_item(item, user)
-    db.session.commit()
     return redirect(url_for("wechat_pages.review", done="released"), 303)

@@ -84,5 +84,4 @@ def receive():
         db.session.rollback()
         log.warning("wechat push not understood: %s", exc)
         return _text("bad message", 400)
-    db.session.commit()
     return _text("success", 200)

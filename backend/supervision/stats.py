@@ -401,15 +401,15 @@ def home_scope(user: StaffUser) -> Scope | None:
 
 
 def _deny(user: StaffUser, kind: str, key: object) -> UserError:
-    """Write and commit the refusal's audit row; the 404 to raise (the same as for something unknown)."""
+    """Write the refusal's audit row (kept through the error answer); the 404 to raise (as for something unknown)."""
     record_audit(
         "stats_access_denied",
         user=user,
         object_type=kind,
         object_id=key,
         data={"path": request.path[:500] if has_request_context() else "", "role": user.role.value},
+        keep=True,
     )
-    db.session.commit()  # the error answer rolls the request back; the audit row must stay
     return _not_found()
 
 

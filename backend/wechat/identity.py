@@ -356,7 +356,7 @@ def create_binding_code(user: StaffUser, code: str | None = None) -> tuple[str, 
 
 
 def _binding_refused(row: WechatBindingCode | None, reason: str, message: str) -> UserError:
-    """Audit a refused binding of a known code (committed: the error answer rolls back), and the error to raise."""
+    """Audit a refused binding of a known code (kept through the error answer), and the error to raise."""
     if row is not None:
         user = db.session.get(StaffUser, row.staff_user_id)
         record_audit(
@@ -365,8 +365,8 @@ def _binding_refused(row: WechatBindingCode | None, reason: str, message: str) -
             object_type="wechat_binding_code",
             object_id=row.id,
             data={"reason": reason},
+            keep=True,
         )
-        db.session.commit()
     return UserError(f"binding_code_{reason}", message, 400, field="binding_code")
 
 
