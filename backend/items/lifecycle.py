@@ -74,7 +74,8 @@ Inputs and what they mean (text ≤ 2000 characters everywhere):
 Who may act: deputies and station administrators take every staff action on items they
 can see but 督办; supervisors only write notes and supervise; departments act on their forward, through
 its link or their accounts' inbox, never through the table: progress and the final answer
-(``department_answer``; the resident is told that it came, ``item_department_replied``), a request for more time (``department_request_extension``, which the
+(``department_answer``; the resident is told that it came, ``item_department_replied``), a request
+for more time (``department_request_extension``, which the
 deputy grants or refuses: ``decide_extension``), 退回 (``department_return``) and a second hop to
 one of their own units (``department_pass_on``); the resident's rows (``RESIDENT_ACTIONS``) are taken only through
 ``resident_action``, by the holder of the item's key, never by staff. The resident's rating (``rate_item``) takes no staff actor at

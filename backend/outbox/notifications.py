@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from flask import current_app
+from sqlalchemy import select
 
 from backend.extensions import db
 from backend.models import Item, ItemEvent, ItemForward, ItemStatus, OutboxMessage, Resident, StaffUser
@@ -323,8 +324,6 @@ WITHDRAWN_NOTE = "群众已撤回留言，不再通知"  # why the worker skips 
 
 def withdrawn_item_ids(item_ids: set[int]) -> set[int]:
     """Which of these items the resident has withdrawn: their notices are no longer worth sending."""
-    from sqlalchemy import select
-
     ids = {i for i in item_ids if isinstance(i, int)}
     if not ids:
         return set()
@@ -475,7 +474,6 @@ def prefetch(messages: list[OutboxMessage]) -> list:
     Returns the loaded objects: hold on to them while building, since the session's identity
     map keeps objects only while something else references them.
     """
-    from sqlalchemy import select
     from sqlalchemy.orm import selectinload
 
     loaded: list = []

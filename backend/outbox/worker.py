@@ -418,9 +418,10 @@ def _fold(row: OutboxMessage, now: datetime) -> tuple[int, ...]:
 
     Deputy notices queued within ``NOTICE_COALESCE_SECONDS`` wait for the window's end
     (``queue``); the first one claimed takes every other one of the same account that is
-    pending, never tried, holds no credit and no live lease, and is not of a withdrawn item (skipped on
-    its own claim) — locked, skipping rows another worker holds — lists them in its payload (``also``) and marks them ``merged``. In the claim's
-    transaction: a step is told by the message of exactly one row.
+    pending, never tried, holds no credit and no live lease, and is not of a withdrawn item (that one
+    is skipped on its own claim) — locked, skipping rows another worker holds — lists them in its
+    payload (``also``) and marks them ``merged``. In the claim's transaction: a step is told by the
+    message of exactly one row.
     """
     from backend.outbox.queue import DEPUTY_KINDS
 
