@@ -126,6 +126,7 @@ def test_outside_wechat_the_confirmation_says_progress_shows_only_here(h5, clien
     [
         ("wrong", {"results": {OA_TEMPLATE: "accept"}}, 404),
         (None, {"results": {"tpl-unknown": "accept"}}, 400),
+        (None, {"results": {"tpl-item-progress": "accept"}}, 400),  # the mini-program's: not offered on the page
         (None, {"results": {OA_TEMPLATE: "maybe"}}, 400),
         (None, {"results": {}}, 400),
         (None, {"results": ["accept"]}, 400),
@@ -153,3 +154,46 @@ def test_a_resident_without_a_service_account_openid_cannot_report(app, client, 
     item = db.session.get(Item, item_id)
     answer = client.post(f"/t/{item.ref}/notices?k={item.access_key}", json={"results": {OA_TEMPLATE: "accept"}})
     assert answer.status_code == 409
+
+
+# -- 模拟微信's open tag: the JS-SDK the sandbox serves under WECHAT_SANDBOX --------------------------------------
+
+
+def test_under_the_sandbox_the_page_loads_the_sandboxs_js_sdk_and_only_it(h5, app, client, wechat_sandbox):  # noqa: F811
+    import requests
+
+    app.config["WECHAT_SANDBOX"] = True  # as `make run`: WeChat's script renders no open tag outside WeChat
+    item = _item(h5)
+    page = client.get(f"/t/{item.ref}?k={item.access_key}&new=1", headers={"User-Agent": WECHAT_UA})
+    html = page.get_data(as_text=True)
+    script = wechat_sandbox.url + "open/js/jweixin-1.6.0.js"
+    assert f'<script src="{script}">' in html and "res.wx.qq.com" not in html
+    origin = wechat_sandbox.url.split("/_wechat/")[0]
+    policy = page.headers["Content-Security-Policy"]
+    assert f"script-src 'self' {origin};" in policy and "res.wx.qq.com" not in policy
+    served = requests.get(script, timeout=5)
+    assert served.status_code == 200 and served.headers["Content-Type"].startswith("text/javascript")
+    assert 'customElements.define("wx-open-subscribe"' in served.text
+    assert '"/_wechat/sandbox/oa-subscribe"' in served.text and f'"{OA_TEMPLATE}": "' in served.text
+    assert "cgi-bin/ticket/getticket" in wechat_sandbox.stats()  # the page's wx.config is signed all the same
+
+
+def test_the_emulated_open_tag_accepts_for_this_browsers_wechat_user(h5, app, wechat_sandbox):  # noqa: F811
+    """The tag's sheet posts no openid: the sandbox takes this browser's user, whom its OAuth page named."""
+    import requests
+
+    from backend.wechat import api
+
+    browser = requests.Session()
+    url = api.oauth_authorize_url("http://127.0.0.1/c/abc", state="s").replace("#wechat_redirect", "")
+    assert browser.get(url + f"&openid={OA_OPENID}", allow_redirects=False, timeout=5).status_code == 302
+    control = wechat_sandbox.url + "sandbox/oa-subscribe"
+    accepted = browser.post(control, json={"template_id": OA_TEMPLATE, "status": "accept"}, timeout=10)
+    assert accepted.status_code == 200 and accepted.json()["openid"] == OA_OPENID and accepted.json()["pushed"] == 200
+    assert credits_of(OA_OPENID, OA_TEMPLATE) == 1  # the push reached the app, signed
+    # Bad inputs: another browser (no WeChat user), a template not offered, a status WeChat never gives.
+    stranger = requests.post(control, json={"template_id": OA_TEMPLATE, "status": "accept"}, timeout=10)
+    assert stranger.status_code == 400 and "openid" in stranger.json()["error"]
+    for body in ({"template_id": "tpl-unknown", "status": "accept"}, {"template_id": OA_TEMPLATE, "status": "maybe"}):
+        assert browser.post(control, json=body, timeout=10).status_code == 400, body
+    assert wechat_sandbox.subscriptions(OA_OPENID) == {OA_TEMPLATE: 1}

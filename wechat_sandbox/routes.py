@@ -535,6 +535,19 @@ def oauth_authorize():
     return response
 
 
+@bp.get("/open/js/jweixin-1.6.0.js")
+def jssdk_script():
+    """WeChat's JS-SDK at WeChat's path, as 模拟微信 emulates it: ``wx.config`` and the ``<wx-open-subscribe>`` tag,
+    whose sheet posts the choice to ``sandbox/oa-subscribe`` for this browser's user (templates/jweixin.js says
+    exactly what is emulated and what is not). The production app loads it only under ``WECHAT_SANDBOX``."""
+    titles = {
+        template_id: entry.get("title") or TEMPLATE_TITLES.get(entry.get("purpose", ""), template_id)
+        for template_id, entry in (templates() or {}).items()
+    }
+    script = render_template("jweixin.js", control_url=url_for(".control_oa_subscribe"), titles=titles)
+    return Response(script, mimetype="text/javascript", headers={"Cache-Control": "no-store"})
+
+
 @wechat_endpoint("/<path:path>", ("GET", "POST"))
 def not_implemented(path: str):
     """Any other WeChat path: the sandbox does not speak it."""
@@ -622,9 +635,12 @@ def control_oa_subscribe():
     """What ``<wx-open-subscribe>`` does in WeChat: ``{"openid", "template_id", "status": "accept"|"reject"}``.
 
     Records the choice (a long-term template switched on or off; a one-time one counted) and pushes
-    ``subscribe_msg_popup_event`` to the app's push URL, signed.
+    ``subscribe_msg_popup_event`` to the app's push URL, signed. Without ``openid``, the user is this
+    browser's (the cookie the OAuth page set): what the emulated open tag (``jssdk_script``) posts.
     """
     body = _control_body()
+    if not body.get("openid") and request.cookies.get(OPENID_COOKIE):
+        body = {**body, "openid": request.cookies[OPENID_COOKIE]}
     openid = _openid(body)
     template_id = body.get("template_id")
     if not is_known_template(template_id):

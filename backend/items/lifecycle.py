@@ -74,7 +74,8 @@ Inputs and what they mean (text ≤ 2000 characters everywhere):
 Who may act: deputies and station administrators take every staff action on items they
 can see but 督办; supervisors only write notes and supervise; departments act on their forward, through
 its link or their accounts' inbox, never through the table: progress and the final answer
-(``department_answer``), a request for more time (``department_request_extension``, which the
+(``department_answer``; the resident is told that it came, ``item_department_replied``), a request
+for more time (``department_request_extension``, which the
 deputy grants or refuses: ``decide_extension``), 退回 (``department_return``) and a second hop to
 one of their own units (``department_pass_on``); the resident's rows (``RESIDENT_ACTIONS``) are taken only through
 ``resident_action``, by the holder of the item's key, never by staff. The resident's rating (``rate_item``) takes no staff actor at
@@ -893,10 +894,20 @@ def _department_may_act(forward: ItemForward, *, what: str) -> Item:
 
 
 def _department_step(
-    item: Item, forward: ItemForward, kind: ItemEventKind, body: str, data: dict, notice: str, audit: str, now
+    item: Item,
+    forward: ItemForward,
+    kind: ItemEventKind,
+    body: str,
+    data: dict,
+    notice: str,
+    audit: str,
+    now,
+    *,
+    resident_notice: str | None = None,
 ) -> ItemEvent:
     """A department's step: a private event on the item's timeline (the deputy decides what the resident is told),
-    the handlers' outbox rows of kind ``notice``, and an audit row. Flushes."""
+    the handlers' outbox rows of kind ``notice``, the resident's of kind ``resident_notice`` when given (it says
+    that the step happened, never the private text), and an audit row. Flushes."""
     event = ItemEvent(
         kind=kind,
         actor_kind=ActorKind.DEPARTMENT,
@@ -917,6 +928,15 @@ def _department_step(
         now,
         {"forward_id": forward.id, "event_id": event.id},
     )
+    if resident_notice is not None and item.resident_id is not None:
+        db.session.add(
+            OutboxMessage(
+                kind=resident_notice,
+                item_id=item.id,
+                resident_id=item.resident_id,
+                payload={"forward_id": forward.id, "event_id": event.id},
+            )
+        )
     record_audit(
         audit,
         object_type="item_forward",
@@ -932,7 +952,8 @@ def department_answer(forward: ItemForward, text: str, promised_by: date | None,
 
     The event is private: the deputy reads it and decides what the resident is told. The
     item's deputy (or, for an item without one, the station's administrators) gets a
-    ``deputy_department_replied`` outbox row. Refuses a revoked link (404), anything after the
+    ``deputy_department_replied`` outbox row; the resident an ``item_department_replied`` one
+    (部门已答复: that the department answered, not what). Refuses a revoked link (404), anything after the
     final answer, a returned forward and an item closed as declined or duplicate (409).
     Flushes; the caller commits.
     """
@@ -952,7 +973,15 @@ def department_answer(forward: ItemForward, text: str, promised_by: date | None,
     data = {"promised_by": promised.isoformat() if promised else None, "final": final}
     audit = "forward_answered" if final else "forward_progress"
     return _department_step(
-        item, forward, ItemEventKind.DEPARTMENT_REPLIED, answer, data, "deputy_department_replied", audit, now
+        item,
+        forward,
+        ItemEventKind.DEPARTMENT_REPLIED,
+        answer,
+        data,
+        "deputy_department_replied",
+        audit,
+        now,
+        resident_notice="item_department_replied",
     )
 
 

@@ -1,8 +1,10 @@
 """What each outbox kind tells whom: recipient, subscribe-message template, data and page.
 
-Residents are told when their item is received, accepted, forwarded, answered (with the
-beginning of the answer) and resolved (with a request to rate), and of the other public
-steps the lifecycle reports (declined, duplicate, reassigned, extended, waiting). Deputies
+Residents are told when their item is received, accepted, forwarded, answered by the department
+it was forwarded to (that it answered the deputy, never what: the answer is the deputy's to
+pass on), answered (with the beginning of the answer) and resolved (with a request to rate),
+and of the other public steps the lifecycle reports (declined, duplicate, reassigned,
+extended, waiting). Deputies
 are told of a new item, one about to be overdue, an overdue item, a reopened item, a
 supervisor's 督办, a department's reply, return (退回) or request for more time, the resident's reply
 to 等待群众补充 and the resident's 追问 — queued by ``queue``, and several within
@@ -32,6 +34,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from flask import current_app
+from sqlalchemy import select
 
 from backend.extensions import db
 from backend.models import Item, ItemEvent, ItemForward, ItemStatus, OutboxMessage, Resident, StaffUser
@@ -316,9 +319,30 @@ DEPUTY_SHORT_LABELS = {
 DIGEST_PAGE = "pages/inbox/inbox"
 
 
+WITHDRAWN_NOTE = "群众已撤回留言，不再通知"  # why the worker skips a notice of a withdrawn item
+
+
+def withdrawn_item_ids(item_ids: set[int]) -> set[int]:
+    """Which of these items the resident has withdrawn: their notices are no longer worth sending."""
+    ids = {i for i in item_ids if isinstance(i, int)}
+    if not ids:
+        return set()
+    return set(db.session.scalars(select(Item.id).where(Item.id.in_(ids), Item.status == ItemStatus.WITHDRAWN)))
+
+
+def _live_steps(message: OutboxMessage) -> list[str]:
+    """The kinds a message tells (its own and those folded into it), less those of items withdrawn since."""
+    entries = [{"kind": message.kind, "item_id": message.item_id}, *(message.payload or {}).get("also", [])]
+    withdrawn = withdrawn_item_ids({entry.get("item_id") for entry in entries})
+    return [entry.get("kind") for entry in entries if entry.get("item_id") not in withdrawn]
+
+
 def _digest(message: OutboxMessage) -> dict[str, object]:
-    """Values of a message that carries several steps (``payload["also"]``, folded by the worker)."""
-    kinds = [message.kind] + [entry.get("kind") for entry in (message.payload or {}).get("also", [])]
+    """Values of a message that carries several steps (``payload["also"]``, folded by the worker).
+
+    A step of an item withdrawn after it was folded in is left out (``_live_steps``).
+    """
+    kinds = _live_steps(message)
     counts: dict[str, int] = {}
     for kind in kinds:
         label = DEPUTY_SHORT_LABELS.get(kind, "动态")
@@ -331,6 +355,14 @@ def _forward_department(ctx: Context) -> str:
     forward_id = (ctx.message.payload or {}).get("forward_id")
     forward = db.session.get(ItemForward, forward_id) if forward_id else None
     return forward.department.name if forward is not None else "承办单位"
+
+
+def _department_replied(ctx: Context) -> dict[str, object]:
+    """The resident's notice of a department's answer or progress report: who answered, not what (a private text)."""
+    department = _forward_department(ctx)
+    if ctx.event is not None and (ctx.event.data or {}).get("final") is False:
+        return {"status": "部门报进展", "summary": f"{department}已向代表报告进展", "deputy": ctx.deputy_label()}
+    return {"status": "部门已答复", "summary": f"{department}已向代表答复", "deputy": ctx.deputy_label()}
 
 
 def _deputy_department_replied(ctx: Context) -> dict[str, object]:
@@ -371,6 +403,7 @@ KINDS: dict[str, KindSpec] = {
     "item_reassigned": KindSpec("resident", "item_progress", _progress("已转交", "已转交其他代表办理")),
     "item_extended": KindSpec("resident", "item_progress", _progress("已延期", "办理期限已延长")),
     "item_waiting": KindSpec("resident", "item_progress", _progress("待补充", "请补充有关情况")),
+    "item_department_replied": KindSpec("resident", "item_progress", _department_replied),
     "item_answered": KindSpec("resident", "item_answered", _answered),
     "item_resolved": KindSpec("resident", "item_resolved", _resolved),
     # Deputies (staff users with a bound WeChat).
@@ -441,7 +474,6 @@ def prefetch(messages: list[OutboxMessage]) -> list:
     Returns the loaded objects: hold on to them while building, since the session's identity
     map keeps objects only while something else references them.
     """
-    from sqlalchemy import select
     from sqlalchemy.orm import selectinload
 
     loaded: list = []
@@ -469,6 +501,9 @@ def build_notice(message: OutboxMessage) -> Notice:
     if spec.audience == "none" or spec.purpose is None or spec.values is None:
         raise NoChannel(f"{message.kind}: no WeChat channel for this recipient")
     item = db.session.get(Item, message.item_id) if message.item_id else None
+    folded = spec.audience == "staff" and bool((message.payload or {}).get("also"))
+    if item is not None and item.status == ItemStatus.WITHDRAWN and not (folded and _live_steps(message)):
+        raise NoChannel(f"{message.kind}: {WITHDRAWN_NOTE}")
     openid = recipient_openid(message)
     if not openid and spec.audience == "resident" and item is not None:
         event_id = (message.payload or {}).get("event_id")
@@ -486,7 +521,6 @@ def build_notice(message: OutboxMessage) -> Notice:
     event_id = (message.payload or {}).get("event_id")
     event = db.session.get(ItemEvent, event_id) if event_id else None
     ctx = Context(message=message, item=item, event=event)
-    folded = spec.audience == "staff" and (message.payload or {}).get("also")
     values = {"ref": item.ref, "at": ctx.at, **(_digest(message) if folded else spec.values(ctx))}
     template_id, data = template_data(spec.purpose, values)
     page = (RESIDENT_PAGE if spec.audience == "resident" else DEPUTY_PAGE).format(ref=item.ref)

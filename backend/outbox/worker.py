@@ -16,7 +16,8 @@ Claiming
     ``UPDATE … WHERE id = :id AND lease_token = :token AND status = 'pending'``, so a worker
     whose lease expired and was taken over (the new holder incremented ``lease_token``) writes
     nothing. Rows without a channel (no WeChat identity, no template, no subscription left)
-    are settled as ``skipped`` inside the claim, without any call to WeChat.
+    are settled as ``skipped`` inside the claim, without any call to WeChat; so are the notices of an item
+    the resident has withdrawn since they were queued (``notifications.WITHDRAWN_NOTE``).
 
 Accounting
     ``attempts`` counts sends — calls to WeChat — and nothing else: it is what
@@ -83,12 +84,12 @@ from datetime import datetime, timedelta
 
 import requests
 from flask import current_app
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import exists, func, or_, select, update
 from sqlalchemy.exc import DBAPIError
 
 from backend import database
 from backend.extensions import db
-from backend.models import OutboxMessage, OutboxStatus, SubscriptionCredit, ThrottleCounter, utcnow
+from backend.models import Item, ItemStatus, OutboxMessage, OutboxStatus, SubscriptionCredit, ThrottleCounter, utcnow
 from backend.ops import heartbeat
 from backend.outbox.notifications import (
     NoChannel,
@@ -417,9 +418,10 @@ def _fold(row: OutboxMessage, now: datetime) -> tuple[int, ...]:
 
     Deputy notices queued within ``NOTICE_COALESCE_SECONDS`` wait for the window's end
     (``queue``); the first one claimed takes every other one of the same account that is
-    pending, never tried, holds no credit and no live lease — locked, skipping rows another
-    worker holds — lists them in its payload (``also``) and marks them ``merged``. In the claim's
-    transaction: a step is told by the message of exactly one row.
+    pending, never tried, holds no credit and no live lease, and is not of a withdrawn item (that one
+    is skipped on its own claim) — locked, skipping rows another worker holds — lists them in its
+    payload (``also``) and marks them ``merged``. In the claim's transaction: a step is told by the
+    message of exactly one row.
     """
     from backend.outbox.queue import DEPUTY_KINDS
 
@@ -437,6 +439,8 @@ def _fold(row: OutboxMessage, now: datetime) -> tuple[int, ...]:
             OutboxMessage.has_reserved_credit.is_(False),
             OutboxMessage.id != row.id,
             or_(OutboxMessage.lease_expires_at.is_(None), OutboxMessage.lease_expires_at <= now),
+            # A withdrawn item's notice is not told in a digest: it is skipped on its own claim, saying why.
+            ~exists().where(Item.id == OutboxMessage.item_id, Item.status == ItemStatus.WITHDRAWN),
         )
         .order_by(OutboxMessage.id)
         .with_for_update(skip_locked=True)

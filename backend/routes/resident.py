@@ -34,7 +34,7 @@ from backend.security import CONTENT_SECURITY_POLICY, client_address
 from backend.stations.calendar import describe_rule, duty_assignment, next_reception_days, today_in_china
 from backend.wechat import identity as wechat_identity
 from backend.wechat import subscriptions
-from backend.wechat.jssdk import JSSDK_ORIGIN
+from backend.wechat.jssdk import script_origin
 
 bp = Blueprint("resident", __name__)
 
@@ -178,7 +178,7 @@ def track(ref: str):
     )
     if notices["mode"] == "ask":  # WeChat's JS-SDK, for the wx-open-subscribe button
         response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY.replace(
-            "script-src 'self'", f"script-src 'self' {JSSDK_ORIGIN}"
+            "script-src 'self'", f"script-src 'self' {script_origin()}"
         )
     return response
 

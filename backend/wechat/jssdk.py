@@ -4,13 +4,15 @@ The ticket (``cgi-bin/ticket/getticket?type=jsapi``, 7,200 s) is kept in the sha
 like the access token — each fetch counts against a daily limit and every process needs the
 same one — and fetched again under the store's refresh lock, so concurrent pages fetch it once.
 A page's signature is ``sha1("jsapi_ticket=…&noncestr=…&timestamp=…&url=…")`` over its URL
-without the fragment; the config asks for the ``wx-open-subscribe`` open tag.
+without the fragment; the config asks for the ``wx-open-subscribe`` open tag. Under ``WECHAT_SANDBOX`` the
+page loads the sandbox's emulation of the script instead of WeChat's (``script_url``).
 """
 
 from __future__ import annotations
 
 import secrets
 import time
+from urllib.parse import urlsplit
 
 from flask import current_app
 
@@ -19,7 +21,24 @@ from backend.wechat.client import JSAPI_TICKET_SUFFIX, get_mp_client, official_a
 
 TICKET_MARGIN_SECONDS = 60  # fetched again this long before WeChat's expiry
 JSSDK_ORIGIN = "https://res.wx.qq.com"
-JSSDK_URL = JSSDK_ORIGIN + "/open/js/jweixin-1.6.0.js"  # 1.6.0: the first with open tags
+JSSDK_PATH = "open/js/jweixin-1.6.0.js"  # 1.6.0: the first with open tags
+JSSDK_URL = f"{JSSDK_ORIGIN}/{JSSDK_PATH}"
+
+
+def script_url() -> str:
+    """Where a page loads the JS-SDK from: WeChat's; under ``WECHAT_SANDBOX`` the sandbox's emulation at the same
+    path (its ``<wx-open-subscribe>`` opens 模拟微信's subscription sheet: outside WeChat's own browser,
+    WeChat's script renders no open tag, so nobody could accept)."""
+    config = current_app.config
+    if config.get("WECHAT_SANDBOX"):
+        return str(config["WECHAT_API_BASE"]).rstrip("/") + "/" + JSSDK_PATH
+    return JSSDK_URL
+
+
+def script_origin() -> str:
+    """The origin ``script_url`` is on: what the page's Content-Security-Policy lets scripts come from."""
+    parts = urlsplit(script_url())
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 def jsapi_ticket() -> str:
@@ -67,5 +86,5 @@ def page_config(url: str) -> dict | None:
         "signature": signature,
         "jsApiList": ["checkJsApi"],
         "openTagList": ["wx-open-subscribe"],
-        "script": JSSDK_URL,
+        "script": script_url(),
     }
