@@ -360,7 +360,7 @@ def test_the_staff_pages_say_when_a_bound_wechats_new_item_notices_are_switched_
 
     def says_off(path: str) -> bool:
         html = staff.get(path).get_data(as_text=True)
-        return 'id="notices-off"' in html and "微信通知已关闭" in html
+        return 'id="notices-off"' in html and "微信通知未开启" in html
 
     assert not says_off("/staff/inbox") and not says_off("/staff/wechat-binding")  # not bound: nothing to switch
     deputy.wechat_openid = "o-dep-1"
