@@ -29,7 +29,7 @@ from backend.models import Item, ReceptionRule, ReceptionRuleKind, Resident, Sta
 from backend.outbox import notifications, worker
 from backend.qr.codes import current_code
 from backend.stations.calendar import describe_rule, today_in_china
-from backend.wechat import identity
+from backend.wechat import identity, subscriptions
 from tests.helpers import missing_tool
 from tests.outbox_support import make_templates_one_time
 from tests.staff_world import PASSWORD, act, audit_rows, build_world, make_item
@@ -420,10 +420,18 @@ def test_a_one_time_credit_waits_for_acceptance_and_the_resident_subscribes_agai
     steps = [m["data"] for m in wechat_sandbox.messages(RESIDENT_OPENID) if m["template_id"] == progress]
     assert len(steps) == 1 and "已受理" in json.dumps(steps[0], ensure_ascii=False)
     assert progress_credits(app) == 0
-    # Refused: nothing is counted, and the page says so.
-    scenario("resubscribe", **env, ref=ref, subscribe="reject")
+    # The page says which are spent and asks again for those only; refused: nothing is counted, and the page says so.
+    spent = {
+        "headline": "微信通知：部分未开启",
+        "lines": ["办理进展 未开启", "代表答复 剩余1次", "办结 剩余1次"],
+        "askIds": [progress],
+        "tap": True,
+    }
+    scenario("item_notices", **env, **spent, ref=ref, subscribe="reject", after=spent["headline"],
+             afterLines=spent["lines"], shot="item-notices-one-time-spent")  # fmt: skip
     assert progress_credits(app) == 0
-    scenario("resubscribe", **env, ref=ref)
+    scenario("item_notices", **env, **spent, ref=ref, after="微信通知：已开启",
+             afterLines=["办理进展 剩余1次", "代表答复 剩余1次", "办结 剩余1次"], shot="item-notices-one-time")  # fmt: skip
     assert progress_credits(app) == 1
     act(item, world.users["deputy"], "wait_for_resident", text="请补充具体位置。")
     while worker.run_once(50):
@@ -475,7 +483,9 @@ def test_a_deputy_binds_then_subscribes_to_new_items(app, scenario, backend_url,
     assert db.session.get(StaffUser, user.id).wechat_openid == DEPUTY_OPENID
     assert db.session.scalar(select(Resident)) is None  # binding makes no resident
 
-    subscribed = scenario("deputy_subscribe", **env, username="deputy_d1", password=PASSWORD)
+    # One long-term template: the headline says it all.
+    states = {"headline": "微信通知：未开启", "lines": [], "after": "微信通知：已开启", "afterLines": []}
+    subscribed = scenario("deputy_subscribe", **env, **states, username="deputy_d1", password=PASSWORD)
     deputy_template = app.config["WECHAT_TEMPLATES"]["deputy_task"]["id"]
     assert subscribed["templateIds"] == [deputy_template]
     credits = db.session.scalar(
@@ -484,3 +494,55 @@ def test_a_deputy_binds_then_subscribes_to_new_items(app, scenario, backend_url,
         )
     )
     assert credits == 1
+
+
+def test_the_item_page_shows_whether_notices_are_on_and_switches_them_on_again(
+    app, scenario, backend_url, wechat_sandbox, world
+):
+    """Issue 11: the resident's item page, fed by GET /api/v1/wechat/subscriptions, in each state: all off (the
+    form's request refused), on with one-time credits left, a long-term template switched off in WeChat (asked for
+    again, alone), and none (no WeChat: nothing said); each tap reported and counted as the form's is."""
+    templates = app.config["WECHAT_TEMPLATES"]
+    progress, answered, resolved = (templates[p]["id"] for p in ("item_progress", "item_answered", "item_resolved"))
+    env = stub_env(backend_url, wechat_sandbox, **deputy_env(world.d1))
+    ref = scenario("submit", **env, subscribe="reject")["ref"]
+    assert dict(subscriptions.credits_for(RESIDENT_OPENID, [progress, answered, resolved])) == {
+        progress: 0, answered: 0, resolved: 0
+    }  # fmt: skip
+    on = ["办理进展 已开启", "代表答复 剩余1次", "办结 剩余1次"]
+    # Off: every template, the answer's first (the order WeChat's popup lists them).
+    scenario("item_notices", **env, ref=ref, headline="微信通知：未开启",
+             lines=["办理进展 未开启", "代表答复 未开启", "办结 未开启"], askIds=[answered, resolved, progress],
+             tap=True, after="微信通知：已开启", afterLines=on, shot="item-notices-off")  # fmt: skip
+    db.session.expire_all()
+    assert subscriptions.credits_for(RESIDENT_OPENID, [progress, answered, resolved]) == {
+        progress: 1, answered: 1, resolved: 1
+    }  # fmt: skip
+    # On, one-time credits left: nothing to ask.
+    scenario("item_notices", **env, ref=ref, headline="微信通知：已开启", lines=on, askIds=[], shot="item-notices-on")
+    # The resident switched progress off in WeChat's settings (WeChat's change push does this).
+    subscriptions.switch_off(RESIDENT_OPENID, progress)
+    db.session.commit()
+    scenario("item_notices", **env, ref=ref, headline="微信通知：部分未开启",
+             lines=["办理进展 未开启", "代表答复 剩余1次", "办结 剩余1次"], askIds=[progress], tap=True,
+             after="微信通知：已开启", afterLines=on, shot="item-notices-switched-off")  # fmt: skip
+    assert progress_credits(app) == 1  # long-term: a switch, on again
+    # None: without WeChat the page says nothing of notices (scenario submit_without_wechat checks it too).
+    wechat_sandbox.fault("sns/jscode2session", "http500", times=-1)
+    scenario("submit_without_wechat", **stub_env(backend_url, wechat_sandbox, slug=current_code(world.d1).slug))
+
+
+def test_the_inbox_shows_one_time_new_item_notices_with_what_is_left(
+    app, scenario, backend_url, wechat_sandbox, world, one_time_progress
+):
+    """The deputy's inbox when 待办提醒 is one-time: each acceptance is one notice, and the inbox says how many remain."""
+    user = world.users["deputy"]
+    user.wechat_openid = DEPUTY_OPENID
+    db.session.commit()
+    env = stub_env(backend_url, wechat_sandbox, deputyOpenid=DEPUTY_OPENID, username="deputy_d1", password=PASSWORD)
+    states = {"headline": "微信通知：未开启", "lines": ["新留言 未开启"], "after": "微信通知：已开启",
+              "afterLines": ["新留言 剩余1次"]}  # fmt: skip
+    scenario("deputy_subscribe", **env, **states)
+    deputy_template = app.config["WECHAT_TEMPLATES"]["deputy_task"]["id"]
+    db.session.expire_all()
+    assert subscriptions.credits_for(DEPUTY_OPENID, [deputy_template]) == {deputy_template: 1}

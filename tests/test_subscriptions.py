@@ -12,7 +12,9 @@ import pytest
 from backend.auth.sessions import hash_secret
 from backend.extensions import db
 from backend.models import ResidentSession, SessionKind, StaffSession, utcnow
+from backend.wechat import subscriptions
 from tests.outbox_support import credits_of, make_resident, make_world
+from tests.staff_world import build_world, login
 
 PROGRESS, ANSWERED, RESOLVED, DEPUTY = "tpl-item-progress", "tpl-item-answered", "tpl-item-resolved", "tpl-deputy-task"
 
@@ -345,3 +347,34 @@ def test_the_received_notice_never_spends_the_one_time_credit_that_acceptance_ne
     assert received_after_submitting() == 1  # long-term (the default): told at once
     app.config["WECHAT_TEMPLATES"]["item_progress"]["kind"] = "one_time"
     assert received_after_submitting() == 1  # one-time: no second "received" row
+
+
+def test_the_staff_pages_say_when_a_bound_wechats_new_item_notices_are_switched_off(
+    client, app, create_county, create_station, create_deputy
+):
+    """Issue 11: a deputy whose bound WeChat switched 待办提醒 off is told on /staff/inbox and the binding page, with
+    where to switch it on again (only the mini-program can ask WeChat); not told while it is on, nor when unbound."""
+    world = build_world(create_county, create_station, create_deputy)
+    deputy = world.users["deputy"]
+    staff = login(app, "deputy_d1")
+
+    def says_off(path: str) -> bool:
+        html = staff.get(path).get_data(as_text=True)
+        return 'id="notices-off"' in html and "微信通知未开启" in html
+
+    assert not says_off("/staff/inbox") and not says_off("/staff/wechat-binding")  # not bound: nothing to switch
+    deputy.wechat_openid = "o-dep-1"
+    db.session.commit()
+    assert says_off("/staff/inbox")  # bound, never accepted
+    binding = staff.get("/staff/wechat-binding").get_data(as_text=True)
+    assert says_off("/staff/wechat-binding") and "会通过“码上联”小程序的服务通知提醒您" not in binding
+    subscriptions.record_results("o-dep-1", {DEPUTY: "accept"})
+    db.session.commit()
+    assert not says_off("/staff/inbox") and not says_off("/staff/wechat-binding")
+    # Switched off in WeChat's settings: WeChat's push says so, and the pages follow.
+    app.config["WECHAT_PUSH_TOKEN"] = PUSH_TOKEN
+    off = push_xml("subscribe_msg_change_event", "o-dep-1", [{"TemplateId": DEPUTY, "SubscribeStatusString": "reject"}])
+    assert push(client, off).status_code == 200
+    assert says_off("/staff/inbox")
+    # Another deputy's switch is theirs alone.
+    assert not subscriptions.staff_notices_off(world.users["deputy2"])

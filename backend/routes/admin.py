@@ -479,19 +479,23 @@ def deputy_code_rotate(deputy_id: int):
 
 def _departments_context(user: StaffUser) -> dict:
     return {
-        "departments": department_ops.departments_of(user),
+        "tree": department_ops.department_tree(user),
         "regions": department_ops.manageable_regions(user),
+        "parents": department_ops.parent_choices(user),
     }
 
 
 @bp.route("/departments", methods=["GET", "POST"])
 @login_required(*ADMIN_ROLES)
 def departments():
-    """The departments of the supervisor's region: list, and add one."""
+    """The departments of the supervisor's region with their units beneath them: list, and add one or a unit."""
     user = current_staff()
     require_supervisor(user)
     if request.method == "GET":
-        return _page("admin/departments.html", **_departments_context(user))
+        # "添加下属单位" on a department's row opens the form with that department chosen as the parent.
+        parent = request.args.get("parent_id", "")
+        values = {"parent_id": parent} if parent.isascii() and parent.isdigit() else {}
+        return _page("admin/departments.html", prefill=values, **_departments_context(user))
     try:
         department = department_ops.create_department(user, request.form)
     except UserError as exc:
@@ -505,9 +509,12 @@ def _department_context(user: StaffUser, department) -> dict:
     return {
         "department": department,
         "regions": department_ops.manageable_regions(user),
+        "parents": department_ops.parent_choices(user, department),
+        "units": [d for d in department_ops.departments_of(user) if d.parent_id == department.id],
         "values": {
             "name": department.name,
             "region_id": str(department.region_id),
+            "parent_id": str(department.parent_id or ""),
             "contact_name": department.contact_name,
             "contact_phone": department.contact_phone,
         },
@@ -517,7 +524,7 @@ def _department_context(user: StaffUser, department) -> dict:
 @bp.route(f"/departments/<int(max={MAX_ID}):department_id>", methods=["GET", "POST"])
 @login_required(*ADMIN_ROLES)
 def department(department_id: int):
-    """One department: edit its name, region and contact."""
+    """One department or unit: edit its name, region, contact and the department it is a unit of."""
     user = current_staff()
     require_supervisor(user)
     department = require_department(user, department_id)

@@ -18,7 +18,6 @@ from backend.api_schemas import models as m
 from backend.errors import UserError
 from backend.extensions import csrf, db
 from backend.models import SessionKind
-from backend.outbox.notifications import KINDS
 from backend.wechat import subscriptions
 from backend.wechat.identity import current_resident
 
@@ -56,22 +55,6 @@ def _current_openid() -> str:
     return openid
 
 
-def _audiences() -> dict[str, list[str]]:
-    """Template purposes per audience, in the order the mini-program should ask for them."""
-    configured = current_app.config["WECHAT_TEMPLATES"]
-    out: dict[str, list[str]] = {"resident": [], "deputy": []}
-    for spec in KINDS.values():
-        if spec.purpose is None or spec.purpose not in configured:
-            continue
-        audience = "resident" if spec.audience == "resident" else "deputy"
-        if spec.purpose not in out[audience]:
-            out[audience].append(spec.purpose)
-    # What matters most comes first: the answer, then the resolution, then progress.
-    priority = {"item_answered": 0, "item_resolved": 1, "item_progress": 2}
-    out["resident"].sort(key=lambda purpose: priority.get(purpose, 9))
-    return out
-
-
 @bp.get("/templates")
 @describe(tags=("微信",), responses={200: m.TemplatesAnswer})
 def templates():
@@ -81,7 +64,7 @@ def templates():
     acceptance is enough until the user switches it off).
     """
     configured = current_app.config["WECHAT_TEMPLATES"]
-    audiences = _audiences()
+    audiences = subscriptions.audience_purposes()
     requests_ = {
         audience: [
             [configured[p]["id"] for p in purposes[i : i + TEMPLATES_PER_REQUEST]]
@@ -155,7 +138,7 @@ def subscriptions_state():
     """
     openid = _current_openid()
     audience = "resident" if current_resident() is not None else "deputy"
-    purposes = _audiences()[audience]
+    purposes = subscriptions.audience_purposes()[audience]
     state = subscriptions.notices_state(openid, purposes)
     configured = current_app.config["WECHAT_TEMPLATES"]
     ids = [configured[p]["id"] for p in purposes]

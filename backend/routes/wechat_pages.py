@@ -20,7 +20,7 @@ from backend.models import Deputy, Item, StaffRole, Station
 from backend.models.item import ITEM_STATUS_LABELS
 from backend.qr.codes import current_code
 from backend.routes.qr import CACHE_SECONDS
-from backend.wechat import identity, screening, wxacode
+from backend.wechat import identity, screening, subscriptions, wxacode
 
 bp = Blueprint("wechat_pages", __name__)
 
@@ -82,6 +82,7 @@ def wechat_binding():
         else:
             raise UserError("bad_request", "请求有误，请返回重试。", 400)
     context["is_bound"] = user.wechat_openid is not None
+    context["notices_off"] = subscriptions.staff_notices_off(user)
     context["minutes"] = identity.BINDING_CODE_MINUTES
     return _page("wechat/binding.html", **context)
 

@@ -112,6 +112,36 @@ def credits_for(openid: str, template_ids: list[str]) -> dict[str, int]:
     return {template_id: rows.get(template_id, 0) for template_id in sorted(template_ids)}
 
 
+def audience_purposes() -> dict[str, list[str]]:
+    """The mini-program's template purposes per audience (``resident``, ``deputy`` — every staff account), in the
+    order a page should ask for them: what matters most to a resident first (the answer, the resolution, progress).
+    """
+    from backend.outbox.notifications import KINDS  # the outbox imports this module: read its table when asked
+
+    configured = current_app.config["WECHAT_TEMPLATES"]
+    out: dict[str, list[str]] = {"resident": [], "deputy": []}
+    for spec in KINDS.values():
+        if spec.purpose is None or spec.purpose not in configured:
+            continue
+        audience = "resident" if spec.audience == "resident" else "deputy"
+        if spec.purpose not in out[audience]:
+            out[audience].append(spec.purpose)
+    priority = {"item_answered": 0, "item_resolved": 1, "item_progress": 2}
+    out["resident"].sort(key=lambda purpose: priority.get(purpose, 9))
+    return out
+
+
+def staff_notices_off(user) -> bool:
+    """True when ``user`` bound a WeChat but will not hear of new items there: a staff template switched off (or,
+    one-time, spent). The staff pages say so; only the mini-program can ask WeChat to switch it on again.
+    """
+    openid = getattr(user, "wechat_openid", None)
+    if not openid:
+        return False
+    purposes = audience_purposes()["deputy"]
+    return bool(purposes) and not notices_state(openid, purposes)["on"]
+
+
 def notices_state(openid: str | None, purposes: list[str], setting: str = "WECHAT_TEMPLATES") -> dict:
     """Whether ``openid`` will hear of these purposes: ``{"on": bool, "off": [template ids to ask for again]}``.
 

@@ -218,6 +218,9 @@ const scenarios = {
     const item = await rt.openUrl(rt.lastNavigation().url);
     sees(item, "提交成功");
     sees(item, "办理状态 已提交");
+    // Without WeChat the page cannot know of notices: it says nothing about them and offers none.
+    doesNotSee(item, "微信通知：");
+    assert.ok(!item.view.has("#notices-state") && !item.view.has("#subscribe-button"));
     return { ref: item.data.ref, residentToken: rt.storage.get("residentToken") || null };
   },
 
@@ -317,10 +320,9 @@ const scenarios = {
     sees(inbox, (env.body || MESSAGE).split("\n")[0]);
     doesNotSee(inbox, "没有待办的留言");
     doesNotSee(inbox, "代表登录");
-    assert.deepEqual(buttons(inbox), [
-      ["开启新留言提醒", "default"],
-      ["退出登录", "default"],
-    ]);
+    // This account has no WeChat bound: no notices to switch on, and how to bind one.
+    sees(inbox, "微信通知：未绑定微信\n请在网页版“绑定微信”页面生成绑定码");
+    assert.deepEqual(buttons(inbox), [["退出登录", "default"]]);
     rt.shot(inbox, "inbox-list");
     await inbox.view.tap("#item-" + env.ref);
     assert.equal(rt.lastNavigation().url, "/pages/inbox/item?ref=" + env.ref);
@@ -420,18 +422,28 @@ const scenarios = {
     return { status: item.data.item.status };
   },
 
-  // The resident, whose "received" notice spent the progress credit, asks for the next notices again.
-  async resubscribe(env) {
+  // The item page says whether the resident's notices are on, template by template (env.headline, env.lines: what
+  // the test put in the database), and offers to switch on again what is off (env.askIds, long-term ones included).
+  // With env.tap the resident taps it and answers WeChat with env.subscribe; the page then shows env.after/afterLines.
+  async item_notices(env) {
     const rt = runtime(env);
     const item = await rt.openUrl("pages/item/item?ref=" + env.ref);
     assert.equal(item.data.error, "");
-    sees(item, "想在微信里收到下一步的办理进展？");
-    assert.deepEqual(buttons(item), [["发送追问", "default"], ["开启微信提醒", "default"]]);
-    rt.shot(item, "item-open");
+    sees(item, [env.headline].concat(env.lines).join("\n"));
+    const offered = env.askIds.length > 0;
+    assert.equal(item.view.has("#subscribe-button"), offered);
+    if (offered) sees(item, "开启后，受理、答复、办结会在微信里通知您。");
+    else doesNotSee(item, "开启后");
+    assert.deepEqual(buttons(item).filter(([text]) => text === "开启微信通知"), offered ? [["开启微信通知", "default"]] : []);
+    rt.shot(item, env.shot);
+    if (!env.tap) return {};
     await item.view.tap("#subscribe-button");
-    assert.deepEqual(rt.subscribeRequests, [item.data.templateIds]);
-    sees(item, env.subscribe === "reject" ? /没有开启进展提醒/ : /已开启微信提醒/);
-    return { templateIds: item.data.templateIds };
+    assert.deepEqual(rt.subscribeRequests, [env.askIds]);
+    sees(item, [env.after].concat(env.afterLines).join("\n"));
+    sees(item, env.subscribe === "reject" ? "没有开启微信通知，您可以随时在这里查看办理进展。" : "已开启微信通知：下一步办理进展会在微信里通知您。");
+    assert.equal(item.view.has("#subscribe-button"), env.subscribe === "reject");
+    rt.shot(item, env.shot + "-after");
+    return { askIds: rt.subscribeRequests[0] };
   },
 
   // The deputy asked for more: the item page says "待您补充" with the question; an empty answer is refused on the
@@ -441,7 +453,7 @@ const scenarios = {
     const item = await rt.openUrl("pages/item/item?ref=" + env.ref);
     assert.equal(item.data.error, "");
     sees(item, "待您补充：代表请您补充以下情况\n" + env.question);
-    assert.deepEqual(buttons(item), [["提交补充", "primary"]].concat(item.view.has("#subscribe-button") ? [["开启微信提醒", "default"]] : []));
+    assert.deepEqual(buttons(item), [["提交补充", "primary"]].concat(item.view.has("#subscribe-button") ? [["开启微信通知", "default"]] : []));
     assert.ok(!item.view.has("#follow-up"), "while the deputy waits, the resident answers");
     rt.shot(item, "item-waiting");
     await item.view.tap("#answer");
@@ -473,18 +485,33 @@ const scenarios = {
     return {};
   },
 
-  // The deputy with nothing to do subscribes to new-item notices from the inbox, then logs out.
+  // The deputy with nothing to do: the inbox says the bound WeChat's notices are off (env.headline, env.lines), the
+  // deputy switches them on, the page and the inbox opened again say so (env.after, env.afterLines); then logs out.
   async deputy_subscribe(env) {
     const { rt, inbox } = await deputyLoggedIn(env);
     assert.equal(lines(inbox)[0], "待办（0件）");
     sees(inbox, "待办留言\n没有待办的留言。");
+    sees(inbox, [env.headline].concat(env.lines).join("\n"));
+    sees(inbox, "开启后，有新留言、超期留言时会在微信里提醒您。");
+    assert.deepEqual(buttons(inbox), [
+      ["开启微信通知", "default"],
+      ["退出登录", "default"],
+    ]);
     rt.shot(inbox, "inbox-empty");
     await inbox.view.tap("#subscribe");
-    sees(inbox, /已开启/);
+    sees(inbox, /已开启：有新留言时会在微信里提醒您/);
+    sees(inbox, [env.after].concat(env.afterLines).join("\n"));
+    assert.deepEqual(buttons(inbox), [["退出登录", "default"]]);
     const templateIds = rt.subscribeRequests[0];
-    await inbox.view.tap("#logout");
-    assert.equal(lines(inbox)[0], "代表登录");
-    assert.deepEqual(buttons(inbox), [["登录", "primary"]]);
+    rt.shot(inbox, "inbox-notices-on");
+    // The inbox opened again (onShow) reads the same from the backend.
+    const again = await rt.open("pages/inbox/inbox", {});
+    sees(again, [env.after].concat(env.afterLines).join("\n"));
+    doesNotSee(again, "开启后");
+    await again.view.tap("#logout");
+    assert.equal(lines(again)[0], "代表登录");
+    assert.deepEqual(buttons(again), [["登录", "primary"]]);
+    doesNotSee(again, "微信通知");
     return { templateIds: templateIds };
   },
 

@@ -12,6 +12,7 @@ const PATHS = {
   wechatBind: ["POST", "/api/v1/wechat/bind"],
   templates: ["GET", "/api/v1/wechat/templates"],
   subscriptions: ["POST", "/api/v1/wechat/subscriptions"],
+  noticesState: ["GET", "/api/v1/wechat/subscriptions"],
   submitItem: ["POST", "/api/v1/items"],
   item: ["GET", "/api/v1/items/{ref}"],
   rateItem: ["POST", "/api/v1/items/{ref}/rating"],

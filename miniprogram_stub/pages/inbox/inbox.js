@@ -1,6 +1,8 @@
 // The deputy's inbox: log in with the account the county gave (an API token kept in storage), then what is
-// overdue, reopened, new and in progress, first. "开启微信提醒" asks to be told of new items in WeChat.
+// overdue, reopened, new and in progress, first. Whether the deputy's WeChat will be told of new items, and
+// "开启微信通知" for what is off (utils/notices.js).
 const api = require("../../utils/api.js");
+const notices = require("../../utils/notices.js");
 
 Page({
   data: {
@@ -12,21 +14,28 @@ Page({
     counts: {},
     items: [],
     total: 0,
-    deputyTemplateIds: [],
+    notices: /** @type {import("../../utils/notices.js").NoticesView | null} */ (null),
+    unbound: false,
     notice: "",
   },
 
   onShow() {
-    const templates = api
-      .call("templates")
-      .then((res) => this.setData({ deputyTemplateIds: (res.requests.deputy && res.requests.deputy[0]) || [] }))
-      .catch(() => null);
     if (!api.hasStaffToken()) {
       this.setData({ loggedIn: false });
-      return templates.then(() => undefined);
+      return Promise.resolve();
     }
     this.setData({ loggedIn: true });
-    return Promise.all([templates, this.load()]).then(() => undefined);
+    return Promise.all([this.load(), this.loadNotices()]).then(() => undefined);
+  },
+
+  // The state of the bound WeChat's notices; an account with no WeChat bound is told how to bind one.
+  loadNotices() {
+    return notices.load("staff").then((view) =>
+      this.setData({
+        notices: view && "headline" in view ? view : null,
+        unbound: Boolean(view && "unbound" in view),
+      }),
+    );
   },
 
   onUsername(e) {
@@ -42,14 +51,14 @@ Page({
       .staffLogin(this.data.username, this.data.password)
       .then(() => {
         this.setData({ loggedIn: true, password: "" });
-        return this.load();
+        return Promise.all([this.load(), this.loadNotices()]);
       })
       .catch((err) => this.setData({ loading: false, error: err.message }));
   },
 
   onLogout() {
     api.staffLogout();
-    this.setData({ loggedIn: false, items: [], counts: {} });
+    this.setData({ loggedIn: false, items: [], counts: {}, notices: null, unbound: false, notice: "" });
   },
 
   load() {
@@ -66,11 +75,18 @@ Page({
     wx.navigateTo({ url: "/pages/inbox/item?ref=" + e.currentTarget.dataset.ref });
   },
 
+  // A tap (WeChat asks only from one): ask again for the templates that are off, long-term ones included.
   onSubscribe() {
-    return api.requestSubscriptions(this.data.deputyTemplateIds, "staff").then((res) => {
-      const credits = (res && res.credits) || {};
-      const accepted = Object.keys(credits).some((id) => credits[id] > 0);
-      this.setData({ notice: accepted ? "已开启：有新留言时会在微信里提醒您。" : "未开启提醒。需要时可再次点击开启。" });
-    });
+    const askIds = this.data.notices ? this.data.notices.askIds : [];
+    return api
+      .requestSubscriptions(askIds, "staff")
+      .then((res) => {
+        const credits = (res && res.credits) || {};
+        const accepted = Object.keys(credits).some((id) => credits[id] > 0);
+        return this.loadNotices().then(() => accepted);
+      })
+      .then((accepted) => {
+        this.setData({ notice: accepted ? "已开启：有新留言时会在微信里提醒您。" : "未开启提醒。需要时可再次点击开启。" });
+      });
   },
 });

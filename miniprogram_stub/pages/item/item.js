@@ -3,6 +3,7 @@
 // Opened from "my items" and the form (ref and key), or from a WeChat notification (ref only: the key is
 // looked up among the resident's own items).
 const api = require("../../utils/api.js");
+const notices = require("../../utils/notices.js");
 
 const OPEN = ["submitted", "accepted", "forwarded", "answered"];
 
@@ -29,8 +30,8 @@ Page({
     rating: false,
     ratingError: "",
     notice: "",
-    templateIds: [],
-    progressTemplateId: "",
+    // Whether WeChat will tell the resident of the next steps (utils/notices.js), shown while the item is open.
+    notices: /** @type {import("../../utils/notices.js").NoticesView | null} */ (null),
     canSubscribe: false,
     subscribing: false,
     answerText: "",
@@ -40,41 +41,43 @@ Page({
 
   onLoad(query) {
     this.setData({ ref: query.ref || "", key: query.key || "", isNew: query.new === "1" });
-    // Each WeChat "accept" allows one message per template; the form's are soon spent (the first is the
-    // "received" notice), so while the item is open the resident may ask for the next ones here.
-    const templates = api
-      .call("templates")
-      .then((res) => {
-        const progress = res.templates.filter((t) => t.purpose === "item_progress")[0];
-        this.setData({
-          templateIds: (res.requests.resident && res.requests.resident[0]) || [],
-          progressTemplateId: progress ? progress.id : "",
-        });
-      })
-      .catch(() => this.setData({ templateIds: [] }));
-    return Promise.all([templates, this.load()]).then(() => this.setData({ canSubscribe: this.subscribable() }));
+    return Promise.all([this.loadNotices(), this.load()]).then(() => this.setData({ canSubscribe: this.subscribable() }));
+  },
+
+  // Long-term notices stay on until the resident switches them off in WeChat; one-time ones are spent one a
+  // message: the page says which are on, and offers to switch on again what is not.
+  loadNotices() {
+    return notices.load("resident").then((view) => this.setData({ notices: view && "headline" in view ? view : null }));
   },
 
   subscribable() {
     const item = this.data.item;
-    return item !== null && OPEN.indexOf(item.status) >= 0 && this.data.templateIds.length > 0;
+    return item !== null && OPEN.indexOf(item.status) >= 0 && this.data.notices !== null;
   },
 
-  // A tap (WeChat asks only from one): ask again for the progress, answer and resolution notices.
+  // A tap (WeChat asks only from one): ask again for the templates that are off, long-term ones included.
   onSubscribe() {
+    const view = this.data.notices;
+    const askIds = view ? view.askIds : [];
     this.setData({ subscribing: true, notice: "" });
-    return api.requestSubscriptions(this.data.templateIds, "resident").then((res) => {
-      // What matters next is the progress notice (受理, 交办 …): the answer's and the resolution's have
-      // their own templates, which the form's acceptance usually still covers.
-      const credits = (res && res.credits) || {};
-      this.setData({
-        subscribing: false,
-        notice:
-          credits[this.data.progressTemplateId] > 0
-            ? "已开启微信提醒：下一步办理进展会在微信里通知您。"
-            : "没有开启进展提醒，您可以随时在这里查看办理进展。",
+    return api
+      .requestSubscriptions(askIds, "resident")
+      .then((res) => {
+        const credits = (res && res.credits) || {};
+        const accepted = Object.keys(credits).some((id) => credits[id] > 0);
+        return this.loadNotices().then(() => accepted);
+      })
+      .then((accepted) => {
+        const on = this.data.notices !== null && this.data.notices.askIds.length === 0;
+        this.setData({
+          subscribing: false,
+          notice: on
+            ? "已开启微信通知：下一步办理进展会在微信里通知您。"
+            : accepted
+              ? "已开启部分微信通知。"
+              : "没有开启微信通知，您可以随时在这里查看办理进展。",
+        });
       });
-    });
   },
 
   load() {
