@@ -7,6 +7,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
+from tests.browser.conftest import SCREENSHOT_DIR
 from tests.helpers import jpeg_bytes
 
 pytestmark = pytest.mark.browser
@@ -376,3 +377,119 @@ def test_a_second_message_under_a_used_client_id_is_refused_and_can_be_sent_agai
     assert read_message(page, first) == FIRST
     # The refused form comes back as a 409 document by design, and Chromium logs that status as an error.
     assert len(phone.problems) == 1 and "status of 409" in phone.problems[0], phone.problems
+
+
+# -- issue 14: no dead ends, tap targets, the tracking page's link ------------------------------------------
+
+DEMO_PASSWORD = "demo-2026"  # backend/demo.py
+
+
+def visible_text(page) -> str:
+    """What the resident reads on the page."""
+    return page.locator("body").inner_text()
+
+
+def test_an_unknown_code_is_no_dead_end(live_server, phone):
+    page = phone.page
+    answer = page.goto(live_server.base_url + "/c/AAAAAAAAAAAA")
+    assert answer is not None and answer.status == 404
+    expect(page.locator("h1")).to_have_text("找不到该内容")
+    text = visible_text(page)
+    assert "找不到这个二维码" in text and "unknown_code" not in text and "错误代码" not in text
+    assert phone.scroll_width() <= phone.width
+    phone.screenshot("error-unknown-code")
+    page.get_by_role("link", name="码上找代表").click()
+    expect(page).to_have_url(live_server.base_url + "/stations")
+    page.locator("a.brand").click()  # the 码上联 header leads home
+    expect(page).to_have_url(live_server.base_url + "/")
+    expect(page.get_by_role("heading", name="查询留言办理情况")).to_be_visible()
+
+
+def test_a_wrong_key_leads_to_the_lookup_which_says_where_the_key_is(live_server, phone):
+    deputy = live_server.demo_codes()["deputy"]
+    page = phone.page
+    page.goto(deputy.url)
+    track_url = submit_message(page, "菜市场东边的水龙头漏水一个月了，请安排维修。")
+    ref = track_url.split("/t/", 1)[1].split("?", 1)[0]
+    answer = page.goto(f"{live_server.base_url}/t/{ref}?k=WRONGKEY")
+    assert answer is not None and answer.status == 404
+    assert "unknown_item" not in visible_text(page)
+    page.get_by_role("link", name="重新查询留言").click()
+    expect(page.locator("#where-the-key-is")).to_contain_text("编号和查询码在您提交成功后的页面上")
+    assert "也在您收到的微信通知里" not in visible_text(page)
+    assert phone.scroll_width() <= phone.width
+    phone.screenshot("lookup-after-wrong-key")
+
+
+def test_the_tracking_page_copies_its_link(live_server, phone):
+    deputy = live_server.demo_codes()["deputy"]
+    page = phone.page
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=live_server.base_url)
+    page.goto(deputy.url)
+    track_url = submit_message(page, "小区门口的垃圾桶满了没人清运，请安排。")
+    page.goto(track_url)
+    copy = page.locator("#save-link-copy")
+    expect(copy).to_have_text("复制本页链接")
+    copy.click()
+    expect(page.locator("#save-link-result")).to_have_text("已复制链接，请粘贴到备忘录或收藏夹保存。")
+    assert page.evaluate("navigator.clipboard.readText()") == track_url
+    assert phone.problems == []
+
+
+def assert_rows_a_thumb_finds(rows, fieldset) -> None:
+    """Every row at least 44 px tall and as wide as its fieldset's content."""
+    inner = fieldset.evaluate("f => f.clientWidth - parseFloat(getComputedStyle(f).paddingLeft) * 2")
+    assert rows.count() >= 2
+    for n in range(rows.count()):
+        box = rows.nth(n).bounding_box()
+        assert box["height"] >= 44, (rows.nth(n).inner_text(), box)
+        assert box["width"] >= inner - 2, (rows.nth(n).inner_text(), box, inner)
+
+
+def test_the_deputy_choice_rows_are_44_px_tall(live_server, phone):
+    station = live_server.demo_codes()["station"]
+    page = phone.page
+    page.goto(station.url)
+    rows = page.locator("label.choice", has=page.locator("input[name=deputy_id]"))
+    assert_rows_a_thumb_finds(rows, page.locator("fieldset", has=rows.first))
+    rows.last.click(position={"x": rows.last.bounding_box()["width"] - 8, "y": 10})  # the row's far end
+    expect(rows.last.locator("input")).to_be_checked()
+
+
+def staff_call(base: str, method: str, path: str, body: dict | None = None, token: str | None = None) -> dict:
+    """One JSON call to the staff API (``call`` of the dashboard's tests); fails the test on an error answer."""
+    from tests.browser.test_dashboard import call
+
+    status, answer = call(base, method, path, body, token)
+    assert status in (200, 201), (path, status, answer)
+    return answer
+
+
+def test_the_rating_options_are_44_px_tall(live_server, phone):
+    """The deputy handles the item through the staff API; the resident rates on the phone with whole-width rows."""
+    deputy = live_server.demo_codes()["deputy"]
+    page = phone.page
+    page.goto(deputy.url)
+    track_url = submit_message(page, "村口的桥栏杆松了，孩子上学要经过，请尽快加固。")
+    ref = track_url.split("/t/", 1)[1].split("?", 1)[0]
+    base = live_server.base_url
+    token = staff_call(base, "POST", "/api/v1/auth/token", {"username": "deputy", "password": DEMO_PASSWORD})["token"]
+    for action in ({"action": "accept"}, {"action": "reply", "text": "已请村委会加固栏杆。"}):
+        staff_call(base, "POST", f"/api/v1/items/{ref}/actions", action, token)
+    staff_call(base, "POST", f"/api/v1/items/{ref}/actions", {"action": "resolve", "outcome": "solved"}, token)
+
+    page.goto(track_url)
+    rating = page.locator("#rating")
+    for fieldset in (rating.locator("fieldset").nth(0), rating.locator("fieldset").nth(1)):
+        assert_rows_a_thumb_finds(fieldset.locator("label.choice"), fieldset)
+    rating.locator("label.choice", has_text="基本满意").click()
+    expect(rating.locator("input[value=basically]")).to_be_checked()
+    rating.scroll_into_view_if_needed()
+    assert phone.scroll_width() <= phone.width
+    page.set_viewport_size({"width": 360, "height": 740})
+    rating.locator("h2").scroll_into_view_if_needed()
+    page.screenshot(path=str(SCREENSHOT_DIR / "rating-options.png"))
+    rating.locator("label.choice", has_text="已解决").click()
+    page.locator("#rating-submit").click()
+    expect(page.locator("#timeline")).to_contain_text("基本满意；问题已解决。")
+    assert phone.problems == []
