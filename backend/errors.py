@@ -94,6 +94,8 @@ def ways_back(path: str, key: str | None, status: int) -> list[tuple[str, str]]:
         ways.append(("返回这条留言", "/t/" + quote(item["ref"]) + "?" + urlencode({"k": key})))
     elif item or path == "/t":
         ways.append(("重新查询留言", "/t"))
+    elif path.startswith("/r/"):  # a receipt already claimed or voided: the item is found by its link
+        ways.append(("查询留言", "/t"))
     ways.append(("码上找代表", "/stations"))
     ways.append(("返回首页", "/"))
     return ways
@@ -126,6 +128,7 @@ def error_response(code: str, message: str, status: int, field: str | None = Non
 def init_app(app: Flask) -> None:
     """Register the error handlers, and the header's home link for every page."""
     app.jinja_env.globals["home_url"] = home_url
+    app.jinja_env.globals["ways_back"] = ways_back
 
     @app.errorhandler(UserError)
     def _user_error(exc: UserError):

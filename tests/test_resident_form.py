@@ -231,6 +231,7 @@ def test_replaced_code_page_has_no_form(client, deputy, slug):
     resp = client.get(f"/c/{slug}")
     html = resp.get_data(as_text=True)
     assert resp.status_code == 410 and "已经更换" in html and "<form" not in html
+    assert ways_back(html) == [("码上找代表", "/stations"), ("返回首页", "/")]
     assert client.post(f"/c/{slug}", data={"body": "x"}).status_code in (400, 410)
     assert item_count() == 0
 
