@@ -6,6 +6,9 @@ page in Chinese. No handled error ever becomes a 500.
 
 from __future__ import annotations
 
+import re
+from urllib.parse import quote, urlencode
+
 from flask import Flask, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
@@ -44,6 +47,60 @@ class UserError(Exception):
         self.retry_after = retry_after
 
 
+class FieldErrors(UserError):
+    """Several fields refused at once, so a form can show every problem in one answer.
+
+    It is the first problem's ``UserError`` to anyone who reads one (the API answers its code and
+    message as before); a form reads ``fields``: each field's first message.
+    """
+
+    def __init__(self, errors: list[UserError]) -> None:
+        flat = [e for error in errors for e in (error.errors if isinstance(error, FieldErrors) else [error])]
+        first = flat[0]
+        super().__init__(first.code, first.message, first.status, first.field, first.retry_after)
+        self.errors = flat
+        self.fields: dict[str, str] = {}
+        for error in flat:
+            self.fields.setdefault(error.field or "form", error.message)
+
+
+# Pages of people at work: their way back is their own home, not the residents'.
+_STAFF_PREFIXES = ("/staff", "/admin", "/supervision", "/posters")
+_CODE_PATH = re.compile(r"^/c/(?P<slug>[^/]+)/?$")
+_ITEM_PATH = re.compile(r"^/t/(?P<ref>[^/]+)(?P<rest>/.*)?$")
+
+
+def home_url(path: str | None = None) -> str:
+    """The 码上联 header's link: the residents' landing page, or the staff home on pages of people at work."""
+    path = request.path if path is None else path
+    return "/staff/" if path.startswith(_STAFF_PREFIXES) else "/"
+
+
+def ways_back(path: str, key: str | None, status: int) -> list[tuple[str, str]]:
+    """Where an error page sends a person next, best first: no error page is a dead end.
+
+    A resident who scanned a code goes back to its form when the code works (a busy moment,
+    an expired page) or to the directory when it does not; one following an item goes back to
+    the item (the key still in hand) or to the lookup; everyone else to their home.
+    """
+    if home_url(path) != "/":
+        return [("回到工作台", home_url(path))]
+    ways: list[tuple[str, str]] = []
+    code = _CODE_PATH.match(path)
+    item = _ITEM_PATH.match(path)
+    if code and status not in (404, 410):
+        ways.append(("返回留言页", "/c/" + quote(code["slug"])))
+    elif item and key and status != 404:
+        ways.append(("返回这条留言", "/t/" + quote(item["ref"]) + "?" + urlencode({"k": key})))
+    elif item or path == "/t":
+        ways.append(("重新查询留言", "/t"))
+    elif path.startswith("/r/"):  # a receipt already claimed or voided: the item is found by its link
+        ways.append(("查询留言", "/t"))
+    ways.append(("码上找代表", "/stations"))
+    ways.append(("返回首页", "/"))
+    return ways
+
+
 def wants_json() -> bool:
     """True when the request is for the JSON API."""
     return request.path.startswith("/api/")
@@ -57,7 +114,8 @@ def error_response(code: str, message: str, status: int, field: str | None = Non
             body["field"] = field
         response = jsonify(error=body)
     else:
-        response = render_template("error.html", code=code, message=message, status=status)
+        ways = ways_back(request.path, request.args.get("k"), status)
+        response = render_template("error.html", code=code, message=message, status=status, ways=ways)
         from flask import make_response
 
         response = make_response(response)
@@ -68,7 +126,9 @@ def error_response(code: str, message: str, status: int, field: str | None = Non
 
 
 def init_app(app: Flask) -> None:
-    """Register the error handlers."""
+    """Register the error handlers, and the header's home link for every page."""
+    app.jinja_env.globals["home_url"] = home_url
+    app.jinja_env.globals["ways_back"] = ways_back
 
     @app.errorhandler(UserError)
     def _user_error(exc: UserError):

@@ -175,6 +175,7 @@ def test_a_receipt_works_once(client, world, entered):
     ):
         assert response.status_code == 409 and "已经被认领过" in response.text and "认领时间" in response.text
         assert 'id="claim-form"' not in response.text
+        assert '<a class="button" href="/t">查询留言</a>' in response.text  # a way on, not a dead end
     assert counts() == before
     db.session.refresh(entered)
     assert entered.access_key == key  # the first claim's key still stands

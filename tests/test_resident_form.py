@@ -1,6 +1,7 @@
 """The H5 form behind a code, the confirmation and tracking pages, and their bad inputs."""
 
 import io
+import re
 import zipfile
 
 import pytest
@@ -230,6 +231,7 @@ def test_replaced_code_page_has_no_form(client, deputy, slug):
     resp = client.get(f"/c/{slug}")
     html = resp.get_data(as_text=True)
     assert resp.status_code == 410 and "已经更换" in html and "<form" not in html
+    assert ways_back(html) == [("码上找代表", "/stations"), ("返回首页", "/")]
     assert client.post(f"/c/{slug}", data={"body": "x"}).status_code in (400, 410)
     assert item_count() == 0
 
@@ -389,3 +391,217 @@ def test_photos_wait_for_a_decoding_turn_and_are_refused_when_none_comes(app, cl
     assert item_count() == 0
     assert client.post(f"/c/{slug}", data=with_photos(fields, "附上现场照片。", jpeg_bytes())).status_code == 303
     assert db.session.scalar(select(func.count(ItemPhoto.id))) == 1
+
+
+# -- issue 14: every problem at once, no dead ends, the truth about where the key is ----------------------
+
+
+def visible_text(html: str) -> str:
+    """What a person reads on a page: the text outside tags, scripts and styles."""
+    html = re.sub(r"<(script|style)\b.*?</\1>", " ", html, flags=re.S)
+    return re.sub(r"<[^>]+>", " ", html)
+
+
+def shown_errors(html: str) -> dict[str, str]:
+    """The form's field errors that are shown (not hidden), by field."""
+    return {
+        field: message
+        for field, hidden, message in re.findall(r'data-field="(\w+)"( hidden)?>([^<]*)</p>', html)
+        if not hidden
+    }
+
+
+@pytest.mark.parametrize(
+    "fields,expected",
+    [
+        (
+            {"body": "太短", "phone": "1381234", "consent": "1"},
+            {
+                "body": "留言内容太短，请至少写5个字。",
+                "phone": "手机号格式不正确，请填写11位大陆手机号，如13812345678。",
+            },
+        ),
+        (
+            {"body": "", "name": "王" * 21, "phone": "23812345678"},
+            {
+                "body": "请填写留言内容。",
+                "name": "姓名最多20个字，现在有21个字，请删减。",
+                "phone": "手机号格式不正确，请填写11位大陆手机号，如13812345678。",
+                "consent": "留下姓名或手机号时，请勾选同意说明；也可以不留联系方式匿名提交。",
+            },
+        ),
+        (
+            {"body": "长" * 1001, "category": "no-such-category", "name": "王桂芳"},
+            {
+                "body": "留言内容最多1000个字，现在有1001个字，请删减。",
+                "category": "请选择一个有效的类别。",
+                "consent": "留下姓名或手机号时，请勾选同意说明；也可以不留联系方式匿名提交。",
+            },
+        ),
+    ],
+    ids=["short-message-and-bad-phone", "empty-long-name-bad-phone-no-consent", "too-long-bad-category-no-consent"],
+)
+def test_every_problem_is_reported_at_once_and_nothing_is_written(client, slug, fields, expected):
+    _, base = open_form(client, slug)
+    resp = client.post(f"/c/{slug}", data={**base, **fields})
+    assert resp.status_code == 400
+    assert shown_errors(resp.text) == expected
+    for field in ("body", "name", "phone"):
+        if field in expected:
+            assert f'id="{field}" name="{field}" aria-invalid="true" aria-describedby="{field}-error"' in resp.text
+    assert item_count() == 0
+
+
+def test_an_oversized_photo_is_reported_with_the_text_problems(app, client, slug):
+    """The size is known before any decoding: a photo over the limit and an empty message, both in one answer."""
+    app.config["PHOTO_MAX_BYTES"] = 2000
+    _, base = open_form(client, slug)
+    big = jpeg_bytes((400, 300))
+    assert len(big) > 2000
+    data = {**base, "body": "", "photos": [(io.BytesIO(big), "IMG_1.jpg")]}
+    resp = client.post(f"/c/{slug}", data=data, content_type="multipart/form-data")
+    assert resp.status_code == 400
+    errors = shown_errors(resp.text)
+    assert errors["body"] == "请填写留言内容。"
+    assert errors["photos"].startswith("照片太大")
+    assert 'id="photos-dropped"' not in resp.text  # the photo's own error says what to do
+    assert item_count() == 0 and db.session.scalar(select(func.count(ItemPhoto.id))) == 0
+
+
+def test_too_many_photos_and_a_short_message_at_once(client, slug):
+    _, fields = open_form(client, slug)
+    files = [(io.BytesIO(jpeg_bytes()), f"{i}.jpg") for i in range(4)]
+    resp = client.post(f"/c/{slug}", data={**fields, "body": "短", "photos": files})
+    assert resp.status_code == 400
+    assert shown_errors(resp.text) == {"body": "留言内容太短，请至少写5个字。", "photos": "最多上传3张照片。"}
+
+
+def test_the_api_still_answers_the_first_problem_with_its_code(client, slug):
+    """Several problems at once change nothing for a JSON client: the first one's code and message."""
+    resp = client.post("/api/v1/items", json={"code": slug, "body": "", "phone": "123"})
+    assert resp.status_code == 400
+    assert resp.json["error"]["code"] == "required" and resp.json["error"]["field"] == "body"
+    assert item_count() == 0
+
+
+def test_photos_sent_without_the_page_script_are_asked_for_again(client, slug):
+    """A plain form post cannot get its files back: the form says so, beside the photos (form.js removes it)."""
+    _, base = open_form(client, slug)
+    data = {**base, "body": "", "photos": [(io.BytesIO(jpeg_bytes()), "a.jpg")]}
+    resp = client.post(f"/c/{slug}", data=data, content_type="multipart/form-data")
+    assert resp.status_code == 400
+    assert (
+        '<p class="field-error" role="alert" id="photos-dropped">出于安全原因，已选的照片需要重新选择。</p>'
+        in resp.text
+    )
+    without = client.post(f"/c/{slug}", data={**base, "body": ""})
+    assert 'id="photos-dropped"' not in without.text
+
+
+def ways_back(html: str) -> list[tuple[str, str]]:
+    """The error page's links onward: (label, href)."""
+    nav = re.search(r'<nav class="card ways-back".*?</nav>', html, re.S)
+    assert nav, "the error page has no way back"
+    return [(label.strip(), href) for href, label in re.findall(r'href="([^"]+)">([^<]+)</a>', nav.group(0))]
+
+
+@pytest.mark.parametrize("bad", ["AAAAAAAAAAAA", "short", "%00%00"])
+def test_an_unknown_code_leads_to_the_directory_and_home_in_chinese_only(client, deputy, bad):
+    resp = client.get(f"/c/{bad}")
+    assert resp.status_code == 404
+    assert ways_back(resp.text) == [("码上找代表", "/stations"), ("返回首页", "/")]
+    text = visible_text(resp.text)
+    assert "找不到这个二维码" in text and "unknown_code" not in text and "错误代码" not in text
+    assert 'data-code="unknown_code"' in resp.text  # kept for whoever helps, out of sight
+
+
+def test_a_closed_station_leads_to_the_directory(client, deputy, slug):
+    deputy.station.is_active = False
+    db.session.commit()
+    resp = client.get(f"/c/{slug}")
+    assert resp.status_code == 410
+    assert ways_back(resp.text) == [("码上找代表", "/stations"), ("返回首页", "/")]
+    assert "已经撤销" in resp.text and "station_closed" not in visible_text(resp.text)
+
+
+def test_an_expired_form_leads_back_to_the_form(client, slug):
+    """A form sent with a stale token (a page left open overnight): back to the form, which fetches a fresh one."""
+    resp = client.post(f"/c/{slug}", data={"csrf_token": "stale", "body": "放了一夜的页面。"})
+    assert resp.status_code == 400 and "页面已过期" in resp.text
+    assert ways_back(resp.text)[0] == ("返回留言页", f"/c/{slug}")
+    assert "csrf_failed" not in visible_text(resp.text)
+    assert item_count() == 0
+
+
+def test_a_busy_moment_on_the_form_leads_back_to_the_form(app, client, slug):
+    app.config.update(THROTTLE_PER_ADDRESS=1)
+    _, fields = open_form(client, slug)
+    assert client.post(f"/c/{slug}", data={**fields, "body": "第一条留言，没有照片。"}).status_code == 303
+    _, fields = open_form(client, slug)
+    resp = client.post(f"/c/{slug}", data={**fields, "body": "第二条留言，来得太快。"})
+    assert resp.status_code == 429
+    assert ways_back(resp.text)[0] == ("返回留言页", f"/c/{slug}")
+    assert "too_many_requests" not in visible_text(resp.text) and "rate_limited" not in visible_text(resp.text)
+
+
+def test_a_wrong_key_leads_to_the_lookup_and_answers_like_an_unknown_item(client, slug):
+    _, base = open_form(client, slug)
+    client.post(f"/c/{slug}", data={**base, "body": "查询链接不完整。"})
+    item = db.session.scalar(select(Item))
+    wrong = client.get(f"/t/{item.ref}?k=nope")
+    unknown = client.get("/t/ZZZZZZZZ?k=nope")
+    assert wrong.status_code == unknown.status_code == 404 and wrong.get_data() == unknown.get_data()
+    assert ways_back(wrong.text) == [("重新查询留言", "/t"), ("码上找代表", "/stations"), ("返回首页", "/")]
+    assert "unknown_item" not in visible_text(wrong.text) and "nope" not in wrong.text
+
+
+def test_an_error_after_the_key_leads_back_to_the_item(client, slug):
+    """A rating sent from a page left open too long (stale token): back to the item, the key still in the link."""
+    _, base = open_form(client, slug)
+    client.post(f"/c/{slug}", data={**base, "body": "放久了的查询页面。"})
+    item = db.session.scalar(select(Item))
+    resp = client.post(
+        f"/t/{item.ref}/rating?k={item.access_key}",
+        data={"csrf_token": "stale", "satisfaction": "satisfied", "solved": "true"},
+    )
+    assert resp.status_code == 400 and "页面已过期" in resp.text
+    assert ways_back(resp.text)[0] == ("返回这条留言", f"/t/{item.ref}?k={item.access_key}")
+    assert "csrf_failed" not in visible_text(resp.text)
+
+
+def test_staff_error_pages_lead_to_the_staff_home(client):
+    resp = client.get("/admin/no-such-page")
+    assert resp.status_code == 404
+    assert ways_back(resp.text) == [("回到工作台", "/staff/")]
+    assert '<a class="brand" href="/staff/">码上联</a>' in resp.text
+
+
+def test_the_header_leads_home(client, slug):
+    for path in ("/", f"/c/{slug}", "/t", "/stations", "/c/AAAAAAAAAAAA"):
+        assert '<a class="brand" href="/">码上联</a>' in client.get(path).text, path
+    assert '<a class="brand" href="/staff/">码上联</a>' in client.get("/staff/login").text
+
+
+def test_the_lookup_page_says_truthfully_where_the_key_is(client):
+    html = client.get("/t").text
+    assert "也在您收到的微信通知里" not in html
+    assert "编号和查询码在您提交成功后的页面上" in html and "开启了微信通知的" in html
+
+
+def test_the_tracking_page_offers_to_save_its_link(client, slug):
+    _, base = open_form(client, slug)
+    client.post(f"/c/{slug}", data={**base, "body": "保存链接的测试。"})
+    item = db.session.scalar(select(Item))
+    link = f"https://msl.example.cn/t/{item.ref}?k={item.access_key}"
+    later = client.get(f"/t/{item.ref}?k={item.access_key}").text
+    assert 'id="save-link"' in later and f'data-copy-link="{link}"' in later and "copy_link.js" in later
+    confirmation = client.get(f"/t/{item.ref}?k={item.access_key}&new=1").text
+    assert 'id="save-link"' not in confirmation and link in confirmation  # the confirmation shows it already
+
+
+def test_choice_rows_are_whole_width_rows(client, create_station, create_deputy):
+    """The deputy choice of a station's form (and the rating, tests/browser) are rows a thumb finds: class row."""
+    station = create_station()
+    create_deputy(name="在任代表", station=station)
+    html = client.get(f"/c/{current_code(station).slug}").text
+    assert html.count('<label class="choice row"><input type="radio" name="deputy_id"') == 2

@@ -17,7 +17,7 @@ from sqlalchemy.orm import aliased
 
 from backend import database, throttle
 from backend.audit import record_audit
-from backend.errors import UserError
+from backend.errors import FieldErrors, UserError
 from backend.extensions import db
 from backend.items import deadlines, photo_store
 from backend.items import photos as photo_intake
@@ -130,26 +130,55 @@ def _normalized(body: str) -> str:
 
 
 def clean_message(body: object, category: object, name: object, phone: object, consent: object) -> CleanMessage:
-    """Check a message's text, category and contact fields; a name or number needs the resident's consent."""
+    """Check a message's text, category and contact fields; a name or number needs the resident's consent.
+
+    Every field is checked before anything is refused (``FieldErrors``), so a form shows all its
+    problems at once rather than one per attempt.
+    """
     config = current_app.config
-    body = clean_text(
-        body,
-        "body",
-        "留言内容",
-        max_chars=config["ITEM_BODY_MAX_CHARS"],
-        min_chars=config["ITEM_BODY_MIN_CHARS"],
-        required=True,
-        multiline=True,
+    errors: list[UserError] = []
+    body = _checked(
+        errors,
+        lambda: clean_text(
+            body,
+            "body",
+            "留言内容",
+            max_chars=config["ITEM_BODY_MAX_CHARS"],
+            min_chars=config["ITEM_BODY_MIN_CHARS"],
+            required=True,
+            multiline=True,
+        ),
     )
-    category = clean_category(category)
-    name = clean_text(name, "name", "姓名", max_chars=20)
-    phone = clean_mobile(phone)
+    category = _checked(errors, lambda: clean_category(category))
+    clean_name = _checked(errors, lambda: clean_text(name, "name", "姓名", max_chars=20))
+    clean_phone = _checked(errors, lambda: clean_mobile(phone))
     consent = parse_bool(consent)
-    if (name or phone) and not consent:
-        raise UserError(
-            "consent_required", "留下姓名或手机号时，请勾选同意说明；也可以不留联系方式匿名提交。", 400, field="consent"
+    # A refused name or number was still given: it asks for the consent all the same.
+    gave_contact = any(
+        cleaned or (cleaned is None and isinstance(raw, str) and raw.strip())
+        for cleaned, raw in ((clean_name, name), (clean_phone, phone))
+    )
+    if gave_contact and not consent:
+        errors.append(
+            UserError(
+                "consent_required",
+                "留下姓名或手机号时，请勾选同意说明；也可以不留联系方式匿名提交。",
+                400,
+                field="consent",
+            )
         )
-    return CleanMessage(body=body, category=category, name=name, phone=phone, consent=consent)
+    if errors:
+        raise FieldErrors(errors)
+    return CleanMessage(body=body, category=category, name=clean_name, phone=clean_phone, consent=consent)
+
+
+def _checked(errors: list[UserError], check):
+    """``check()``'s value, or None with its refusal added to ``errors``."""
+    try:
+        return check()
+    except UserError as exc:
+        errors.append(exc)
+        return None
 
 
 def new_item_values(
@@ -246,9 +275,15 @@ def submit_item(sub: Submission) -> SubmitResult:
     """
     config = current_app.config
     client_id = clean_client_id(sub.client_id)
-    message = clean_message(sub.body, sub.category, sub.name, sub.phone, sub.consent)
+    errors: list[UserError] = []
+    message = _checked(errors, lambda: clean_message(sub.body, sub.category, sub.name, sub.phone, sub.consent))
     if len(sub.photos) > config["ITEM_MAX_PHOTOS"]:
-        raise UserError("too_many_photos", f"最多上传{config['ITEM_MAX_PHOTOS']}张照片。", 400, field="photos")
+        errors.append(UserError("too_many_photos", f"最多上传{config['ITEM_MAX_PHOTOS']}张照片。", 400, field="photos"))
+    else:
+        for data in sub.photos:
+            _checked(errors, lambda data=data: photo_intake.check_photo_size(data))
+    if errors:
+        raise FieldErrors(errors)
     now = utcnow()
     fingerprint = body_fingerprint(message.body)
     minutes = config["NEAR_DUPLICATE_MINUTES"]

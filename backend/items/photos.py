@@ -60,10 +60,9 @@ def _too_many_pixels(max_pixels: int) -> UserError:
     )
 
 
-def process_photo(data: bytes) -> ProcessedPhoto:
-    """Check an uploaded photo and return it re-encoded as a clean JPEG; raise ``UserError`` if unusable."""
-    config = current_app.config
-    max_bytes, max_pixels, max_side = config["PHOTO_MAX_BYTES"], config["PHOTO_MAX_PIXELS"], config["PHOTO_MAX_SIDE"]
+def check_photo_size(data: bytes) -> None:
+    """Refuse an empty or oversized photo: the checks that need no decoding, so they come with the text's."""
+    max_bytes = current_app.config["PHOTO_MAX_BYTES"]
     if not data:
         raise _bad_type("照片文件是空的，请重新选择。")
     if len(data) > max_bytes:
@@ -73,6 +72,13 @@ def process_photo(data: bytes) -> ProcessedPhoto:
             400,
             field="photos",
         )
+
+
+def process_photo(data: bytes) -> ProcessedPhoto:
+    """Check an uploaded photo and return it re-encoded as a clean JPEG; raise ``UserError`` if unusable."""
+    config = current_app.config
+    max_pixels, max_side = config["PHOTO_MAX_PIXELS"], config["PHOTO_MAX_SIDE"]
+    check_photo_size(data)
     try:
         # Image.open reads the header only: the pixels are not decoded (nor allocated) yet.
         with Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS) as image:

@@ -19,7 +19,7 @@ from sqlalchemy import select, update
 
 from backend import database
 from backend.downloads import jpeg_response
-from backend.errors import UserError
+from backend.errors import FieldErrors, UserError
 from backend.extensions import db
 from backend.items import timeline
 from backend.items.lifecycle import can_follow_up, waiting_question
@@ -127,13 +127,16 @@ def submit_form(slug: str):
         if exc.status not in (400, 409):
             raise
         db.session.rollback()
-        errors = {exc.field or "form": exc.message}
+        errors = dict(exc.fields) if isinstance(exc, FieldErrors) else {exc.field or "form": exc.message}
         if exc.code == "client_id_reused":  # another message under this form's id: this one gets its own
             values["client_id"] = new_client_id()
             errors = {"form": exc.message}
-        if files and exc.field != "photos":
-            errors.setdefault("photos", "出于安全原因，已选的照片需要重新选择。")
-        return render_template("form.html", values=values, errors=errors, **_form_context(resolved)), exc.status
+        # A file input cannot be filled again by the server: without the page's script the photos are
+        # chosen again; with it (form.js) they never left the page and go again with the next tap.
+        photos_dropped = bool(files) and "photos" not in errors
+        context = _form_context(resolved)
+        page = render_template("form.html", values=values, errors=errors, photos_dropped=photos_dropped, **context)
+        return page, exc.status
     return redirect(url_for("resident.track", ref=result.ref, k=result.access_key, new=1), code=303)
 
 
