@@ -278,3 +278,43 @@ def test_a_clash_found_only_at_confirmation_writes_nothing(supervisor, world):
     assert response.status_code == 400
     assert "已是系统中另一个账号的用户名" in response.get_data(as_text=True)
     assert counts() == before
+
+
+def test_a_username_taken_while_writing_writes_nothing(supervisor, world, monkeypatch):
+    """The fault: another request takes a username between this one's last check and its write (a race no test
+    can time), injected at the moment the accounts are made; the unique username refuses it."""
+    from backend.admin import importer
+
+    html = dry_run(supervisor, csv_bytes(roster())).get_data(as_text=True)
+    real = importer.unusable_password_hash
+
+    def racing():
+        db.session.add(
+            StaffUser(username="13800000201", display_name="x", password_hash="x", role=StaffRole.SUPERVISOR)
+        )
+        return real()
+
+    monkeypatch.setattr(importer, "unusable_password_hash", racing)
+    before = counts()
+    response = confirm(supervisor, html)
+    assert response.status_code == 409
+    assert "刚被别的账号用作用户名，未导入任何数据" in response.get_data(as_text=True)
+    assert counts() == before
+    assert audit_rows("deputies_imported") == []
+
+
+def test_the_sheets_offered_after_an_import_are_the_users_own(app, supervisor, world):
+    html = dry_run(supervisor, csv_bytes(roster())).get_data(as_text=True)
+    assert confirm(supervisor, html).status_code == 303
+    a, b = world.station_a.id, world.station_b.id
+    page = supervisor.get(f"/admin/import?stations={a},{b}").get_data(as_text=True)
+    assert f'id="print-activation-{a}"' in page and f'id="print-activation-{b}"' in page
+    # Another county's supervisor, and station A's administrator, see only what they manage.
+    for username, shown, hidden in (("sup_sibling", [], [a, b]), ("admin_a", [a], [b])):
+        page = login(app, username).get(f"/admin/import?stations={a},{b}").get_data(as_text=True)
+        assert all(f'id="print-activation-{i}"' in page for i in shown)
+        assert not any(f'id="print-activation-{i}"' in page for i in hidden)
+    # Nonsense in the parameter shows nothing and breaks nothing.
+    for bad in ("abc", "-1", f"{2**40}", "１", ",,", f"{a};{b}"):
+        response = supervisor.get("/admin/import", query_string={"stations": bad})
+        assert response.status_code == 200 and 'id="activation-sheets"' not in response.get_data(as_text=True)

@@ -58,6 +58,7 @@ from pathlib import Path
 
 from flask import current_app
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
 from backend.access import manageable_stations_query
@@ -946,7 +947,15 @@ def _create_accounts(user: StaffUser, plan: ImportPlan, deputies: dict[int, Depu
         )
         made.append((row.row, account))
     db.session.add_all([account for _, account in made])
-    db.session.flush()
+    try:
+        db.session.flush()
+    except IntegrityError:  # a username taken by someone else since this request checked the file
+        raise UserError(
+            "username_taken",
+            "导入时发现有联系电话刚被别的账号用作用户名，未导入任何数据。请重新上传文件检查。",
+            409,
+            field="file",
+        ) from None
     new_activations(user, [account for _, account in made])
     return made
 
