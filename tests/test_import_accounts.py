@@ -67,11 +67,11 @@ def test_the_dry_run_shows_each_rows_account_and_writes_nothing(supervisor, worl
     assert errors_of(html) == []
     assert outcomes_of(html) == {2: "新增", 3: "新增", 4: "新增", 5: "更新", 6: "新增", 7: "新增"}
     cells = account_cells(html)
-    assert cells[2] == "代表 将创建账号 13800000101（代表，待激活）"
-    assert cells[3] == "代表 将创建账号 0731-26200111（代表，待激活）"
-    assert "没有联系电话，未创建账号" in cells[4]
-    assert cells[5] == "代表 已有账号 deputy_d1"
-    assert cells[6] == "联络站管理员 将创建账号 13800000201（联络站管理员，待激活）"
+    assert cells[2] == "将创建账号 13800000101（代表，待激活）"
+    assert cells[3] == "将创建账号 0731-26200111（代表，待激活）"
+    assert cells[4].startswith("不创建账号：没有联系电话")
+    assert cells[5] == "已有代表账号 deputy_d1"
+    assert cells[6] == "将创建账号 13800000201（联络站管理员，待激活）"
     assert "新建账号4个" in html and "共6行（代表4位，联络站管理员2位）" in html
     assert counts() == before
 
@@ -122,7 +122,7 @@ def test_the_import_creates_accounts_with_no_known_password_and_a_pending_activa
     html = dry_run(supervisor, csv_bytes(roster())).get_data(as_text=True)
     assert errors_of(html) == []
     cells = account_cells(html)
-    assert cells[2] == "代表 已有账号 13800000101" and cells[6] == "联络站管理员 已有账号 13800000201"
+    assert cells[2] == "已有代表账号 13800000101" and cells[6] == "已有联络站管理员账号 13800000201"
     assert "新建账号" not in html
     before = counts()
     assert confirm(supervisor, html).status_code == 303

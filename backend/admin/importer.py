@@ -790,15 +790,17 @@ def _plan_accounts(plans: list[RowPlan], station_ids: list[int]) -> None:
         if existing is not None:
             plan.account = ACCOUNT_EXISTS
             plan.username = existing.username
-            plan.account_note = f"已有账号 {existing.username}" + ("" if existing.is_active else "（已停用）")
+            plan.account_note = f"已有{plan.role_label}账号 {existing.username}" + (
+                "" if existing.is_active else "（已停用）"
+            )
             if plan.role == StaffRole.STATION_ADMIN:
                 plan.outcome = OUTCOME_UPDATE
             continue
         if plan.deputy is not None and not plan.deputy.is_serving:
-            plan.account_note = "已离任，不创建账号"
+            plan.account_note = "不创建账号：已离任"
             continue
         if not plan.phone:
-            plan.account_note = "没有联系电话，未创建账号（填上手机号后再导入一次即可创建）"
+            plan.account_note = "不创建账号：没有联系电话（填上手机号后再导入一次即可创建）"
             continue
         plan.username = normalize_username(plan.phone)
         wanted.append(plan)
