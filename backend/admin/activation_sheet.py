@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import case
+from sqlalchemy import case, func, select
 
 from backend.admin.accounts import activation_url, new_activations, pending_accounts_query
 from backend.audit import record_audit
@@ -56,7 +56,7 @@ def pending_accounts(station: Station) -> list[StaffUser]:
 
 def pending_count(station: Station) -> int:
     """How many of the station's accounts still wait for their owner (what the "打印激活单" button says)."""
-    return len(pending_accounts(station))
+    return db.session.scalar(select(func.count()).select_from(pending_accounts_query(station.id).subquery()))
 
 
 def print_activation_sheet(user: StaffUser, station: Station) -> tuple[bytes, int]:
