@@ -481,7 +481,7 @@ def test_the_example_files_import_cleanly(admin, world):
     xlsx_response = admin.get("/admin/import/example.xlsx")
     assert xlsx_response.status_code == 200
     sheet = load_workbook(io.BytesIO(xlsx_response.data), read_only=True).active
-    assert [c.value for c in next(sheet.iter_rows(max_row=1))] == HEADER
+    assert [c.value for c in next(sheet.iter_rows(max_row=1))] == [*HEADER, "角色"]
     html = dry_run(admin, xlsx_response.data, "示例.xlsx").get_data(as_text=True)
     assert errors_of(html) == [] and set(outcomes_of(html).values()) == {"新增", "更新"}
     html = dry_run(admin, csv_response.data, "示例.csv").get_data(as_text=True)

@@ -4,7 +4,8 @@ default and on production-like settings, the workers' admin page, and the banner
 Bad input and faults tried: no worker ever started; the outbox worker stopped (SIGTERM) and killed (SIGKILL,
 its heartbeat going stale); the database's schema revision behind the code's; the default public address; a
 private address; plain http; the sandbox left on, its app id and template ids on a public address; a short
-secret key; the workers' page opened by a deputy and a department user."""
+secret key; the workers' page opened by a deputy and a department user; PUBLIC_BASE_URL left unset on the command
+line."""
 
 from __future__ import annotations
 
@@ -153,6 +154,18 @@ def test_doctor_flags_the_default_public_address(app, runner):
     assert "[public_address]" in result.output and "指向本机或内部网络" in result.output
     assert "[https]" in result.output and "怎么改" in result.output
     assert "[outbox_worker]" in result.output  # no worker running either
+
+
+def test_doctor_flags_the_public_address_an_install_gets_when_none_is_set(app, tmp_path):
+    """The same through the real command line, with PUBLIC_BASE_URL left unset as ``make run`` leaves it: the
+    default the settings derive (http://127.0.0.1:<PORT>) is what is flagged, and the exit code says so."""
+    env = {k: v for k, v in worker_env(app, tmp_path).items() if k not in ("PUBLIC_BASE_URL", "PORT")}
+    result = subprocess.run(
+        [FLASK, "doctor", "--offline"], cwd=REPO, env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "[public_address]" in result.stdout and "http://127.0.0.1:5000" in result.stdout
+    assert "指向本机或内部网络" in result.stdout
 
 
 @pytest.mark.parametrize(

@@ -22,7 +22,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from flask import current_app
+from flask import current_app, url_for
 from sqlalchemy import Select, false, func, or_, select, update
 
 from backend import pagination
@@ -38,6 +38,7 @@ from backend.models import (
     ActivationLink,
     Department,
     Deputy,
+    DeputyStatus,
     Region,
     StaffRole,
     StaffSession,
@@ -194,7 +195,7 @@ def create_account(user: StaffUser, form) -> tuple[StaffUser, str]:
     account = StaffUser(
         username=username,
         display_name=display_name,
-        password_hash=hash_password(secrets.token_urlsafe(32)),  # nobody knows it: the link sets one
+        password_hash=unusable_password_hash(),  # nobody knows it: the link sets one
         role=role,
         **scope,
     )
@@ -214,31 +215,81 @@ def new_activation(user: StaffUser | None, account: StaffUser) -> str:
     """A fresh one-time link for ``account`` (older ones end); return the token, which is stored only hashed."""
     if not account.is_active:
         raise UserError("account_inactive", "该账号已停用，请先启用。", 409)
-    now = utcnow()
-    db.session.execute(
-        update(ActivationLink)
-        .where(
-            ActivationLink.staff_user_id == account.id,
-            ActivationLink.used_at.is_(None),
-            ActivationLink.revoked_at.is_(None),
-        )
-        .values(revoked_at=now)
-    )
-    token = secrets.token_urlsafe(24)
-    days = current_app.config.get("ACTIVATION_DAYS", 14)
-    link = ActivationLink(
-        staff_user_id=account.id,
-        token_hash=hash_token(token),
-        created_by_id=user.id if user is not None else None,
-        created_at=now,
-        expires_at=now + timedelta(days=days),
-    )
-    db.session.add(link)
-    db.session.flush()
+    [(token, link)] = _new_links(user, [account])
     record_audit(
         "activation_created", user=user, object_type="staff_user", object_id=account.id, data={"link_id": link.id}
     )
     return token
+
+
+def new_activations(user: StaffUser, accounts: list[StaffUser]) -> list[tuple[str, ActivationLink]]:
+    """A fresh one-time link for each of many active accounts (an import, a station's activation sheet); older
+    links of those accounts end. Written in bulk (one update, one flush); the caller writes the audit row that
+    says why. Returns (token, link) in the order of ``accounts``; only the tokens' hashes are stored."""
+    if any(not account.is_active for account in accounts):
+        raise UserError("account_inactive", "其中有已停用的账号，请先启用。", 409)
+    return _new_links(user, accounts)
+
+
+def _new_links(user: StaffUser | None, accounts: list[StaffUser]) -> list[tuple[str, ActivationLink]]:
+    now = utcnow()
+    ids = [account.id for account in accounts]
+    for start in range(0, len(ids), 500):  # within every engine's limit of bound parameters
+        db.session.execute(
+            update(ActivationLink)
+            .where(
+                ActivationLink.staff_user_id.in_(ids[start : start + 500]),
+                ActivationLink.used_at.is_(None),
+                ActivationLink.revoked_at.is_(None),
+            )
+            .values(revoked_at=now)
+        )
+    days = current_app.config.get("ACTIVATION_DAYS", 14)
+    made = []
+    for account in accounts:
+        token = secrets.token_urlsafe(24)
+        link = ActivationLink(
+            staff_user_id=account.id,
+            token_hash=hash_token(token),
+            created_by_id=user.id if user is not None else None,
+            created_at=now,
+            expires_at=now + timedelta(days=days),
+        )
+        made.append((token, link))
+    db.session.add_all([link for _, link in made])
+    db.session.flush()
+    return made
+
+
+def activation_url(token: str) -> str:
+    """The full address of an activation link, as it is shown, printed and scanned (``PUBLIC_BASE_URL``)."""
+    return f"{current_app.config['PUBLIC_BASE_URL']}{url_for('staff.activate', token=token)}"
+
+
+def unusable_password_hash() -> str:
+    """A password hash nobody knows the password of, for accounts their owner activates; made once per call
+    (one hash for a whole import: hashing is slow on purpose), with the same method as real ones."""
+    return hash_password(secrets.token_urlsafe(32))
+
+
+def pending_accounts_query(station_id: int) -> Select:
+    """``select(StaffUser)`` of a station's active accounts not yet activated: its administrators and its serving
+    deputies' accounts that were given activation links and have used none (an account made with a password,
+    ``flask user create``, has no link and is never listed)."""
+    used = select(ActivationLink.id).where(
+        ActivationLink.staff_user_id == StaffUser.id, ActivationLink.used_at.is_not(None)
+    )
+    given = select(ActivationLink.id).where(ActivationLink.staff_user_id == StaffUser.id)
+    serving = select(Deputy.id).where(Deputy.station_id == station_id, Deputy.status == DeputyStatus.SERVING)
+    return select(StaffUser).where(
+        StaffUser.is_active.is_(True),
+        or_(
+            (StaffUser.role == StaffRole.STATION_ADMIN) & (StaffUser.station_id == station_id),
+            (StaffUser.role == StaffRole.DEPUTY) & StaffUser.deputy_id.in_(serving),
+        ),
+        given.exists(),
+        ~used.exists(),
+    )
 
 
 def set_active(user: StaffUser, account: StaffUser, active: bool) -> bool:

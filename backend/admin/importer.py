@@ -1,9 +1,23 @@
-"""Import deputies from the roster a county office already keeps: CSV (UTF-8, with or without BOM,
-GBK/GB18030 as Excel in China saves it, UTF-16 "Unicode text") or Excel .xlsx.
+"""Import deputies, and the accounts they and the stations' administrators log in with, from the roster a
+county office already keeps: CSV (UTF-8, with or without BOM, GBK/GB18030 as Excel in China saves it, UTF-16
+"Unicode text") or Excel .xlsx.
 
 Columns, found by their heading in the first rows (extra columns such as 序号 or 性别 are
 ignored): 姓名, 代表层级 ("县人大代表、乡镇人大代表" or "县,乡"), 选区, 联络站 (a station the
-user manages), 联系电话 (mobile or landline), and optionally 职业 and 任期 ("2021.12-2026.12").
+user manages), 联系电话 (mobile or landline), and optionally 职业, 任期 ("2021.12-2026.12") and
+角色. 角色 is 代表 when blank; a row of 联络站管理员 (姓名, 联络站, 联系电话; the deputy columns
+stay blank) is a station's administrator, and a file with a 角色 column may leave out 代表层级 and
+选区 altogether (a list of administrators only). Who may import whom follows ``backend.access``: a
+station's administrator manages their station's deputies, so imports them and their accounts; only a
+supervisor makes administrators (an administrator making administrators would hand out their own power).
+
+Accounts: every deputy the import creates or updates who has no account yet, and every administrator
+row without one, gets an account (role and scope from the row) whose username is its 联系电话 as
+the import keeps it (13800000001, 0731-26200111): deterministic, what the person knows, and unique or
+the row is refused. A deputy with no 联系电话 gets no account (the dry run says so). The account has no
+password anybody knows: it gets a pending activation, and the station's activation sheet
+(``backend.admin.activation_sheet``) hands out a fresh one-time link per person; no password is ever
+printed, mailed or shown.
 
 Two steps. ``plan_import`` reads the file and checks every row against the database and the
 user's scope, writing nothing: each row is new (新增), an update (更新: same name at the same
@@ -44,10 +58,12 @@ from pathlib import Path
 
 from flask import current_app
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
 from backend.access import manageable_stations_query
 from backend.admin import clean_phone
+from backend.admin.accounts import new_activations, unusable_password_hash
 from backend.admin.deputies import (
     DeputyInput,
     apply_changes,
@@ -58,9 +74,11 @@ from backend.admin.deputies import (
     clean_occupation,
 )
 from backend.audit import record_audit
+from backend.auth import ROLE_LABELS
+from backend.auth.sessions import normalize_username
 from backend.errors import UserError
 from backend.extensions import db
-from backend.models import CongressLevel, Deputy, DeputyStatus, StaffUser, Station
+from backend.models import CongressLevel, Deputy, DeputyStatus, StaffRole, StaffUser, Station
 from backend.models.deputy import CONGRESS_LEVEL_LABELS
 from backend.qr.codes import issue_codes
 
@@ -100,7 +118,10 @@ COLUMNS = (
     Column("phone", "联系电话", ("联系电话", "电话", "手机", "手机号", "手机号码", "联系方式"), True),
     Column("occupation", "职业", ("职业", "工作单位及职务", "单位及职务", "工作单位", "职务"), False),
     Column("term", "任期", ("任期", "任期起止", "任职期限"), False),
+    Column("role", "角色", ("角色", "账号角色", "身份"), False),
 )
+# With a 角色 column a file may list administrators only, so these are needed only without one.
+DEPUTY_ONLY_COLUMNS = ("levels", "constituency")
 COLUMN_HEADINGS = {column.key: column.heading for column in COLUMNS}
 _ALIASES = {alias: column.key for column in COLUMNS for alias in column.aliases}
 
@@ -122,6 +143,21 @@ EXAMPLE_ROWS = (
     ("欧阳秀兰", "县,乡", "霞阳镇第四选区", "0731-26200111", "炎陵县第一中学教师", "2021.12-2026.12"),
 )
 EXAMPLE_STATION = "霞阳镇人大代表联络站"  # the demo county's first station (backend/demo.py)
+EXAMPLE_ADMIN = ("李红梅", "13800000201")  # name, phone: the station administrator row of the example
+
+ROLE_DEPUTY_WORDS = ("代表", "人大代表", "县人大代表", "乡镇人大代表", "乡人大代表", "镇人大代表")
+ROLE_ADMIN_WORDS = ("联络站管理员", "管理员", "站管理员", "联络站工作人员", "联络员", "站长")
+# Roles that exist but are never made by an import: each is one account made by a supervisor on its page.
+ROLE_REFUSED_WORDS = {
+    "人大常委会工作人员": "人大常委会工作人员",
+    "工作人员": "人大常委会工作人员",
+    "督导": "人大常委会工作人员",
+    "承办单位": "承办单位",
+    "单位": "承办单位",
+}
+ACCOUNT_CREATE = "create"
+ACCOUNT_EXISTS = "exists"
+ACCOUNT_NONE = "none"
 
 
 class ImportFileError(UserError):
@@ -378,12 +414,18 @@ def find_layout(table: Table) -> Layout:
             raise ImportFileError(
                 "duplicate_columns", f"第{number}行（表头）有重复的列：{'、'.join(duplicates)}。请只保留一列。"
             )
-        missing = [column.heading for column in COLUMNS if column.required and column.key not in positions]
+        missing = [
+            column.heading
+            for column in COLUMNS
+            if column.required
+            and column.key not in positions
+            and not (column.key in DEPUTY_ONLY_COLUMNS and "role" in positions)
+        ]
         if missing:
             raise ImportFileError(
                 "missing_columns",
                 f"第{number}行（表头）缺少这些列：{'、'.join(missing)}。需要的列为：姓名、代表层级、选区、联络站、联系电话，"
-                "可选：职业、任期。请对照示例文件。",
+                "可选：职业、任期、角色。请对照示例文件。",
             )
         ignored = [
             cell.text.strip() for cell, key in zip(cells, keys, strict=False) if key is None and cell.text.strip()
@@ -452,6 +494,16 @@ class RowPlan:
     deputy_id: int | None = None
     # The deputy an update matched, held so the session keeps it (and its levels) loaded until the writing.
     deputy: Deputy | None = field(default=None, repr=False, compare=False)
+    role: StaffRole = StaffRole.DEPUTY
+    phone: str = ""
+    account: str = ACCOUNT_NONE  # create / exists / none
+    username: str = ""
+    account_note: str = ""  # what the dry run says about the account
+
+    @property
+    def role_label(self) -> str:
+        """代表 / 联络站管理员."""
+        return "代表" if self.role == StaffRole.DEPUTY else ROLE_LABELS[self.role]
 
     @property
     def outcome_label(self) -> str:
@@ -473,6 +525,11 @@ class ImportPlan:
     def count(self, outcome: str) -> int:
         """Rows with ``outcome``."""
         return sum(1 for row in self.rows if row.outcome == outcome)
+
+    @property
+    def accounts_to_create(self) -> int:
+        """Accounts the import will make."""
+        return sum(1 for row in self.rows if row.account == ACCOUNT_CREATE and row.outcome != OUTCOME_ERROR)
 
     @property
     def errors(self) -> list[tuple[int, str]]:
@@ -523,10 +580,14 @@ def plan_import(user: StaffUser, data: bytes, filename: str = "") -> ImportPlan:
         ):
             existing.setdefault((deputy.station_id, deputy.name), []).append(deputy)
 
-    seen: dict[tuple[str, str], int] = {}
+    seen: dict[tuple[str, str, str], int] = {}
     plans = []
+    may_grant_admins = user.role == StaffRole.SUPERVISOR
     for number, cells in body:
-        plans.append(_plan_row(number, cells, cell, manageable, known_elsewhere, existing, seen, layout))
+        plans.append(
+            _plan_row(number, cells, cell, manageable, known_elsewhere, existing, seen, layout, may_grant_admins)
+        )
+    _plan_accounts(plans, station_ids)
     return ImportPlan(
         kind=table.kind,
         header_row=layout.header_row,
@@ -537,7 +598,45 @@ def plan_import(user: StaffUser, data: bytes, filename: str = "") -> ImportPlan:
     )
 
 
-def _plan_row(number, cells, cell, manageable, known_elsewhere, existing, seen, layout) -> RowPlan:
+def parse_role(text: str) -> tuple[StaffRole | None, str]:
+    """The role a 角色 cell names (blank: a deputy), or None and why it is refused."""
+    word = re.sub(r"\s", "", unicodedata.normalize("NFKC", text))
+    if word in ("", *ROLE_DEPUTY_WORDS):
+        return StaffRole.DEPUTY, ""
+    if word in ROLE_ADMIN_WORDS:
+        return StaffRole.STATION_ADMIN, ""
+    if word in ROLE_REFUSED_WORDS:
+        return None, (
+            f"导入只能创建代表和联络站管理员的账号，不能创建“{ROLE_REFUSED_WORDS[word]}”账号，"
+            "请在“账号管理”页逐个创建。"
+        )
+    return None, f"角色“{text.strip()[:20]}”无法识别，请填写“代表”或“联络站管理员”（空白即为代表）。"
+
+
+def _find_station(plan: RowPlan, manageable, known_elsewhere, what: str) -> Station | None:
+    """The station a row names among those the user manages; an error on the row otherwise."""
+    if not plan.station_name:
+        plan.errors.append("请填写联络站名称。")
+        return None
+    candidates = manageable.get(plan.station_name, [])
+    if len(candidates) == 1:
+        station = candidates[0]
+        plan.station_id = station.id
+        if not station.is_active:
+            plan.errors.append(f"联络站“{plan.station_name}”已停用，不能导入{what}。")
+        return station
+    if len(candidates) > 1:
+        plan.errors.append(
+            f"您管理的联络站中有{len(candidates)}个名为“{plan.station_name}”，无法区分，请在页面上逐个添加。"
+        )
+    elif plan.station_name in known_elsewhere:
+        plan.errors.append(f"联络站“{plan.station_name}”不在您的管理范围内。")
+    else:
+        plan.errors.append(f"找不到名为“{plan.station_name}”的联络站，请核对名称（应与系统中的联络站名称一致）。")
+    return None
+
+
+def _plan_row(number, cells, cell, manageable, known_elsewhere, existing, seen, layout, may_grant_admins) -> RowPlan:
     """Check one row; collect every error rather than stopping at the first."""
     name_cell, station_cell = cell(cells, "name"), cell(cells, "station")
     plan = RowPlan(row=number, name=_norm(name_cell.text), station_name=_norm(station_cell.text))
@@ -551,6 +650,14 @@ def _plan_row(number, cells, cell, manageable, known_elsewhere, existing, seen, 
         except UserError as exc:
             plan.errors.append(exc.message)
             return None
+
+    role, refusal = parse_role(cell(cells, "role").text)
+    if role is None:
+        plan.errors.append(refusal)
+        plan.outcome = OUTCOME_ERROR
+        return plan
+    if role == StaffRole.STATION_ADMIN:
+        return _plan_admin_row(plan, cells, cell, check, manageable, known_elsewhere, seen, may_grant_admins)
 
     name = check(clean_name, name_cell.text)
     constituency = check(clean_constituency, cell(cells, "constituency").text)
@@ -573,27 +680,10 @@ def _plan_row(number, cells, cell, manageable, known_elsewhere, existing, seen, 
     if term_text:
         term = check(parse_term, term_text)
 
-    station = None
-    if not plan.station_name:
-        plan.errors.append("请填写联络站名称。")
-    else:
-        candidates = manageable.get(plan.station_name, [])
-        if len(candidates) == 1:
-            station = candidates[0]
-            plan.station_id = station.id
-            if not station.is_active:
-                plan.errors.append(f"联络站“{plan.station_name}”已停用，不能导入代表。")
-        elif len(candidates) > 1:
-            plan.errors.append(
-                f"您管理的联络站中有{len(candidates)}个名为“{plan.station_name}”，无法区分，请在页面上逐个添加。"
-            )
-        elif plan.station_name in known_elsewhere:
-            plan.errors.append(f"联络站“{plan.station_name}”不在您的管理范围内。")
-        else:
-            plan.errors.append(f"找不到名为“{plan.station_name}”的联络站，请核对名称（应与系统中的联络站名称一致）。")
+    station = _find_station(plan, manageable, known_elsewhere, "代表")
 
     if name and plan.station_name:
-        key = (plan.station_name, name)
+        key = ("deputy", plan.station_name, name)
         if key in seen:
             plan.errors.append(f"与第{seen[key]}行重复（同一联络站的同名代表），请删除其中一行。")
         else:
@@ -629,6 +719,7 @@ def _plan_row(number, cells, cell, manageable, known_elsewhere, existing, seen, 
         occupation = occupation or deputy.occupation
         if term is None:
             term = (deputy.term_start, deputy.term_end)
+    plan.phone = phone
     plan.data = DeputyInput(
         name=name,
         levels=level_map,
@@ -641,6 +732,104 @@ def _plan_row(number, cells, cell, manageable, known_elsewhere, existing, seen, 
     if deputy is not None:
         plan.changes = _changes(deputy, plan.data)
     return plan
+
+
+def _plan_admin_row(plan, cells, cell, check, manageable, known_elsewhere, seen, may_grant_admins) -> RowPlan:
+    """Check a station administrator's row: name, station, 联系电话 (their username), and whether the user may."""
+    plan.role = StaffRole.STATION_ADMIN
+    if not may_grant_admins:
+        plan.errors.append(
+            "联络站管理员的账号只能由人大常委会工作人员导入；您可以导入本站的代表。请删除这一行，或请县人大常委会导入。"
+        )
+    name = check(clean_name, cell(cells, "name").text)
+    phone = check(clean_phone, cell(cells, "phone").text, "phone", "联系电话")
+    if phone == "":
+        plan.errors.append("联络站管理员须填写联系电话（手机号即登录用户名）。")
+    _find_station(plan, manageable, known_elsewhere, "联络站管理员")
+    if name and plan.station_name:
+        key = ("admin", plan.station_name, name)
+        if key in seen:
+            plan.errors.append(f"与第{seen[key]}行重复（同一联络站的同名管理员），请删除其中一行。")
+        else:
+            seen[key] = plan.row
+    unused = [
+        COLUMN_HEADINGS[k] for k in ("levels", "constituency", "occupation", "term") if cell(cells, k).text.strip()
+    ]
+    if unused:
+        plan.notes.append(f"联络站管理员不使用这些列，已忽略：{'、'.join(unused)}。")
+    plan.phone = phone or ""
+    plan.outcome = OUTCOME_ERROR if plan.errors else OUTCOME_NEW
+    return plan
+
+
+def _plan_accounts(plans: list[RowPlan], station_ids: list[int]) -> None:
+    """Decide each good row's account: one that exists, one to create (its username, checked unique in the file and
+    in the whole system), or none and why; a clash is an error on the row."""
+    good = [plan for plan in plans if plan.outcome != OUTCOME_ERROR]
+    by_deputy: dict[int, StaffUser] = {}
+    admins: dict[tuple[int, str], StaffUser] = {}
+    if station_ids:
+        for account in db.session.scalars(
+            select(StaffUser).where(
+                StaffUser.deputy_id.in_(select(Deputy.id).where(Deputy.station_id.in_(station_ids)))
+            )
+        ):
+            by_deputy.setdefault(account.deputy_id, account)
+        for account in db.session.scalars(
+            select(StaffUser).where(StaffUser.role == StaffRole.STATION_ADMIN, StaffUser.station_id.in_(station_ids))
+        ):
+            admins.setdefault((account.station_id, account.display_name), account)
+
+    wanted: list[RowPlan] = []
+    for plan in good:
+        existing = (
+            by_deputy.get(plan.deputy_id) if plan.role == StaffRole.DEPUTY and plan.deputy_id is not None
+            else admins.get((plan.station_id, plan.name)) if plan.role == StaffRole.STATION_ADMIN
+            else None
+        )  # fmt: skip
+        if existing is not None:
+            plan.account = ACCOUNT_EXISTS
+            plan.username = existing.username
+            plan.account_note = f"已有{plan.role_label}账号 {existing.username}" + (
+                "" if existing.is_active else "（已停用）"
+            )
+            if plan.role == StaffRole.STATION_ADMIN:
+                plan.outcome = OUTCOME_UPDATE
+            continue
+        if plan.deputy is not None and not plan.deputy.is_serving:
+            plan.account_note = "不创建账号：已离任"
+            continue
+        if not plan.phone:
+            plan.account_note = "不创建账号：没有联系电话（填上手机号后再导入一次即可创建）"
+            continue
+        plan.username = normalize_username(plan.phone)
+        wanted.append(plan)
+
+    usernames = sorted({plan.username for plan in wanted})
+    taken: set[str] = set()
+    for start in range(0, len(usernames), 500):
+        taken.update(
+            db.session.scalars(select(StaffUser.username).where(StaffUser.username.in_(usernames[start : start + 500])))
+        )
+    first_row: dict[str, int] = {}
+    for plan in wanted:
+        if plan.username in taken:
+            plan.errors.append(
+                f"联系电话 {plan.phone} 已是系统中另一个账号的用户名：同一个人不能有两个账号。"
+                "如是同一人，请在“账号管理”页处理；否则请改填本人的手机号。"
+            )
+        elif plan.username in first_row:
+            plan.errors.append(
+                f"联系电话与第{first_row[plan.username]}行相同：联系电话就是登录用户名，每人须各不相同。"
+                "请改填本人的手机号。"
+            )
+        else:
+            first_row[plan.username] = plan.row
+            plan.account = ACCOUNT_CREATE
+            plan.account_note = f"将创建账号 {plan.username}（{plan.role_label}，待激活）"
+            continue
+        plan.outcome = OUTCOME_ERROR
+        plan.username = ""
 
 
 FIELD_LABELS = {
@@ -675,6 +864,9 @@ class ImportResult:
     created: int
     updated: int
     unchanged: int
+    accounts: int = 0
+    # Stations with accounts to activate, for the "打印激活单" the import page offers next.
+    station_ids: tuple[int, ...] = ()
 
 
 def apply_import(user: StaffUser, plan: ImportPlan) -> ImportResult:
@@ -690,7 +882,10 @@ def apply_import(user: StaffUser, plan: ImportPlan) -> ImportResult:
     created: list[Deputy] = []
     updated: list[dict] = []
     unchanged = 0
+    deputies: dict[int, Deputy] = {}  # row number → the row's deputy
     for row in plan.rows:
+        if row.role == StaffRole.STATION_ADMIN:
+            continue
         if row.outcome == OUTCOME_NEW:
             deputy = Deputy(station=stations[row.station_id], status=DeputyStatus.SERVING)
             apply_input(deputy, row.data)
@@ -703,8 +898,10 @@ def apply_import(user: StaffUser, plan: ImportPlan) -> ImportResult:
                 updated.append({"id": deputy.id, "row": row.row, **diff})
             else:
                 unchanged += 1
+        deputies[row.row] = deputy
     db.session.flush()
     codes = issue_codes(created)
+    accounts = _create_accounts(user, plan, deputies)
     record_audit(
         "deputies_imported",
         user=user,
@@ -721,9 +918,48 @@ def apply_import(user: StaffUser, plan: ImportPlan) -> ImportResult:
             ],
             "updated": updated,
             "unchanged": unchanged,
+            "accounts": [
+                {"id": account.id, "username": account.username, "role": account.role.value, "row": row}
+                for row, account in accounts
+            ],
         },
     )
-    return ImportResult(created=len(created), updated=len(updated), unchanged=unchanged)
+    station_ids = sorted({row.station_id for row in plan.rows if row.account == ACCOUNT_CREATE})
+    return ImportResult(
+        created=len(created),
+        updated=len(updated),
+        unchanged=unchanged,
+        accounts=len(accounts),
+        station_ids=tuple(station_ids),
+    )
+
+
+def _create_accounts(user: StaffUser, plan: ImportPlan, deputies: dict[int, Deputy]) -> list[tuple[int, StaffUser]]:
+    """The planned accounts, with no known password and a pending activation each (whose link nobody sees: the
+    station's activation sheet issues the ones handed out); (row number, account) in row order."""
+    rows = [row for row in plan.rows if row.account == ACCOUNT_CREATE]
+    if not rows:
+        return []
+    password_hash = unusable_password_hash()
+    made = []
+    for row in rows:
+        scope = {"deputy": deputies[row.row]} if row.role == StaffRole.DEPUTY else {"station_id": row.station_id}
+        account = StaffUser(
+            username=row.username, display_name=row.name[:50], password_hash=password_hash, role=row.role, **scope
+        )
+        made.append((row.row, account))
+    db.session.add_all([account for _, account in made])
+    try:
+        db.session.flush()
+    except IntegrityError:  # a username taken by someone else since this request checked the file
+        raise UserError(
+            "username_taken",
+            "导入时发现有联系电话刚被别的账号用作用户名，未导入任何数据。请重新上传文件检查。",
+            409,
+            field="file",
+        ) from None
+    new_activations(user, [account for _, account in made])
+    return made
 
 
 # --- the upload between the dry run and the confirmation ---------------------------------------
@@ -819,24 +1055,29 @@ def discard_upload(upload_id: str, claimed: Path | None = None) -> None:
 # --- the example file ---------------------------------------------------------------------------
 
 
-def example_rows(station_name: str) -> list[list[str]]:
-    """The example roster (heading, then three deputies) at ``station_name``."""
+def example_rows(station_name: str, with_admin: bool = True) -> list[list[str]]:
+    """The example roster (heading, three deputies, and the station's administrator for a supervisor, who alone
+    may import one) at ``station_name``."""
     heading = [column.heading for column in COLUMNS]
     body = [
-        [name, levels, where, station_name, phone, job, term] for name, levels, where, phone, job, term in EXAMPLE_ROWS
+        [name, levels, where, station_name, phone, job, term, "代表"]
+        for name, levels, where, phone, job, term in EXAMPLE_ROWS
     ]
+    if with_admin:
+        admin_name, admin_phone = EXAMPLE_ADMIN
+        body.append([admin_name, "", "", station_name, admin_phone, "", "", "联络站管理员"])
     return [heading, *body]
 
 
-def example_csv(station_name: str = EXAMPLE_STATION) -> bytes:
+def example_csv(station_name: str = EXAMPLE_STATION, with_admin: bool = True) -> bytes:
     """The example as CSV in UTF-8 with a BOM (Excel in China then opens it without garbling)."""
     out = io.StringIO(newline="")
     writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerows(example_rows(station_name))
+    writer.writerows(example_rows(station_name, with_admin))
     return codecs.BOM_UTF8 + out.getvalue().encode("utf-8")
 
 
-def example_xlsx(station_name: str = EXAMPLE_STATION) -> bytes:
+def example_xlsx(station_name: str = EXAMPLE_STATION, with_admin: bool = True) -> bytes:
     """The example as an Excel workbook, every cell text (phone numbers keep their leading zero)."""
     from openpyxl import Workbook
     from openpyxl.styles import Font
@@ -844,14 +1085,14 @@ def example_xlsx(station_name: str = EXAMPLE_STATION) -> bytes:
     workbook = Workbook()
     sheet = workbook.active
     sheet.title = "代表名册"
-    for row in example_rows(station_name):
+    for row in example_rows(station_name, with_admin):
         sheet.append(row)
     for cell in sheet[1]:
         cell.font = Font(bold=True)
     for row in sheet.iter_rows(min_row=2):
         for cell in row:
             cell.number_format = "@"
-    for letter, width in zip("ABCDEFG", (10, 26, 22, 24, 16, 24, 18), strict=True):
+    for letter, width in zip("ABCDEFGH", (10, 26, 22, 24, 16, 24, 18, 14), strict=True):
         sheet.column_dimensions[letter].width = width
     out = io.BytesIO()
     workbook.save(out)

@@ -40,6 +40,7 @@ from backend.admin import departments as department_ops
 from backend.admin import deputies as deputy_ops
 from backend.admin import importer
 from backend.admin import stations as station_ops
+from backend.admin.activation_sheet import pending_count
 from backend.admin.printing import batch_names, fits_a_stream, printable_count, region_batch_pages, station_batch_pages
 from backend.auth import ROLE_LABELS, describe_scope
 from backend.auth.sessions import current_staff, login_required
@@ -158,6 +159,7 @@ def _station_context(station: Station) -> dict:
         "card_pages": printable_count(station),
         "recent_batches": batch_ops.recent_batches(station=station),
         "old_code_fate": station_ops.OLD_CODE_FATE,
+        "pending_accounts": pending_count(station),
     }
 
 
@@ -564,6 +566,7 @@ def _import_context(user: StaffUser, **extra) -> dict:
         "plan": None,
         "upload_id": "",
         "result": None,
+        "sheets": [],
     }
     context.update(extra)
     return context
@@ -572,8 +575,18 @@ def _import_context(user: StaffUser, **extra) -> dict:
 @bp.get("/import")
 @login_required(*ADMIN_ROLES)
 def import_page():
-    """Upload a roster (CSV or .xlsx); a dry run comes first."""
-    return _page("admin/import.html", **_import_context(current_staff()))
+    """Upload a roster (CSV or .xlsx); a dry run comes first. After an import (``?stations=3,5``), the activation
+    sheets of the stations it gave accounts to, those the user manages that still have accounts to activate."""
+    user = current_staff()
+    ids = [int(part) for part in request.args.get("stations", "").split(",")[:200] if part.isascii() and part.isdigit()]
+    sheets = []
+    if ids:
+        query = manageable_stations_query(user).where(Station.id.in_([i for i in ids if i <= MAX_ID]))
+        for station in db.session.scalars(query.order_by(Station.id)):
+            pending = pending_count(station)
+            if pending:
+                sheets.append((station, pending))
+    return _page("admin/import.html", **_import_context(user, sheets=sheets))
 
 
 @bp.post("/import")
@@ -652,8 +665,14 @@ def import_confirm():
     parts = [f"新增{result.created}位代表", f"更新{result.updated}位"]
     if result.unchanged:
         parts.append(f"{result.unchanged}位资料无变化")
-    flash(f"导入完成：{'，'.join(parts)}。新代表已生成代表码，可到联络站页面打印海报。")
-    return redirect(url_for("admin.import_page"), 303)
+    if result.accounts:
+        parts.append(f"新建账号{result.accounts}个")
+    message = f"导入完成：{'，'.join(parts)}。新代表已生成代表码，可到联络站页面打印海报。"
+    if result.accounts:
+        message += "新账号没有密码：请打印下面的激活单，交给本人扫码设置。"
+    flash(message)
+    stations = ",".join(str(i) for i in result.station_ids)
+    return redirect(url_for("admin.import_page", stations=stations or None), 303)
 
 
 def _example_station(user: StaffUser) -> str:
@@ -673,5 +692,6 @@ EXAMPLE_FORMATS = {
 def import_example(fmt: str):
     """The example roster as CSV (UTF-8 with BOM) or an Excel workbook, at the user's own station."""
     make, mimetype = EXAMPLE_FORMATS[fmt]
-    data = make(_example_station(current_staff()))
+    user = current_staff()
+    data = make(_example_station(user), with_admin=user.role == StaffRole.SUPERVISOR)
     return download(data, mimetype, f"代表名册示例.{fmt}", f"deputies-example.{fmt}")

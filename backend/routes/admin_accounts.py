@@ -1,4 +1,5 @@
-"""Administration pages for accounts (supervisors only): ``/admin/accounts``.
+"""Administration pages for accounts: ``/admin/accounts`` (supervisors only), and a station's activation sheet
+(its administrator and the supervisors of its region: ``/admin/stations/<id>/activation-sheet``).
 
 On the administration blueprint (``admin.bp``). Anyone but a supervisor gets 404 and an audit
 row (``require_supervisor``); an account outside the supervisor's region answers 404 like an
@@ -11,20 +12,30 @@ from __future__ import annotations
 
 import base64
 
-from flask import current_app, request, url_for
+from flask import current_app, request
 from sqlalchemy import select
 
 from backend import pagination
-from backend.access import ADMIN_ROLES, can_manage_region, manageable_stations_query, region_subtree, require_supervisor
+from backend.access import (
+    ADMIN_ROLES,
+    can_manage_region,
+    manageable_stations_query,
+    region_subtree,
+    require_station,
+    require_supervisor,
+)
 from backend.admin import accounts as account_ops
+from backend.admin import activation_sheet
 from backend.auth import ROLE_LABELS, describe_scope
 from backend.auth.sessions import current_staff, login_required
+from backend.downloads import download
 from backend.errors import UserError
 from backend.extensions import db
 from backend.items.validation import MAX_ID
 from backend.models import Department, Deputy, DeputyStatus, Region, Station
 from backend.qr.render import qr_svg
 from backend.routes.admin import _done, _page, _refused, bp
+from backend.routes.posters import require_fonts
 
 
 def _supervisor():
@@ -79,8 +90,7 @@ def _list_context() -> dict:
 
 
 def _link_page(account, token: str, status: int = 200, created: bool = False):
-    link = url_for("staff.activate", token=token, _external=False)
-    full = f"{current_app.config['PUBLIC_BASE_URL']}{link}"
+    full = account_ops.activation_url(token)
     svg = base64.b64encode(qr_svg(full, 220)).decode()
     return _page(
         "admin/account_link.html",
@@ -142,3 +152,21 @@ def account_active(account_id: int):
         return _page("admin/accounts.html", exc.status, **_refused(exc, _list_context, f"account-{account_id}"))
     state = "启用" if account.is_active else "停用"
     return _done(f"已{state}账号 {account.username}。", "admin.accounts", q=account.username)
+
+
+@bp.post(f"/stations/<int(max={MAX_ID}):station_id>/activation-sheet")
+@login_required(*ADMIN_ROLES)
+def activation_sheet_pdf(station_id: int):
+    """The station's activation sheet (PDF): a fresh one-time link per account not yet activated, older ones
+    ended. A POST: printing it changes which links work. Nothing to print goes back to the page, saying so."""
+    user = current_staff()
+    station = require_station(user, station_id)
+    try:
+        require_fonts()
+        data, _ = activation_sheet.print_activation_sheet(user, station)
+    except UserError as exc:
+        db.session.rollback()
+        if exc.status == 503:
+            raise
+        return _done(exc.message, "admin.station", station_id=station.id, _anchor="activation")
+    return download(data, "application/pdf", f"{station.name}-账号激活单.pdf", f"station-{station.id}-activation.pdf")

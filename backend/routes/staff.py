@@ -10,7 +10,7 @@ from backend.auth import ROLE_LABELS, describe_scope, own_account
 from backend.auth.sessions import USERNAME_MAX_LENGTH, current_staff, is_safe_next, login, login_required, logout
 from backend.errors import UserError
 from backend.extensions import db
-from backend.models import SessionKind
+from backend.models import SessionKind, StaffRole
 
 bp = Blueprint("staff", __name__, url_prefix="/staff")
 
@@ -164,4 +164,6 @@ def activate(token: str):
         login(account.username, password, SessionKind.WEB)
     except UserError:  # the password is set (and kept); the login itself was refused (a throttled address)
         return redirect(url_for("staff.login"), 303)
+    if account.role == StaffRole.DEPUTY:  # straight to what a deputy came for, with WeChat binding offered there
+        return redirect(url_for("deputy.inbox", activated=1), 303)
     return redirect(url_for("staff.home", activated=1), 303)

@@ -156,12 +156,14 @@ def demo_server(
     env_overrides: dict[str, str | None] | None = None,
     ready_path: str = "/",
     app_spec: str = "wechat_sandbox.compose:create_app()",
+    load_demo: bool = True,
 ) -> Iterator[LiveServer]:
     """What ``make run`` (scripts/run.sh) does, for real: its WeChat settings, a fresh database, ``flask db upgrade``,
     ``flask demo load``, and gunicorn serving the app with the sandbox beside it (``wechat_sandbox.compose``).
 
     ``env_overrides`` sets (or, with None, removes) variables of the server's environment; ``app_spec``
-    is what gunicorn serves (``backend:create_app()``: the production app alone, as the Procfile's ``web:``).
+    is what gunicorn serves (``backend:create_app()``: the production app alone, as the Procfile's ``web:``);
+    ``load_demo=False`` leaves the database empty (a fresh county, set up by the test).
     """
     database_url = create_pg_database(PG_URL) if PG_URL else "sqlite:///" + str(workdir / "live.sqlite3")
     port = free_port()
@@ -185,7 +187,8 @@ def demo_server(
     process = None
     try:
         run_flask(env, "db", "upgrade")
-        run_flask(env, "demo", "load")
+        if load_demo:
+            run_flask(env, "demo", "load")
         with server.log_path.open("wb") as log:
             process = subprocess.Popen(
                 [

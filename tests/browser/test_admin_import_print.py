@@ -61,7 +61,7 @@ def test_import_the_example_then_print_the_station_batch(live_server, phone, tmp
 
     # Import: download the example, check it (dry run), then confirm.
     page.click("text=批量导入代表")
-    expect(page.locator("h1")).to_have_text("批量导入代表")
+    expect(page.locator("h1")).to_have_text("批量导入代表和账号")
     with page.expect_download() as example:
         page.click("#example-xlsx")
     example_path = tmp_path / "example.xlsx"
