@@ -154,5 +154,6 @@ def register_commands(app: Flask) -> None:
     app.cli.add_command(ops_cli.backup_command)
     app.cli.add_command(ops_cli.restore_command)
     app.cli.add_command(ops_cli.retention_cli)
+    app.cli.add_command(ops_cli.region_cli)
     app.cli.add_command(ops_cli.photos_cli)
     app.cli.add_command(settings_command)

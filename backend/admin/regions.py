@@ -50,7 +50,8 @@ CHILD_LEVEL = {
 }
 # 行政区划代码: how many leading digits a region shares with its parent, and how long it is.
 SHARED_PREFIX = {RegionLevel.PROVINCE: 2, RegionLevel.CITY: 4, RegionLevel.COUNTY: 6}
-CODE_LENGTH = {RegionLevel.CITY: 6, RegionLevel.COUNTY: 6, RegionLevel.TOWNSHIP: 9}
+CODE_LENGTH = {RegionLevel.PROVINCE: 6, RegionLevel.CITY: 6, RegionLevel.COUNTY: 6, RegionLevel.TOWNSHIP: 9}
+ROOT_LEVELS = (RegionLevel.PROVINCE, RegionLevel.CITY, RegionLevel.COUNTY)
 
 
 def _not_yours(field: str) -> UserError:
@@ -98,6 +99,32 @@ def create_region(user: StaffUser, form) -> Region:
     record_audit(
         "region_created", user=user, object_type="region", object_id=region.id, data={"code": code, "name": name}
     )
+    return region
+
+
+def create_root_region(code: object, name: object, level: object) -> Region:
+    """The install's own region (a county, city or province), the one thing a supervisor cannot make in the
+    browser: the first supervisor's account (``flask user create --role supervisor``) needs it. Once only."""
+    try:
+        level = RegionLevel(level)
+    except ValueError:
+        level = None
+    if level not in ROOT_LEVELS:
+        raise UserError("invalid_level", "级别应为 county（县）、city（市）或 province（省）。", 400, field="level")
+    if db.session.scalar(select(Region.id).where(Region.parent_id.is_(None)).limit(1)) is not None:
+        raise UserError(
+            "root_exists",
+            "本系统已有最上级地区；下级地区请由该地区的人大常委会工作人员在“管理 → 地区和联络站”中添加。",
+            409,
+        )
+    code = code.strip() if isinstance(code, str) else ""
+    if len(code) != CODE_LENGTH[level] or not code.isascii() or not code.isdigit():
+        raise UserError("invalid_code", "行政区划代码是6位数字，例如430225。", 400, field="code")
+    name = _region_name(name)
+    region = Region(code=code, name=name, level=level)
+    db.session.add(region)
+    db.session.flush()
+    record_audit("region_created", object_type="region", object_id=region.id, data={"code": code, "name": name})
     return region
 
 

@@ -1,4 +1,4 @@
-"""``flask doctor``, ``flask backup DIR``, ``flask restore DIR``, ``flask retention run``."""
+"""``flask doctor``, ``flask backup DIR``, ``flask restore DIR``, ``flask retention run``, ``flask region create``."""
 
 from __future__ import annotations
 
@@ -119,3 +119,27 @@ def photos_sweep_command() -> None:
 
     removed = sweep_orphans()
     click.echo(f"已清理 {removed} 张没有对应留言的照片（写入超过一小时）。")
+
+
+region_cli = AppGroup("region", help="本系统的最上级地区（县、市或省）。")
+
+
+@region_cli.command("create")
+@click.option("--code", required=True, help="行政区划代码，6位数字，如 430225。")
+@click.option("--name", required=True, help="地区名称，如 炎陵县。")
+@click.option("--level", default="county", show_default=True, help="county（县）、city（市）或 province（省）。")
+def region_create_command(code: str, name: str, level: str) -> None:
+    """Create the install's own region, so that its first supervisor can be made and set up the rest in the browser."""
+    from backend.admin.regions import create_root_region
+    from backend.errors import UserError
+    from backend.extensions import db
+
+    try:
+        region = create_root_region(code, name, level)
+    except UserError as exc:
+        db.session.rollback()
+        raise click.ClickException(f"{exc.message}未做任何更改。") from None
+    db.session.commit()
+    click.echo(
+        f"已建立 {region.name}（{region.code}）。下一步：flask user create --role supervisor --region {region.code} 用户名"
+    )

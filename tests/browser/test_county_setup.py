@@ -24,7 +24,7 @@ import zxingcpp
 from PIL import Image
 from playwright.sync_api import expect
 
-from tests.browser.conftest import VENV_BIN, LiveServer, Phone, demo_server, fits, launch_phone
+from tests.browser.conftest import LiveServer, Phone, demo_server, fits, launch_phone
 from tests.helpers import missing_tool
 
 pytestmark = pytest.mark.browser
@@ -41,13 +41,6 @@ GIVEN = ("建华", "秀英", "国强", "丽娟", "志明", "海燕", "红梅", "
 NEW_PASSWORD = "my-own-pass-2026"
 DESKTOP = {"width": 1280, "height": 900}
 
-CREATE_COUNTY = """
-from backend.extensions import db
-from backend.models import Region, RegionLevel
-db.session.add(Region(code="430225", name="炎陵县", level=RegionLevel.COUNTY))
-db.session.commit()
-"""
-
 
 @pytest.fixture
 def fresh_county(chromium_executable, tmp_path) -> Iterator[LiveServer]:
@@ -55,16 +48,7 @@ def fresh_county(chromium_executable, tmp_path) -> Iterator[LiveServer]:
     workdir = tmp_path / "fresh-county"
     workdir.mkdir()
     with demo_server(workdir, load_demo=False, ready_path="/healthz") as server:
-        result = subprocess.run(
-            [str(VENV_BIN / "flask"), "shell"],
-            input=CREATE_COUNTY,
-            env=server.env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-        assert result.returncode == 0, result.stderr
+        server.flask("region", "create", "--code", COUNTY_CODE, "--name", "炎陵县", "--level", "county")
         server.flask(
             "user", "create", SUPERVISOR, "--role", "supervisor", "--region", COUNTY_CODE,
             "--password", SUPERVISOR_PASSWORD,
