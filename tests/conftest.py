@@ -268,6 +268,21 @@ def create_deputy(app, create_station):
 
 
 @pytest.fixture
+def count_in_database(app):
+    """Look-up and login throttle counters in the database, which every test empties, whatever REDIS_URL says
+    (a module uses it with ``pytestmark = pytest.mark.usefixtures("count_in_database")``)."""
+    app.config["REDIS_URL"] = None
+
+
+@pytest.fixture
+def world(app, create_county, create_station, create_deputy):
+    """The small county of tests/staff_world.py (a module may define a ``world`` of its own)."""
+    from tests.staff_world import build_world
+
+    return build_world(create_county, create_station, create_deputy)
+
+
+@pytest.fixture
 def client_id():
     """A fresh idempotency key, as a client would make one."""
     return uuid.uuid4().hex

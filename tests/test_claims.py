@@ -38,22 +38,13 @@ from backend.models import (
     utcnow,
 )
 from backend.wechat.identity import SESSION_RESIDENT_KEY
-from tests.staff_world import act, api_token, audit_rows, build_world, counts, fresh_token, login, make_item
+from tests.staff_world import act, api_token, audit_rows, counts, fresh_token, login, make_item
 from tests.test_supervision_world import entered_in_person
 
 BODY = "十都村到镇上的班车太少，老人看病不方便。我的电话 139 1234 5678。"
 
 
-@pytest.fixture(autouse=True)
-def count_in_database(app):
-    """Look-up throttle counters in the database, which every test empties."""
-    app.config["REDIS_URL"] = None
-
-
-@pytest.fixture
-def world(app, create_county, create_station, create_deputy):
-    """The small county of tests/staff_world.py."""
-    return build_world(create_county, create_station, create_deputy)
+pytestmark = pytest.mark.usefixtures("count_in_database")
 
 
 @pytest.fixture

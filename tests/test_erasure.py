@@ -16,21 +16,12 @@ from backend.extensions import db
 from backend.items.inbox import inbox_page
 from backend.models import AuditEntry, ItemEventKind, ItemStatus, OutboxMessage, OutboxStatus, Resident
 from tests.helpers import stored_photo
-from tests.staff_world import act, api_token, audit_rows, build_world, counts, fresh_token, login, make_item
+from tests.staff_world import act, api_token, audit_rows, counts, fresh_token, login, make_item
 
 STAFF_USERNAMES = ("deputy_d1", "admin_a", "sup_county", "dept_user")
 
 
-@pytest.fixture(autouse=True)
-def count_in_database(app):
-    """Look-up throttle counters in the database, which every test empties."""
-    app.config["REDIS_URL"] = None
-
-
-@pytest.fixture
-def world(app, create_county, create_station, create_deputy):
-    """The small county of tests/staff_world.py."""
-    return build_world(create_county, create_station, create_deputy)
+pytestmark = pytest.mark.usefixtures("count_in_database")
 
 
 @pytest.fixture

@@ -16,21 +16,12 @@ from backend.items import deadlines
 from backend.items.lifecycle import perform_action
 from backend.models import ItemEvent, ItemEventKind, ItemPhoto, OutboxMessage, utcnow
 from tests.helpers import csrf_token_from, jpeg_bytes
-from tests.staff_world import act, api_token, audit_rows, build_world, counts, fresh_token, login, make_item
+from tests.staff_world import act, api_token, audit_rows, counts, fresh_token, login, make_item
 
 QUESTION = "请补充路灯的具体位置（门牌号或附近标志），最好附一张照片。"
 
 
-@pytest.fixture(autouse=True)
-def count_in_database(app):
-    """Look-up throttle counters in the database, which every test empties."""
-    app.config["REDIS_URL"] = None
-
-
-@pytest.fixture
-def world(app, create_county, create_station, create_deputy):
-    """The small county of tests/staff_world.py."""
-    return build_world(create_county, create_station, create_deputy)
+pytestmark = pytest.mark.usefixtures("count_in_database")
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from backend.outbox.notifications import WITHDRAWN_NOTE, NoChannel, build_notice
 from tests.outbox_support import DEPUTY_TEMPLATE, give_credits
 from tests.outbox_support import make_item as make_outbox_item
 from tests.outbox_support import make_world as make_outbox_world
-from tests.staff_world import api_token, build_world, counts, forward, fresh_token, make_item
+from tests.staff_world import api_token, counts, forward, fresh_token, make_item
 from tests.wechat_server import wechat_sandbox  # noqa: F401 - the fixture
 
 PROGRESS_TEMPLATE = "tpl-item-progress"  # the mini-program's long-term progress template (config's default)
@@ -26,16 +26,7 @@ OA_OPENID = "oa-res-chain"
 PRIVATE_ANSWER = "已更换全部松动地砖，施工队长电话13900001111。"
 
 
-@pytest.fixture(autouse=True)
-def count_in_database(app):
-    """Look-up throttle counters in the database, which every test empties."""
-    app.config["REDIS_URL"] = None
-
-
-@pytest.fixture
-def world(app, create_county, create_station, create_deputy):
-    """The county of tests/staff_world.py: the housing bureau has an account (``dept_user``)."""
-    return build_world(create_county, create_station, create_deputy)
+pytestmark = pytest.mark.usefixtures("count_in_database")
 
 
 def drain() -> None:
