@@ -119,6 +119,13 @@ def test_outside_wechat_the_confirmation_says_progress_shows_only_here(h5, clien
     html = page.get_data(as_text=True)
     assert "办理进展只显示在本页" in html and 'id="copy-link"' in html and "<wx-open-subscribe" not in html
     assert "res.wx.qq.com" not in page.headers["Content-Security-Policy"]
+    # The button is copy_link.js's, as the tracking page's other copy button (tested in Chromium there).
+    link = f"/t/{item.ref}?k={item.access_key}"
+    assert (
+        f'data-copy-link="{client.application.config["PUBLIC_BASE_URL"]}{link}"' in html
+        and 'data-copy-result="copy-result"' in html
+    )
+    assert "js/copy_link.js" in html
 
 
 @pytest.mark.parametrize(

@@ -1,25 +1,11 @@
-// The tracking page's notices card: the wx-open-subscribe button in WeChat, the copy-link button outside it.
+// The tracking page's notices card in WeChat: the wx-open-subscribe button and what the resident chose.
 (function () {
   "use strict";
 
   var card = document.getElementById("notices");
   var state = document.getElementById("notices-state");
 
-  // Outside WeChat: copy the tracking link (the only place progress shows).
-  var copy = document.getElementById("copy-link");
-  if (copy) {
-    copy.addEventListener("click", function () {
-      var link = copy.getAttribute("data-link");
-      var result = document.getElementById("copy-result");
-      var done = function () { result.textContent = "已复制链接，请粘贴到备忘录或收藏夹保存。"; };
-      var fail = function () { result.textContent = "无法自动复制，请长按上方链接复制，或截图保存本页。"; };
-      if (navigator.clipboard && navigator.clipboard.writeText) {
-        navigator.clipboard.writeText(link).then(done, fail);
-      } else {
-        fail();
-      }
-    });
-  }
+  // Outside WeChat the card's copy-link button is copy_link.js's, as every copy button of the page.
 
   // In WeChat: wx.config for the open tag, then report what the resident chose.
   var button = document.getElementById("subscribe-button");
