@@ -93,7 +93,7 @@ def register_converters(app: Flask) -> None:
 def register_blueprints(app: Flask) -> None:
     """One blueprint per audience. The local WeChat sandbox is not one of them, whatever the settings: it is an
     application of its own (``wechat_sandbox``) that ``make run`` serves beside this one."""
-    from backend.routes import (  # noqa: F401 - admin_accounts, admin_ops, admin_regions add pages to admin.bp
+    from backend.routes import (  # noqa: F401 - admin_accounts, admin_ops, admin_regions, presence add pages to others' bp
         admin,
         admin_accounts,
         admin_ops,
@@ -110,6 +110,7 @@ def register_blueprints(app: Flask) -> None:
         erasure,
         health,
         posters,
+        presence,
         qr,
         rating,
         resident,

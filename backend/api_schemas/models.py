@@ -820,9 +820,96 @@ class StatsAnswer(Answer):
     unsatisfied: int
     in_person: int
     meeting_rate: float | None
+    meeting_rate_note: str | None = None
+    meeting_days_present: int = 0
+    meeting_days_given: int = 0
+    contacts: int = 0
+    station_visits: int = 0
     held: int
     min_sample: int
     scope: ScopeInfo
     from_: str = Field(alias="from")
     to: str
     months: list[MonthFigures]
+
+
+# --- presence at stations (进站签到) and scans over time ----------------------------------------------------
+
+
+class PresenceRequest(Request):
+    """A check-in (or, with a visit open, a check-out) at a station; an administrator names the deputy."""
+
+    station_id: IdInput | None = Field(default=None, title="联络站", description="签到的联络站 id（代表本人所在站）")
+    deputy_id: IdInput | None = Field(
+        default=None, title="代表", description="联络站管理员代为登记时必填：本站代表的 id；代表本人签到时不填"
+    )
+
+    field_errors: ClassVar = {
+        "station_id": ("invalid_station_id", "请指定联络站。"),
+        "deputy_id": ("invalid_deputy_id", "请指定本站的一位代表。"),
+    }
+
+
+class Visit(Answer):
+    """One visit of a deputy to a station."""
+
+    id: int
+    deputy_id: int
+    station_id: int
+    day: str
+    checked_in_at: str
+    checked_out_at: str | None
+    is_open: bool
+    is_reception_day: bool
+    source: str
+    source_label: str
+
+
+class PresenceAnswer(Answer):
+    """What the call did (checked_in: 201; checked_out or repeated: 200), the visit, and a sentence to show."""
+
+    action: Literal["checked_in", "checked_out", "repeated"]
+    visit: Visit
+    message: str
+
+
+class ScansQuery(Request):
+    """One station and a range (``to`` exclusive; default the last 12 months)."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    station: str | None = Field(default=None, title="联络站", description="联络站 id")
+    from_: str | None = Field(default=None, alias="from", title="起始日期", description="YYYY-MM-DD")
+    to: str | None = Field(default=None, title="截止日期", description="YYYY-MM-DD，当天不计入")
+
+
+class ScanDay(Answer):
+    """One code's day: scans of the code (web page), and items sent through it."""
+
+    day: str
+    scans: int
+    items: int
+
+
+class CodeScans(Answer):
+    """One code of the station (its own or a deputy's, current or retired) and its days with a scan or an item."""
+
+    code_id: int
+    slug: str
+    kind: Literal["station", "deputy"]
+    name: str
+    is_current: bool
+    scans: int
+    items: int
+    days: list[ScanDay]
+
+
+class ScansAnswer(Answer):
+    """Per code and day: scans and items."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    station: ScopeInfo
+    from_: str = Field(alias="from")
+    to: str
+    codes: list[CodeScans]

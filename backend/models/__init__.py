@@ -2,7 +2,7 @@
 
 from backend.models.audit import AuditEntry
 from backend.models.base import Base, utcnow
-from backend.models.code import Code
+from backend.models.code import Code, CodeScanDay
 from backend.models.department import Department
 from backend.models.deputy import CongressLevel, Deputy, DeputyLevel, DeputyStatus
 from backend.models.forward import ItemForward, ReplyTemplate
@@ -22,6 +22,7 @@ from backend.models.item import (
 from backend.models.ops import WorkCalendarDay, WorkCalendarYear, WorkerHeartbeat
 from backend.models.outbox import OutboxMessage, OutboxStatus
 from backend.models.poster_batch import PosterBatch, PosterBatchKind, PosterBatchStatus
+from backend.models.presence import ContactKind, ContactLog, PresenceSource, StationVisit
 from backend.models.receipt import ItemReceipt
 from backend.models.region import Region, RegionLevel
 from backend.models.resident import Resident
@@ -43,7 +44,10 @@ __all__ = [
     "AuditEntry",
     "Base",
     "Code",
+    "CodeScanDay",
     "CongressLevel",
+    "ContactKind",
+    "ContactLog",
     "Department",
     "Deputy",
     "DeputyLevel",
@@ -64,6 +68,7 @@ __all__ = [
     "PosterBatch",
     "PosterBatchKind",
     "PosterBatchStatus",
+    "PresenceSource",
     "ReceptionRule",
     "ReceptionRuleKind",
     "Region",
@@ -78,6 +83,7 @@ __all__ = [
     "StaffSession",
     "StaffUser",
     "Station",
+    "StationVisit",
     "SubscriptionCredit",
     "ThrottleCounter",
     "WechatAccessToken",

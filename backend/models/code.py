@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String, text
+from sqlalchemy import CheckConstraint, Date, ForeignKey, Index, SmallInteger, String, text
 from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -43,7 +43,6 @@ class Code(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     retired_reason: Mapped[str] = mapped_column(String(200), default="")
-    scan_count: Mapped[int] = mapped_column(default=0)
 
     deputy: Mapped[Deputy | None] = relationship()
     station: Mapped[Station | None] = relationship()
@@ -57,3 +56,19 @@ class Code(Base):
     @classmethod
     def _is_current_expression(cls):
         return cls.retired_at.is_(None)
+
+
+class CodeScanDay(Base):
+    """Scans of one code on one China date, spread over a few rows (``shard``) so that no single row is hot.
+
+    Each scan adds one to a row picked at random among ``backend.qr.scans.SHARDS`` of its code and day, in
+    the request's own transaction (nothing is counted that is not committed, nothing committed is lost);
+    a day's scans are the sum of its rows. One source of truth: codes keep no count of their own.
+    """
+
+    __tablename__ = "code_scan_days"
+
+    code_id: Mapped[int] = mapped_column(ForeignKey("codes.id"), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    shard: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
+    scans: Mapped[int] = mapped_column(default=0)

@@ -52,6 +52,7 @@ from backend.items.validation import clean_text
 from backend.models import Item, ItemForward, ItemPhoto, ReplyTemplate, StaffRole, StaffUser, utcnow
 from backend.models.item import ITEM_CATEGORY_LABELS, ITEM_STATUS_LABELS
 from backend.qr.render import qr_png
+from backend.stations import contacts
 from backend.wechat import subscriptions
 
 bp = Blueprint("deputy", __name__, url_prefix="/staff")
@@ -361,6 +362,7 @@ def _in_person_form(user: StaffUser, status: int = 200, **extra):
         "error": None,
         "error_field": None,
         "limits": current_app.config,
+        "contact": None,
     }
     context.update(extra)
     return _page("staff/in_person.html", status, **context)
@@ -375,10 +377,17 @@ def in_person():
     the key is made on the resident's phone when they claim it (``items.claims``).
     """
     user = current_staff()
+    # A contact logged without an item (走访/座谈/电话) that the deputy turns into one: prefilled from it.
+    raw_contact = request.values.get("contact", "")
+    contact = contacts.own_contact(user, raw_contact) if raw_contact else None
     if request.method == "GET":
-        return _in_person_form(user)
+        if contact is None:
+            return _in_person_form(user)
+        return _in_person_form(user, values=contacts.prefill(contact), contact=contact)
     values = {name: request.form.get(name, "") for name in IN_PERSON_FIELDS}
     try:
+        if contact is not None and contact.item_id is not None:
+            contacts.link_item(contact, None)  # refused: it became an item already
         item, token = in_person_item(
             user,
             body=values["body"],
@@ -389,10 +398,14 @@ def in_person():
             channel_note=values["channel_note"],
         )
     except UserError as exc:
-        if exc.status != 400:
+        if exc.status not in (400, 409):
             raise
         db.session.rollback()
-        return _in_person_form(user, exc.status, values=values, error=exc.message, error_field=exc.field)
+        return _in_person_form(
+            user, exc.status, values=values, error=exc.message, error_field=exc.field, contact=contact
+        )
+    if contact is not None:
+        contacts.link_item(contact, item)
     return _receipt_page(user, item, token)
 
 

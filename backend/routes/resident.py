@@ -13,11 +13,13 @@ from flask import (
     redirect,
     render_template,
     request,
+    session,
     url_for,
 )
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from backend import database
+from backend.auth.sessions import current_staff
 from backend.downloads import jpeg_response
 from backend.errors import FieldErrors, UserError
 from backend.extensions import db
@@ -26,11 +28,14 @@ from backend.items.lifecycle import can_follow_up, waiting_question
 from backend.items.operations import DUTY_CHOICE, Submission, find_item_for_resident, station_closed, submit_item
 from backend.items.photo_store import read_deputy_photo, read_photo
 from backend.items.refs import format_ref
-from backend.models import Code, Deputy, DeputyStatus, ItemPhoto
+from backend.models import Deputy, DeputyStatus, ItemPhoto, PresenceSource, StaffRole
 from backend.models.deputy import DEPUTY_STATUS_LABELS
 from backend.models.item import ITEM_CATEGORY_LABELS
+from backend.qr import scans
 from backend.qr.codes import ResolvedCode, resolve_slug
+from backend.routes.presence import presence_page
 from backend.security import CONTENT_SECURITY_POLICY, client_address
+from backend.stations import presence
 from backend.stations.calendar import describe_rule, duty_assignment, next_reception_days, today_in_china
 from backend.wechat import identity as wechat_identity
 from backend.wechat import subscriptions
@@ -81,14 +86,31 @@ def code_form(slug: str):
     resolved = _resolve_or_page(slug)
     if resolved.is_retired:
         return render_template("code_replaced.html", resolved=resolved), 410
+    presence_offer = _presence_offer(resolved)
+    if presence_offer is not None:
+        return presence_offer
     oauth = wechat_identity.h5_oauth_redirect(request.path)  # WeChat's browser: silent OAuth once, never demanded
     if oauth is not None:
         return oauth
     with database.writing():  # the scan count: a write of a GET
-        db.session.execute(update(Code).where(Code.id == resolved.code.id).values(scan_count=Code.scan_count + 1))
+        scans.count_scan(resolved.code.id)
     # Never stored (backend/security.py): going back to the form fetches it again, with a fresh client_id.
     values = {"client_id": new_client_id(), "deputy_id": DUTY_CHOICE, "category": ""}
     return render_template("form.html", values=values, errors={}, **_form_context(resolved))
+
+
+def _presence_offer(resolved: ResolvedCode):
+    """The 签到/签退 page instead of the form, for a deputy of this station scanning its station code while
+    logged in on their phone; None for everyone else (residents, other staff, a deputy's own code)."""
+    if resolved.code.station_id is None or "sid" not in session or request.args.get("as") == "resident":
+        return None
+    user = current_staff()
+    if user is None or user.role != StaffRole.DEPUTY or user.deputy is None:
+        return None
+    deputy = user.deputy
+    if not presence.may_record(user, deputy, resolved.station) or not deputy.is_serving:
+        return None
+    return presence_page(user, source=PresenceSource.SCAN, slug=resolved.code.slug)
 
 
 def new_client_id() -> str:

@@ -63,6 +63,7 @@ from backend.items.deadlines import overdue_condition
 from backend.items.validation import clean_id, parse_day
 from backend.models import (
     Deputy,
+    DeputyStatus,
     Item,
     ItemChannel,
     ItemStatus,
@@ -73,6 +74,7 @@ from backend.models import (
     Station,
     utcnow,
 )
+from backend.stations import contacts, presence
 from backend.stations.calendar import CHINA_TZ, today_in_china
 
 MAX_RANGE_MONTHS = 72  # a deputy's term is five years; a range may span a little more
@@ -219,8 +221,13 @@ DEFINITIONS = {
     "in_person_satisfaction_rate": "代表接待时录入的意见单独计算：（满意 + 基本满意）件数 ÷ 已评价件数，只计群众用本人手机"
     "扫描回执认领之后作出的评价。不计入上面的满意率，也不计入履职积分的满意项。",
     "unclaimed_rated": "改版前录入的当面接待件，查询码曾交给代表，其评价不能确认是群众本人作出的，不计入任何满意率。",
-    "meeting_rate": "暂无数据。见面率指办理中与群众当面沟通的件数占比；系统没有记录每件是否见面，所以不计算，也不估算。"
-    "可作参考的是“当面接待收集”：代表接待选民时当面听取、由代表录入系统的件数。",
+    "meeting_rate": "见面率 = 代表到站签到的接待日天数 ÷ 接待日历给代表排的接待日天数（统计区间内、截至今天，北京时间）。"
+    "接待日历给代表的日子：本站接待日规则中写明该代表值班的日子，以及不指定代表、全站代表进站的日子（如逢六）；"
+    "按联络站现行的接待日规则计算。到站：代表本人扫联络站码或在手机上签到，或由联络站管理员代为登记（另行标注）。"
+    "非接待日的签到照常记录、计入履职积分，但不计入见面率。联络站和地区的见面率按所辖在任代表的天数合计。",
+    "meeting_rate_none": "接待日历在统计区间内没有给代表排接待日，无法计算见面率。",
+    "contacts": "代表记录的走访、座谈、电话联系群众的次数（按联系日期）；转为留言件的联系仍计一次。",
+    "station_visits": "统计区间内代表到站签到的次数（含非接待日，含管理员代为登记）。",
     "median_first_answer_hours": "从群众提交到第一次答复（没有单独答复而直接办结的，到办结）所用小时数的中位数，"
     "只计已答复的有效件；按自然时间计算，含周末和夜间。",
     "median_resolve_hours": "从群众提交到办结所用小时数的中位数，只计已办结的件；重新办理的件按最近一次办结计。",
@@ -589,6 +596,9 @@ class Figures:
     overdue_items: list[Item] = field(default_factory=list)
     months: list[Group] = field(default_factory=list)
     children: list[Group] = field(default_factory=list)
+    meeting: Rate | None = None  # 见面率; None when the calendar gave no reception day (or too many stations)
+    contacts: int = 0  # 走访/座谈/电话 logged
+    station_visits: int = 0  # check-ins at the scope's stations
 
 
 def month_bounds(rng: DateRange) -> list[tuple[datetime, datetime]]:
@@ -844,7 +854,50 @@ def compute(
     ]
     if with_children:
         figures.children = _children(scope, per_child, overdue, min_sample)
+    _add_presence(figures, now)
     return figures
+
+
+def _scope_stations_and_deputies(scope: Scope) -> tuple[list[int], list[Deputy]] | None:
+    """The scope's stations and serving deputies, for 见面率 and contacts; None for a region of more than
+    ``BREAKDOWN_MAX_STATIONS`` stations (a province: not computed on each request)."""
+    if scope.kind == "deputy":
+        return [scope.deputy.station_id], [scope.deputy]
+    if scope.kind == "station":
+        station_ids = [scope.station.id]
+    else:
+        if len(scope.region_station_ids) > BREAKDOWN_MAX_STATIONS:
+            return None
+        station_ids = scope.region_station_ids
+    if not station_ids:
+        return [], []
+    deputies = db.session.scalars(
+        select(Deputy)
+        .where(Deputy.station_id.in_(station_ids), Deputy.status == DeputyStatus.SERVING)
+        .options(selectinload(Deputy.station).selectinload(Station.reception_rules))
+        .order_by(Deputy.id)
+    ).all()
+    return station_ids, list(deputies)
+
+
+def _add_presence(figures: Figures, now: datetime) -> None:
+    """见面率 (from recorded visits and the calendar), contacts logged and check-ins, into ``figures``."""
+    found = _scope_stations_and_deputies(figures.scope)
+    if found is None:
+        return
+    station_ids, deputies = found
+    rng = figures.range
+    counted = presence.meeting_counts(deputies, rng.start, rng.end, today_in_china(now))
+    if counted.given:
+        figures.meeting = Rate(counted.present, counted.given, figures.min_sample)
+    if figures.scope.kind == "deputy":
+        figures.contacts = contacts.contacts_count(start=rng.start, end=rng.end, deputy_id=figures.scope.deputy.id)
+        figures.station_visits = presence.visits_count(
+            station_ids, rng.start_at, rng.end_at, deputy_id=figures.scope.deputy.id
+        )
+    else:
+        figures.contacts = contacts.contacts_count(start=rng.start, end=rng.end, station_ids=station_ids)
+        figures.station_visits = presence.visits_count(station_ids, rng.start_at, rng.end_at)
 
 
 def _breakdown_possible(scope: Scope) -> bool:
@@ -939,6 +992,16 @@ def _rounded(hours: float | None) -> float | None:
     return None if hours is None else round(hours, 2)
 
 
+def _meeting_note(figures: Figures) -> str | None:
+    """Why 见面率 is null, in Chinese; None when it is a number."""
+    meeting = figures.meeting
+    if meeting is None:
+        return DEFINITIONS["meeting_rate_none"]
+    if meeting.value is None:
+        return f"样本不足：接待日少于{figures.min_sample}天（{meeting.denominator}天），不计算比率。"
+    return None
+
+
 def figures_json(figures: Figures) -> dict:
     """The stats API's answer: the issue's keys first, then the parts of each rate and the definitions' context."""
     counts, rates = figures.counts, figures.rates
@@ -967,7 +1030,12 @@ def figures_json(figures: Figures) -> dict:
         "in_person_unsatisfied": counts.in_person_unsatisfied,
         "in_person_satisfaction_rate": rates["in_person_satisfaction_rate"].value,
         "unclaimed_rated": counts.unclaimed_rated,
-        "meeting_rate": None,
+        "meeting_rate": figures.meeting.value if figures.meeting else None,
+        "meeting_rate_note": _meeting_note(figures),
+        "meeting_days_present": figures.meeting.numerator if figures.meeting else 0,
+        "meeting_days_given": figures.meeting.denominator if figures.meeting else 0,
+        "contacts": figures.contacts,
+        "station_visits": figures.station_visits,
         "held": figures.held,
         "min_sample": figures.min_sample,
         "scope": {"kind": figures.scope.kind, "key": figures.scope.key, "label": figures.scope.label},

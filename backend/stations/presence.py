@@ -1,0 +1,271 @@
+"""进站签到 and 见面率: a deputy's visits to their station, and the reception days they were present on.
+
+A check-in opens a visit and the next check-in closes it (a second scan of the station's code, a
+second tap). A check-in repeated within ``REPEAT_WINDOW`` of the first (a double tap, two requests
+sent at once by a flaky network) changes nothing and answers with the open visit: a visit is
+never closed seconds after it was opened. At most one visit per deputy is open
+(``uq_station_visits_open_deputy``): of two check-ins racing, one inserts and the other finds it.
+
+Who may record: the deputy themself, from their own account (``may_record``), at their own
+station; or the station's administrator for a deputy of the station who has no phone with them,
+marked ``PresenceSource.BY_ADMIN``. A visit on a day the calendar did not give the deputy is kept and
+marked (``is_reception_day`` false): it counts in 履职积分 but not in 见面率.
+
+见面率 = reception days a deputy was present / reception days the calendar gave them. The calendar
+gives a deputy every day of their station's rules that names them or names nobody (a station-wide
+day such as 逢六, when every deputy of the station comes in), up to today; the rules read are
+today's (the calendar keeps no history), so a rule changed mid-range is read as if it always held.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from sqlalchemy import distinct, func, select
+from sqlalchemy.exc import IntegrityError
+
+from backend.audit import record_audit
+from backend.errors import UserError
+from backend.extensions import db
+from backend.models import Deputy, PresenceSource, StaffRole, StaffUser, Station, StationVisit, utcnow
+from backend.stations.calendar import rule_matches, today_in_china
+
+# A check-in this soon after the open visit's own is a repeat (a double tap), not a check-out.
+REPEAT_WINDOW = timedelta(minutes=2)
+
+
+@dataclass(frozen=True)
+class PresenceResult:
+    """What one check-in did: ``checked_in`` (a new visit), ``checked_out`` or ``repeated`` (nothing changed)."""
+
+    visit: StationVisit
+    action: str
+
+    @property
+    def message(self) -> str:
+        """The sentence the page and the API show."""
+        visit = self.visit
+        if self.action == "checked_out":
+            return f"已签退。本次在站{visit_minutes(visit)}分钟。"
+        if self.action == "repeated":
+            return "刚刚已签到，无需重复签到；离开时再扫码或点“签退”。"
+        if not visit.is_reception_day:
+            return "已签到。今天不是您的接待日：本次签到照常记录（计入履职积分），但不计入见面率。"
+        return "已签到。离开时再扫一次联络站码或点“签退”。"
+
+
+def visit_minutes(visit: StationVisit) -> int:
+    """Whole minutes between check-in and check-out (or now, for an open visit)."""
+    end = visit.checked_out_at or utcnow()
+    return max(0, int((end - visit.checked_in_at).total_seconds() // 60))
+
+
+def reception_rules_of(deputy: Deputy, station: Station) -> list:
+    """The rules of ``station`` that give ``deputy`` a reception day: those naming them, and those naming nobody."""
+    return [rule for rule in station.reception_rules if rule.deputy_id in (None, deputy.id)]
+
+
+def is_reception_day_of(deputy: Deputy, station: Station, day: date) -> bool:
+    """True when the calendar gives ``deputy`` a reception day at ``station`` on ``day``."""
+    return any(rule_matches(rule, day) for rule in reception_rules_of(deputy, station))
+
+
+def may_record(user: StaffUser | None, deputy: Deputy, station: Station) -> bool:
+    """True when ``user`` may record ``deputy``'s presence at ``station``: the deputy's own account, or the
+    station's administrator; and only at the deputy's own station."""
+    if user is None or not user.is_active or deputy.station_id != station.id:
+        return False
+    if user.role == StaffRole.DEPUTY:
+        return user.deputy_id == deputy.id
+    if user.role == StaffRole.STATION_ADMIN:
+        return user.station_id == station.id
+    return False
+
+
+def open_visit(deputy: Deputy) -> StationVisit | None:
+    """The deputy's visit not yet checked out, if any."""
+    return db.session.scalar(
+        select(StationVisit).where(StationVisit.deputy_id == deputy.id, StationVisit.checked_out_at.is_(None))
+    )
+
+
+def check_in_or_out(
+    user: StaffUser, deputy: Deputy, station: Station, source: PresenceSource, *, now: datetime | None = None
+) -> PresenceResult:
+    """Open a visit of ``deputy`` at ``station``, or close the open one (flushes; the caller commits).
+
+    Refused (404 as for an unknown station, with an audit row kept) unless ``may_record``; refused
+    (409) for a deputy no longer serving or a station closed; a visit open at another station is
+    closed by a check-in here.
+    """
+    if not may_record(user, deputy, station):
+        record_audit(
+            "presence_refused",
+            user=user,
+            object_type="station",
+            object_id=station.id,
+            data={"deputy_id": deputy.id, "role": user.role.value if user else None},
+            keep=True,
+        )
+        raise UserError("not_your_station", "您不能在这个联络站为该代表签到：只能由代表本人或本站管理员登记。", 404)
+    if not deputy.is_serving:
+        raise UserError("deputy_not_serving", "该代表已不在任，不能签到。", 409)
+    if not station.is_active:
+        raise UserError("station_closed", "该联络站已关闭，不能签到。", 409)
+    if user.role == StaffRole.STATION_ADMIN:
+        source = PresenceSource.BY_ADMIN
+    now = now or utcnow()
+    current = open_visit(deputy)
+    if current is not None:
+        return _close_or_repeat(user, current, now)
+    day = today_in_china(now)
+    visit = StationVisit(
+        deputy_id=deputy.id,
+        station_id=station.id,
+        day=day,
+        checked_in_at=now,
+        is_reception_day=is_reception_day_of(deputy, station, day),
+        source=source,
+        recorded_by_id=user.id,
+    )
+    try:
+        with db.session.begin_nested():
+            db.session.add(visit)
+    except IntegrityError:
+        # Another check-in of this deputy committed its visit first (the partial unique index): the same
+        # request sent twice at once. This one is the repeat.
+        current = open_visit(deputy)
+        if current is None:
+            raise
+        return PresenceResult(current, "repeated")
+    record_audit(
+        "presence_checked_in",
+        user=user,
+        object_type="station_visit",
+        object_id=visit.id,
+        data={"deputy_id": deputy.id, "station_id": station.id, "source": source.value},
+    )
+    return PresenceResult(visit, "checked_in")
+
+
+def _close_or_repeat(user: StaffUser, visit: StationVisit, now: datetime) -> PresenceResult:
+    if now - visit.checked_in_at < REPEAT_WINDOW:
+        return PresenceResult(visit, "repeated")
+    visit.checked_out_at = now
+    db.session.flush()
+    record_audit(
+        "presence_checked_out",
+        user=user,
+        object_type="station_visit",
+        object_id=visit.id,
+        data={"deputy_id": visit.deputy_id, "station_id": visit.station_id},
+    )
+    return PresenceResult(visit, "checked_out")
+
+
+def recent_visits(deputy: Deputy, limit: int = 10) -> list[StationVisit]:
+    """The deputy's latest visits, newest first."""
+    return list(
+        db.session.scalars(
+            select(StationVisit)
+            .where(StationVisit.deputy_id == deputy.id)
+            .order_by(StationVisit.checked_in_at.desc(), StationVisit.id.desc())
+            .limit(limit)
+        )
+    )
+
+
+def visit_json(visit: StationVisit) -> dict:
+    """A visit as the API answers it."""
+    return {
+        "id": visit.id,
+        "deputy_id": visit.deputy_id,
+        "station_id": visit.station_id,
+        "day": visit.day.isoformat(),
+        "checked_in_at": visit.checked_in_at.isoformat(),
+        "checked_out_at": visit.checked_out_at.isoformat() if visit.checked_out_at else None,
+        "is_open": visit.is_open,
+        "is_reception_day": visit.is_reception_day,
+        "source": visit.source.value,
+        "source_label": PresenceSource(visit.source).label,
+    }
+
+
+# --- 见面率 ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MeetingCount:
+    """The parts of 见面率: reception days given, and of them the days the deputy was present."""
+
+    present: int
+    given: int
+
+
+def _days(start: date, end: date) -> Iterable[date]:
+    day = start
+    while day < end:
+        yield day
+        day += timedelta(days=1)
+
+
+def meeting_counts(deputies: list[Deputy], start: date, end: date, today: date | None = None) -> MeetingCount:
+    """见面率's parts summed over ``deputies`` for the China dates ``[start, end)``, counted up to today.
+
+    Each deputy's reception days come from their current station's rules; present means a visit
+    checked in at that station on the day (by the deputy or, marked, by the administrator).
+    """
+    today = today or today_in_china()
+    end = min(end, today + timedelta(days=1))
+    if not deputies or start >= end:
+        return MeetingCount(0, 0)
+    present_rows = db.session.execute(
+        select(StationVisit.deputy_id, StationVisit.station_id, StationVisit.day)
+        .where(
+            StationVisit.deputy_id.in_([d.id for d in deputies]),
+            StationVisit.day >= start,
+            StationVisit.day < end,
+        )
+        .distinct()
+    ).all()
+    present_days: dict[tuple[int, int], set[date]] = {}
+    for deputy_id, station_id, day in present_rows:
+        present_days.setdefault((deputy_id, station_id), set()).add(day)
+    days = list(_days(start, end))
+    given = present = 0
+    for deputy in deputies:
+        rules = reception_rules_of(deputy, deputy.station)
+        if not rules:
+            continue
+        mine = {day for day in days if any(rule_matches(rule, day) for rule in rules)}
+        given += len(mine)
+        present += len(mine & present_days.get((deputy.id, deputy.station_id), set()))
+    return MeetingCount(present, given)
+
+
+def presence_days(deputy: Deputy, start_at: datetime, end_at: datetime) -> set[date]:
+    """China dates in ``[start_at, end_at)`` on which the deputy checked in at a station (any day, marked or not)."""
+    rows = db.session.scalars(
+        select(distinct(StationVisit.day)).where(
+            StationVisit.deputy_id == deputy.id,
+            StationVisit.checked_in_at >= start_at,
+            StationVisit.checked_in_at < end_at,
+        )
+    )
+    return set(rows)
+
+
+def visits_count(station_ids: list[int], start_at: datetime, end_at: datetime, deputy_id: int | None = None) -> int:
+    """Visits checked in at these stations in the range (the station's figures), of one deputy if given."""
+    if not station_ids:
+        return 0
+    query = select(func.count()).where(
+        StationVisit.station_id.in_(station_ids),
+        StationVisit.checked_in_at >= start_at,
+        StationVisit.checked_in_at < end_at,
+    )
+    if deputy_id is not None:
+        query = query.where(StationVisit.deputy_id == deputy_id)
+    return db.session.scalar(query)
