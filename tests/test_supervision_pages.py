@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from backend.extensions import db
 from backend.models import Item, ItemEvent, ItemEventKind
+from backend.qr import scans
 from backend.qr.codes import current_code, rotate_code
 from backend.supervision import points, stats
 from tests.staff_world import login
@@ -60,7 +61,7 @@ def test_the_county_dashboard_shows_every_figure(app, outcomes):
     assert shown(html, "value-answer-rate") == "80.0%"
     assert shown(html, "value-resolve-rate") == "50.0%"
     assert shown(html, "value-satisfaction-rate") == "样本不足（5件）"
-    assert shown(html, "value-meeting-rate") == "暂无数据"
+    assert shown(html, "value-meeting-rate") == "暂无接待日"  # no station of this county has a reception rule
     assert shown(html, "value-in-person") == "1"
     assert shown(html, "value-overdue") == "0"
     for definition in stats.DEFINITIONS.values():
@@ -166,7 +167,7 @@ def test_codes_show_scans_and_the_items_they_led_to(app, client, world):
     assert cleaned["代表码|李建国|（已停用）||从未使用"] == (0, 0)  # the rotated code, marked
     assert cleaned["代表码|李建国|从未使用"] == (0, 0)  # its replacement
     assert "从未使用" not in next(name for name in cleaned if name.startswith("代表码|张秀英"))
-    assert station_code.scan_count == 0
+    assert scans.total_scans([station_code.id]) == {}
 
 
 def test_a_deputy_sees_their_figures_and_points_with_the_rules(app, client, world, outcomes):
@@ -187,6 +188,7 @@ def test_a_deputy_sees_their_figures_and_points_with_the_rules(app, client, worl
         "satisfied": 1,
         "basically_satisfied": 1,
         "reception_days": 1,
+        "contacts": 0,
     }
     assert score.total == 6 * 2 + 6 * 1 + 1 * 2 + 1 * 1 + 1 * 3
     assert shown(html, "points-total") == str(score.total)

@@ -11,7 +11,7 @@ exactly as something unknown, and the refusal is written to the audit log
 from __future__ import annotations
 
 import tempfile
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 from flask import Blueprint, jsonify, make_response, redirect, render_template, request, send_file, url_for
 from sqlalchemy import func, select
@@ -28,9 +28,10 @@ from backend.items import inbox as inbox_query
 from backend.items.deadlines import is_overdue
 from backend.items.lifecycle import SUPERVISE_REPEAT_AFTER, perform_action
 from backend.items.refs import format_ref
-from backend.items.validation import parse_day
+from backend.items.validation import clean_id, parse_day
 from backend.models import Code, Deputy, Item, ItemEvent, ItemEventKind, Region, StaffRole, StaffUser, Station, utcnow
 from backend.models.item import ITEM_STATUS_LABELS
+from backend.qr import scans
 from backend.stations.calendar import today_in_china
 from backend.supervision import export, points, stats
 
@@ -235,29 +236,28 @@ def rates_chart(groups: list[stats.Group]) -> dict:
 # --- page parts ------------------------------------------------------------------------------------
 
 
-def code_scans(scope: stats.Scope) -> list[dict]:
-    """Every code of the station (its own and its deputies'), or of the deputy: scans and the items they led to.
-
-    Both are counted since the code was issued (a scan records no time), whatever the date range.
-    """
+def code_scans(scope: stats.Scope, today: date) -> list[dict]:
+    """Every code of the station (its own and its deputies'), or of the deputy: all its scans and the items it
+    led to, and the last ``scans.WEEKS_SHOWN`` weeks of both for the chart (whatever the date range)."""
     if scope.kind == "station":
-        deputies = select(Deputy.id).where(Deputy.station_id == scope.station.id)
-        where = (Code.station_id == scope.station.id) | Code.deputy_id.in_(deputies)
+        codes = scans.station_codes(scope.station)
     elif scope.kind == "deputy":
-        where = Code.deputy_id == scope.deputy.id
+        codes = list(db.session.scalars(select(Code).where(Code.deputy_id == scope.deputy.id).order_by(Code.id)))
     else:
         return []
-    codes = db.session.scalars(select(Code).where(where).order_by(Code.station_id.is_(None), Code.id)).all()
     if not codes:
         return []
+    ids = [c.id for c in codes]
+    totals = scans.total_scans(ids)
     items = dict(
-        db.session.execute(
-            select(Item.code_id, func.count()).where(Item.code_id.in_([c.id for c in codes])).group_by(Item.code_id)
-        ).all()
+        db.session.execute(select(Item.code_id, func.count()).where(Item.code_id.in_(ids)).group_by(Item.code_id)).all()
     )
+    weeks = scans.last_weeks(today)
+    weekly = scans.weekly(scans.days_of(codes, weeks[0], today + timedelta(days=1)), weeks)
+    top = max((w["scans"] for row in weekly for w in row["weeks"]), default=0)
     rows = []
-    for code in codes:
-        led = items.get(code.id, 0)
+    for code, week_row in zip(codes, weekly, strict=True):
+        led, scanned = items.get(code.id, 0), totals.get(code.id, 0)
         rows.append(
             {
                 "kind": "联络站码" if code.station_id else "代表码",
@@ -265,12 +265,44 @@ def code_scans(scope: stats.Scope) -> list[dict]:
                 "slug": code.slug,
                 "is_current": code.is_current,
                 "retired_at": code.retired_at,
-                "scans": code.scan_count,
+                "scans": scanned,
                 "item_count": led,
-                "per_hundred": f"{led * 100 / code.scan_count:.0f}" if code.scan_count else "—",
+                "per_hundred": f"{led * 100 / scanned:.0f}" if scanned else "—",
+                "chart": weekly_chart(week_row["weeks"], top),
             }
         )
     return rows
+
+
+WEEK_CHART_WIDTH = 300
+WEEK_CHART_HEIGHT = 64
+
+
+def weekly_chart(weeks: list[dict], top: int) -> dict:
+    """One code's weeks as bars: scans (light) with the items they led to (dark) inside, on a scale shared by
+    every code of the page so that posters compare at a glance."""
+    scale = _nice_ceiling(top)
+    slot = WEEK_CHART_WIDTH / max(len(weeks), 1)
+    plot = WEEK_CHART_HEIGHT - 14
+    bars = []
+    for index, week in enumerate(weeks):
+        scan_height = plot * week["scans"] / scale
+        item_height = plot * min(week["items"], scale) / scale
+        x = round(index * slot + slot * 0.15, 1)
+        bars.append(
+            {
+                "x": x,
+                "width": round(slot * 0.7, 1),
+                "scan_y": round(plot - scan_height, 1),
+                "scan_height": round(scan_height, 1),
+                "item_y": round(plot - item_height, 1),
+                "item_height": round(item_height, 1),
+                "title": f"{week['week'].month}月{week['week'].day}日起一周：扫码{week['scans']}次，留言{week['items']}件",
+                "label": f"{week['week'].month}/{week['week'].day}" if index % 3 == 0 else "",
+                "cx": round(index * slot + slot / 2, 1),
+            }
+        )
+    return {"bars": bars, "width": WEEK_CHART_WIDTH, "height": WEEK_CHART_HEIGHT, "baseline": plot, "top": scale}
 
 
 def last_supervised(items: list[Item]) -> dict[int, tuple[int, datetime]]:
@@ -327,7 +359,7 @@ def dashboard():
         picked=f"{scope.kind}:{scope.key}",
         received_chart=received_chart(figures.months),
         rates_chart=rates_chart(figures.months),
-        codes=code_scans(scope),
+        codes=code_scans(scope, today_in_china(now)),
         points=points.deputy_points(figures) if scope.kind == "deputy" else None,
         point_rules_not_counted=points.NOT_COUNTED,
         export_months=_export_months(rng),
@@ -456,3 +488,60 @@ def stats_api():
     rng = stats.parse_range(request.args.get("from"), request.args.get("to"))
     scope = stats.resolve_scope(user, request.args, required=True)
     return jsonify(stats.figures_json(stats.compute(scope, rng, with_children=False)))
+
+
+@api_bp.get("/stats/scans")
+@api_auth_required(*VIEWERS)
+@describe(
+    tags=("监督",),
+    security=STAFF,
+    query=m.ScansQuery,
+    responses={200: m.ScansAnswer, 401: m.ErrorResponse, 404: m.ErrorResponse},
+)
+def scans_api():
+    """``?station=<id>&from=YYYY-MM-DD&to=YYYY-MM-DD`` (``to`` exclusive) → per code of the station and day: scans and items.
+
+    Every code of the station and of its deputies, current and retired, with the days that had a scan
+    or an item. 400 without a station or with bad dates; 404 for a station outside the caller's scope
+    (a deputy: their own station only), as for an unknown one, with an audit row.
+    """
+    user = current_staff()
+    rng = stats.parse_range(request.args.get("from"), request.args.get("to"))
+    raw = request.args.get("station", "")
+    if not raw:
+        raise UserError("station_required", "请指定联络站：station=联络站编号。", 400, field="station")
+    if user.role == StaffRole.DEPUTY:
+        station_id = clean_id(raw.strip(), "station", "联络站编号应为数字。")
+        if user.deputy is None or user.deputy.station_id != station_id:
+            raise stats.deny(user, "station", station_id)
+        station = user.deputy.station
+    else:
+        station = stats.resolve_scope(user, {"station": raw}).station
+    codes = scans.station_codes(station)
+    rows = []
+    for entry in scans.days_of(codes, rng.start, rng.end):
+        code = entry.code
+        days = [
+            {"day": day.isoformat(), "scans": entry.scans.get(day, 0), "items": entry.items.get(day, 0)}
+            for day in entry.days
+        ]
+        rows.append(
+            {
+                "code_id": code.id,
+                "slug": code.slug,
+                "kind": "station" if code.station_id else "deputy",
+                "name": code.station.name if code.station_id else code.deputy.name,
+                "is_current": code.is_current,
+                "scans": sum(entry.scans.values()),
+                "items": sum(entry.items.values()),
+                "days": days,
+            }
+        )
+    return jsonify(
+        {
+            "station": {"kind": "station", "key": str(station.id), "label": station.name},
+            "from": rng.start.isoformat(),
+            "to": rng.end.isoformat(),
+            "codes": rows,
+        }
+    )

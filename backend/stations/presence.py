@@ -23,7 +23,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import distinct, func, select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from backend.audit import record_audit
@@ -248,11 +248,13 @@ def meeting_counts(deputies: list[Deputy], start: date, end: date, today: date |
 def presence_days(deputy: Deputy, start_at: datetime, end_at: datetime) -> set[date]:
     """China dates in ``[start_at, end_at)`` on which the deputy checked in at a station (any day, marked or not)."""
     rows = db.session.scalars(
-        select(distinct(StationVisit.day)).where(
+        select(StationVisit.day)
+        .where(
             StationVisit.deputy_id == deputy.id,
             StationVisit.checked_in_at >= start_at,
             StationVisit.checked_in_at < end_at,
         )
+        .distinct()
     )
     return set(rows)
 

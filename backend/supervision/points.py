@@ -7,7 +7,9 @@ that scores differently changes the numbers here and nowhere else.
 
 Every count comes from recorded columns and events of items submitted in the range (the
 same items as the deputy's figures), except reception days, which count the days on which
-the deputy's own account entered an item received in person (代表接待选民).
+the deputy signed in at a station (进站签到, ``stations.presence``) or their own account entered an
+item received in person (代表接待选民), and contacts, which count the 走访, 座谈 and phone calls
+the deputy logged (``stations.contacts``).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from sqlalchemy import select
 from backend.extensions import db
 from backend.items import deadlines
 from backend.models import ActorKind, Item, ItemChannel, ItemEvent, ItemEventKind, StaffRole, StaffUser
+from backend.stations import contacts, presence
 from backend.stations.calendar import today_in_china
 from backend.supervision.stats import FIGURES, Figures, in_range
 
@@ -32,7 +35,7 @@ class PointRule:
     key: str
     title: str
     points: int
-    unit: str  # 件 / 天
+    unit: str  # 件 / 天 / 次
     description: str
 
 
@@ -73,16 +76,24 @@ def rules() -> tuple[PointRule, ...]:
         ),
         PointRule(
             "reception_days",
-            "当面接待选民",
+            "到站接待",
             3,
             "天",
-            "代表本人在系统中录入“接待选民时收到的意见”的日子（北京时间），每天3分；同一天录入多件只计一次。",
+            "代表到联络站签到（本人扫码或在手机上签到，或由联络站管理员代为登记）的日子，以及代表本人在系统中录入"
+            "“接待选民时收到的意见”的日子（北京时间），每天3分；同一天签到多次、录入多件只计一次；非接待日的签到也计入。",
+        ),
+        PointRule(
+            "contacts",
+            "联系群众",
+            1,
+            "次",
+            "代表记录的走访、座谈、电话联系群众（按联系日期），每次1分；转为留言件的仍计一次，留言件另按上面各项计分。",
         ),
     )
 
 
 NOT_COUNTED = (
-    "到站接待但没有群众来访的接待日：系统不记录签到，只有录入了接待意见的日子才能计分。",
+    "签到后没有签退的：只要签到就计当天，系统不按在站时长计分。",
     "暂停计时和延期：按期答复按标准期限计算，不扣除等待群众补充的时间，也不认延长的期限。",
     "群众评价不满意不扣分；超期不扣分（超期件在监督页另列）。",
     "代表接待时录入的意见的满意度：单列在监督页，不计入满意项积分，因为这些意见是代表本人录入的。",
@@ -132,7 +143,8 @@ def _answered_on_time(figures: Figures) -> int:
 
 
 def _reception_days(figures: Figures) -> int:
-    """China dates in the range on which one of the deputy's accounts entered an item received in person."""
+    """China dates in the range on which the deputy signed in at a station, or one of their accounts entered an
+    item received in person."""
     deputy = figures.scope.deputy
     accounts = select(StaffUser.id).where(StaffUser.deputy_id == deputy.id, StaffUser.role == StaffRole.DEPUTY)
     moments: list[datetime] = list(
@@ -149,7 +161,8 @@ def _reception_days(figures: Figures) -> int:
             )
         )
     )
-    return len({today_in_china(moment) for moment in moments})
+    days = {today_in_china(moment) for moment in moments}
+    return len(days | presence.presence_days(deputy, figures.range.start_at, figures.range.end_at))
 
 
 def deputy_points(figures: Figures) -> Points:
@@ -163,5 +176,8 @@ def deputy_points(figures: Figures) -> Points:
         "satisfied": counts.fully_satisfied,
         "basically_satisfied": counts.basically_satisfied,
         "reception_days": _reception_days(figures),
+        "contacts": contacts.contacts_count(
+            start=figures.range.start, end=figures.range.end, deputy_id=figures.scope.deputy.id
+        ),
     }
     return Points(tuple(PointLine(rule, quantities[rule.key]) for rule in rules()))
