@@ -1,0 +1,415 @@
+"""进站签到 (issue 15 part 2): POST /api/v1/presence, the deputy's page and their scan of the station code,
+the administrator's record for a deputy without a phone, 见面率 from recorded presence, presence in 履职积分."""
+
+from __future__ import annotations
+
+import secrets
+import threading
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+from flask import g
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from backend.extensions import db
+from backend.models import (
+    AuditEntry,
+    PresenceSource,
+    ReceptionRule,
+    ReceptionRuleKind,
+    Resident,
+    ResidentSession,
+    StationVisit,
+    utcnow,
+)
+from backend.models.base import clock_at
+from backend.qr import scans
+from backend.qr.codes import current_code
+from backend.stations import presence
+from backend.stations.calendar import CHINA_TZ, today_in_china
+from backend.supervision import points, stats
+from backend.wechat.identity import hash_token
+from tests.helpers import csrf_token_from
+from tests.staff_world import api_token, login
+
+
+def visits() -> list[StationVisit]:
+    db.session.expire_all()
+    return list(db.session.scalars(select(StationVisit).order_by(StationVisit.id)))
+
+
+def every_day(world) -> None:
+    """A rule for every weekday at station A naming nobody: every day is a reception day of its deputies."""
+    for weekday in range(1, 8):
+        world.station_a.reception_rules.append(ReceptionRule(kind=ReceptionRuleKind.WEEKLY, day=weekday))
+    db.session.commit()
+
+
+def post(app, headers, body):
+    return app.test_client().post("/api/v1/presence", json=body, headers=headers)
+
+
+def china(day: date, hour: int) -> datetime:
+    return datetime(day.year, day.month, day.day, hour, tzinfo=CHINA_TZ).astimezone(UTC)
+
+
+# --- the API ---------------------------------------------------------------------------------------------
+
+
+def test_a_deputy_checks_in_then_out(app, world):
+    every_day(world)
+    headers = api_token(app, "deputy_d1")
+    first = post(app, headers, {"station_id": world.station_a.id})
+    assert first.status_code == 201, first.text
+    assert first.json["action"] == "checked_in"
+    visit = first.json["visit"]
+    assert visit["is_open"] and visit["is_reception_day"] and visit["source"] == "api"
+    assert visit["deputy_id"] == world.d1.id and visit["station_id"] == world.station_a.id
+    assert visit["day"] == today_in_china().isoformat()
+
+    # A second call a moment later is a double tap: nothing changes.
+    again = post(app, headers, {"station_id": str(world.station_a.id)})
+    assert again.status_code == 200 and again.json["action"] == "repeated"
+    assert len(visits()) == 1 and visits()[0].is_open
+
+    # Later, the second call closes the visit.
+    row = visits()[0]
+    row.checked_in_at = utcnow() - timedelta(hours=2)
+    db.session.commit()
+    closed = post(app, headers, {"station_id": world.station_a.id})
+    assert closed.status_code == 200 and closed.json["action"] == "checked_out"
+    assert closed.json["visit"]["checked_out_at"] is not None and not closed.json["visit"]["is_open"]
+    assert "已签退" in closed.json["message"]
+    # And the next one opens a new visit.
+    assert post(app, headers, {"station_id": world.station_a.id}).status_code == 201
+    assert [v.is_open for v in visits()] == [False, True]
+
+
+def test_outside_a_reception_day_is_allowed_and_marked(app, world):
+    headers = api_token(app, "deputy_d1")  # station A has no reception rule at all
+    response = post(app, headers, {"station_id": world.station_a.id})
+    assert response.status_code == 201
+    assert response.json["visit"]["is_reception_day"] is False
+    assert "不是您的接待日" in response.json["message"] and "不计入见面率" in response.json["message"]
+
+
+def test_a_rule_naming_another_deputy_is_not_this_ones_day(app, world):
+    today = today_in_china()
+    world.station_a.reception_rules.append(
+        ReceptionRule(kind=ReceptionRuleKind.WEEKLY, day=today.isoweekday(), deputy=world.d2)
+    )
+    db.session.commit()
+    assert (
+        post(app, api_token(app, "deputy_d1"), {"station_id": world.station_a.id}).json["visit"]["is_reception_day"]
+        is False
+    )
+    assert (
+        post(app, api_token(app, "deputy_d2"), {"station_id": world.station_a.id}).json["visit"]["is_reception_day"]
+        is True
+    )
+
+
+def resident_headers() -> dict:
+    resident = Resident(openid="o-presence-test")
+    db.session.add(resident)
+    db.session.flush()
+    token = secrets.token_urlsafe(32)
+    db.session.add(
+        ResidentSession(token_hash=hash_token(token), resident_id=resident.id, expires_at=utcnow() + timedelta(days=1))
+    )
+    db.session.commit()
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.mark.parametrize(
+    ("who", "body", "status", "code"),
+    [
+        ("deputy_b", {"station_id": "A"}, 404, "not_your_station"),  # a deputy of another station, at A
+        ("deputy_far", {"station_id": "A"}, 404, "not_your_station"),  # another county
+        ("station_admin_b", {"station_id": "A", "deputy_id": "d1"}, 404, "not_your_station"),
+        ("station_admin_b", {"station_id": "B", "deputy_id": "d1"}, 404, "not_your_station"),  # d1 is not at B
+        ("deputy", {"station_id": "A", "deputy_id": "d2"}, 403, "not_yourself"),  # for another deputy
+        ("deputy", {}, 400, "invalid_station_id"),
+        ("deputy", {"station_id": "abc"}, 400, "invalid_station_id"),
+        ("deputy", {"station_id": 2.5}, 400, "invalid_station_id"),
+        ("deputy", {"station_id": True}, 400, "invalid_station_id"),
+        ("deputy", {"station_id": 2**31 - 1}, 404, "not_your_station"),  # no such station
+        ("station_admin", {"station_id": "A"}, 400, "invalid_deputy_id"),  # an administrator names the deputy
+        ("station_admin", {"station_id": "A", "deputy_id": 2**31 - 1}, 404, "unknown_deputy"),
+    ],
+)
+def test_presence_refused_writes_nothing(app, world, who, body, status, code):
+    ids = {"A": world.station_a.id, "B": world.station_b.id, "d1": world.d1.id, "d2": world.d2.id}
+    body = {key: ids.get(value, value) if isinstance(value, str) else value for key, value in body.items()}
+    response = post(app, api_token(app, world.users[who].username), body)
+    assert response.status_code == status, response.text
+    assert response.json["error"]["code"] == code
+    assert visits() == []
+
+
+def test_who_is_not_a_deputy_or_administrator_is_refused(app, world):
+    body = {"station_id": world.station_a.id}
+    assert post(app, {}, body).status_code == 401  # nobody
+    assert post(app, resident_headers(), body).status_code == 401  # a resident's key is not a staff token
+    assert post(app, api_token(app, "sup_county"), body).status_code == 404  # a supervisor records nobody's presence
+    assert post(app, api_token(app, "dept_user"), body).status_code == 404
+    assert visits() == []
+
+
+def test_a_refusal_is_audited(app, world):
+    post(app, api_token(app, "deputy_d3"), {"station_id": world.station_a.id})
+    rows = db.session.scalars(select(AuditEntry).where(AuditEntry.action == "presence_refused")).all()
+    assert len(rows) == 1 and rows[0].object_id == str(world.station_a.id)
+
+
+def test_a_deputy_no_longer_serving_cannot_check_in(app, world):
+    headers = api_token(app, "deputy_d1")
+    world.d1.status = "resigned"
+    db.session.commit()
+    response = post(app, headers, {"station_id": world.station_a.id})
+    assert response.status_code == 409 and response.json["error"]["code"] == "deputy_not_serving"
+    assert visits() == []
+
+
+def test_two_check_ins_at_once_make_one_visit(app, world):
+    """Two requests released together: one visit, one 201 and one 200 (the repeat), on either engine."""
+    headers = api_token(app, "deputy_d1")
+    body = {"station_id": world.station_a.id}
+    db.session.commit()  # the test's own transaction must not hold SQLite's write lock while the two run
+    barrier = threading.Barrier(2)
+    answers: list[tuple[int, str]] = []
+
+    def send():
+        with app.app_context():  # a request of its own, as from another worker
+            client = app.test_client()
+            barrier.wait()
+            response = client.post("/api/v1/presence", json=body, headers=headers)
+            answers.append((response.status_code, response.json["action"]))
+
+    threads = [threading.Thread(target=send) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(answers) == [(200, "repeated"), (201, "checked_in")]
+    assert len(visits()) == 1
+
+
+def test_the_database_refuses_a_second_open_visit(app, world):
+    """The rule the race relies on is the database's (the partial unique index), not the code's read before it."""
+    for _ in range(2):
+        db.session.add(
+            StationVisit(
+                deputy_id=world.d1.id,
+                station_id=world.station_a.id,
+                day=today_in_china(),
+                is_reception_day=False,
+                source=PresenceSource.TAP,
+            )
+        )
+    with pytest.raises(IntegrityError):
+        db.session.commit()
+    db.session.rollback()
+    # Closed visits are not limited.
+    for _ in range(2):
+        db.session.add(
+            StationVisit(
+                deputy_id=world.d1.id,
+                station_id=world.station_a.id,
+                day=today_in_china(),
+                checked_out_at=utcnow(),
+                is_reception_day=False,
+                source=PresenceSource.TAP,
+            )
+        )
+    db.session.commit()
+    assert len(visits()) == 2
+
+
+# --- pages: the deputy's scan, the tap, the administrator ---------------------------------------------------
+
+
+def test_a_deputy_scanning_their_station_code_is_offered_check_in(app, world):
+    every_day(world)
+    station_slug = current_code(world.station_a).slug
+    deputy = login(app, "deputy_d1")
+    page = deputy.get(f"/c/{station_slug}")
+    assert page.status_code == 200
+    assert 'id="check-in"' in page.text and "我要留言" not in page.text
+    assert scans.total_scans([current_code(world.station_a).id]) == {}  # a deputy's presence is not a poster's scan
+    done = deputy.post(
+        "/staff/presence", data={"csrf_token": csrf_token_from(page.text), "source": "scan"}, follow_redirects=True
+    )
+    assert done.status_code == 200 and "已签到" in done.text and 'id="check-out"' in done.text
+    (visit,) = visits()
+    assert (
+        visit.source == PresenceSource.SCAN
+        and visit.is_reception_day
+        and visit.recorded_by_id == (world.users["deputy"].id)
+    )
+    # The resident's form is one link away, for the deputy who wanted it.
+    assert "我要留言" in deputy.get(f"/c/{station_slug}?as=resident").text
+
+
+def test_everyone_else_scanning_the_station_code_gets_the_residents_form(app, client, world):
+    station_code = current_code(world.station_a)
+    assert "我要留言" in client.get(f"/c/{station_code.slug}").text  # a resident
+    assert "我要留言" in login(app, "deputy_d3").get(f"/c/{station_code.slug}").text  # a deputy of station B
+    assert "我要留言" in login(app, "admin_a").get(f"/c/{station_code.slug}").text  # the station's administrator
+    # A deputy's own code opens the form too: presence is recorded at the station's code.
+    assert "我要留言" in login(app, "deputy_d1").get(f"/c/{current_code(world.d1).slug}").text
+    assert scans.total_scans([station_code.id]) == {station_code.id: 3}
+    assert visits() == []
+
+
+def test_the_tap_page_checks_in_and_out(app, world):
+    deputy = login(app, "deputy_d1")
+    page = deputy.get("/staff/presence")
+    assert page.status_code == 200 and "尚未签到" in page.text and "不是您的接待日" in page.text
+    g.pop("csrf_token", None)
+    token = csrf_token_from(page.text)
+    deputy.post("/staff/presence", data={"csrf_token": token})
+    (visit,) = visits()
+    assert visit.source == PresenceSource.TAP and not visit.is_reception_day
+    visit.checked_in_at = utcnow() - timedelta(minutes=45)
+    db.session.commit()
+    done = deputy.post("/staff/presence", data={"csrf_token": token})
+    assert "已签退" in done.text and "45分钟" in done.text
+    assert not visits()[0].is_open
+    # Not a deputy: no such page.
+    assert login(app, "admin_a").get("/staff/presence").status_code == 404
+
+
+def test_the_administrator_records_for_a_deputy_without_a_phone(app, world):
+    admin = login(app, "admin_a")
+    page = admin.get(f"/admin/stations/{world.station_a.id}/presence")
+    assert page.status_code == 200 and world.d1.name in page.text and "代为签到" in page.text
+    token = csrf_token_from(page.text)
+    done = admin.post(
+        f"/admin/stations/{world.station_a.id}/presence", data={"csrf_token": token, "deputy_id": world.d1.id}
+    )
+    assert done.status_code == 200 and "已签到" in done.text
+    (visit,) = visits()
+    assert visit.source == PresenceSource.BY_ADMIN and visit.recorded_by_id == world.users["station_admin"].id
+
+    # Another station's administrator, a deputy of another station, a bad id: refused, nothing written.
+    other = login(app, "admin_b")
+    other_token = csrf_token_from(other.get(f"/admin/stations/{world.station_b.id}/presence").text)
+    refused = other.post(
+        f"/admin/stations/{world.station_a.id}/presence", data={"csrf_token": other_token, "deputy_id": world.d2.id}
+    )
+    assert refused.status_code == 404
+    refused = other.post(
+        f"/admin/stations/{world.station_b.id}/presence", data={"csrf_token": other_token, "deputy_id": world.d2.id}
+    )
+    assert refused.status_code == 404
+    bad = admin.post(f"/admin/stations/{world.station_a.id}/presence", data={"csrf_token": token, "deputy_id": "二"})
+    assert bad.status_code == 400 and "请选择本站的一位代表" in bad.text
+    assert len(visits()) == 1
+    # A supervisor sees the page but records nothing (the station's administrator does).
+    assert login(app, "sup_county").get(f"/admin/stations/{world.station_a.id}/presence").status_code == 200
+    assert login(app, "deputy_d1").get(f"/admin/stations/{world.station_a.id}/presence").status_code == 404
+
+
+# --- 见面率 and 履职积分 ------------------------------------------------------------------------------------
+
+
+def check_in_on(user, deputy, station, day: date) -> None:
+    with clock_at(china(day, 9)):
+        presence.check_in_or_out(user, deputy, station, PresenceSource.TAP)
+    with clock_at(china(day, 11)):
+        presence.check_in_or_out(user, deputy, station, PresenceSource.TAP)
+    db.session.commit()
+
+
+def test_meeting_rate_is_present_days_over_the_calendars_days(app, world):
+    app.config["STATS_MIN_SAMPLE"] = 1
+    # 逢六 for every deputy of A, and every Sunday for d1 alone.
+    world.station_a.reception_rules.append(ReceptionRule(kind=ReceptionRuleKind.XUN, day=6))
+    world.station_a.reception_rules.append(ReceptionRule(kind=ReceptionRuleKind.WEEKLY, day=7, deputy=world.d1))
+    db.session.commit()
+    start, end = date(2026, 9, 1), date(2026, 10, 1)  # September 2026: 6, 16, 26 and Sundays 6, 13, 20, 27
+    user = world.users["deputy"]
+    for day in (date(2026, 9, 6), date(2026, 9, 13), date(2026, 9, 16)):
+        check_in_on(user, world.d1, world.station_a, day)
+    check_in_on(user, world.d1, world.station_a, date(2026, 9, 8))  # not a reception day: counted in points only
+    given = {date(2026, 9, d) for d in (6, 13, 16, 20, 26, 27)}
+    headers = api_token(app, "deputy_d1")
+    data = (
+        app.test_client()
+        .get("/api/v1/stats", query_string={"deputy": world.d1.id, "from": start, "to": end}, headers=headers)
+        .json
+    )
+    assert data["meeting_days_given"] == len(given) == 6
+    assert data["meeting_days_present"] == 3
+    assert data["meeting_rate"] == 3 / 6 and data["meeting_rate_note"] is None
+    assert data["station_visits"] == 4
+
+    # d2 has only the 逢六 days, and was never present.
+    d2 = (
+        app.test_client()
+        .get(
+            "/api/v1/stats",
+            query_string={"deputy": world.d2.id, "from": start, "to": end},
+            headers=api_token(app, "admin_a"),
+        )
+        .json
+    )
+    assert (d2["meeting_days_given"], d2["meeting_rate"]) == (3, 0.0)
+    # The station sums its deputies' days.
+    station = (
+        app.test_client()
+        .get(
+            "/api/v1/stats",
+            query_string={"station": world.station_a.id, "from": start, "to": end},
+            headers=api_token(app, "admin_a"),
+        )
+        .json
+    )
+    assert (station["meeting_days_present"], station["meeting_days_given"]) == (3, 9)
+
+    # The minimum sample applies, as for every rate.
+    app.config["STATS_MIN_SAMPLE"] = 10
+    data = (
+        app.test_client()
+        .get("/api/v1/stats", query_string={"deputy": world.d1.id, "from": start, "to": end}, headers=headers)
+        .json
+    )
+    assert data["meeting_rate"] is None and "样本不足" in data["meeting_rate_note"]
+
+    # Presence days count in 履职积分, reception day or not (four days).
+    figures = stats.compute(
+        stats.Scope("deputy", deputy=world.d1, station=world.station_a), stats.DateRange(start, end)
+    )
+    quantities = {line.rule.key: line.quantity for line in points.deputy_points(figures).lines}
+    assert quantities["reception_days"] == 4
+
+
+def test_meeting_rate_is_null_with_a_note_when_the_calendar_gave_no_day(app, world):
+    data = (
+        app.test_client()
+        .get("/api/v1/stats", query_string={"deputy": world.d3.id}, headers=api_token(app, "deputy_d3"))
+        .json
+    )
+    assert data["meeting_rate"] is None and data["meeting_days_given"] == 0
+    assert data["meeting_rate_note"] == stats.DEFINITIONS["meeting_rate_none"]
+
+
+def test_days_ahead_are_not_given_yet(app, world):
+    every_day(world)
+    today = today_in_china()
+    counted = presence.meeting_counts([world.d1], today - timedelta(days=2), today + timedelta(days=30), today)
+    assert counted.given == 3  # two days back and today, not the month ahead
+
+
+def test_the_dashboard_shows_the_meeting_rate_with_its_definition(app, world):
+    app.config["STATS_MIN_SAMPLE"] = 1
+    every_day(world)
+    check_in_on(world.users["deputy"], world.d1, world.station_a, today_in_china())
+    page = login(app, "deputy_d1").get("/supervision/", query_string={"deputy": world.d1.id})
+    assert page.status_code == 200
+    assert stats.DEFINITIONS["meeting_rate"] in page.text
+    given = db.session.scalar(select(func.count()).select_from(StationVisit))
+    assert given == 1
+    assert 'id="value-meeting-present">1<' in page.text
