@@ -9,7 +9,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import dashboard, inbox, outbox, posters, stall, submit
+from bench import dashboard, inbox, outbox, posters, scans, stall, submit
 
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.txt"
 
@@ -44,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     status = dashboard.main([], out) or status  # PostgreSQL only; its own defaults
     status = posters.main(out) or status
     status = outbox.main(argv, out) or status
+    status = scans.main(argv, out) or status  # --engines; its own defaults otherwise
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text("\n".join(lines) + "\n", encoding="utf-8")
     print(f"\n(written to {RESULTS.relative_to(RESULTS.parents[2])})")
