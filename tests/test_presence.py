@@ -239,7 +239,7 @@ def test_a_deputy_scanning_their_station_code_is_offered_check_in(app, world):
     assert 'id="check-in"' in page.text and "我要留言" not in page.text
     assert scans.total_scans([current_code(world.station_a).id]) == {}  # a deputy's presence is not a poster's scan
     done = deputy.post(
-        "/staff/presence", data={"csrf_token": csrf_token_from(page.text), "source": "scan"}, follow_redirects=True
+        "/staff/presence", data={"csrf_token": csrf_token_from(page.text), "source": "scan", "intent": "in"}
     )
     assert done.status_code == 200 and "已签到" in done.text and 'id="check-out"' in done.text
     (visit,) = visits()
@@ -269,12 +269,21 @@ def test_the_tap_page_checks_in_and_out(app, world):
     assert page.status_code == 200 and "尚未签到" in page.text and "不是您的接待日" in page.text
     g.pop("csrf_token", None)
     token = csrf_token_from(page.text)
-    deputy.post("/staff/presence", data={"csrf_token": token})
+    # 签退 before any 签到 (a page left open), and no intent at all: refused, nothing written.
+    early = deputy.post("/staff/presence", data={"csrf_token": token, "intent": "out"})
+    assert early.status_code == 409 and "无需签退" in early.text
+    assert deputy.post("/staff/presence", data={"csrf_token": token, "intent": "x"}).status_code == 400
+    assert visits() == []
+    deputy.post("/staff/presence", data={"csrf_token": token, "intent": "in"})
     (visit,) = visits()
     assert visit.source == PresenceSource.TAP and not visit.is_reception_day
+    # A second 签到 tap never closes the visit, however late.
     visit.checked_in_at = utcnow() - timedelta(minutes=45)
     db.session.commit()
-    done = deputy.post("/staff/presence", data={"csrf_token": token})
+    again = deputy.post("/staff/presence", data={"csrf_token": token, "intent": "in"})
+    assert "无需重复签到" in again.text and visits()[0].is_open
+    # 签退 closes it at once.
+    done = deputy.post("/staff/presence", data={"csrf_token": token, "intent": "out"})
     assert "已签退" in done.text and "45分钟" in done.text
     assert not visits()[0].is_open
     # Not a deputy: no such page.
@@ -287,24 +296,34 @@ def test_the_administrator_records_for_a_deputy_without_a_phone(app, world):
     assert page.status_code == 200 and world.d1.name in page.text and "代为签到" in page.text
     token = csrf_token_from(page.text)
     done = admin.post(
-        f"/admin/stations/{world.station_a.id}/presence", data={"csrf_token": token, "deputy_id": world.d1.id}
+        f"/admin/stations/{world.station_a.id}/presence",
+        data={"csrf_token": token, "deputy_id": world.d1.id, "intent": "in"},
     )
-    assert done.status_code == 200 and "已签到" in done.text
+    assert done.status_code == 200 and "已签到" in done.text and "代为签退" in done.text
     (visit,) = visits()
     assert visit.source == PresenceSource.BY_ADMIN and visit.recorded_by_id == world.users["station_admin"].id
+    out = admin.post(
+        f"/admin/stations/{world.station_a.id}/presence",
+        data={"csrf_token": token, "deputy_id": world.d1.id, "intent": "out"},
+    )
+    assert "已签退" in out.text and not visits()[0].is_open
 
     # Another station's administrator, a deputy of another station, a bad id: refused, nothing written.
     other = login(app, "admin_b")
     other_token = csrf_token_from(other.get(f"/admin/stations/{world.station_b.id}/presence").text)
     refused = other.post(
-        f"/admin/stations/{world.station_a.id}/presence", data={"csrf_token": other_token, "deputy_id": world.d2.id}
+        f"/admin/stations/{world.station_a.id}/presence",
+        data={"csrf_token": other_token, "deputy_id": world.d2.id, "intent": "in"},
     )
     assert refused.status_code == 404
     refused = other.post(
-        f"/admin/stations/{world.station_b.id}/presence", data={"csrf_token": other_token, "deputy_id": world.d2.id}
+        f"/admin/stations/{world.station_b.id}/presence",
+        data={"csrf_token": other_token, "deputy_id": world.d2.id, "intent": "in"},
     )
     assert refused.status_code == 404
-    bad = admin.post(f"/admin/stations/{world.station_a.id}/presence", data={"csrf_token": token, "deputy_id": "二"})
+    bad = admin.post(
+        f"/admin/stations/{world.station_a.id}/presence", data={"csrf_token": token, "deputy_id": "二", "intent": "in"}
+    )
     assert bad.status_code == 400 and "请选择本站的一位代表" in bad.text
     assert len(visits()) == 1
     # A supervisor sees the page but records nothing (the station's administrator does).

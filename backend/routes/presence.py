@@ -76,7 +76,16 @@ def presence_submit():
     """Check in, or out with a visit open; the page says which, and whether today is a reception day."""
     user = current_staff()
     source = PresenceSource.SCAN if request.form.get("source") == PresenceSource.SCAN.value else PresenceSource.TAP
-    result = presence.check_in_or_out(user, user.deputy, user.deputy.station, source)
+    intent = request.form.get("intent")
+    if intent not in ("in", "out"):
+        raise UserError("invalid_intent", "请点“签到”或“签退”按钮。", 400)
+    try:
+        result = presence.check_in_or_out(user, user.deputy, user.deputy.station, source, intent=intent)
+    except UserError as exc:
+        if exc.code != "no_open_visit":
+            raise
+        db.session.rollback()
+        return presence_page(user, source=source, status=exc.status, message=exc.message)
     return presence_page(user, source=source, message=result.message)
 
 
@@ -157,7 +166,16 @@ def station_presence_record(station_id: int):
     station = require_station(user, station_id)
     deputy_id = clean_id(request.form.get("deputy_id"), "deputy_id", "请选择本站的一位代表。")
     deputy_ = require_deputy(user, deputy_id)
-    result = presence.check_in_or_out(user, deputy_, station, PresenceSource.BY_ADMIN)
+    intent = request.form.get("intent")
+    if intent not in ("in", "out"):
+        raise UserError("invalid_intent", "请点“代为签到”或“代为签退”按钮。", 400)
+    try:
+        result = presence.check_in_or_out(user, deputy_, station, PresenceSource.BY_ADMIN, intent=intent)
+    except UserError as exc:
+        if exc.code != "no_open_visit":
+            raise
+        db.session.rollback()
+        return _station_presence_page(user, station, exc.status, message=f"{deputy_.name}：{exc.message}")
     return _station_presence_page(user, station, message=f"{deputy_.name}：{result.message}")
 
 

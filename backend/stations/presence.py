@@ -92,10 +92,19 @@ def open_visit(deputy: Deputy) -> StationVisit | None:
 
 
 def check_in_or_out(
-    user: StaffUser, deputy: Deputy, station: Station, source: PresenceSource, *, now: datetime | None = None
+    user: StaffUser,
+    deputy: Deputy,
+    station: Station,
+    source: PresenceSource,
+    *,
+    intent: str | None = None,
+    now: datetime | None = None,
 ) -> PresenceResult:
     """Open a visit of ``deputy`` at ``station``, or close the open one (flushes; the caller commits).
 
+    Without ``intent`` (a scan, the API) the call toggles, a repeat within ``REPEAT_WINDOW`` changing
+    nothing. A page's button says what it meant: ``"in"`` never closes a visit (a second tap of 签到),
+    ``"out"`` closes the open visit at once and never opens one (a 签退 tapped on a page left open).
     Refused (404 as for an unknown station, with an audit row kept) unless ``may_record``; refused
     (409) for a deputy no longer serving or a station closed; a visit open at another station is
     closed by a check-in here.
@@ -119,7 +128,11 @@ def check_in_or_out(
     now = now or utcnow()
     current = open_visit(deputy)
     if current is not None:
-        return _close_or_repeat(user, current, now)
+        if intent == "in":
+            return PresenceResult(current, "repeated")
+        return _close_or_repeat(user, current, now, at_once=intent == "out")
+    if intent == "out":
+        raise UserError("no_open_visit", "目前没有未签退的签到，无需签退。", 409)
     day = today_in_china(now)
     visit = StationVisit(
         deputy_id=deputy.id,
@@ -150,8 +163,8 @@ def check_in_or_out(
     return PresenceResult(visit, "checked_in")
 
 
-def _close_or_repeat(user: StaffUser, visit: StationVisit, now: datetime) -> PresenceResult:
-    if now - visit.checked_in_at < REPEAT_WINDOW:
+def _close_or_repeat(user: StaffUser, visit: StationVisit, now: datetime, *, at_once: bool) -> PresenceResult:
+    if not at_once and now - visit.checked_in_at < REPEAT_WINDOW:
         return PresenceResult(visit, "repeated")
     visit.checked_out_at = now
     db.session.flush()
