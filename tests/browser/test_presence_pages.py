@@ -1,0 +1,164 @@
+"""Issue 15 parts 2, 3 and 7 in Chromium: a deputy's phone scans the station's code → 签到 → 签退 (360 px); the
+contact log in three taps and its turning into an item (360 px); the administrator's weekly chart of each code's
+scans and messages (1280 px and 360 px).
+
+A deputy of the demo's second station gets an account of their own (``flask user create``), so that no other
+browser test's deputy is checked in; scans are sent to that station's codes by plain GETs, as phones send them.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import urllib.request
+from collections.abc import Callable, Iterator
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.browser.conftest import Phone, launch_phone
+
+pytestmark = pytest.mark.browser
+
+PASSWORD = "presence-" + secrets.token_hex(6)
+DEMO_PASSWORD = "demo-2026"  # backend/demo.py
+
+
+def get_json(url: str) -> dict:
+    with urllib.request.urlopen(url, timeout=30) as response:  # noqa: S310 (our own server)
+        return json.loads(response.read())
+
+
+def scan(url: str) -> None:
+    """A resident's phone opening a code's page."""
+    with urllib.request.urlopen(url, timeout=30) as response:  # noqa: S310 (our own server)
+        assert response.status == 200
+
+
+@pytest.fixture
+def open_browser(playwright_driver, chromium_executable, tmp_path) -> Iterator[Callable[..., Phone]]:
+    """Open browsers of any size (a profile each), closed at the end of the test."""
+    contexts = []
+
+    def _open(name: str, width: int = 360, height: int = 740, mobile: bool = True) -> Phone:
+        context, opened = launch_phone(
+            playwright_driver, chromium_executable, tmp_path / f"profile-{name}", width, height, mobile
+        )
+        contexts.append(context)
+        return opened
+
+    yield _open
+    for context in contexts:
+        context.close()
+
+
+@pytest.fixture(scope="module")
+def station_deputy(live_server) -> dict:
+    """The demo's second station (the third is test_dashboard's), one of its deputies with a new account of their
+    own, made once for the module: {station, deputy, username, slugs}."""
+    directory = get_json(live_server.base_url + "/api/v1/stations")["stations"]
+    station = directory[1]
+    deputy = station["deputies"][0]
+    username = "presence_" + secrets.token_hex(3)
+    live_server.flask(
+        "user", "create", username, "--role", "deputy", "--deputy", str(deputy["id"]), "--password", PASSWORD
+    )
+    return {
+        "station": station,
+        "deputy": deputy,
+        "username": username,
+        "station_slug": station["code_url"].rsplit("/c/", 1)[1],
+        "deputy_slug": deputy["code_url"].rsplit("/c/", 1)[1],
+    }
+
+
+def log_in(phone: Phone, base: str, username: str, password: str, next_path: str) -> None:
+    phone.page.goto(f"{base}/staff/login?next={next_path}")
+    phone.page.fill("#username", username)
+    phone.page.fill("#password", password)
+    phone.page.click("button[type=submit]")
+    phone.page.wait_for_url(f"**{next_path}")
+
+
+def fits(phone: Phone) -> None:
+    assert phone.scroll_width() <= phone.width, phone.page.url
+
+
+def test_a_deputys_phone_scans_the_station_code_then_signs_in_and_out(live_server, open_browser, station_deputy):
+    base = live_server.base_url
+    phone = open_browser("deputy-phone")
+    log_in(phone, base, station_deputy["username"], PASSWORD, "/staff/inbox")
+
+    # The scan: the station's code opens 签到, not the residents' form.
+    phone.page.goto(f"{base}/c/{station_deputy['station_slug']}")
+    expect(phone.page.locator("#presence-station")).to_have_text(station_deputy["station"]["name"])
+    expect(phone.page.locator("#presence-state")).to_have_text("尚未签到。")
+    fits(phone)
+    phone.screenshot("presence-scan-360")
+    phone.page.click("#check-in")
+    expect(phone.page.locator("#presence-message")).to_contain_text("已签到")
+    expect(phone.page.locator("#presence-state")).to_contain_text("已签到")
+    fits(phone)
+    phone.screenshot("presence-checked-in-360")
+    phone.page.click("#check-out")
+    expect(phone.page.locator("#presence-message")).to_contain_text("已签退")
+    expect(phone.page.locator("#check-in")).to_be_visible()
+    expect(phone.page.locator("#visits li")).to_have_count(1)
+    fits(phone)
+    phone.screenshot("presence-checked-out-360")
+
+    # A resident scanning the same code gets the form, as before.
+    resident = open_browser("resident-phone")
+    resident.page.goto(f"{base}/c/{station_deputy['station_slug']}")
+    expect(resident.page.locator("h1, h2").filter(has_text="我要留言").first).to_be_visible()
+    assert phone.problems == [] and resident.problems == []
+
+
+def test_the_contact_log_in_three_taps(live_server, open_browser, station_deputy):
+    base = live_server.base_url
+    phone = open_browser("contacts-phone")
+    log_in(phone, base, station_deputy["username"], PASSWORD, "/staff/contacts")
+    fits(phone)
+    phone.screenshot("contacts-form-360")
+    phone.page.click("#kind-meeting")  # 1: how
+    phone.page.fill("#summary", "群众反映村口垃圾站清运不及时")  # 2: what was raised (the date and count are prefilled)
+    phone.page.click("#contact-save")  # 3: save
+    expect(phone.page.locator("#notice")).to_have_text("已记录这次联系群众。")
+    row = phone.page.locator("#contact-list li").first
+    expect(row).to_contain_text("座谈")
+    expect(row).to_contain_text("群众反映村口垃圾站清运不及时")
+    fits(phone)
+    phone.screenshot("contacts-logged-360")
+
+    # It may become an item: the in-person form, prefilled.
+    row.locator("a", has_text="转为留言件").click()
+    expect(phone.page.locator("#from-contact")).to_be_visible()
+    expect(phone.page.locator("#body")).to_have_value("群众反映村口垃圾站清运不及时")
+    fits(phone)
+    phone.screenshot("contacts-to-item-360")
+    assert phone.problems == []
+
+
+def test_the_administrator_sees_each_codes_weeks_as_a_chart(live_server, open_browser, station_deputy):
+    base = live_server.base_url
+    for _ in range(5):
+        scan(f"{base}/c/{station_deputy['deputy_slug']}")
+    scan(f"{base}/c/{station_deputy['station_slug']}")
+    supervisor = "supervisor"
+    path = f"/supervision/?station={station_deputy['station']['id']}"
+    for width, height, mobile in ((1280, 800, False), (360, 740, True)):
+        browser = open_browser(f"chart-{width}", width, height, mobile)
+        log_in(browser, base, supervisor, DEMO_PASSWORD, "/supervision/")
+        browser.page.goto(base + path)
+        charts = browser.page.locator("#codes-weekly li")
+        expect(charts.first).to_be_visible()
+        deputy_chart = charts.filter(has_text=station_deputy["deputy"]["name"]).first
+        titles = deputy_chart.locator("title").all_text_contents()
+        this_week = titles[-1]
+        assert "扫码" in this_week and int(this_week.split("扫码")[1].split("次")[0]) >= 5, this_week
+        browser.page.locator("#codes").scroll_into_view_if_needed()
+        if width == 360:
+            fits(browser)
+        full = browser.screenshot(f"scans-chart-{width}")
+        browser.page.locator("#codes").screenshot(path=str(full.with_name(f"scans-chart-{width}-section.png")))
+        assert browser.problems == []
