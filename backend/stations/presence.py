@@ -47,13 +47,16 @@ class PresenceResult:
     def message(self) -> str:
         """The sentence the page and the API show."""
         visit = self.visit
+        by_admin = visit.source == PresenceSource.BY_ADMIN
+        whose = "该代表" if by_admin else "您"
+        leave = "离开时点“代为签退”。" if by_admin else "离开时再扫一次联络站码或点“签退”。"
         if self.action == "checked_out":
             return f"已签退。本次在站{visit_minutes(visit)}分钟。"
         if self.action == "repeated":
-            return "刚刚已签到，无需重复签到；离开时再扫码或点“签退”。"
+            return f"刚刚已签到，无需重复签到；{leave}"
         if not visit.is_reception_day:
-            return "已签到。今天不是您的接待日：本次签到照常记录（计入履职积分），但不计入见面率。"
-        return "已签到。离开时再扫一次联络站码或点“签退”。"
+            return f"已签到。今天不是{whose}的接待日：本次签到照常记录（计入履职积分），但不计入见面率。"
+        return f"已签到。{leave}"
 
 
 def visit_minutes(visit: StationVisit) -> int:

@@ -162,3 +162,36 @@ def test_the_administrator_sees_each_codes_weeks_as_a_chart(live_server, open_br
         full = browser.screenshot(f"scans-chart-{width}")
         browser.page.locator("#codes").screenshot(path=str(full.with_name(f"scans-chart-{width}-section.png")))
         assert browser.problems == []
+
+
+def test_the_administrator_signs_in_a_deputy_without_a_phone(live_server, open_browser, station_deputy):
+    base = live_server.base_url
+    station = station_deputy["station"]
+    username = "presence_admin_" + secrets.token_hex(3)
+    live_server.flask(
+        "user", "create", username, "--role", "station_admin", "--station", str(station["id"]), "--password", PASSWORD
+    )
+    other = station["deputies"][-1]
+    for width, height, mobile in ((1280, 800, False), (360, 740, True)):
+        browser = open_browser(f"admin-{width}", width, height, mobile)
+        log_in(browser, base, username, PASSWORD, "/staff/inbox")
+        browser.page.goto(f"{base}/admin/stations/{station['id']}/presence")
+        row = browser.page.locator(f"#presence-deputy-{other['id']}")
+        expect(row).to_contain_text(other["name"])
+        row.locator("button").click()
+        expect(browser.page.locator("#presence-message")).to_contain_text(other["name"])
+        row = browser.page.locator(f"#presence-deputy-{other['id']}")
+        expect(row).to_contain_text("在站")
+        if width == 360:
+            fits(browser)
+        browser.screenshot(f"station-presence-{width}")
+        row.locator("button", has_text="代为签退").click()
+        expect(browser.page.locator("#presence-message")).to_contain_text("已签退")
+        # The dashboard's 见面率 tile, with its definition.
+        browser.page.goto(f"{base}/supervision/?deputy={other['id']}")
+        expect(browser.page.locator("#figure-meeting-rate")).to_contain_text("见面率")
+        expect(browser.page.locator("#value-station-visits")).not_to_have_text("0")
+        browser.page.locator("#figure-meeting-rate").screenshot(
+            path=str(browser.screenshot(f"meeting-rate-{width}").with_name(f"meeting-rate-{width}-tile.png"))
+        )
+        assert browser.problems == []
