@@ -283,6 +283,9 @@ class OutboxSettings(_Area):
     OUTBOX_OVERDUE_SCAN_SECONDS: float = Field(
         600, description="how often a worker queues reminders for overdue items; 0: never"
     )
+    SCAN_FOLD_SECONDS: float = Field(
+        10, description="with REDIS_URL, how often a worker folds the scans counted in Redis into code_scan_days"
+    )
     NOTICE_COALESCE_SECONDS: float = Field(
         3600, description="a deputy's notices within this many seconds of the last one go as one (outbox/queue.py)"
     )

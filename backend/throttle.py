@@ -90,7 +90,7 @@ def take_back(keys: list[str]) -> None:
     if current_app.config.get("REDIS_URL"):
         try:
             for key in keys:
-                _redis().eval(_TAKE_BACK_LUA, 1, REDIS_PREFIX + key)
+                redis_client().eval(_TAKE_BACK_LUA, 1, REDIS_PREFIX + key)
             return
         except redis.RedisError:
             current_app.logger.warning("Redis unreachable; taking the hit back in the database", exc_info=True)
@@ -246,7 +246,7 @@ def _hit_redis(keys: list[str], window_seconds: int) -> dict[str, tuple[int, int
     """
     names = [REDIS_PREFIX + key for key in keys]
     try:
-        pipe = _redis().pipeline(transaction=True)
+        pipe = redis_client().pipeline(transaction=True)
         for name in names:
             # SET NX EX rather than EXPIRE NX (Redis 7+): the same window, on the Redis 5/6 still common too.
             pipe.set(name, 0, ex=window_seconds, nx=True)
@@ -257,7 +257,7 @@ def _hit_redis(keys: list[str], window_seconds: int) -> dict[str, tuple[int, int
         for index, (key, name) in enumerate(zip(keys, names, strict=True)):
             count, pttl = answers[3 * index + 1], answers[3 * index + 2]
             if pttl < 0:  # a key left without expiry by something else: never let it throttle forever
-                _redis().expire(name, window_seconds)
+                redis_client().expire(name, window_seconds)
                 pttl = window_seconds * 1000
             counted[key] = (count, max(1, math.ceil(pttl / 1000)))
     except redis.RedisError:
@@ -269,7 +269,7 @@ def _hit_redis(keys: list[str], window_seconds: int) -> dict[str, tuple[int, int
 def _peek_redis(keys: list[str]) -> dict[str, tuple[int, int]] | None:
     """GET and PTTL of Redis counters; None when Redis cannot be reached."""
     try:
-        pipe = _redis().pipeline(transaction=True)
+        pipe = redis_client().pipeline(transaction=True)
         for key in keys:
             pipe.get(REDIS_PREFIX + key)
             pipe.pttl(REDIS_PREFIX + key)
@@ -290,7 +290,7 @@ _TAKE_BACK_LUA = (
 )
 
 
-def _redis():
+def redis_client():
     """The app's Redis client, created at first use and shared by its threads."""
     extensions = current_app.extensions
     client = extensions.get("redis")

@@ -307,7 +307,7 @@ def test_redis_window_is_anchored_and_ends(redis_app):
 
 
 def test_redis_key_without_expiry_gets_one(redis_app):
-    store = redis_app.extensions.get("redis") or throttle._redis()
+    store = redis_app.extensions.get("redis") or throttle.redis_client()
     store.set(throttle.REDIS_PREFIX + "k", 7)
     assert throttle.hit("k", limit=3, window_seconds=600).count == 8
     assert 0 < store.ttl(throttle.REDIS_PREFIX + "k") <= 600

@@ -2,7 +2,7 @@
 
 from backend.models.audit import AuditEntry
 from backend.models.base import Base, utcnow
-from backend.models.code import Code, CodeScanDay
+from backend.models.code import Code, CodeScanDay, CodeScanFold
 from backend.models.department import Department
 from backend.models.deputy import CongressLevel, Deputy, DeputyLevel, DeputyStatus
 from backend.models.forward import ItemForward, ReplyTemplate
@@ -45,6 +45,7 @@ __all__ = [
     "Base",
     "Code",
     "CodeScanDay",
+    "CodeScanFold",
     "CongressLevel",
     "ContactKind",
     "ContactLog",

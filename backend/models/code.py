@@ -72,3 +72,13 @@ class CodeScanDay(Base):
     day: Mapped[date] = mapped_column(Date, primary_key=True)
     shard: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
     scans: Mapped[int] = mapped_column(default=0)
+
+
+class CodeScanFold(Base):
+    """A batch of scans counted in Redis and added to ``code_scan_days`` (its Redis key): recorded in the same
+    transaction as the addition, so that a fold repeated after a crash adds nothing twice."""
+
+    __tablename__ = "code_scan_folds"
+
+    key: Mapped[str] = mapped_column(String(80), primary_key=True)
+    folded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

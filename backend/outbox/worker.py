@@ -668,10 +668,14 @@ def run_forever(stop_event: threading.Event, batch: int | None = None) -> None:
     """Deliver until ``stop_event`` is set, sleeping briefly when idle and until a hold ends when held."""
     idle = current_app.config["OUTBOX_IDLE_SECONDS"]
     scan_every = current_app.config["OUTBOX_OVERDUE_SCAN_SECONDS"]
-    next_scan = time.monotonic()
+    fold_every = current_app.config["SCAN_FOLD_SECONDS"]
+    next_scan = next_fold = time.monotonic()
     while not stop_event.is_set():
         try:
             heartbeat.beat("outbox")  # every few seconds: /readyz and the admin page see the worker alive
+            if fold_every and time.monotonic() >= next_fold:
+                next_fold = time.monotonic() + fold_every
+                fold_code_scans()
             if scan_every and time.monotonic() >= next_scan:
                 next_scan = time.monotonic() + scan_every
                 queue_overdue()
@@ -704,6 +708,13 @@ def queue_overdue() -> int:
     if count:
         log.info("outbox: %s overdue reminder(s) queued", count)
     return count
+
+
+def fold_code_scans() -> int:
+    """Add the scans counted in Redis to the table (``qr.scans.fold_scans``, which commits each batch)."""
+    from backend.qr import scans
+
+    return scans.fold_scans()
 
 
 def purge_throttle_counters() -> int:

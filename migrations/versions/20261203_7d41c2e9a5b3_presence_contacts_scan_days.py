@@ -1,12 +1,14 @@
 """Presence at stations (进站签到), contacts logged without an item (走访/座谈), scans counted per code per day.
 
-Reviewed: three new tables, and one column dropped after its values are carried over.
+Reviewed: four new tables, and one column dropped after its values are carried over.
 
 - ``station_visits``: a deputy's visit to a station, opened by a check-in and closed by a check-out;
   at most one open visit per deputy (``uq_station_visits_open_deputy``, a partial unique index on both
   engines), so two check-ins sent at once make one visit.
 - ``contact_logs``: a contact a deputy logged (走访, 座谈, 电话), possibly turned into an item later.
 - ``code_scan_days``: scans per code, China date and shard (a few rows per code and day, so no row is hot).
+- ``code_scan_folds``: the batches of scans counted in Redis already added to ``code_scan_days`` (their
+  Redis keys), so that a fold repeated after a crash adds nothing twice.
 - ``codes.scan_count`` is dropped: its totals (scans since each code was issued, with no time) are carried
   into ``code_scan_days`` on the China date the code was issued, shard 0, so a code's total stays what it
   was; they show in the weekly chart only when its range covers that date. Downgrade adds the column back
@@ -90,6 +92,12 @@ def upgrade():
         sa.ForeignKeyConstraint(["code_id"], ["codes.id"], name=op.f("fk_code_scan_days_code_id_codes")),
         sa.PrimaryKeyConstraint("code_id", "day", "shard", name=op.f("pk_code_scan_days")),
     )
+    op.create_table(
+        "code_scan_folds",
+        sa.Column("key", sa.String(length=80), nullable=False),
+        sa.Column("folded_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("key", name=op.f("pk_code_scan_folds")),
+    )
     if op.get_context().dialect.name == "postgresql":
         op.execute(
             "INSERT INTO code_scan_days (code_id, day, shard, scans) "
@@ -112,6 +120,7 @@ def downgrade():
         "UPDATE codes SET scan_count = COALESCE("
         "(SELECT SUM(scans) FROM code_scan_days WHERE code_scan_days.code_id = codes.id), 0)"
     )
+    op.drop_table("code_scan_folds")
     op.drop_table("code_scan_days")
     op.drop_index("ix_contact_logs_station_held", table_name="contact_logs")
     op.drop_index("ix_contact_logs_deputy_held", table_name="contact_logs")
