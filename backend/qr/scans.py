@@ -98,9 +98,10 @@ def _fold_key(client, key: str) -> int:
             dialect_insert(CodeScanFold.__table__)
             .values(key=key, folded_at=utcnow())
             .on_conflict_do_nothing(index_elements=["key"])
-        ).rowcount
+            .returning(CodeScanFold.__table__.c.key)
+        ).scalar()
         added = 0
-        if recorded:  # not yet added (a fold that died before its commit left the key as it was)
+        if recorded is not None:  # not yet added (a fold that died before its commit left the key as it was)
             for field_, value in counts.items():
                 code_id, _, day = (field_.decode() if isinstance(field_, bytes) else field_).partition(":")
                 _add_scans(int(code_id), date.fromisoformat(day), int(value), 0)
