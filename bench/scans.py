@@ -7,13 +7,17 @@
   handed to 16 threads; each scan's latency runs from the moment it was due to its commit, so a
   queue that builds up counts against the target (no coordinated omission).
 - **Checked**: the table's sum for the code equals the scans sent (no lost count).
-- **Compared**: the same load on one row per code and day (``SHARDS = 1``), the hot row the shards avoid.
+- **Layouts**: as production runs it, counted in Redis (``BENCH_REDIS_URL``, default
+  ``redis://127.0.0.1:6379/15``, flushed; skipped when nothing answers) and folded into the table by the
+  worker's ``fold_scans`` after the load; without Redis, the database's 8 rows per code and day; and
+  one row per code and day (``SHARDS = 1``), the hot row the shards avoid.
 - **Databases**: SQLite in a temp file and a fresh PostgreSQL database (``BENCH_PG_URL``), migrated.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -26,6 +30,7 @@ from pathlib import Path
 
 from bench.submit import engines_of, fresh_database, on_each_engine
 
+BENCH_REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/15")
 TARGET_RATE = 500  # scans per second on one code
 TARGET_P99_MS = 50.0
 THREADS = 16
@@ -112,29 +117,59 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered)) - 1))]
 
 
+def redis_answers() -> bool:
+    """True when the bench's Redis accepts connections (it is flushed before each use)."""
+    import redis
+
+    try:
+        redis.Redis.from_url(BENCH_REDIS_URL, socket_connect_timeout=2).ping()
+    except redis.RedisError:
+        return False
+    return True
+
+
 def bench_engine(engine: str, options: Options, out: Callable[[str], None]) -> bool:
-    """Both layouts on one engine; True when nothing failed and no count was lost."""
+    """Each layout on one engine; True when nothing failed and no count was lost."""
+    import redis
+
     from backend.qr import scans
 
     out(f"\n== {'SQLite' if engine == 'sqlite' else 'PostgreSQL'}")
+    layouts = [("redis", scans.SHARDS), ("database", scans.SHARDS), ("database", 1)]
+    if not redis_answers():
+        out(f"Redis: skipped, nothing answers at {BENCH_REDIS_URL} (set BENCH_REDIS_URL)")
+        layouts = layouts[1:]
     ok = True
-    for shards in (scans.SHARDS, 1):
+    for store, shards in layouts:
         with tempfile.TemporaryDirectory(prefix="msl-scans-") as tmp, fresh_database(engine, Path(tmp)) as url:
             app, code_id = prepared_app(url)
+            if store == "redis":
+                redis.Redis.from_url(BENCH_REDIS_URL).flushdb()
+                app.config["REDIS_URL"] = BENCH_REDIS_URL
             saved = scans.SHARDS
             scans.SHARDS = shards
             try:
                 latencies, errors, took = run_load(app, code_id, options)
             finally:
                 scans.SHARDS = saved
+            fold = ""
+            if store == "redis":
+                started = time.perf_counter()
+                with app.app_context():
+                    scans.fold_scans()
+                fold = f", folded in {(time.perf_counter() - started) * 1000:.0f} ms"
             sent = int(options.seconds * options.rate)
             stored = counted(app, code_id)
             p99 = percentile(latencies, 99)
             met = errors == 0 and stored == sent and p99 < TARGET_P99_MS and sent / took >= options.rate * 0.95
-            layout = f"{shards} rows per code and day" + (" (as built)" if shards == scans.SHARDS else " (a hot row)")
+            if store == "redis":
+                layout = "Redis HINCRBY, folded by the worker (as built with REDIS_URL)"
+            else:
+                layout = f"database, {shards} row{'s' if shards > 1 else ''} per code and day"
+                layout += " (as built without Redis)" if shards == scans.SHARDS else " (a hot row)"
             out(
                 f"{layout}: {sent} scans in {took:.1f} s ({sent / took:.0f}/s), p50 {statistics.median(latencies):.1f} ms, "
-                f"p99 {p99:.1f} ms, errors {errors}, counted {stored} — target (≥{options.rate}/s, p99 < "
+                f"p99 {p99:.1f} ms, errors {errors}, counted {stored}{fold} — target (≥{options.rate}/s, p99 < "
                 f"{TARGET_P99_MS:.0f} ms, none lost): {'met' if met else 'MISSED'}"
             )
             ok = ok and errors == 0 and stored == sent
