@@ -7,7 +7,9 @@ the resident's own path (``submit_item``, by the deputy's code), accepted, answe
 department that answers, resolved, rated by the resident (sometimes 不满意, which reopens it),
 declined or marked duplicate, and a few left open past their deadlines. So the dashboard's
 答复率, 办结率, 满意率, trends and 履职积分 have something to show the day the demo is installed,
-and every figure is one the code itself computed from events it wrote.
+and every figure is one the code itself computed from events it wrote. Deputies also came to their
+station on most of the reception days their calendar gave them, signed in at 9:00 and out before noon
+through the same operation as a phone's scan (``stations.presence``), so 见面率 has a number too.
 
 The stories are drawn from a fixed seed, so two loads give the same county (the reference
 numbers and keys differ). Every serving deputy gets a staff account for it (``deputy`` is the
@@ -37,11 +39,13 @@ from backend.models import (
     ItemCategory,
     ItemForward,
     OutboxMessage,
+    PresenceSource,
     StaffRole,
     StaffUser,
 )
 from backend.models.base import clock_at
 from backend.qr.codes import current_code
+from backend.stations import presence
 from backend.timefmt import CHINA
 
 SEED = 20261203
@@ -256,6 +260,27 @@ def _story(
                     )
 
 
+PRESENT_SHARE = 0.8  # of the reception days the calendar gave a deputy, how many they came on
+
+
+def _presence(cast: _Cast, deputies: list[Deputy], first_day: date, now: datetime) -> None:
+    """Each deputy's visits on most of their reception days before ``now`` (a random stream of its own, so that
+    the items are the same with or without it)."""
+    rng = random.Random(SEED + 1)  # noqa: S311 - a reproducible demo, not a secret
+    for deputy in deputies:
+        user = cast.accounts[deputy.id]
+        day = first_day
+        while day < now.astimezone(CHINA).date():
+            if presence.is_reception_day_of(deputy, deputy.station, day) and rng.random() < PRESENT_SHARE:
+                arrived = datetime.combine(day, time(9, rng.randint(0, 30)), tzinfo=CHINA)
+                with clock_at(arrived):
+                    presence.check_in_or_out(user, deputy, deputy.station, PresenceSource.SCAN)
+                with clock_at(arrived + timedelta(hours=2, minutes=rng.randint(0, 40))):
+                    presence.check_in_or_out(user, deputy, deputy.station, PresenceSource.SCAN)
+            day += timedelta(days=1)
+    db.session.flush()
+
+
 def load_history(today: date, now: datetime, months: int = MONTHS) -> int:
     """Write the demo county's last ``months`` whole months and this one so far (flushes; the caller commits).
 
@@ -295,6 +320,7 @@ def load_history(today: date, now: datetime, months: int = MONTHS) -> int:
             written.append(item.id)
         day += timedelta(days=1)
         db.session.flush()
+    _presence(cast, deputies, first_day, now)
     # The past sends nothing: its notices would reach today's phones.
     db.session.execute(delete(OutboxMessage).where(OutboxMessage.item_id.in_(written)))
     db.session.flush()

@@ -432,3 +432,24 @@ def test_the_dashboard_shows_the_meeting_rate_with_its_definition(app, world):
     given = db.session.scalar(select(func.count()).select_from(StationVisit))
     assert given == 1
     assert 'id="value-meeting-present">1<' in page.text
+
+
+def test_the_demo_history_gives_the_county_a_meeting_rate(app):
+    """``flask demo load --history``: deputies came on most of their reception days, through the real operation."""
+    from backend.demo import load_demo
+    from backend.demo_history import load_history
+    from backend.models import Region
+
+    now = utcnow()
+    load_demo()
+    load_history(today_in_china(now), now, months=3)
+    db.session.commit()
+    county = db.session.scalar(select(Region).where(Region.code == "430225"))
+    today = today_in_china(now)
+    rng = stats.DateRange(today - timedelta(days=80), today)  # inside the three months written, today apart
+    figures = stats.compute(stats.Scope("region", region=county), rng, now=now)
+    assert figures.meeting is not None and figures.meeting.value is not None
+    assert 0.5 < figures.meeting.value < 1.0, figures.meeting
+    assert figures.station_visits > 0
+    assert all(not visit.is_open and visit.is_reception_day for visit in visits())
+    assert {visit.source for visit in visits()} == {PresenceSource.SCAN}
