@@ -334,6 +334,12 @@ def test_the_administrator_records_for_a_deputy_without_a_phone(app, world):
 # --- 见面率 and 履职积分 ------------------------------------------------------------------------------------
 
 
+def stats_of(app, username: str, *, start: date, end: date, **scope) -> dict:
+    """GET /api/v1/stats for ``scope`` over ``[start, end)`` with ``username``'s token."""
+    args = {**scope, "from": start.isoformat(), "to": end.isoformat()}
+    return app.test_client().get("/api/v1/stats", query_string=args, headers=api_token(app, username)).json
+
+
 def check_in_on(user, deputy, station, day: date) -> None:
     with clock_at(china(day, 9)):
         presence.check_in_or_out(user, deputy, station, PresenceSource.TAP)
@@ -354,47 +360,22 @@ def test_meeting_rate_is_present_days_over_the_calendars_days(app, world):
         check_in_on(user, world.d1, world.station_a, day)
     check_in_on(user, world.d1, world.station_a, date(2026, 9, 8))  # not a reception day: counted in points only
     given = {date(2026, 9, d) for d in (6, 13, 16, 20, 26, 27)}
-    headers = api_token(app, "deputy_d1")
-    data = (
-        app.test_client()
-        .get("/api/v1/stats", query_string={"deputy": world.d1.id, "from": start, "to": end}, headers=headers)
-        .json
-    )
+    data = stats_of(app, "deputy_d1", deputy=world.d1.id, start=start, end=end)
     assert data["meeting_days_given"] == len(given) == 6
     assert data["meeting_days_present"] == 3
     assert data["meeting_rate"] == 3 / 6 and data["meeting_rate_note"] is None
     assert data["station_visits"] == 4
 
     # d2 has only the 逢六 days, and was never present.
-    d2 = (
-        app.test_client()
-        .get(
-            "/api/v1/stats",
-            query_string={"deputy": world.d2.id, "from": start, "to": end},
-            headers=api_token(app, "admin_a"),
-        )
-        .json
-    )
+    d2 = stats_of(app, "admin_a", deputy=world.d2.id, start=start, end=end)
     assert (d2["meeting_days_given"], d2["meeting_rate"]) == (3, 0.0)
     # The station sums its deputies' days.
-    station = (
-        app.test_client()
-        .get(
-            "/api/v1/stats",
-            query_string={"station": world.station_a.id, "from": start, "to": end},
-            headers=api_token(app, "admin_a"),
-        )
-        .json
-    )
+    station = stats_of(app, "admin_a", station=world.station_a.id, start=start, end=end)
     assert (station["meeting_days_present"], station["meeting_days_given"]) == (3, 9)
 
     # The minimum sample applies, as for every rate.
     app.config["STATS_MIN_SAMPLE"] = 10
-    data = (
-        app.test_client()
-        .get("/api/v1/stats", query_string={"deputy": world.d1.id, "from": start, "to": end}, headers=headers)
-        .json
-    )
+    data = stats_of(app, "deputy_d1", deputy=world.d1.id, start=start, end=end)
     assert data["meeting_rate"] is None and "样本不足" in data["meeting_rate_note"]
 
     # Presence days count in 履职积分, reception day or not (four days).

@@ -11,12 +11,11 @@ from __future__ import annotations
 import json
 import secrets
 import urllib.request
-from collections.abc import Callable, Iterator
 
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import Phone, launch_phone
+from tests.browser.conftest import Phone
 
 pytestmark = pytest.mark.browser
 
@@ -33,23 +32,6 @@ def scan(url: str) -> None:
     """A resident's phone opening a code's page."""
     with urllib.request.urlopen(url, timeout=30) as response:  # noqa: S310 (our own server)
         assert response.status == 200
-
-
-@pytest.fixture
-def open_browser(playwright_driver, chromium_executable, tmp_path) -> Iterator[Callable[..., Phone]]:
-    """Open browsers of any size (a profile each), closed at the end of the test."""
-    contexts = []
-
-    def _open(name: str, width: int = 360, height: int = 740, mobile: bool = True) -> Phone:
-        context, opened = launch_phone(
-            playwright_driver, chromium_executable, tmp_path / f"profile-{name}", width, height, mobile
-        )
-        contexts.append(context)
-        return opened
-
-    yield _open
-    for context in contexts:
-        context.close()
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +68,7 @@ def fits(phone: Phone) -> None:
 
 def test_a_deputys_phone_scans_the_station_code_then_signs_in_and_out(live_server, open_browser, station_deputy):
     base = live_server.base_url
-    phone = open_browser("deputy-phone")
+    phone = open_browser("deputy-phone", 360, 740, True)
     log_in(phone, base, station_deputy["username"], PASSWORD, "/staff/inbox")
 
     # The scan: the station's code opens 签到, not the residents' form.
@@ -108,7 +90,7 @@ def test_a_deputys_phone_scans_the_station_code_then_signs_in_and_out(live_serve
     phone.screenshot("presence-checked-out-360")
 
     # A resident scanning the same code gets the form, as before.
-    resident = open_browser("resident-phone")
+    resident = open_browser("resident-phone", 360, 740, True)
     resident.page.goto(f"{base}/c/{station_deputy['station_slug']}")
     expect(resident.page.locator("h1, h2").filter(has_text="我要留言").first).to_be_visible()
     assert phone.problems == [] and resident.problems == []
@@ -116,7 +98,7 @@ def test_a_deputys_phone_scans_the_station_code_then_signs_in_and_out(live_serve
 
 def test_the_contact_log_in_three_taps(live_server, open_browser, station_deputy):
     base = live_server.base_url
-    phone = open_browser("contacts-phone")
+    phone = open_browser("contacts-phone", 360, 740, True)
     log_in(phone, base, station_deputy["username"], PASSWORD, "/staff/contacts")
     fits(phone)
     phone.screenshot("contacts-form-360")
