@@ -21,7 +21,7 @@ block reads from the primary instead when
   holds on whichever web host the next request lands;
 - **the replica lags**: its lag is measured at most every ``REPLICA_CHECK_SECONDS`` per process
   (cached between): zero when it has replayed all the WAL the primary had written just before
-  (``pg_current_wal_lsn()`` on the primary, ``pg_last_wal_replay_lsn()`` on the replica), else the
+  (``pg_current_wal_insert_lsn()`` on the primary, ``pg_last_wal_replay_lsn()`` on the replica), else the
   time since the last transaction it replayed (``pg_last_xact_replay_timestamp()``); beyond
   ``REPLICA_MAX_LAG_SECONDS`` it is not used. A server that is not in recovery (a replica
   promoted after a failover, which no longer follows this primary) is not used either;
@@ -107,9 +107,9 @@ def init_app(app: Flask) -> None:
 
     @app.after_request
     def _mark_own_writes(response):
-        if request.method not in READ_METHODS and response.status_code < 400:
-            seconds = float(current_app.config["REPLICA_READ_OWN_WRITES_SECONDS"])
-            session[PRIMARY_UNTIL] = int(time.time() + seconds) + 1
+        seconds = float(current_app.config["REPLICA_READ_OWN_WRITES_SECONDS"])
+        if request.method not in READ_METHODS and response.status_code < 400 and seconds > 0:
+            session[PRIMARY_UNTIL] = round(time.time() + seconds, 3)
         return response
 
 
@@ -126,7 +126,7 @@ def measure(engine: Engine) -> ReplicaState:
     max_lag = float(current_app.config["REPLICA_MAX_LAG_SECONDS"])
     try:
         with db.engine.connect() as primary:
-            primary_lsn = primary.execute(text("SELECT pg_current_wal_lsn()::text")).scalar_one()
+            primary_lsn = primary.execute(text("SELECT pg_current_wal_insert_lsn()::text")).scalar_one()
         with engine.connect() as replica:
             row = replica.execute(_LAG_SQL, {"primary_lsn": primary_lsn}).one()
     except DBAPIError as exc:
@@ -160,7 +160,7 @@ def _reads_own_writes() -> bool:
     if not has_request_context():
         return False
     until = session.get(PRIMARY_UNTIL)
-    return isinstance(until, int) and until > time.time()
+    return isinstance(until, (int, float)) and until > time.time()
 
 
 def _replica_for_this_read() -> Engine | None:
