@@ -304,6 +304,11 @@ class PosterSettings(_Area):
     POSTER_BATCH_PROGRESS_PAGES: int = Field(5, description="progress written every this many pages")
     POSTER_BATCH_MAX_ATTEMPTS: int = Field(3, description="claims of a batch whose worker died before it fails")
     POSTER_BATCH_KEEP_HOURS: float = Field(24, description="how long a finished file is kept")
+    POSTER_BATCH_DIR: str | None = Field(
+        None,
+        description="where finished batch files are kept; unset: <instance>/poster-batches. With several hosts, "
+        "one folder every web host and poster worker mounts",
+    )
     POSTER_BATCH_SWEEP_SECONDS: float = Field(600, description="how often old files are removed")
     POSTER_BATCH_IDLE_SECONDS: float = Field(2, description="how long an idle worker sleeps")
 
