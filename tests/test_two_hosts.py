@@ -8,7 +8,7 @@ What each kind of state is kept in, so that any host can answer any request:
 | a staff login                          | ``staff_sessions`` rows; the cookie holds only a secret  |
 | the CSRF token, the replica's read mark| the signed cookie session (one ``SECRET_KEY`` for all)   |
 | throttles (submissions, look-ups, logins) | Redis (``REDIS_URL``), else ``throttle_counters``     |
-| WeChat access tokens                   | Redis, else the database (``backend/wechat/client.py``) |
+| WeChat access tokens, jsapi tickets    | Redis, else the database (``backend/wechat/client.py``) |
 | resident tokens, activation, department links | the database (hashes), or signed with ``SECRET_KEY`` |
 | outbox messages, poster batches and their progress | rows with leases (``FOR UPDATE SKIP LOCKED``)     |
 | finished poster files                  | ``POSTER_BATCH_DIR``: one folder every host mounts       |
