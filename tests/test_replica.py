@@ -22,6 +22,7 @@ from backend import create_app, replica
 from backend.config import documented
 from backend.extensions import db
 from backend.models import AuditEntry, Item, Station
+from backend.ops import doctor
 from backend.stations.calendar import CHINA_TZ
 from tests.conftest import PG_URL, app_config_for
 from tests.staff_world import fresh_token, login, make_item
@@ -205,11 +206,15 @@ def test_a_stopped_replica_sends_reads_to_the_primary(app, world, pair):
         app.config["REPLICA_CHECK_SECONDS"] = 0  # measured again while down: still the primary, no error
         assert supervisor.get("/supervision/").status_code == 200
         assert "unreachable" in replica.current_state(replica.replica_engine()).reason
+        [finding] = doctor.check_replica()  # flask doctor says so, as a warning: nothing fails meanwhile
+        assert (finding.check, finding.level, finding.breaks) == ("replica", "warning", False)
+        assert "只读副本现在不可用" in finding.message
     finally:
         pair.start_replica()
     pair.wait_until_replayed()
     assert supervisor.get("/supervision/").status_code == 200
     assert replica.current_state(replica.replica_engine()).is_usable  # back once it is
+    assert doctor.check_replica() == []
 
 
 @needs_postgresql
