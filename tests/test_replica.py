@@ -16,10 +16,11 @@ import io
 import pytest
 from flask_migrate import upgrade
 from openpyxl import load_workbook
+from pydantic import ValidationError
 from sqlalchemy import func, select, update
 
 from backend import create_app, replica
-from backend.config import documented
+from backend.config import ReplicaSettings, documented
 from backend.extensions import db
 from backend.models import AuditEntry, Item, Station
 from backend.ops import doctor
@@ -234,15 +235,33 @@ def test_outside_the_replica_block_and_in_writes_everything_reads_from_the_prima
         db.session.rollback()
 
 
-def test_sqlite_refuses_the_replica_setting(tmp_path):
+@pytest.mark.parametrize(
+    ("primary", "replica_url"),
+    [
+        ("sqlite:///{tmp}/x.sqlite3", "postgresql://postgres@127.0.0.1:5433/msl"),
+        ("postgresql://postgres@127.0.0.1:5432/msl", "sqlite:///{tmp}/replica.sqlite3"),
+    ],
+    ids=["sqlite-primary", "sqlite-replica"],
+)
+def test_sqlite_refuses_the_replica_setting(tmp_path, primary, replica_url):
     with pytest.raises(RuntimeError, match="SQLite has no streaming replica: unset DATABASE_REPLICA_URL"):
         create_app(
             {
                 "TESTING": True,
-                "SQLALCHEMY_DATABASE_URI": "sqlite:///" + str(tmp_path / "x.sqlite3"),
-                "DATABASE_REPLICA_URL": "postgresql://postgres@127.0.0.1:5433/msl",
+                "SQLALCHEMY_DATABASE_URI": primary.format(tmp=tmp_path),
+                "DATABASE_REPLICA_URL": replica_url.format(tmp=tmp_path),
             }
         )
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("REPLICA_MAX_LAG_SECONDS", "-1"), ("REPLICA_MAX_LAG_SECONDS", "ten"), ("REPLICA_CHECK_SECONDS", "-0.5")],
+)
+def test_a_bad_replica_setting_stops_the_start_with_its_name(monkeypatch, name, value):
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ValidationError, match=name):
+        ReplicaSettings()
 
 
 def test_without_the_setting_nothing_reads_from_a_replica(tmp_path):
