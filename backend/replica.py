@@ -18,7 +18,8 @@ block reads from the primary instead when
 - **whoever asks just acted**: a request that changed something (a POST, PUT, PATCH or DELETE
   answered under 400) marks the browser's signed session with the time until which its reads go
   to the primary (``REPLICA_READ_OWN_WRITES_SECONDS``); the mark travels with the cookie, so it
-  holds on whichever web host the next request lands;
+  holds on whichever web host the next request lands. API clients (bearer tokens) keep no cookie:
+  the views that read from the replica are pages, and ``/api/v1/stats`` reads from the primary;
 - **the replica lags**: its lag is measured at most every ``REPLICA_CHECK_SECONDS`` per process
   (cached between): zero when it has replayed all the WAL the primary had written just before
   (``pg_current_wal_insert_lsn()`` on the primary, ``pg_last_wal_replay_lsn()`` on the replica), else the
@@ -108,7 +109,8 @@ def init_app(app: Flask) -> None:
     @app.after_request
     def _mark_own_writes(response):
         seconds = float(current_app.config["REPLICA_READ_OWN_WRITES_SECONDS"])
-        if request.method not in READ_METHODS and response.status_code < 400 and seconds > 0:
+        is_browser = "Authorization" not in request.headers  # an API client keeps no cookie to carry the mark
+        if request.method not in READ_METHODS and response.status_code < 400 and seconds > 0 and is_browser:
             session[PRIMARY_UNTIL] = round(time.time() + seconds, 3)
         return response
 

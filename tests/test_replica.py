@@ -12,6 +12,7 @@ PostgreSQL suite only: SQLite has no streaming replica, and with SQLite the sett
 from __future__ import annotations
 
 import io
+import time
 
 import pytest
 from flask_migrate import upgrade
@@ -26,7 +27,7 @@ from backend.models import AuditEntry, Item, Station
 from backend.ops import doctor
 from backend.stations.calendar import CHINA_TZ
 from tests.conftest import PG_URL, app_config_for
-from tests.staff_world import fresh_token, login, make_item
+from tests.staff_world import api_token, fresh_token, login, make_item
 from tests.test_supervision_world import make_overdue
 
 needs_postgresql = pytest.mark.skipif(
@@ -168,6 +169,20 @@ def test_whoever_just_acted_reads_their_own_writes(app, world, pair, caught_up):
     pair.resume_replay()
     pair.wait_until_replayed()
     assert "已督办1次" in onlooker.get("/supervision/").text
+
+
+@needs_postgresql
+def test_the_mark_is_a_browsers_and_an_api_client_gets_no_cookie(app, world, pair):
+    app.config["REPLICA_READ_OWN_WRITES_SECONDS"] = 300
+    ref = make_item(world.d1).ref
+    browser = login(app, "deputy_d1")
+    assert browser.get_cookie("session") is not None
+    marked = app.session_interface.get_signing_serializer(app).loads(browser.get_cookie("session").value)
+    assert marked[replica.PRIMARY_UNTIL] > time.time() + 200  # the login was a change: the primary for 5 minutes
+    headers = api_token(app, "deputy_d1")
+    answer = app.test_client().post(f"/api/v1/items/{ref}/actions", json={"action": "accept"}, headers=headers)
+    assert answer.status_code == 200, answer.text
+    assert "Set-Cookie" not in answer.headers  # a bearer client keeps no cookie to carry a mark
 
 
 @needs_postgresql
