@@ -31,16 +31,18 @@ def create_app(test_config: dict | None = None) -> Flask:
     check_wechat_sandbox(app.config)
     trust_proxies(app)
 
-    from backend import database, security
+    from backend import database, replica, security
     from backend.extensions import csrf, db, migrate
 
     app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", database.engine_options(app.config["SQLALCHEMY_DATABASE_URI"]))
+    replica.configure(app)  # DATABASE_REPLICA_URL: the bind "replica"; refused with SQLite
     db.init_app(app)
     migrate.init_app(app, db, directory=os.path.join(os.path.dirname(os.path.dirname(__file__)), "migrations"))
     security.init_app(app)  # before CSRFProtect: oversized or malformed bodies are refused before parsing
     csrf.init_app(app)
     database.init_app(app)
     database.init_commit_point(app)
+    replica.init_app(app)
     from backend.items import photo_store
 
     photo_store.init_app(app)

@@ -307,6 +307,11 @@ class PosterSettings(_Area):
     POSTER_BATCH_PROGRESS_PAGES: int = Field(5, description="progress written every this many pages")
     POSTER_BATCH_MAX_ATTEMPTS: int = Field(3, description="claims of a batch whose worker died before it fails")
     POSTER_BATCH_KEEP_HOURS: float = Field(24, description="how long a finished file is kept")
+    POSTER_BATCH_DIR: str | None = Field(
+        None,
+        description="where finished batch files are kept; unset: <instance>/poster-batches. With several hosts, "
+        "one folder every web host and poster worker mounts",
+    )
     POSTER_BATCH_SWEEP_SECONDS: float = Field(600, description="how often old files are removed")
     POSTER_BATCH_IDLE_SECONDS: float = Field(2, description="how long an idle worker sleeps")
 
@@ -334,6 +339,35 @@ class OpsSettings(_Area):
     STATS_MIN_SAMPLE: int = Field(10, description="a rate over fewer items is shown as 样本不足, not a percentage")
 
 
+class ReplicaSettings(_Area):
+    """Reads from a PostgreSQL streaming replica (backend/replica.py): dashboards, exports, public pages and the
+    supervisor's lists, while it keeps up."""
+
+    DATABASE_REPLICA_URL: str | None = Field(
+        None,
+        description="a hot standby of DATABASE_URL (postgresql://…, made with pg_basebackup -R); unset: every read "
+        "goes to DATABASE_URL. Refused with SQLite",
+    )
+    REPLICA_MAX_LAG_SECONDS: float = Field(
+        10,
+        ge=0,
+        description="a replica further behind than this (time since the last change it replayed, while it has "
+        "changes to replay) is not read from until it catches up; 0: only a replica that has replayed everything",
+    )
+    REPLICA_CHECK_SECONDS: float = Field(
+        2, ge=0, description="how often each process measures the replica's lag (cached in between); 0: every read"
+    )
+    REPLICA_READ_OWN_WRITES_SECONDS: float = Field(
+        30,
+        ge=0,
+        description="after a change made through a page, that browser reads from the primary for this long, so "
+        "whoever just acted sees what they did",
+    )
+    REPLICA_CONNECT_TIMEOUT_SECONDS: int = Field(
+        2, ge=1, description="how long a connection to the replica may take before its reads go to the primary"
+    )
+
+
 AREAS: tuple[type[_Area], ...] = (
     CoreSettings,
     LimitSettings,
@@ -343,6 +377,7 @@ AREAS: tuple[type[_Area], ...] = (
     OutboxSettings,
     PosterSettings,
     OpsSettings,
+    ReplicaSettings,
 )
 
 
@@ -366,19 +401,31 @@ class Settings:
         self.outbox = OutboxSettings()
         self.posters = PosterSettings()
         self.ops = OpsSettings()
+        self.replica = ReplicaSettings()
 
     def flask_config(self, instance_path: str) -> dict[str, Any]:
         """Flask's ``app.config``: every field under its own name, the defaults that follow other settings filled
         in, and the few Flask keys that are no environment variable's."""
         core, wechat = self.core, self.wechat
         config: dict[str, Any] = {}
-        for area in (self.limits, self.submissions, self.deadlines, wechat, self.outbox, self.posters, self.ops):
+        for area in (
+            self.limits,
+            self.submissions,
+            self.deadlines,
+            wechat,
+            self.outbox,
+            self.posters,
+            self.ops,
+            self.replica,
+        ):
             config.update(area.model_dump())
         config["TRUSTED_PROXY_HOPS"] = core.TRUSTED_PROXY_HOPS
         config["REDIS_URL"] = core.REDIS_URL
         config["SECRET_KEY"] = core.SECRET_KEY or load_secret_key(instance_path)
         default_db = "sqlite:///" + str(Path(instance_path) / "mashanglian.sqlite3")
         config["SQLALCHEMY_DATABASE_URI"] = _database_uri(core.DATABASE_URL or default_db)
+        replica = self.replica.DATABASE_REPLICA_URL
+        config["DATABASE_REPLICA_URL"] = _database_uri(replica) if replica else None
         base = (core.PUBLIC_BASE_URL or f"http://127.0.0.1:{core.PORT}").rstrip("/")
         config["PUBLIC_BASE_URL"] = base
         secure = core.SESSION_COOKIE_SECURE

@@ -54,7 +54,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 
-from backend.extensions import db
+from backend.extensions import db, replica_reads
 
 SQLITE_BUSY_TIMEOUT_MS = 15000
 READ = "BEGIN"
@@ -178,16 +178,19 @@ def writing() -> Iterator[None]:
 
     For a read unit (a GET) that must write: a read transaction the session has open is ended
     first (make the changes inside the block), and the caller commits. Also a view decorator
-    (``@database.writing()``) for a GET that writes from its start.
+    (``@database.writing()``) for a GET that writes from its start. Inside a block that reads from
+    the replica (``replica.reads_from_replica``) it reads from the primary.
     """
     if has_app_context() and _is_sqlite() and _in_read_transaction(db.session()):
         _end_read_transaction(db.session())
     if has_request_context():
         g.setdefault(_DECLARED_WRITE, True)  # a GET that writes commits at its commit point
     token = _declared.set(WRITE)
+    primary = replica_reads.set(None)  # a write reads what it changes from the primary (backend/replica.py)
     try:
         yield
     finally:
+        replica_reads.reset(primary)
         _declared.reset(token)
 
 

@@ -67,7 +67,7 @@ from backend.qr.pdf import PdfWriter
 
 log = logging.getLogger("backend.batches")
 
-FOLDER = "poster-batches"  # under the instance folder
+FOLDER = "poster-batches"  # under the instance folder unless POSTER_BATCH_DIR says where; and in file_path
 PART_SUFFIX = ".part"
 PROGRESS_SECONDS = 2.0  # progress (and the lease) is written at least this often while pages are rendered
 ERROR_TEXT_MAX = 500
@@ -99,21 +99,24 @@ class Stopping(Exception):
 
 
 def batch_folder() -> Path:
-    """``<instance>/poster-batches``, created on first use, readable by this user only."""
-    path = Path(current_app.instance_path) / FOLDER
+    """``POSTER_BATCH_DIR``, or ``<instance>/poster-batches``; created on first use, readable by this user only.
+
+    Several hosts (web hosts that hand the file out, poster workers that write it) mount one folder
+    and name it here: a file on one host's own disk is not found by a request served by another."""
+    configured = current_app.config.get("POSTER_BATCH_DIR")
+    path = Path(configured) if configured else Path(current_app.instance_path) / FOLDER
     path.mkdir(mode=0o700, parents=True, exist_ok=True)
     return path
 
 
 def stored_file(file_path: str) -> Path | None:
-    """The file a done batch names (``file_path`` is relative to the instance folder), if it is there."""
-    if not file_path:
+    """The file a done batch names (``file_path`` is ``poster-batches/<name>``: a name in the batch folder), if it
+    is there."""
+    folder_name, _, name = (file_path or "").partition("/")
+    if folder_name != FOLDER or not name or "/" in name or name in (".", ".."):
         return None
-    folder = batch_folder().resolve()
-    path = (Path(current_app.instance_path) / file_path).resolve()
-    if path.parent != folder or not path.is_file():
-        return None
-    return path
+    path = batch_folder() / name
+    return path if path.is_file() else None
 
 
 def _unlink(path: Path | None) -> None:
@@ -293,7 +296,7 @@ def render(claim: Claim, stop_event: threading.Event | None = None) -> PosterBat
             os.fsync(out.fileno())
         os.replace(part, final)
         renamed = True
-        relative = final.relative_to(current_app.instance_path).as_posix()
+        relative = f"{FOLDER}/{final.name}"
         _write(
             claim,
             status=PosterBatchStatus.DONE,
@@ -369,8 +372,8 @@ def sweep(now: datetime | None = None) -> int:
         raise
     removed = 0
     for row in old:  # after the commit: a batch never says done without its file
-        path = Path(current_app.instance_path) / row.file_path if row.file_path else None
-        if path is not None and path.exists():
+        path = stored_file(row.file_path)
+        if path is not None:
             _unlink(path)
             removed += 1
     stray_after = 2 * current_app.config["POSTER_BATCH_LEASE_SECONDS"]

@@ -18,6 +18,8 @@ it. What counts as production: a public address that is not this machine's own.
 | fonts             | no CJK font for posters                                             | yes                  |
 | work_calendar     | this year's holidays unknown; next year's from November on (warning) | no                   |
 | photo_store       | the photo folder or S3 bucket cannot be written and read back       | no                   |
+| replica           | DATABASE_REPLICA_URL set, but it does not answer, lags beyond       | no (reads go to the  |
+|                   | REPLICA_MAX_LAG_SECONDS or is not a standby (a warning)              | primary meanwhile)   |
 """
 
 from __future__ import annotations
@@ -304,6 +306,24 @@ def check_photo_store() -> list[Finding]:
     return []
 
 
+def check_replica() -> list[Finding]:
+    """The read replica, when one is set, answers and keeps up: else its reads go to the primary (they work, but
+    the primary carries the dashboards and exports the replica is there to take)."""
+    from backend import replica
+
+    engine = replica.replica_engine()
+    if engine is None:
+        return []
+    state = replica.measure(engine)
+    if state.is_usable:
+        return []
+    fix = (
+        "检查只读副本（DATABASE_REPLICA_URL）是否在运行、能否连接，以及复制是否跟上主库"
+        "（在副本上看 pg_stat_wal_receiver，在主库上看 pg_stat_replication）；在此之前统计页和导出都从主库读。"
+    )
+    return [Finding("replica", "warning", f"只读副本现在不可用：{state.reason}", fix)]
+
+
 def diagnose(*, offline: bool = False) -> list[Finding]:
     """Every check, problems first."""
     from backend.stations.calendar import today_in_china
@@ -321,6 +341,7 @@ def diagnose(*, offline: bool = False) -> list[Finding]:
         findings += check_work_calendar(today_in_china())
     findings += check_fonts()
     findings += check_photo_store()
+    findings += check_replica()
     return sorted(findings, key=lambda f: (f.level != "problem", not f.breaks))
 
 

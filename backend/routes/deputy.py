@@ -24,7 +24,7 @@ from flask import (
 )
 from sqlalchemy import select
 
-from backend import pagination
+from backend import pagination, replica
 from backend.access import can_see_item, find_item_for_staff
 from backend.audit import record_audit
 from backend.auth.sessions import current_staff, login_required
@@ -89,31 +89,35 @@ def _wants_json() -> bool:
 @bp.get("/inbox")
 @login_required
 def inbox():
-    """The inbox: counts per group, then overdue, reopened, new and in-progress items; search by ref or text."""
+    """The inbox: counts per group, then overdue, reopened, new and in-progress items; search by ref or text.
+
+    A supervisor's (a whole county's) reads from the replica when there is one; a deputy's, who acts on it, from the
+    primary."""
     user = current_staff()
-    page = inbox_query.inbox_page(
-        user,
-        state=request.args.get("state", "todo"),
-        query=request.args.get("q", ""),
-        page=pagination.page_number(request.args.get("page")),
-    )
-    return _page(
-        "staff/inbox.html",
-        user=user,
-        inbox=page,
-        labels=inbox_query.GROUP_LABELS,
-        status_labels=ITEM_STATUS_LABELS,
-        category_labels=ITEM_CATEGORY_LABELS,
-        first_line=inbox_query.first_line,
-        row_text=inbox_query.row_text,
-        age_label=inbox_query.age_label,
-        overdue_label=inbox_query.overdue_label,
-        format_ref=format_ref,
-        notice=DONE_MESSAGES.get(request.args.get("done", ""), ""),
-        can_enter_in_person=user.role == StaffRole.DEPUTY,
-        can_keep_templates=user_station_id(user) is not None,
-        notices_off=subscriptions.staff_notices_off(user),
-    )
+    with replica.reads_from_replica(when=user.role == StaffRole.SUPERVISOR):  # a county's list, not a deputy's
+        page = inbox_query.inbox_page(
+            user,
+            state=request.args.get("state", "todo"),
+            query=request.args.get("q", ""),
+            page=pagination.page_number(request.args.get("page")),
+        )
+        return _page(
+            "staff/inbox.html",
+            user=user,
+            inbox=page,
+            labels=inbox_query.GROUP_LABELS,
+            status_labels=ITEM_STATUS_LABELS,
+            category_labels=ITEM_CATEGORY_LABELS,
+            first_line=inbox_query.first_line,
+            row_text=inbox_query.row_text,
+            age_label=inbox_query.age_label,
+            overdue_label=inbox_query.overdue_label,
+            format_ref=format_ref,
+            notice=DONE_MESSAGES.get(request.args.get("done", ""), ""),
+            can_enter_in_person=user.role == StaffRole.DEPUTY,
+            can_keep_templates=user_station_id(user) is not None,
+            notices_off=subscriptions.staff_notices_off(user),
+        )
 
 
 # --- the item page ---------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from flask import Blueprint, current_app, jsonify, render_template, url_for
 from sqlalchemy import and_, select
 from sqlalchemy.orm import selectinload
 
+from backend import replica
 from backend.api_schemas import describe
 from backend.api_schemas import models as m
 from backend.extensions import db
@@ -88,6 +89,7 @@ def directory() -> list[DirectoryStation]:
 
 @bp.get("/api/v1/stations")
 @describe(tags=("群众",), responses={200: m.Directory})
+@replica.reads_from_replica()
 def stations_json():
     """The directory as JSON, with absolute URLs for the QR images."""
     base = current_app.config["PUBLIC_BASE_URL"]
@@ -116,6 +118,7 @@ def stations_json():
 
 
 @bp.get("/stations")
+@replica.reads_from_replica()
 def stations_page():
     """码上找代表: the directory as a page for a phone."""
     return render_template("directory.html", stations=directory())

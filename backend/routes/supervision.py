@@ -16,7 +16,7 @@ from datetime import date, datetime, timedelta
 from flask import Blueprint, jsonify, make_response, redirect, render_template, request, send_file, url_for
 from sqlalchemy import func, select
 
-from backend import pagination
+from backend import pagination, replica
 from backend.access import find_item_for_staff, region_subtree
 from backend.api_schemas import STAFF, describe
 from backend.api_schemas import models as m
@@ -335,6 +335,7 @@ NOTICES = {
 
 @bp.get("/")
 @login_required(*VIEWERS)
+@replica.reads_from_replica()
 def dashboard():
     """The figures of the chosen scope and range, with definitions, trends, breakdown and the overdue list."""
     user = current_staff()
@@ -375,6 +376,7 @@ def dashboard():
 
 @bp.get("/items")
 @login_required(*VIEWERS)
+@replica.reads_from_replica()
 def figure_items():
     """The items behind one figure (``figure=``), in the same scope and range, a page at a time."""
     user = current_staff()
@@ -434,6 +436,7 @@ def supervise(ref: str):
 
 @bp.get("/export.xlsx")
 @login_required(*VIEWERS)
+@replica.reads_from_replica()
 def export_month():
     """The month's .xlsx for the 专报 (``month=YYYY-MM``), contact details masked; the download is audited."""
     user = current_staff()
