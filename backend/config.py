@@ -143,6 +143,12 @@ class SubmissionSettings(_Area):
         20, description="item look-ups that miss (unknown reference, wrong key) before an address is refused"
     )
     LOOKUP_WINDOW_SECONDS: int = Field(900, description="the look-up misses' window")
+    LOOKUP_PHONE_MISSES_PER_REF: int = Field(
+        10,
+        description="look-ups of one reference by the phone's last four digits that miss before it is refused"
+        " (from every address: 10 a day make 10,000 guesses take years)",
+    )
+    LOOKUP_PHONE_WINDOW_SECONDS: int = Field(86400, description="the phone look-up misses' window, per reference")
     NEAR_DUPLICATE_MINUTES: int = Field(60, description="near-identical messages to one deputy within this are flagged")
     QR_MAX_SIZE: int = Field(2000, description="largest QR image asked for, pixels")
 

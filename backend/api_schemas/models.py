@@ -175,6 +175,17 @@ class KeyQuery(Request):
     key: str | None = Field(default=None, title="查询码")
 
 
+class ItemLookupQuery(KeyQuery):
+    """The access key, or the last four digits of the phone number the resident gave (read only: no key in the
+    answer's links). With both, the key is used."""
+
+    phone_last4: Annotated[str, StringConstraints(pattern=r"^[0-9]{4}$")] | None = Field(
+        default=None, title="手机号后四位", description="留言时所留手机号的后四位（无查询码时）"
+    )
+
+    field_errors: ClassVar = {"phone_last4": ("invalid_phone_last4", "请填写留言时所留手机号的后四位（4位数字）。")}
+
+
 class Named(Answer):
     """An id and a name."""
 
