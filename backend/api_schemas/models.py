@@ -397,6 +397,44 @@ class Paging(Request):
     field_errors: ClassVar = pagination.PAGING_ERRORS
 
 
+class DeputySearchQuery(Paging):
+    """码上找代表's search: words of a deputy's name, their station or their township (every deputy when empty)."""
+
+    q: str | None = Field(default=None, title="搜索", description="代表姓名、联络站或乡镇名称中的字")
+
+
+class DirectoryStationRef(Answer):
+    """The station a deputy serves at, and its township."""
+
+    id: int
+    name: str
+    township: str
+    code_url: str | None
+
+
+class DeputyMatch(Answer):
+    """A serving deputy the search found, with their station and their code."""
+
+    id: int
+    name: str
+    levels: list[str]
+    code_url: str | None
+    qr_png_url: str
+    station: DirectoryStationRef
+
+
+class DeputySearch(Answer):
+    """One page of the deputies found, by township, station and deputy."""
+
+    q: str
+    deputies: list[DeputyMatch]
+    page: int
+    per_page: int
+    total: int
+    pages: int
+    has_next: bool
+
+
 class MyItemsQuery(Paging):
     """Paging of the resident's items."""
 
