@@ -132,6 +132,9 @@ class SubmissionSettings(_Area):
     PHOTO_MAX_BYTES: int = Field(5 * 1024 * 1024, description="one photo's file size")
     PHOTO_MAX_PIXELS: int = Field(40_000_000, description="one photo's pixels (decompression bombs)")
     PHOTO_MAX_SIDE: int = Field(2048, description="photos are scaled down to this side, pixels")
+    PHOTO_ATTACH_MINUTES: int = Field(
+        30, description="how long after a message the mini-program may still send its photos (one a request)"
+    )
     PHOTO_DECODES_PER_PROCESS: int = Field(
         1, description="photos a process decodes at once (a 40 MP PNG takes a few hundred MB)"
     )

@@ -186,6 +186,15 @@ class ItemLookupQuery(KeyQuery):
     field_errors: ClassVar = {"phone_last4": ("invalid_phone_last4", "请填写留言时所留手机号的后四位（4位数字）。")}
 
 
+class MessagePhotoAnswer(Answer):
+    """A photo taken for the message: its place, how many the message has now, and its link for the key's holder."""
+
+    ref: str
+    position: int
+    photos: int
+    url: str
+
+
 class Named(Answer):
     """An id and a name."""
 
