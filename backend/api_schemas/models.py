@@ -127,6 +127,7 @@ class FormLimits(Answer):
     body_min_chars: int
     body_max_chars: int
     max_photos: int
+    photo_max_bytes: int = Field(description="一张照片最大字节数（压缩后）")
 
 
 class CodeInfo(Answer):

@@ -90,6 +90,7 @@ def get_code(slug: str):
             "body_min_chars": config["ITEM_BODY_MIN_CHARS"],
             "body_max_chars": config["ITEM_BODY_MAX_CHARS"],
             "max_photos": config["ITEM_MAX_PHOTOS"],
+            "photo_max_bytes": config["PHOTO_MAX_BYTES"],
         },
     )
 
