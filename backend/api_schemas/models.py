@@ -484,10 +484,13 @@ class WechatBindRequest(Request):
 
 
 class BindAnswer(Answer):
-    """The account now tied to this WeChat user."""
+    """The account now tied to this WeChat user, signed in: a bearer token as ``POST /api/v1/auth/token`` gives one
+    (null for an account that is not active)."""
 
     bound: bool
     user: StaffAccount
+    token: str | None
+    expires_at: str | None
 
 
 class TemplateInfo(Answer):

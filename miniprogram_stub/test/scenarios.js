@@ -129,6 +129,21 @@ const scenarios = {
     return { slug: page.data.slug };
   },
 
+  // A former deputy's code: it still works, leads to the station, and says why (辞职, 罢免, 任期届满).
+  async landing_retired(env) {
+    const rt = runtime(env);
+    const page = await rt.open("pages/landing/landing", { scene: encodeURIComponent("c=" + env.slug) });
+    assert.equal(lines(page)[0], env.deputyName + env.statusLabel + "，不再接收新的留言。您的留言将交给" + env.stationName + "的代表办理。");
+    assert.equal(lines(page)[1], env.stationName);
+    assert.ok(page.view.has("#retired") && page.view.has("#station") && !page.view.has("#deputy"));
+    assert.deepEqual(buttons(page), [
+      ["我要留言", "primary"],
+      ["查看我的留言", "default"],
+    ]);
+    rt.shot(page, "landing-retired");
+    return { notice: page.data.retiredNotice };
+  },
+
   // A station's code: the station, who is on duty and why, its reception days.
   async landing_station(env) {
     const rt = runtime(env);
@@ -546,7 +561,11 @@ const scenarios = {
     const next = rt.lastNavigation();
     assert.equal(next.kind, "redirectTo");
     const item = await rt.openUrl(next.url);
-    return { ref: item.data.ref, key: item.data.key, uploaded: rt.uploads.map((u) => u.size), shrunk: camera.size };
+    // The timeline says when each step happened, in China time.
+    const when = lines(item)[lines(item).indexOf("留言已提交") + 1];
+    assert.match(when, /^\d{4}年\d{2}月\d{2}日 \d{2}:\d{2}$/);
+    rt.shot(item, "item-with-times");
+    return { ref: item.data.ref, key: item.data.key, uploaded: rt.uploads.map((u) => u.size), when: when };
   },
 
   // Photos refused on the phone, each with a Chinese message and nothing added: a GIF, a file that is no image,
@@ -597,6 +616,11 @@ const scenarios = {
     rt.shot(page, "bind-done");
     await page.view.tap("#to-inbox");
     assert.equal(rt.lastNavigation().url, "/pages/inbox/inbox");
+    // Binding signed the deputy in: the inbox opens on their items, no password asked.
+    const inbox = await rt.open("pages/inbox/inbox", {});
+    assert.equal(inbox.data.loggedIn, true, "signed in by the binding");
+    assert.ok(!inbox.view.has("#password"), "no password asked after binding");
+    rt.shot(inbox, "inbox-after-binding");
     const again = await rt.open("pages/bind/bind", { scene: encodeURIComponent("b=" + env.bindingCode) });
     await again.view.tap("#bind");
     sees(again, /已经使用过/);

@@ -211,8 +211,12 @@ function createRuntime(options) {
       }
       opts.success && opts.success({ tempFilePath: out, errMsg: "compressImage:ok" });
     },
-    getFileInfo(opts) {
-      opts.success && opts.success({ size: fs.statSync(opts.filePath).size, errMsg: "getFileInfo:ok" });
+    getFileSystemManager() {
+      return {
+        getFileInfo(opts) {
+          opts.success && opts.success({ size: fs.statSync(opts.filePath).size, errMsg: "getFileInfo:ok" });
+        },
+      };
     },
     uploadFile(opts) {
       const form = multipart(opts.name, opts.filePath);

@@ -168,12 +168,17 @@ function asResident(name, options) {
     });
 }
 
+// Keep a staff token and its user: what a password login and a WeChat binding both give.
+function staffSignedIn(token, user) {
+  wx.setStorageSync(STAFF_TOKEN, token);
+  wx.setStorageSync(STAFF_USER, user);
+  return user;
+}
+
 function staffLogin(username, password) {
-  return call("staffToken", { data: { username: username, password: password } }).then((res) => {
-    wx.setStorageSync(STAFF_TOKEN, res.token);
-    wx.setStorageSync(STAFF_USER, res.user);
-    return res.user;
-  });
+  return call("staffToken", { data: { username: username, password: password } }).then((res) =>
+    staffSignedIn(res.token, res.user),
+  );
 }
 
 function staffLogout() {
@@ -257,6 +262,7 @@ module.exports = {
   asResident: asResident,
   asStaff: asStaff,
   staffLogin: staffLogin,
+  staffSignedIn: staffSignedIn,
   staffLogout: staffLogout,
   hasStaffToken: hasStaffToken,
   requestSubscriptions: requestSubscriptions,

@@ -43,7 +43,7 @@ function prepare(file, maxBytes) {
       const width = Math.round(info.width * scale);
       const height = Math.round(info.height * scale);
       return promised(wx.compressImage, { src: file.tempFilePath, quality: QUALITY, compressedWidth: width })
-        .then((res) => promised(wx.getFileInfo, { filePath: res.tempFilePath }).then((stat) => ({ path: res.tempFilePath, size: stat.size })))
+        .then((res) => promised((o) => wx.getFileSystemManager().getFileInfo(o), { filePath: res.tempFilePath }).then((stat) => ({ path: res.tempFilePath, size: stat.size })))
         .then((shrunk) => {
           if (shrunk.size > maxBytes) {
             return refuse("照片压缩后仍超过 " + megabytes(maxBytes) + " MB，请换一张。");

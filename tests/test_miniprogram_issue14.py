@@ -1,4 +1,4 @@
-"""The mini-program's photos (issue 14), in the Node scenarios of miniprogram_stub/test/scenarios.js against the
+"""The mini-program of issue 14: photos, times in the timeline, a former deputy's code. The photos in the Node scenarios of miniprogram_stub/test/scenarios.js against the
 backend over real HTTP: chosen with wx.chooseMedia, shrunk on the phone with wx.compressImage (long side 2,048,
 JPEG), sent with wx.uploadFile one a request after the message; refused on the phone with a Chinese message when
 of the wrong type or still too big, and by the backend (a dialog; the message is kept)."""
@@ -16,7 +16,9 @@ from PIL import Image
 from sqlalchemy import select
 
 from backend.extensions import db
-from backend.models import Item
+from backend.models import DeputyStatus, Item
+from backend.models.deputy import DEPUTY_STATUS_LABELS
+from backend.timefmt import china_time
 from tests.test_miniprogram_stub import backend_url, deputy_env, node, scenario, stub_env, world  # noqa: F401
 from tests.wechat_server import wechat_sandbox  # noqa: F401
 
@@ -68,6 +70,7 @@ def test_photos_are_shrunk_on_the_phone_and_sent_after_the_message(
     ]
     assert [image.size for image in stored] == [(2048, 1536), (945, 2048)]
     assert all(image.format == "JPEG" for image in stored)
+    assert result["when"] == china_time(item.created_at)  # the timeline's time, in China time
 
 
 def test_photos_are_refused_in_chinese_on_the_phone_and_by_the_backend(
@@ -87,3 +90,12 @@ def test_photos_are_refused_in_chinese_on_the_phone_and_by_the_backend(
     db.session.expire_all()
     item = db.session.scalar(select(Item))
     assert item is not None and item.photos == []  # the message is in, without the refused photo
+
+
+def test_a_former_deputys_code_shows_the_station_and_says_why(scenario, backend_url, wechat_sandbox, world):
+    world.d1.status = DeputyStatus.RESIGNED
+    db.session.commit()
+    env = stub_env(backend_url, wechat_sandbox, **deputy_env(world.d1))
+    label = DEPUTY_STATUS_LABELS[DeputyStatus.RESIGNED]
+    notice = scenario("landing_retired", **env, statusLabel=label)["notice"]
+    assert notice == f"{world.d1.name}{label}，不再接收新的留言。您的留言将交给{world.d1.station.name}的代表办理。"
