@@ -19,7 +19,7 @@ from backend.extensions import db
 from backend.models import DeputyStatus, Item
 from backend.models.deputy import DEPUTY_STATUS_LABELS
 from backend.timefmt import china_time
-from tests.test_miniprogram_stub import backend_url, deputy_env, node, scenario, stub_env, world  # noqa: F401
+from tests.test_miniprogram_stub import STUB, backend_url, deputy_env, node, scenario, stub_env, world  # noqa: F401
 from tests.wechat_server import wechat_sandbox  # noqa: F401
 
 
@@ -99,3 +99,11 @@ def test_a_former_deputys_code_shows_the_station_and_says_why(scenario, backend_
     label = DEPUTY_STATUS_LABELS[DeputyStatus.RESIGNED]
     notice = scenario("landing_retired", **env, statusLabel=label)["notice"]
     assert notice == f"{world.d1.name}{label}，不再接收新的留言。您的留言将交给{world.d1.station.name}的代表办理。"
+
+
+def test_the_backends_address_comes_from_configuration(scenario, backend_url, wechat_sandbox, world):
+    env = stub_env(backend_url, wechat_sandbox, **deputy_env(world.d1))
+    seen = scenario("config_base_url", **env, extBaseUrl=backend_url)
+    assert seen["ext"] == backend_url and seen["release"] == ""
+    pages = "\n".join(p.read_text(encoding="utf-8") for p in (STUB / "pages").rglob("*.js"))
+    assert ":5000" not in pages and ":5000" not in (STUB / "utils" / "api.js").read_text(encoding="utf-8")

@@ -21,6 +21,8 @@ function runtime(env, openid) {
     subscribe: env.subscribe,
     shotsDir: env.shotsDir,
     python: env.python,
+    extConfig: env.extConfig,
+    envVersion: env.envVersion,
   });
 }
 
@@ -127,6 +129,28 @@ const scenarios = {
     assert.equal(page.data.slug, env.slug);
     assert.equal(lines(page)[0], env.deputyName + " 代表");
     return { slug: page.data.slug };
+  },
+
+  // Where the backend is comes from configuration: ext.json's baseUrl first, the developer's backend for a
+  // develop build, nothing for a release build without ext.json (never the port written into a page).
+  async config_base_url(env) {
+    const config = require(path.join(STUB_ROOT, "config.js"));
+    const seen = {};
+    for (const [name, ext, version] of [
+      ["ext", { baseUrl: env.extBaseUrl + "/" }, "release"],
+      ["develop", {}, "develop"],
+      ["release", {}, "release"],
+      ["bad ext", { baseUrl: "javascript:alert(1)" }, "release"],
+    ]) {
+      runtime(Object.assign({}, env, { extConfig: ext, envVersion: version }));
+      seen[name] = config.baseUrl();
+    }
+    assert.deepEqual(seen, { ext: env.extBaseUrl, develop: config.DEVELOP_BASE_URL, release: "", "bad ext": "" });
+    // The app takes it at launch.
+    const rt = runtime(Object.assign({}, env, { extConfig: { baseUrl: env.extBaseUrl } }));
+    const page = await rt.open("pages/landing/landing", { scene: encodeURIComponent("c=" + env.slug) });
+    assert.equal(lines(page)[0], env.deputyName + " 代表");
+    return seen;
   },
 
   // A former deputy's code: it still works, leads to the station, and says why (辞职, 罢免, 任期届满).

@@ -107,7 +107,8 @@ function multipart(name, file) {
 }
 
 // options: baseUrl (the backend), sandboxUrl (…/_wechat/), openid (who wx.login is), subscribe ("accept" …),
-// shotsDir (where rt.shot writes what a page shows), python (for wx.compressImage)
+// shotsDir (where rt.shot writes what a page shows), python (for wx.compressImage), extConfig (ext.json's "ext"),
+// envVersion ("develop", "trial", "release")
 function createRuntime(options) {
   const rt = {
     baseUrl: options.baseUrl.replace(/\/$/, ""),
@@ -182,6 +183,12 @@ function createRuntime(options) {
           httpJson("POST", rt.sandboxUrl + "sandbox/subscribe", { openid: rt.openid, template_id: id }, { "Content-Type": "application/json" }),
         ),
       ).then(() => opts.success && opts.success(result));
+    },
+    getExtConfigSync() {
+      return clone(options.extConfig || {});
+    },
+    getAccountInfoSync() {
+      return { miniProgram: { appId: "touristappid", envVersion: options.envVersion || "develop", version: "" } };
     },
     chooseMedia(opts) {
       const files = rt.media.shift();
@@ -264,7 +271,8 @@ function createRuntime(options) {
   const appFile = path.join(STUB_ROOT, "app.js");
   delete require.cache[require.resolve(appFile)];
   require(appFile);
-  rt.app.globalData.baseUrl = rt.baseUrl;
+  // The backend under test, unless the test gives ext.json's configuration (then app.js reads it, as on a phone).
+  if (!options.extConfig) rt.app.globalData.baseUrl = rt.baseUrl;
 
   // The page object of a route ("pages/form/form"), rendered by WeChat's template compiler and component engine
   // (page-host.js): its data, functions and setData as the runtime gives them, and `view` to read and use it.

@@ -36,7 +36,7 @@ const NETWORK_MESSAGE = "网络不太好，请稍后再试。";
 
 function baseUrl() {
   const app = typeof getApp === "function" ? getApp() : null;
-  return (app && app.globalData && app.globalData.baseUrl) || config.baseUrl;
+  return (app && app.globalData && app.globalData.baseUrl) || config.baseUrl();
 }
 
 function fillPath(template, params) {
