@@ -132,6 +132,9 @@ class SubmissionSettings(_Area):
     PHOTO_MAX_BYTES: int = Field(5 * 1024 * 1024, description="one photo's file size")
     PHOTO_MAX_PIXELS: int = Field(40_000_000, description="one photo's pixels (decompression bombs)")
     PHOTO_MAX_SIDE: int = Field(2048, description="photos are scaled down to this side, pixels")
+    PHOTO_ATTACH_MINUTES: int = Field(
+        30, description="how long after a message the mini-program may still send its photos (one a request)"
+    )
     PHOTO_DECODES_PER_PROCESS: int = Field(
         1, description="photos a process decodes at once (a 40 MP PNG takes a few hundred MB)"
     )
@@ -143,6 +146,12 @@ class SubmissionSettings(_Area):
         20, description="item look-ups that miss (unknown reference, wrong key) before an address is refused"
     )
     LOOKUP_WINDOW_SECONDS: int = Field(900, description="the look-up misses' window")
+    LOOKUP_PHONE_MISSES_PER_REF: int = Field(
+        10,
+        description="look-ups of one reference by the phone's last four digits that miss before it is refused"
+        " (from every address: 10 a day make 10,000 guesses take years)",
+    )
+    LOOKUP_PHONE_WINDOW_SECONDS: int = Field(86400, description="the phone look-up misses' window, per reference")
     NEAR_DUPLICATE_MINUTES: int = Field(60, description="near-identical messages to one deputy within this are flagged")
     QR_MAX_SIZE: int = Field(2000, description="largest QR image asked for, pixels")
 

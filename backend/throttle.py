@@ -137,14 +137,23 @@ def seconds_left(expires_at: datetime, now: datetime) -> int:
     return max(1, math.ceil((expires_at - now).total_seconds()))
 
 
-def guard_lookup(address: str) -> None:
-    """Refuse item look-ups from an address that guessed wrong too often (429), before any look-up."""
+def _phone_lookup_key(ref: str) -> str:
+    return f"lookup-phone-miss:ref:{ref}"
+
+
+def guard_lookup(address: str, phone_ref: str | None = None) -> None:
+    """Refuse item look-ups from an address that guessed wrong too often (429), before any look-up.
+
+    ``phone_ref``: a look-up by the phone number's last four digits also stops at its reference's
+    own limit, whoever asks (see ``backend.items.lookup``)."""
     limits = {f"lookup-miss:addr:{address}": current_app.config["LOOKUP_MISSES_PER_ADDRESS"]}
+    if phone_ref is not None:
+        limits[_phone_lookup_key(phone_ref)] = current_app.config["LOOKUP_PHONE_MISSES_PER_REF"]
     refuse_at_limit(limits, "too_many_lookups", "查询失败次数太多")
 
 
-def register_failed_lookup(address: str) -> None:
-    """Count a look-up with an unknown reference or a wrong key, and commit it.
+def register_failed_lookup(address: str, phone_ref: str | None = None) -> None:
+    """Count a look-up with an unknown reference or a wrong key (or wrong phone digits, on ``phone_ref``), and commit it.
 
     The request answers 404 (and the session is rolled back by the error handler), so
     the count is committed here, on its own, before the answer goes out; it is a write of a
@@ -153,6 +162,12 @@ def register_failed_lookup(address: str) -> None:
     config = current_app.config
     with database.writing():
         hit(f"lookup-miss:addr:{address}", config["LOOKUP_MISSES_PER_ADDRESS"], config["LOOKUP_WINDOW_SECONDS"])
+        if phone_ref is not None:
+            hit(
+                _phone_lookup_key(phone_ref),
+                config["LOOKUP_PHONE_MISSES_PER_REF"],
+                config["LOOKUP_PHONE_WINDOW_SECONDS"],
+            )
         db.session.commit()
 
 

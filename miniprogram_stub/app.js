@@ -2,6 +2,6 @@ const config = require("./config.js");
 
 App({
   globalData: {
-    baseUrl: config.baseUrl,
+    baseUrl: config.baseUrl(),
   },
 });

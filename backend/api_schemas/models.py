@@ -127,6 +127,7 @@ class FormLimits(Answer):
     body_min_chars: int
     body_max_chars: int
     max_photos: int
+    photo_max_bytes: int = Field(description="一张照片最大字节数（压缩后）")
 
 
 class CodeInfo(Answer):
@@ -173,6 +174,26 @@ class KeyQuery(Request):
     """The item's access key, as the tracking link carries it."""
 
     key: str | None = Field(default=None, title="查询码")
+
+
+class ItemLookupQuery(KeyQuery):
+    """The access key, or the last four digits of the phone number the resident gave (read only: no key in the
+    answer's links). With both, the key is used."""
+
+    phone_last4: Annotated[str, StringConstraints(pattern=r"^[0-9]{4}$")] | None = Field(
+        default=None, title="手机号后四位", description="留言时所留手机号的后四位（无查询码时）"
+    )
+
+    field_errors: ClassVar = {"phone_last4": ("invalid_phone_last4", "请填写留言时所留手机号的后四位（4位数字）。")}
+
+
+class MessagePhotoAnswer(Answer):
+    """A photo taken for the message: its place, how many the message has now, and its link for the key's holder."""
+
+    ref: str
+    position: int
+    photos: int
+    url: str
 
 
 class Named(Answer):
@@ -386,6 +407,44 @@ class Paging(Request):
     field_errors: ClassVar = pagination.PAGING_ERRORS
 
 
+class DeputySearchQuery(Paging):
+    """码上找代表's search: words of a deputy's name, their station or their township (every deputy when empty)."""
+
+    q: str | None = Field(default=None, title="搜索", description="代表姓名、联络站或乡镇名称中的字")
+
+
+class DirectoryStationRef(Answer):
+    """The station a deputy serves at, and its township."""
+
+    id: int
+    name: str
+    township: str
+    code_url: str | None
+
+
+class DeputyMatch(Answer):
+    """A serving deputy the search found, with their station and their code."""
+
+    id: int
+    name: str
+    levels: list[str]
+    code_url: str | None
+    qr_png_url: str
+    station: DirectoryStationRef
+
+
+class DeputySearch(Answer):
+    """One page of the deputies found, by township, station and deputy."""
+
+    q: str
+    deputies: list[DeputyMatch]
+    page: int
+    per_page: int
+    total: int
+    pages: int
+    has_next: bool
+
+
 class MyItemsQuery(Paging):
     """Paging of the resident's items."""
 
@@ -425,10 +484,13 @@ class WechatBindRequest(Request):
 
 
 class BindAnswer(Answer):
-    """The account now tied to this WeChat user."""
+    """The account now tied to this WeChat user, signed in: a bearer token as ``POST /api/v1/auth/token`` gives one
+    (null for an account that is not active)."""
 
     bound: bool
     user: StaffAccount
+    token: str | None
+    expires_at: str | None
 
 
 class TemplateInfo(Answer):

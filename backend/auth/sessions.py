@@ -132,6 +132,14 @@ def login(username: str, password: str, kind: SessionKind) -> tuple[StaffUser, s
         error = UserError("account_inactive", "该账号已停用，请联系县人大常委会工作人员。", 403)
         raise _refuse(user, "inactive", kind, error)
 
+    return user, open_session(user, kind, address)
+
+
+def open_session(user: StaffUser, kind: SessionKind, address: str, how: str = "password") -> str:
+    """Open a session for ``user``, already proven to be them, and return its secret (flushes, audited as a login).
+
+    ``how``: what proved it — the password (``login``) or a one-time WeChat binding code spent by the deputy's own
+    WeChat (the mini-program's binding signs in, backend.wechat.identity.bind_staff_wechat)."""
     now = utcnow()
     if kind == SessionKind.WEB:
         lifetime = timedelta(hours=current_app.config.get("STAFF_SESSION_HOURS", 12))
@@ -156,11 +164,17 @@ def login(username: str, password: str, kind: SessionKind) -> tuple[StaffUser, s
         session.permanent = True  # survives WeChat closing its browser; the row's expiry still rules
     db.session.add(staff_session)
     db.session.flush()
-    record_audit("login", user=user, object_type="staff_session", object_id=staff_session.id, data={"kind": kind.value})
+    record_audit(
+        "login",
+        user=user,
+        object_type="staff_session",
+        object_id=staff_session.id,
+        data={"kind": kind.value} | ({"how": how} if how != "password" else {}),
+    )
     g.staff_request = request._get_current_object()
     g.staff = user
     g.staff_session = staff_session
-    return user, secret
+    return secret
 
 
 def _clear_cookie_session() -> None:

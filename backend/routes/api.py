@@ -6,7 +6,7 @@ served here, at ``GET /api/v1/openapi.json``.
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify, request, url_for
+from flask import Blueprint, current_app, jsonify, url_for
 
 from backend import api_schemas
 from backend.api_schemas import ANYONE, RESIDENT, describe
@@ -15,6 +15,7 @@ from backend.errors import UserError
 from backend.extensions import csrf
 from backend.items import timeline
 from backend.items.lifecycle import can_follow_up, waiting_question
+from backend.items.lookup import find_item_by_phone
 from backend.items.operations import Submission, find_item_for_resident, resolve_code_for_form, submit_item
 from backend.items.refs import format_ref
 from backend.models import Deputy, DeputyStatus, Item, ItemChannel, ItemEvent, Station
@@ -89,6 +90,7 @@ def get_code(slug: str):
             "body_min_chars": config["ITEM_BODY_MIN_CHARS"],
             "body_max_chars": config["ITEM_BODY_MAX_CHARS"],
             "max_photos": config["ITEM_MAX_PHOTOS"],
+            "photo_max_bytes": config["PHOTO_MAX_BYTES"],
         },
     )
 
@@ -145,11 +147,21 @@ def create_item():
 
 
 @bp.get("/items/<ref>")
-@describe(tags=("群众",), query=m.KeyQuery, responses={200: m.PublicItem, 404: m.ErrorResponse, 429: m.ErrorResponse})
+@describe(
+    tags=("群众",), query=m.ItemLookupQuery, responses={200: m.PublicItem, 404: m.ErrorResponse, 429: m.ErrorResponse}
+)
 def get_item(ref: str):
-    """An item's status and public timeline, for the holder of its key (``?key=``); never the resident's contact
-    details. A wrong key answers exactly like an unknown reference (404); guessing is throttled (429)."""
-    item = find_item_for_resident(ref, request.args.get("key"), client_address())
+    """An item's status and public timeline, for the holder of its key (``?key=``) or of the last four digits of
+    the phone number its resident gave (``?phone_last4=``); never the resident's contact details. A wrong key or
+    wrong digits answer exactly like an unknown reference (404); guessing is throttled (429), the digits also per
+    reference (backend/items/lookup.py). The digits only read: the photo links carry them, never the key."""
+    query: m.ItemLookupQuery = api_schemas.args()
+    if query.key is None and query.phone_last4 is not None:
+        item = find_item_by_phone(ref, query.phone_last4, client_address())
+        credential = {"p4": query.phone_last4}
+    else:
+        item = find_item_for_resident(ref, query.key, client_address())
+        credential = {"k": item.access_key} if item else {}
     if item is None:
         raise UserError("unknown_item", "找不到该留言，请核对编号和查询码。", 404)
     return jsonify(
@@ -165,23 +177,25 @@ def get_item(ref: str):
         deputy={"id": item.deputy.id, "name": item.deputy.name} if item.deputy else None,
         station={"id": item.station.id, "name": item.station.name},
         photos=[
-            url_for("resident.item_photo", ref=item.ref, position=p.position, k=item.access_key)
+            url_for("resident.item_photo", ref=item.ref, position=p.position, **credential)
             for p in timeline.message_photos(item)
         ],
-        timeline=[public_event_json(item, e) for e in timeline.public_events(item)],
+        timeline=[public_event_json(item, e, credential) for e in timeline.public_events(item)],
         **answer_back_json(item),
     )
 
 
-def public_event_json(item: Item, event: ItemEvent) -> dict:
-    """A step of the item as its key's holder reads it, with the photos the resident sent with it."""
+def public_event_json(item: Item, event: ItemEvent, credential: dict[str, str] | None = None) -> dict:
+    """A step of the item as its key's holder reads it, with the photos the resident sent with it (their links
+    carry ``credential``: the key unless the reader came by the phone's digits)."""
+    credential = credential if credential is not None else {"k": item.access_key}
     return {
         "kind": event.kind.value,
         "label": timeline.event_label(event),
         "body": event.body,
         "at": event.created_at.isoformat(),
         "photos": [
-            url_for("resident.item_photo", ref=item.ref, position=p, k=item.access_key)
+            url_for("resident.item_photo", ref=item.ref, position=p, **credential)
             for p in timeline.event_photo_positions(event)
         ],
     }

@@ -6,20 +6,22 @@ a token only lets the mini-program list "my items" and lets notifications reach 
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify
+from flask import Blueprint, g, jsonify
 from sqlalchemy import func, select
 
 from backend import api_schemas, pagination
 from backend.api_schemas import RESIDENT, describe
 from backend.api_schemas import models as m
+from backend.auth.sessions import open_session
 from backend.errors import UserError
 from backend.extensions import csrf, db
 from backend.items.inbox import first_line
 from backend.items.refs import format_ref, normalize_ref
-from backend.models import Item
+from backend.models import Item, SessionKind
 from backend.models.item import ITEM_STATUS_LABELS
 from backend.routes.api import track_url
 from backend.routes.api_auth import staff_json
+from backend.security import client_address
 from backend.wechat.identity import bind_staff_wechat, login_resident, require_resident
 
 bp = Blueprint("api_resident", __name__, url_prefix="/api/v1")
@@ -109,7 +111,12 @@ def my_item(ref: str):
     responses={200: m.BindAnswer, 503: m.ErrorResponse},
 )
 def wechat_bind():
-    """``{"code": <wx.login code>, "binding_code"}`` → the deputy's account, now tied to this WeChat user."""
+    """``{"code": <wx.login code>, "binding_code"}`` → the deputy's account, now tied to this WeChat user, and a
+    bearer token for it (the mini-program is signed in)."""
     data: m.WechatBindRequest = api_schemas.body()
     user = bind_staff_wechat(data.code, data.binding_code)
-    return jsonify(bound=True, user=staff_json(user))
+    # Binding signs the deputy in: the one-time code was made by their own logged-in web session and spent by
+    # their own WeChat, which proves them as well as the password would; no second login on the phone.
+    token = open_session(user, SessionKind.API, client_address(), how="wechat_binding") if user.is_active else None
+    expires_at = g.staff_session.expires_at.isoformat() if token else None
+    return jsonify(bound=True, user=staff_json(user), token=token, expires_at=expires_at)

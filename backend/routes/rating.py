@@ -21,6 +21,8 @@ from backend.auth.sessions import staff_in_request
 from backend.errors import UserError
 from backend.extensions import csrf, db
 from backend.items import photos as photo_intake
+from backend.items import timeline
+from backend.items.late_photos import attach_message_photo, check_may_attach
 from backend.items.lifecycle import rate_item, resident_action
 from backend.items.operations import find_item_for_resident
 from backend.items.refs import format_ref
@@ -235,3 +237,47 @@ def follow_up_api(ref: str):
     The deputy is told.
     """
     return _answer_api(ref, "follow_up")
+
+
+# --- the mini-program's photos, one a request, just after the message ----------------------------------
+
+
+@bp.post("/api/v1/items/<ref>/photos")
+@csrf.exempt
+@describe(
+    tags=("群众",),
+    query=m.KeyQuery,
+    responses={
+        200: m.MessagePhotoAnswer,
+        201: m.MessagePhotoAnswer,
+        403: m.ErrorResponse,
+        404: m.ErrorResponse,
+        409: m.ErrorResponse,
+        413: m.ErrorResponse,
+        429: m.ErrorResponse,
+        503: m.ErrorResponse,
+    },
+)
+def message_photo_api(ref: str):
+    """``?key=`` and one JPEG or PNG as the multipart field ``photo`` → 201: a photo of the message, as
+    ``wx.uploadFile`` sends it (one file a request) right after ``POST /api/v1/items``.
+
+    The H5 form's checks and re-encoding (at most 5 MB, JPEG or PNG, EXIF removed, long side at most 2,048 px);
+    409 ``photo_too_late`` more than ``PHOTO_ATTACH_MINUTES`` after the message, ``too_many_photos`` past the
+    limit. The same photo sent again answers 200 with the one already taken.
+    """
+    _refuse_staff_answer(ref)
+    item = _key_holders_item(ref, request.args.get("key"), "找不到该留言，请核对编号和查询码。")
+    check_may_attach(item)
+    upload = request.files.get("photo")
+    if upload is None:
+        raise UserError("photo_missing", "请选择一张照片上传（表单字段 photo）。", 400, field="photo")
+    processed = photo_intake.process_photo(upload.read())  # outside any transaction: decoding is slow
+    photo, created = attach_message_photo(item, processed)
+    body = {
+        "ref": item.ref,
+        "position": photo.position,
+        "photos": len(timeline.message_photos(item)),
+        "url": url_for("resident.item_photo", ref=item.ref, position=photo.position, k=item.access_key),
+    }
+    return jsonify(body), (201 if created else 200)

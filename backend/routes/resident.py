@@ -25,10 +25,11 @@ from backend.errors import FieldErrors, UserError
 from backend.extensions import db
 from backend.items import timeline
 from backend.items.lifecycle import can_follow_up, waiting_question
+from backend.items.lookup import clean_phone_last4, find_item_by_phone
 from backend.items.operations import DUTY_CHOICE, Submission, find_item_for_resident, station_closed, submit_item
 from backend.items.photo_store import read_deputy_photo, read_photo
 from backend.items.refs import format_ref
-from backend.models import Deputy, DeputyStatus, ItemPhoto, PresenceSource, StaffRole
+from backend.models import Deputy, DeputyStatus, Item, ItemPhoto, PresenceSource, StaffRole
 from backend.models.deputy import DEPUTY_STATUS_LABELS
 from backend.models.item import ITEM_CATEGORY_LABELS
 from backend.qr import scans
@@ -164,41 +165,72 @@ def submit_form(slug: str):
 
 @bp.get("/t")
 def lookup():
-    """Look an item up by reference number and access key (查询)."""
+    """Look an item up (查询) by reference number and access key, or by reference and the phone's last four digits."""
     ref = request.args.get("ref", "")
     key = request.args.get("k", "")
-    if not ref and not key:
+    typed_last4 = request.args.get("p4", "")
+    if not ref and not key and not typed_last4:
         return render_template("lookup.html", error=None, ref="")
+    if typed_last4 and not key:
+        last4 = clean_phone_last4(typed_last4)
+        if last4 is None:  # not a guess: nothing counted, nothing looked up
+            error = "请填写您留言时所留手机号的后四位（4位数字）。"
+            return render_template("lookup.html", error=error, ref=ref[:20]), 400
+        item = find_item_by_phone(ref, last4, client_address())
+        if item is None:
+            error = "编号或手机号后四位不正确，请核对后重试。留言时没有留手机号的，请用查询码查询。"
+            return render_template("lookup.html", error=error, ref=ref[:20], p4=last4), 404
+        return redirect(url_for("resident.track", ref=item.ref, p4=last4), code=303)
     item = find_item_for_resident(ref, key, client_address())
     if item is None:
-        return render_template("lookup.html", error="编号或查询码不正确，请核对后重试。", ref=ref[:20]), 404
+        error = "编号或查询码不正确，请核对后重试。"
+        return render_template("lookup.html", error=error, ref=ref[:20], open_key_form=True), 404
     return redirect(url_for("resident.track", ref=item.ref, k=item.access_key), code=303)
+
+
+def _item_for_reader(ref: str) -> tuple[Item | None, dict[str, str]]:
+    """The item the query's credential opens (``k``, or ``p4`` when no key is given) and that credential, for
+    the links the page writes (photos). Only the key's holder may act; ``p4`` reads."""
+    key = request.args.get("k")
+    typed_last4 = request.args.get("p4")
+    if key is None and typed_last4 is not None:
+        item = find_item_by_phone(ref, typed_last4, client_address())
+        return item, ({"p4": clean_phone_last4(typed_last4) or ""} if item else {})
+    item = find_item_for_resident(ref, key, client_address())
+    return item, ({"k": item.access_key} if item else {})
 
 
 @bp.get("/t/<ref>")
 def track(ref: str):
-    """The tracking page: status and the public timeline, never the resident's contact details."""
-    item = find_item_for_resident(ref, request.args.get("k"), client_address())
+    """The tracking page: status and the public timeline, never the resident's contact details.
+
+    Opened by the phone's last four digits it is read only: no key shown, no rating, no answering back."""
+    item, credential = _item_for_reader(ref)
     if item is None:
         raise UserError("unknown_item", "找不到该留言。请核对编号和查询链接是否完整。", 404)
+    by_phone = "p4" in credential
     track_url = current_app.config["PUBLIC_BASE_URL"] + url_for("resident.track", ref=item.ref, k=item.access_key)
     in_wechat = wechat_identity.WECHAT_USER_AGENT_MARK in request.headers.get("User-Agent", "")
     page_url = current_app.config["PUBLIC_BASE_URL"] + request.full_path.rstrip("?")
-    notices = subscriptions.resident_notices_panel(item.resident, in_wechat, page_url)
+    notices = (
+        {"mode": "read_only"} if by_phone else subscriptions.resident_notices_panel(item.resident, in_wechat, page_url)
+    )
     response = make_response(
         render_template(
             "track.html",
             notices=notices,
             item=item,
             ref_display=format_ref(item.ref),
-            is_new=request.args.get("new") == "1",
+            is_new=request.args.get("new") == "1" and not by_phone,
+            by_phone=by_phone,
+            credential=credential,
             events=timeline.public_events(item),
             timeline=timeline,
             next_step=timeline.STATUS_NEXT_STEP[item.status],
             waiting=waiting_question(item),
             can_follow_up=can_follow_up(item),
             sent=request.args.get("sent"),
-            track_url=track_url,
+            track_url=None if by_phone else track_url,
         )
     )
     if notices["mode"] == "ask":  # WeChat's JS-SDK, for the wx-open-subscribe button
@@ -230,8 +262,8 @@ def report_notices(ref: str):
 
 @bp.get("/t/<ref>/photos/<int:position>.jpg")
 def item_photo(ref: str, position: int):
-    """A photo of an item, to the holder of its key only, and only ever as an image."""
-    item = find_item_for_resident(ref, request.args.get("k"), client_address())
+    """A photo of an item, to the holder of its key (or of the phone's last four digits) only, and only as an image."""
+    item, _credential = _item_for_reader(ref)
     if item is None:
         abort(404)
     photo = db.session.scalar(select(ItemPhoto).where(ItemPhoto.item_id == item.id, ItemPhoto.position == position))

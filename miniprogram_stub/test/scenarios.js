@@ -20,6 +20,9 @@ function runtime(env, openid) {
     openid: openid || env.openid,
     subscribe: env.subscribe,
     shotsDir: env.shotsDir,
+    python: env.python,
+    extConfig: env.extConfig,
+    envVersion: env.envVersion,
   });
 }
 
@@ -126,6 +129,43 @@ const scenarios = {
     assert.equal(page.data.slug, env.slug);
     assert.equal(lines(page)[0], env.deputyName + " 代表");
     return { slug: page.data.slug };
+  },
+
+  // Where the backend is comes from configuration: ext.json's baseUrl first, the developer's backend for a
+  // develop build, nothing for a release build without ext.json (never the port written into a page).
+  async config_base_url(env) {
+    const config = require(path.join(STUB_ROOT, "config.js"));
+    const seen = {};
+    for (const [name, ext, version] of [
+      ["ext", { baseUrl: env.extBaseUrl + "/" }, "release"],
+      ["develop", {}, "develop"],
+      ["release", {}, "release"],
+      ["bad ext", { baseUrl: "javascript:alert(1)" }, "release"],
+    ]) {
+      runtime(Object.assign({}, env, { extConfig: ext, envVersion: version }));
+      seen[name] = config.baseUrl();
+    }
+    assert.deepEqual(seen, { ext: env.extBaseUrl, develop: config.DEVELOP_BASE_URL, release: "", "bad ext": "" });
+    // The app takes it at launch.
+    const rt = runtime(Object.assign({}, env, { extConfig: { baseUrl: env.extBaseUrl } }));
+    const page = await rt.open("pages/landing/landing", { scene: encodeURIComponent("c=" + env.slug) });
+    assert.equal(lines(page)[0], env.deputyName + " 代表");
+    return seen;
+  },
+
+  // A former deputy's code: it still works, leads to the station, and says why (辞职, 罢免, 任期届满).
+  async landing_retired(env) {
+    const rt = runtime(env);
+    const page = await rt.open("pages/landing/landing", { scene: encodeURIComponent("c=" + env.slug) });
+    assert.equal(lines(page)[0], env.deputyName + env.statusLabel + "，不再接收新的留言。您的留言将交给" + env.stationName + "的代表办理。");
+    assert.equal(lines(page)[1], env.stationName);
+    assert.ok(page.view.has("#retired") && page.view.has("#station") && !page.view.has("#deputy"));
+    assert.deepEqual(buttons(page), [
+      ["我要留言", "primary"],
+      ["查看我的留言", "default"],
+    ]);
+    rt.shot(page, "landing-retired");
+    return { notice: page.data.retiredNotice };
   },
 
   // A station's code: the station, who is on duty and why, its reception days.
@@ -515,6 +555,76 @@ const scenarios = {
     return { templateIds: templateIds };
   },
 
+  // Photos: a 12 MB camera photo and a PNG chosen, shrunk on the phone (long side 2,048, JPEG), one taken off
+  // and chosen again, then sent one by one after the message; what was sent is a few hundred KB each.
+  async photos(env) {
+    const rt = runtime(env);
+    const form = await rt.open("pages/form/form", { slug: env.slug });
+    sees(form, "照片（选填，最多3张，会压缩后发送）");
+    await form.view.input("#body", MESSAGE);
+    rt.media.push([env.files.camera, env.files.png]);
+    await form.view.tap("#add-photos");
+    assert.equal(form.data.photoError, "");
+    assert.equal(form.data.photos.length, 2);
+    const camera = form.data.photos[0];
+    assert.equal(Math.max(camera.width, camera.height), 2048, "the long side shrunk to 2,048");
+    assert.ok(camera.size < env.cameraBytes / 4, "compressed: " + camera.size + " of " + env.cameraBytes);
+    assert.ok(form.view.has("#remove-photo-1"));
+    rt.shot(form, "form-photos");
+    await form.view.tap("#remove-photo-1");
+    assert.equal(form.data.photos.length, 1);
+    assert.ok(!form.view.has("#remove-photo-1"));
+    rt.media.push([env.files.png]);
+    await form.view.tap("#add-photos");
+    assert.equal(form.data.photos.length, 2);
+    assert.deepEqual(form.view.buttons().map((b) => b.text), ["提交留言"], "adding a photo is WeUI's uploader box, not a button");
+    await form.view.tap("#submit");
+    assert.equal(form.data.error, "");
+    assert.deepEqual(rt.uploads.map((u) => u.status), [201, 201]);
+    assert.deepEqual(rt.toasts.filter((t) => t.kind === "showModal"), [], "no photo refused");
+    const next = rt.lastNavigation();
+    assert.equal(next.kind, "redirectTo");
+    const item = await rt.openUrl(next.url);
+    // The timeline says when each step happened, in China time.
+    const when = lines(item)[lines(item).indexOf("留言已提交") + 1];
+    assert.match(when, /^\d{4}年\d{2}月\d{2}日 \d{2}:\d{2}$/);
+    rt.shot(item, "item-with-times");
+    return { ref: item.data.ref, key: item.data.key, uploaded: rt.uploads.map((u) => u.size), when: when };
+  },
+
+  // Photos refused on the phone, each with a Chinese message and nothing added: a GIF, a file that is no image,
+  // one still too big after shrinking (the backend's limit, from the code's answer); the others chosen with them
+  // are kept. A photo the backend refuses after the message is named in a dialog; the message is in all the same.
+  async photos_refused(env) {
+    const rt = runtime(env);
+    const form = await rt.open("pages/form/form", { slug: env.slug });
+    assert.equal(form.data.limits.photo_max_bytes, env.maxBytes);
+    rt.media.push([env.files.gif, env.files.small]);
+    await form.view.tap("#add-photos");
+    assert.equal(form.data.photos.length, 1, "the small photo is kept");
+    sees(form, "只能上传 JPG 或 PNG 格式的照片，这个文件不是。");
+    rt.media.push([env.files.text]);
+    await form.view.tap("#add-photos");
+    sees(form, "只能上传 JPG 或 PNG 格式的照片，这个文件不是。");
+    rt.media.push([env.files.camera]);
+    await form.view.tap("#add-photos");
+    assert.equal(form.data.photos.length, 1);
+    sees(form, /照片压缩后仍超过 [0-9.]+ MB，请换一张。/);
+    rt.shot(form, "form-photo-refused");
+    rt.media.push([]); // the resident cancels
+    await form.view.tap("#add-photos");
+    assert.equal(form.data.photoError, "");
+    await form.view.input("#body", MESSAGE);
+    await form.view.tap("#submit");
+    assert.deepEqual(rt.uploads.map((u) => u.status), [400]);
+    const dialogs = rt.toasts.filter((t) => t.kind === "showModal");
+    assert.equal(dialogs.length, 1);
+    assert.equal(dialogs[0].title, "照片没有全部发出");
+    assert.match(dialogs[0].content, /^留言已经提交。照片尺寸过大/);
+    assert.equal(rt.lastNavigation().kind, "redirectTo");
+    return { uploads: rt.uploads.length };
+  },
+
   // Binding: the scene of the binding code's mini-program code; a code used twice; no code at all.
   async bind(env) {
     const rt = runtime(env, env.deputyOpenid);
@@ -530,6 +640,11 @@ const scenarios = {
     rt.shot(page, "bind-done");
     await page.view.tap("#to-inbox");
     assert.equal(rt.lastNavigation().url, "/pages/inbox/inbox");
+    // Binding signed the deputy in: the inbox opens on their items, no password asked.
+    const inbox = await rt.open("pages/inbox/inbox", {});
+    assert.equal(inbox.data.loggedIn, true, "signed in by the binding");
+    assert.ok(!inbox.view.has("#password"), "no password asked after binding");
+    rt.shot(inbox, "inbox-after-binding");
     const again = await rt.open("pages/bind/bind", { scene: encodeURIComponent("b=" + env.bindingCode) });
     await again.view.tap("#bind");
     sees(again, /已经使用过/);

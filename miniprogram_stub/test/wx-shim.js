@@ -9,6 +9,8 @@ const http = require("http");
 const https = require("https");
 const fs = require("fs");
 const path = require("path");
+const os = require("os");
+const { execFileSync } = require("child_process");
 const { hostPage, settle, STUB_ROOT } = require("./page-host.js");
 
 
@@ -16,7 +18,8 @@ function httpJson(method, url, body, headers) {
   return new Promise((resolve, reject) => {
     const target = new URL(url);
     const transport = target.protocol === "https:" ? https : http;
-    const payload = body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body);
+    const payload =
+      body === undefined ? undefined : typeof body === "string" || Buffer.isBuffer(body) ? body : JSON.stringify(body);
     const req = transport.request(
       target,
       {
@@ -59,8 +62,53 @@ function clone(value) {
   return value === undefined ? undefined : JSON.parse(JSON.stringify(value));
 }
 
+// The size and format of a JPEG or PNG file from its header, as wx.getImageInfo reports them; null for anything else.
+function imageInfo(file) {
+  const data = fs.readFileSync(file);
+  if (data.length > 24 && data.readUInt32BE(0) === 0x89504e47) {
+    return { width: data.readUInt32BE(16), height: data.readUInt32BE(20), type: "png" };
+  }
+  if (data.length > 4 && data[0] === 0xff && data[1] === 0xd8) {
+    let at = 2;
+    while (at + 9 < data.length) {
+      if (data[at] !== 0xff) return null;
+      const marker = data[at + 1];
+      const length = data.readUInt16BE(at + 2);
+      if (marker >= 0xc0 && marker <= 0xcf && ![0xc4, 0xc8, 0xcc].includes(marker)) {
+        return { width: data.readUInt16BE(at + 7), height: data.readUInt16BE(at + 5), type: "jpeg" };
+      }
+      at += 2 + length;
+    }
+  }
+  return null;
+}
+
+// wx.compressImage as the phone does it: scaled to compressedWidth (keeping the ratio), written as a JPEG at
+// `quality`. Done by Pillow through the tests' Python (options.python): Node has no image codec of its own.
+const COMPRESS = [
+  "import sys",
+  "from PIL import Image",
+  "src, out, quality, width = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])",
+  "image = Image.open(src).convert('RGB')",
+  "if width and width != image.width:",
+  "    image = image.resize((width, max(1, round(image.height * width / image.width))), Image.LANCZOS)",
+  "image.save(out, 'JPEG', quality=quality)",
+].join("\n");
+
+// One file as multipart/form-data under `name`, as wx.uploadFile sends it.
+function multipart(name, file) {
+  const boundary = "----wxupload" + Date.now().toString(16);
+  const head = Buffer.from(
+    "--" + boundary + "\r\nContent-Disposition: form-data; name=\"" + name + "\"; filename=\"" + path.basename(file) +
+      "\"\r\nContent-Type: application/octet-stream\r\n\r\n",
+  );
+  const tail = Buffer.from("\r\n--" + boundary + "--\r\n");
+  return { body: Buffer.concat([head, fs.readFileSync(file), tail]), type: "multipart/form-data; boundary=" + boundary };
+}
+
 // options: baseUrl (the backend), sandboxUrl (…/_wechat/), openid (who wx.login is), subscribe ("accept" …),
-// shotsDir (where rt.shot writes what a page shows)
+// shotsDir (where rt.shot writes what a page shows), python (for wx.compressImage), extConfig (ext.json's "ext"),
+// envVersion ("develop", "trial", "release")
 function createRuntime(options) {
   const rt = {
     baseUrl: options.baseUrl.replace(/\/$/, ""),
@@ -72,6 +120,8 @@ function createRuntime(options) {
     toasts: [],
     requests: [],
     subscribeRequests: [],
+    media: [], // what wx.chooseMedia hands over next: a list of files per call, as the test chooses them
+    uploads: [], // each wx.uploadFile: url, the file's size, the answer's status
     app: null,
     onRequest: null,
   };
@@ -134,6 +184,60 @@ function createRuntime(options) {
         ),
       ).then(() => opts.success && opts.success(result));
     },
+    getExtConfigSync() {
+      return clone(options.extConfig || {});
+    },
+    getAccountInfoSync() {
+      return { miniProgram: { appId: "touristappid", envVersion: options.envVersion || "develop", version: "" } };
+    },
+    chooseMedia(opts) {
+      const files = rt.media.shift();
+      if (!files) {
+        opts.fail && opts.fail({ errMsg: "chooseMedia:fail cancel" });
+        return;
+      }
+      const tempFiles = files.slice(0, opts.count).map((file) => ({
+        tempFilePath: file,
+        size: fs.statSync(file).size,
+        fileType: imageInfo(file) ? "image" : "video",
+      }));
+      opts.success && opts.success({ tempFiles: tempFiles, type: "image", errMsg: "chooseMedia:ok" });
+    },
+    getImageInfo(opts) {
+      const info = fs.existsSync(opts.src) ? imageInfo(opts.src) : null;
+      if (info) opts.success && opts.success(Object.assign({ path: opts.src, errMsg: "getImageInfo:ok" }, info));
+      else opts.fail && opts.fail({ errMsg: "getImageInfo:fail invalid image" });
+    },
+    compressImage(opts) {
+      const out = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "wx-compress-")), "compressed.jpg");
+      try {
+        execFileSync(options.python, ["-c", COMPRESS, opts.src, out, String(opts.quality || 80), String(opts.compressedWidth || 0)]);
+      } catch (err) {
+        opts.fail && opts.fail({ errMsg: "compressImage:fail " + err.message });
+        return;
+      }
+      opts.success && opts.success({ tempFilePath: out, errMsg: "compressImage:ok" });
+    },
+    getFileSystemManager() {
+      return {
+        getFileInfo(opts) {
+          opts.success && opts.success({ size: fs.statSync(opts.filePath).size, errMsg: "getFileInfo:ok" });
+        },
+      };
+    },
+    uploadFile(opts) {
+      const form = multipart(opts.name, opts.filePath);
+      rt.requests.push({ method: "POST", url: opts.url });
+      httpJson("POST", opts.url, form.body, { "Content-Type": form.type }).then(
+        (res) => {
+          rt.uploads.push({ url: opts.url, size: form.body.length, status: res.statusCode });
+          // wx.uploadFile hands the body over as text, never parsed
+          const text = typeof res.data === "string" ? res.data : JSON.stringify(res.data);
+          opts.success && opts.success({ statusCode: res.statusCode, data: text, errMsg: "uploadFile:ok" });
+        },
+        (err) => opts.fail && opts.fail({ errMsg: "uploadFile:fail " + err.message }),
+      );
+    },
     getStorageSync(key) {
       return rt.storage.has(key) ? clone(rt.storage.get(key)) : "";
     },
@@ -167,7 +271,8 @@ function createRuntime(options) {
   const appFile = path.join(STUB_ROOT, "app.js");
   delete require.cache[require.resolve(appFile)];
   require(appFile);
-  rt.app.globalData.baseUrl = rt.baseUrl;
+  // The backend under test, unless the test gives ext.json's configuration (then app.js reads it, as on a phone).
+  if (!options.extConfig) rt.app.globalData.baseUrl = rt.baseUrl;
 
   // The page object of a route ("pages/form/form"), rendered by WeChat's template compiler and component engine
   // (page-host.js): its data, functions and setData as the runtime gives them, and `view` to read and use it.

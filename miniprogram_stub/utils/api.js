@@ -18,6 +18,7 @@ const PATHS = {
   rateItem: ["POST", "/api/v1/items/{ref}/rating"],
   replyItem: ["POST", "/api/v1/items/{ref}/replies"],
   followUpItem: ["POST", "/api/v1/items/{ref}/followups"],
+  messagePhoto: ["POST", "/api/v1/items/{ref}/photos"],
   myItems: ["GET", "/api/v1/me/items"],
   myItem: ["GET", "/api/v1/me/items/{ref}"],
   staffToken: ["POST", "/api/v1/auth/token"],
@@ -35,7 +36,7 @@ const NETWORK_MESSAGE = "网络不太好，请稍后再试。";
 
 function baseUrl() {
   const app = typeof getApp === "function" ? getApp() : null;
-  return (app && app.globalData && app.globalData.baseUrl) || config.baseUrl;
+  return (app && app.globalData && app.globalData.baseUrl) || config.baseUrl();
 }
 
 function fillPath(template, params) {
@@ -77,6 +78,37 @@ function call(name, options) {
         }
         const body = res.data;
         const error = (body && typeof body === "object" && !(body instanceof ArrayBuffer) && body.error) || {};
+        reject(new ApiError(res.statusCode, error.code || "http_" + res.statusCode, error.message || NETWORK_MESSAGE));
+      },
+      fail() {
+        reject(new ApiError(0, "network", NETWORK_MESSAGE));
+      },
+    });
+  });
+}
+
+// One file sent with wx.uploadFile (multipart, one file a request): name from PATHS, params, query, the file's
+// path and its field. The answer as `call` gives it: the JSON body, or an ApiError with the backend's message.
+function upload(name, options) {
+  const route = PATHS[name];
+  if (!route) throw new Error("unknown API " + name);
+  return new Promise((resolve, reject) => {
+    wx.uploadFile({
+      url: baseUrl() + fillPath(route[1], options.params || {}) + queryString(options.query),
+      filePath: options.filePath,
+      name: options.field,
+      success(res) {
+        let body = null;
+        try {
+          body = typeof res.data === "string" ? JSON.parse(res.data) : res.data;
+        } catch (_) {
+          body = null; // not JSON: a proxy's error page
+        }
+        if (res.statusCode >= 200 && res.statusCode < 300 && body) {
+          resolve(body);
+          return;
+        }
+        const error = (body && body.error) || {};
         reject(new ApiError(res.statusCode, error.code || "http_" + res.statusCode, error.message || NETWORK_MESSAGE));
       },
       fail() {
@@ -136,12 +168,17 @@ function asResident(name, options) {
     });
 }
 
+// Keep a staff token and its user: what a password login and a WeChat binding both give.
+function staffSignedIn(token, user) {
+  wx.setStorageSync(STAFF_TOKEN, token);
+  wx.setStorageSync(STAFF_USER, user);
+  return user;
+}
+
 function staffLogin(username, password) {
-  return call("staffToken", { data: { username: username, password: password } }).then((res) => {
-    wx.setStorageSync(STAFF_TOKEN, res.token);
-    wx.setStorageSync(STAFF_USER, res.user);
-    return res.user;
-  });
+  return call("staffToken", { data: { username: username, password: password } }).then((res) =>
+    staffSignedIn(res.token, res.user),
+  );
 }
 
 function staffLogout() {
@@ -219,11 +256,13 @@ module.exports = {
   PATHS: PATHS,
   ApiError: ApiError,
   call: call,
+  upload: upload,
   wxLogin: wxLogin,
   ensureResident: ensureResident,
   asResident: asResident,
   asStaff: asStaff,
   staffLogin: staffLogin,
+  staffSignedIn: staffSignedIn,
   staffLogout: staffLogout,
   hasStaffToken: hasStaffToken,
   requestSubscriptions: requestSubscriptions,

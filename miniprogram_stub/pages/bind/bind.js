@@ -1,5 +1,6 @@
 // A deputy ties their WeChat to their account: scan the one-time binding code on the "绑定微信" page
-// (a mini-program code, query.scene = "b=<code>"), or type it in.
+// (a mini-program code, query.scene = "b=<code>"), or type it in. Binding also signs the deputy in: the backend
+// answers with a token, so the inbox opens without the password.
 const api = require("../../utils/api.js");
 
 Page({
@@ -24,7 +25,10 @@ Page({
     return api
       .wxLogin()
       .then((code) => api.call("wechatBind", { data: { code: code, binding_code: this.data.bindingCode } }))
-      .then((res) => this.setData({ busy: false, done: true, displayName: res.user.display_name || res.user.username }))
+      .then((res) => {
+        if (res.token) api.staffSignedIn(res.token, res.user);
+        this.setData({ busy: false, done: true, displayName: res.user.display_name || res.user.username });
+      })
       .catch((err) => this.setData({ busy: false, error: err.message }));
   },
 

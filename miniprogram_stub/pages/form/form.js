@@ -2,6 +2,7 @@
 // what the resident accepted, then sends the message with the resident's token — or without one when WeChat
 // login is unavailable: a WeChat identity is used where it exists, never demanded.
 const api = require("../../utils/api.js");
+const photos = require("../../utils/photos.js");
 
 Page({
   data: {
@@ -15,7 +16,10 @@ Page({
     deputyIndex: 0,
     categories: /** @type {{ value: string, label: string }[]} */ ([]),
     categoryIndex: 0,
-    limits: { body_min_chars: 5, body_max_chars: 1000 },
+    limits: { body_min_chars: 5, body_max_chars: 1000, max_photos: 3, photo_max_bytes: 5 * 1024 * 1024 },
+    photos: /** @type {{ path: string, size: number, width: number, height: number }[]} */ ([]),
+    photoError: "",
+    choosingPhotos: false,
     body: "",
     name: "",
     phone: "",
@@ -73,6 +77,36 @@ Page({
     this.setData({ consent: e.detail.value.length > 0 });
   },
 
+  // 添加照片: chosen, shrunk on the phone and checked one by one; a refused one is named, the others kept.
+  onAddPhotos() {
+    const room = this.data.limits.max_photos - this.data.photos.length;
+    if (room <= 0 || this.data.choosingPhotos) return Promise.resolve();
+    this.setData({ choosingPhotos: true, photoError: "" });
+    return photos
+      .choose(room)
+      .then((files) =>
+        files.reduce(
+          (previous, file) =>
+            previous.then((refusals) =>
+              photos.prepare(file, this.data.limits.photo_max_bytes).then(
+                (ready) => {
+                  this.setData({ photos: this.data.photos.concat([ready]) });
+                  return refusals;
+                },
+                (err) => refusals.concat([err.message]),
+              ),
+            ),
+          Promise.resolve(/** @type {string[]} */ ([])),
+        ),
+      )
+      .then((refusals) => this.setData({ choosingPhotos: false, photoError: refusals.join("\n") }));
+  },
+
+  onRemovePhoto(e) {
+    const index = Number(e.currentTarget.dataset.index);
+    this.setData({ photos: this.data.photos.filter((_, i) => i !== index), photoError: "" });
+  },
+
   payload() {
     const d = this.data;
     const data = {
@@ -86,6 +120,22 @@ Page({
     };
     if (d.routesToStation && d.deputyChoices.length) data.deputy_id = d.deputyChoices[d.deputyIndex].id;
     return data;
+  },
+
+  // The message is in; its photos follow it. A refused photo does not undo the message: the resident is told.
+  sendPhotos(res) {
+    if (!this.data.photos.length) return Promise.resolve();
+    return photos.send(res.ref, res.key, this.data.photos).catch(
+      (err) =>
+        new Promise((resolve) =>
+          wx.showModal({
+            title: "照片没有全部发出",
+            content: "留言已经提交。" + err.message,
+            showCancel: false,
+            complete: () => resolve(undefined),
+          }),
+        ),
+    );
   },
 
   onSubmit() {
@@ -108,6 +158,7 @@ Page({
           () => api.call("submitItem", { data: data }), // WeChat login unavailable: send it anyway
         ),
       )
+      .then((res) => this.sendPhotos(res).then(() => res))
       .then((res) => {
         wx.redirectTo({ url: "/pages/item/item?ref=" + res.ref + "&key=" + res.key + "&new=1" });
         return res;

@@ -4,6 +4,7 @@
 // looked up among the resident's own items).
 const api = require("../../utils/api.js");
 const notices = require("../../utils/notices.js");
+const { chinaTime } = require("../../utils/time.js");
 
 const OPEN = ["submitted", "accepted", "forwarded", "answered"];
 
@@ -91,6 +92,8 @@ Page({
       })
       .then((item) => {
         const last = item.timeline.length ? item.timeline[item.timeline.length - 1] : null;
+        // Each step with its time, in China time (the resident's own sense of "how long has it been").
+        item.timeline = item.timeline.map((step) => Object.assign({}, step, { when: chinaTime(step.at) }));
         this.setData({
           loading: false,
           error: "",

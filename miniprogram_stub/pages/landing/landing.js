@@ -13,6 +13,7 @@ Page({
     station: /** @type {Record<string, any> | null} */ (null),
     routesToStation: false,
     onDutyReason: "",
+    retiredNotice: "",
   },
 
   onLoad(query) {
@@ -37,6 +38,11 @@ Page({
           station: res.station,
           routesToStation: res.routes_to_station,
           onDutyReason: res.on_duty && res.on_duty.deputy ? res.on_duty.reason : "",
+          // A former deputy's printed code keeps working and leads to their station: say so, and why.
+          retiredNotice:
+            res.kind === "deputy" && res.routes_to_station && res.deputy
+              ? res.deputy.name + res.deputy.status_label + "，不再接收新的留言。您的留言将交给" + res.station.name + "的代表办理。"
+              : "",
         });
       })
       .catch((err) => this.setData({ loading: false, error: err.message }));
