@@ -6,15 +6,17 @@ home and the dashboard, each at 360 px and 1280 px."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import CHROMIUM_ARGS, SCREENSHOT_DIR, Phone, fits, launch_phone
+from tests.browser import test_dashboard
+from tests.browser.conftest import CHROMIUM_ARGS, SCREENSHOT_DIR, Phone, fits
 
 pytestmark = pytest.mark.browser
+open_browser = test_dashboard.open_browser  # browsers of any size, closed after the test
 
 DEMO_PASSWORD = "demo-2026"  # backend/demo.py
 PAGES_DIR = SCREENSHOT_DIR / "pages"  # named in the README
@@ -27,22 +29,14 @@ MESSAGES = {
 
 
 @pytest.fixture
-def browser_at(playwright_driver, chromium_executable, tmp_path) -> Iterator[Callable[..., Phone]]:
+def browser_at(open_browser) -> Callable[..., Phone]:
     """Open a browser at a width: a phone in WeChat's browser at 360 px, a desk's at 1280 px (closed after)."""
-    contexts = []
 
     def _open(name: str, width: int) -> Phone:
         mobile = width < DESK[0]
-        height = 740 if mobile else DESK[1]
-        context, opened = launch_phone(
-            playwright_driver, chromium_executable, tmp_path / f"profile-{name}-{width}", width, height, mobile
-        )
-        contexts.append(context)
-        return opened
+        return open_browser(f"{name}-{width}", width, 740 if mobile else DESK[1], mobile)
 
-    yield _open
-    for context in contexts:
-        context.close()
+    return _open
 
 
 def log_in(phone: Phone, base: str, username: str) -> None:
