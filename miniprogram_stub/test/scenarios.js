@@ -382,12 +382,16 @@ const scenarios = {
     assert.deepEqual(buttons(item), [
       ["查看完整联系方式（将留痕）", "default"],
       ["受理", "primary"],
+      ["发送答复", "primary"],
     ]);
     await item.view.tap("#reveal");
     assert.equal(item.data.error, "");
     sees(item, "联系方式\n" + env.name + " " + env.phone);
     assert.ok(!item.view.has("#reveal"), "revealed once: the button is gone");
-    assert.deepEqual(buttons(item), [["受理", "primary"]]);
+    assert.deepEqual(buttons(item), [
+      ["受理", "primary"],
+      ["发送答复", "primary"],
+    ]);
     const strangerRt = runtime(env, "o-other");
     const stranger = await strangerRt.openUrl("pages/inbox/item?ref=" + env.ref);
     assertErrorPage(stranger, /请先在“留言办理”页面登录/);
