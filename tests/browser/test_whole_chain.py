@@ -144,7 +144,9 @@ def test_one_item_through_the_whole_chain(live_server, phone, open_phone):
     resident.get_by_role("button", name="提交评价").click()
     expect(resident.locator("#timeline")).to_contain_text("已重新办理")
     expect(resident.locator("#rating")).to_have_count(0)
-    expect(resident.locator(".status-line")).to_contain_text("已受理")
+    # The status says it was reopened, not "已受理 · 代表已受理，正在了解情况" (issue 14).
+    expect(resident.locator(".status-line")).to_have_text("已重新办理")
+    expect(resident.locator(".status-line + p.hint")).to_contain_text("已退回代表重新办理")
 
     # 8. On top of the deputy's inbox.
     deputy.goto(live_server.base_url + "/staff/inbox")
