@@ -330,7 +330,7 @@ def demo_urls() -> list[str]:
 
     login_rules = [rule for rule in current_app.url_map.iter_rules() if rule.endpoint == "staff.login"]
     if login_rules:
-        lines.append(f"员工登录：{base}{login_rules[0].rule}")
+        lines.append(f"代表/工作人员登录：{base}{login_rules[0].rule}")
     else:
         lines.append(f"员工登录：{base}/staff/login (员工登录页面在后续版本提供)")
     lines.append(f"  演示账号：{' / '.join(DEMO_USERNAMES)}，密码均为 {DEMO_PASSWORD}（仅供演示）")

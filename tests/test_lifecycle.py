@@ -55,8 +55,9 @@ EXPECTED = {
     "decline": (BEFORE_WORK, S.DECLINED, "declined", True, "item_declined"),
     "duplicate": (BEFORE_WORK, S.DUPLICATE, "duplicate", True, "item_duplicate"),
     "reassign": (BEFORE_WORK, None, "reassigned", True, "item_reassigned"),
-    "reply": (IN_HAND, S.ANSWERED, "replied", True, "item_answered"),
-    "forward": (IN_HAND, S.FORWARDED, "forwarded", True, "item_forwarded"),
+    # On a submitted item a reply or a forward implies the 受理 (issue 14): written first, as its own event.
+    "reply": (IN_HAND | {S.SUBMITTED}, S.ANSWERED, "replied", True, "item_answered"),
+    "forward": (IN_HAND | {S.SUBMITTED}, S.FORWARDED, "forwarded", True, "item_forwarded"),
     "resolve": (IN_HAND, S.RESOLVED, "resolved", True, "item_resolved"),
     "extend": (IN_HAND, None, "extended", True, "item_extended"),
     "wait_for_resident": (IN_HAND, None, "note", True, "item_waiting"),
@@ -266,15 +267,19 @@ def test_every_action_in_every_status(world, make_item, action, status):
     assert event.is_public is public
     assert event.actor_kind.value == "staff" and event.actor_user_id == actor.id
     assert event.data["action"] == action
+    implied = TRANSITIONS[action].accepts_first and status == S.SUBMITTED  # the 受理 is written first
     rows = written_rows()
-    assert rows["ItemEvent"] == before_rows["ItemEvent"] + 1
-    resident_rows = db.session.scalars(select(OutboxMessage).where(OutboxMessage.resident_id.is_not(None))).all()
-    assert [r.kind for r in resident_rows] == ([notice] if notice else [])
+    assert rows["ItemEvent"] == before_rows["ItemEvent"] + 1 + implied
+    resident_rows = db.session.scalars(
+        select(OutboxMessage).where(OutboxMessage.resident_id.is_not(None)).order_by(OutboxMessage.id)
+    ).all()
+    expected_notices = (["item_accepted"] if implied else []) + ([notice] if notice else [])
+    assert [r.kind for r in resident_rows] == expected_notices
     if notice:
-        assert resident_rows[0].item_id == item.id and resident_rows[0].payload == {"event_id": event.id}
+        assert resident_rows[-1].item_id == item.id and resident_rows[-1].payload == {"event_id": event.id}
     audit = db.session.scalars(select(AuditEntry).where(AuditEntry.action == f"item_{action}")).one()
     assert audit.staff_user_id == actor.id and audit.object_id == str(item.id)
-    assert audit.data["from"] == status.value and audit.data["to"] == item.status.value
+    assert audit.data["from"] == (S.ACCEPTED if implied else status).value and audit.data["to"] == item.status.value
 
 
 @pytest.mark.parametrize("status", [S.ACCEPTED, S.ANSWERED])
@@ -292,7 +297,15 @@ def test_wait_for_resident_twice_and_resume_when_running_are_refused(world, make
 
 def test_allowed_actions_follow_the_table_and_the_role(world, make_item):
     item = make_item(status=S.SUBMITTED)
-    assert lifecycle.allowed_actions(item, world.users["d1"]) == ["accept", "decline", "duplicate", "reassign", "note"]
+    assert lifecycle.allowed_actions(item, world.users["d1"]) == [
+        "accept",
+        "decline",
+        "duplicate",
+        "reassign",
+        "reply",
+        "forward",
+        "note",
+    ]
     assert lifecycle.allowed_actions(item, world.users["supervisor"]) == ["supervise", "note"]
     resolved = make_item(status=S.RESOLVED)
     assert lifecycle.allowed_actions(resolved) == ["note"]

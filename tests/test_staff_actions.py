@@ -72,7 +72,8 @@ def test_item_page_shows_message_masked_contact_and_the_actions_the_state_allows
     assert "13812341234" not in html and "王桂芳" not in html
     assert item.access_key not in html  # staff never hold the resident's key: no rating on their behalf
     assert 'value="accept"' in html and 'value="decline"' in html and 'value="reassign"' in html
-    assert 'value="resolve"' not in html and 'value="forward"' not in html  # not before acceptance
+    assert 'value="resolve"' not in html  # not before acceptance
+    assert 'value="reply"' in html and 'value="forward"' in html  # each implies the 受理: one tap
 
 
 def test_item_ref_is_found_in_any_case_and_without_hyphen(deputy, item):
@@ -141,7 +142,7 @@ def test_anonymous_item_has_nothing_to_reveal(deputy, world):
 def test_accept_then_reply_with_a_station_template(world, deputy, item):
     response = post_action(deputy, item, action="accept")
     assert response.status_code == 303
-    assert response.headers["Location"].endswith(f"/staff/items/{item.ref}?done=accept")
+    assert response.headers["Location"].endswith(f"/staff/items/{item.ref}?done=accept#notice")
     db.session.refresh(item)
     assert item.status == ItemStatus.ACCEPTED
     assert "已受理" in deputy.get(response.headers["Location"]).text
@@ -523,10 +524,18 @@ def test_api_item_shows_the_whole_message_timeline_and_the_actions_allowed(app, 
     assert [e["label"] for e in data["timeline"]] == ["内部备注"]  # (make_item writes no first event)
     assert data["timeline"][0]["is_public"] is False and data["timeline"][0]["body"] == "村委会电话0731-1234"
     assert data["timeline"][0]["actor"] == "deputy_d1"
-    assert [a["action"] for a in data["actions"]] == ["accept", "decline", "duplicate", "reassign", "note"]
+    assert [a["action"] for a in data["actions"]] == [
+        "accept",
+        "decline",
+        "duplicate",
+        "reassign",
+        "reply",
+        "forward",
+        "note",
+    ]
     assert data["station_deputies"] == [{"id": world.d2.id, "name": "李建国"}]  # whom it may be reassigned to
-    assert data["templates"] == []  # replying is not allowed before accepting
-    assert data["departments"] == []  # nor forwarding
+    assert data["templates"] == []  # the station keeps none (a reply is offered: it implies the 受理)
+    assert sorted(d["name"] for d in data["departments"]) == ["炎陵县交通运输局", "炎陵县住房和城乡建设局"]
 
     photo = client.get(data["photos"][0]["url"], headers=headers)
     assert photo.status_code == 200 and photo.headers["Content-Type"] == "image/jpeg"

@@ -95,15 +95,11 @@ class InboxPage:
         return self.page > 1
 
 
-def _reopened_condition():
-    return and_(Item.status == ItemStatus.ACCEPTED, Item.reopen_count > 0)
-
-
 def group_expression(now: datetime):
     """The SQL ``CASE`` naming each item's group (see the module table)."""
     return case(
         (overdue_condition(now), literal("overdue")),
-        (_reopened_condition(), literal("reopened")),
+        (Item.is_reopened, literal("reopened")),
         (Item.status == ItemStatus.SUBMITTED, literal("new")),
         (Item.status.in_(ItemStatus.open_statuses()), literal("in_progress")),
         (Item.status == ItemStatus.RESOLVED, literal("resolved")),
@@ -115,7 +111,7 @@ def group_of(item: Item, now: datetime | None = None) -> str:
     """The group of a loaded item, by the same rule as ``group_expression``."""
     if is_overdue(item, now):
         return "overdue"
-    if item.status == ItemStatus.ACCEPTED and item.reopen_count > 0:
+    if item.is_reopened:
         return "reopened"
     if item.status == ItemStatus.SUBMITTED:
         return "new"
@@ -146,13 +142,13 @@ def _group_filter(group: str, now: datetime):
     if group == "overdue":
         return overdue
     if group == "reopened":
-        return and_(_reopened_condition(), not_(overdue))
+        return and_(Item.is_reopened, not_(overdue))
     if group == "new":
         return and_(Item.status == ItemStatus.SUBMITTED, not_(overdue))
     if group == "in_progress":
         return and_(
             Item.status.in_((ItemStatus.ACCEPTED, ItemStatus.FORWARDED, ItemStatus.ANSWERED)),
-            not_(_reopened_condition()),
+            not_(Item.is_reopened),
             not_(overdue),
         )
     if group == "resolved":

@@ -12,8 +12,10 @@ The transition table (``TRANSITIONS`` below is the same table as data)::
     decline            submitted, accepted                   declined   DECLINED (public)        item_declined
     duplicate          submitted, accepted                   duplicate  DUPLICATE (public)       item_duplicate
     reassign           submitted, accepted                   (same)     REASSIGNED (public)      item_reassigned
-    reply              accepted, forwarded, answered         answered   REPLIED (public)         item_answered
-    forward            accepted, forwarded, answered         forwarded  FORWARDED (public)       item_forwarded
+    reply              submitted*, accepted, forwarded,      answered   REPLIED (public)         item_answered
+                       answered
+    forward            submitted*, accepted, forwarded,      forwarded  FORWARDED (public)       item_forwarded
+                       answered
     resolve            accepted, forwarded, answered         resolved   RESOLVED (public)        item_resolved
     extend             accepted, forwarded, answered         (same)     EXTENDED (public)        item_extended
     wait_for_resident  accepted, forwarded, answered; clock  (same)     NOTE (public)            item_waiting
@@ -30,10 +32,17 @@ The transition table (``TRANSITIONS`` below is the same table as data)::
     rate (resident)    resolved, not yet rated               resolved   RATED (public)           —
       … unsatisfied    resolved                              accepted   + REOPENED (public)      —
 
+* A first reply or forward on a submitted item implies the 受理 (``accepts_first``): one tap
+for the deputy, not two. The accept is written first as the explicit one is — its ACCEPTED
+event (``data["implied_by"]``), the resident's ``item_accepted`` notice and its audit row — so
+the resident hears 受理 once, and a later reply finds the item in hand and adds no second one.
+The action's own event carries ``data["implied_accept"]``; the timelines show the pair as one
+entry ("受理并答复", ``presenters``/``timeline``).
+
 Anything not in the table answers 409 ``transition_not_allowed``: declined and duplicate
 items take nothing but notes; a resolved item takes notes from staff and one rating from
-the resident per resolution; an item must be accepted before it is answered, forwarded,
-resolved or extended.
+the resident per resolution; an item must be accepted (or be answered or forwarded, which
+accepts it) before it is resolved or extended.
 
 Inputs and what they mean (text ≤ 2000 characters everywhere):
 
@@ -146,6 +155,7 @@ class Transition:
     clock: str | None = None  # "running" / "paused": the clock must also be so (wait_for_resident, resume)
     restarts_clock: bool = False  # a paused clock restarts before the action
     staff_notice: str | None = None  # outbox kind for the item's handlers (its deputy's accounts)
+    accepts_first: bool = False  # on a submitted item, a 受理 is implied and written first (one tap, not two)
 
 
 TRANSITIONS: dict[str, Transition] = {
@@ -172,10 +182,24 @@ TRANSITIONS: dict[str, Transition] = {
     ),
     "reassign": Transition("转交其他代表", _BEFORE_WORK, None, ItemEventKind.REASSIGNED, True, "item_reassigned"),
     "reply": Transition(
-        "答复", _IN_HAND, ItemStatus.ANSWERED, ItemEventKind.REPLIED, True, "item_answered", restarts_clock=True
+        "答复",
+        _IN_HAND | {ItemStatus.SUBMITTED},
+        ItemStatus.ANSWERED,
+        ItemEventKind.REPLIED,
+        True,
+        "item_answered",
+        restarts_clock=True,
+        accepts_first=True,
     ),
     "forward": Transition(
-        "交办", _IN_HAND, ItemStatus.FORWARDED, ItemEventKind.FORWARDED, True, "item_forwarded", restarts_clock=True
+        "交办",
+        _IN_HAND | {ItemStatus.SUBMITTED},
+        ItemStatus.FORWARDED,
+        ItemEventKind.FORWARDED,
+        True,
+        "item_forwarded",
+        restarts_clock=True,
+        accepts_first=True,
     ),
     "resolve": Transition(
         "办结", _IN_HAND, ItemStatus.RESOLVED, ItemEventKind.RESOLVED, True, "item_resolved", restarts_clock=True
@@ -304,9 +328,23 @@ def perform_action(
     )
 
     # Everything is checked; from here on, write.
-    before = item.status
+    if row.accepts_first and item.status == ItemStatus.SUBMITTED:
+        # A first reply or forward takes the item on: the 受理 is written as the explicit one is (its own
+        # event, notice and audit row), marked as implied, so the resident hears 受理 once and the record
+        # keeps every step; the timelines show the two as one entry (``implied_accept``).
+        implied = _Step(data={"implied_by": action})
+        _apply_accept(item, actor, implied, now)
+        _write(item, actor, "accept", implied, now)
+        step.data["implied_accept"] = True
     _restart_clock_first(item, row, now, step.data)
     _APPLY[action](item, actor, step, now)
+    return _write(item, actor, action, step, now)
+
+
+def _write(item: Item, actor: StaffUser, action: str, step: _Step, now: datetime) -> ItemEvent:
+    """Write what a checked and applied ``action`` leaves: the status, its event, the outbox rows, the audit row."""
+    row = TRANSITIONS[action]
+    before = item.status
     if row.to is not None:
         item.status = row.to
     item.updated_at = now
@@ -370,7 +408,16 @@ def _notify_handlers(item: Item, row: Transition, event: ItemEvent) -> None:
     notices.queue_for_item(row.staff_notice, item, event.created_at, {"event_id": event.id})
 
 
-_AUDITED_KEYS = {"forward_id", "department_id", "from_deputy_id", "to_deputy_id", "duplicate_of", "outcome", "due"}
+_AUDITED_KEYS = {
+    "forward_id",
+    "department_id",
+    "from_deputy_id",
+    "to_deputy_id",
+    "duplicate_of",
+    "outcome",
+    "due",
+    "implied_by",
+}
 
 
 def lock_row(row) -> None:

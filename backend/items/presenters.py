@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from backend.extensions import db
 from backend.items import inbox as inbox_query
+from backend.items import timeline
 from backend.items.claims import receipt_summary
 from backend.items.contact import masked_contact
 from backend.items.deadlines import is_overdue
@@ -27,7 +28,6 @@ from backend.models import (
     ItemEvent,
     ItemEventKind,
     ItemForward,
-    ItemStatus,
     Region,
     ReplyTemplate,
     StaffRole,
@@ -37,7 +37,6 @@ from backend.models import (
 from backend.models.item import (
     ITEM_CATEGORY_LABELS,
     ITEM_OUTCOME_LABELS,
-    ITEM_STATUS_LABELS,
     SATISFACTION_LABELS,
     ItemChannel,
 )
@@ -133,8 +132,18 @@ def user_station_id(user: StaffUser) -> int | None:
     return None
 
 
+# A first reply or forward that took the item on (lifecycle: ``accepts_first``): one entry, saying both.
+IMPLIED_ACCEPT_LABELS = {ItemEventKind.REPLIED: "受理并答复群众", ItemEventKind.FORWARDED: "受理并交办承办单位"}
+IMPLIED_ACCEPT_OWN_LABELS = {"reply": "受理（随首次答复）", "forward": "受理（随交办）"}
+
+
 def staff_event_label(event: ItemEvent) -> str:
-    """What an event is called on the staff timeline."""
+    """What an event is called on the staff timeline (and in the export, where an implied 受理 says what brought it)."""
+    data = event.data or {}
+    if timeline.is_implied_accept(event):
+        return IMPLIED_ACCEPT_OWN_LABELS.get(data["implied_by"], "受理")
+    if data.get("implied_accept") and event.kind in IMPLIED_ACCEPT_LABELS:
+        return IMPLIED_ACCEPT_LABELS[event.kind]
     if event.kind == ItemEventKind.NOTE:
         action = (event.data or {}).get("action")
         if action in NOTE_ACTION_LABELS:
@@ -174,8 +183,11 @@ def _event_internal_detail(event: ItemEvent) -> str:
 
 
 def timeline_rows(item: Item) -> list[dict]:
-    """Every event of an item, oldest first, with its label, actor and whether the resident sees it."""
-    events = list(item.events)
+    """Every step of an item, oldest first, with its label, actor and whether the resident sees it.
+
+    One entry per action: the 受理 a first reply or forward implied is part of that entry's label.
+    """
+    events = [e for e in item.events if not timeline.is_implied_accept(e)]
     names = _actor_names(events)
     return [
         {
@@ -191,7 +203,7 @@ def timeline_rows(item: Item) -> list[dict]:
 
 def reopen_reason(item: Item) -> str:
     """Why the resident sent a reopened item back (their latest 不满意 reason), while it waits for new work."""
-    if item.status != ItemStatus.ACCEPTED or not item.reopen_count:
+    if not item.is_reopened:
         return ""
     reopened = [e for e in item.events if e.kind == ItemEventKind.REOPENED]
     return (reopened[-1].data or {}).get("reason", "") if reopened else ""
@@ -243,7 +255,7 @@ def item_context(item: Item, user: StaffUser, **extra) -> dict:
         "user": user,
         "item": item,
         "ref_display": format_ref(item.ref),
-        "status_label": ITEM_STATUS_LABELS[item.status],
+        "status_label": timeline.status_label(item),
         "category_label": ITEM_CATEGORY_LABELS[item.category],
         "channel_label": CHANNEL_LABELS.get(item.channel, ""),
         "outcome_labels": ITEM_OUTCOME_LABELS,

@@ -24,6 +24,12 @@ PUBLIC_EVENT_LABELS = {
     ItemEventKind.FOLLOWED_UP: "您的追问",
 }
 
+# A first reply or forward that took the item on (lifecycle: ``accepts_first``) reads as one step.
+IMPLIED_ACCEPT_LABELS = {
+    ItemEventKind.REPLIED: "代表受理并答复",
+    ItemEventKind.FORWARDED: "已受理并交办承办单位",
+}
+
 STATUS_NEXT_STEP = {
     ItemStatus.SUBMITTED: "代表会在2个工作日内受理，受理和答复都会显示在这里。",
     ItemStatus.ACCEPTED: "代表已受理，正在了解情况。",
@@ -36,16 +42,33 @@ STATUS_NEXT_STEP = {
 }
 
 
+# Said instead of STATUS_NEXT_STEP[ACCEPTED] while a reopened item waits for new work.
+REOPENED_NEXT_STEP = "您评价不满意，已退回代表重新办理，代表会再次答复您。"
+
+
+def is_implied_accept(event: ItemEvent) -> bool:
+    """True for the 受理 a first reply or forward wrote before itself: shown as part of that step, not alone."""
+    return event.kind == ItemEventKind.ACCEPTED and bool((event.data or {}).get("implied_by"))
+
+
 def public_events(item: Item) -> list[ItemEvent]:
-    """The steps of an item the resident may see, oldest first."""
-    return [e for e in item.events if e.is_public]
+    """The steps of an item the resident may see, oldest first: one per action (an implied 受理 is in its step)."""
+    return [e for e in item.events if e.is_public and not is_implied_accept(e)]
 
 
 def event_label(event: ItemEvent) -> str:
     """A resident-facing name for an event; the deputy's request for more reads as what it is."""
-    if (event.data or {}).get("action") == "wait_for_resident":
+    data = event.data or {}
+    if data.get("action") == "wait_for_resident":
         return "请您补充"
+    if data.get("implied_accept") and event.kind in IMPLIED_ACCEPT_LABELS:
+        return IMPLIED_ACCEPT_LABELS[event.kind]
     return PUBLIC_EVENT_LABELS.get(event.kind, "办理进展")
+
+
+def next_step(item: Item) -> str:
+    """What happens next, in the resident's words: the status's sentence, or the reopened one."""
+    return REOPENED_NEXT_STEP if item.is_reopened else STATUS_NEXT_STEP[item.status]
 
 
 def event_photo_positions(event: ItemEvent) -> list[int]:
@@ -60,9 +83,12 @@ def message_photos(item: Item) -> list:
     return [p for p in item.photos if p.position not in later]
 
 
+REOPENED_LABEL = "已重新办理"
+
+
 def status_label(item: Item) -> str:
-    """The item's status in Chinese."""
-    return ITEM_STATUS_LABELS[item.status]
+    """The item's status in Chinese; a reopened item says it was reopened (not "已受理")."""
+    return REOPENED_LABEL if item.is_reopened else ITEM_STATUS_LABELS[item.status]
 
 
 def category_label(item: Item) -> str:

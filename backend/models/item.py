@@ -5,7 +5,8 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import JSON, ForeignKey, Index, String, Text, text
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, and_, text
+from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from backend.models.base import Base, LabeledStrEnum, UTCDateTime, enum_column, utcnow
@@ -216,6 +217,16 @@ class Item(Base):
     def has_contact(self) -> bool:
         """True when the resident left a name or a number."""
         return bool(self.contact_name or self.contact_phone)
+
+    @hybrid_property
+    def is_reopened(self) -> bool:
+        """True while an item the resident sent back (不满意) waits for new work: pages say 重新办理, not 已受理."""
+        return self.status == ItemStatus.ACCEPTED and self.reopen_count > 0
+
+    @is_reopened.inplace.expression
+    @classmethod
+    def _is_reopened_expression(cls):
+        return and_(cls.status == ItemStatus.ACCEPTED, cls.reopen_count > 0)
 
     @property
     def awaits_claim(self) -> bool:

@@ -15,10 +15,10 @@ from backend.api_schemas import models as m
 from backend.auth.sessions import open_session
 from backend.errors import UserError
 from backend.extensions import csrf, db
+from backend.items import timeline
 from backend.items.inbox import first_line
 from backend.items.refs import format_ref, normalize_ref
 from backend.models import Item, SessionKind
-from backend.models.item import ITEM_STATUS_LABELS
 from backend.routes.api import track_url
 from backend.routes.api_auth import staff_json
 from backend.security import client_address
@@ -51,7 +51,7 @@ def my_item_json(item: Item) -> dict:
         "ref_display": format_ref(item.ref),
         "key": item.access_key,
         "status": item.status.value,
-        "status_label": ITEM_STATUS_LABELS[item.status],
+        "status_label": timeline.status_label(item),
         "is_under_review": item.is_held,
         "summary": first_line(item.body, 30),
         "deputy": {"id": item.deputy.id, "name": item.deputy.name} if item.deputy else None,

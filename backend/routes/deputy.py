@@ -62,6 +62,8 @@ ACTION_FIELDS = ("action", "text", "department_id", "due", "deputy_id", "duplica
 TEMPLATE_TITLE_MAX_CHARS = 50  # ReplyTemplate.title
 RECEIPT_QR_PIXELS = 480  # shown at 240 CSS pixels: sharp on a 2x phone screen, and on paper
 UNKNOWN_ITEM_MESSAGE = "找不到该留言，请核对编号。"
+# After an action the item page opens at its notice, beside the actions, not at the top of a long page.
+DONE_ANCHOR = "notice"
 
 
 # --- shared helpers --------------------------------------------------------------------------
@@ -199,7 +201,7 @@ def item_action(ref: str):
         return redirect(url_for("deputy.forward_link", ref=item.ref, forward_id=event.data["forward_id"]), 303)
     if not can_see_item(user, item):  # reassigned away from this deputy
         return redirect(url_for("deputy.inbox", done=action), 303)
-    return redirect(url_for("deputy.item_page", ref=item.ref, done=action), 303)
+    return redirect(url_for("deputy.item_page", ref=item.ref, done=action, _anchor=DONE_ANCHOR), 303)
 
 
 @bp.get("/items/<ref>/forwards/<int:forward_id>/link")
@@ -237,7 +239,7 @@ def revoke(ref: str, forward_id: int):
     item = item_or_404(user, ref)
     forward = _forward_of(item, forward_id)
     revoke_forward(forward, user)
-    return redirect(url_for("deputy.item_page", ref=item.ref, done="revoke_forward"), 303)
+    return redirect(url_for("deputy.item_page", ref=item.ref, done="revoke_forward", _anchor=DONE_ANCHOR), 303)
 
 
 @bp.post("/items/<ref>/forwards/<int:forward_id>/renew")
@@ -268,7 +270,7 @@ def extension_decision(ref: str, forward_id: int):
         context = item_context(item, user, error=exc.message, error_action="extension", notice="")
         return _page("staff/item.html", exc.status, **context)
     done = "grant_extension" if decision == "grant" else "refuse_extension"
-    return redirect(url_for("deputy.item_page", ref=item.ref, done=done), 303)
+    return redirect(url_for("deputy.item_page", ref=item.ref, done=done, _anchor=DONE_ANCHOR), 303)
 
 
 def _forward_of(item: Item, forward_id: int) -> ItemForward:

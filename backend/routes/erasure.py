@@ -15,11 +15,10 @@ from backend.api_schemas import describe
 from backend.api_schemas import models as m
 from backend.errors import UserError
 from backend.extensions import csrf
-from backend.items import retention
+from backend.items import retention, timeline
 from backend.items.operations import find_item_for_resident
 from backend.items.refs import format_ref
 from backend.models import Item
-from backend.models.item import ITEM_STATUS_LABELS
 from backend.routes.rating import refuse_staff
 from backend.security import client_address
 
@@ -121,6 +120,6 @@ def erase_api(ref: str):
         ref_display=format_ref(item.ref),
         what=what,
         status=item.status.value,
-        status_label=ITEM_STATUS_LABELS[item.status],
+        status_label=timeline.status_label(item),
         has_contact=item.has_contact,
     )

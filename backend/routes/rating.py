@@ -27,7 +27,6 @@ from backend.items.lifecycle import rate_item, resident_action
 from backend.items.operations import find_item_for_resident
 from backend.items.refs import format_ref
 from backend.models import Item, Satisfaction
-from backend.models.item import ITEM_STATUS_LABELS
 from backend.routes import resident
 from backend.routes.api import answer_back_json, public_event_json
 from backend.security import client_address
@@ -133,7 +132,7 @@ def rate_api(ref: str):
         ref=item.ref,
         ref_display=format_ref(item.ref),
         status=item.status.value,
-        status_label=ITEM_STATUS_LABELS[item.status],
+        status_label=timeline.status_label(item),
         satisfaction=event.data["satisfaction"],
         solved=event.data["solved"],
         reopened=event.data["satisfaction"] == Satisfaction.UNSATISFIED.value,
@@ -198,7 +197,7 @@ def _answer_api(ref: str, action: str):
         ref=item.ref,
         ref_display=format_ref(item.ref),
         status=item.status.value,
-        status_label=ITEM_STATUS_LABELS[item.status],
+        status_label=timeline.status_label(item),
         event=public_event_json(item, event),
         **answer_back_json(item),
     ), 201

@@ -226,7 +226,7 @@ def track(ref: str):
             credential=credential,
             events=timeline.public_events(item),
             timeline=timeline,
-            next_step=timeline.STATUS_NEXT_STEP[item.status],
+            next_step=timeline.next_step(item),
             waiting=waiting_question(item),
             can_follow_up=can_follow_up(item),
             sent=request.args.get("sent"),

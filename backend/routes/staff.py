@@ -7,6 +7,7 @@ from flask import Blueprint, make_response, redirect, render_template, request, 
 
 from backend.admin import accounts
 from backend.auth import ROLE_LABELS, describe_scope, own_account
+from backend.auth.navigation import landing_url, nav_links
 from backend.auth.sessions import USERNAME_MAX_LENGTH, current_staff, is_safe_next, login, login_required, logout
 from backend.errors import UserError
 from backend.extensions import db
@@ -16,8 +17,17 @@ bp = Blueprint("staff", __name__, url_prefix="/staff")
 
 
 def _next_target(value: object) -> str:
-    """Where to go after login: the requested local path, or the staff landing page."""
-    return value if is_safe_next(value) else url_for("staff.home")
+    """Where to go after login: the requested local path, or the page the role comes for (a deputy: the inbox)."""
+    if is_safe_next(value):
+        return value
+    user = current_staff()
+    return landing_url(user) if user is not None else url_for("staff.home")
+
+
+@bp.app_context_processor
+def _staff_nav() -> dict:
+    """``staff_nav()`` for every page's header (staff/_nav.html): the bar of the logged-in role, empty for others."""
+    return {"staff_nav": lambda: nav_links(current_staff(), request.endpoint)}
 
 
 def _login_page(error: str | None = None, username: str = "", next_value: str = "", status: int = 200):

@@ -60,7 +60,8 @@ def _scope_args() -> dict[str, str]:
 def _range_or_default() -> tuple[stats.DateRange, str | None]:
     """The requested range, or the default one with the reason when the request's was not valid."""
     try:
-        return stats.parse_range(request.args.get("from"), request.args.get("to")), None
+        args = request.args
+        return stats.parse_range(args.get("from"), args.get("to"), raw_until=args.get("until")), None
     except UserError as exc:
         return stats.default_range(), exc.message + "下面显示最近12个月。"
 
@@ -120,15 +121,24 @@ CHART_LABELS = 6  # month labels along the x axis, at most
 RATE_SERIES = (("answer_rate", "答复率"), ("resolve_rate", "办结率"), ("satisfaction_rate", "满意率"))
 
 
-def _nice_ceiling(value: int) -> int:
-    """A round axis maximum at or above ``value`` (1, 2, 5 × 10ⁿ)."""
-    if value <= 5:
-        return 5
-    magnitude = 10 ** (len(str(value)) - 1)
-    for step in (1, 2, 5, 10):
-        if value <= step * magnitude:
-            return step * magnitude
-    return 10 * magnitude
+AXIS_MAX_STEPS = 5  # gridlines above zero on a count axis, at most
+
+
+def count_axis(value: int) -> list[int]:
+    """Round ticks for a count axis from 0 to at or above ``value``: steps of 1, 2 or 5 × 10ⁿ, never 0/2/5.
+
+    The smallest such step that reaches ``value`` in at most ``AXIS_MAX_STEPS`` steps: 3 → 0,1,2,3;
+    7 → 0,2,4,6,8; 23 → 0,5,…,25; 0 → 0,1.
+    """
+    value = max(int(value), 1)
+    magnitude = 1
+    while True:
+        for unit in (1, 2, 5):
+            step = unit * magnitude
+            steps = -(-value // step)
+            if steps <= AXIS_MAX_STEPS:
+                return [step * n for n in range(steps + 1)]
+        magnitude *= 10
 
 
 def _month_label(month: date, index: int) -> str:
@@ -147,7 +157,8 @@ def _x_slots(count: int) -> tuple[float, float]:
 def received_chart(groups: list[stats.Group]) -> dict:
     """Bars of items received per month: coordinates for the template."""
     plot_height = CHART_HEIGHT - CHART_TOP - CHART_BOTTOM
-    top = _nice_ceiling(max((g.counts.received for g in groups), default=0))
+    axis = count_axis(max((g.counts.received for g in groups), default=0))
+    top = axis[-1]
     slot, _ = _x_slots(len(groups))
     label_every = max(1, -(-len(groups) // CHART_LABELS))
     bars = []
@@ -166,10 +177,7 @@ def received_chart(groups: list[stats.Group]) -> dict:
                 "title": f"{group.label}：收到{group.counts.received}件",
             }
         )
-    ticks = [
-        {"y": round(CHART_TOP + plot_height * (1 - fraction), 1), "label": str(round(top * fraction))}
-        for fraction in (0, 0.5, 1)
-    ]
+    ticks = [{"y": round(CHART_TOP + plot_height * (1 - tick / top), 1), "label": str(tick)} for tick in axis]
     return {
         "bars": bars,
         "ticks": ticks,
@@ -281,7 +289,7 @@ WEEK_CHART_HEIGHT = 64
 def weekly_chart(weeks: list[dict], top: int) -> dict:
     """One code's weeks as bars: scans (light) with the items they led to (dark) inside, on a scale shared by
     every code of the page so that posters compare at a glance."""
-    scale = _nice_ceiling(top)
+    scale = count_axis(top)[-1]
     slot = WEEK_CHART_WIDTH / max(len(weeks), 1)
     plot = WEEK_CHART_HEIGHT - 14
     bars = []

@@ -141,7 +141,7 @@ def item_row(sheet, item: Item, events: list[ItemEvent], now: datetime) -> list:
         text_cell(sheet, _time(item.resolved_at)),
         text_cell(sheet, ITEM_OUTCOME_LABELS.get(item.outcome, "") if item.outcome else ""),
         text_cell(sheet, satisfaction),
-        text_cell(sheet, "是" if is_overdue(item, now) else ""),
+        text_cell(sheet, "是" if is_overdue(item, now) else "否"),  # a complete yes/no: blank read as "not known"
         item.reopen_count,
         text_cell(sheet, "；".join(steps), wrap=True),
         text_cell(sheet, mask_message(replies[-1].body, item.contact_name) if replies else "", wrap=True),

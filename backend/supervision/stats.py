@@ -289,6 +289,19 @@ class DateRange:
         """The range as query-string arguments (``from``, ``to``)."""
         return {"from": self.start.isoformat(), "to": self.end.isoformat()}
 
+    @property
+    def label(self) -> str:
+        """The range as people say it, both ends counted: 2026年11月1日至30日, 2026年1月1日至12月3日."""
+        first, last = self.start, self.last_day
+        head = f"{first.year}年{first.month}月{first.day}日"
+        if first == last:
+            return head
+        if first.year != last.year:
+            return f"{head}至{last.year}年{last.month}月{last.day}日"
+        if first.month != last.month:
+            return f"{head}至{last.month}月{last.day}日"
+        return f"{head}至{last.day}日"
+
 
 def default_range(today: date | None = None) -> DateRange:
     """The last twelve calendar months, this one included: from the 1st eleven months ago to tomorrow."""
@@ -302,15 +315,22 @@ def month_range(month: date) -> DateRange:
     return DateRange(start, _add_months(start, 1))
 
 
-def parse_range(raw_from: object, raw_to: object, today: date | None = None) -> DateRange:
+def parse_range(raw_from: object, raw_to: object, today: date | None = None, raw_until: object = None) -> DateRange:
     """The range from ``from`` and ``to`` (YYYY-MM-DD, ``to`` exclusive); either may be left out (default range).
 
-    400 ``invalid_from`` / ``invalid_to`` for a bad date, ``invalid_range`` when ``from`` is
-    not before ``to``, ``range_too_long`` beyond ``MAX_RANGE_MONTHS``.
+    ``until`` is the page's end: the last day counted (inclusive), as people pick it; when given
+    it wins over ``to`` (which the API and the page's own links keep, exclusive).
+    400 ``invalid_from`` / ``invalid_to`` / ``invalid_until`` for a bad date, ``invalid_range``
+    when the range holds no day, ``range_too_long`` beyond ``MAX_RANGE_MONTHS``.
     """
     default = default_range(today)
     start = parse_day(raw_from, "from", "起始日期") if raw_from not in (None, "") else default.start
-    end = parse_day(raw_to, "to", "截止日期") if raw_to not in (None, "") else default.end
+    if raw_until not in (None, ""):
+        end = parse_day(raw_until, "until", "截止日期") + timedelta(days=1)
+        if start >= end:
+            raise UserError("invalid_range", "起始日期不能晚于截止日期。", 400, field="from")
+    else:
+        end = parse_day(raw_to, "to", "截止日期") if raw_to not in (None, "") else default.end
     if start >= end:
         raise UserError("invalid_range", "起始日期须早于截止日期（截止日期当天不计入）。", 400, field="from")
     if len(DateRange(start, end).months()) > MAX_RANGE_MONTHS:

@@ -378,7 +378,11 @@ const scenarios = {
     sees(item, "联系方式\n匿名留言，未留联系方式");
     sees(item, "办理经过\n群众留言");
     sees(item, /不予受理.*等操作请在网页版办理。/);
-    assert.deepEqual(buttons(item), [["受理", "primary"]]);
+    // A reply takes a new item on (受理) in the same tap; 受理 alone stays for "later" (issue 14).
+    assert.deepEqual(buttons(item), [
+      ["受理", "primary"],
+      ["发送答复", "primary"],
+    ]);
     rt.shot(item, "inbox-item-new");
     await item.view.tap("#accept");
     assert.equal(item.data.status, "accepted", item.data.error);
@@ -418,12 +422,16 @@ const scenarios = {
     assert.deepEqual(buttons(item), [
       ["查看完整联系方式（将留痕）", "default"],
       ["受理", "primary"],
+      ["发送答复", "primary"],
     ]);
     await item.view.tap("#reveal");
     assert.equal(item.data.error, "");
     sees(item, "联系方式\n" + env.name + " " + env.phone);
     assert.ok(!item.view.has("#reveal"), "revealed once: the button is gone");
-    assert.deepEqual(buttons(item), [["受理", "primary"]]);
+    assert.deepEqual(buttons(item), [
+      ["受理", "primary"],
+      ["发送答复", "primary"],
+    ]);
     const strangerRt = runtime(env, "o-other");
     const stranger = await strangerRt.openUrl("pages/inbox/item?ref=" + env.ref);
     assertErrorPage(stranger, /请先在“留言办理”页面登录/);

@@ -51,7 +51,7 @@ def test_import_the_example_then_print_the_station_batch(live_server, phone, tmp
 
     # The link they were given: the login page first, then straight back to the administration.
     page.goto(live_server.base_url + "/admin/")
-    expect(page.locator("h1")).to_have_text("员工登录")
+    expect(page.locator("h1")).to_have_text("代表/工作人员登录")
     page.fill("#username", "station_admin")
     page.fill("#password", DEMO_PASSWORD)
     page.click("button[type=submit]")

@@ -91,7 +91,7 @@ def test_a_fresh_county_is_set_up_in_the_browser_alone(fresh_county, desk, open_
 
     # 1. The supervisor logs in.
     page.goto(base + "/admin/")
-    expect(page.locator("h1")).to_have_text("员工登录")
+    expect(page.locator("h1")).to_have_text("代表/工作人员登录")
     page.fill("#username", SUPERVISOR)
     page.fill("#password", SUPERVISOR_PASSWORD)
     page.click("button[type=submit]")

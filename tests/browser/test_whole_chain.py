@@ -69,7 +69,7 @@ def test_one_item_through_the_whole_chain(live_server, phone, open_phone):
     deputy.locator("#username").fill("deputy")
     deputy.locator("#password").fill(DEMO_PASSWORD)
     deputy.get_by_role("button", name="登录").click()
-    deputy.get_by_role("link", name="进入留言办理").click()
+    expect(deputy).to_have_url(live_server.base_url + "/staff/inbox")  # a login lands on the inbox (issue 14)
     expect(deputy.locator("h1")).to_have_text("留言办理")
     row = deputy.locator("#inbox-list .inbox-row", has_text=ref_display)
     expect(row).to_have_count(1)
@@ -144,7 +144,9 @@ def test_one_item_through_the_whole_chain(live_server, phone, open_phone):
     resident.get_by_role("button", name="提交评价").click()
     expect(resident.locator("#timeline")).to_contain_text("已重新办理")
     expect(resident.locator("#rating")).to_have_count(0)
-    expect(resident.locator(".status-line")).to_contain_text("已受理")
+    # The status says it was reopened, not "已受理 · 代表已受理，正在了解情况" (issue 14).
+    expect(resident.locator(".status-line")).to_have_text("已重新办理")
+    expect(resident.locator(".status-line + p.hint")).to_contain_text("已退回代表重新办理")
 
     # 8. On top of the deputy's inbox.
     deputy.goto(live_server.base_url + "/staff/inbox")

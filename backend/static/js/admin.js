@@ -97,10 +97,3 @@
     firstError.scrollIntoView({ block: "center" });
   }
 })();
-
-// A button that cannot be taken back (merge, close) asks first: data-confirm="…" holds the question.
-document.addEventListener("submit", (event) => {
-  const button = event.submitter;
-  const question = button && button.dataset ? button.dataset.confirm : "";
-  if (question && !window.confirm(question)) event.preventDefault();
-});
