@@ -94,7 +94,7 @@ def test_a_clerk_reaches_admin_from_the_login_by_the_bar(live_server, browser_at
 @pytest.mark.parametrize(
     ("username", "labels"),
     [
-        ("deputy", ["待办", "接待录入", "常用答复", "我的码", "履职", "我的"]),
+        ("deputy", ["待办", "签到", "接待录入", "常用答复", "我的码", "履职", "我的"]),
         ("department", ["待办", "我的"]),
     ],
 )
