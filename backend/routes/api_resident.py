@@ -15,10 +15,9 @@ from backend.api_schemas import models as m
 from backend.errors import UserError
 from backend.extensions import csrf, db
 from backend.items.inbox import first_line
-from backend.items.refs import format_ref, normalize_ref
+from backend.items.refs import format_ref, normalize_ref, tracking_url
 from backend.models import Item
 from backend.models.item import ITEM_STATUS_LABELS
-from backend.routes.api import track_url
 from backend.routes.api_auth import staff_json
 from backend.wechat.identity import bind_staff_wechat, login_resident, require_resident
 
@@ -55,7 +54,7 @@ def my_item_json(item: Item) -> dict:
         "deputy": {"id": item.deputy.id, "name": item.deputy.name} if item.deputy else None,
         "station": {"id": item.station.id, "name": item.station.name},
         "created_at": item.created_at.isoformat(),
-        "track_url": track_url(item.ref, item.access_key),
+        "track_url": tracking_url(item.ref, item.access_key),
     }
 
 

@@ -25,7 +25,7 @@ from backend.items import timeline
 from backend.items.lifecycle import can_follow_up, waiting_question
 from backend.items.operations import DUTY_CHOICE, Submission, find_item_for_resident, station_closed, submit_item
 from backend.items.photo_store import read_deputy_photo, read_photo
-from backend.items.refs import format_ref
+from backend.items.refs import format_ref, tracking_url
 from backend.models import Code, Deputy, DeputyStatus, ItemPhoto
 from backend.models.deputy import DEPUTY_STATUS_LABELS
 from backend.models.item import ITEM_CATEGORY_LABELS
@@ -159,7 +159,7 @@ def track(ref: str):
     item = find_item_for_resident(ref, request.args.get("k"), client_address())
     if item is None:
         raise UserError("unknown_item", "找不到该留言。请核对编号和查询链接是否完整。", 404)
-    track_url = current_app.config["PUBLIC_BASE_URL"] + url_for("resident.track", ref=item.ref, k=item.access_key)
+    track_url = tracking_url(item.ref, item.access_key)
     in_wechat = wechat_identity.WECHAT_USER_AGENT_MARK in request.headers.get("User-Agent", "")
     page_url = current_app.config["PUBLIC_BASE_URL"] + request.full_path.rstrip("?")
     notices = subscriptions.resident_notices_panel(item.resident, in_wechat, page_url)
