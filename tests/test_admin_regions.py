@@ -18,13 +18,10 @@ from sqlalchemy import func, select
 from backend.extensions import db
 from backend.models import AuditEntry, Code, Deputy, Item, ItemStatus, Region, StaffUser, Station
 from backend.qr.codes import current_code
-from tests.admin_support import audit_count, build_admin_world, post_form
-from tests.staff_world import act, login, make_item
+from tests.factories import act, admin_world, make_item
+from tests.helpers import audit_count, login, post_form
 
-
-@pytest.fixture
-def world(app, create_county, create_station, create_deputy):
-    return build_admin_world(create_county, create_station, create_deputy)
+WORLD = admin_world  # the world fixture (tests/conftest.py)
 
 
 def snapshot() -> tuple:

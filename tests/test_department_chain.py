@@ -25,18 +25,8 @@ from backend.models import (
 )
 from backend.outbox.notifications import build_notice
 from backend.stations.calendar import CHINA_TZ, today_in_china
-from tests.staff_world import (
-    act,
-    api_token,
-    audit_rows,
-    build_world,
-    counts,
-    forward,
-    fresh_token,
-    login,
-    make_item,
-    password_hash,
-)
+from tests.factories import act, county_world, forward, make_item, password_hash
+from tests.helpers import api_token, audit_rows, counts, fresh_token, login
 
 BODY = "炎帝大道人行道地砖松动，下雨天溅水。请联系我13812341234。"
 
@@ -48,10 +38,10 @@ def count_in_database(app):
 
 
 @pytest.fixture
-def world(app, create_county, create_station, create_deputy):
-    """The county of tests/staff_world.py; the housing bureau has an account ("dept_user", bound to WeChat), the
+def world(app):
+    """The county of tests/factories.py; the housing bureau has an account ("dept_user", bound to WeChat), the
     transport bureau a second one ("dept_transport"); the far department none."""
-    w = build_world(create_county, create_station, create_deputy)
+    w = county_world()
     w.users["department"].wechat_openid = "o-dept-user"
     w.users["deputy"].wechat_openid = "o-deputy-d1"
     w.users["department_b"] = StaffUser(

@@ -10,17 +10,15 @@ from werkzeug.security import check_password_hash
 
 from backend.extensions import db
 from backend.models import ActivationLink, Deputy, StaffRole, StaffUser
-from tests.admin_support import build_admin_world, csv_bytes, dry_run
-from tests.staff_world import PASSWORD, audit_rows, login, password_hash
+from tests.factories import admin_world, password_hash
+from tests.helpers import PASSWORD, audit_rows, csv_bytes, dry_run, login
 from tests.test_admin_import import A, B, confirm, errors_of, outcomes_of
 
 HEADER = ["姓名", "代表层级", "选区", "联络站", "联系电话", "职业", "任期", "角色"]
-OUTSIDE = "茶陵县城关联络站"  # the sibling county's station (tests/admin_support.py)
+OUTSIDE = "茶陵县城关联络站"  # the sibling county's station (tests/factories.py)
 
 
-@pytest.fixture
-def world(app, create_county, create_station, create_deputy):
-    return build_admin_world(create_county, create_station, create_deputy)
+WORLD = admin_world  # the world fixture (tests/conftest.py)
 
 
 @pytest.fixture

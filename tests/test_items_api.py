@@ -21,16 +21,6 @@ def item_count():
     return db.session.scalar(select(func.count(Item.id)))
 
 
-@pytest.fixture
-def deputy(create_deputy):
-    return create_deputy()
-
-
-@pytest.fixture
-def slug(deputy):
-    return current_code(deputy).slug
-
-
 def test_submit_creates_item_with_first_event(client, deputy, slug, client_id):
     resp = post_item(
         client, code=slug, body="村口路灯坏了三个月，晚上出行很不方便。", category="urban", client_id=client_id

@@ -22,8 +22,8 @@ from backend.extensions import db
 from backend.models import OutboxMessage, OutboxStatus, WorkerHeartbeat, utcnow
 from backend.ops import doctor, heartbeat
 from tests import helpers
-from tests.admin_support import build_admin_world
-from tests.staff_world import login, make_item
+from tests.factories import admin_world, make_item
+from tests.helpers import login
 
 REPO = Path(__file__).resolve().parents[1]
 FLASK = str(Path(sys.executable).parent / "flask")
@@ -229,9 +229,7 @@ def test_doctor_flags_the_sandbox_and_a_weak_key_on_a_public_address(app, runner
 # --- pages ---------------------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def world(app, create_county, create_station, create_deputy):
-    return build_admin_world(create_county, create_station, create_deputy)
+WORLD = admin_world  # the world fixture (tests/conftest.py)
 
 
 def test_the_workers_page_shows_heartbeats_and_the_oldest_waiting_notice(app, world):

@@ -29,7 +29,6 @@ from backend.items.photo_store import (
 )
 from backend.items.photos import process_photo
 from backend.models import Item, ItemPhoto
-from backend.qr.codes import current_code
 from tests.conftest import app_config_for
 from tests.helpers import csrf_token_from, hidden_value, jpeg_bytes
 
@@ -44,13 +43,6 @@ def store_kind(request, app):
 
 def _stored_keys() -> set[str]:
     return {key for key, _written in photo_store().listing()}
-
-
-@pytest.fixture
-def slug(create_deputy):
-    deputy = create_deputy()
-    db.session.commit()
-    return current_code(deputy).slug
 
 
 def _submit(client, slug: str, photos: list[bytes]):

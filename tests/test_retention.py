@@ -24,22 +24,15 @@ from backend.models import (
     ItemStatus,
     OutboxMessage,
     OutboxStatus,
-    Resident,
 )
 from backend.outbox import worker
 from backend.stations.calendar import today_in_china
 from backend.supervision import stats
-from tests.helpers import stored_photo
-from tests.staff_world import act, audit_rows, build_world, make_item
+from tests.factories import act, make_item, with_photo_and_resident
+from tests.helpers import audit_rows
 
 DAYS = 1095
 PHONE_IN_TEXT = "我的电话138 1234 5678，晚上打"
-
-
-@pytest.fixture
-def world(app, create_county, create_station, create_deputy):
-    """The small county of tests/staff_world.py."""
-    return build_world(create_county, create_station, create_deputy)
 
 
 def backdate(item: Item, days: int) -> None:
@@ -52,18 +45,6 @@ def backdate(item: Item, days: int) -> None:
         if value is not None:
             setattr(item, column, value - delta)
     db.session.commit()
-
-
-def with_photo_and_resident(item: Item) -> Item:
-    """Give the item a photo, a WeChat resident and a notice to them still waiting."""
-    resident = Resident(openid=f"o-{item.ref}")
-    db.session.add(resident)
-    db.session.flush()
-    item.resident_id = resident.id
-    db.session.add(stored_photo(item.id, sha256="0" * 64))
-    db.session.add(OutboxMessage(kind="item_accepted", item_id=item.id, resident_id=resident.id))
-    db.session.commit()
-    return item
 
 
 def resolved_item(world, days_ago: int, **kwargs) -> Item:
