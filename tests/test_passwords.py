@@ -13,9 +13,7 @@ from backend.auth.sessions import _dummy_password_hash
 from backend.extensions import db
 from backend.models import StaffUser
 from tests.factories import password_hash
-from tests.helpers import TEST_PASSWORD_HASH_METHOD
-
-PASSWORD = "correct horse 2026"
+from tests.helpers import PASSWORD, TEST_PASSWORD_HASH_METHOD
 
 
 def test_an_app_built_from_the_environment_hashes_with_productions_scrypt(tmp_path, monkeypatch):

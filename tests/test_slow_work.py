@@ -20,10 +20,10 @@ from werkzeug.security import check_password_hash
 from backend.admin import importer
 from backend.extensions import db
 from backend.items import photos
-from backend.models import ItemPhoto, StaffRole, StaffUser
+from backend.models import ItemPhoto
 from backend.qr.codes import current_code
 from tests.conftest import PG_URL
-from tests.factories import admin_world, password_hash
+from tests.factories import StaffUserFactory, admin_world
 from tests.helpers import PASSWORD, csrf_token_from, csv_bytes, fresh_token, hidden_value, jpeg_bytes, login
 
 pytestmark = pytest.mark.skipif(bool(PG_URL), reason="about SQLite's write lock; PostgreSQL has none to hold")
@@ -71,9 +71,7 @@ def watching(app, function) -> Iterator[list[bool]]:
 
 
 def test_a_login_checks_the_password_holding_no_write_lock(app, client, create_deputy):
-    db.session.add(
-        StaffUser(username="zxy", password_hash=password_hash(), role=StaffRole.DEPUTY, deputy=create_deputy())
-    )
+    StaffUserFactory(username="zxy", deputy=create_deputy())
     db.session.commit()
     with watching(app, check_password_hash) as calls:
         wrong = client.post("/api/v1/auth/token", json={"username": "zxy", "password": "falsch-falsch"})
