@@ -104,6 +104,15 @@ def database_url(tmp_path_factory):
         drop_pg_database(url)
 
 
+@pytest.fixture
+def old_database(tmp_path):
+    """An empty database of its own on the suite's engine, for a test that migrates it from an old revision."""
+    url = create_pg_database(PG_URL) if PG_URL else "sqlite:///" + str(tmp_path / "old.sqlite3")
+    yield url
+    if PG_URL:
+        drop_pg_database(url)
+
+
 def empty_database() -> None:
     """Delete every row of every table (faster than recreating the schema)."""
     tables = [t.name for t in Base.metadata.sorted_tables]

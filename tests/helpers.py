@@ -104,6 +104,23 @@ def wait_until(condition, what: str, seconds: float = 60, describe=lambda: "", p
         time.sleep(0.02)
 
 
+def flask_process_env(app, tmp_path, **settings) -> dict[str, str]:
+    """The environment of a ``flask`` subprocess (a worker) on the test's database, with an instance folder in
+    ``tmp_path``: the suite's own WeChat, outbox, poster-batch and Redis settings left out, so that only the test's
+    ``settings`` say how it runs."""
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("WECHAT_", "OUTBOX_", "POSTER_")) and k != "REDIS_URL"
+    }
+    env.update(
+        FLASK_APP="backend",
+        DATABASE_URL=app.config["SQLALCHEMY_DATABASE_URI"],
+        INSTANCE_PATH=str(tmp_path / "instance"),
+        PYTHONUNBUFFERED="1",
+    )
+    env.update({k: str(v) for k, v in settings.items()})
+    return env
+
+
 # Clients: pages' forms, logins, API tokens.
 
 

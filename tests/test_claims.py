@@ -410,17 +410,6 @@ def test_an_unknown_receipt_says_so(client):
 # --- in-person items made before this change -------------------------------------------------------
 
 
-@pytest.fixture
-def old_database(tmp_path):
-    """A database migrated to the revision before receipts, on the suite's engine."""
-    from tests.conftest import PG_URL, create_pg_database, drop_pg_database
-
-    url = create_pg_database(PG_URL) if PG_URL else "sqlite:///" + str(tmp_path / "old.sqlite3")
-    yield url
-    if PG_URL:
-        drop_pg_database(url)
-
-
 # The revision just before the claims migration (its down_revision): the items table as the old entry page wrote it.
 BEFORE_CLAIMS = "b5d1f0c8a3e2"
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import collections
 import itertools
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -35,7 +34,14 @@ from tests.factories import (
     queue,
     queue_many,
 )
-from tests.helpers import credits_of, make_templates_one_time, outbox_row, outbox_statuses, wait_until
+from tests.helpers import (
+    credits_of,
+    flask_process_env,
+    make_templates_one_time,
+    outbox_row,
+    outbox_statuses,
+    wait_until,
+)
 from tests.wechat_server import APPID, SECRET, wechat_sandbox  # noqa: F401 - the fixture
 
 SEND = "cgi-bin/message/subscribe/send"
@@ -323,11 +329,7 @@ def test_flask_outbox_run_once_delivers_what_is_due_and_exits(world, wechat_sand
 
 def worker_env(app, sandbox, tmp_path: Path, **settings) -> dict[str, str]:
     """The environment of a ``flask outbox run`` subprocess on the test's database and sandbox."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("WECHAT_", "OUTBOX_")) and k != "REDIS_URL"}
-    env.update(
-        FLASK_APP="backend",
-        DATABASE_URL=app.config["SQLALCHEMY_DATABASE_URI"],
-        INSTANCE_PATH=str(tmp_path / "instance"),
+    defaults = dict(
         SECRET_KEY="worker-test",
         WECHAT_SANDBOX="0",
         WECHAT_API_BASE=sandbox.url,
@@ -338,12 +340,10 @@ def worker_env(app, sandbox, tmp_path: Path, **settings) -> dict[str, str]:
         OUTBOX_IDLE_SECONDS="0.05",
         OUTBOX_BACKOFF_BASE_SECONDS="0.05",
         OUTBOX_BACKOFF_MAX_SECONDS="0.5",
-        PYTHONUNBUFFERED="1",
         WECHAT_TEMPLATES=json.dumps(app.config["WECHAT_TEMPLATES"]),  # one-time, as the test's app has them
         NOTICE_COALESCE_SECONDS=str(app.config["NOTICE_COALESCE_SECONDS"]),
     )
-    env.update({k: str(v) for k, v in settings.items()})
-    return env
+    return flask_process_env(app, tmp_path, **{**defaults, **settings})
 
 
 def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen:

@@ -236,16 +236,6 @@ def test_doctor_finds_a_store_that_cannot_keep_photos(app, store_kind, tmp_path)
 BEFORE_PHOTO_STORE = "5e2b8c4f9a61"  # the revision just before the photo store's
 
 
-@pytest.fixture
-def old_database(tmp_path):
-    from tests.conftest import PG_URL, create_pg_database, drop_pg_database
-
-    url = create_pg_database(PG_URL) if PG_URL else "sqlite:///" + str(tmp_path / "old.sqlite3")
-    yield url
-    if PG_URL:
-        drop_pg_database(url)
-
-
 @pytest.mark.parametrize("kind", ["files", "s3"])
 def test_the_migration_moves_photos_out_and_back(old_database, tmp_path, kind, request):
     """Photos stored as BLOBs by the old code: upgrade writes each to the store and drops the column;

@@ -30,6 +30,7 @@ from tests.browser.conftest import (
     SCREENSHOT_DIR,
     WECHAT_USER_AGENT,
     Phone,
+    log_in,
 )
 from tests.helpers import missing_tool
 
@@ -39,7 +40,6 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS = REPO_ROOT / "miniprogram_stub" / "test" / "scenarios.js"
 MESSAGE = "小区门口的路灯坏了半个月，晚上老人出门很不方便，请帮忙修一修。"
 REPLY = "路灯已请镇政府安排维修，今晚恢复照明，感谢您的反映。"
-DEMO_PASSWORD = "demo-2026"  # backend/demo.py
 DELIVERY_SECONDS = 30
 
 
@@ -108,10 +108,7 @@ def test_resident_is_told_in_wechat_when_the_deputy_answers(live_server, phone):
 
     # 2. The deputy answers on their phone.
     deputy = phone.page
-    deputy.goto(base + "/staff/login")
-    deputy.locator("#username").fill("deputy")
-    deputy.locator("#password").fill(DEMO_PASSWORD)
-    deputy.get_by_role("button", name="登录").click()
+    log_in(deputy, base, "deputy")
     deputy.goto(f"{base}/staff/items/{ref}")
     expect(deputy.locator("#item-body")).to_have_text(MESSAGE)
     deputy.locator("#form-accept button[type=submit]").click()
@@ -180,10 +177,7 @@ def test_deputy_binds_wechat_by_scanning_the_code_on_their_page(live_server, fre
     node = node_or_skip()
     base = live_server.base_url
     deputy = phone.page
-    deputy.goto(base + "/staff/login?next=/staff/wechat-binding")
-    deputy.locator("#username").fill("deputy")
-    deputy.locator("#password").fill(DEMO_PASSWORD)
-    deputy.get_by_role("button", name="登录").click()
+    log_in(deputy, base, "deputy", "/staff/wechat-binding")
     expect(deputy.locator("h1")).to_have_text("绑定微信")
     deputy.locator("#create-binding-code").click()
     expect(deputy.locator("#binding-code")).to_be_visible()
