@@ -6,6 +6,7 @@ import codecs
 import io
 import os
 import re
+import subprocess
 import time
 from typing import NoReturn
 
@@ -119,6 +120,15 @@ def flask_process_env(app, tmp_path, **settings) -> dict[str, str]:
     )
     env.update({k: str(v) for k, v in settings.items()})
     return env
+
+
+def run_to_end(args: list[str], env: dict[str, str], cwd) -> str:
+    """Run a process (two minutes at the most) and return what it printed; the test fails with its output when it
+    exits non-zero."""
+    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=120, check=False)
+    if result.returncode != 0:
+        pytest.fail(f"{' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
+    return result.stdout
 
 
 # Clients: pages' forms, logins, API tokens.

@@ -22,7 +22,7 @@ from playwright.sync_api import expect
 
 from backend.demo import DEMO_PASSWORD
 from tests.conftest import PG_URL, create_pg_database, drop_pg_database
-from tests.helpers import missing_tool
+from tests.helpers import missing_tool, run_to_end
 from wechat_sandbox.config import APPID, SECRET
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -114,18 +114,7 @@ class LiveServer:
 
 def run_flask(env: dict[str, str], *args: str) -> str:
     """Run the venv's ``flask`` CLI in the repository; fail with its output when it exits non-zero."""
-    result = subprocess.run(
-        [str(VENV_BIN / "flask"), *args],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    if result.returncode != 0:
-        pytest.fail(f"flask {' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
-    return result.stdout
+    return run_to_end([str(VENV_BIN / "flask"), *args], env, REPO_ROOT)
 
 
 def free_port() -> int:

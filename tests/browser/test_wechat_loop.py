@@ -11,7 +11,6 @@ import json
 import os
 import secrets
 import shutil
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,7 +31,7 @@ from tests.browser.conftest import (
     Phone,
     log_in,
 )
-from tests.helpers import missing_tool
+from tests.helpers import missing_tool, run_to_end
 
 pytestmark = pytest.mark.browser
 
@@ -56,18 +55,14 @@ def mini_program_submits(node: str, base_url: str, slug: str, openid: str, deput
     its item page and "my items" show the message as sent to ``deputy_name``."""
     env = {"baseUrl": base_url, "sandboxUrl": base_url + "/_wechat/", "openid": openid, "slug": slug, "body": MESSAGE}
     env["deputyName"] = deputy_name
-    result = subprocess.run(
-        [node, str(SCENARIOS), "submit"],
-        cwd=SCENARIOS.parent,
-        env={**os.environ, "STUB_ENV": json.dumps(env)},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
-    line = next(line for line in result.stdout.splitlines() if line.startswith("RESULT "))
+    output = run_scenario(node, "submit", env)
+    line = next(line for line in output.splitlines() if line.startswith("RESULT "))
     return json.loads(line[len("RESULT ") :])
+
+
+def run_scenario(node: str, scenario: str, env: dict) -> str:
+    """Run one of the mini-program's scenarios (miniprogram_stub, in Node) with ``env``; what it printed."""
+    return run_to_end([node, str(SCENARIOS), scenario], {**os.environ, "STUB_ENV": json.dumps(env)}, SCENARIOS.parent)
 
 
 def deliver_until(live_server, openid: str, template_id: str) -> list[dict]:
@@ -193,16 +188,7 @@ def test_deputy_binds_wechat_by_scanning_the_code_on_their_page(live_server, fre
     openid = "o-deputy-" + secrets.token_hex(4)
     env = {"baseUrl": base, "sandboxUrl": base + "/_wechat/", "bindingCode": code, "deputyOpenid": openid}
     env["displayName"] = live_server.demo_codes()["deputy"].owner_name  # the demo's deputy account is theirs
-    result = subprocess.run(
-        [node, str(SCENARIOS), "bind"],
-        cwd=SCENARIOS.parent,
-        env={**os.environ, "STUB_ENV": json.dumps(env)},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
+    run_scenario(node, "bind", env)
     deputy.reload()
     expect(deputy.locator("#binding-status")).to_contain_text("已绑定微信")
     assert not phone.problems, phone.problems
