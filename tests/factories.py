@@ -217,6 +217,11 @@ class OutboxMessageFactory(Factory):
     payload = factory.LazyFunction(dict)
 
 
+def staff_users(*rows: tuple[str, str, StaffRole, dict]) -> dict[str, StaffUser]:
+    """Staff accounts by the tests' key for them: each row (key, username, role, scope and other columns)."""
+    return {key: StaffUserFactory(username=username, role=role, **scope) for key, username, role, scope in rows}
+
+
 def make_item(deputy: Deputy, *, name: str = "王桂芳", phone: str = "13812341234", **fields) -> Item:
     """A submitted item of ``deputy`` with the resident's contact details, committed as its submission was."""
     item = ItemFactory(deputy=deputy, contact_name=name, contact_phone=phone, **fields)
@@ -251,20 +256,17 @@ def county_world() -> SimpleNamespace:
     d3 = DeputyFactory(name="周桂兰", station=station_b)
     d4 = DeputyFactory(name="赵外站", station=station_c)
     department = DepartmentFactory(region=county, contact_name="王志刚")
-    users = {
-        key: StaffUserFactory(username=username, role=role, **scope)
-        for key, username, role, scope in (
-            ("deputy", "deputy_d1", StaffRole.DEPUTY, {"deputy": d1}),
-            ("deputy2", "deputy_d2", StaffRole.DEPUTY, {"deputy": d2}),
-            ("deputy_b", "deputy_d3", StaffRole.DEPUTY, {"deputy": d3}),
-            ("deputy_far", "deputy_d4", StaffRole.DEPUTY, {"deputy": d4}),
-            ("station_admin", "admin_a", StaffRole.STATION_ADMIN, {"station": station_a}),
-            ("station_admin_b", "admin_b", StaffRole.STATION_ADMIN, {"station": station_b}),
-            ("supervisor", "sup_county", StaffRole.SUPERVISOR, {"region": county}),
-            ("supervisor_far", "sup_far", StaffRole.SUPERVISOR, {"region": other_county}),
-            ("department", "dept_user", StaffRole.DEPARTMENT, {"department": department}),
-        )
-    }
+    users = staff_users(
+        ("deputy", "deputy_d1", StaffRole.DEPUTY, {"deputy": d1}),
+        ("deputy2", "deputy_d2", StaffRole.DEPUTY, {"deputy": d2}),
+        ("deputy_b", "deputy_d3", StaffRole.DEPUTY, {"deputy": d3}),
+        ("deputy_far", "deputy_d4", StaffRole.DEPUTY, {"deputy": d4}),
+        ("station_admin", "admin_a", StaffRole.STATION_ADMIN, {"station": station_a}),
+        ("station_admin_b", "admin_b", StaffRole.STATION_ADMIN, {"station": station_b}),
+        ("supervisor", "sup_county", StaffRole.SUPERVISOR, {"region": county}),
+        ("supervisor_far", "sup_far", StaffRole.SUPERVISOR, {"region": other_county}),
+        ("department", "dept_user", StaffRole.DEPARTMENT, {"department": department}),
+    )
     world = SimpleNamespace(
         county=county,
         station_a=station_a,

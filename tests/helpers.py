@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import codecs
+import contextlib
 import io
 import os
 import re
 import subprocess
+import threading
 import time
+from collections.abc import Iterator
 from typing import NoReturn
 
 import pytest
@@ -129,6 +132,28 @@ def run_to_end(args: list[str], env: dict[str, str], cwd) -> str:
     if result.returncode != 0:
         pytest.fail(f"{' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
     return result.stdout
+
+
+@contextlib.contextmanager
+def outbox_worker_running(app) -> Iterator[threading.Event]:
+    """The outbox worker's loop (``run_forever``) in a thread of its own on ``app`` for the block; yields the event
+    that stops it."""
+    from backend.outbox import worker
+
+    stop = threading.Event()
+
+    def run():
+        with app.app_context():
+            worker.run_forever(stop)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    try:
+        yield stop
+    finally:
+        db.session.rollback()  # on SQLite this test's reads hold the write lock the worker may be waiting for
+        stop.set()
+        thread.join(timeout=20)
 
 
 # Clients: pages' forms, logins, API tokens.

@@ -23,8 +23,8 @@ from tests.factories import (
     DeputyFactory,
     ItemFactory,
     RegionFactory,
-    StaffUserFactory,
     StationFactory,
+    staff_users,
 )
 
 
@@ -47,24 +47,21 @@ def tree(app):
         for key, deputy in (("d1", d1), ("d2", d2), ("d3", d3), ("d4", d4))
     }
     department = DepartmentFactory(name="炎陵县交通运输局", region=county)
-    users = {
-        key: StaffUserFactory(username=username, role=role, **scope)
-        for key, username, role, scope in (
-            ("deputy_d1", "u1", StaffRole.DEPUTY, {"deputy": d1}),
-            ("deputy_d4", "u4", StaffRole.DEPUTY, {"deputy": d4}),
-            ("deputy_unbound", "u0", StaffRole.DEPUTY, {}),
-            ("deputy_inactive", "ux", StaffRole.DEPUTY, {"deputy": d2, "is_active": False}),
-            ("admin_town", "a1", StaffRole.STATION_ADMIN, {"station": st_town}),
-            ("admin_sibling", "a2", StaffRole.STATION_ADMIN, {"station": st_sibling}),
-            ("sup_province", "s0", StaffRole.SUPERVISOR, {"region": province}),
-            ("sup_city", "s1", StaffRole.SUPERVISOR, {"region": city}),
-            ("sup_county", "s2", StaffRole.SUPERVISOR, {"region": county}),
-            ("sup_township", "s3", StaffRole.SUPERVISOR, {"region": township}),
-            ("sup_sibling", "s4", StaffRole.SUPERVISOR, {"region": sibling}),
-            ("sup_unscoped", "s5", StaffRole.SUPERVISOR, {}),
-            ("department", "dp", StaffRole.DEPARTMENT, {"department": department}),
-        )
-    }
+    users = staff_users(
+        ("deputy_d1", "u1", StaffRole.DEPUTY, {"deputy": d1}),
+        ("deputy_d4", "u4", StaffRole.DEPUTY, {"deputy": d4}),
+        ("deputy_unbound", "u0", StaffRole.DEPUTY, {}),
+        ("deputy_inactive", "ux", StaffRole.DEPUTY, {"deputy": d2, "is_active": False}),
+        ("admin_town", "a1", StaffRole.STATION_ADMIN, {"station": st_town}),
+        ("admin_sibling", "a2", StaffRole.STATION_ADMIN, {"station": st_sibling}),
+        ("sup_province", "s0", StaffRole.SUPERVISOR, {"region": province}),
+        ("sup_city", "s1", StaffRole.SUPERVISOR, {"region": city}),
+        ("sup_county", "s2", StaffRole.SUPERVISOR, {"region": county}),
+        ("sup_township", "s3", StaffRole.SUPERVISOR, {"region": township}),
+        ("sup_sibling", "s4", StaffRole.SUPERVISOR, {"region": sibling}),
+        ("sup_unscoped", "s5", StaffRole.SUPERVISOR, {}),
+        ("department", "dp", StaffRole.DEPARTMENT, {"department": department}),
+    )
     db.session.commit()
     return SimpleNamespace(items=items, users=users, d2=d2)
 

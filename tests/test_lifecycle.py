@@ -45,8 +45,8 @@ from tests.factories import (
     DeputyFactory,
     ItemFactory,
     ResidentFactory,
-    StaffUserFactory,
     StationFactory,
+    staff_users,
 )
 
 S = ItemStatus
@@ -103,17 +103,14 @@ def world(app):
     d1 = DeputyFactory(name="张秀英", station=station)
     foreign = DeputyFactory(name="赵外站", station=other_station)
     department = DepartmentFactory(region=county)
-    users = {
-        key: StaffUserFactory(username=username, role=role, **scope)
-        for key, username, role, scope in (
-            ("d1", "d1", StaffRole.DEPUTY, {"deputy": d1}),
-            ("d2", "d2", StaffRole.DEPUTY, {"deputy": DeputyFactory(name="李建国", station=station)}),
-            ("foreign", "foreign", StaffRole.DEPUTY, {"deputy": foreign}),
-            ("admin", "admin", StaffRole.STATION_ADMIN, {"station": station}),
-            ("supervisor", "sup", StaffRole.SUPERVISOR, {"region": county}),
-            ("department", "dept", StaffRole.DEPARTMENT, {"department": department}),
-        )
-    }
+    users = staff_users(
+        ("d1", "d1", StaffRole.DEPUTY, {"deputy": d1}),
+        ("d2", "d2", StaffRole.DEPUTY, {"deputy": DeputyFactory(name="李建国", station=station)}),
+        ("foreign", "foreign", StaffRole.DEPUTY, {"deputy": foreign}),
+        ("admin", "admin", StaffRole.STATION_ADMIN, {"station": station}),
+        ("supervisor", "sup", StaffRole.SUPERVISOR, {"region": county}),
+        ("department", "dept", StaffRole.DEPARTMENT, {"department": department}),
+    )
     world = SimpleNamespace(
         station=station,
         other_station=other_station,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select
@@ -29,7 +29,7 @@ from backend.outbox import worker
 from backend.stations.calendar import today_in_china
 from backend.supervision import stats
 from tests.factories import act, make_item, with_photo_and_resident
-from tests.helpers import audit_rows
+from tests.helpers import audit_rows, outbox_worker_running, wait_until
 
 DAYS = 1095
 PHONE_IN_TEXT = "我的电话138 1234 5678，晚上打"
@@ -226,25 +226,11 @@ def test_the_worker_runs_it_once_a_day(app, world, history):
 def test_the_worker_loop_runs_retention_while_it_runs(app, world, history):
     """The worker's periodic scan (overdue reminders, throttle purge) runs retention too, in its own loop."""
     app.config.update(OUTBOX_OVERDUE_SCAN_SECONDS=0.05, OUTBOX_IDLE_SECONDS=0.02)
-    stop = threading.Event()
-
-    def run():
-        with app.app_context():
-            worker.run_forever(stop)
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    try:
-        deadline = datetime.now(UTC) + timedelta(seconds=20)
-        while not audit_rows("retention_run") and datetime.now(UTC) < deadline:
-            db.session.rollback()
-            stop.wait(0.05)
+    with outbox_worker_running(app) as stop:
+        # Each look a transaction of its own, to see the worker's commits.
+        wait_until(lambda: db.session.rollback() or audit_rows("retention_run"), "the worker loop's retention run")
         db.session.rollback()
         stop.wait(0.3)  # several more scans: still one run today
-    finally:
-        db.session.rollback()  # on SQLite this test's reads hold the write lock the worker may be waiting for
-        stop.set()
-        thread.join(timeout=20)
     [entry] = audit_rows("retention_run")
     assert entry.data["by"] == "worker" and entry.data["anonymised"] == 5
 
