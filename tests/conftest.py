@@ -9,7 +9,6 @@ import os
 import secrets
 import shutil
 import uuid
-from datetime import date
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -18,19 +17,9 @@ from werkzeug.utils import cached_property
 
 from backend import create_app
 from backend.extensions import db
-from backend.models import (
-    Base,
-    CongressLevel,
-    Deputy,
-    DeputyLevel,
-    DeputyStatus,
-    ReceptionRule,
-    ReceptionRuleKind,
-    Region,
-    RegionLevel,
-    Station,
-)
-from backend.qr.codes import issue_code
+from backend.models import Base, CongressLevel, Deputy, DeputyStatus, Region, Station
+from backend.qr.codes import current_code
+from tests.factories import HOME_COUNTY, CountyFactory, DeputyFactory, StationFactory, county_world
 from tests.helpers import TEST_PASSWORD_HASH_METHOD, missing_tool
 
 PG_URL = os.environ.get("TEST_DATABASE_URL", "")
@@ -110,6 +99,15 @@ def database_url(tmp_path_factory):
     with app.app_context():
         upgrade()
         db.engine.dispose()
+    yield url
+    if PG_URL:
+        drop_pg_database(url)
+
+
+@pytest.fixture
+def old_database(tmp_path):
+    """An empty database of its own on the suite's engine, for a test that migrates it from an old revision."""
+    url = create_pg_database(PG_URL) if PG_URL else "sqlite:///" + str(tmp_path / "old.sqlite3")
     yield url
     if PG_URL:
         drop_pg_database(url)
@@ -204,32 +202,20 @@ def runner(app):
 
 @pytest.fixture
 def create_county(app):
-    """Builder: a province → city → county chain; returns the county."""
+    """Builder: a province → city → county chain (tests/factories.py's ``CountyFactory``); returns the county."""
 
-    def _create(code: str = "430225", name: str = "炎陵县") -> Region:
-        province = Region(code=code[:2] + "0000", name="湖南省", level=RegionLevel.PROVINCE)
-        city = Region(code=code[:4] + "00", name="株洲市", level=RegionLevel.CITY, parent=province)
-        county = Region(code=code, name=name, level=RegionLevel.COUNTY, parent=city)
-        db.session.add_all([province, city, county])
-        db.session.flush()
-        return county
+    def _create(code: str = HOME_COUNTY, name: str = "炎陵县") -> Region:
+        return CountyFactory(code=code, name=name)
 
     return _create
 
 
 @pytest.fixture
-def create_station(app, create_county):
-    """Builder: a station with its code, in a new county unless one is given."""
+def create_station(app):
+    """Builder: a station with its code (``StationFactory``), in 炎陵县 unless a region is given; committed."""
 
     def _create(name: str = "霞阳镇人大代表联络站", region: Region | None = None, rules=()) -> Station:
-        if region is None:
-            region = db.session.query(Region).filter_by(code="430225").one_or_none() or create_county()
-        station = Station(name=name, region=region, address="霞阳镇炎帝大道1号")
-        for kind, day, deputy in rules:
-            station.reception_rules.append(ReceptionRule(kind=ReceptionRuleKind(kind), day=day, deputy=deputy))
-        db.session.add(station)
-        db.session.flush()
-        issue_code(station)
+        station = StationFactory(name=name, rules=rules, **({"region": region} if region is not None else {}))
         db.session.commit()
         return station
 
@@ -237,8 +223,9 @@ def create_station(app, create_county):
 
 
 @pytest.fixture
-def create_deputy(app, create_station):
-    """Builder: a deputy with levels and a code, at a new station unless one is given."""
+def create_deputy(app):
+    """Builder: a deputy with levels and a code (``DeputyFactory``), at a new station unless one is given;
+    committed."""
 
     def _create(
         name: str = "张秀英",
@@ -247,24 +234,24 @@ def create_deputy(app, create_station):
         status: DeputyStatus = DeputyStatus.SERVING,
         constituency: str = "霞阳镇第三选区",
     ) -> Deputy:
-        if station is None:
-            station = create_station()
-        deputy = Deputy(
-            name=name,
-            station=station,
-            constituency=constituency,
-            status=status,
-            term_start=date(2021, 12, 1),
-            term_end=date(2026, 11, 30),
-        )
-        deputy.levels = [DeputyLevel(level=lv, constituency=constituency) for lv in levels]
-        db.session.add(deputy)
-        db.session.flush()
-        issue_code(deputy)
+        fields = {"station": station} if station is not None else {}
+        deputy = DeputyFactory(name=name, levels=levels, status=status, constituency=constituency, **fields)
         db.session.commit()
         return deputy
 
     return _create
+
+
+@pytest.fixture
+def deputy(create_deputy):
+    """A serving deputy at a station of 炎陵县, for the resident's side (the form, the API, WeChat)."""
+    return create_deputy()
+
+
+@pytest.fixture
+def slug(deputy):
+    """The deputy's code, as its poster's QR code carries it."""
+    return current_code(deputy).slug
 
 
 @pytest.fixture
@@ -275,11 +262,10 @@ def count_in_database(app):
 
 
 @pytest.fixture
-def world(app, create_county, create_station, create_deputy):
-    """The small county of tests/staff_world.py (a module may define a ``world`` of its own)."""
-    from tests.staff_world import build_world
-
-    return build_world(create_county, create_station, create_deputy)
+def world(request, app):
+    """The module's world from tests/factories.py: the small county (``county_world``) unless the module names
+    another builder as ``WORLD`` (``admin_world``, ``supervision_world``) or defines a ``world`` of its own."""
+    return getattr(request.module, "WORLD", county_world)()
 
 
 @pytest.fixture

@@ -2,19 +2,30 @@
 
 from __future__ import annotations
 
+import codecs
+import contextlib
 import io
 import os
 import re
+import subprocess
+import threading
 import time
+from collections.abc import Iterator
 from typing import NoReturn
 
 import pytest
+from flask import g
 from PIL import Image
+from sqlalchemy import func, select
+
+from backend.extensions import db
+from backend.models import AuditEntry, ItemEvent, ItemForward, OutboxMessage, SubscriptionCredit
 
 # The tests' password hash method (``PASSWORD_HASH_METHOD``): Werkzeug's scrypt at a trivial cost, where
 # production's costs ~70 ms of CPU a hash or a check; the suites log in thousands of times.
 # tests/test_passwords.py checks that production's method is the default and works end to end.
 TEST_PASSWORD_HASH_METHOD = "scrypt:128:8:1"  # the least N OpenSSL accepts with werkzeug's memory bound
+PASSWORD = "correct horse 2026"  # every test staff user's (tests/factories.py)
 
 
 def csrf_token_from(html: str) -> str:
@@ -95,3 +106,166 @@ def wait_until(condition, what: str, seconds: float = 60, describe=lambda: "", p
         if time.monotonic() > deadline:
             raise AssertionError(f"no progress for {seconds} s waiting for {what}\n{describe()}")
         time.sleep(0.02)
+
+
+def flask_process_env(app, tmp_path, **settings) -> dict[str, str]:
+    """The environment of a ``flask`` subprocess (a worker) on the test's database, with an instance folder in
+    ``tmp_path``: the suite's own WeChat, outbox, poster-batch and Redis settings left out, so that only the test's
+    ``settings`` say how it runs."""
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("WECHAT_", "OUTBOX_", "POSTER_")) and k != "REDIS_URL"
+    }
+    env.update(
+        FLASK_APP="backend",
+        DATABASE_URL=app.config["SQLALCHEMY_DATABASE_URI"],
+        INSTANCE_PATH=str(tmp_path / "instance"),
+        PYTHONUNBUFFERED="1",
+    )
+    env.update({k: str(v) for k, v in settings.items()})
+    return env
+
+
+def run_to_end(args: list[str], env: dict[str, str], cwd) -> str:
+    """Run a process (two minutes at the most) and return what it printed; the test fails with its output when it
+    exits non-zero."""
+    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=120, check=False)
+    if result.returncode != 0:
+        pytest.fail(f"{' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
+    return result.stdout
+
+
+@contextlib.contextmanager
+def outbox_worker_running(app) -> Iterator[threading.Event]:
+    """The outbox worker's loop (``run_forever``) in a thread of its own on ``app`` for the block; yields the event
+    that stops it."""
+    from backend.outbox import worker
+
+    stop = threading.Event()
+
+    def run():
+        with app.app_context():
+            worker.run_forever(stop)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    try:
+        yield stop
+    finally:
+        db.session.rollback()  # on SQLite this test's reads hold the write lock the worker may be waiting for
+        stop.set()
+        thread.join(timeout=20)
+
+
+# Clients: pages' forms, logins, API tokens.
+
+
+def fresh_token(client, path: str) -> tuple[str, str]:
+    """GET ``path`` and return (page html, its CSRF token).
+
+    The test's app context is shared by every request of every client, and Flask-WTF keeps
+    the token it issued in ``g``: forget it first, or one client gets another's token.
+    """
+    g.pop("csrf_token", None)
+    response = client.get(path)
+    assert response.status_code == 200, (path, response.status_code)
+    return response.text, csrf_token_from(response.text)
+
+
+def login(app, username: str):
+    """A new test client logged in to the staff pages as ``username``."""
+    client = app.test_client()
+    _, token = fresh_token(client, "/staff/login")
+    response = client.post("/staff/login", data={"csrf_token": token, "username": username, "password": PASSWORD})
+    assert response.status_code == 303, response.text
+    g.pop("csrf_token", None)
+    return client
+
+
+def api_token(app, username: str) -> dict:
+    """The Authorization header of a fresh API token for ``username``."""
+    response = app.test_client().post("/api/v1/auth/token", json={"username": username, "password": PASSWORD})
+    assert response.status_code == 201, response.text
+    return {"Authorization": f"Bearer {response.json['token']}"}
+
+
+def post_form(client, path: str, data: dict | None = None, page: str = "/staff/", **kwargs):
+    """POST a form with a CSRF token taken from a page the client may open."""
+    _, token = fresh_token(client, page)
+    g.pop("csrf_token", None)
+    return client.post(path, data={"csrf_token": token, **(data or {})}, **kwargs)
+
+
+def csv_bytes(rows, encoding: str = "utf-8", bom: bool = False) -> bytes:
+    """A roster file as a county's office saves it: CSV in ``encoding``, with Excel's BOM when asked."""
+    text = "\r\n".join(",".join(_quote(v) for v in row) for row in rows) + "\r\n"
+    data = text.encode(encoding)
+    return (codecs.BOM_UTF8 + data) if bom else data
+
+
+def _quote(value: str) -> str:
+    return f'"{value}"' if any(c in value for c in ',"\n') else value
+
+
+def dry_run(client, data: bytes, filename: str = "名册.csv"):
+    """Upload a roster to the import page (its dry run)."""
+    g.pop("csrf_token", None)
+    _, token = fresh_token(client, "/admin/import")
+    return client.post(
+        "/admin/import",
+        data={"csrf_token": token, "file": (io.BytesIO(data), filename)},
+        content_type="multipart/form-data",
+    )
+
+
+# Reads: what an action wrote.
+
+
+def counts() -> dict[str, int]:
+    """Rows in the tables that an action writes to."""
+    return {
+        model.__name__: db.session.scalar(select(func.count()).select_from(model))
+        for model in (ItemEvent, OutboxMessage, ItemForward)
+    }
+
+
+def audit_rows(action: str) -> list[AuditEntry]:
+    """Audit rows of one action, oldest first."""
+    return list(db.session.scalars(select(AuditEntry).where(AuditEntry.action == action).order_by(AuditEntry.id)))
+
+
+def audit_count(*actions: str) -> int:
+    """Audit rows of the given actions."""
+    return db.session.scalar(select(func.count()).select_from(AuditEntry).where(AuditEntry.action.in_(actions)))
+
+
+def outbox_row(message_id: int) -> OutboxMessage:
+    """A fresh read of an outbox row (the session's cached copy is dropped)."""
+    db.session.expire_all()
+    message = db.session.get(OutboxMessage, message_id)
+    db.session.expunge(message)  # keeps its loaded state: reading it opens no transaction
+    db.session.rollback()
+    return message
+
+
+def outbox_statuses() -> dict[int, str]:
+    """Every outbox row's status by id."""
+    result = {i: s.value for i, s in db.session.execute(select(OutboxMessage.id, OutboxMessage.status))}
+    db.session.rollback()
+    return result
+
+
+def credits_of(openid: str, template_id: str) -> int:
+    """The free credits of ``openid`` for ``template_id`` (0 when no row)."""
+    value = db.session.scalar(
+        select(SubscriptionCredit.credits).where(
+            SubscriptionCredit.openid == openid, SubscriptionCredit.template_id == template_id
+        )
+    )
+    db.session.rollback()
+    return value or 0
+
+
+def make_templates_one_time(app) -> None:
+    """Every configured template one-time: for the tests of one-time credit accounting (``app`` restores it)."""
+    for template in app.config["WECHAT_TEMPLATES"].values():
+        template["kind"] = "one_time"

@@ -10,76 +10,58 @@ from sqlalchemy import func, select
 from backend.access import can_see_item, find_item_for_staff, visible_items_query
 from backend.extensions import db
 from backend.items.lifecycle import perform_action
-from backend.items.refs import new_access_key, new_ref
 from backend.models import (
     AuditEntry,
-    Department,
     Item,
     ItemCategory,
-    ItemChannel,
-    Region,
     RegionLevel,
     StaffRole,
-    StaffUser,
+)
+from tests.factories import (
+    CountyFactory,
+    DepartmentFactory,
+    DeputyFactory,
+    ItemFactory,
+    RegionFactory,
+    StationFactory,
+    staff_users,
 )
 
 
 @pytest.fixture
-def tree(app, create_station, create_deputy):
+def tree(app):
     """province → city → {county K (→ township T), sibling county J}; stations in T, in K, in J; an item per deputy."""
-    province = Region(code="430000", name="湖南省", level=RegionLevel.PROVINCE)
-    city = Region(code="430200", name="株洲市", level=RegionLevel.CITY, parent=province)
-    county = Region(code="430225", name="炎陵县", level=RegionLevel.COUNTY, parent=city)
-    township = Region(code="430225100", name="霞阳镇", level=RegionLevel.TOWNSHIP, parent=county)
-    sibling = Region(code="430224", name="茶陵县", level=RegionLevel.COUNTY, parent=city)
-    db.session.add_all([province, city, county, township, sibling])
-    db.session.commit()
-
-    st_town = create_station(name="霞阳镇联络站", region=township)
-    st_county = create_station(name="县城社区联络站", region=county)
-    st_sibling = create_station(name="茶陵某镇联络站", region=sibling)
-    d1 = create_deputy(name="张秀英", station=st_town)
-    d2 = create_deputy(name="李建国", station=st_town)
-    d3 = create_deputy(name="陈县城", station=st_county)
-    d4 = create_deputy(name="刘茶陵", station=st_sibling)
-
-    def item(deputy):
-        it = Item(
-            ref=new_ref(),
-            access_key=new_access_key(),
-            station=deputy.station,
-            deputy=deputy,
-            channel=ItemChannel.QR_H5,
-            category=ItemCategory.OTHER,
-            body="请关注学校门口交通安全。",
-        )
-        db.session.add(it)
-        return it
-
-    items = {"d1": item(d1), "d2": item(d2), "d3": item(d3), "d4": item(d4)}
-    department = Department(name="炎陵县交通运输局", region=county)
-
-    def user(name, role, **scope):
-        u = StaffUser(username=name, password_hash="x", role=role, **scope)
-        db.session.add(u)
-        return u
-
-    users = {
-        "deputy_d1": user("u1", StaffRole.DEPUTY, deputy=d1),
-        "deputy_d4": user("u4", StaffRole.DEPUTY, deputy=d4),
-        "deputy_unbound": user("u0", StaffRole.DEPUTY),
-        "deputy_inactive": user("ux", StaffRole.DEPUTY, deputy=d2, is_active=False),
-        "admin_town": user("a1", StaffRole.STATION_ADMIN, station=st_town),
-        "admin_sibling": user("a2", StaffRole.STATION_ADMIN, station=st_sibling),
-        "sup_province": user("s0", StaffRole.SUPERVISOR, region=province),
-        "sup_city": user("s1", StaffRole.SUPERVISOR, region=city),
-        "sup_county": user("s2", StaffRole.SUPERVISOR, region=county),
-        "sup_township": user("s3", StaffRole.SUPERVISOR, region=township),
-        "sup_sibling": user("s4", StaffRole.SUPERVISOR, region=sibling),
-        "sup_unscoped": user("s5", StaffRole.SUPERVISOR),
-        "department": user("dp", StaffRole.DEPARTMENT, department=department),
+    county = CountyFactory()
+    city, province = county.parent, county.parent.parent
+    township = RegionFactory(code="430225100", name="霞阳镇", level=RegionLevel.TOWNSHIP, parent=county)
+    sibling = CountyFactory(code="430224", name="茶陵县")
+    st_town = StationFactory(name="霞阳镇联络站", region=township)
+    st_county = StationFactory(name="县城社区联络站", region=county)
+    st_sibling = StationFactory(name="茶陵某镇联络站", region=sibling)
+    d1 = DeputyFactory(name="张秀英", station=st_town)
+    d2 = DeputyFactory(name="李建国", station=st_town)
+    d3 = DeputyFactory(name="陈县城", station=st_county)
+    d4 = DeputyFactory(name="刘茶陵", station=st_sibling)
+    items = {
+        key: ItemFactory(deputy=deputy, category=ItemCategory.OTHER, body="请关注学校门口交通安全。")
+        for key, deputy in (("d1", d1), ("d2", d2), ("d3", d3), ("d4", d4))
     }
-    db.session.add(department)
+    department = DepartmentFactory(name="炎陵县交通运输局", region=county)
+    users = staff_users(
+        ("deputy_d1", "u1", StaffRole.DEPUTY, {"deputy": d1}),
+        ("deputy_d4", "u4", StaffRole.DEPUTY, {"deputy": d4}),
+        ("deputy_unbound", "u0", StaffRole.DEPUTY, {}),
+        ("deputy_inactive", "ux", StaffRole.DEPUTY, {"deputy": d2, "is_active": False}),
+        ("admin_town", "a1", StaffRole.STATION_ADMIN, {"station": st_town}),
+        ("admin_sibling", "a2", StaffRole.STATION_ADMIN, {"station": st_sibling}),
+        ("sup_province", "s0", StaffRole.SUPERVISOR, {"region": province}),
+        ("sup_city", "s1", StaffRole.SUPERVISOR, {"region": city}),
+        ("sup_county", "s2", StaffRole.SUPERVISOR, {"region": county}),
+        ("sup_township", "s3", StaffRole.SUPERVISOR, {"region": township}),
+        ("sup_sibling", "s4", StaffRole.SUPERVISOR, {"region": sibling}),
+        ("sup_unscoped", "s5", StaffRole.SUPERVISOR, {}),
+        ("department", "dp", StaffRole.DEPARTMENT, {"department": department}),
+    )
     db.session.commit()
     return SimpleNamespace(items=items, users=users, d2=d2)
 

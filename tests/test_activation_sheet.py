@@ -15,8 +15,8 @@ from sqlalchemy import func, select
 
 from backend.extensions import db
 from backend.models import ActivationLink, StaffUser
-from tests.admin_support import build_admin_world, csv_bytes, dry_run
-from tests.staff_world import audit_rows, fresh_token, login
+from tests.factories import admin_world
+from tests.helpers import audit_rows, csv_bytes, dry_run, fresh_token, login
 from tests.test_admin_accounts import activate
 from tests.test_admin_import import A, B, confirm
 from tests.test_import_accounts import HEADER
@@ -25,9 +25,7 @@ from tests.test_posters import pdf_info, pdf_page_image
 SHEETS_DIR = Path(__file__).resolve().parents[1] / "test-output" / "activation-sheets"
 
 
-@pytest.fixture
-def world(app, create_county, create_station, create_deputy):
-    return build_admin_world(create_county, create_station, create_deputy)
+WORLD = admin_world  # the world fixture (tests/conftest.py)
 
 
 def import_accounts(app, count: int = 12) -> None:

@@ -21,16 +21,14 @@ from werkzeug.security import check_password_hash
 
 from backend.extensions import db
 from backend.models import ActivationLink, DeputyStatus, StaffRole, StaffSession, StaffUser, utcnow
-from tests.admin_support import audit_count, build_admin_world, post_form
-from tests.staff_world import PASSWORD, api_token, login
+from tests.factories import admin_world
+from tests.helpers import PASSWORD, api_token, audit_count, login, post_form
 
 NEW = "mein neues passwort 2027"
 
 
-@pytest.fixture
-def world(app, create_county, create_station, create_deputy):
-    app.config["REDIS_URL"] = None
-    return build_admin_world(create_county, create_station, create_deputy)
+pytestmark = pytest.mark.usefixtures("count_in_database")
+WORLD = admin_world  # the world fixture (tests/conftest.py)
 
 
 def create(client, **data):

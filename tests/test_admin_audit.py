@@ -21,13 +21,13 @@ from backend.admin import audit_log
 from backend.audit import record_audit
 from backend.extensions import db
 from backend.models import AuditEntry, utcnow
-from tests.admin_support import audit_count, build_admin_world, post_form
-from tests.staff_world import act, audit_rows, login, make_item
+from tests.factories import act, admin_world, make_item
+from tests.helpers import audit_count, audit_rows, login, post_form
 
 
 @pytest.fixture
-def world(app, create_county, create_station, create_deputy):
-    world = build_admin_world(create_county, create_station, create_deputy)
+def world(app):
+    world = admin_world()
     world.item_a = make_item(world.d1)  # station A, 炎陵县
     world.item_t = make_item(world.d5)  # station T, 霞阳镇 under 炎陵县
     world.item_s = make_item(world.d6)  # station S, 茶陵县

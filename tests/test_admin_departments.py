@@ -9,13 +9,10 @@ import pytest
 from backend.extensions import db
 from backend.items.lifecycle import department_pass_on, perform_action, sub_units
 from backend.models import Department
-from tests.admin_support import build_admin_world, post_form
-from tests.staff_world import audit_rows, due_in_days, forward, login, make_item
+from tests.factories import admin_world, due_in_days, forward, make_item
+from tests.helpers import audit_rows, login, post_form
 
-
-@pytest.fixture
-def world(app, create_county, create_station, create_deputy):
-    return build_admin_world(create_county, create_station, create_deputy)
+WORLD = admin_world  # the world fixture (tests/conftest.py)
 
 
 @pytest.fixture

@@ -24,14 +24,10 @@ from backend.models import (
     StaffUser,
 )
 from backend.qr.codes import current_code, resolve_slug
-from tests.admin_support import audit_count, build_admin_world, post_form
-from tests.helpers import jpeg_bytes
-from tests.staff_world import act, audit_rows, forward, login, make_item
+from tests.factories import act, admin_world, forward, make_item
+from tests.helpers import audit_count, audit_rows, jpeg_bytes, login, post_form
 
-
-@pytest.fixture
-def world(app, create_county, create_station, create_deputy):
-    return build_admin_world(create_county, create_station, create_deputy)
+WORLD = admin_world  # the world fixture (tests/conftest.py)
 
 
 @pytest.fixture

@@ -19,16 +19,14 @@ from backend.errors import UserError
 from backend.extensions import db
 from backend.models import CongressLevel, Deputy
 from backend.qr.codes import current_code
-from tests.admin_support import build_admin_world, csv_bytes, dry_run
-from tests.staff_world import audit_rows, fresh_token, login
+from tests.factories import admin_world
+from tests.helpers import audit_rows, csv_bytes, dry_run, fresh_token, login
 
 HEADER = ["姓名", "代表层级", "选区", "联络站", "联系电话", "职业", "任期"]
 STATIC_EXAMPLE = Path(__file__).resolve().parents[1] / "backend" / "static" / "examples" / "deputies-example.csv"
 
 
-@pytest.fixture
-def world(app, create_county, create_station, create_deputy):
-    return build_admin_world(create_county, create_station, create_deputy)
+WORLD = admin_world  # the world fixture (tests/conftest.py)
 
 
 @pytest.fixture

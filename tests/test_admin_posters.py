@@ -13,16 +13,13 @@ from backend.admin.printing import PAGES_HEADER
 from backend.extensions import db
 from backend.qr import posters
 from backend.qr.posters import DeputyCode, StationSheet
-from tests.admin_support import audit_count, build_admin_world
-from tests.helpers import missing_tool
-from tests.staff_world import login
+from tests.factories import admin_world
+from tests.helpers import audit_count, login, missing_tool
 
 pytestmark = pytest.mark.usefixtures("cjk_font")  # posters need the CJK font
 
 
-@pytest.fixture
-def world(app, create_county, create_station, create_deputy):
-    return build_admin_world(create_county, create_station, create_deputy)
+WORLD = admin_world  # the world fixture (tests/conftest.py)
 
 
 def pdf_pages(data: bytes, tmp_path) -> int:

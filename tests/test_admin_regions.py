@@ -18,13 +18,10 @@ from sqlalchemy import func, select
 from backend.extensions import db
 from backend.models import AuditEntry, Code, Deputy, Item, ItemStatus, Region, StaffUser, Station
 from backend.qr.codes import current_code
-from tests.admin_support import audit_count, build_admin_world, post_form
-from tests.staff_world import act, login, make_item
+from tests.factories import StaffUserFactory, act, admin_world, make_item
+from tests.helpers import audit_count, login, post_form
 
-
-@pytest.fixture
-def world(app, create_county, create_station, create_deputy):
-    return build_admin_world(create_county, create_station, create_deputy)
+WORLD = admin_world  # the world fixture (tests/conftest.py)
 
 
 def snapshot() -> tuple:
@@ -186,14 +183,7 @@ def test_merging_moves_deputies_accounts_and_open_items_and_the_old_code_leads_t
     done_item = make_item(world.d5)
     act(done_item, world.users["sup_township"], "supervise", text="请尽快。")
     done_item.status = ItemStatus.DECLINED
-    admin_t = StaffUser(
-        username="admin_t",
-        display_name="admin_t",
-        password_hash="x",
-        role=world.users["station_admin"].role,
-        station=source,
-    )
-    db.session.add(admin_t)
+    admin_t = StaffUserFactory(username="admin_t", role=world.users["station_admin"].role, station=source)
     db.session.commit()
     slug = current_code(source).slug
     response = post_form(sup(app), f"/admin/stations/{source.id}/merge", {"into_id": target.id}, page="/admin/regions")

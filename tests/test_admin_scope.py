@@ -18,15 +18,15 @@ from backend.models import (
     Station,
 )
 from backend.qr.codes import current_code
-from tests.admin_support import audit_count, build_admin_world, post_form
-from tests.staff_world import fresh_token, login
+from tests.factories import admin_world
+from tests.helpers import audit_count, fresh_token, login, post_form
 
 DENIED = ("admin_access_denied", "forbidden")
 
 
 @pytest.fixture
-def world(app, create_county, create_station, create_deputy):
-    world = build_admin_world(create_county, create_station, create_deputy)
+def world(app):
+    world = admin_world()
     rule = ReceptionRule(kind=ReceptionRuleKind.WEEKLY, day=3, deputy=world.d1)
     world.station_a.reception_rules.append(rule)
     batch = PosterBatch(

@@ -13,13 +13,10 @@ from backend.extensions import db
 from backend.models import AuditEntry, Code, ReceptionRule, ReceptionRuleKind, Station
 from backend.qr.codes import current_code, resolve_slug
 from backend.stations.calendar import format_month_day, today_in_china
-from tests.admin_support import audit_count, build_admin_world, csv_bytes, dry_run, post_form
-from tests.staff_world import audit_rows, login
+from tests.factories import admin_world
+from tests.helpers import audit_count, audit_rows, csv_bytes, dry_run, login, post_form
 
-
-@pytest.fixture
-def world(app, create_county, create_station, create_deputy):
-    return build_admin_world(create_county, create_station, create_deputy)
+WORLD = admin_world  # the world fixture (tests/conftest.py)
 
 
 @pytest.fixture

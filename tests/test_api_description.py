@@ -12,15 +12,10 @@ from pydantic import BaseModel
 from backend.api_schemas import STAFF, describe
 from backend.api_schemas import models as m
 from backend.qr.codes import current_code
-from tests.staff_world import api_token, build_world, make_item
+from tests.factories import make_item
+from tests.helpers import api_token
 
 CHINESE = range(0x4E00, 0xA000)
-
-
-@pytest.fixture
-def world(app, create_county, create_station, create_deputy):
-    """The small county of tests/staff_world.py."""
-    return build_world(create_county, create_station, create_deputy)
 
 
 def described(client) -> dict:

@@ -12,14 +12,13 @@ import redis
 from sqlalchemy import func, select, update
 
 from backend import create_app, throttle
-from backend.auth.passwords import hash_password
 from backend.auth.sessions import api_auth_required, login_required
 from backend.extensions import db
 from backend.models import AuditEntry, Department, DeputyStatus, Region, StaffRole, StaffSession, StaffUser, utcnow
 from tests.conftest import redis_test_url
-from tests.helpers import csrf_token_from, redis_or_skip
+from tests.factories import StaffUserFactory
+from tests.helpers import PASSWORD, csrf_token_from, redis_or_skip
 
-PASSWORD = "richtig-2026"
 ADDRESS_A = "203.0.113.10"
 ADDRESS_B = "198.51.100.20"
 REDIS_TEST_URL = redis_test_url(11)
@@ -40,15 +39,9 @@ def create_staff(app, create_deputy, create_county):
             scope["deputy"] = create_deputy()
         if role == StaffRole.SUPERVISOR and "region" not in scope:
             scope["region"] = db.session.scalar(select(Region).where(Region.code == "430225")) or create_county()
-        user = StaffUser(
-            username=username,
-            display_name=f"显示名{username}",
-            password_hash=hash_password(PASSWORD),
-            role=role,
-            is_active=is_active,
-            **scope,
+        user = StaffUserFactory(
+            username=username, display_name=f"显示名{username}", role=role, is_active=is_active, **scope
         )
-        db.session.add(user)
         db.session.commit()
         return user
 

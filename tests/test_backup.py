@@ -26,10 +26,11 @@ from sqlalchemy.engine import make_url
 from backend import create_app
 from backend.extensions import db
 from backend.items.photo_store import photo_store, read_photo
-from backend.models import Item, ItemEvent, ItemEventKind, ItemPhoto, OutboxMessage, StaffRole, StaffUser
+from backend.models import Item, ItemEvent, ItemEventKind, ItemPhoto, OutboxMessage
 from backend.ops import backup
 from backend.qr.codes import current_code
 from tests.conftest import PG_URL, app_config_for, create_pg_database, drop_pg_database, s3_settings
+from tests.factories import StaffUserFactory
 from tests.helpers import jpeg_bytes, stored_photo
 
 
@@ -116,7 +117,7 @@ def test_round_trip_while_residents_submit(app, create_deputy, fresh_database, t
         THROTTLE_PER_ADDRESS=100_000, THROTTLE_PER_CODE=100_000, NEAR_DUPLICATE_MINUTES=0, WTF_CSRF_ENABLED=False
     )
     deputy = create_deputy()
-    db.session.add(StaffUser(username="d1", password_hash="x", role=StaffRole.DEPUTY, deputy=deputy))
+    StaffUserFactory(username="d1", deputy=deputy)
     slug = current_code(deputy).slug
     db.session.commit()  # on SQLite this thread's write transaction would hold the submitter back
     submitter = Submitter(app, slug)

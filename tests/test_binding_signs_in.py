@@ -12,7 +12,6 @@ from sqlalchemy import select
 from backend.extensions import db
 from backend.models import AuditEntry, SessionKind, StaffSession
 from backend.wechat import identity
-from tests.staff_world import build_world
 from tests.wechat_server import wechat_sandbox  # noqa: F401
 
 
@@ -20,10 +19,7 @@ def bind(client, sandbox, code: str, openid: str = "o-deputy-zhang"):
     return client.post("/api/v1/wechat/bind", json={"code": sandbox.login_code(openid), "binding_code": code})
 
 
-def test_binding_answers_with_a_token_that_opens_the_inbox(
-    app, client, wechat_sandbox, create_county, create_station, create_deputy
-):
-    world = build_world(create_county, create_station, create_deputy)
+def test_binding_answers_with_a_token_that_opens_the_inbox(app, client, wechat_sandbox, world):
     code, _row = identity.create_binding_code(world.users["deputy"])
     db.session.commit()
     answer = bind(client, wechat_sandbox, code)
@@ -51,10 +47,7 @@ def test_binding_answers_with_a_token_that_opens_the_inbox(
     assert len(db.session.scalars(select(StaffSession)).all()) == 1
 
 
-def test_a_deactivated_account_is_not_signed_in_by_binding(
-    app, client, wechat_sandbox, create_county, create_station, create_deputy
-):
-    world = build_world(create_county, create_station, create_deputy)
+def test_a_deactivated_account_is_not_signed_in_by_binding(app, client, wechat_sandbox, world):
     user = world.users["deputy"]
     code, _row = identity.create_binding_code(user)
     user.is_active = False

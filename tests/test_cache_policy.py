@@ -4,15 +4,9 @@ its own; staff and secret-link blueprints and attachments are no-store whatever 
 
 from __future__ import annotations
 
-import pytest
-
 from backend.qr.codes import current_code
-from tests.staff_world import api_token, build_world, forward, login, make_item
-
-
-@pytest.fixture
-def world(app, create_county, create_station, create_deputy):
-    return build_world(create_county, create_station, create_deputy)
+from tests.factories import forward, make_item
+from tests.helpers import api_token, login
 
 
 def test_pages_and_answers_with_personal_data_are_no_store(app, client, world):

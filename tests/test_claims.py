@@ -38,8 +38,8 @@ from backend.models import (
     utcnow,
 )
 from backend.wechat.identity import SESSION_RESIDENT_KEY
-from tests.staff_world import act, api_token, audit_rows, counts, fresh_token, login, make_item
-from tests.test_supervision_world import entered_in_person
+from tests.factories import act, entered_in_person, make_item
+from tests.helpers import api_token, audit_rows, counts, fresh_token, login
 
 BODY = "十都村到镇上的班车太少，老人看病不方便。我的电话 139 1234 5678。"
 
@@ -410,17 +410,6 @@ def test_an_unknown_receipt_says_so(client):
 # --- in-person items made before this change -------------------------------------------------------
 
 
-@pytest.fixture
-def old_database(tmp_path):
-    """A database migrated to the revision before receipts, on the suite's engine."""
-    from tests.conftest import PG_URL, create_pg_database, drop_pg_database
-
-    url = create_pg_database(PG_URL) if PG_URL else "sqlite:///" + str(tmp_path / "old.sqlite3")
-    yield url
-    if PG_URL:
-        drop_pg_database(url)
-
-
 # The revision just before the claims migration (its down_revision): the items table as the old entry page wrote it.
 BEFORE_CLAIMS = "b5d1f0c8a3e2"
 
@@ -433,7 +422,8 @@ def test_a_migrated_in_person_item_s_old_key_cannot_rate(old_database, tmp_path)
 
     from backend import create_app
     from backend.items.operations import body_fingerprint
-    from tests.staff_world import PASSWORD, password_hash
+    from tests.factories import password_hash
+    from tests.helpers import PASSWORD
 
     old_key = "ABCDEFGHJKMNPQRST"
     app = create_app(

@@ -17,8 +17,7 @@ from backend.qr import scans
 from backend.qr.codes import current_code, rotate_code
 from backend.stations.calendar import today_in_china
 from backend.supervision import points, stats
-from tests.helpers import csrf_token_from
-from tests.staff_world import api_token, login
+from tests.helpers import api_token, csrf_token_from, login
 
 
 def contact_rows() -> list[ContactLog]:

@@ -20,10 +20,10 @@ from backend.items.deadlines import (
     working_time_between,
 )
 from backend.items.lifecycle import perform_action
-from backend.items.refs import new_access_key, new_ref
-from backend.models import Item, ItemCategory, ItemChannel, ItemStatus, StaffRole, StaffUser, utcnow
+from backend.models import Item, ItemCategory, ItemStatus, utcnow
 from backend.qr.codes import current_code
 from backend.stations.calendar import CHINA_TZ
+from tests.factories import DeputyFactory, ItemFactory, StaffUserFactory
 
 
 def china(*args) -> datetime:
@@ -141,28 +141,14 @@ def test_parse_due(app):
 
 
 @pytest.fixture
-def deputy_user(create_deputy):
-    deputy = create_deputy()
-    user = StaffUser(username="zxy", password_hash="x", role=StaffRole.DEPUTY, deputy=deputy)
-    db.session.add(user)
+def deputy_user(app):
+    user = StaffUserFactory(username="zxy", deputy=DeputyFactory())
     db.session.commit()
     return user
 
 
 def make_item(deputy, status=ItemStatus.ACCEPTED, due_at=None, paused_at=None) -> Item:
-    item = Item(
-        ref=new_ref(),
-        access_key=new_access_key(),
-        station=deputy.station,
-        deputy=deputy,
-        channel=ItemChannel.QR_H5,
-        category=ItemCategory.OTHER,
-        body="请关注学校门口交通安全。",
-        status=status,
-        due_at=due_at,
-        paused_at=paused_at,
-    )
-    db.session.add(item)
+    item = ItemFactory(deputy=deputy, category=ItemCategory.OTHER, status=status, due_at=due_at, paused_at=paused_at)
     db.session.commit()
     return item
 

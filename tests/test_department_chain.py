@@ -25,18 +25,8 @@ from backend.models import (
 )
 from backend.outbox.notifications import build_notice
 from backend.stations.calendar import CHINA_TZ, today_in_china
-from tests.staff_world import (
-    act,
-    api_token,
-    audit_rows,
-    build_world,
-    counts,
-    forward,
-    fresh_token,
-    login,
-    make_item,
-    password_hash,
-)
+from tests.factories import StaffUserFactory, act, county_world, forward, make_item
+from tests.helpers import api_token, audit_rows, counts, fresh_token, login
 
 BODY = "炎帝大道人行道地砖松动，下雨天溅水。请联系我13812341234。"
 
@@ -48,20 +38,15 @@ def count_in_database(app):
 
 
 @pytest.fixture
-def world(app, create_county, create_station, create_deputy):
-    """The county of tests/staff_world.py; the housing bureau has an account ("dept_user", bound to WeChat), the
+def world(app):
+    """The county of tests/factories.py; the housing bureau has an account ("dept_user", bound to WeChat), the
     transport bureau a second one ("dept_transport"); the far department none."""
-    w = build_world(create_county, create_station, create_deputy)
+    w = county_world()
     w.users["department"].wechat_openid = "o-dept-user"
     w.users["deputy"].wechat_openid = "o-deputy-d1"
-    w.users["department_b"] = StaffUser(
-        username="dept_transport",
-        display_name="交通局",
-        password_hash=password_hash(),
-        role=StaffRole.DEPARTMENT,
-        department=w.department2,
+    w.users["department_b"] = StaffUserFactory(
+        username="dept_transport", display_name="交通局", role=StaffRole.DEPARTMENT, department=w.department2
     )
-    db.session.add(w.users["department_b"])
     db.session.commit()
     return w
 
@@ -415,14 +400,8 @@ def units(world):
     db.session.add_all([town, quiet])
     db.session.flush()
     below = Department(name="霞阳镇城建办施工队", region=world.county, parent_id=town.id)
-    account = StaffUser(
-        username="dept_unit",
-        display_name="城建办",
-        password_hash=password_hash(),
-        role=StaffRole.DEPARTMENT,
-        department=town,
-    )
-    db.session.add_all([below, account])
+    db.session.add(below)
+    StaffUserFactory(username="dept_unit", display_name="城建办", role=StaffRole.DEPARTMENT, department=town)
     db.session.commit()
     return SimpleNamespace(town=town, quiet=quiet, below=below)
 

@@ -14,16 +14,10 @@ from backend.items.lifecycle import renew_forward_link, revoke_forward
 from backend.items.refs import format_ref
 from backend.models import ItemEvent, ItemEventKind, ItemForward
 from backend.stations.calendar import today_in_china
-from tests.helpers import stored_photo
-from tests.staff_world import act, audit_rows, build_world, counts, forward, fresh_token, login, make_item
+from tests.factories import act, forward, make_item
+from tests.helpers import audit_rows, counts, fresh_token, login, stored_photo
 
 UNKNOWN_MARK = "找不到该交办件"
-
-
-@pytest.fixture
-def world(app, create_county, create_station, create_deputy):
-    """The small county of tests/staff_world.py."""
-    return build_world(create_county, create_station, create_deputy)
 
 
 @pytest.fixture

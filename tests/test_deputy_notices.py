@@ -13,16 +13,16 @@ from backend.models import ItemEvent, ItemEventKind, OutboxMessage, OutboxStatus
 from backend.models.item import ActorKind
 from backend.outbox import notifications, worker
 from backend.outbox import queue as notices
-from tests.outbox_support import DEPUTY_TEMPLATE, give_credits, make_item, make_world
+from tests.factories import DEPUTY_TEMPLATE, give_credits, outbox_item, outbox_world
 from tests.wechat_server import wechat_sandbox  # noqa: F401 - the fixture
 
 
 @pytest.fixture
 def world(app, create_deputy):
     """A deputy whose account is bound to WeChat and switched on for its (long-term) notices."""
-    w = make_world(create_deputy)
+    w = outbox_world()
     give_credits(w.deputy_openid, 1, (DEPUTY_TEMPLATE,))
-    w.items = [make_item(w, None) for _ in range(3)]
+    w.items = [outbox_item(w, None) for _ in range(3)]
     db.session.commit()
     return w
 

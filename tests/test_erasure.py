@@ -14,9 +14,9 @@ from sqlalchemy import func, select
 
 from backend.extensions import db
 from backend.items.inbox import inbox_page
-from backend.models import AuditEntry, ItemEventKind, ItemStatus, OutboxMessage, OutboxStatus, Resident
-from tests.helpers import stored_photo
-from tests.staff_world import act, api_token, audit_rows, counts, fresh_token, login, make_item
+from backend.models import AuditEntry, ItemEventKind, ItemStatus, OutboxMessage, OutboxStatus
+from tests.factories import act, make_item, with_photo_and_resident
+from tests.helpers import api_token, audit_rows, counts, fresh_token, login
 
 STAFF_USERNAMES = ("deputy_d1", "admin_a", "sup_county", "dept_user")
 
@@ -28,14 +28,7 @@ pytestmark = pytest.mark.usefixtures("count_in_database")
 def item(world):
     """A new item of d1 from a resident with WeChat, a photo and the number also written in the message."""
     item = make_item(world.d1, body="村口路灯坏了，电话13912345678。")
-    resident = Resident(openid="o-erase-1")
-    db.session.add(resident)
-    db.session.flush()
-    item.resident_id = resident.id
-    db.session.add(stored_photo(item.id, sha256="0" * 64))
-    db.session.add(OutboxMessage(kind="item_received", item_id=item.id, resident_id=resident.id))
-    db.session.commit()
-    return item
+    return with_photo_and_resident(item, "o-erase-1", "item_received")
 
 
 def api(client, item, what, key=None, **kwargs):
@@ -133,7 +126,7 @@ def test_once_answered_it_cannot_be_withdrawn(client, world, item, steps):
     if steps == "reply":
         act(item, deputy, "reply", text="已联系路灯所。")
     elif steps == "forward":
-        from tests.staff_world import forward
+        from tests.factories import forward
 
         forward(item, deputy, world.department)
     else:

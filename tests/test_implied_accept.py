@@ -15,7 +15,8 @@ from backend.items.lifecycle import perform_action, rate_item
 from backend.items.presenters import timeline_rows
 from backend.models import AuditEntry, ItemEvent, ItemEventKind, ItemStatus, OutboxMessage, Resident
 from backend.outbox.notifications import build_notice
-from tests.staff_world import act, audit_rows, counts, due_in_days, make_item
+from tests.factories import act, due_in_days, make_item
+from tests.helpers import audit_rows, counts
 
 ANSWER = "已联系村委会，路灯本周内修好。"
 

@@ -10,17 +10,15 @@ from werkzeug.security import check_password_hash
 
 from backend.extensions import db
 from backend.models import ActivationLink, Deputy, StaffRole, StaffUser
-from tests.admin_support import build_admin_world, csv_bytes, dry_run
-from tests.staff_world import PASSWORD, audit_rows, login, password_hash
+from tests.factories import StaffUserFactory, admin_world
+from tests.helpers import PASSWORD, audit_rows, csv_bytes, dry_run, login
 from tests.test_admin_import import A, B, confirm, errors_of, outcomes_of
 
 HEADER = ["姓名", "代表层级", "选区", "联络站", "联系电话", "职业", "任期", "角色"]
-OUTSIDE = "茶陵县城关联络站"  # the sibling county's station (tests/admin_support.py)
+OUTSIDE = "茶陵县城关联络站"  # the sibling county's station (tests/factories.py)
 
 
-@pytest.fixture
-def world(app, create_county, create_station, create_deputy):
-    return build_admin_world(create_county, create_station, create_deputy)
+WORLD = admin_world  # the world fixture (tests/conftest.py)
 
 
 @pytest.fixture
@@ -201,14 +199,8 @@ def test_two_people_with_one_phone_number(supervisor, world):
 
 def test_a_person_who_already_has_an_account_elsewhere(supervisor, world):
     # The same person already logs in for a station of the sibling county, under their phone number.
-    db.session.add(
-        StaffUser(
-            username="13800000101",
-            display_name="王建华",
-            password_hash=password_hash(),
-            role=StaffRole.STATION_ADMIN,
-            station_id=world.station_s.id,
-        )
+    StaffUserFactory(
+        username="13800000101", display_name="王建华", role=StaffRole.STATION_ADMIN, station_id=world.station_s.id
     )
     db.session.commit()
     errors = refused(
@@ -269,9 +261,7 @@ def test_an_administrator_row_needs_a_phone(supervisor, world):
 def test_a_clash_found_only_at_confirmation_writes_nothing(supervisor, world):
     html = dry_run(supervisor, csv_bytes(roster())).get_data(as_text=True)
     # Between the dry run and the confirmation, someone takes one of the usernames.
-    db.session.add(
-        StaffUser(username="13800000201", display_name="x", password_hash=password_hash(), role=StaffRole.SUPERVISOR)
-    )
+    StaffUserFactory(username="13800000201", display_name="x", role=StaffRole.SUPERVISOR)
     db.session.commit()
     before = counts()
     response = confirm(supervisor, html)

@@ -12,13 +12,8 @@ from backend.extensions import db
 from backend.items.inbox import count_groups, inbox_page
 from backend.items.refs import format_ref
 from backend.models import ItemStatus, utcnow
-from tests.staff_world import api_token, build_world, login, make_item
-
-
-@pytest.fixture
-def world(app, create_county, create_station, create_deputy):
-    """The small county of tests/staff_world.py."""
-    return build_world(create_county, create_station, create_deputy)
+from tests.factories import make_item
+from tests.helpers import api_token, login
 
 
 def put(item, status, *, due_in=None, paused_ago=None, reopen_count=0, held=False):

@@ -8,8 +8,9 @@ import pytest
 from sqlalchemy import func, select, update
 
 from backend.extensions import db
-from backend.models import DeputyStatus, Item, ItemEvent, OutboxMessage, StaffRole, StaffUser, utcnow
+from backend.models import DeputyStatus, Item, ItemEvent, OutboxMessage, utcnow
 from backend.qr.codes import current_code, rotate_code
+from tests.factories import StaffUserFactory
 from tests.helpers import csrf_token_from, hidden_value
 
 
@@ -19,16 +20,6 @@ def post_item(client, **fields):
 
 def item_count():
     return db.session.scalar(select(func.count(Item.id)))
-
-
-@pytest.fixture
-def deputy(create_deputy):
-    return create_deputy()
-
-
-@pytest.fixture
-def slug(deputy):
-    return current_code(deputy).slug
 
 
 def test_submit_creates_item_with_first_event(client, deputy, slug, client_id):
@@ -81,7 +72,7 @@ def test_concurrent_resubmissions_make_one_item(app, slug, client_id):
 
 
 def test_new_item_queues_deputy_notice(client, deputy, slug):
-    db.session.add(StaffUser(username="zxy", password_hash="x", role=StaffRole.DEPUTY, deputy=deputy))
+    StaffUserFactory(username="zxy", deputy=deputy)
     db.session.commit()
     resp = post_item(client, code=slug, body="请关注学校门口交通安全。")
     assert resp.status_code == 201
@@ -328,7 +319,7 @@ def test_refused_submission_writes_nothing_not_even_its_count(app, client, deput
     from backend.models import ThrottleCounter
 
     # A deputy account, so that an accepted item queues a notice.
-    db.session.add(StaffUser(username="zxy", password_hash="x", role=StaffRole.DEPUTY, deputy=deputy))
+    StaffUserFactory(username="zxy", deputy=deputy)
     db.session.commit()
     app.config.update(THROTTLE_PER_CODE=2, THROTTLE_PER_ADDRESS=100)
     for i in range(2):

@@ -24,25 +24,30 @@ from backend.items.lifecycle import (
     rate_item,
     revoke_forward,
 )
-from backend.items.refs import new_access_key, new_ref
 from backend.models import (
     AuditEntry,
-    Department,
     DeputyStatus,
     Item,
-    ItemCategory,
     ItemChannel,
     ItemEvent,
     ItemForward,
     ItemOutcome,
     ItemStatus,
     OutboxMessage,
-    Resident,
     StaffRole,
     StaffUser,
     utcnow,
 )
 from backend.stations.calendar import today_in_china
+from tests.factories import (
+    CountyFactory,
+    DepartmentFactory,
+    DeputyFactory,
+    ItemFactory,
+    ResidentFactory,
+    StationFactory,
+    staff_users,
+)
 
 S = ItemStatus
 IN_HAND = {S.ACCEPTED, S.FORWARDED, S.ANSWERED}
@@ -90,45 +95,38 @@ def written_rows() -> dict:
 
 
 @pytest.fixture
-def world(app, create_county, create_station, create_deputy):
+def world(app):
     """Two stations in one county, a station in another county, deputies, staff of every role, a department."""
-    county = create_county()
-    other_county = create_county(code="440305", name="南山区")
-    station = create_station()
-    other_station = create_station(name="南山区某街道联络站", region=other_county)
-    d1 = create_deputy(name="张秀英", station=station)
-    d2 = create_deputy(name="李建国", station=station)
-    resigned = create_deputy(name="王辞职", station=station, status=DeputyStatus.RESIGNED)
-    foreign = create_deputy(name="赵外站", station=other_station)
-    users = {
-        "d1": StaffUser(username="d1", password_hash="x", role=StaffRole.DEPUTY, deputy=d1),
-        "d2": StaffUser(username="d2", password_hash="x", role=StaffRole.DEPUTY, deputy=d2),
-        "foreign": StaffUser(username="foreign", password_hash="x", role=StaffRole.DEPUTY, deputy=foreign),
-        "admin": StaffUser(username="admin", password_hash="x", role=StaffRole.STATION_ADMIN, station=station),
-        "supervisor": StaffUser(username="sup", password_hash="x", role=StaffRole.SUPERVISOR, region=county),
-    }
-    department = Department(name="炎陵县住房和城乡建设局", region=county)
-    department2 = Department(name="炎陵县交通运输局", region=county)
-    far_department = Department(name="南山区城管局", region=other_county)
-    users["department"] = StaffUser(
-        username="dept", password_hash="x", role=StaffRole.DEPARTMENT, department=department
+    county = CountyFactory()
+    other_county = CountyFactory(code="440305", name="南山区")
+    station = StationFactory(region=county)
+    other_station = StationFactory(name="南山区某街道联络站", region=other_county)
+    d1 = DeputyFactory(name="张秀英", station=station)
+    foreign = DeputyFactory(name="赵外站", station=other_station)
+    department = DepartmentFactory(region=county)
+    users = staff_users(
+        ("d1", "d1", StaffRole.DEPUTY, {"deputy": d1}),
+        ("d2", "d2", StaffRole.DEPUTY, {"deputy": DeputyFactory(name="李建国", station=station)}),
+        ("foreign", "foreign", StaffRole.DEPUTY, {"deputy": foreign}),
+        ("admin", "admin", StaffRole.STATION_ADMIN, {"station": station}),
+        ("supervisor", "sup", StaffRole.SUPERVISOR, {"region": county}),
+        ("department", "dept", StaffRole.DEPARTMENT, {"department": department}),
     )
-    resident = Resident(openid="o-resident-1")
-    db.session.add_all([*users.values(), department, department2, far_department, resident])
-    db.session.commit()
-    return SimpleNamespace(
+    world = SimpleNamespace(
         station=station,
         other_station=other_station,
         d1=d1,
-        d2=d2,
-        resigned=resigned,
+        d2=users["d2"].deputy,
+        resigned=DeputyFactory(name="王辞职", station=station, status=DeputyStatus.RESIGNED),
         foreign=foreign,
         users=users,
         department=department,
-        department2=department2,
-        far_department=far_department,
-        resident=resident,
+        department2=DepartmentFactory(name="炎陵县交通运输局", region=county),
+        far_department=DepartmentFactory(name="南山区城管局", region=other_county),
+        resident=ResidentFactory(openid="o-resident-1"),
     )
+    db.session.commit()
+    return world
 
 
 @pytest.fixture
@@ -136,32 +134,21 @@ def make_item(world):
     """Builder: an item of deputy d1 (by default) put straight into ``status``, its columns to match."""
 
     def _make(status=S.SUBMITTED, deputy=None, station=None, resident=True, paused=False) -> Item:
-        deputy = deputy or world.d1
         now = utcnow()
-        item = Item(
-            ref=new_ref(),
-            access_key=new_access_key(),
-            station=station or deputy.station,
-            deputy=deputy,
+        answered = now - timedelta(hours=10) if status in (S.ANSWERED, S.RESOLVED) else None
+        item = ItemFactory(
+            deputy=deputy or world.d1,
+            station=station or (deputy or world.d1).station,
             resident=world.resident if resident else None,
-            channel=ItemChannel.QR_H5,
-            category=ItemCategory.URBAN,
-            body="村口路灯坏了三个月，晚上出行很不方便。",
             status=status,
+            created_ago=timedelta(days=1),
             due_at=now + timedelta(days=2),
-            created_at=now - timedelta(days=1),
+            accepted_at=None if status == S.SUBMITTED else now - timedelta(hours=20),
+            first_answered_at=answered,
+            resolved_at=now - timedelta(hours=1) if status == S.RESOLVED else None,
+            outcome=ItemOutcome.SOLVED if status == S.RESOLVED else None,
+            paused_at=now - timedelta(hours=1) if paused else None,
         )
-        if status != S.SUBMITTED:
-            item.accepted_at = now - timedelta(hours=20)
-        if status == S.ANSWERED:
-            item.first_answered_at = now - timedelta(hours=10)
-        if status == S.RESOLVED:
-            item.first_answered_at = now - timedelta(hours=10)
-            item.resolved_at = now - timedelta(hours=1)
-            item.outcome = ItemOutcome.SOLVED
-        if paused:
-            item.paused_at = now - timedelta(hours=1)
-        db.session.add(item)
         db.session.commit()
         return item
 

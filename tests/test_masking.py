@@ -9,7 +9,8 @@ from openpyxl import load_workbook
 
 from backend.extensions import db
 from backend.items.masking import mask_message, mask_name, mask_phone, mask_phones_in_text
-from tests.staff_world import act, build_world, forward, fresh_token, make_item
+from tests.factories import act, forward, make_item
+from tests.helpers import fresh_token
 from tests.test_supervision_export import download, this_month
 
 ID_NUMBER = "430225199001011234"  # 18 digits: a resident's ID number, which is not a phone number
@@ -67,10 +68,7 @@ def test_the_contact_fields_mask_as_before():
 # --- where it is used -----------------------------------------------------------------------------
 
 
-@pytest.fixture
-def world(app, create_county, create_station, create_deputy):
-    app.config["REDIS_URL"] = None
-    return build_world(create_county, create_station, create_deputy)
+pytestmark = pytest.mark.usefixtures("count_in_database")
 
 
 BODY = f"楼道灯坏了。联系我 138 1234 5678 或 +86 １３９－８７６５－４３２１，身份证{ID_NUMBER}。王桂芳"

@@ -14,8 +14,8 @@ from sqlalchemy import func, select, update
 
 from backend.extensions import db
 from backend.models import Item, ItemPhoto, utcnow
-from tests.helpers import jpeg_bytes
-from tests.staff_world import api_token, make_item
+from tests.factories import make_item
+from tests.helpers import api_token, jpeg_bytes
 
 pytestmark = pytest.mark.usefixtures("count_in_database")
 

@@ -30,9 +30,8 @@ from backend.outbox import notifications, worker
 from backend.qr.codes import current_code
 from backend.stations.calendar import describe_rule, today_in_china
 from backend.wechat import identity, subscriptions
-from tests.helpers import missing_tool
-from tests.outbox_support import make_templates_one_time
-from tests.staff_world import PASSWORD, act, audit_rows, build_world, make_item
+from tests.factories import act, make_item
+from tests.helpers import PASSWORD, audit_rows, make_templates_one_time, missing_tool
 from tests.wechat_server import wechat_sandbox  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -118,11 +117,6 @@ def backend_url(app, wechat_sandbox):
     yield wechat_sandbox.url[: -len("/_wechat/")]
     served.config.update(saved)
     served.extensions.pop("wechat_client", None)
-
-
-@pytest.fixture
-def world(create_county, create_station, create_deputy):
-    return build_world(create_county, create_station, create_deputy)
 
 
 def stub_env(backend_url: str, sandbox, **extra) -> dict:

@@ -14,7 +14,7 @@ from backend.items.lifecycle import TRANSITIONS, perform_action
 from backend.models import Department, Item, OutboxMessage, Region, StaffUser
 from backend.outbox import notifications as n
 from backend.outbox.notifications import NoChannel, NotDefined, build_notice, cut_text, fit_value, utf16_length
-from tests.outbox_support import make_item, make_resident, make_world, queue
+from tests.factories import make_resident, outbox_item, outbox_world, queue
 
 # --- the limits ---------------------------------------------------------------------------
 
@@ -124,9 +124,9 @@ def test_phone_number_is_never_over_17():
 @pytest.fixture
 def world(app, create_deputy):
     """A deputy with a WeChat, a resident with one, an item, a department in the county."""
-    w = make_world(create_deputy)
+    w = outbox_world()
     w.resident_id = make_resident("o-res-1")
-    w.item_id = make_item(w, w.resident_id, body="村口的路灯坏了三个月，晚上老人出行很不方便，请尽快修一下。")
+    w.item_id = outbox_item(w, w.resident_id, body="村口的路灯坏了三个月，晚上老人出行很不方便，请尽快修一下。")
     county = db.session.scalar(select(Region).where(Region.code == "430225"))
     w.department = Department(name="炎陵县住房和城乡建设局", region=county)
     db.session.add(w.department)

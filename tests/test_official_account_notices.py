@@ -11,7 +11,8 @@ from backend.extensions import db
 from backend.models import OutboxMessage, OutboxStatus, Resident, SubscriptionCredit
 from backend.outbox import worker
 from backend.wechat import jssdk
-from tests.outbox_support import credits_of, make_item, make_world
+from tests.factories import outbox_item, outbox_world
+from tests.helpers import credits_of
 from tests.wechat_server import wechat_sandbox  # noqa: F401 - the fixture
 
 OA_TEMPLATE = "tpl-oa-item-progress"
@@ -23,12 +24,12 @@ PLAIN_UA = "Mozilla/5.0 (Linux; Android 13) AppleWebKit/537.36 Mobile Safari/537
 @pytest.fixture
 def h5(app, create_deputy):
     """A deputy, and an item written through the H5 form by a resident known only by the service account."""
-    world = make_world(create_deputy)
+    world = outbox_world()
     resident = Resident(mp_openid=OA_OPENID)
     db.session.add(resident)
     db.session.commit()
     world.resident_id = resident.id
-    world.item_id = make_item(world, resident.id)
+    world.item_id = outbox_item(world, resident.id)
     db.session.commit()  # reading the id began a transaction: end it (on SQLite, it holds the write lock)
     return world
 
@@ -154,8 +155,8 @@ def test_bad_reports_from_the_page_are_refused_and_count_nothing(h5, app, client
 
 def test_a_resident_without_a_service_account_openid_cannot_report(app, client, create_deputy):
     app.config["WTF_CSRF_ENABLED"] = False
-    world = make_world(create_deputy)
-    item_id = make_item(world, None)
+    world = outbox_world()
+    item_id = outbox_item(world, None)
     from backend.models import Item
 
     item = db.session.get(Item, item_id)

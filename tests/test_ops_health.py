@@ -9,7 +9,6 @@ line."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -22,28 +21,23 @@ from backend.extensions import db
 from backend.models import OutboxMessage, OutboxStatus, WorkerHeartbeat, utcnow
 from backend.ops import doctor, heartbeat
 from tests import helpers
-from tests.admin_support import build_admin_world
-from tests.staff_world import login, make_item
+from tests.factories import admin_world, make_item
+from tests.helpers import flask_process_env, login
 
 REPO = Path(__file__).resolve().parents[1]
 FLASK = str(Path(sys.executable).parent / "flask")
 
 
 def worker_env(app, tmp_path: Path) -> dict[str, str]:
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith(("WECHAT_", "OUTBOX_", "POSTER_")) and k != "REDIS_URL"
-    }
-    env.update(
-        FLASK_APP="backend",
-        DATABASE_URL=app.config["SQLALCHEMY_DATABASE_URI"],
-        INSTANCE_PATH=str(tmp_path / "instance"),
+    """The environment of the worker processes (heartbeats and idle waits short) on the test's database."""
+    return flask_process_env(
+        app,
+        tmp_path,
         SECRET_KEY="worker-test-key-worker-test-key-0123",
         WORKER_HEARTBEAT_SECONDS="0.2",
         OUTBOX_IDLE_SECONDS="0.1",
         POSTER_BATCH_IDLE_SECONDS="0.1",
-        PYTHONUNBUFFERED="1",
     )
-    return env
 
 
 def start(kind: str, env: dict, log: Path) -> subprocess.Popen:
@@ -229,9 +223,7 @@ def test_doctor_flags_the_sandbox_and_a_weak_key_on_a_public_address(app, runner
 # --- pages ---------------------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def world(app, create_county, create_station, create_deputy):
-    return build_admin_world(create_county, create_station, create_deputy)
+WORLD = admin_world  # the world fixture (tests/conftest.py)
 
 
 def test_the_workers_page_shows_heartbeats_and_the_oldest_waiting_notice(app, world):

@@ -9,7 +9,6 @@ from __future__ import annotations
 import collections
 import itertools
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -25,20 +24,23 @@ from backend.extensions import db
 from backend.items.lifecycle import perform_action
 from backend.models import Item, OutboxMessage, OutboxStatus, StaffUser, ThrottleCounter, utcnow
 from backend.outbox import worker
-from tests.helpers import wait_until
-from tests.outbox_support import (
+from tests.factories import (
     DEPUTY_TEMPLATE,
     RESIDENT_TEMPLATES,
-    credits_of,
     give_credits,
-    make_item,
     make_resident,
-    make_templates_one_time,
-    make_world,
+    outbox_item,
+    outbox_world,
     queue,
     queue_many,
-    row,
-    statuses,
+)
+from tests.helpers import (
+    credits_of,
+    flask_process_env,
+    make_templates_one_time,
+    outbox_row,
+    outbox_statuses,
+    wait_until,
 )
 from tests.wechat_server import APPID, SECRET, wechat_sandbox  # noqa: F401 - the fixture
 
@@ -69,7 +71,7 @@ def one_time_templates(app, request):
 @pytest.fixture
 def world(app, create_deputy, wechat_sandbox):  # noqa: F811
     """A deputy with a bound WeChat and plenty of credits, here and in the sandbox."""
-    w = make_world(create_deputy)
+    w = outbox_world()
     give_credits(w.deputy_openid, 10_000, (DEPUTY_TEMPLATE,))
     db.session.commit()
     wechat_sandbox.subscribe(w.deputy_openid, DEPUTY_TEMPLATE, 10_000)
@@ -102,7 +104,7 @@ def drain(seconds: float = 20) -> None:
         worker.run_once(20)
         return not unfinished()
 
-    wait_until(done, "the outbox to drain", seconds, lambda: f"still unfinished: {statuses()}")
+    wait_until(done, "the outbox to drain", seconds, lambda: f"still unfinished: {outbox_statuses()}")
 
 
 def received(sandbox) -> list[dict]:
@@ -140,7 +142,7 @@ def assert_each_once(sandbox, expected: int, crash_window: bool = False) -> list
 
 def test_delivers_each_message_once_spending_one_credit_each(world, wechat_sandbox):  # noqa: F811
     resident_id = subscribed_resident(wechat_sandbox, "o-res-1", credits=2)
-    items = [make_item(world, resident_id) for _ in range(2)]
+    items = [outbox_item(world, resident_id) for _ in range(2)]
     for item_id in items:
         queue(item_id, "item_received", resident_id=resident_id)
         queue(item_id, "deputy_new_item", staff_user_id=world.staff_user_id)
@@ -160,7 +162,7 @@ def test_delivers_each_message_once_spending_one_credit_each(world, wechat_sandb
 def test_wechat_down_for_the_whole_test_then_back(world, wechat_sandbox, app):  # noqa: F811
     app.config["OUTBOX_MAX_ATTEMPTS"] = 1000
     resident_id = subscribed_resident(wechat_sandbox, "o-res-1")
-    items = [make_item(world, resident_id) for _ in range(3)]
+    items = [outbox_item(world, resident_id) for _ in range(3)]
     kinds = ("item_received", "item_accepted", "item_forwarded", "item_answered")
     for kind in kinds:  # interleaved across items: order must hold per item, not globally
         for item_id in items:
@@ -196,11 +198,11 @@ def test_quota_makes_no_calls_until_the_reset(world, wechat_sandbox, app):  # no
     app.config["OUTBOX_QUOTA_HOLD_SECONDS"] = 3600  # ended below by moving the reset, not by waiting for it
     resident_id = subscribed_resident(wechat_sandbox, "o-res-1")
     for _ in range(5):
-        queue(make_item(world, resident_id), "item_received", resident_id=resident_id)
+        queue(outbox_item(world, resident_id), "item_received", resident_id=resident_id)
     wechat_sandbox.fault(SEND, "quota", times=1)
     worker.run_once(20)
     assert wechat_sandbox.stats()[SEND] == 1
-    assert set(statuses().values()) == {"held"}
+    assert set(outbox_statuses().values()) == {"held"}
     for _ in range(3):  # during the hold nobody calls WeChat
         assert worker.run_once(20) == 0
     assert wechat_sandbox.stats()[SEND] == 1
@@ -218,10 +220,10 @@ def test_quota_makes_no_calls_until_the_reset(world, wechat_sandbox, app):  # no
 def test_a_token_refused_forever_makes_a_bounded_number_of_fetches_then_a_clear_error(world, wechat_sandbox, app):  # noqa: F811
     app.config.update(OUTBOX_MAX_ATTEMPTS=3, OUTBOX_BACKOFF_BASE_SECONDS=0.01)
     resident_id = subscribed_resident(wechat_sandbox, "o-res-1")
-    message_id = queue(make_item(world, resident_id), "item_received", resident_id=resident_id)
+    message_id = queue(outbox_item(world, resident_id), "item_received", resident_id=resident_id)
     wechat_sandbox.fault(SEND, "invalid_token", times=-1)
     drain(30)
-    message = row(message_id)
+    message = outbox_row(message_id)
     assert message.status == OutboxStatus.DEAD
     assert "access token refused (40001)" in message.last_error
     assert "WECHAT_APP" in message.last_error
@@ -234,7 +236,7 @@ def test_a_token_refused_forever_makes_a_bounded_number_of_fetches_then_a_clear_
 def test_43101_fails_without_retry_and_the_tracking_page_still_shows_the_answer(world, wechat_sandbox, client):  # noqa: F811
     resident_id = make_resident("o-res-1", credits=3)  # we think three are left; WeChat knows none
     wechat_sandbox.subscribe("o-res-1", PROGRESS, 1)  # the sandbox knows the user, no answered credit
-    item_id = make_item(world, resident_id)
+    item_id = outbox_item(world, resident_id)
     item = db.session.get(Item, item_id)
     user = db.session.get(StaffUser, world.staff_user_id)
     perform_action(item, user, "accept")
@@ -245,7 +247,7 @@ def test_43101_fails_without_retry_and_the_tracking_page_still_shows_the_answer(
     db.session.execute(update(OutboxMessage).where(OutboxMessage.kind != "item_answered").values(status="skipped"))
     db.session.commit()
     drain()
-    message = row(answered)
+    message = outbox_row(answered)
     assert message.status == OutboxStatus.FAILED and message.last_error.startswith("43101")
     assert credits_of("o-res-1", ANSWERED) == 0  # WeChat says none is left
     calls = wechat_sandbox.stats()[SEND]
@@ -259,27 +261,29 @@ def test_43101_fails_without_retry_and_the_tracking_page_still_shows_the_answer(
 
 def test_unknown_user_and_template_fail_for_good(world, wechat_sandbox, app):  # noqa: F811
     stranger = make_resident("o-never-seen", credits=1)  # WeChat does not know this openid: 40003
-    stranger_msg = queue(make_item(world, stranger), "item_received", resident_id=stranger)
+    stranger_msg = queue(outbox_item(world, stranger), "item_received", resident_id=stranger)
     drain()
-    assert row(stranger_msg).status == OutboxStatus.FAILED and row(stranger_msg).last_error.startswith("40003")
+    assert outbox_row(stranger_msg).status == OutboxStatus.FAILED and outbox_row(stranger_msg).last_error.startswith(
+        "40003"
+    )
     assert credits_of("o-never-seen", PROGRESS) == 1  # nothing was sent: the credit is free again
     templates = json.loads(json.dumps(app.config["WECHAT_TEMPLATES"]))
     templates["item_progress"]["id"] = "tpl-withdrawn"  # removed in the console: 40037
     app.config["WECHAT_TEMPLATES"] = templates
     resident_id = make_resident("o-res-1", credits=1, templates=("tpl-withdrawn",))
     wechat_sandbox.subscribe("o-res-1", PROGRESS, 1)
-    withdrawn = queue(make_item(world, resident_id), "item_received", resident_id=resident_id)
+    withdrawn = queue(outbox_item(world, resident_id), "item_received", resident_id=resident_id)
     drain()
-    assert row(withdrawn).status == OutboxStatus.FAILED and row(withdrawn).last_error.startswith("40037")
+    assert outbox_row(withdrawn).status == OutboxStatus.FAILED and outbox_row(withdrawn).last_error.startswith("40037")
 
 
 def test_dead_letters_are_listed_and_retried_by_an_administrator(world, wechat_sandbox, app, runner):  # noqa: F811
     app.config["OUTBOX_MAX_ATTEMPTS"] = 2
     resident_id = subscribed_resident(wechat_sandbox, "o-res-1")
-    message_id = queue(make_item(world, resident_id), "item_received", resident_id=resident_id)
+    message_id = queue(outbox_item(world, resident_id), "item_received", resident_id=resident_id)
     wechat_sandbox.fault(SEND, "busy", times=-1)
     drain()
-    assert row(message_id).status == OutboxStatus.DEAD
+    assert outbox_row(message_id).status == OutboxStatus.DEAD
     listing = runner.invoke(args=["outbox", "dead"]).output
     assert f"{message_id}\tdead\titem_received" in listing and "-1 system error" in listing
     wechat_sandbox.clear_faults()
@@ -293,7 +297,7 @@ def test_a_database_hiccup_while_recording_a_sent_message_is_retried(world, wech
     from sqlalchemy.exc import OperationalError
 
     resident_id = subscribed_resident(wechat_sandbox, "o-res-1")
-    message_id = queue(make_item(world, resident_id), "item_received", resident_id=resident_id)
+    message_id = queue(outbox_item(world, resident_id), "item_received", resident_id=resident_id)
     real_record = worker.record
     failures = [OperationalError("UPDATE", {}, Exception("database is locked"))]
 
@@ -304,14 +308,14 @@ def test_a_database_hiccup_while_recording_a_sent_message_is_retried(world, wech
 
     monkeypatch.setattr(worker, "record", flaky_record)
     assert worker.run_once(20) == 1
-    assert not failures and row(message_id).status == OutboxStatus.SENT
+    assert not failures and outbox_row(message_id).status == OutboxStatus.SENT
     assert_each_once(wechat_sandbox, 1)
 
 
 def test_flask_outbox_run_once_delivers_what_is_due_and_exits(world, wechat_sandbox, runner):  # noqa: F811
     resident_id = subscribed_resident(wechat_sandbox, "o-res-1")
     for _ in range(3):
-        queue(make_item(world, resident_id), "item_received", resident_id=resident_id)
+        queue(outbox_item(world, resident_id), "item_received", resident_id=resident_id)
     result = runner.invoke(args=["outbox", "run", "--once", "--batch", "2"])
     assert result.exit_code == 0, result.output
     assert "3 message(s) settled" in result.output
@@ -325,11 +329,7 @@ def test_flask_outbox_run_once_delivers_what_is_due_and_exits(world, wechat_sand
 
 def worker_env(app, sandbox, tmp_path: Path, **settings) -> dict[str, str]:
     """The environment of a ``flask outbox run`` subprocess on the test's database and sandbox."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("WECHAT_", "OUTBOX_")) and k != "REDIS_URL"}
-    env.update(
-        FLASK_APP="backend",
-        DATABASE_URL=app.config["SQLALCHEMY_DATABASE_URI"],
-        INSTANCE_PATH=str(tmp_path / "instance"),
+    defaults = dict(
         SECRET_KEY="worker-test",
         WECHAT_SANDBOX="0",
         WECHAT_API_BASE=sandbox.url,
@@ -340,12 +340,10 @@ def worker_env(app, sandbox, tmp_path: Path, **settings) -> dict[str, str]:
         OUTBOX_IDLE_SECONDS="0.05",
         OUTBOX_BACKOFF_BASE_SECONDS="0.05",
         OUTBOX_BACKOFF_MAX_SECONDS="0.5",
-        PYTHONUNBUFFERED="1",
         WECHAT_TEMPLATES=json.dumps(app.config["WECHAT_TEMPLATES"]),  # one-time, as the test's app has them
         NOTICE_COALESCE_SECONDS=str(app.config["NOTICE_COALESCE_SECONDS"]),
     )
-    env.update({k: str(v) for k, v in settings.items()})
-    return env
+    return flask_process_env(app, tmp_path, **{**defaults, **settings})
 
 
 def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen:
@@ -369,7 +367,7 @@ def wait_for(condition, seconds: float, what: str, logs=()) -> None:
 
     def describe() -> str:
         tails = "\n".join(f"--- {p}\n{p.read_text()[-3000:]}" for p in logs if p.exists())
-        return f"outbox {collections.Counter(statuses().values())}\n{tails}"
+        return f"outbox {collections.Counter(outbox_statuses().values())}\n{tails}"
 
     wait_until(condition, what, seconds, describe, progress=unfinished)
 
@@ -378,7 +376,7 @@ def test_a_worker_killed_mid_send_loses_nothing_and_sends_nothing_twice(world, w
     resident_ids = [subscribed_resident(wechat_sandbox, f"o-res-{i}") for i in range(3)]
     rows = []
     for i in range(30):
-        item_id = make_item(world, resident_ids[i % 3])
+        item_id = outbox_item(world, resident_ids[i % 3])
         rows.append({"kind": "item_received", "item_id": item_id, "resident_id": resident_ids[i % 3]})
         rows.append({"kind": "deputy_new_item", "item_id": item_id, "staff_user_id": world.staff_user_id})
     queue_many(rows)
@@ -423,7 +421,7 @@ def test_two_workers_1000_messages_10_percent_transient_errors(world, wechat_san
     rows = []
     for i in range(count // 4):
         resident_id = residents[i % len(residents)]
-        item_id = make_item(world, resident_id)
+        item_id = outbox_item(world, resident_id)
         for kind in ("item_received", "item_accepted", "item_answered"):
             rows.append({"kind": kind, "item_id": item_id, "resident_id": resident_id})
         rows.append({"kind": "deputy_new_item", "item_id": item_id, "staff_user_id": world.staff_user_id})

@@ -14,19 +14,8 @@ from backend.extensions import db
 from backend.models import AuditEntry, OutboxMessage, OutboxStatus, ThrottleCounter, utcnow
 from backend.outbox import worker
 from backend.outbox.worker import Outcome
-from tests.outbox_support import (
-    DEPUTY_TEMPLATE,
-    credits_of,
-    give_credits,
-    make_item,
-    make_resident,
-    make_templates_one_time,
-    make_world,
-    queue,
-    queue_many,
-    row,
-    statuses,
-)
+from tests.factories import DEPUTY_TEMPLATE, give_credits, make_resident, outbox_item, outbox_world, queue, queue_many
+from tests.helpers import credits_of, make_templates_one_time, outbox_row, outbox_statuses
 
 PROGRESS = "tpl-item-progress"
 
@@ -42,10 +31,10 @@ def one_time_templates(app):
 @pytest.fixture
 def world(app, create_deputy):
     """A deputy with a bound WeChat (and credits), one resident with credits, one item of theirs."""
-    w = make_world(create_deputy)
+    w = outbox_world()
     give_credits(w.deputy_openid, 5, (DEPUTY_TEMPLATE,))
     w.resident_id = make_resident("o-res-1", credits=3)
-    w.item_id = make_item(w, w.resident_id)
+    w.item_id = outbox_item(w, w.resident_id)
     db.session.commit()
     return w
 
@@ -62,7 +51,7 @@ def test_claim_takes_a_due_row_with_a_lease_and_a_token(world, app):
     claims, settled, hold = worker.claim(10)
     assert (settled, hold) == (0, None)
     assert [c.id for c in claims] == [message_id]
-    message = row(message_id)
+    message = outbox_row(message_id)
     # A claim is not a send: the claim's token is its own count; the credit is set aside once.
     assert (message.attempts, message.lease_token, claims[0].token) == (0, 1, 1)
     assert message.has_reserved_credit is True and credits_of("o-res-1", PROGRESS) == 2
@@ -86,9 +75,9 @@ def test_an_expired_lease_is_taken_over_and_the_old_holder_writes_nothing(world)
     assert second.token == first.token + 1
     # The first worker comes back from a slow call: its result is refused.
     assert worker.record(first, Outcome("sent")) is False
-    assert row(message_id).status == OutboxStatus.PENDING
+    assert outbox_row(message_id).status == OutboxStatus.PENDING
     assert worker.record(second, Outcome("sent")) is True
-    message = row(message_id)
+    message = outbox_row(message_id)
     assert message.status == OutboxStatus.SENT and message.sent_at is not None and message.lease_expires_at is None
     # A take-over does not reserve a second credit: 3 accepted, one spent.
     assert credits_of("o-res-1", PROGRESS) == 2
@@ -126,17 +115,17 @@ def test_skipped_without_identity_channel_or_credit(world):
     d = queue(world.item_id, "no_such_kind", resident_id=world.resident_id)
     claims, settled, _ = worker.claim(10)
     assert claims == [] and settled == 4
-    assert statuses() == {a: "skipped", b: "skipped", c: "skipped", d: "failed"}
-    assert "no WeChat identity" in row(a).last_error
-    assert "no subscription left" in row(b).last_error
-    assert "no WeChat identity" in row(c).last_error  # a department without accounts: no recipient
-    assert "no notification is defined" in row(d).last_error
-    assert all(row(i).attempts == 0 for i in (a, b, c))
+    assert outbox_statuses() == {a: "skipped", b: "skipped", c: "skipped", d: "failed"}
+    assert "no WeChat identity" in outbox_row(a).last_error
+    assert "no subscription left" in outbox_row(b).last_error
+    assert "no WeChat identity" in outbox_row(c).last_error  # a department without accounts: no recipient
+    assert "no notification is defined" in outbox_row(d).last_error
+    assert all(outbox_row(i).attempts == 0 for i in (a, b, c))
 
 
 def test_the_last_credit_goes_to_one_message_only(world):
     give_credits("o-res-1", 1)
-    items = [make_item(world, world.resident_id) for _ in range(3)]
+    items = [outbox_item(world, world.resident_id) for _ in range(3)]
     ids = [queue(i, "item_received", resident_id=world.resident_id) for i in items]
     claims, settled, _ = worker.claim(10)
     assert [c.id for c in claims] == ids[:1] and settled == 2
@@ -145,7 +134,7 @@ def test_the_last_credit_goes_to_one_message_only(world):
 
 def test_concurrent_claims_take_disjoint_rows_and_never_overspend(world, app):
     give_credits("o-res-1", 30)
-    items = [make_item(world, world.resident_id) for _ in range(40)]
+    items = [outbox_item(world, world.resident_id) for _ in range(40)]
     queue_many([{"kind": "item_received", "item_id": i, "resident_id": world.resident_id} for i in items])
     taken: list[list[int]] = []
     errors: list[BaseException] = []
@@ -175,7 +164,7 @@ def test_concurrent_claims_take_disjoint_rows_and_never_overspend(world, app):
     every = [i for mine in taken for i in mine]
     assert len(every) == len(set(every)) == 30  # 30 credits: 30 claims, no row twice
     assert credits_of("o-res-1", PROGRESS) == 0
-    assert sorted(statuses().values()).count("skipped") == 10
+    assert sorted(outbox_statuses().values()).count("skipped") == 10
 
 
 def test_backoff_is_full_jitter_capped(app):
@@ -195,7 +184,7 @@ def test_transient_errors_retry_later_then_dead_letter_returns_the_credit(world,
         assert claim_.token == attempt
         before = utcnow()
         worker.record(claim_, Outcome("retry", "-1 system busy", -1))
-        message = row(message_id)
+        message = outbox_row(message_id)
         assert message.status == OutboxStatus.PENDING and message.lease_expires_at is None
         assert message.attempts == attempt  # one send each time
         assert before <= message.next_attempt_at <= before + timedelta(seconds=100 * 2 ** (attempt - 1) + 1)
@@ -205,7 +194,7 @@ def test_transient_errors_retry_later_then_dead_letter_returns_the_credit(world,
         db.session.commit()
     [claim_] = worker.claim(10)[0]
     worker.record(claim_, Outcome("retry", "HTTP error: 503"))
-    message = row(message_id)
+    message = outbox_row(message_id)
     assert (message.status, message.attempts, message.last_error) == (OutboxStatus.DEAD, 3, "HTTP error: 503")
     assert credits_of("o-res-1", PROGRESS) == 3  # given back
     assert message.has_reserved_credit is False
@@ -222,17 +211,17 @@ def test_claims_given_back_are_not_sends_and_never_spend_the_retry_budget(world,
         claims = worker.claim(10)[0]
         assert [c.id for c in claims] == [message_id]
         assert worker.deliver(claims, stop) == 0
-    message = row(message_id)
+    message = outbox_row(message_id)
     assert (message.attempts, message.releases, message.lease_token) == (0, 5, 5)
     assert message.status == OutboxStatus.PENDING and credits_of("o-res-1", PROGRESS) == 2  # one credit set aside
 
     # Held for WeChat's quota: a send that met 45009 counts as a send and a hold; the rest of the batch as a hold.
-    other = queue(make_item(world, world.resident_id), "item_received", resident_id=world.resident_id)
+    other = queue(outbox_item(world, world.resident_id), "item_received", resident_id=world.resident_id)
     app.config["OUTBOX_QUOTA_HOLD_SECONDS"] = 0.01
     claims = worker.claim(10)[0]
     worker.record(claims[0], Outcome("quota", "45009 reach max api daily quota limit", 45009))
     worker.release(claims[1:], hold_until=worker.quota_hold_until(utcnow()))
-    sent_and_held, held = row(claims[0].id), row(claims[1].id)
+    sent_and_held, held = outbox_row(claims[0].id), outbox_row(claims[1].id)
     assert (sent_and_held.attempts, sent_and_held.quota_holds, sent_and_held.status) == (1, 1, OutboxStatus.HELD)
     assert (held.attempts, held.quota_holds, held.status) == (0, 1, OutboxStatus.HELD)
     assert {c.id for c in claims} == {message_id, other}
@@ -240,14 +229,14 @@ def test_claims_given_back_are_not_sends_and_never_spend_the_retry_budget(world,
     # The whole budget of sends is left: dead after exactly OUTBOX_MAX_ATTEMPTS calls, never more.
     db.session.execute(update(ThrottleCounter).values(expires_at=utcnow() - timedelta(seconds=1)))
     db.session.commit()
-    sends = row(message_id).attempts
-    while row(message_id).status == OutboxStatus.PENDING or row(message_id).status == OutboxStatus.HELD:
+    sends = outbox_row(message_id).attempts
+    while outbox_row(message_id).status == OutboxStatus.PENDING or outbox_row(message_id).status == OutboxStatus.HELD:
         db.session.execute(update(OutboxMessage).values(next_attempt_at=utcnow()))
         db.session.commit()
         claim_ = next(c for c in worker.claim(10)[0] if c.id == message_id)
         worker.record(claim_, Outcome("retry", "-1 system busy", -1))
         sends += 1
-    message = row(message_id)
+    message = outbox_row(message_id)
     assert (message.status, message.attempts) == (OutboxStatus.DEAD, 3) and sends == 3
     assert (message.releases, message.quota_holds) == (5, 1)  # kept apart, as they were
     assert message.lease_token == 5 + 1 + (3 - 1)  # every claim: released, held, and the sends after the hold
@@ -266,15 +255,15 @@ def test_permanent_failures_are_not_retried_and_43101_zeroes_the_credits(world):
     refused = queue(world.item_id, "item_received", resident_id=world.resident_id)
     [claim_] = worker.claim(10)[0]
     worker.record(claim_, Outcome("failed", "43101 user refuse to accept the msg", 43101))
-    assert row(refused).status == OutboxStatus.FAILED
+    assert outbox_row(refused).status == OutboxStatus.FAILED
     assert credits_of("o-res-1", PROGRESS) == 0
     give_credits("o-res-1", 2)
     db.session.commit()
-    item2 = make_item(world, world.resident_id)
+    item2 = outbox_item(world, world.resident_id)
     invalid = queue(item2, "item_received", resident_id=world.resident_id)
     [claim_] = worker.claim(10)[0]
     worker.record(claim_, Outcome("failed", "47003 argument invalid! data.thing3.value", 47003))
-    assert row(invalid).status == OutboxStatus.FAILED
+    assert outbox_row(invalid).status == OutboxStatus.FAILED
     assert credits_of("o-res-1", PROGRESS) == 2  # WeChat sent nothing: the credit is free again
     assert worker.claim(10) == ([], 0, None)
 
@@ -282,16 +271,16 @@ def test_permanent_failures_are_not_retried_and_43101_zeroes_the_credits(world):
 def test_quota_holds_every_claim_until_the_reset(world, app):
     app.config["OUTBOX_QUOTA_HOLD_SECONDS"] = 3600
     first = queue(world.item_id, "item_received", resident_id=world.resident_id)
-    other = queue(make_item(world, world.resident_id), "item_received", resident_id=world.resident_id)
+    other = queue(outbox_item(world, world.resident_id), "item_received", resident_id=world.resident_id)
     claims = worker.claim(10)[0]
     assert [c.id for c in claims] == [first, other]
     worker.record(claims[0], Outcome("quota", "45009 reach max api daily quota limit", 45009))
     worker.release(claims[1:], hold_until=worker.quota_hold_until(utcnow()))
-    assert statuses() == {first: "held", other: "held"}
+    assert outbox_statuses() == {first: "held", other: "held"}
     hold = db.session.get(ThrottleCounter, worker.QUOTA_HOLD_KEY).expires_at
     db.session.rollback()
     assert timedelta(minutes=59) < hold - utcnow() <= timedelta(hours=1)
-    queue(make_item(world, world.resident_id), "item_received", resident_id=world.resident_id)
+    queue(outbox_item(world, world.resident_id), "item_received", resident_id=world.resident_id)
     claims, settled, held_until = worker.claim(10)
     assert (claims, settled) == ([], 0) and held_until == hold
     assert worker.run_once(10) == 0
@@ -323,7 +312,7 @@ def test_token_trouble_pauses_every_worker(world, app):
     message_id = queue(world.item_id, "item_received", resident_id=world.resident_id)
     [claim_] = worker.claim(10)[0]
     worker.record(claim_, Outcome("auth", "access token refused (40001)", 40001))
-    assert row(message_id).status == OutboxStatus.PENDING
+    assert outbox_row(message_id).status == OutboxStatus.PENDING
     claims, _, hold = worker.claim(10)
     assert claims == [] and hold is not None and hold > utcnow() + timedelta(seconds=15)
 
@@ -338,7 +327,7 @@ def test_a_claim_without_time_left_is_released_not_sent(world, app, monkeypatch)
 
     monkeypatch.setattr(worker, "send", no_send)
     assert worker.deliver([late]) == 0
-    message = row(message_id)
+    message = outbox_row(message_id)
     assert message.status == OutboxStatus.PENDING and message.lease_expires_at is None
 
 
@@ -381,12 +370,12 @@ def test_cli_retries_one_or_all_dead(world, runner):
     second = _dead_row(world, "timeout")
     result = runner.invoke(args=["outbox", "retry", str(first)])
     assert result.exit_code == 0, result.output
-    message = row(first)
+    message = outbox_row(first)
     assert (message.status, message.attempts) == (OutboxStatus.PENDING, 0)
-    assert row(second).status == OutboxStatus.DEAD
+    assert outbox_row(second).status == OutboxStatus.DEAD
     result = runner.invoke(args=["outbox", "retry", "--all-dead"])
     assert "1 message(s) back to pending" in result.output
-    assert row(second).status == OutboxStatus.PENDING
+    assert outbox_row(second).status == OutboxStatus.PENDING
     assert db.session.scalar(select(AuditEntry.action).where(AuditEntry.action == "outbox_retry").limit(1))
     db.session.rollback()
     # Pending rows are not "retried"; unknown ids are named.
@@ -411,7 +400,7 @@ def test_overdue_items_earn_one_reminder_per_deadline(world, runner):
 
     item = db.session.get(Item, world.item_id)
     item.due_at = utcnow() - timedelta(hours=1)
-    held = db.session.get(Item, make_item(world, world.resident_id))
+    held = db.session.get(Item, outbox_item(world, world.resident_id))
     held.due_at, held.is_held = utcnow() - timedelta(hours=1), True
     db.session.commit()
     assert worker.queue_overdue() == 1
@@ -437,7 +426,7 @@ def test_a_stopping_worker_gives_its_claims_back(world):
     stop = threading.Event()
     stop.set()
     assert worker.deliver(claims, stop) == 0
-    message = row(message_id)
+    message = outbox_row(message_id)
     assert message.status == OutboxStatus.PENDING and message.lease_expires_at is None
     assert [c.id for c in worker.claim(10)[0]] == [message_id]  # at once, not after the lease
 
@@ -447,7 +436,7 @@ def test_messages_waiting_for_an_earlier_one_never_starve_others(world):
     waiting = [queue(long_item, "item_accepted", resident_id=world.resident_id) for _ in range(10)]
     give_credits("o-res-1", 20)
     db.session.commit()
-    other = queue(make_item(world, world.resident_id), "item_received", resident_id=world.resident_id)
+    other = queue(outbox_item(world, world.resident_id), "item_received", resident_id=world.resident_id)
     [first] = worker.claim(2)[0]  # a window of 6: the first of the long item, five of its followers
     assert first.id == waiting[0]
     second = worker.claim(2)[0]  # the followers moved out of the way: the other item goes now
@@ -456,4 +445,4 @@ def test_messages_waiting_for_an_earlier_one_never_starve_others(world):
     worker.record(first, Outcome("sent"))  # …and its end wakes the next one of its item
     [nxt] = worker.claim(2)[0]
     assert nxt.id == waiting[1]
-    assert all(row(i).attempts == 0 for i in waiting[2:])
+    assert all(outbox_row(i).attempts == 0 for i in waiting[2:])

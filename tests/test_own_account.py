@@ -16,16 +16,12 @@ from werkzeug.security import check_password_hash
 
 from backend.extensions import db
 from backend.models import StaffSession, StaffUser
-from tests.admin_support import audit_count, post_form
-from tests.staff_world import PASSWORD, api_token, build_world, login
+from tests.helpers import PASSWORD, api_token, audit_count, login, post_form
 
 NEW = "a much longer passphrase 2027"
 
 
-@pytest.fixture
-def world(app, create_county, create_station, create_deputy):
-    app.config["REDIS_URL"] = None  # throttle counters in the database, which every test empties
-    return build_world(create_county, create_station, create_deputy)
+pytestmark = pytest.mark.usefixtures("count_in_database")
 
 
 def live_sessions(username: str) -> list[StaffSession]:

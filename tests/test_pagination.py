@@ -7,14 +7,10 @@ from __future__ import annotations
 import pytest
 
 from backend import pagination
-from tests.staff_world import api_token, build_world, login, make_item
+from tests.factories import make_item
+from tests.helpers import api_token, login
 
 BAD_PAGES = ["0", "-1", "abc", "1e999", "", " ", "٢", str(10**9), "9" * 5000]
-
-
-@pytest.fixture
-def world(app, create_county, create_station, create_deputy):
-    return build_world(create_county, create_station, create_deputy)
 
 
 @pytest.mark.parametrize(

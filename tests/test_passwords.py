@@ -12,10 +12,8 @@ from backend.auth.passwords import PRODUCTION_METHOD, hash_password
 from backend.auth.sessions import _dummy_password_hash
 from backend.extensions import db
 from backend.models import StaffUser
-from tests.helpers import TEST_PASSWORD_HASH_METHOD
-from tests.staff_world import password_hash
-
-PASSWORD = "correct horse 2026"
+from tests.factories import password_hash
+from tests.helpers import PASSWORD, TEST_PASSWORD_HASH_METHOD
 
 
 def test_an_app_built_from_the_environment_hashes_with_productions_scrypt(tmp_path, monkeypatch):

@@ -29,7 +29,6 @@ from backend.items.photo_store import (
 )
 from backend.items.photos import process_photo
 from backend.models import Item, ItemPhoto
-from backend.qr.codes import current_code
 from tests.conftest import app_config_for
 from tests.helpers import csrf_token_from, hidden_value, jpeg_bytes
 
@@ -44,13 +43,6 @@ def store_kind(request, app):
 
 def _stored_keys() -> set[str]:
     return {key for key, _written in photo_store().listing()}
-
-
-@pytest.fixture
-def slug(create_deputy):
-    deputy = create_deputy()
-    db.session.commit()
-    return current_code(deputy).slug
 
 
 def _submit(client, slug: str, photos: list[bytes]):
@@ -242,16 +234,6 @@ def test_doctor_finds_a_store_that_cannot_keep_photos(app, store_kind, tmp_path)
 
 
 BEFORE_PHOTO_STORE = "5e2b8c4f9a61"  # the revision just before the photo store's
-
-
-@pytest.fixture
-def old_database(tmp_path):
-    from tests.conftest import PG_URL, create_pg_database, drop_pg_database
-
-    url = create_pg_database(PG_URL) if PG_URL else "sqlite:///" + str(tmp_path / "old.sqlite3")
-    yield url
-    if PG_URL:
-        drop_pg_database(url)
 
 
 @pytest.mark.parametrize("kind", ["files", "s3"])

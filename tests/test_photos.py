@@ -8,7 +8,6 @@ import hashlib
 import io
 import os
 import random
-import subprocess
 import sys
 import textwrap
 import tracemalloc
@@ -20,6 +19,7 @@ from PIL import ExifTags, Image, ImageCms
 
 from backend.errors import UserError
 from backend.items.photos import process_photo
+from tests.helpers import run_to_end
 
 # Photo intake is image processing: the database engine does not matter (tests/conftest.py: SQLite suite only).
 pytestmark = pytest.mark.engine_independent(reason="image processing, nothing stored")
@@ -294,17 +294,7 @@ def test_huge_png_refusal_keeps_process_memory_low(huge_png, tmp_path):
     )
     env = {**os.environ, "INSTANCE_PATH": str(tmp_path), "SECRET_KEY": "x" * 32}
     env.pop("DATABASE_URL", None)
-    done = subprocess.run(
-        [sys.executable, "-c", script, str(huge_png)],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    code, refusal_growth, decode_growth = done.stdout.split()
+    code, refusal_growth, decode_growth = run_to_end([sys.executable, "-c", script, str(huge_png)], env, ROOT).split()
     assert code == "photo_too_many_pixels"
     assert int(refusal_growth) < 50, f"refusing grew the process by {refusal_growth} MiB"
     assert int(decode_growth) > 90, "the probe cannot see a real decode; the check above proves nothing"

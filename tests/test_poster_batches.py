@@ -23,8 +23,8 @@ from backend.batches import worker
 from backend.extensions import db
 from backend.models import AuditEntry, PosterBatch, PosterBatchStatus, utcnow
 from backend.qr import posters
-from tests.admin_support import audit_count, build_admin_world, post_form
-from tests.staff_world import login
+from tests.factories import admin_world
+from tests.helpers import audit_count, login, post_form
 from tests.test_posters import A4_POINTS, A5_POINTS, decode, pdf_info, pdf_page_image, url_of
 
 REPO = Path(__file__).resolve().parents[1]
@@ -34,11 +34,11 @@ pytestmark = pytest.mark.usefixtures("cjk_font")  # posters need the CJK font
 
 
 @pytest.fixture
-def world(app, create_county, create_station, create_deputy, tmp_path):
+def world(app, tmp_path):
     """The admin world (stations A, B in the county, T in its township, S in a sibling county), files in tmp_path."""
     app.instance_path = str(tmp_path / "instance")
     os.makedirs(app.instance_path, exist_ok=True)
-    return build_admin_world(create_county, create_station, create_deputy)
+    return admin_world()
 
 
 def folder_files() -> list[str]:

@@ -25,8 +25,7 @@ from backend.models.deputy import CONGRESS_LEVEL_LABELS
 from backend.qr import fonts, posters
 from backend.qr.codes import current_code, issue_code
 from backend.qr.posters import MM, DeputyCode, StationSheet, px
-from tests.helpers import give_deputy_photo, jpeg_bytes
-from tests.staff_world import PASSWORD, fresh_token
+from tests.helpers import PASSWORD, fresh_token, give_deputy_photo, jpeg_bytes
 
 BASE = "https://msl.example.cn"
 NAMES = {

@@ -30,8 +30,7 @@ from backend.stations import presence
 from backend.stations.calendar import CHINA_TZ, today_in_china
 from backend.supervision import points, stats
 from backend.wechat.identity import hash_token
-from tests.helpers import csrf_token_from
-from tests.staff_world import api_token, login
+from tests.helpers import api_token, csrf_token_from, login
 
 
 def visits() -> list[StationVisit]:

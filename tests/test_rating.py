@@ -9,7 +9,8 @@ from sqlalchemy import func, select
 from backend.extensions import db
 from backend.items.inbox import inbox_page
 from backend.models import ItemEvent, ItemEventKind, ItemStatus, Satisfaction
-from tests.staff_world import act, api_token, audit_rows, counts, fresh_token, login, make_item
+from tests.factories import act, make_item
+from tests.helpers import api_token, audit_rows, counts, fresh_token, login
 
 STAFF_USERNAMES = {
     "deputy": "deputy_d1",

@@ -27,8 +27,8 @@ from backend.models import AuditEntry, Item, Station
 from backend.ops import doctor
 from backend.stations.calendar import CHINA_TZ
 from tests.conftest import PG_URL, app_config_for
-from tests.staff_world import api_token, fresh_token, login, make_item
-from tests.test_supervision_world import make_overdue
+from tests.factories import make_item, make_overdue
+from tests.helpers import api_token, fresh_token, login
 
 needs_postgresql = pytest.mark.skipif(
     not PG_URL,

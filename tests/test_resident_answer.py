@@ -15,8 +15,8 @@ from backend.extensions import db
 from backend.items import deadlines
 from backend.items.lifecycle import perform_action
 from backend.models import ItemEvent, ItemEventKind, ItemPhoto, OutboxMessage, utcnow
-from tests.helpers import csrf_token_from, jpeg_bytes
-from tests.staff_world import act, api_token, audit_rows, counts, fresh_token, login, make_item
+from tests.factories import act, make_item
+from tests.helpers import api_token, audit_rows, counts, csrf_token_from, fresh_token, jpeg_bytes, login
 
 QUESTION = "请补充路灯的具体位置（门牌号或附近标志），最好附一张照片。"
 

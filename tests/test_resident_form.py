@@ -21,16 +21,6 @@ def item_count():
     return db.session.scalar(select(func.count(Item.id)))
 
 
-@pytest.fixture
-def deputy(create_deputy):
-    return create_deputy()
-
-
-@pytest.fixture
-def slug(deputy):
-    return current_code(deputy).slug
-
-
 def open_form(client, slug):
     resp = client.get(f"/c/{slug}")
     assert resp.status_code == 200

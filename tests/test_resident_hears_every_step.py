@@ -13,10 +13,8 @@ from backend.models import Item, OutboxMessage, OutboxStatus, Resident, utcnow
 from backend.outbox import queue as notices
 from backend.outbox import worker
 from backend.outbox.notifications import WITHDRAWN_NOTE, NoChannel, build_notice
-from tests.outbox_support import DEPUTY_TEMPLATE, give_credits
-from tests.outbox_support import make_item as make_outbox_item
-from tests.outbox_support import make_world as make_outbox_world
-from tests.staff_world import api_token, counts, forward, fresh_token, make_item
+from tests.factories import DEPUTY_TEMPLATE, due_in_days, forward, give_credits, make_item, outbox_item, outbox_world
+from tests.helpers import api_token, counts, fresh_token
 from tests.wechat_server import wechat_sandbox  # noqa: F401 - the fixture
 
 PROGRESS_TEMPLATE = "tpl-item-progress"  # the mini-program's long-term progress template (config's default)
@@ -115,7 +113,6 @@ def test_the_h5_resident_hears_the_department_answer_through_the_service_account
 def test_a_unit_of_a_second_hop_answering_tells_the_resident_too(app, world, wechat_sandbox):  # noqa: F811
     from backend.items.lifecycle import department_pass_on
     from backend.models import Department
-    from tests.staff_world import due_in_days
 
     item = resident_item(world, mp_openid=OA_OPENID)
     wechat_sandbox._control(
@@ -142,7 +139,7 @@ def test_other_department_steps_and_refused_answers_tell_the_resident_nothing(ap
     client = app.test_client()
     url = f"/api/v1/inbox/{item.ref}/department"
     dept = api_token(app, "dept_user")
-    asked = client.post(url, json={"action": "extension", "due": _days(18), "text": "等材料。"}, headers=dept)
+    asked = client.post(url, json={"action": "extension", "due": due_in_days(18), "text": "等材料。"}, headers=dept)
     assert asked.status_code == 200, asked.text
     before = counts()
     for bad in ({"action": "answer"}, {"action": "answer", "text": ""}, {"action": "answer", "text": "长" * 2001}):
@@ -172,19 +169,13 @@ def test_an_item_without_a_resident_gets_no_resident_row(app, world):
     assert rows_of("item_department_replied") == [] and len(rows_of("deputy_department_replied")) == 1
 
 
-def _days(n: int) -> str:
-    from tests.staff_world import due_in_days
-
-    return due_in_days(n)
-
-
 # -- a withdrawn item's notices are skipped ----------------------------------------------------------------
 
 
 @pytest.fixture
 def deputy_world(app, create_deputy, wechat_sandbox):  # noqa: F811
     """A deputy bound to WeChat with its long-term notices on, in the app and in the sandbox."""
-    w = make_outbox_world(create_deputy)
+    w = outbox_world()
     give_credits(w.deputy_openid, 1, (DEPUTY_TEMPLATE,))
     db.session.commit()
     wechat_sandbox.subscribe(w.deputy_openid, DEPUTY_TEMPLATE)
@@ -193,7 +184,7 @@ def deputy_world(app, create_deputy, wechat_sandbox):  # noqa: F811
 
 def submit(world, client_address: str = "") -> Item:
     """An item submitted by a resident, its "new item" notice queued for the deputy as the submission does."""
-    item_id = make_outbox_item(world, None)
+    item_id = outbox_item(world, None)
     notices.queue_new_item_notices(db.session.connection(), item_id, None, world.deputy_id, utcnow())
     db.session.commit()
     return db.session.get(Item, item_id)
@@ -249,14 +240,14 @@ def test_a_digest_built_again_after_a_withdrawal_counts_only_live_steps(app, dep
 
 
 def test_withdrawal_skips_the_residents_notices_with_the_items_own(app, create_deputy, wechat_sandbox):  # noqa: F811
-    w = make_outbox_world(create_deputy)
+    w = outbox_world()
     resident = Resident(mp_openid=OA_OPENID)
     db.session.add(resident)
     db.session.commit()
     wechat_sandbox._control(
         "POST", "oa-subscribe", json={"openid": OA_OPENID, "template_id": OA_TEMPLATE, "status": "accept"}
     )
-    item_id = make_outbox_item(w, resident.id)
+    item_id = outbox_item(w, resident.id)
     notices.queue_new_item_notices(db.session.connection(), item_id, resident.id, w.deputy_id, utcnow())
     db.session.commit()
     assert {r.kind for r in db.session.scalars(select(OutboxMessage))} == {"item_received", "deputy_new_item"}

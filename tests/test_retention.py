@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select
@@ -24,22 +24,15 @@ from backend.models import (
     ItemStatus,
     OutboxMessage,
     OutboxStatus,
-    Resident,
 )
 from backend.outbox import worker
 from backend.stations.calendar import today_in_china
 from backend.supervision import stats
-from tests.helpers import stored_photo
-from tests.staff_world import act, audit_rows, build_world, make_item
+from tests.factories import act, make_item, with_photo_and_resident
+from tests.helpers import audit_rows, outbox_worker_running, wait_until
 
 DAYS = 1095
 PHONE_IN_TEXT = "我的电话138 1234 5678，晚上打"
-
-
-@pytest.fixture
-def world(app, create_county, create_station, create_deputy):
-    """The small county of tests/staff_world.py."""
-    return build_world(create_county, create_station, create_deputy)
 
 
 def backdate(item: Item, days: int) -> None:
@@ -52,18 +45,6 @@ def backdate(item: Item, days: int) -> None:
         if value is not None:
             setattr(item, column, value - delta)
     db.session.commit()
-
-
-def with_photo_and_resident(item: Item) -> Item:
-    """Give the item a photo, a WeChat resident and a notice to them still waiting."""
-    resident = Resident(openid=f"o-{item.ref}")
-    db.session.add(resident)
-    db.session.flush()
-    item.resident_id = resident.id
-    db.session.add(stored_photo(item.id, sha256="0" * 64))
-    db.session.add(OutboxMessage(kind="item_accepted", item_id=item.id, resident_id=resident.id))
-    db.session.commit()
-    return item
 
 
 def resolved_item(world, days_ago: int, **kwargs) -> Item:
@@ -245,25 +226,11 @@ def test_the_worker_runs_it_once_a_day(app, world, history):
 def test_the_worker_loop_runs_retention_while_it_runs(app, world, history):
     """The worker's periodic scan (overdue reminders, throttle purge) runs retention too, in its own loop."""
     app.config.update(OUTBOX_OVERDUE_SCAN_SECONDS=0.05, OUTBOX_IDLE_SECONDS=0.02)
-    stop = threading.Event()
-
-    def run():
-        with app.app_context():
-            worker.run_forever(stop)
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    try:
-        deadline = datetime.now(UTC) + timedelta(seconds=20)
-        while not audit_rows("retention_run") and datetime.now(UTC) < deadline:
-            db.session.rollback()
-            stop.wait(0.05)
+    with outbox_worker_running(app) as stop:
+        # Each look a transaction of its own, to see the worker's commits.
+        wait_until(lambda: db.session.rollback() or audit_rows("retention_run"), "the worker loop's retention run")
         db.session.rollback()
         stop.wait(0.3)  # several more scans: still one run today
-    finally:
-        db.session.rollback()  # on SQLite this test's reads hold the write lock the worker may be waiting for
-        stop.set()
-        thread.join(timeout=20)
     [entry] = audit_rows("retention_run")
     assert entry.data["by"] == "worker" and entry.data["anonymised"] == 5
 

@@ -12,7 +12,8 @@ from backend.extensions import db
 from backend.models import AuditEntry, Item, OutboxMessage, Resident, ScreeningResult, utcnow
 from backend.qr.codes import current_code
 from backend.wechat.screening import label_text, screen_message
-from tests.staff_world import api_token, build_world, fresh_token, login, make_item
+from tests.factories import make_item
+from tests.helpers import api_token, fresh_token, login
 from tests.wechat_server import wechat_sandbox  # noqa: F401
 
 BODY = "村口的路灯坏了三个月，晚上出行很不方便，请帮忙修一修。"
@@ -126,11 +127,6 @@ def test_wechat_down_lets_items_through_unscreened(client, wechat_sandbox, creat
 
 
 # --- the review of held items -----------------------------------------------------------------
-
-
-@pytest.fixture
-def world(create_county, create_station, create_deputy):
-    return build_world(create_county, create_station, create_deputy)
 
 
 def held_item(deputy, body: str = BODY + "【风险】") -> Item:

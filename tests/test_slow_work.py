@@ -20,12 +20,11 @@ from werkzeug.security import check_password_hash
 from backend.admin import importer
 from backend.extensions import db
 from backend.items import photos
-from backend.models import ItemPhoto, StaffRole, StaffUser
+from backend.models import ItemPhoto
 from backend.qr.codes import current_code
-from tests.admin_support import build_admin_world, csv_bytes
 from tests.conftest import PG_URL
-from tests.helpers import csrf_token_from, hidden_value, jpeg_bytes
-from tests.staff_world import PASSWORD, fresh_token, login, password_hash
+from tests.factories import StaffUserFactory, admin_world
+from tests.helpers import PASSWORD, csrf_token_from, csv_bytes, fresh_token, hidden_value, jpeg_bytes, login
 
 pytestmark = pytest.mark.skipif(bool(PG_URL), reason="about SQLite's write lock; PostgreSQL has none to hold")
 
@@ -72,9 +71,7 @@ def watching(app, function) -> Iterator[list[bool]]:
 
 
 def test_a_login_checks_the_password_holding_no_write_lock(app, client, create_deputy):
-    db.session.add(
-        StaffUser(username="zxy", password_hash=password_hash(), role=StaffRole.DEPUTY, deputy=create_deputy())
-    )
+    StaffUserFactory(username="zxy", deputy=create_deputy())
     db.session.commit()
     with watching(app, check_password_hash) as calls:
         wrong = client.post("/api/v1/auth/token", json={"username": "zxy", "password": "falsch-falsch"})
@@ -85,7 +82,7 @@ def test_a_login_checks_the_password_holding_no_write_lock(app, client, create_d
 
 
 def test_an_import_parses_holding_no_write_lock(app, create_county, create_station, create_deputy):
-    build_admin_world(create_county, create_station, create_deputy)
+    admin_world()
     admin = login(app, "admin_a")
     _, token = fresh_token(admin, "/admin/import")
     with watching(app, importer.read_table) as dry_run_calls:

@@ -17,27 +17,10 @@ from backend.models import (
     ItemStatus,
     ReplyTemplate,
 )
-from tests.helpers import stored_photo
-from tests.staff_world import (
-    act,
-    api_token,
-    audit_rows,
-    build_world,
-    counts,
-    due_in_days,
-    forward,
-    fresh_token,
-    login,
-    make_item,
-)
+from tests.factories import act, due_in_days, forward, make_item
+from tests.helpers import api_token, audit_rows, counts, fresh_token, login, stored_photo
 
 UNKNOWN_BODY_MARK = "找不到该留言，请核对编号。"
-
-
-@pytest.fixture
-def world(app, create_county, create_station, create_deputy):
-    """The small county of tests/staff_world.py."""
-    return build_world(create_county, create_station, create_deputy)
 
 
 @pytest.fixture

@@ -11,7 +11,8 @@ from flask import g
 
 from backend.auth.navigation import NAV_BY_ROLE
 from backend.models import StaffRole
-from tests.staff_world import PASSWORD, fresh_token, login, make_item
+from tests.factories import make_item
+from tests.helpers import PASSWORD, fresh_token, login
 
 USERS = {
     "deputy_d1": ("/staff/inbox", ["待办", "签到", "接待录入", "常用答复", "我的码", "履职", "我的"]),

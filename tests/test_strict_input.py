@@ -14,19 +14,13 @@ from sqlalchemy import func, select
 from backend.extensions import db
 from backend.models import Deputy, Item, ItemEvent
 from backend.qr.codes import current_code
-from tests.helpers import csrf_token_from, hidden_value
-from tests.staff_world import act, api_token, build_world, counts, due_in_days, fresh_token, login, make_item
+from tests.factories import act, due_in_days, make_item
+from tests.helpers import api_token, counts, csrf_token_from, fresh_token, hidden_value, login
 
 ZERO_WIDTH_SPACE = "\u200b"
 RIGHT_TO_LEFT_OVERRIDE = "\u202e"
 FULL_WIDTH_MOBILE = "１３８１２３４５６７８"
 ARABIC_INDIC_MOBILE = "١٣٨١٢٣٤٥٦٧٨"
-
-
-@pytest.fixture
-def world(app, create_county, create_station, create_deputy):
-    """The small county of tests/staff_world.py."""
-    return build_world(create_county, create_station, create_deputy)
 
 
 @pytest.fixture

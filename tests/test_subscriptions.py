@@ -13,8 +13,8 @@ from backend.auth.sessions import hash_secret
 from backend.extensions import db
 from backend.models import ResidentSession, SessionKind, StaffSession, utcnow
 from backend.wechat import subscriptions
-from tests.outbox_support import credits_of, make_resident, make_world
-from tests.staff_world import build_world, login
+from tests.factories import county_world, make_resident, outbox_world
+from tests.helpers import credits_of, login
 
 PROGRESS, ANSWERED, RESOLVED, DEPUTY = "tpl-item-progress", "tpl-item-answered", "tpl-item-resolved", "tpl-deputy-task"
 
@@ -121,7 +121,7 @@ def test_only_a_live_resident_token_counts(client, app):
 
 
 def test_a_deputy_reports_with_the_staff_api_token(client, app, create_deputy):
-    world = make_world(create_deputy)
+    world = outbox_world()
     secret = secrets.token_urlsafe(32)
     db.session.add(
         StaffSession(
@@ -354,7 +354,7 @@ def test_the_staff_pages_say_when_a_bound_wechats_new_item_notices_are_switched_
 ):
     """Issue 11: a deputy whose bound WeChat switched 待办提醒 off is told on /staff/inbox and the binding page, with
     where to switch it on again (only the mini-program can ask WeChat); not told while it is on, nor when unbound."""
-    world = build_world(create_county, create_station, create_deputy)
+    world = county_world()
     deputy = world.users["deputy"]
     staff = login(app, "deputy_d1")
 

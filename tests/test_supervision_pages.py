@@ -14,8 +14,7 @@ from backend.models import Item, ItemEvent, ItemEventKind
 from backend.qr import scans
 from backend.qr.codes import current_code, rotate_code
 from backend.supervision import points, stats
-from tests.staff_world import login
-from tests.test_supervision_world import (
+from tests.factories import (
     COUNTY,
     DEPUTY_D1,
     STATION_A,
@@ -25,11 +24,9 @@ from tests.test_supervision_world import (
     submit,
     supervision_world,
 )
+from tests.helpers import login
 
-
-@pytest.fixture
-def world(app, create_county, create_station, create_deputy):
-    return supervision_world(app, create_county, create_station, create_deputy)
+WORLD = supervision_world  # the world fixture (tests/conftest.py)
 
 
 @pytest.fixture

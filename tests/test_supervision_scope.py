@@ -8,8 +8,8 @@ from sqlalchemy import select
 
 from backend.extensions import db
 from backend.models import AuditEntry
-from tests.staff_world import api_token, login
-from tests.test_supervision_world import submit, supervision_world
+from tests.factories import submit, supervision_world
+from tests.helpers import api_token, login
 
 USERNAMES = {
     "deputy": "deputy_d1",
@@ -22,9 +22,7 @@ USERNAMES = {
 }
 
 
-@pytest.fixture
-def world(app, create_county, create_station, create_deputy):
-    return supervision_world(app, create_county, create_station, create_deputy)
+WORLD = supervision_world  # the world fixture (tests/conftest.py)
 
 
 def denied_rows() -> list[AuditEntry]:

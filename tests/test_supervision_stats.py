@@ -14,20 +14,9 @@ from backend.extensions import db
 from backend.models import Item, ItemStatus, Region, Station, utcnow
 from backend.stations.calendar import today_in_china
 from backend.supervision import stats
-from tests.test_supervision_world import (
-    COUNTY,
-    DEPUTY_D1,
-    STATION_A,
-    build_outcomes,
-    make_overdue,
-    submit,
-    supervision_world,
-)
+from tests.factories import COUNTY, DEPUTY_D1, STATION_A, build_outcomes, make_overdue, submit, supervision_world
 
-
-@pytest.fixture
-def world(app, create_county, create_station, create_deputy):
-    return supervision_world(app, create_county, create_station, create_deputy)
+WORLD = supervision_world  # the world fixture (tests/conftest.py)
 
 
 @pytest.fixture
@@ -164,7 +153,7 @@ def test_which_items_each_figure_counts(outcomes, world):
 
 def test_a_new_resolution_waits_for_a_new_verdict(client, outcomes, world):
     """The reopened item resolved again: resolved again, and no longer counted as rated until rated."""
-    from tests.test_supervision_world import handle, rate
+    from tests.factories import handle, rate
 
     scope = stats.Scope("station", station=world.station_a)
     handle(outcomes.unsat, world.users["deputy"], "reply", "resolve")
@@ -250,10 +239,10 @@ def test_overdue_counts_open_items_past_due_whenever_submitted_and_never_held(ou
 
 def test_a_paused_item_is_overdue_only_if_it_paused_after_its_deadline(client, world):
     d1 = world.users["deputy"]
-    from tests.test_supervision_world import handle
+    from tests.factories import handle
 
     item = handle(submit(client, world.d1, "请补充照片以后再处理的留言。"), d1, "accept")
-    from tests.staff_world import act
+    from tests.factories import act
 
     act(item, d1, "wait_for_resident", text="请补充现场照片。")
     item.due_at = item.paused_at + timedelta(hours=1)  # paused before the deadline

@@ -19,13 +19,10 @@ from backend.items.lifecycle import (
     perform_action,
 )
 from backend.models import AuditEntry, ItemEvent, ItemEventKind, ItemStatus, OutboxMessage, StaffRole, utcnow
-from tests.staff_world import counts, fresh_token, login
-from tests.test_supervision_world import handle, make_overdue, submit, supervision_world
+from tests.factories import handle, make_overdue, submit, supervision_world
+from tests.helpers import counts, fresh_token, login
 
-
-@pytest.fixture
-def world(app, create_county, create_station, create_deputy):
-    return supervision_world(app, create_county, create_station, create_deputy)
+WORLD = supervision_world  # the world fixture (tests/conftest.py)
 
 
 @pytest.fixture

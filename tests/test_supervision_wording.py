@@ -19,13 +19,10 @@ from backend.models import utcnow
 from backend.routes.supervision import count_axis, received_chart
 from backend.stations.calendar import today_in_china
 from backend.supervision import stats
-from tests.staff_world import login
-from tests.test_supervision_world import handle, submit, supervision_world
+from tests.factories import handle, submit, supervision_world
+from tests.helpers import login
 
-
-@pytest.fixture
-def world(app, create_county, create_station, create_deputy):
-    return supervision_world(app, create_county, create_station, create_deputy)
+WORLD = supervision_world
 
 
 def page(app, username: str = "sup_county", **args) -> tuple[int, str]:

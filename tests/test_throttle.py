@@ -19,7 +19,7 @@ from backend.extensions import db
 from backend.models import ThrottleCounter, utcnow
 from backend.qr.codes import current_code
 from tests.conftest import app_config_for, redis_test_url
-from tests.helpers import redis_or_skip
+from tests.helpers import outbox_worker_running, redis_or_skip, wait_until
 
 REDIS_TEST_URL = redis_test_url(15)
 TIME_SENTENCE = re.compile(r"^提交太频繁，请在 \d{2}:\d{2} 之后再试（约 \d+ 分钟后）。$")
@@ -355,29 +355,15 @@ def test_unreachable_redis_falls_back_to_the_database(app):
 
 def test_the_outbox_worker_purges_ended_windows_while_it_runs(db_app):
     """Nothing else deletes counters: the worker's periodic scan does, in its own loop."""
-    from backend.outbox import worker
-
     throttle.hit("submit:addr:10.0.0.1", limit=3, window_seconds=600)
     throttle.hit("submit:addr:10.0.0.2", limit=3, window_seconds=600)
     db.session.commit()
     end_window("submit:addr:10.0.0.1")
     db_app.config.update(OUTBOX_OVERDUE_SCAN_SECONDS=0.05, OUTBOX_IDLE_SECONDS=0.02)
-    stop = threading.Event()
-
-    def run():
-        with db_app.app_context():
-            worker.run_forever(stop)
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    try:
-        deadline = datetime.now(UTC) + timedelta(seconds=20)
-        while counter("submit:addr:10.0.0.1") is not None and datetime.now(UTC) < deadline:
-            db.session.rollback()
-            stop.wait(0.05)
-    finally:
-        db.session.rollback()  # on SQLite this test's reads hold the write lock the worker may be waiting for
-        stop.set()
-        thread.join(timeout=20)
+    with outbox_worker_running(db_app):
+        # Each look a transaction of its own, to see the worker's commits.
+        wait_until(
+            lambda: db.session.rollback() or counter("submit:addr:10.0.0.1") is None, "the worker to purge the window"
+        )
     assert counter("submit:addr:10.0.0.1") is None
     assert counter("submit:addr:10.0.0.2") is not None

@@ -35,6 +35,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import requests
@@ -43,12 +44,9 @@ from sqlalchemy import func, select
 from backend.extensions import db
 from backend.models import OutboxMessage, OutboxStatus, PosterBatch, PosterBatchStatus, StaffSession
 from tests.conftest import PG_URL, redis_test_url
-from tests.helpers import csrf_token_from, redis_or_skip, wait_until
-from tests.outbox_support import RESIDENT_TEMPLATES, make_resident, queue_many
-from tests.outbox_support import World as OutboxWorld
-from tests.outbox_support import make_item as make_outbox_item
+from tests.factories import RESIDENT_TEMPLATES, make_item, make_resident, outbox_item, queue_many
+from tests.helpers import PASSWORD, csrf_token_from, redis_or_skip, wait_until
 from tests.pg_replica import free_port
-from tests.staff_world import PASSWORD, make_item
 from tests.wechat_server import APPID, SECRET, wechat_sandbox  # noqa: F401 - the fixture
 from tests.wechat_server import _start as start_sandbox
 
@@ -251,14 +249,14 @@ def test_a_throttle_counts_across_hosts(app, world, hosts):
 
 def test_two_outbox_workers_send_each_message_once(app, environment, wechat_sandbox, create_deputy, tmp_path):  # noqa: F811
     deputy = create_deputy()
-    outbox_world = OutboxWorld(deputy.id, deputy.station_id, 0, "")
+    owner = SimpleNamespace(deputy_id=deputy.id)
     rows = []
     for n in range(RESIDENTS):
         openid = f"o-two-hosts-{n}"
         resident_id = make_resident(openid, credits=MESSAGES_PER_RESIDENT)
         for template_id in RESIDENT_TEMPLATES:
             wechat_sandbox.subscribe(openid, template_id, MESSAGES_PER_RESIDENT)
-        item_id = make_outbox_item(outbox_world, resident_id)
+        item_id = outbox_item(owner, resident_id)
         rows += [
             {"kind": kind, "item_id": item_id, "resident_id": resident_id}
             for kind in ("item_received", "item_accepted", "item_answered")

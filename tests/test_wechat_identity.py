@@ -23,8 +23,8 @@ from backend.extensions import db
 from backend.models import AuditEntry, Item, Resident, ResidentSession, StaffUser, WechatBindingCode, utcnow
 from backend.qr.codes import current_code
 from backend.wechat import identity
-from tests.helpers import csrf_token_from, hidden_value
-from tests.staff_world import api_token, build_world, fresh_token, login
+from tests.factories import county_world
+from tests.helpers import api_token, csrf_token_from, fresh_token, hidden_value, login
 from tests.wechat_server import wechat_sandbox  # noqa: F401
 
 BODY = "村口的路灯坏了三个月，晚上出行很不方便，请帮忙修一修。"
@@ -33,16 +33,6 @@ WECHAT_BROWSER = (
     "Mobile Safari/537.36 XWEB/1160065 MMWEBSDK/20231202 MicroMessenger/8.0.47.2560(0x28002F35) WeChat/arm64"
 )
 PLAIN_BROWSER = "Mozilla/5.0 (Linux; Android 13) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/116.0 Mobile Safari"
-
-
-@pytest.fixture
-def deputy(create_deputy):
-    return create_deputy()
-
-
-@pytest.fixture
-def slug(deputy):
-    return current_code(deputy).slug
 
 
 def wechat_login(client, sandbox, openid: str, unionid: str | None = None):
@@ -238,7 +228,7 @@ def test_a_bad_token_is_a_401_never_anonymous(client, wechat_sandbox, slug, stat
 
 
 def test_a_staff_token_is_no_resident(app, client, wechat_sandbox, create_county, create_station, create_deputy):
-    world = build_world(create_county, create_station, create_deputy)
+    world = county_world()
     headers = api_token(app, "deputy_d1")
     response = submit(client, current_code(world.d1).slug, headers)
     assert response.status_code == 201
@@ -333,11 +323,6 @@ def binding_page(staff_client) -> tuple[str, str]:
     html = response.get_data(as_text=True)
     g.pop("csrf_token", None)
     return re.search(r'id="binding-code">([^<]+)<', html).group(1), html
-
-
-@pytest.fixture
-def world(create_county, create_station, create_deputy):
-    return build_world(create_county, create_station, create_deputy)
 
 
 def test_a_deputy_binds_their_wechat_by_scanning_a_one_time_code(app, client, wechat_sandbox, world):

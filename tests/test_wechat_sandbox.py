@@ -26,6 +26,7 @@ from backend import create_app
 from backend.extensions import db
 from backend.wechat import api
 from backend.wechat.client import client_class, get_client, get_mp_client
+from tests.helpers import run_to_end
 from tests.wechat_server import (
     APPID,
     MP_APPID,
@@ -615,17 +616,8 @@ def test_the_production_app_never_loads_or_serves_the_sandbox_whatever_the_setti
         {**EVERY_SANDBOX_SETTING, "PUBLIC_BASE_URL": "http://127.0.0.1:5000"},  # make run's
         {**EVERY_SANDBOX_SETTING, "PUBLIC_BASE_URL": "https://staging.msl.example.cn"},  # a staging server
     ]
-    result = subprocess.run(
-        [sys.executable, "-c", PROBE, json.dumps(environments)],
-        cwd=Path(__file__).resolve().parents[1],
-        env=base,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    report = json.loads(result.stdout)
+    output = run_to_end([sys.executable, "-c", PROBE, json.dumps(environments)], base, Path(__file__).parents[1])
+    report = json.loads(output)
     assert [r["sandbox_setting"] for r in report] == [False, True, True]
     for answer in report:
         assert answer["rules"] == []

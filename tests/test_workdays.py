@@ -24,8 +24,8 @@ from backend.models import (
 )
 from backend.outbox.notifications import queue_overdue_notices
 from backend.stations.calendar import CHINA_TZ
-from tests.admin_support import audit_count, build_admin_world, post_form
-from tests.staff_world import login, make_item
+from tests.factories import admin_world, make_item
+from tests.helpers import audit_count, login, post_form
 
 
 def china(*args) -> datetime:
@@ -84,9 +84,7 @@ def test_a_deadline_into_a_year_nobody_gave_counts_monday_to_friday_and_says_so(
 # --- a year entered on the page -------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def world(app, create_county, create_station, create_deputy):
-    return build_admin_world(create_county, create_station, create_deputy)
+WORLD = admin_world  # the world fixture (tests/conftest.py)
 
 
 # Not the real 2027 arrangement (unknown to this test's authors): test data in its shape.

@@ -346,14 +346,40 @@ def getwxacodeunlimit():
     return Response(wxacode_png(scene, width), mimetype="image/png")
 
 
-@wechat_endpoint("/cgi-bin/message/subscribe/send", ("POST",))
-def subscribe_send():
-    """``POST cgi-bin/message/subscribe/send``: one message per acceptance, data within WeChat's limits."""
-    appid = _token_app("miniprogram")
+def _message_to_send(app: str) -> tuple[str, dict, str]:
+    """What every send API checks first: the caller's token (of an ``app`` kind of app), a recipient it knows and a
+    template it knows; (appid, body, openid)."""
+    appid = _token_app(app)
     body = _body()
     openid = _known_user(body.get("touser"))
     if not is_known_template(body.get("template_id")):
         raise SandboxError(40037, "invalid template id")
+    return appid, body, openid
+
+
+def _deliver(
+    kind: str, appid: str, openid: str, body: dict, data: dict, *, page, url, mp_state=None, lang="zh_CN", **how
+):
+    """Deliver a checked message to its recipient's phone (``how``: whether it spends or needs a subscription);
+    WeChat's answer with its msgid."""
+    message = {
+        "kind": kind,
+        "appid": appid,
+        "openid": openid,
+        "template_id": body["template_id"],
+        "page": page,
+        "url": url,
+        "data": data,
+        "miniprogram_state": mp_state,
+        "lang": lang,
+    }
+    return wx_ok(msgid=state().deliver(message, **how))
+
+
+@wechat_endpoint("/cgi-bin/message/subscribe/send", ("POST",))
+def subscribe_send():
+    """``POST cgi-bin/message/subscribe/send``: one message per acceptance, data within WeChat's limits."""
+    appid, body, openid = _message_to_send("miniprogram")
     miniprogram_state = body.get("miniprogram_state", "formal")
     if miniprogram_state not in MINIPROGRAM_STATES:
         raise SandboxError(47003, "argument invalid! miniprogram_state")
@@ -361,77 +387,51 @@ def subscribe_send():
     page = body.get("page")
     if page is not None:
         check_page(page, must_be_published=True)
-    msgid = state().deliver(
-        {
-            "kind": "subscribe",
-            "appid": appid,
-            "openid": openid,
-            "template_id": body["template_id"],
-            "page": page,
-            "url": None,
-            "data": data,
-            "miniprogram_state": miniprogram_state,
-            "lang": body.get("lang", "zh_CN"),
-        },
+    return _deliver(
+        "subscribe",
+        appid,
+        openid,
+        body,
+        data,
+        page=page,
+        url=None,
+        mp_state=miniprogram_state,
+        lang=body.get("lang", "zh_CN"),
         spend_subscription=not is_long_term(body["template_id"]),
         need_subscription=True,
     )
-    return wx_ok(msgid=msgid)
+
+
+def _official_account_message() -> tuple[str, dict, str, dict, str | None]:
+    """A service account's message, checked: (appid, body, openid, data, the mini-program page it may open)."""
+    appid, body, openid = _message_to_send("official_account")
+    data = check_template_data(body.get("data"))
+    miniprogram = body.get("miniprogram") if isinstance(body.get("miniprogram"), dict) else {}
+    return appid, body, openid, data, miniprogram.get("pagepath")
 
 
 @wechat_endpoint("/cgi-bin/message/template/send", ("POST",))
 def template_send():
     """``POST cgi-bin/message/template/send`` (official account): no acceptance needed."""
-    appid = _token_app("official_account")
-    body = _body()
-    openid = _known_user(body.get("touser"))
-    if not is_known_template(body.get("template_id")):
-        raise SandboxError(40037, "invalid template id")
-    data = check_template_data(body.get("data"))
-    miniprogram = body.get("miniprogram") if isinstance(body.get("miniprogram"), dict) else {}
-    msgid = state().deliver(
-        {
-            "kind": "template",
-            "appid": appid,
-            "openid": openid,
-            "template_id": body["template_id"],
-            "page": miniprogram.get("pagepath"),
-            "url": body.get("url"),
-            "data": data,
-            "miniprogram_state": None,
-            "lang": "zh_CN",
-        },
-        spend_subscription=False,
-    )
-    return wx_ok(msgid=msgid)
+    appid, body, openid, data, page = _official_account_message()
+    return _deliver("template", appid, openid, body, data, page=page, url=body.get("url"), spend_subscription=False)
 
 
 @wechat_endpoint("/cgi-bin/message/subscribe/bizsend", ("POST",))
 def subscribe_bizsend():
     """``POST cgi-bin/message/subscribe/bizsend`` (service account 订阅通知): needs a live subscription (43101)."""
-    appid = _token_app("official_account")
-    body = _body()
-    openid = _known_user(body.get("touser"))
-    if not is_known_template(body.get("template_id")):
-        raise SandboxError(40037, "invalid template id")
-    data = check_template_data(body.get("data"))
-    miniprogram = body.get("miniprogram") if isinstance(body.get("miniprogram"), dict) else {}
-    msgid = state().deliver(
-        {
-            "kind": "bizsend",
-            "appid": appid,
-            "openid": openid,
-            "template_id": body["template_id"],
-            "page": miniprogram.get("pagepath"),
-            "url": body.get("page") if isinstance(body.get("page"), str) else None,
-            "data": data,
-            "miniprogram_state": None,
-            "lang": "zh_CN",
-        },
+    appid, body, openid, data, page = _official_account_message()
+    return _deliver(
+        "bizsend",
+        appid,
+        openid,
+        body,
+        data,
+        page=page,
+        url=body.get("page") if isinstance(body.get("page"), str) else None,
         spend_subscription=not is_long_term(body["template_id"]),
         need_subscription=True,
     )
-    return wx_ok(msgid=msgid)
 
 
 @wechat_endpoint("/cgi-bin/ticket/getticket", ("GET",))

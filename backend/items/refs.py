@@ -6,6 +6,8 @@ import hmac
 import re
 import secrets
 
+from flask import current_app
+
 # Digits and capitals without the look-alikes 0/O, 1/I/L and U: 30 symbols.
 REF_ALPHABET = "23456789ABCDEFGHJKMNPQRSTVWXYZ"
 REF_LENGTH = 8  # 30^8 ≈ 6.6e11 references
@@ -55,3 +57,11 @@ def keys_match(given: str | None, expected: str) -> bool:
         return False
     typed = re.sub(r"[\s\-_]", "", given).upper()  # as typed from a notification or read out
     return hmac.compare_digest(typed.encode("utf-8", "replace"), expected.encode())
+
+
+def tracking_url(ref: str, access_key: str) -> str:
+    """The tracking page's absolute address, key included: what the confirmation page, the API's answers and
+    the service account's notices all hand the resident. Built from the route (``resident.track``) on a bare
+    URL map, since the outbox worker that sends notices has no request to build it from."""
+    path = current_app.url_map.bind("").build("resident.track", {"ref": ref, "k": access_key})
+    return current_app.config["PUBLIC_BASE_URL"] + path

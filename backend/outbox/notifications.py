@@ -37,6 +37,7 @@ from flask import current_app
 from sqlalchemy import select
 
 from backend.extensions import db
+from backend.items.refs import tracking_url
 from backend.models import Item, ItemEvent, ItemForward, ItemStatus, OutboxMessage, Resident, StaffUser
 from backend.models.item import ITEM_OUTCOME_LABELS
 from backend.timefmt import CHINA
@@ -445,11 +446,6 @@ def official_account_template(purpose: str) -> dict | None:
     return templates.get(purpose) or templates.get("item_progress")
 
 
-def tracking_url(item: Item) -> str:
-    """The item's tracking page with its key: where a service-account notice leads."""
-    return f"{current_app.config['PUBLIC_BASE_URL']}/t/{item.ref}?k={item.access_key}"
-
-
 def _official_account_notice(message: OutboxMessage, spec: KindSpec, item: Item, values: dict) -> Notice | None:
     """The H5 resident's notice through the service account (bizsend), when they have no mini-program openid."""
     resident = db.session.get(Resident, message.resident_id) if message.resident_id else None
@@ -462,7 +458,7 @@ def _official_account_notice(message: OutboxMessage, spec: KindSpec, item: Item,
         purpose=spec.purpose,
         template_id=template["id"],
         data=data,
-        page=tracking_url(item),
+        page=tracking_url(item.ref, item.access_key),
         is_long_term=template_kind(template) == LONG_TERM,
         channel="official_account",
     )

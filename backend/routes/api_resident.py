@@ -17,9 +17,8 @@ from backend.errors import UserError
 from backend.extensions import csrf, db
 from backend.items import timeline
 from backend.items.inbox import first_line
-from backend.items.refs import format_ref, normalize_ref
+from backend.items.refs import format_ref, normalize_ref, tracking_url
 from backend.models import Item, SessionKind
-from backend.routes.api import track_url
 from backend.routes.api_auth import staff_json
 from backend.security import client_address
 from backend.wechat.identity import bind_staff_wechat, login_resident, require_resident
@@ -57,7 +56,7 @@ def my_item_json(item: Item) -> dict:
         "deputy": {"id": item.deputy.id, "name": item.deputy.name} if item.deputy else None,
         "station": {"id": item.station.id, "name": item.station.name},
         "created_at": item.created_at.isoformat(),
-        "track_url": track_url(item.ref, item.access_key),
+        "track_url": tracking_url(item.ref, item.access_key),
     }
 
 

@@ -28,7 +28,7 @@ from backend.items.lifecycle import can_follow_up, waiting_question
 from backend.items.lookup import clean_phone_last4, find_item_by_phone
 from backend.items.operations import DUTY_CHOICE, Submission, find_item_for_resident, station_closed, submit_item
 from backend.items.photo_store import read_deputy_photo, read_photo
-from backend.items.refs import format_ref
+from backend.items.refs import format_ref, tracking_url
 from backend.models import Deputy, DeputyStatus, Item, ItemPhoto, PresenceSource, StaffRole
 from backend.models.deputy import DEPUTY_STATUS_LABELS
 from backend.models.item import ITEM_CATEGORY_LABELS
@@ -209,7 +209,7 @@ def track(ref: str):
     if item is None:
         raise UserError("unknown_item", "找不到该留言。请核对编号和查询链接是否完整。", 404)
     by_phone = "p4" in credential
-    track_url = current_app.config["PUBLIC_BASE_URL"] + url_for("resident.track", ref=item.ref, k=item.access_key)
+    track_url = tracking_url(item.ref, item.access_key)
     in_wechat = wechat_identity.WECHAT_USER_AGENT_MARK in request.headers.get("User-Agent", "")
     page_url = current_app.config["PUBLIC_BASE_URL"] + request.full_path.rstrip("?")
     notices = (

@@ -18,9 +18,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 
+from backend.demo import DEMO_PASSWORD
 from tests.conftest import PG_URL, create_pg_database, drop_pg_database
-from tests.helpers import missing_tool
+from tests.helpers import missing_tool, run_to_end
 from wechat_sandbox.config import APPID, SECRET
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -112,18 +114,7 @@ class LiveServer:
 
 def run_flask(env: dict[str, str], *args: str) -> str:
     """Run the venv's ``flask`` CLI in the repository; fail with its output when it exits non-zero."""
-    result = subprocess.run(
-        [str(VENV_BIN / "flask"), *args],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    if result.returncode != 0:
-        pytest.fail(f"flask {' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
-    return result.stdout
+    return run_to_end([str(VENV_BIN / "flask"), *args], env, REPO_ROOT)
 
 
 def free_port() -> int:
@@ -366,3 +357,27 @@ def open_browser(playwright_driver, chromium_executable, tmp_path) -> Iterator[C
 def fits(phone: Phone) -> None:
     """The page needs no sideways scrolling on a 360-px phone."""
     assert phone.scroll_width() <= phone.width, phone.page.url
+
+
+def log_in(page, base_url: str, username: str, next_path: str = "", password: str = DEMO_PASSWORD) -> None:
+    """Log ``page`` in to the staff pages through the login form, as one of the demo's accounts (their published
+    password) unless told; with ``next_path``, the page the form goes on to."""
+    page.goto(base_url + "/staff/login" + (f"?next={next_path}" if next_path else ""))
+    page.locator("#username").fill(username)
+    page.locator("#password").fill(password)
+    page.get_by_role("button", name="登录").click()
+
+
+def write_to(page, url: str, body: str, category: str, **contact: str) -> str:
+    """Open a code's form at ``url``, write ``body`` in ``category`` (its label), with ``name`` and ``phone`` and
+    the consent when given, and submit; the reference shown on the confirmation (7K4P-9QXD)."""
+    page.goto(url)
+    page.locator("#body").fill(body)
+    page.locator("#category").select_option(label=category)
+    for field_id, value in contact.items():
+        page.locator(f"#{field_id}").fill(value)
+    if contact:
+        page.locator("input[name=consent]").check()
+    page.locator("#submit-button").click()
+    expect(page.locator("h1")).to_have_text("提交成功")
+    return page.locator("#ref").inner_text().strip()

@@ -7,7 +7,8 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.test_admin_import_print import DEMO_PASSWORD, both_widths
+from tests.browser.conftest import DEMO_PASSWORD
+from tests.browser.test_admin_import_print import both_widths
 
 pytestmark = pytest.mark.browser
 

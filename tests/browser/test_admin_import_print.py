@@ -19,12 +19,11 @@ import zxingcpp
 from PIL import Image
 from playwright.sync_api import expect
 
-from tests.browser.conftest import PHONE_HEIGHT, PHONE_WIDTH, Phone
+from tests.browser.conftest import DEMO_PASSWORD, PHONE_HEIGHT, PHONE_WIDTH, Phone
 from tests.helpers import missing_tool
 
 pytestmark = pytest.mark.browser
 
-DEMO_PASSWORD = "demo-2026"  # backend/demo.py
 STATION = "霞阳镇人大代表联络站"
 DESKTOP = {"width": 1280, "height": 900}
 PHONE = {"width": PHONE_WIDTH, "height": PHONE_HEIGHT}

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import fits
+from tests.browser.conftest import fits, log_in, write_to
 from tests.helpers import jpeg_bytes
 
 pytestmark = pytest.mark.browser
@@ -15,25 +15,16 @@ pytestmark = pytest.mark.browser
 MESSAGE = "霞阳镇沿河步道的护栏断了一截，晚上散步的人多，很危险，请尽快修好。"
 QUESTION = "请补充护栏断开处的具体位置（附近的标志或门牌），最好附一张照片。"
 ANSWER = "在沿河步道靠近霞阳大桥东头，路灯杆编号 XY-017 旁边。"
-DEMO_PASSWORD = "demo-2026"  # backend/demo.py
 
 
 def test_the_resident_answers_a_request_for_more(live_server, phone, open_phone):
     resident = phone.page
-    resident.goto(live_server.demo_codes()["deputy"].url)
-    resident.locator("#body").fill(MESSAGE)
-    resident.locator("#category").select_option(label="城乡建设")
-    resident.locator("#submit-button").click()
-    expect(resident.locator("h1")).to_have_text("提交成功")
-    ref_display = resident.locator("#ref").inner_text().strip()
+    ref_display = write_to(resident, live_server.demo_codes()["deputy"].url, MESSAGE, "城乡建设")
     track_url = resident.locator("#track-link").get_attribute("href")
 
     deputy_phone = open_phone("deputy")
     deputy = deputy_phone.page
-    deputy.goto(live_server.base_url + "/staff/login")
-    deputy.locator("#username").fill("deputy")
-    deputy.locator("#password").fill(DEMO_PASSWORD)
-    deputy.get_by_role("button", name="登录").click()
+    log_in(deputy, live_server.base_url, "deputy")
     deputy.goto(live_server.base_url + "/staff/items/" + ref_display.replace("-", ""))
     deputy.locator("#form-accept button[type=submit]").click()
     expect(deputy.locator("#item-status")).to_have_text("已受理")

@@ -13,11 +13,10 @@ import zxingcpp
 from PIL import Image
 from playwright.sync_api import expect
 
-from tests.browser.conftest import fits
+from tests.browser.conftest import fits, log_in
 
 pytestmark = pytest.mark.browser
 
-DEMO_PASSWORD = "demo-2026"  # backend/demo.py
 MESSAGE = "接待日反映：十都村到镇上的班车下午四点以后就没有了，老人看病不方便。电话 139 8765 4321。"
 REPLY = "已与县公交公司协调，下午增加两班车，下周一起运行。"
 
@@ -33,10 +32,7 @@ def test_receipt_claim_and_rating_by_the_resident_only(live_server, phone, open_
     # 1. The deputy logs in and enters what a resident said on the reception day.
     deputy_phone = open_phone("deputy")
     deputy = deputy_phone.page
-    deputy.goto(live_server.base_url + "/staff/login")
-    deputy.locator("#username").fill("deputy")
-    deputy.locator("#password").fill(DEMO_PASSWORD)
-    deputy.get_by_role("button", name="登录").click()
+    log_in(deputy, live_server.base_url, "deputy")
     deputy.goto(live_server.base_url + "/staff/in-person")
     deputy.locator("#channel_note").fill("12月2日联络站接待日")
     deputy.locator("#body").fill(MESSAGE)

@@ -18,11 +18,10 @@ import uuid
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import Phone
+from tests.browser.conftest import DEMO_PASSWORD, Phone, log_in
 
 pytestmark = pytest.mark.browser
 
-DEMO_PASSWORD = "demo-2026"  # backend/demo.py
 STATION = "十都镇人大代表联络站"
 PASSWORD = "shidu-" + secrets.token_hex(6)
 
@@ -64,13 +63,9 @@ def call(base: str, method: str, path: str, body: dict | None = None, token: str
         return exc.code, json.loads(exc.read() or b"{}")
 
 
-def log_in(phone: Phone, base: str, username: str, password: str) -> None:
-    page = phone.page
-    page.goto(base + "/staff/login?next=/supervision/")
-    page.locator("#username").fill(username)
-    page.locator("#password").fill(password)
-    page.get_by_role("button", name="登录").click()
-    expect(page.locator("#dashboard")).to_be_visible()
+def open_dashboard(phone: Phone, base: str, username: str, password: str = DEMO_PASSWORD) -> None:
+    log_in(phone.page, base, username, "/supervision/", password)
+    expect(phone.page.locator("#dashboard")).to_be_visible()
 
 
 def figure(page, element_id: str) -> str:
@@ -171,7 +166,7 @@ def test_dashboard_figures_match_the_items_made(live_server, open_browser):
 
     # The county supervisor at a desk: the county, then the station picked from the list.
     desk = open_browser("supervisor", 1280, 800, mobile=False)
-    log_in(desk, base, "supervisor", DEMO_PASSWORD)
+    open_dashboard(desk, base, "supervisor")
     expect(desk.page.locator("#scope-title")).to_contain_text("炎陵县")
     breakdown = desk.page.locator("#breakdown-table tr", has_text=STATION)
     expect(breakdown.locator("td").first).to_have_text(str(RECEIVED))
@@ -204,7 +199,7 @@ def test_dashboard_figures_match_the_items_made(live_server, open_browser):
 
     # The new administrator on a phone: their station by default, then one deputy with her points.
     phone = open_browser("admin", 360, 740, mobile=True)
-    log_in(phone, base, username, PASSWORD)
+    open_dashboard(phone, base, username, PASSWORD)
     assert_station_figures(phone.page)
     fits(phone)
     phone.screenshot("dashboard-phone")

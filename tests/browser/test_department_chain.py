@@ -10,31 +10,18 @@ from datetime import date, timedelta
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import fits
+from tests.browser.conftest import fits, log_in, write_to
 
 pytestmark = pytest.mark.browser
 
 MESSAGE = "霞阳镇中心小学门口的减速带被压坏了，车辆经过速度很快，接送孩子很危险，请尽快修复。"
 DEPARTMENT = "炎陵县住房和城乡建设局"  # the demo's "department" account belongs to it
-DEMO_PASSWORD = "demo-2026"  # backend/demo.py
 DESKTOP = {"width": 1280, "height": 900}
-
-
-def log_in(page, base_url: str, username: str) -> None:
-    page.goto(base_url + "/staff/login")
-    page.locator("#username").fill(username)
-    page.locator("#password").fill(DEMO_PASSWORD)
-    page.get_by_role("button", name="登录").click()
 
 
 def test_a_department_with_an_account_works_the_item_from_its_inbox(live_server, phone, open_phone):
     resident = phone.page
-    resident.goto(live_server.demo_codes()["deputy"].url)
-    resident.locator("#body").fill(MESSAGE)
-    resident.locator("#category").select_option(label="交通出行")
-    resident.locator("#submit-button").click()
-    expect(resident.locator("h1")).to_have_text("提交成功")
-    ref_display = resident.locator("#ref").inner_text().strip()
+    ref_display = write_to(resident, live_server.demo_codes()["deputy"].url, MESSAGE, "交通出行")
     ref = ref_display.replace("-", "")
 
     deputy_phone = open_phone("deputy")

@@ -16,13 +16,12 @@ import requests
 from playwright.sync_api import expect
 from sqlalchemy import create_engine, text
 
-from tests.browser.conftest import demo_server, fits
+from tests.browser.conftest import demo_server, fits, log_in
 
 pytestmark = pytest.mark.browser
 
 MESSAGE = "神农路菜市场门口的下水道井盖松动，踩上去会翻，老人小孩经过很危险，请尽快处理。"
 DEPARTMENT = "炎陵县住房和城乡建设局"  # the demo's "department" account belongs to it
-DEMO_PASSWORD = "demo-2026"  # backend/demo.py
 OA_TEMPLATE = "tpl-oa-item-progress"  # DEFAULT_WECHAT_MP_TEMPLATES: long-term
 DEPARTMENT_ANSWER = "已更换井盖并加装防盗锁扣。"
 REPLY = "井盖已由县住建局更换加固，感谢您的反映。"
@@ -40,13 +39,6 @@ def service_account_server(chromium_executable, tmp_path_factory) -> Iterator:
     }
     with demo_server(tmp_path_factory.mktemp("h5_notices"), overrides) as server:
         yield server
-
-
-def log_in(page, base_url: str, username: str) -> None:
-    page.goto(base_url + "/staff/login")
-    page.locator("#username").fill(username)
-    page.locator("#password").fill(DEMO_PASSWORD)
-    page.get_by_role("button", name="登录").click()
 
 
 def test_one_acceptance_on_the_confirmation_page_brings_every_step(service_account_server, phone, open_phone):

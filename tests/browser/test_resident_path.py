@@ -7,7 +7,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import SCREENSHOT_DIR
+from tests.browser.conftest import DEMO_PASSWORD, SCREENSHOT_DIR
 from tests.helpers import jpeg_bytes
 
 pytestmark = pytest.mark.browser
@@ -380,8 +380,6 @@ def test_a_second_message_under_a_used_client_id_is_refused_and_can_be_sent_agai
 
 
 # -- issue 14: no dead ends, tap targets, the tracking page's link ------------------------------------------
-
-DEMO_PASSWORD = "demo-2026"  # backend/demo.py
 
 
 def visible_text(page) -> str:

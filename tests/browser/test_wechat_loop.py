@@ -11,7 +11,6 @@ import json
 import os
 import secrets
 import shutil
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,8 +29,9 @@ from tests.browser.conftest import (
     SCREENSHOT_DIR,
     WECHAT_USER_AGENT,
     Phone,
+    log_in,
 )
-from tests.helpers import missing_tool
+from tests.helpers import missing_tool, run_to_end
 
 pytestmark = pytest.mark.browser
 
@@ -39,7 +39,6 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS = REPO_ROOT / "miniprogram_stub" / "test" / "scenarios.js"
 MESSAGE = "小区门口的路灯坏了半个月，晚上老人出门很不方便，请帮忙修一修。"
 REPLY = "路灯已请镇政府安排维修，今晚恢复照明，感谢您的反映。"
-DEMO_PASSWORD = "demo-2026"  # backend/demo.py
 DELIVERY_SECONDS = 30
 
 
@@ -56,18 +55,14 @@ def mini_program_submits(node: str, base_url: str, slug: str, openid: str, deput
     its item page and "my items" show the message as sent to ``deputy_name``."""
     env = {"baseUrl": base_url, "sandboxUrl": base_url + "/_wechat/", "openid": openid, "slug": slug, "body": MESSAGE}
     env["deputyName"] = deputy_name
-    result = subprocess.run(
-        [node, str(SCENARIOS), "submit"],
-        cwd=SCENARIOS.parent,
-        env={**os.environ, "STUB_ENV": json.dumps(env)},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
-    line = next(line for line in result.stdout.splitlines() if line.startswith("RESULT "))
+    output = run_scenario(node, "submit", env)
+    line = next(line for line in output.splitlines() if line.startswith("RESULT "))
     return json.loads(line[len("RESULT ") :])
+
+
+def run_scenario(node: str, scenario: str, env: dict) -> str:
+    """Run one of the mini-program's scenarios (miniprogram_stub, in Node) with ``env``; what it printed."""
+    return run_to_end([node, str(SCENARIOS), scenario], {**os.environ, "STUB_ENV": json.dumps(env)}, SCENARIOS.parent)
 
 
 def deliver_until(live_server, openid: str, template_id: str) -> list[dict]:
@@ -108,10 +103,7 @@ def test_resident_is_told_in_wechat_when_the_deputy_answers(live_server, phone):
 
     # 2. The deputy answers on their phone.
     deputy = phone.page
-    deputy.goto(base + "/staff/login")
-    deputy.locator("#username").fill("deputy")
-    deputy.locator("#password").fill(DEMO_PASSWORD)
-    deputy.get_by_role("button", name="登录").click()
+    log_in(deputy, base, "deputy")
     deputy.goto(f"{base}/staff/items/{ref}")
     expect(deputy.locator("#item-body")).to_have_text(MESSAGE)
     deputy.locator("#form-accept button[type=submit]").click()
@@ -180,10 +172,7 @@ def test_deputy_binds_wechat_by_scanning_the_code_on_their_page(live_server, fre
     node = node_or_skip()
     base = live_server.base_url
     deputy = phone.page
-    deputy.goto(base + "/staff/login?next=/staff/wechat-binding")
-    deputy.locator("#username").fill("deputy")
-    deputy.locator("#password").fill(DEMO_PASSWORD)
-    deputy.get_by_role("button", name="登录").click()
+    log_in(deputy, base, "deputy", "/staff/wechat-binding")
     expect(deputy.locator("h1")).to_have_text("绑定微信")
     deputy.locator("#create-binding-code").click()
     expect(deputy.locator("#binding-code")).to_be_visible()
@@ -199,16 +188,7 @@ def test_deputy_binds_wechat_by_scanning_the_code_on_their_page(live_server, fre
     openid = "o-deputy-" + secrets.token_hex(4)
     env = {"baseUrl": base, "sandboxUrl": base + "/_wechat/", "bindingCode": code, "deputyOpenid": openid}
     env["displayName"] = live_server.demo_codes()["deputy"].owner_name  # the demo's deputy account is theirs
-    result = subprocess.run(
-        [node, str(SCENARIOS), "bind"],
-        cwd=SCENARIOS.parent,
-        env={**os.environ, "STUB_ENV": json.dumps(env)},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
+    run_scenario(node, "bind", env)
     deputy.reload()
     expect(deputy.locator("#binding-status")).to_contain_text("已绑定微信")
     assert not phone.problems, phone.problems

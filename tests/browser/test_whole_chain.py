@@ -11,14 +11,13 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import fits
+from tests.browser.conftest import fits, log_in, write_to
 
 pytestmark = pytest.mark.browser
 
 MESSAGE = "炎帝大道与神农路口的红绿灯坏了一个星期，早晚上学时段车多人多，孩子过马路很危险，请尽快修复。"
 RESIDENT_NAME = "刘淑珍"
 RESIDENT_PHONE = "13987654321"
-DEMO_PASSWORD = "demo-2026"  # backend/demo.py
 DEPARTMENT = "炎陵县住房和城乡建设局"
 INSTRUCTIONS = "请派人核查路口信号灯，修复后告知。"
 DEPARTMENT_ANSWER = "已派维修人员更换信号灯控制板，路口红绿灯恢复正常。"
@@ -50,25 +49,15 @@ def test_one_item_through_the_whole_chain(live_server, phone, open_phone):
     resident = phone.page
 
     # 1. The resident scans the deputy's code and writes.
-    resident.goto(live_server.demo_codes()["deputy"].url)
-    resident.locator("#body").fill(MESSAGE)
-    resident.locator("#category").select_option(label="交通出行")
-    resident.locator("#name").fill(RESIDENT_NAME)
-    resident.locator("#phone").fill(RESIDENT_PHONE)
-    resident.locator("input[name=consent]").check()
-    resident.locator("#submit-button").click()
-    expect(resident.locator("h1")).to_have_text("提交成功")
-    ref_display = resident.locator("#ref").inner_text().strip()
+    url = live_server.demo_codes()["deputy"].url
+    ref_display = write_to(resident, url, MESSAGE, "交通出行", name=RESIDENT_NAME, phone=RESIDENT_PHONE)
     ref = ref_display.replace("-", "")
     track_url = resident.locator("#track-link").get_attribute("href")
 
     # 2. The deputy logs in on their phone and finds it in the inbox.
     deputy_phone = open_phone("deputy")
     deputy = deputy_phone.page
-    deputy.goto(live_server.base_url + "/staff/login")
-    deputy.locator("#username").fill("deputy")
-    deputy.locator("#password").fill(DEMO_PASSWORD)
-    deputy.get_by_role("button", name="登录").click()
+    log_in(deputy, live_server.base_url, "deputy")
     expect(deputy).to_have_url(live_server.base_url + "/staff/inbox")  # a login lands on the inbox (issue 14)
     expect(deputy.locator("h1")).to_have_text("留言办理")
     row = deputy.locator("#inbox-list .inbox-row", has_text=ref_display)
