@@ -400,7 +400,7 @@ def home_scope(user: StaffUser) -> Scope | None:
     return None
 
 
-def _deny(user: StaffUser, kind: str, key: object) -> UserError:
+def deny(user: StaffUser, kind: str, key: object) -> UserError:
     """Write the refusal's audit row (kept through the error answer); the 404 to raise (as for something unknown)."""
     record_audit(
         "stats_access_denied",
@@ -410,10 +410,11 @@ def _deny(user: StaffUser, kind: str, key: object) -> UserError:
         data={"path": request.path[:500] if has_request_context() else "", "role": user.role.value},
         keep=True,
     )
-    return _not_found()
+    return not_found()
 
 
-def _not_found() -> UserError:
+def not_found() -> UserError:
+    """The 404 of a scope that is unknown or outside the user's view: the two look alike."""
     return UserError("unknown_scope", "找不到该地区、联络站或代表，或不在您的查看范围内。", 404)
 
 
@@ -437,7 +438,7 @@ def resolve_scope(user: StaffUser, args: Mapping[str, str], *, required: bool = 
             raise UserError("scope_required", "请指定统计范围：region（地区代码）、station 或 deputy。", 400)
         scope = home_scope(user)
         if scope is None:
-            raise _not_found()
+            raise not_found()
         return scope
     kind, raw = next(iter(given.items()))
     if kind == "region":
@@ -446,20 +447,20 @@ def resolve_scope(user: StaffUser, args: Mapping[str, str], *, required: bool = 
         if region is None:
             raise UserError("unknown_region", "没有这个地区代码。", 400, field="region")
         if not can_see_region(user, region):
-            raise _deny(user, "region", region.code)
+            raise deny(user, "region", region.code)
         return Scope("region", region=region)
     if kind == "station":
         station = db.session.get(Station, _as_id(raw, "station", "联络站"))
         if station is None:
-            raise _not_found()
+            raise not_found()
         if not can_see_station(user, station):
-            raise _deny(user, "station", station.id)
+            raise deny(user, "station", station.id)
         return Scope("station", station=station)
     deputy = db.session.get(Deputy, _as_id(raw, "deputy", "代表"))
     if deputy is None:
-        raise _not_found()
+        raise not_found()
     if not can_see_deputy(user, deputy):
-        raise _deny(user, "deputy", deputy.id)
+        raise deny(user, "deputy", deputy.id)
     return Scope("deputy", deputy=deputy, station=deputy.station, restrict=_restriction(user))
 
 
