@@ -1361,7 +1361,7 @@ def judged_forward(item: Item) -> ItemForward | None:
     """The forward whose answer the resident's rating about to be given judges, or None when no department answered.
 
     The latest answer a department gave since the item's previous rating (or ever, for a first
-    rating), on a forward still in its hands (neither revoked nor returned): the departments' 满意率
+    rating; a forward the deputy took back after the answer still counts): the departments' 满意率
     (``supervision.departments``) counts the verdict against that department. A rating after a
     reopening with no new department answer judges the deputy's work again, not a department's.
     """
@@ -1370,9 +1370,7 @@ def judged_forward(item: Item) -> ItemForward | None:
             ItemEvent.item_id == item.id, ItemEvent.kind == ItemEventKind.RATED
         )
     )
-    query = select(ItemForward).where(
-        ItemForward.item_id == item.id, ItemForward.answered_at.is_not(None), *ItemForward.live_conditions()
-    )
+    query = select(ItemForward).where(ItemForward.item_id == item.id, ItemForward.answered_at.is_not(None))
     if previous is not None:
         query = query.where(ItemForward.answered_at > previous)
     return db.session.scalar(query.order_by(ItemForward.answered_at.desc(), ItemForward.id.desc()).limit(1))

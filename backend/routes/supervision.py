@@ -438,7 +438,7 @@ def export_month():
 
 
 @bp.get("/departments")
-@login_required(*VIEWERS)
+@login_required(StaffRole.SUPERVISOR)
 def department_league():
     """The league table of the supervisor's region's departments (units rolled in), ranked, with the sample rule."""
     user = current_staff()
@@ -457,7 +457,7 @@ def department_league():
 
 
 @bp.get("/departments/<int:department_id>")
-@login_required(*VIEWERS)
+@login_required(StaffRole.SUPERVISOR)
 def department_page(department_id: int):
     """One department's figures over the range and its 台账 of open commitments (most overdue first)."""
     user = current_staff()

@@ -5,7 +5,7 @@ A department's figures count the forwards (交办) made to it and to its units (
 one level), rolled up into it. A second hop (the department passing an item on to one of its own
 units) is the same item the department already holds: under the department it counts once, through
 its own forward; a unit's own page counts the hops it was given. A forward the deputy took back
-(revoked) counts nowhere. Forwards are selected by when they were made (``ItemForward.created_at``,
+(revoked) before the department answered counts nowhere. Forwards are selected by when they were made (``ItemForward.created_at``,
 China dates ``[start, end)``, as the dashboard's range); the overdue count is of today, whenever the
 forward was made, as the dashboard's overdue count is.
 
@@ -55,7 +55,7 @@ FIGURE_LABELS = {
 }
 
 DEFINITIONS = {
-    "received": "统计区间内（按交办时间，北京时间）代表交给本单位及其下属单位办理的件数。代表收回的交办不计入；"
+    "received": "统计区间内（按交办时间，北京时间）代表交给本单位及其下属单位办理的件数。单位答复前被代表收回的交办不计入；"
     "本单位再转交下属单位的件，在本单位只计一次。",
     "answered_on_time": "在办理期限内（含代表同意的延期）作出正式答复的件数；逾期答复另计。",
     "returned": "承办单位说明理由后退回代表的件数。",
@@ -73,8 +73,8 @@ DEFINITIONS = {
 
 
 def _counted() -> ColumnElement[bool]:
-    """Forwards that count: not taken back by the deputy."""
-    return ItemForward.revoked_at.is_(None)
+    """Forwards that count: all but those the deputy took back before the department answered."""
+    return or_(ItemForward.revoked_at.is_(None), ItemForward.answered_at.is_not(None))
 
 
 def _of_department(department: Department) -> ColumnElement[bool]:
@@ -199,7 +199,7 @@ def _medians(key, where: list, dialect: str) -> dict[object, float]:
 def _overdue_condition(now: datetime) -> list[ColumnElement[bool]]:
     """Overdue today: still in the department's hands, unanswered, past due, the item still open."""
     return [
-        _counted(),
+        ItemForward.revoked_at.is_(None),
         ItemForward.returned_at.is_(None),
         ItemForward.answered_at.is_(None),
         ItemForward.due_at < now,
