@@ -102,28 +102,20 @@ def public_region(code: str) -> Region | None:
     return region if has_station is not None else None
 
 
-def _answers(item_ids: list[int]) -> dict[int, tuple[str, str]]:
-    """{item id: (the latest answer to the resident, the resolution's text)} from the public events, one query."""
-    answers: dict[int, tuple[str, str]] = {}
+def _replies(item_ids: list[int]) -> dict[int, str]:
+    """{item id: the deputy's latest answer to the resident (答复)}, from the public events, one query."""
     if not item_ids:
-        return answers
+        return {}
     events = db.session.execute(
-        select(ItemEvent.item_id, ItemEvent.kind, ItemEvent.body)
+        select(ItemEvent.item_id, ItemEvent.body)
         .where(
             ItemEvent.item_id.in_(item_ids),
             ItemEvent.is_public.is_(True),
-            ItemEvent.kind.in_([ItemEventKind.REPLIED, ItemEventKind.RESOLVED]),
+            ItemEvent.kind == ItemEventKind.REPLIED,
         )
         .order_by(ItemEvent.id)
     )
-    for item_id, kind, body in events:
-        reply, resolution = answers.get(item_id, ("", ""))
-        if kind == ItemEventKind.REPLIED:
-            reply = body
-        else:
-            resolution = body
-        answers[item_id] = (reply, resolution)
-    return answers
+    return dict(events.all())  # the last of each item's wins
 
 
 def published_items(station_ids: list[int], limit: int = PUBLISHED_LIST_SIZE) -> list[PublishedItem]:
@@ -147,13 +139,14 @@ def published_items(station_ids: list[int], limit: int = PUBLISHED_LIST_SIZE) ->
         .order_by(Item.resolved_at.desc(), Item.id.desc())
         .limit(limit)
     ).all()
-    answers = _answers([row.id for row in items])
+    replies = _replies([row.id for row in items])
     published = []
     for row in items:
-        reply, resolution = answers.get(row.id, ("", ""))
         name = row.contact_name  # read only to mask it where the texts repeat it
-        answer = mask_message(reply, name) if reply else ""
-        outcome = mask_message(resolution or row.outcome_reason, name)
+        answer = mask_message(replies.get(row.id, ""), name)
+        label = ITEM_OUTCOME_LABELS[row.outcome] if row.outcome else ""
+        reason = mask_message(row.outcome_reason, name)
+        outcome = f"{label}。{reason}" if label and reason else label or reason
         published.append(
             PublishedItem(
                 category=ITEM_CATEGORY_LABELS[row.category],
@@ -161,7 +154,7 @@ def published_items(station_ids: list[int], limit: int = PUBLISHED_LIST_SIZE) ->
                 resolved_on=today_in_china(row.resolved_at),
                 body=mask_message(row.body, name),
                 answer=answer,
-                outcome=outcome or (ITEM_OUTCOME_LABELS[row.outcome] if row.outcome else ""),
+                outcome=outcome,
                 station_name=row.name,
             )
         )
