@@ -122,6 +122,7 @@ DEFAULT_ANSWER_HOURS = (48, 240)
 RETURN_SHARE = 0.06  # forwards given back (退回) with a reason; the deputy answers the resident
 PROMISE_SHARE = 0.3  # answers that promise completion by a date (承诺解决台账)
 UNIT_SHARE = 0.3  # of the housing bureau's forwards, made to its town unit directly
+PUBLISH_SHARE = 0.4  # residents who tick 同意公示 on the form (the station's 公示 shows them once resolved)
 FEW_EVERY = 25  # every 25th forward goes to the department kept under the minimum sample (about 8 a year)
 RETURN_REASON = "该事项属于乡镇职责范围，请转交所在镇人民政府办理。"
 
@@ -339,6 +340,7 @@ def load_history(today: date, now: datetime, months: int = MONTHS) -> int:
                 name=message.name,
                 phone=message.phone,
                 consent=message.consent,
+                publish_consent=cast.conduct.random() < PUBLISH_SHARE,
                 address=f"198.51.100.{len(written) % 250 + 1}",  # documentation addresses, one resident each
             )
             with clock_at(start):
