@@ -86,7 +86,8 @@ def _of_department(department: Department) -> ColumnElement[bool]:
     )
 
 
-def _in_range(rng: DateRange) -> list[ColumnElement[bool]]:
+def forwards_in_range(rng: DateRange) -> list[ColumnElement[bool]]:
+    """The WHERE clauses of the forwards made in ``rng`` (China dates, ``[start, end)``)."""
     return [ItemForward.created_at >= rng.start_at, ItemForward.created_at < rng.end_at]
 
 
@@ -209,7 +210,7 @@ def _overdue_condition(now: datetime) -> list[ColumnElement[bool]]:
 
 def _tally(key, where: list, rng: DateRange, now: datetime) -> dict[object, list]:
     """(counts…, overdue, median hours) per ``key`` for the forwards matching ``where``: three grouped reads."""
-    in_range = [*where, _counted(), *_in_range(rng)]
+    in_range = [*where, _counted(), *forwards_in_range(rng)]
     rows = db.session.execute(select(key.label("key"), *_count_columns(now)).where(*in_range).group_by(key)).all()
     overdue = select(key.label("key"), func.count()).join(Item, Item.id == ItemForward.item_id)
     overdue_counts = dict(db.session.execute(overdue.where(*where, *_overdue_condition(now)).group_by(key)).all())
