@@ -37,7 +37,14 @@ from backend.extensions import db
 from backend.items.validation import clean_id
 from backend.models import Department, Item, ItemForward, ItemStatus, Satisfaction, StaffRole, StaffUser, utcnow
 from backend.stations.calendar import today_in_china
-from backend.supervision.stats import SECONDS_PER_HOUR, DateRange, Rate, deny
+from backend.supervision.stats import (
+    SECONDS_PER_HOUR,
+    DateRange,
+    Rate,
+    deny,
+    duration_seconds,
+    tune_for_aggregates,
+)
 
 LEDGER_SIZE = 200  # the 台账 lists this many open commitments, most overdue first
 
@@ -168,15 +175,9 @@ def _count_columns(now: datetime) -> list:
     ]
 
 
-def _answer_seconds(dialect: str):
-    if dialect == "postgresql":
-        return func.date_part("epoch", ItemForward.answered_at - ItemForward.created_at)
-    return (func.julianday(ItemForward.answered_at) - func.julianday(ItemForward.created_at)) * 86400.0
-
-
 def _medians(key, where: list, dialect: str) -> dict[object, float]:
     """Exact median answer time (hours) per ``key``, over answered forwards."""
-    seconds = _answer_seconds(dialect)
+    seconds = duration_seconds(ItemForward.answered_at, ItemForward.created_at, dialect)
     answered = [*where, ItemForward.answered_at.is_not(None)]
     if dialect == "postgresql":
         query = select(key.label("key"), func.percentile_cont(0.5).within_group(seconds)).where(*answered)
@@ -210,6 +211,7 @@ def _overdue_condition(now: datetime) -> list[ColumnElement[bool]]:
 
 def _tally(key, where: list, rng: DateRange, now: datetime) -> dict[object, list]:
     """(counts…, overdue, median hours) per ``key`` for the forwards matching ``where``: three grouped reads."""
+    tune_for_aggregates()
     in_range = [*where, _counted(), *forwards_in_range(rng)]
     rows = db.session.execute(select(key.label("key"), *_count_columns(now)).where(*in_range).group_by(key)).all()
     overdue = select(key.label("key"), func.count()).join(Item, Item.id == ItemForward.item_id)

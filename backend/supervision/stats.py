@@ -624,7 +624,7 @@ _AGGREGATE_SETTINGS = text(
 )
 
 
-def _tune_for_aggregates() -> None:
+def tune_for_aggregates() -> None:
     """PostgreSQL: ``_AGGREGATE_SETTINGS`` for the session's transaction."""
     if _is_postgresql():
         db.session.execute(_AGGREGATE_SETTINGS)
@@ -706,7 +706,7 @@ def _hours(seconds) -> float | None:
     return None if seconds is None else float(seconds) / SECONDS_PER_HOUR
 
 
-def _duration_seconds(later, earlier, dialect: str):
+def duration_seconds(later, earlier, dialect: str):
     """``later - earlier`` in seconds, as each engine computes it."""
     if dialect == "postgresql":
         return func.date_part("epoch", later - earlier)
@@ -721,10 +721,10 @@ def _postgresql_medians_query(scope: Scope, rng: DateRange) -> Select:
     where = [*in_range(scope, rng), Item.is_held.is_(False)]
     return select(
         func.percentile_cont(0.5)
-        .within_group(_duration_seconds(_first_answer_at(), Item.created_at, "postgresql"))
+        .within_group(duration_seconds(_first_answer_at(), Item.created_at, "postgresql"))
         .filter(FIGURES["answered"]),
         func.percentile_cont(0.5)
-        .within_group(_duration_seconds(Item.resolved_at, Item.created_at, "postgresql"))
+        .within_group(duration_seconds(Item.resolved_at, Item.created_at, "postgresql"))
         .filter(FIGURES["resolved"]),
     ).where(*where)
 
@@ -743,8 +743,8 @@ def medians(scope: Scope, rng: DateRange) -> tuple[float | None, float | None]:
     if _is_postgresql():
         return _run_medians(db.engine, _postgresql_medians_query(scope, rng))
     where = [*in_range(scope, rng), Item.is_held.is_(False)]
-    to_answer = _duration_seconds(_first_answer_at(), Item.created_at, "sqlite")
-    to_resolve = _duration_seconds(Item.resolved_at, Item.created_at, "sqlite")
+    to_answer = duration_seconds(_first_answer_at(), Item.created_at, "sqlite")
+    to_resolve = duration_seconds(Item.resolved_at, Item.created_at, "sqlite")
     return (
         _hours(_median_by_window(to_answer, [*where, FIGURES["answered"]])),
         _hours(_median_by_window(to_resolve, [*where, FIGURES["resolved"]])),
@@ -797,7 +797,7 @@ def compute(
         # million items each is a scan of a third of them, and PostgreSQL runs one query on one core.
         # The two may see snapshots a few milliseconds apart; nothing else is read from the second one.
         medians_future = _MEDIANS_POOL.submit(_run_medians, db.engine, _postgresql_medians_query(scope, rng))
-    _tune_for_aggregates()
+    tune_for_aggregates()
     months = rng.months()
     totals = Counts()
     per_month = {index: Counts() for index in range(len(months))}

@@ -4,13 +4,14 @@ Reviewed: columns and indexes added; downgrade drops them.
 
 - ``item_forwards.verdict``, ``verdict_at``: the resident's verdict on the forward whose answer it judged
   (``lifecycle.judged_forward``). Backfilled from the timeline: for every RATED event, the forward of
-  that item answered last after the item's previous RATED event (or ever, for the first) and still
-  in the department's hands (neither revoked nor returned) gets that event's verdict and time. A
+  that item answered last after the item's previous RATED event (or ever, for the first) gets that
+  event's verdict and time (as ``judged_forward`` chooses it when a resident rates). A
   rating of an item a deputy entered in person, given without (or before) the resident's claim, is
   not the resident's own for certain (``stats.VERDICT_SOURCES``) and is not carried over. Where a
   later rating judged the same forward (no new answer between), the later one is kept, as the item
   keeps its latest verdict.
-- ``ix_item_forwards_department_created``: the departments' figures over a range, from the index.
+- ``ix_item_forwards_department_created``: the departments' figures over a range, from the index;
+  ``ix_item_forwards_department_open_due``: the forwards still waiting for an answer (overdue, 台账).
 - ``items.publish_consented_at``: when the resident agreed on the form to publish the item (公示);
   empty for every item there is: nobody was asked, so nothing is published.
 - ``ix_items_station_published``: a station's published items, latest first (partial: only those).
@@ -32,6 +33,7 @@ branch_labels = None
 depends_on = None
 
 PUBLISHED_SQL = "publish_consented_at IS NOT NULL AND status = 'resolved'"
+OPEN_FORWARD_SQL = "answered_at IS NULL AND returned_at IS NULL AND revoked_at IS NULL"
 
 _events = sa.table(
     "item_events",
@@ -80,8 +82,6 @@ def _backfill_verdicts(connection) -> None:
             sa.select(_forwards.c.id, _forwards.c.item_id, _forwards.c.answered_at).where(
                 _forwards.c.item_id.in_(item_ids[start : start + 500]),
                 _forwards.c.answered_at.is_not(None),
-                _forwards.c.revoked_at.is_(None),
-                _forwards.c.returned_at.is_(None),
             )
         ).all()
         for row in rows:
@@ -121,6 +121,15 @@ def upgrade():
         unique=False,
         postgresql_include=["due_at", "answered_at", "returned_at", "revoked_at", "parent_forward_id", "verdict"],
     )
+    op.create_index(
+        "ix_item_forwards_department_open_due",
+        "item_forwards",
+        ["department_id", "due_at"],
+        unique=False,
+        postgresql_include=["item_id"],
+        sqlite_where=sa.text(OPEN_FORWARD_SQL),
+        postgresql_where=sa.text(OPEN_FORWARD_SQL),
+    )
     with op.batch_alter_table("items", schema=None) as batch_op:
         batch_op.add_column(sa.Column("publish_consented_at", sa.DateTime(timezone=True), nullable=True))
     op.create_index(
@@ -138,6 +147,7 @@ def downgrade():
     op.drop_index("ix_items_station_published", table_name="items")
     with op.batch_alter_table("items", schema=None) as batch_op:
         batch_op.drop_column("publish_consented_at")
+    op.drop_index("ix_item_forwards_department_open_due", table_name="item_forwards")
     op.drop_index("ix_item_forwards_department_created", table_name="item_forwards")
     with op.batch_alter_table("item_forwards", schema=None) as batch_op:
         batch_op.drop_column("verdict_at")
