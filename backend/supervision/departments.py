@@ -175,27 +175,29 @@ def _count_columns(now: datetime) -> list:
     ]
 
 
-def _medians(key, where: list, dialect: str) -> dict[object, float]:
-    """Exact median answer time (hours) per ``key``, over answered forwards."""
+def _median_column(dialect: str):
+    """PostgreSQL: the exact median answer time (seconds) as one more aggregate of the grouped count."""
     seconds = duration_seconds(ItemForward.answered_at, ItemForward.created_at, dialect)
-    answered = [*where, ItemForward.answered_at.is_not(None)]
-    if dialect == "postgresql":
-        query = select(key.label("key"), func.percentile_cont(0.5).within_group(seconds)).where(*answered)
-        rows = db.session.execute(query.group_by(key)).all()
-    else:
-        ranked = (
-            select(
-                key.label("key"),
-                seconds.label("v"),
-                func.row_number().over(partition_by=key, order_by=seconds).label("rn"),
-                func.count().over(partition_by=key).label("n"),
-            )
-            .where(*answered)
-            .subquery()
+    return func.percentile_cont(0.5).within_group(seconds).filter(ItemForward.answered_at.is_not(None))
+
+
+def _window_medians(key, where: list, dialect: str) -> dict[object, float | None]:
+    """SQLite: the same median per ``key`` (mean of the two middle values), with window functions."""
+    seconds = duration_seconds(ItemForward.answered_at, ItemForward.created_at, dialect)
+    ranked = (
+        select(
+            key.label("key"),
+            seconds.label("v"),
+            func.row_number().over(partition_by=key, order_by=seconds).label("rn"),
+            func.count().over(partition_by=key).label("n"),
         )
-        middle = or_(ranked.c.rn == (ranked.c.n + 1) // 2, ranked.c.rn == (ranked.c.n + 2) // 2)
-        rows = db.session.execute(select(ranked.c.key, func.avg(ranked.c.v)).where(middle).group_by(ranked.c.key)).all()
-    return {k: float(v) / SECONDS_PER_HOUR for k, v in rows if v is not None}
+        .where(*where, ItemForward.answered_at.is_not(None))
+        .subquery()
+    )
+    middle = or_(ranked.c.rn == (ranked.c.n + 1) // 2, ranked.c.rn == (ranked.c.n + 2) // 2)
+    return dict(
+        db.session.execute(select(ranked.c.key, func.avg(ranked.c.v)).where(middle).group_by(ranked.c.key)).all()
+    )
 
 
 def _overdue_condition(now: datetime) -> list[ColumnElement[bool]]:
@@ -210,16 +212,24 @@ def _overdue_condition(now: datetime) -> list[ColumnElement[bool]]:
 
 
 def _tally(key, where: list, rng: DateRange, now: datetime) -> dict[object, list]:
-    """(counts…, overdue, median hours) per ``key`` for the forwards matching ``where``: three grouped reads."""
+    """(counts…, overdue, median hours) per ``key`` for the forwards matching ``where``.
+
+    PostgreSQL: two grouped reads, the counts with the median (one scan of the range's index entries)
+    and the overdue count (the open forwards' index, joined to their items); SQLite a third for the medians.
+    """
+    dialect = db.engine.dialect.name
     tune_for_aggregates()
     in_range = [*where, _counted(), *forwards_in_range(rng)]
-    rows = db.session.execute(select(key.label("key"), *_count_columns(now)).where(*in_range).group_by(key)).all()
+    columns = _count_columns(now) + ([_median_column(dialect)] if dialect == "postgresql" else [])
+    rows = db.session.execute(select(key.label("key"), *columns).where(*in_range).group_by(key)).all()
+    medians = {row.key: row[-1] for row in rows} if dialect == "postgresql" else _window_medians(key, in_range, dialect)
     overdue = select(key.label("key"), func.count()).join(Item, Item.id == ItemForward.item_id)
     overdue_counts = dict(db.session.execute(overdue.where(*where, *_overdue_condition(now)).group_by(key)).all())
-    medians = _medians(key, in_range, db.engine.dialect.name)
-    tally: dict[object, list] = {
-        row.key: [*row[1:], overdue_counts.get(row.key, 0), medians.get(row.key)] for row in rows
-    }
+    tally: dict[object, list] = {}
+    for row in rows:
+        median = medians.get(row.key)
+        hours = None if median is None else float(median) / SECONDS_PER_HOUR
+        tally[row.key] = [*row[1 : 1 + len(_COUNT_COLUMNS)], overdue_counts.get(row.key, 0), hours]
     for key_value, number in overdue_counts.items():
         tally.setdefault(key_value, [0] * len(_COUNT_COLUMNS) + [number, None])
     return tally
