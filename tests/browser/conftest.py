@@ -346,6 +346,23 @@ def open_phone(playwright_driver, chromium_executable, tmp_path) -> Iterator[Cal
         context.close()
 
 
+@pytest.fixture
+def open_browser(playwright_driver, chromium_executable, tmp_path) -> Iterator[Callable[..., Phone]]:
+    """Open browsers of any size, a desk's or a phone's (a profile each), closed at the end of the test."""
+    contexts = []
+
+    def _open(name: str, width: int, height: int, mobile: bool) -> Phone:
+        context, opened = launch_phone(
+            playwright_driver, chromium_executable, tmp_path / f"profile-{name}", width, height, mobile
+        )
+        contexts.append(context)
+        return opened
+
+    yield _open
+    for context in contexts:
+        context.close()
+
+
 def fits(phone: Phone) -> None:
     """The page needs no sideways scrolling on a 360-px phone."""
     assert phone.scroll_width() <= phone.width, phone.page.url

@@ -14,12 +14,11 @@ import re
 import secrets
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
 
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import Phone, launch_phone
+from tests.browser.conftest import Phone
 
 pytestmark = pytest.mark.browser
 
@@ -63,23 +62,6 @@ def call(base: str, method: str, path: str, body: dict | None = None, token: str
             return response.status, json.loads(response.read() or b"{}")
     except urllib.error.HTTPError as exc:
         return exc.code, json.loads(exc.read() or b"{}")
-
-
-@pytest.fixture
-def open_browser(playwright_driver, chromium_executable, tmp_path) -> Iterator[Callable[..., Phone]]:
-    """Open browsers of any size (a profile each), closed at the end of the test."""
-    contexts = []
-
-    def _open(name: str, width: int, height: int, mobile: bool) -> Phone:
-        context, opened = launch_phone(
-            playwright_driver, chromium_executable, tmp_path / f"profile-{name}", width, height, mobile
-        )
-        contexts.append(context)
-        return opened
-
-    yield _open
-    for context in contexts:
-        context.close()
 
 
 def log_in(phone: Phone, base: str, username: str, password: str) -> None:

@@ -11,15 +11,14 @@ second, and fits a phone.
 
 from __future__ import annotations
 
-import json
 import re
-import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import LiveServer, Phone, demo_server, launch_phone
+from tests.browser.conftest import LiveServer, Phone, demo_server, fits
+from tests.browser.test_dashboard import call
 
 pytestmark = pytest.mark.browser
 
@@ -33,41 +32,6 @@ def history_server(chromium_executable, tmp_path_factory) -> Iterator[LiveServer
     with demo_server(tmp_path_factory.mktemp("history_server"), {"STATS_MIN_SAMPLE": "5"}, load_demo=False) as server:
         server.flask("demo", "load", "--history", "--months", "3")
         yield server
-
-
-@pytest.fixture
-def open_browser(playwright_driver, chromium_executable, tmp_path) -> Iterator[Callable[..., Phone]]:
-    """Open browsers of any size (a profile each), closed at the end of the test."""
-    contexts = []
-
-    def _open(name: str, width: int, height: int, mobile: bool) -> Phone:
-        context, opened = launch_phone(
-            playwright_driver, chromium_executable, tmp_path / f"profile-{name}", width, height, mobile
-        )
-        contexts.append(context)
-        return opened
-
-    yield _open
-    for context in contexts:
-        context.close()
-
-
-def call(base: str, method: str, path: str, body: dict | None = None, token: str | None = None) -> tuple[int, dict]:
-    """One JSON API call, as the mini-program makes it."""
-    headers = {"Content-Type": "application/json"}
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(base + path, data=data, headers=headers, method=method)  # noqa: S310
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 (our own server)
-            return response.status, json.loads(response.read() or b"{}")
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read() or b"{}")
-
-
-def fits(phone: Phone) -> None:
-    assert phone.scroll_width() <= phone.width, phone.page.url
 
 
 def log_in(phone: Phone, base: str) -> None:
