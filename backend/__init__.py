@@ -109,6 +109,7 @@ def register_blueprints(app: Flask) -> None:
         department,
         deputy,
         directory,
+        disclosure,
         erasure,
         health,
         posters,
@@ -125,7 +126,7 @@ def register_blueprints(app: Flask) -> None:
     blueprints = [
         resident.bp, qr.bp, api.bp, directory.bp, staff.bp, api_auth.bp, deputy.bp, department.bp, api_staff.bp,
         rating.bp, api_wechat.bp, posters.bp, admin.bp, api_resident.bp, wechat_pages.bp, supervision.bp,
-        supervision.api_bp, health.bp, claim.bp, erasure.bp, wechat_push.bp,
+        supervision.api_bp, health.bp, claim.bp, erasure.bp, wechat_push.bp, disclosure.bp,
     ]  # fmt: skip
     for blueprint in blueprints:
         app.register_blueprint(blueprint)

@@ -186,6 +186,11 @@ DEPARTMENTS = [
     ("炎陵县住房和城乡建设局", "王志刚", "0731-26200201"),
     ("炎陵县交通运输局", "赵小平", "0731-26200202"),
     ("炎陵县教育局", "孙丽娟", "0731-26200203"),
+    ("炎陵县水利局", "周建军", "0731-26200204"),  # few forwards: under the league table's minimum sample
+]
+# Units of a department (``Department.parent_id``): counted under it in the departments' figures.
+DEPARTMENT_UNITS = [
+    ("霞阳镇城建办", "炎陵县住房和城乡建设局", "刘海燕", "0731-26200211"),
 ]
 
 DEMO_USERNAMES = ("deputy", "station_admin", "supervisor", "department")
@@ -266,6 +271,16 @@ def load_demo() -> None:
         for name, contact, phone in DEPARTMENTS
     ]
     db.session.add_all(departments)
+    db.session.flush()
+    by_name = {department.name: department for department in departments}
+    db.session.add_all(
+        [
+            Department(
+                name=name, region=county, contact_name=contact, contact_phone=phone, parent_id=by_name[parent].id
+            )
+            for name, parent, contact, phone in DEPARTMENT_UNITS
+        ]
+    )
     db.session.flush()
 
     first_station = stations[STATIONS[0].key]

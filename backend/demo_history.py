@@ -114,12 +114,52 @@ UNSATISFIED = "说是修好了，但过了一周又坏了，问题没有真正�
 FORWARD_NOTE = "请核实情况并于期限内答复。"
 
 
+# How each department behaves, so that the league table has something to rank: (hours from forward to answer,
+# low and high; forwards are due in 15 days = 360 h, so a slow one answers some late). A unit shares its
+# department's forwards; the last department gets only a few, under the minimum sample.
+ANSWER_HOURS = {
+    "炎陵县住房和城乡建设局": (24, 200),
+    "炎陵县交通运输局": (120, 480),
+    "炎陵县教育局": (48, 300),
+}
+DEFAULT_ANSWER_HOURS = (48, 240)
+RETURN_SHARE = 0.06  # forwards given back (退回) with a reason; the deputy answers the resident
+PROMISE_SHARE = 0.3  # answers that promise completion by a date (承诺解决台账)
+UNIT_SHARE = 0.3  # of the housing bureau's forwards, made to its town unit directly
+PUBLISH_SHARE = 0.4  # residents who tick 同意公示 on the form (the station's 公示 shows them once resolved)
+FEW_EVERY = 25  # every 25th forward goes to the department kept under the minimum sample (about 8 a year)
+RETURN_REASON = "该事项属于乡镇职责范围，请转交所在镇人民政府办理。"
+
+
 @dataclass
 class _Cast:
-    """Who acts in the history: each serving deputy's account, and the county's departments."""
+    """Who acts in the history: each serving deputy's account, the county's departments (those taking most
+    forwards, then the one taking few), their units, and the departments' own draws (``conduct``): a second
+    sequence, so that the stories drawn from the first stay as they were before departments were measured."""
 
     accounts: dict[int, StaffUser]
     departments: list[Department]
+    few: Department | None
+    units: dict[int, list[Department]]
+    conduct: random.Random
+    forwards: int = 0
+
+    def pick_department(self, rng: random.Random) -> Department:
+        """The department a deputy forwards to: one of the main ones, now and then the small one or a unit."""
+        department = rng.choice(self.departments)
+        self.forwards += 1
+        if self.few is not None and self.forwards % FEW_EVERY == 0:
+            return self.few
+        units = self.units.get(department.id)
+        if units and self.conduct.random() < UNIT_SHARE:
+            return units[0]
+        return department
+
+    def answer_hours(self, department: Department) -> tuple[int, int]:
+        """How soon it answers (``ANSWER_HOURS``): a unit as its department does."""
+        parents = {unit.id: parent for parent in self.departments for unit in self.units.get(parent.id, [])}
+        named = parents.get(department.id, department).name
+        return ANSWER_HOURS.get(named, DEFAULT_ANSWER_HOURS)
 
 
 def _cast() -> _Cast:
@@ -143,8 +183,15 @@ def _cast() -> _Cast:
             db.session.add(user)
             accounts[deputy.id] = user
     db.session.flush()
-    departments = list(db.session.scalars(select(Department).order_by(Department.id)))
-    return _Cast({d.id: accounts[d.id] for d in deputies}, departments)
+    everyone = list(db.session.scalars(select(Department).order_by(Department.id)))
+    top = [d for d in everyone if d.parent_id is None]
+    units: dict[int, list[Department]] = {}
+    for department in everyone:
+        if department.parent_id is not None:
+            units.setdefault(department.parent_id, []).append(department)
+    main, few = (top[:-1], top[-1]) if len(top) > 1 else (top, None)
+    conduct = random.Random(SEED + 1)  # noqa: S311 - a reproducible demo, not a secret
+    return _Cast({d.id: accounts[d.id] for d in deputies}, main, few, units, conduct)
 
 
 def _at(day: date, rng: random.Random) -> datetime:
@@ -179,7 +226,8 @@ def _story(
 
     Fates, by the first draw: 4 % declined, 2 % a duplicate of the station's previous item,
     in the last sixty days 3 % accepted and then left (overdue by now) and 2 % waiting for the
-    resident's answer; the rest answered (30 % through a department) and resolved, 70 % of those
+    resident's answer; the rest answered (30 % through a department, which now and then gives the item back or
+    promises completion by a date, at its own pace: ``ANSWER_HOURS``) and resolved, 70 % of those
     rated (10 % 不满意: the deputy takes it up again, and the resident's second verdict,
     when there is one, is not always kinder).
     """
@@ -217,15 +265,21 @@ def _story(
             return
         with clock_at(moment):
             due = (moment.astimezone(CHINA) + timedelta(days=15)).date().isoformat()
-            department = rng.choice(cast.departments)
+            department = cast.pick_department(rng)
             lifecycle.perform_action(item, user, "forward", department_id=department.id, due=due, text=FORWARD_NOTE)
-        if step(48, 240) is None:
+        if step(*cast.answer_hours(department)) is None:
             return
         forward = db.session.scalars(
             select(ItemForward).where(ItemForward.item_id == item.id).order_by(ItemForward.id.desc())
         ).first()
         with clock_at(moment):
-            lifecycle.department_answer(forward, rng.choice(DEPARTMENT_ANSWERS), None)
+            if cast.conduct.random() < RETURN_SHARE:
+                lifecycle.department_return(forward, RETURN_REASON)
+            else:
+                promised = None
+                if cast.conduct.random() < PROMISE_SHARE:
+                    promised = (moment.astimezone(CHINA) + timedelta(days=cast.conduct.randint(20, 120))).date()
+                lifecycle.department_answer(forward, rng.choice(DEPARTMENT_ANSWERS), promised)
     if step(6, 150 if fate > 0.9 else 72) is None:
         return  # in hand; overdue when the answer deadline passed before today
     with clock_at(moment):
@@ -311,6 +365,7 @@ def load_history(today: date, now: datetime, months: int = MONTHS) -> int:
                 name=message.name,
                 phone=message.phone,
                 consent=message.consent,
+                publish_consent=cast.conduct.random() < PUBLISH_SHARE,
                 address=f"198.51.100.{len(written) % 250 + 1}",  # documentation addresses, one resident each
             )
             with clock_at(start):

@@ -9,7 +9,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import dashboard, inbox, outbox, posters, scans, stall, submit
+from bench import dashboard, departments, inbox, outbox, posters, scans, stall, submit
 
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.txt"
 
@@ -42,6 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     status = stall.main(argv, out) or status  # --engines; its own defaults otherwise
     status = inbox.main([], out) or status  # PostgreSQL only; its own defaults
     status = dashboard.main([], out) or status  # PostgreSQL only; its own defaults
+    status = departments.main([], out) or status  # PostgreSQL only; its own defaults
     status = posters.main(out) or status
     status = outbox.main(argv, out) or status
     status = scans.main(argv, out) or status  # --engines; its own defaults otherwise

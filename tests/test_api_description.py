@@ -45,9 +45,9 @@ def test_every_json_endpoint_is_described_in_openapi_3_1(app, client):
     operations = {(method, path) for path, ops in doc["paths"].items() for method in ops}
     assert operations == api_rules(app)
     # The endpoints of issue 10's list, the resident's erasure (issue 13), and issue 11's replies, followups,
-    # department steps, extension decisions and WeChat subscription state, issue 15's presence and scans, issue
-    # 14's directory search and the mini-program's photos; a new one must be described to be served here.
-    assert len(operations) == 31
+    # department steps, extension decisions and WeChat subscription state, issue 15's presence, scans and station
+    # 公示, issue 14's directory search and the mini-program's photos; a new one must be described to be served here.
+    assert len(operations) == 32
 
 
 def test_every_schema_is_json_schema_2020_12_and_every_ref_resolves(client):

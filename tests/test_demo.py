@@ -74,7 +74,14 @@ def test_load_creates_the_demo_county(runner):
     assert any(CongressLevel.PROVINCE in s for s in levels)
 
     depts = db.session.scalars(select(Department).order_by(Department.id)).all()
-    assert [d.name for d in depts] == ["炎陵县住房和城乡建设局", "炎陵县交通运输局", "炎陵县教育局"]
+    assert [d.name for d in depts] == [
+        "炎陵县住房和城乡建设局",
+        "炎陵县交通运输局",
+        "炎陵县教育局",
+        "炎陵县水利局",
+        "霞阳镇城建办",
+    ]
+    assert depts[-1].parent_id == depts[0].id
     assert all(d.region == county for d in depts)
 
 

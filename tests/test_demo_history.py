@@ -125,3 +125,21 @@ def test_clock_at_answers_its_moment_inside_and_the_time_outside(app):
     assert utcnow() - datetime.now(UTC) < timedelta(seconds=5)
     with pytest.raises(ValueError, match="naive"), clock_at(datetime(2026, 1, 2)):
         pass
+
+
+def test_the_demo_departments_fill_the_league_table_one_under_the_sample(app, history):
+    """Issue 15: several departments over the minimum sample, one under it; the unit counted under its bureau."""
+    from backend.supervision import departments
+
+    county = db.session.scalar(select(Region).where(Region.code == "430225"))
+    table = departments.league(county.id, stats.default_range(TODAY), NOW)
+    min_sample = app.config["STATS_MIN_SAMPLE"]
+    # Three and a half months here (the demo loads twelve): the on-time rates are over the sample already.
+    assert len(table.ranked) == 3 and all(row.on_time_rate.value is not None for row in table.ranked)
+    assert [row.department.name for row in table.under_sample] == ["炎陵县水利局"]
+    assert table.under_sample[0].received > 0 and table.under_sample[0].rated < min_sample
+    assert sum(row.returned for row in table.ranked) > 0
+    housing = next(row for row in table.ranked if row.department.name == "炎陵县住房和城乡建设局")
+    unit = db.session.scalar(select(ItemForward).where(ItemForward.department.has(name="霞阳镇城建办")).limit(1))
+    assert unit is not None and housing.received > 0
+    assert departments.ledger(housing.department, NOW)  # promises and forwards in hand

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Annotated, Any, ClassVar, Literal
 
 from annotated_types import Ge, Le
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictInt, StringConstraints
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, RootModel, StrictBool, StrictInt, StringConstraints
 
 from backend import pagination
 from backend.items import inbox
@@ -155,6 +155,11 @@ class ItemSubmission(Request):
     name: str | None = Field(default=None, title="姓名")
     phone: str | None = Field(default=None, title="手机号")
     consent: StrictBool | None = Field(default=None, title="同意说明")
+    publish_consent: StrictBool | None = Field(
+        default=None,
+        title="同意公示",
+        description="同意办结后在联络站公示页上公开（隐去姓名和电话），默认不同意",
+    )
     client_id: str | None = Field(default=None, title="client_id", description="16–64 位字母、数字、- 或 _")
 
     field_errors: ClassVar = {"deputy_id": ("invalid_deputy", "请选择本站的一位代表，或选择“值班代表”。")}
@@ -831,6 +836,9 @@ class StatsQuery(Request):
     region: str | None = Field(default=None, title="地区代码")
     station: str | None = Field(default=None, title="联络站", description="联络站 id")
     deputy: str | None = Field(default=None, title="代表", description="代表 id")
+    department: str | None = Field(
+        default=None, title="承办单位", description="承办单位 id（监督人员，本地区的单位；下属单位计入其上级单位）"
+    )
     from_: str | None = Field(default=None, alias="from", title="起始日期", description="YYYY-MM-DD")
     to: str | None = Field(default=None, title="截止日期", description="YYYY-MM-DD，当天不计入")
 
@@ -975,3 +983,109 @@ class ScansAnswer(Answer):
     from_: str = Field(alias="from")
     to: str
     codes: list[CodeScans]
+
+
+class MeasuredDepartment(Answer):
+    """Which department the figures are of."""
+
+    id: int
+    name: str
+
+
+class DepartmentStatsAnswer(Answer):
+    """A department's figures (its units rolled in): the forwards it received in the range and what became of them;
+    a rate is null below ``min_sample``, and ``satisfaction_rate_note`` then says why."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    department: MeasuredDepartment
+    received: int
+    answered_on_time: int
+    returned: int
+    overdue: int
+    median_answer_hours: float | None
+    satisfaction_rate: float | None
+    satisfaction_rate_note: str | None
+    answered: int
+    answered_late: int
+    on_time_rate: float | None
+    rated: int
+    satisfied: int
+    basically_satisfied: int
+    unsatisfied: int
+    min_sample: int
+    from_: str = Field(alias="from")
+    to: str
+
+
+class AnyStatsAnswer(RootModel[StatsAnswer | DepartmentStatsAnswer]):
+    """The figures of a region, station or deputy (``StatsAnswer``), or of a department (``DepartmentStatsAnswer``)."""
+
+
+# --- 公示 (public, no account) -------------------------------------------------------------------------------
+
+
+class PublicRate(Answer):
+    """A rate as the 公示 shows it: null below the minimum sample, with its parts and its label (样本不足（3件）)."""
+
+    value: float | None
+    label: str
+    numerator: int
+    denominator: int
+
+
+class PublicFigures(Answer):
+    """The station's figures over the last twelve months."""
+
+    received: int
+    valid: int
+    answered: int
+    resolved: int
+    rated: int
+    answer_rate: PublicRate
+    resolve_rate: PublicRate
+    satisfaction_rate: PublicRate
+    median_first_answer_hours: float | None
+
+
+class PublicStation(Answer):
+    """The station."""
+
+    id: int
+    name: str
+    address: str
+
+
+class PublicReceptionDay(Answer):
+    """A coming reception day and the deputies named on duty (empty: none named)."""
+
+    date: str
+    deputies_on_duty: list[str]
+
+
+class PublishedItem(Answer):
+    """A resolved item its resident agreed to publish: no name, no number, numbers in the texts masked."""
+
+    category: str
+    received_on: str
+    resolved_on: str
+    body: str
+    answer: str
+    outcome: str
+
+
+class StationDisclosure(Answer):
+    """公示 of a station: figures, reception days, deputies, published items, and what each means."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    station: PublicStation
+    from_: str = Field(alias="from")
+    to: str
+    min_sample: int
+    figures: PublicFigures
+    reception_rules: list[str]
+    reception_days: list[PublicReceptionDay]
+    deputies: list[str]
+    published: list[PublishedItem]
+    definitions: dict[str, str]

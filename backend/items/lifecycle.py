@@ -1404,6 +1404,25 @@ def _parse_solved(value: object) -> bool:
     raise UserError("invalid_solved", "请选择问题是否已经解决。", 400, field="solved")
 
 
+def judged_forward(item: Item) -> ItemForward | None:
+    """The forward whose answer the resident's rating about to be given judges, or None when no department answered.
+
+    The latest answer a department gave since the item's previous rating (or ever, for a first
+    rating; a forward the deputy took back after the answer still counts): the departments' 满意率
+    (``supervision.departments``) counts the verdict against that department. A rating after a
+    reopening with no new department answer judges the deputy's work again, not a department's.
+    """
+    previous = db.session.scalar(
+        select(func.max(ItemEvent.created_at)).where(
+            ItemEvent.item_id == item.id, ItemEvent.kind == ItemEventKind.RATED
+        )
+    )
+    query = select(ItemForward).where(ItemForward.item_id == item.id, ItemForward.answered_at.is_not(None))
+    if previous is not None:
+        query = query.where(ItemForward.answered_at > previous)
+    return db.session.scalar(query.order_by(ItemForward.answered_at.desc(), ItemForward.id.desc()).limit(1))
+
+
 def rate_item(item: Item, satisfaction: str, solved: bool, comment: str = "") -> ItemEvent:
     """Record the resident's verdict (满意度测评) on a resolved item; "unsatisfied" reopens it.
 
@@ -1418,6 +1437,7 @@ def rate_item(item: Item, satisfaction: str, solved: bool, comment: str = "") ->
     satisfied needs the reason (``comment``) and puts the item back in hand: status
     accepted, ``reopen_count`` + 1, a fresh answer deadline from now (so it comes back on
     top of the inbox), and a ``deputy_item_reopened`` outbox row for the item's deputy.
+    The forward whose department's answer the verdict judges (``judged_forward``) gets it too.
     Returns the RATED event. Flushes; the caller commits.
     """
     lock_row(item)
@@ -1446,6 +1466,9 @@ def rate_item(item: Item, satisfaction: str, solved: bool, comment: str = "") ->
         raise UserError("required", "选择“不满意”时，请写下不满意的原因，代表会重新办理。", 400, field="comment")
 
     now = utcnow()
+    judged = judged_forward(item)
+    if judged is not None:
+        judged.verdict, judged.verdict_at = verdict, now
     item.satisfaction = verdict
     item.is_solved_per_resident = is_solved
     item.rated_at = now

@@ -70,6 +70,7 @@ class Submission:
     consent: object = False
     client_id: object = None
     photos: list[bytes] = field(default_factory=list)
+    publish_consent: object = False  # 公示: the resident agrees that the resolved item may be published, anonymised
     channel: ItemChannel = ItemChannel.QR_H5
     resident: Resident | None = None
     address: str = ""
@@ -328,6 +329,7 @@ def submit_item(sub: Submission) -> SubmitResult:
         client_id=client_id,
     )
     values.update(
+        publish_consented_at=now if parse_bool(sub.publish_consent) else None,
         screening=screening,
         screening_label=screening_label,
         is_held=held,

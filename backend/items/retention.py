@@ -89,7 +89,8 @@ def _mask_data(data: dict, name: str) -> dict:
 
 def _scrub(item: Item, *, photos: bool) -> None:
     """Remove the resident's contact from ``item``: name, number, WeChat link (with the notices still waiting),
-    the numbers and the name written in every text of it; with ``photos``, the photos too. Flushes."""
+    the numbers and the name written in every text of it, the consent to publish it (公示); with ``photos``, the
+    photos too. Flushes."""
     name = item.contact_name
     item.body = mask_message(item.body, name)
     item.outcome_reason = mask_message(item.outcome_reason, name)
@@ -103,6 +104,9 @@ def _scrub(item: Item, *, photos: bool) -> None:
         forward.answer = mask_message(forward.answer, name)
     item.contact_name = ""
     item.contact_phone = ""
+    # 公示: without the contact nobody can mask the resident's name in the texts any more, and the resident
+    # who withdraws or erases has taken back what they gave: the item is never published again.
+    item.publish_consented_at = None
     item.resident_id = None
     db.session.execute(
         update(ItemReceipt)

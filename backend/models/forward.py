@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import Date, ForeignKey, String, Text
+from sqlalchemy import Date, ForeignKey, Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from backend.models.base import Base, UTCDateTime, utcnow
+from backend.models.base import Base, UTCDateTime, enum_column, utcnow
 from backend.models.department import Department
+from backend.models.item import Satisfaction
+
+# A forward still in the department's hands and unanswered (the partial index's WHERE).
+OPEN_FORWARD_SQL = "answered_at IS NULL AND returned_at IS NULL AND revoked_at IS NULL"
 
 
 class ItemForward(Base):
@@ -21,6 +25,33 @@ class ItemForward(Base):
     """
 
     __tablename__ = "item_forwards"
+    __table_args__ = (
+        # The departments' figures (``supervision.departments``): a region's forwards over a range, every
+        # column they count read from the index alone (PostgreSQL).
+        Index(
+            "ix_item_forwards_department_created",
+            "department_id",
+            "created_at",
+            postgresql_include=[
+                "due_at",
+                "answered_at",
+                "returned_at",
+                "revoked_at",
+                "parent_forward_id",
+                "verdict",
+            ],
+        ),
+        # Forwards still waiting for the department's answer, by due date: the overdue count of the
+        # departments' figures and the 台账 (few rows: most forwards are answered or given back).
+        Index(
+            "ix_item_forwards_department_open_due",
+            "department_id",
+            "due_at",
+            postgresql_include=["item_id"],
+            sqlite_where=text(OPEN_FORWARD_SQL),
+            postgresql_where=text(OPEN_FORWARD_SQL),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     item_id: Mapped[int] = mapped_column(ForeignKey("items.id"), index=True)
@@ -47,6 +78,10 @@ class ItemForward(Base):
     extension_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # A second hop: the forward of the department that passed the item on to this one, its own unit.
     parent_forward_id: Mapped[int | None] = mapped_column(ForeignKey("item_forwards.id"), index=True)
+    # The resident's verdict (满意度测评) on this forward's answer: set when the resident rates an item whose
+    # latest answer came from this department (``lifecycle.judged_forward``); the departments' 满意率 reads it.
+    verdict: Mapped[Satisfaction | None] = mapped_column(enum_column(Satisfaction, 12))
+    verdict_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     department: Mapped[Department] = relationship()
 

@@ -45,6 +45,8 @@ ITEM_STATUS_LABELS = ItemStatus.labels()  # {member: label} for templates and ca
 _OPEN_STATUSES = frozenset({ItemStatus.SUBMITTED, ItemStatus.ACCEPTED, ItemStatus.FORWARDED, ItemStatus.ANSWERED})
 # The same set in a partial index's WHERE (the migrations' text: "status IN ('submitted', …)").
 OPEN_STATUS_SQL = "status IN ({})".format(", ".join(f"'{s.value}'" for s in ItemStatus if s in _OPEN_STATUSES))
+# 公示: a resolved item whose resident agreed on the form to publish it (the partial index's WHERE).
+PUBLISHED_SQL = "publish_consented_at IS NOT NULL AND status = 'resolved'"
 
 
 class ItemChannel(LabeledStrEnum):
@@ -149,6 +151,14 @@ class Item(Base):
             sqlite_where=text(OPEN_STATUS_SQL),
             postgresql_where=text(OPEN_STATUS_SQL),
         ),
+        # 公示: a station's resolved items whose residents agreed to publish them, latest first.
+        Index(
+            "ix_items_station_published",
+            "station_id",
+            "resolved_at",
+            sqlite_where=text(PUBLISHED_SQL),
+            postgresql_where=text(PUBLISHED_SQL),
+        ),
         # The items marked as duplicates of an item; most items are none, so only those are indexed.
         Index(
             "ix_items_duplicate_of_id",
@@ -172,6 +182,9 @@ class Item(Base):
     contact_name: Mapped[str] = mapped_column(String(50), default="")
     contact_phone: Mapped[str] = mapped_column(String(20), default="")
     consented_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # 公示: when the resident ticked "同意公开" on the form (None: not agreed, or agreed and since withdrawn,
+    # erased or anonymised: ``retention._scrub`` clears it). Only such items, once resolved, are published.
+    publish_consented_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     status: Mapped[ItemStatus] = mapped_column(enum_column(ItemStatus, 12), default=ItemStatus.SUBMITTED)
     # The lifecycle, kept on the row so the inbox and the rates need no scan of events.
     # Each is written by the same operation that writes the event it mirrors.

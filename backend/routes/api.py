@@ -125,6 +125,7 @@ def create_item():
             name=data.name,
             phone=data.phone,
             consent=bool(data.consent),
+            publish_consent=bool(data.publish_consent),
             client_id=data.client_id,
             channel=ItemChannel.MINIPROGRAM,
             resident=current_resident(),

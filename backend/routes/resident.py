@@ -44,7 +44,7 @@ from backend.wechat.jssdk import script_origin
 
 bp = Blueprint("resident", __name__)
 
-FORM_FIELDS = ("body", "category", "deputy_id", "name", "phone", "consent", "client_id")
+FORM_FIELDS = ("body", "category", "deputy_id", "name", "phone", "consent", "publish_consent", "client_id")
 
 
 @bp.get("/")
@@ -140,6 +140,7 @@ def submit_form(slug: str):
                 name=values["name"],
                 phone=values["phone"],
                 consent=values["consent"],
+                publish_consent=values["publish_consent"],
                 client_id=values["client_id"],
                 photos=[f.read() for f in files],
                 resident=wechat_identity.session_resident(),

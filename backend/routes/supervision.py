@@ -33,7 +33,7 @@ from backend.models import Code, Deputy, Item, ItemEvent, ItemEventKind, Region,
 from backend.models.item import ITEM_STATUS_LABELS
 from backend.qr import scans
 from backend.stations.calendar import today_in_china
-from backend.supervision import export, points, stats
+from backend.supervision import departments, export, points, stats
 
 bp = Blueprint("supervision", __name__, url_prefix="/supervision")
 api_bp = Blueprint("supervision_api", __name__, url_prefix="/api/v1")
@@ -477,6 +477,52 @@ def export_month():
     return response
 
 
+# --- departments (承办单位) ---------------------------------------------------------------------------
+
+
+@bp.get("/departments")
+@login_required(StaffRole.SUPERVISOR)
+def department_league():
+    """The league table of the supervisor's region's departments (units rolled in), ranked, with the sample rule."""
+    user = current_staff()
+    departments.require_supervisor(user)
+    rng, range_error = _range_or_default()
+    return _page(
+        "supervision/departments.html",
+        user=user,
+        region=user.region,
+        rng=rng,
+        range_error=range_error,
+        table=departments.league(user.region_id, rng),
+        labels=departments.FIGURE_LABELS,
+        definitions=departments.DEFINITIONS,
+    )
+
+
+@bp.get("/departments/<int:department_id>")
+@login_required(StaffRole.SUPERVISOR)
+def department_page(department_id: int):
+    """One department's figures over the range and its 台账 of open commitments (most overdue first)."""
+    user = current_staff()
+    department = departments.resolve_department(user, str(department_id))
+    rng, range_error = _range_or_default()
+    now = utcnow()
+    return _page(
+        "supervision/department.html",
+        user=user,
+        department=department,
+        units=departments.units_of(department),
+        rng=rng,
+        range_error=range_error,
+        figures=departments.department_figures(department, rng, now),
+        ledger=departments.ledger(department, now),
+        labels=departments.FIGURE_LABELS,
+        definitions=departments.DEFINITIONS,
+        format_ref=format_ref,
+        first_line=inbox_query.first_line,
+    )
+
+
 # --- JSON ------------------------------------------------------------------------------------------
 
 
@@ -486,17 +532,23 @@ def export_month():
     tags=("监督",),
     security=STAFF,
     query=m.StatsQuery,
-    responses={200: m.StatsAnswer, 401: m.ErrorResponse, 404: m.ErrorResponse},
+    responses={200: m.AnyStatsAnswer, 401: m.ErrorResponse, 404: m.ErrorResponse},
 )
 def stats_api():
-    """``?region=<code>|station=<id>|deputy=<id>&from=YYYY-MM-DD&to=YYYY-MM-DD`` (``to`` exclusive) → the figures.
+    """``?region=<code>|station=<id>|deputy=<id>|department=<id>&from=YYYY-MM-DD&to=YYYY-MM-DD`` (``to`` exclusive)
+    → the figures.
 
     400 with a code for bad parameters (no scope, two scopes, bad dates, ``from`` not before
-    ``to``, unknown region); 404 outside the caller's scope. A rate is null when its
-    denominator is below ``STATS_MIN_SAMPLE``.
+    ``to``, unknown region); 404 outside the caller's scope (a department: supervisors of its
+    region only). A rate is null when its denominator is below ``STATS_MIN_SAMPLE``.
     """
     user = current_staff()
     rng = stats.parse_range(request.args.get("from"), request.args.get("to"))
+    if request.args.get("department") not in (None, ""):
+        if any(request.args.get(kind) not in (None, "") for kind in stats.SCOPE_KINDS):
+            raise UserError("too_many_scopes", "请只选择一个范围：地区、联络站、代表或承办单位之一。", 400)
+        department = departments.resolve_department(user, request.args["department"])
+        return jsonify(departments.figures_json(departments.department_figures(department, rng), rng))
     scope = stats.resolve_scope(user, request.args, required=True)
     return jsonify(stats.figures_json(stats.compute(scope, rng, with_children=False)))
 

@@ -437,10 +437,11 @@ def deny(user: StaffUser, kind: str, key: object) -> UserError:
         data={"path": request.path[:500] if has_request_context() else "", "role": user.role.value},
         keep=True,
     )
-    return _not_found()
+    return not_found()
 
 
-def _not_found() -> UserError:
+def not_found() -> UserError:
+    """The 404 of a scope that is unknown or outside the user's view: the two look alike."""
     return UserError("unknown_scope", "找不到该地区、联络站或代表，或不在您的查看范围内。", 404)
 
 
@@ -464,7 +465,7 @@ def resolve_scope(user: StaffUser, args: Mapping[str, str], *, required: bool = 
             raise UserError("scope_required", "请指定统计范围：region（地区代码）、station 或 deputy。", 400)
         scope = home_scope(user)
         if scope is None:
-            raise _not_found()
+            raise not_found()
         return scope
     kind, raw = next(iter(given.items()))
     if kind == "region":
@@ -478,13 +479,13 @@ def resolve_scope(user: StaffUser, args: Mapping[str, str], *, required: bool = 
     if kind == "station":
         station = db.session.get(Station, _as_id(raw, "station", "联络站"))
         if station is None:
-            raise _not_found()
+            raise not_found()
         if not can_see_station(user, station):
             raise deny(user, "station", station.id)
         return Scope("station", station=station)
     deputy = db.session.get(Deputy, _as_id(raw, "deputy", "代表"))
     if deputy is None:
-        raise _not_found()
+        raise not_found()
     if not can_see_deputy(user, deputy):
         raise deny(user, "deputy", deputy.id)
     return Scope("deputy", deputy=deputy, station=deputy.station, restrict=_restriction(user))
@@ -653,7 +654,7 @@ _AGGREGATE_SETTINGS = text(
 )
 
 
-def _tune_for_aggregates() -> None:
+def tune_for_aggregates() -> None:
     """PostgreSQL: ``_AGGREGATE_SETTINGS`` for the session's transaction."""
     if _is_postgresql():
         db.session.execute(_AGGREGATE_SETTINGS)
@@ -735,7 +736,7 @@ def _hours(seconds) -> float | None:
     return None if seconds is None else float(seconds) / SECONDS_PER_HOUR
 
 
-def _duration_seconds(later, earlier, dialect: str):
+def duration_seconds(later, earlier, dialect: str):
     """``later - earlier`` in seconds, as each engine computes it."""
     if dialect == "postgresql":
         return func.date_part("epoch", later - earlier)
@@ -750,10 +751,10 @@ def _postgresql_medians_query(scope: Scope, rng: DateRange) -> Select:
     where = [*in_range(scope, rng), Item.is_held.is_(False)]
     return select(
         func.percentile_cont(0.5)
-        .within_group(_duration_seconds(_first_answer_at(), Item.created_at, "postgresql"))
+        .within_group(duration_seconds(_first_answer_at(), Item.created_at, "postgresql"))
         .filter(FIGURES["answered"]),
         func.percentile_cont(0.5)
-        .within_group(_duration_seconds(Item.resolved_at, Item.created_at, "postgresql"))
+        .within_group(duration_seconds(Item.resolved_at, Item.created_at, "postgresql"))
         .filter(FIGURES["resolved"]),
     ).where(*where)
 
@@ -772,8 +773,8 @@ def medians(scope: Scope, rng: DateRange) -> tuple[float | None, float | None]:
     if _is_postgresql():
         return _run_medians(db.engine, _postgresql_medians_query(scope, rng))
     where = [*in_range(scope, rng), Item.is_held.is_(False)]
-    to_answer = _duration_seconds(_first_answer_at(), Item.created_at, "sqlite")
-    to_resolve = _duration_seconds(Item.resolved_at, Item.created_at, "sqlite")
+    to_answer = duration_seconds(_first_answer_at(), Item.created_at, "sqlite")
+    to_resolve = duration_seconds(Item.resolved_at, Item.created_at, "sqlite")
     return (
         _hours(_median_by_window(to_answer, [*where, FIGURES["answered"]])),
         _hours(_median_by_window(to_resolve, [*where, FIGURES["resolved"]])),
@@ -826,7 +827,7 @@ def compute(
         # million items each is a scan of a third of them, and PostgreSQL runs one query on one core.
         # The two may see snapshots a few milliseconds apart; nothing else is read from the second one.
         medians_future = _MEDIANS_POOL.submit(_run_medians, db.engine, _postgresql_medians_query(scope, rng))
-    _tune_for_aggregates()
+    tune_for_aggregates()
     months = rng.months()
     totals = Counts()
     per_month = {index: Counts() for index in range(len(months))}

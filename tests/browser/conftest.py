@@ -339,7 +339,7 @@ def open_phone(playwright_driver, chromium_executable, tmp_path) -> Iterator[Cal
 
 @pytest.fixture
 def open_browser(playwright_driver, chromium_executable, tmp_path) -> Iterator[Callable[..., Phone]]:
-    """Open browsers of any size (a profile each), closed at the end of the test."""
+    """Open browsers of any size, a desk's or a phone's (a profile each), closed at the end of the test."""
     contexts = []
 
     def _open(name: str, width: int, height: int, mobile: bool) -> Phone:
