@@ -54,7 +54,10 @@ document.addEventListener("securitypolicyviolation", function (e) {
   console.error("CSP violation: " + e.violatedDirective + " blocked " + (e.blockedURI || "inline"));
 });
 """
-SERVER_START_SECONDS = 30
+# How long gunicorn may take to answer its first request: a deadline for failing, not a wait (the poll returns
+# as soon as it answers). Under CI's quiet machine it answers in a few seconds; 30 s was met too often on a
+# loaded one (seven checkouts testing side by side), failing every browser test of the session at once.
+SERVER_START_SECONDS = 120
 
 
 @pytest.fixture(scope="session")
