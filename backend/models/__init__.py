@@ -22,6 +22,7 @@ from backend.models.item import (
 from backend.models.ops import WorkCalendarDay, WorkCalendarYear, WorkerHeartbeat
 from backend.models.outbox import OutboxMessage, OutboxStatus
 from backend.models.poster_batch import PosterBatch, PosterBatchKind, PosterBatchStatus
+from backend.models.proposal import Proposal, ProposalItem, ProposalStatus
 from backend.models.receipt import ItemReceipt
 from backend.models.region import Region, RegionLevel
 from backend.models.resident import Resident
@@ -29,6 +30,7 @@ from backend.models.session import SessionKind, StaffSession
 from backend.models.staff import ActivationLink, StaffRole, StaffUser
 from backend.models.station import ReceptionRule, ReceptionRuleKind, Station
 from backend.models.throttle import ThrottleCounter
+from backend.models.topic import Topic, TopicKind
 from backend.models.wechat import (
     MiniProgramCode,
     ResidentSession,
@@ -64,6 +66,9 @@ __all__ = [
     "PosterBatch",
     "PosterBatchKind",
     "PosterBatchStatus",
+    "Proposal",
+    "ProposalItem",
+    "ProposalStatus",
     "ReceptionRule",
     "ReceptionRuleKind",
     "Region",
@@ -80,6 +85,8 @@ __all__ = [
     "Station",
     "SubscriptionCredit",
     "ThrottleCounter",
+    "Topic",
+    "TopicKind",
     "WechatAccessToken",
     "WechatBindingCode",
     "WorkCalendarDay",
