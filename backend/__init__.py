@@ -93,13 +93,15 @@ def register_converters(app: Flask) -> None:
 def register_blueprints(app: Flask) -> None:
     """One blueprint per audience. The local WeChat sandbox is not one of them, whatever the settings: it is an
     application of its own (``wechat_sandbox``) that ``make run`` serves beside this one."""
-    from backend.routes import (  # noqa: F401 - admin_accounts, admin_ops, admin_regions add pages to admin.bp
+    from backend.routes import (  # noqa: F401 - admin_accounts, admin_ops, admin_regions, admin_topics add pages to admin.bp
         admin,
         admin_accounts,
         admin_ops,
         admin_regions,
+        admin_topics,
         api,
         api_auth,
+        api_proposals,
         api_resident,
         api_staff,
         api_wechat,
@@ -110,6 +112,7 @@ def register_blueprints(app: Flask) -> None:
         erasure,
         health,
         posters,
+        proposals,
         qr,
         rating,
         resident,
@@ -122,7 +125,7 @@ def register_blueprints(app: Flask) -> None:
     blueprints = [
         resident.bp, qr.bp, api.bp, directory.bp, staff.bp, api_auth.bp, deputy.bp, department.bp, api_staff.bp,
         rating.bp, api_wechat.bp, posters.bp, admin.bp, api_resident.bp, wechat_pages.bp, supervision.bp,
-        supervision.api_bp, health.bp, claim.bp, erasure.bp, wechat_push.bp,
+        supervision.api_bp, health.bp, claim.bp, erasure.bp, wechat_push.bp, api_proposals.bp, proposals.bp,
     ]  # fmt: skip
     for blueprint in blueprints:
         app.register_blueprint(blueprint)

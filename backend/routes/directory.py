@@ -50,7 +50,7 @@ def directory() -> list[DirectoryStation]:
     # calling current_code() per owner would be one query per deputy.
     station_rows = db.session.execute(
         select(Station, Code.slug)
-        .outerjoin(Code, and_(Code.station_id == Station.id, Code.is_current))
+        .outerjoin(Code, and_(Code.station_id == Station.id, Code.topic_id.is_(None), Code.is_current))
         .where(Station.is_active.is_(True))
         .order_by(Station.id)
     ).all()

@@ -26,11 +26,12 @@ from backend.items.lifecycle import can_follow_up, waiting_question
 from backend.items.operations import DUTY_CHOICE, Submission, find_item_for_resident, station_closed, submit_item
 from backend.items.photo_store import read_deputy_photo, read_photo
 from backend.items.refs import format_ref
-from backend.models import Code, Deputy, DeputyStatus, ItemPhoto
+from backend.models import Code, Deputy, DeputyStatus, ItemPhoto, utcnow
 from backend.models.deputy import DEPUTY_STATUS_LABELS
 from backend.models.item import ITEM_CATEGORY_LABELS
 from backend.qr.codes import ResolvedCode, resolve_slug
 from backend.security import CONTENT_SECURITY_POLICY, client_address
+from backend.stations import topics
 from backend.stations.calendar import describe_rule, duty_assignment, next_reception_days, today_in_china
 from backend.wechat import identity as wechat_identity
 from backend.wechat import subscriptions
@@ -38,7 +39,7 @@ from backend.wechat.jssdk import script_origin
 
 bp = Blueprint("resident", __name__)
 
-FORM_FIELDS = ("body", "category", "deputy_id", "name", "phone", "consent", "client_id")
+FORM_FIELDS = ("body", "category", "deputy_id", "name", "phone", "consent", "client_id", "choice")
 
 
 @bp.get("/")
@@ -63,6 +64,8 @@ def _form_context(resolved: ResolvedCode) -> dict:
         "categories": list(ITEM_CATEGORY_LABELS.items()),
         "limits": current_app.config,
         "duty_choice": DUTY_CHOICE,
+        "topic": resolved.topic,
+        "topic_closes_on": topics.closing_day(resolved.topic) if resolved.topic is not None else None,
     }
 
 
@@ -75,19 +78,30 @@ def _resolve_or_page(slug: str) -> ResolvedCode:
     return resolved
 
 
+def _topic_closed_page(resolved: ResolvedCode):
+    """A topic past its closing day: a page saying so (never a form), with the way to the station's deputies."""
+    topic = resolved.topic
+    page = render_template(
+        "topic_closed.html", topic=topic, station=resolved.station, closed_on=topics.closing_day(topic)
+    )
+    return page, 410
+
+
 @bp.get("/c/<slug>")
 def code_form(slug: str):
     """What a scanned code opens: the deputy's (or station's) card and the message form."""
     resolved = _resolve_or_page(slug)
     if resolved.is_retired:
         return render_template("code_replaced.html", resolved=resolved), 410
+    if resolved.topic is not None and resolved.topic.is_closed(utcnow()):
+        return _topic_closed_page(resolved)
     oauth = wechat_identity.h5_oauth_redirect(request.path)  # WeChat's browser: silent OAuth once, never demanded
     if oauth is not None:
         return oauth
     with database.writing():  # the scan count: a write of a GET
         db.session.execute(update(Code).where(Code.id == resolved.code.id).values(scan_count=Code.scan_count + 1))
     # Never stored (backend/security.py): going back to the form fetches it again, with a fresh client_id.
-    values = {"client_id": new_client_id(), "deputy_id": DUTY_CHOICE, "category": ""}
+    values = {"client_id": new_client_id(), "deputy_id": DUTY_CHOICE, "category": "", "choice": ""}
     return render_template("form.html", values=values, errors={}, **_form_context(resolved))
 
 
@@ -105,6 +119,8 @@ def submit_form(slug: str):
         resolved = _resolve_or_page(slug)
     if resolved.is_retired:
         return render_template("code_replaced.html", resolved=resolved), 410
+    if resolved.topic is not None and resolved.topic.is_closed(utcnow()):
+        return _topic_closed_page(resolved)
     values = {name: request.form.get(name, "") for name in FORM_FIELDS}
     files = [f for f in request.files.getlist("photos") if f and f.filename]
     try:
@@ -121,9 +137,13 @@ def submit_form(slug: str):
                 photos=[f.read() for f in files],
                 resident=wechat_identity.session_resident(),
                 address=client_address(),
+                topic_choice=values["choice"],
             )
         )
     except UserError as exc:
+        if exc.code == "topic_closed":  # closed between the form and the tap
+            db.session.rollback()
+            return _topic_closed_page(resolved)
         if exc.status not in (400, 409):
             raise
         db.session.rollback()
