@@ -67,7 +67,10 @@ def draft(app, world, items, username="deputy_d1", **overrides):
 
 
 def test_a_deputy_drafts_submits_and_records_the_answer_and_every_resident_hears_of_it(
-    app, world, lamps, wechat_sandbox  # noqa: F811
+    app,
+    world,
+    lamps,
+    wechat_sandbox,  # noqa: F811
 ):
     items, _, mini, h5 = lamps
     response = draft(app, world, items)
@@ -88,7 +91,9 @@ def test_a_deputy_drafts_submits_and_records_the_answer_and_every_resident_hears
     included = db.session.scalars(select(ItemEvent).where(ItemEvent.kind == ItemEventKind.PROPOSAL_INCLUDED)).all()
     assert sorted(e.item_id for e in included) == sorted(item.id for item in items)
     assert all(e.is_public and "关于改善全镇路灯照明的建议" in e.body for e in included)
-    assert db.session.scalar(select(func.count()).select_from(OutboxMessage)) == 0  # drafting and submitting tell nobody
+    assert (
+        db.session.scalar(select(func.count()).select_from(OutboxMessage)) == 0
+    )  # drafting and submitting tell nobody
 
     # Both channels can carry the answer's notice: a mini-program credit, a service-account subscription.
     wechat_sandbox.subscribe("o-prop-mini", "tpl-item-progress")
@@ -108,7 +113,9 @@ def test_a_deputy_drafts_submits_and_records_the_answer_and_every_resident_hears
     ]
     while worker.run_once(20):
         pass
-    assert [(m.status, m.last_error) for m in db.session.scalars(select(OutboxMessage))] == [(OutboxStatus.SENT, "")] * 2
+    assert [(m.status, m.last_error) for m in db.session.scalars(select(OutboxMessage))] == [
+        (OutboxStatus.SENT, "")
+    ] * 2
     [to_mini] = wechat_sandbox.messages("o-prop-mini")
     [to_h5] = wechat_sandbox.messages("oa-prop-h5")
     assert to_h5["kind"] == "bizsend" and to_h5["url"].startswith(app.config["PUBLIC_BASE_URL"] + f"/t/{items[1].ref}")
@@ -188,9 +195,7 @@ def test_who_may_draft_and_see_a_proposal(app, world, lamps):
     unauthenticated = app.test_client().post("/api/v1/proposals", json={"title": "关于路灯的建议"})
     assert unauthenticated.status_code == 401
     # The county's supervisor sees and may act on it; another deputy and another county's supervisor may not.
-    supervisor = app.test_client().post(
-        f"/api/v1/proposals/{proposal_id}/submit", headers=api_token(app, "sup_county")
-    )
+    supervisor = app.test_client().post(f"/api/v1/proposals/{proposal_id}/submit", headers=api_token(app, "sup_county"))
     assert supervisor.status_code == 200
     for username in ("deputy_d2", "sup_far"):
         hidden = app.test_client().post(
