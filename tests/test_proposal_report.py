@@ -116,3 +116,9 @@ def test_a_bad_month_is_refused(app, world, month):
     response = fetch(app, "sup_county", month=month)
     assert response.status_code == 400
     assert "月份" in response.text
+
+
+def test_the_dashboard_offers_the_report_beside_the_export(app, world):
+    page = login(app, "sup_county").get("/supervision/")
+    assert 'id="report-docx"' in page.text and "/staff/proposals/report.docx" in page.text
+    assert 'id="report-docx"' not in login(app, "admin_a").get("/supervision/").text
