@@ -18,6 +18,7 @@ from sqlalchemy.orm import aliased
 from backend import database, throttle
 from backend.audit import record_audit
 from backend.errors import FieldErrors, UserError
+from backend.errors import checked as _checked
 from backend.extensions import db
 from backend.items import deadlines, photo_store
 from backend.items import photos as photo_intake
@@ -176,15 +177,6 @@ def clean_message(body: object, category: object, name: object, phone: object, c
     if errors:
         raise FieldErrors(errors)
     return CleanMessage(body=body, category=category, name=clean_name, phone=clean_phone, consent=consent)
-
-
-def _checked(errors: list[UserError], check):
-    """``check()``'s value, or None with its refusal added to ``errors``."""
-    try:
-        return check()
-    except UserError as exc:
-        errors.append(exc)
-        return None
 
 
 def new_item_values(

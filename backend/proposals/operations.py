@@ -33,7 +33,7 @@ from backend.access import (
     visible_proposals_query,
 )
 from backend.audit import record_audit
-from backend.errors import FieldErrors, UserError
+from backend.errors import FieldErrors, UserError, checked
 from backend.extensions import db
 from backend.items.presenters import departments_for_region, user_region
 from backend.items.refs import format_ref, normalize_ref
@@ -205,20 +205,13 @@ def draft_proposal(
     require_drafter(user)
     errors: list[UserError] = []
 
-    def checked(check):
-        try:
-            return check()
-        except UserError as exc:
-            errors.append(exc)
-            return None
-
     clean_title = checked(
-        lambda: clean_text(title, "title", "建议标题", max_chars=TITLE_MAX_CHARS, min_chars=4, required=True)
+        errors, lambda: clean_text(title, "title", "建议标题", max_chars=TITLE_MAX_CHARS, min_chars=4, required=True)
     )
-    clean_body = checked(lambda: clean_text(body, "body", "建议内容", max_chars=BODY_MAX_CHARS, multiline=True))
-    department = checked(lambda: _department(user, department_id))
-    refs = checked(lambda: _refs(item_refs))
-    items = checked(lambda: _items_in_sight(user, refs)) if refs is not None else None
+    clean_body = checked(errors, lambda: clean_text(body, "body", "建议内容", max_chars=BODY_MAX_CHARS, multiline=True))
+    department = checked(errors, lambda: _department(user, department_id))
+    refs = checked(errors, lambda: _refs(item_refs))
+    items = checked(errors, lambda: _items_in_sight(user, refs)) if refs is not None else None
     if errors:
         raise FieldErrors(errors)
     proposal = Proposal(

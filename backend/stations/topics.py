@@ -20,7 +20,7 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import select
 
 from backend.audit import record_audit
-from backend.errors import FieldErrors, UserError
+from backend.errors import FieldErrors, UserError, checked
 from backend.extensions import db
 from backend.items.validation import clean_text, parse_day
 from backend.models import Code, Item, ItemEvent, ItemEventKind, StaffUser, Station, Topic, TopicKind
@@ -87,24 +87,21 @@ def create_topic(user: StaffUser, station: Station, form) -> Topic:
         raise UserError("station_inactive", f"{station.name}已停用，不能再设专题码。", 400)
     errors: list[UserError] = []
 
-    def checked(check):
-        try:
-            return check()
-        except UserError as exc:
-            errors.append(exc)
-            return None
-
-    kind = checked(lambda: _kind(form.get("kind")))
+    kind = checked(errors, lambda: _kind(form.get("kind")))
     title = checked(
+        errors,
         lambda: clean_text(
             form.get("title"), "title", "专题名称", max_chars=TITLE_MAX_CHARS, min_chars=2, required=True
-        )
+        ),
     )
     prompt = checked(
-        lambda: clean_text(form.get("prompt"), "prompt", "提问", max_chars=PROMPT_MAX_CHARS, min_chars=2, required=True)
+        errors,
+        lambda: clean_text(
+            form.get("prompt"), "prompt", "提问", max_chars=PROMPT_MAX_CHARS, min_chars=2, required=True
+        ),
     )
-    choices = checked(lambda: _choices(form.get("choices")))
-    day = checked(lambda: _closing_day(form.get("closes_on")))
+    choices = checked(errors, lambda: _choices(form.get("choices")))
+    day = checked(errors, lambda: _closing_day(form.get("closes_on")))
     if errors:
         raise FieldErrors(errors)
     topic = Topic(
