@@ -95,13 +95,15 @@ def register_converters(app: Flask) -> None:
 def register_blueprints(app: Flask) -> None:
     """One blueprint per audience. The local WeChat sandbox is not one of them, whatever the settings: it is an
     application of its own (``wechat_sandbox``) that ``make run`` serves beside this one."""
-    from backend.routes import (  # noqa: F401 - admin_accounts, admin_ops, admin_regions, presence add pages to others' bp
+    from backend.routes import (  # noqa: F401 - admin_accounts, admin_ops, admin_regions, admin_topics, presence add pages to others' bp
         admin,
         admin_accounts,
         admin_ops,
         admin_regions,
+        admin_topics,
         api,
         api_auth,
+        api_proposals,
         api_resident,
         api_staff,
         api_wechat,
@@ -114,6 +116,7 @@ def register_blueprints(app: Flask) -> None:
         health,
         posters,
         presence,
+        proposals,
         qr,
         rating,
         resident,
@@ -126,7 +129,8 @@ def register_blueprints(app: Flask) -> None:
     blueprints = [
         resident.bp, qr.bp, api.bp, directory.bp, staff.bp, api_auth.bp, deputy.bp, department.bp, api_staff.bp,
         rating.bp, api_wechat.bp, posters.bp, admin.bp, api_resident.bp, wechat_pages.bp, supervision.bp,
-        supervision.api_bp, health.bp, claim.bp, erasure.bp, wechat_push.bp, disclosure.bp,
+        supervision.api_bp, health.bp, claim.bp, erasure.bp, wechat_push.bp, disclosure.bp, api_proposals.bp,
+        proposals.bp,
     ]  # fmt: skip
     for blueprint in blueprints:
         app.register_blueprint(blueprint)

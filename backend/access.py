@@ -12,6 +12,10 @@ Items (seen, and acted on through ``backend.items.lifecycle``):
 
 ``can_see_item`` and ``visible_items_query`` apply the same rule, one to a loaded item, one in SQL.
 
+代表建议 (proposals, ``backend.proposals``): a deputy drafts and sees their own; a supervisor those drafted
+in their region or under it; nobody else drafts or sees any. A 建议 is drawn only from items its drafter
+can see (``visible_items_query``).
+
 Stations, deputies, departments and regions (managed on the admin pages, printed, and seen in
 the supervision figures):
 
@@ -38,7 +42,7 @@ from sqlalchemy import Select, false, select
 from backend.audit import record_audit
 from backend.extensions import db
 from backend.items.refs import normalize_ref
-from backend.models import Department, Deputy, Item, ItemForward, Region, StaffRole, StaffUser, Station
+from backend.models import Department, Deputy, Item, ItemForward, Proposal, Region, StaffRole, StaffUser, Station
 
 ADMIN_ROLES = (StaffRole.STATION_ADMIN, StaffRole.SUPERVISOR)
 
@@ -226,3 +230,27 @@ def can_see_deputy(user: StaffUser, deputy: Deputy) -> bool:
     if user.role == StaffRole.DEPUTY:
         return user.is_active and user.deputy_id == deputy.id
     return can_see_station(user, deputy.station)
+
+
+PROPOSAL_DRAFTERS = (StaffRole.DEPUTY, StaffRole.SUPERVISOR)
+
+
+def can_see_proposal(user: StaffUser | None, proposal: Proposal) -> bool:
+    """True when ``user`` may see and act on ``proposal``: the deputy's own, or a supervisor's region's."""
+    if user is None or not user.is_active:
+        return False
+    if user.role == StaffRole.DEPUTY:
+        return user.deputy_id is not None and proposal.deputy_id == user.deputy_id
+    return can_manage_region(user, proposal.region)
+
+
+def visible_proposals_query(user: StaffUser | None) -> Select:
+    """``select(Proposal)`` limited to the proposals ``user`` may see (``can_see_proposal`` in SQL)."""
+    query = select(Proposal)
+    if user is None or not user.is_active:
+        return query.where(false())
+    if user.role == StaffRole.DEPUTY and user.deputy_id is not None:
+        return query.where(Proposal.deputy_id == user.deputy_id)
+    if user.role == StaffRole.SUPERVISOR and user.region_id is not None:
+        return query.where(Proposal.region_id.in_(region_subtree(user.region_id)))
+    return query.where(false())

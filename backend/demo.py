@@ -1,8 +1,9 @@
 """Deterministic demo data: 炎陵县 (株洲市, 湖南省) as the field reports describe it.
 
 ``flask demo load`` writes three township stations with twelve deputies, their QR codes,
-three county departments and one staff user per role; ``flask demo urls`` prints where to
-look. Everything is fixed except the code slugs (``issue_code``) and the password salts.
+three county departments, one staff user per role and one topic code (专题码: a 民生实事 poll at
+the first station); with ``--history``, also one 代表建议 drawn from the first deputy's items.
+``flask demo urls`` prints where to look. Everything is fixed except the code slugs (``issue_code``) and the password salts.
 The demo refuses to write into a database that already holds stations, deputies, staff
 users or departments.
 """
@@ -10,7 +11,7 @@ users or departments.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import click
 from flask import Flask, current_app
@@ -27,6 +28,9 @@ from backend.models import (
     Deputy,
     DeputyLevel,
     DeputyStatus,
+    Item,
+    ItemCategory,
+    Proposal,
     ReceptionRule,
     ReceptionRuleKind,
     Region,
@@ -34,9 +38,13 @@ from backend.models import (
     StaffRole,
     StaffUser,
     Station,
+    Topic,
+    TopicKind,
     utcnow,
 )
+from backend.proposals import operations as proposals
 from backend.qr.codes import code_url, current_code, issue_code
+from backend.stations import topics
 from backend.stations.calendar import today_in_china
 
 # Demo only: printed by ``flask demo urls`` for anyone to read. Never load the demo into a
@@ -319,6 +327,53 @@ def load_demo() -> None:
         ]
     )
     db.session.flush()
+    # Written as the demo writes its stations: directly, no audit row (the demo is set-up, not someone's act).
+    topic = Topic(
+        station=first_station,
+        kind=TopicKind.POLL,
+        title=DEMO_TOPIC_TITLE,
+        prompt="明年您最希望县里办好哪件民生实事？",
+        choices=list(DEMO_TOPIC_CHOICES),
+        closes_at=topics.closes_at(today_in_china() + timedelta(days=DEMO_TOPIC_DAYS)),
+    )
+    db.session.add(topic)
+    issue_code(topic)
+
+
+DEMO_TOPIC_TITLE = "2027年民生实事项目征集"
+DEMO_TOPIC_CHOICES = ("农村道路硬化", "城区停车位", "学校食堂改造", "乡镇卫生院设备")
+DEMO_TOPIC_DAYS = 60
+DEMO_PROPOSAL_ITEMS = 3
+
+
+def load_demo_proposal() -> Proposal | None:
+    """One 代表建议 of the first deputy, submitted: drawn from their latest items of the category they hear most
+    about (or their three latest, when no category has two). After ``load_history``: the items are the history's.
+    None when the deputy has no item."""
+    user = db.session.scalar(select(StaffUser).where(StaffUser.username == "deputy"))
+    rows = db.session.execute(
+        select(Item.category, Item.ref)
+        .where(Item.deputy_id == user.deputy_id, Item.is_held.is_(False))
+        .order_by(Item.created_at.desc(), Item.id.desc())
+    ).all()
+    if not rows:
+        return None
+    by_category: dict[ItemCategory, list[str]] = {}
+    for category, ref in rows:
+        by_category.setdefault(category, []).append(ref)
+    category, refs = max(by_category.items(), key=lambda pair: len(pair[1]))  # the first of the largest: newest
+    if len(refs) >= 2:
+        title = f"关于集中解决群众反映的{category.label}问题的建议"
+    else:
+        title, refs = "关于集中解决近期群众反映问题的建议", [ref for _, ref in rows]
+    proposal = proposals.draft_proposal(
+        user,
+        title=title,
+        body="近期多位群众反映同类问题，建议有关部门统一排查、限期解决，并向群众反馈。",
+        item_refs=refs[:DEMO_PROPOSAL_ITEMS],
+        department_id=db.session.scalar(select(Department.id).order_by(Department.id).limit(1)),
+    )
+    return proposals.perform(proposal, user, "submit")
 
 
 def demo_urls() -> list[str]:
@@ -341,6 +396,10 @@ def demo_urls() -> list[str]:
     former_code = current_code(former) if former is not None else None
     if former is not None and former_code is not None:
         lines.append(f"已离任代表的码（{former.name}，仍可扫码，转到其联络站）：{code_url(former_code.slug)}")
+    topic = db.session.scalar(select(Topic).order_by(Topic.id).limit(1))
+    topic_code = topics.topic_code(topic) if topic is not None else None
+    if topic is not None and topic_code is not None:
+        lines.append(f"专题码留言页（{topic.title}）：{code_url(topic_code.slug)}")
     lines.append(f"联络站名录：{base}/stations")
 
     login_rules = [rule for rule in current_app.url_map.iter_rules() if rule.endpoint == "staff.login"]
@@ -371,6 +430,7 @@ def load_command(if_empty: bool, history: bool, months: int) -> None:
         if history:
             now = utcnow()
             items = load_history(today_in_china(now), now, months)
+            load_demo_proposal()
         db.session.commit()
     except DatabaseNotEmptyError as exc:
         db.session.rollback()

@@ -64,6 +64,16 @@ class FieldErrors(UserError):
             self.fields.setdefault(error.field or "form", error.message)
 
 
+def checked(errors: list[UserError], check):
+    """``check()``'s value, or None with its refusal added to ``errors``: a form's fields checked one by one, every
+    refusal gathered, and raised together as ``FieldErrors`` by the caller."""
+    try:
+        return check()
+    except UserError as exc:
+        errors.append(exc)
+        return None
+
+
 # Pages of people at work: their way back is their own home, not the residents'.
 _STAFF_PREFIXES = ("/staff", "/admin", "/supervision", "/posters")
 _CODE_PATH = re.compile(r"^/c/(?P<slug>[^/]+)/?$")

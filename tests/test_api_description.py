@@ -45,9 +45,10 @@ def test_every_json_endpoint_is_described_in_openapi_3_1(app, client):
     operations = {(method, path) for path, ops in doc["paths"].items() for method in ops}
     assert operations == api_rules(app)
     # The endpoints of issue 10's list, the resident's erasure (issue 13), and issue 11's replies, followups,
-    # department steps, extension decisions and WeChat subscription state, issue 15's presence, scans and station
-    # 公示, issue 14's directory search and the mini-program's photos; a new one must be described to be served here.
-    assert len(operations) == 32
+    # department steps, extension decisions and WeChat subscription state, issue 15's presence, scans, station
+    # 公示 and 代表建议 (draft, submit, answer), issue 14's directory search and the mini-program's photos; a new one
+    # must be described to be served here.
+    assert len(operations) == 35
 
 
 def test_every_schema_is_json_schema_2020_12_and_every_ref_resolves(client):
@@ -110,6 +111,7 @@ def test_the_staff_endpoints_described_with_a_staff_token_refuse_a_call_without_
             if operation["security"] != [{"staffToken": []}]:
                 continue
             url = path.replace("{ref}", item.ref).replace("{position}", "0").replace("{forward_id}", "1")
+            url = url.replace("{proposal_id}", "1")
             response = client.open(url, method=method.upper(), json={} if "requestBody" in operation else None)
             assert response.status_code == 401, (method, path)
             assert response.get_json()["error"]["code"] == "unauthorized"

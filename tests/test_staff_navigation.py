@@ -15,9 +15,9 @@ from tests.factories import make_item
 from tests.helpers import PASSWORD, fresh_token, login
 
 USERS = {
-    "deputy_d1": ("/staff/inbox", ["待办", "签到", "接待录入", "常用答复", "我的码", "履职", "我的"]),
+    "deputy_d1": ("/staff/inbox", ["待办", "签到", "接待录入", "常用答复", "建议", "我的码", "履职", "我的"]),
     "admin_a": ("/staff/inbox", ["待办", "管理", "监督", "常用答复", "待审核", "我的"]),
-    "sup_county": ("/supervision/", ["监督", "待办", "管理", "待审核", "我的"]),
+    "sup_county": ("/supervision/", ["监督", "待办", "建议", "管理", "待审核", "我的"]),
     "dept_user": ("/staff/inbox", ["待办", "我的"]),
 }
 

@@ -117,6 +117,13 @@ ACTION_LABELS: dict[str, str] = {
     "wechat_bind_refused": "微信绑定被拒绝",
     "work_calendar_saved": "保存节假日安排",
     "work_calendar_deleted": "删除节假日安排",
+    "proposal_drafted": "起草代表建议",
+    "proposal_submit": "提交代表建议",  # proposals.perform: proposal_<action> of its table
+    "proposal_answer": "记录代表建议的答复",
+    "proposal_access_denied": "打开不在范围内的代表建议（已拒绝）",
+    "report_downloaded": "下载月度专报",
+    "topic_created": "设立专题码",
+    "topic_exported": "导出专题留言",
 }
 # Each action on an item is audited as item_<action> (``lifecycle.perform_action``): its label is the table's.
 ACTION_LABELS.update({f"item_{name}": f"留言：{row.label}" for name, row in TRANSITIONS.items()})
@@ -140,6 +147,8 @@ OBJECT_LABELS = {
     "work_calendar_year": "节假日安排",
     "import": "导入",
     "path": "页面",
+    "proposal": "代表建议",
+    "topic": "专题码",
 }
 
 # The keys of ``data`` most rows carry, in Chinese; other keys and every value show as recorded.

@@ -130,17 +130,30 @@ class FormLimits(Answer):
     photo_max_bytes: int = Field(description="一张照片最大字节数（压缩后）")
 
 
+class TopicForm(Answer):
+    """A topic code's own short form (专题码: 监测点, 立法联系点, 民生实事): the prompt, the choices, the closing day."""
+
+    id: int
+    kind: Literal["monitoring", "draft_law", "poll"]
+    kind_label: str
+    title: str
+    prompt: str
+    choices: list[str]
+    closes_on: str
+
+
 class CodeInfo(Answer):
     """What a scanned code leads to, and how the form is to be filled."""
 
     code: CodeRef
-    kind: Literal["deputy", "station"]
+    kind: Literal["deputy", "station", "topic"]
     deputy: DeputyCard | None
     routes_to_station: bool
     station: StationCard
     on_duty: OnDuty | None
     categories: list[Choice]
     limits: FormLimits
+    topic: TopicForm | None = None
 
 
 class ItemSubmission(Request):
@@ -161,6 +174,9 @@ class ItemSubmission(Request):
         description="同意办结后在联络站公示页上公开（隐去姓名和电话），默认不同意",
     )
     client_id: str | None = Field(default=None, title="client_id", description="16–64 位字母、数字、- 或 _")
+    choice: str | None = Field(
+        default=None, title="选项", description="专题码：GET /api/v1/codes/{slug} 的 topic.choices 之一（有选项时必填）"
+    )
 
     field_errors: ClassVar = {"deputy_id": ("invalid_deputy", "请选择本站的一位代表，或选择“值班代表”。")}
 
@@ -1089,3 +1105,57 @@ class StationDisclosure(Answer):
     deputies: list[str]
     published: list[PublishedItem]
     definitions: dict[str, str]
+
+
+# --- 代表建议 (proposals) ----------------------------------------------------------------------------------
+
+
+class ProposalRequest(Request):
+    """A new 代表建议 drawn from several items the caller can see (a deputy's, or a supervisor's region's)."""
+
+    title: str | None = Field(default=None, title="建议标题", description="4–100 字")
+    body: str | None = Field(default=None, title="建议内容", description="可空，最多 5000 字")
+    item_refs: list[str] | None = Field(
+        default=None, title="留言编号", description="1–50 件调用者可见的留言编号（如 Y3K7-2QPM 或 Y3K72QPM）"
+    )
+    department_id: IdInput | None = Field(
+        default=None, title="承办单位", description="调用者所在地区（或上级地区）的在用承办单位 id"
+    )
+
+    field_errors: ClassVar = {
+        "department_id": ("invalid_department", "请选择本地区（或上级）的在用承办单位。"),
+        "item_refs": ("no_items", "请至少选择一件群众留言。"),
+    }
+
+
+class ProposalAnswerRequest(Request):
+    """The answering department's reply to a submitted 建议, as the drafter or the county office records it."""
+
+    text: str | None = Field(default=None, title="答复内容", description="2–5000 字，群众在查询页看到")
+
+
+class ProposalItemInfo(Answer):
+    """An item behind a proposal."""
+
+    ref: str
+    ref_display: str
+    station: str
+    category_label: str
+    has_resident_channel: bool
+
+
+class ProposalInfo(Answer):
+    """A 代表建议 and where it stands."""
+
+    id: int
+    title: str
+    body: str
+    status: Literal["drafted", "submitted", "answered"]
+    status_label: str
+    department: Named
+    answer: str
+    created_at: str
+    submitted_at: str | None
+    answered_at: str | None
+    items: list[ProposalItemInfo]
+    residents_told: int | None = None

@@ -27,6 +27,7 @@ INBOX = NavLink("待办", "deputy.inbox", ("deputy.",))
 PRESENCE = NavLink("签到", "deputy.presence_home", ("deputy.presence", "deputy.contacts"))
 IN_PERSON = NavLink("接待录入", "deputy.in_person", ("deputy.in_person",))
 TEMPLATES = NavLink("常用答复", "deputy.templates", ("deputy.templates",))
+PROPOSALS = NavLink("建议", "proposals.index", ("proposals.",))
 MY_CODE = NavLink("我的码", "posters.deputy_pdf", ("posters.",))
 FIGURES = NavLink("履职", "supervision.dashboard", ("supervision.",))
 SUPERVISION = NavLink("监督", "supervision.dashboard", ("supervision.",))
@@ -35,9 +36,9 @@ REVIEW = NavLink("待审核", "wechat_pages.review", ("wechat_pages.review", "we
 MINE = NavLink("我的", "staff.home", ("staff.", "wechat_pages.wechat_binding"))
 
 NAV_BY_ROLE: dict[StaffRole, tuple[NavLink, ...]] = {
-    StaffRole.DEPUTY: (INBOX, PRESENCE, IN_PERSON, TEMPLATES, MY_CODE, FIGURES, MINE),
+    StaffRole.DEPUTY: (INBOX, PRESENCE, IN_PERSON, TEMPLATES, PROPOSALS, MY_CODE, FIGURES, MINE),
     StaffRole.STATION_ADMIN: (INBOX, ADMIN, SUPERVISION, TEMPLATES, REVIEW, MINE),
-    StaffRole.SUPERVISOR: (SUPERVISION, INBOX, ADMIN, REVIEW, MINE),
+    StaffRole.SUPERVISOR: (SUPERVISION, INBOX, PROPOSALS, ADMIN, REVIEW, MINE),
     StaffRole.DEPARTMENT: (INBOX, MINE),
 }
 

@@ -18,6 +18,7 @@ from sqlalchemy.orm import aliased
 from backend import database, throttle
 from backend.audit import record_audit
 from backend.errors import FieldErrors, UserError
+from backend.errors import checked as _checked
 from backend.extensions import db
 from backend.items import deadlines, photo_store
 from backend.items import photos as photo_intake
@@ -40,11 +41,13 @@ from backend.models import (
     Resident,
     StaffUser,
     Station,
+    Topic,
     utcnow,
 )
 from backend.models.base import UTCDateTime
 from backend.outbox import queue as notices
 from backend.qr.codes import SLUG_RE, ResolvedCode, resolve_slug
+from backend.stations import topics
 from backend.stations.calendar import duty_assignment, today_in_china
 from backend.wechat.screening import is_held, screen_message
 
@@ -74,6 +77,7 @@ class Submission:
     channel: ItemChannel = ItemChannel.QR_H5
     resident: Resident | None = None
     address: str = ""
+    topic_choice: object = None  # a topic code's form: the choice picked (backend.stations.topics)
 
 
 @dataclass(frozen=True)
@@ -99,7 +103,8 @@ class SubmitResult:
 
 
 def resolve_code_for_form(slug: object) -> ResolvedCode:
-    """The code behind a slug, or a UserError: 404 for unknown or malformed, 410 for a replaced code."""
+    """The code behind a slug, or a UserError: 404 for unknown or malformed, 410 for a replaced code, a closed
+    station, or a topic past its closing day."""
     resolved = resolve_slug(slug) if isinstance(slug, str) else None
     if resolved is None:
         raise _unknown_code()
@@ -107,6 +112,8 @@ def resolve_code_for_form(slug: object) -> ResolvedCode:
         raise _code_replaced()
     if not resolved.station.is_active:
         raise station_closed()
+    if resolved.topic is not None and resolved.topic.is_closed(utcnow()):
+        raise topics.topic_closed(resolved.topic.title)
     return resolved
 
 
@@ -171,15 +178,6 @@ def clean_message(body: object, category: object, name: object, phone: object, c
     if errors:
         raise FieldErrors(errors)
     return CleanMessage(body=body, category=category, name=clean_name, phone=clean_phone, consent=consent)
-
-
-def _checked(errors: list[UserError], check):
-    """``check()``'s value, or None with its refusal added to ``errors``."""
-    try:
-        return check()
-    except UserError as exc:
-        errors.append(exc)
-        return None
 
 
 def new_item_values(
@@ -301,7 +299,14 @@ def submit_item(sub: Submission) -> SubmitResult:
             raise _code_replaced()
         if not target.station_active:
             raise station_closed()
-        if target.deputy_id is not None and target.deputy_status == DeputyStatus.SERVING:
+        topic_choice = None
+        if target.topic_id is not None:  # a topic's messages go to the station, not to a deputy
+            topic = conn.execute(_TOPIC, {"topic_id": target.topic_id}).one()
+            if now >= topic.closes_at:
+                raise topics.topic_closed(topic.title)
+            topic_choice = topics.clean_choice(topic.choices, sub.topic_choice)
+            deputy_id = None
+        elif target.deputy_id is not None and target.deputy_status == DeputyStatus.SERVING:
             deputy_id = target.deputy_id
         else:  # a station's code, or a former deputy's: the station's deputy chosen, or the one on duty
             deputy_id = _station_deputy_id(conn, target.station_id, sub.deputy_choice)
@@ -336,7 +341,11 @@ def submit_item(sub: Submission) -> SubmitResult:
         needs_review=similar_ref is not None,
         review_reason=f"与 {similar_ref} 内容高度相似" if similar_ref else "",
     )
-    events = [_event_row(ItemEventKind.SUBMITTED, ActorKind.RESIDENT, True, "", {}, now)]
+    submitted_data = {}
+    if topic_choice:  # at the head of the message for whoever reads it; in the event for the topic's counts
+        values["body"] = f"【{topic_choice}】{values['body']}"
+        submitted_data = {"topic_choice": topic_choice}
+    events = [_event_row(ItemEventKind.SUBMITTED, ActorKind.RESIDENT, True, "", submitted_data, now)]
     if similar_ref:
         events.append(
             _event_row(
@@ -403,6 +412,7 @@ _TARGET = (
         Code.id.label("code_id"),
         Code.retired_at,
         Code.deputy_id,
+        Code.topic_id,
         _code_deputy.status.label("deputy_status"),
         _TARGET_STATION_ID.label("station_id"),
         _target_station.is_active.label("station_active"),
@@ -414,6 +424,9 @@ _TARGET = (
     .outerjoin(_earlier, true())
     .where(Code.slug == bindparam("slug"))
 )
+
+
+_TOPIC = select(Topic.title, Topic.choices, Topic.closes_at).where(Topic.id == bindparam("topic_id"))
 
 
 @functools.cache

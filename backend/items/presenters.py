@@ -70,6 +70,8 @@ STAFF_EVENT_LABELS = {
     ItemEventKind.DEPARTMENT_RETURNED: "承办单位退回",
     ItemEventKind.EXTENSION_REQUESTED: "承办单位申请延期",
     ItemEventKind.SUB_FORWARDED: "承办单位转交下属单位",
+    ItemEventKind.PROPOSAL_INCLUDED: "写入代表建议",
+    ItemEventKind.PROPOSAL_ANSWERED: "代表建议已答复",
 }
 NOTE_ACTION_LABELS = {
     "wait_for_resident": "等待群众补充",

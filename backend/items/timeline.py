@@ -22,6 +22,8 @@ PUBLIC_EVENT_LABELS = {
     ItemEventKind.CONTACT_ERASED: "群众已删除联系方式",
     ItemEventKind.RESIDENT_REPLIED: "您的补充",
     ItemEventKind.FOLLOWED_UP: "您的追问",
+    ItemEventKind.PROPOSAL_INCLUDED: "已写入代表建议",
+    ItemEventKind.PROPOSAL_ANSWERED: "代表建议已答复",
 }
 
 # A first reply or forward that took the item on (lifecycle: ``accepts_first``) reads as one step.

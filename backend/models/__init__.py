@@ -23,6 +23,7 @@ from backend.models.ops import WorkCalendarDay, WorkCalendarYear, WorkerHeartbea
 from backend.models.outbox import OutboxMessage, OutboxStatus
 from backend.models.poster_batch import PosterBatch, PosterBatchKind, PosterBatchStatus
 from backend.models.presence import ContactKind, ContactLog, PresenceSource, StationVisit
+from backend.models.proposal import Proposal, ProposalItem, ProposalStatus
 from backend.models.receipt import ItemReceipt
 from backend.models.region import Region, RegionLevel
 from backend.models.resident import Resident
@@ -30,6 +31,7 @@ from backend.models.session import SessionKind, StaffSession
 from backend.models.staff import ActivationLink, StaffRole, StaffUser
 from backend.models.station import ReceptionRule, ReceptionRuleKind, Station
 from backend.models.throttle import ThrottleCounter
+from backend.models.topic import Topic, TopicKind
 from backend.models.wechat import (
     MiniProgramCode,
     ResidentSession,
@@ -70,6 +72,9 @@ __all__ = [
     "PosterBatchKind",
     "PosterBatchStatus",
     "PresenceSource",
+    "Proposal",
+    "ProposalItem",
+    "ProposalStatus",
     "ReceptionRule",
     "ReceptionRuleKind",
     "Region",
@@ -87,6 +92,8 @@ __all__ = [
     "StationVisit",
     "SubscriptionCredit",
     "ThrottleCounter",
+    "Topic",
+    "TopicKind",
     "WechatAccessToken",
     "WechatBindingCode",
     "WorkCalendarDay",

@@ -1,4 +1,4 @@
-"""QR codes (代表码 / 联络站码): opaque slugs that can be rotated but never reused."""
+"""QR codes (代表码 / 联络站码 / 专题码): opaque slugs that can be rotated but never reused."""
 
 from __future__ import annotations
 
@@ -11,10 +11,15 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from backend.models.base import Base, UTCDateTime, utcnow
 from backend.models.deputy import Deputy
 from backend.models.station import Station
+from backend.models.topic import Topic
 
 
 class Code(Base):
-    """One slug ever issued for a deputy or a station; retired rows are kept so a slug is never reused."""
+    """One slug ever issued for a deputy or a station; retired rows are kept so a slug is never reused.
+
+    A topic code (专题码, ``topic_id``) belongs to its station too (``station_id``): its messages are the
+    station's items. It is not the station's own code, so "one current code per station" leaves it out.
+    """
 
     __tablename__ = "codes"
     __table_args__ = (
@@ -31,8 +36,15 @@ class Code(Base):
             "uq_codes_current_station",
             "station_id",
             unique=True,
-            sqlite_where=text("retired_at IS NULL"),
-            postgresql_where=text("retired_at IS NULL"),
+            sqlite_where=text("retired_at IS NULL AND topic_id IS NULL"),
+            postgresql_where=text("retired_at IS NULL AND topic_id IS NULL"),
+        ),
+        Index(
+            "uq_codes_current_topic",
+            "topic_id",
+            unique=True,
+            sqlite_where=text("retired_at IS NULL AND topic_id IS NOT NULL"),
+            postgresql_where=text("retired_at IS NULL AND topic_id IS NOT NULL"),
         ),
     )
 
@@ -40,12 +52,14 @@ class Code(Base):
     slug: Mapped[str] = mapped_column(String(32), unique=True)
     deputy_id: Mapped[int | None] = mapped_column(ForeignKey("deputies.id"), index=True)
     station_id: Mapped[int | None] = mapped_column(ForeignKey("stations.id"), index=True)
+    topic_id: Mapped[int | None] = mapped_column(ForeignKey("topics.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     retired_reason: Mapped[str] = mapped_column(String(200), default="")
 
     deputy: Mapped[Deputy | None] = relationship()
     station: Mapped[Station | None] = relationship()
+    topic: Mapped[Topic | None] = relationship()
 
     @hybrid_property
     def is_current(self) -> bool:

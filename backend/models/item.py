@@ -274,6 +274,8 @@ class ItemEventKind(enum.StrEnum):
     DEPARTMENT_RETURNED = "department_returned"  # 退回: the department gave the item back, with its reason
     EXTENSION_REQUESTED = "extension_requested"  # the department asked the deputy for more time
     SUB_FORWARDED = "sub_forwarded"  # a second hop: the department passed the item on to one of its units
+    PROPOSAL_INCLUDED = "proposal_included"  # drawn into a 代表建议 that was submitted (backend.proposals)
+    PROPOSAL_ANSWERED = "proposal_answered"  # the 代表建议 it stands behind was answered
 
 
 class ActorKind(enum.StrEnum):

@@ -4,7 +4,7 @@ Residents are told when their item is received, accepted, forwarded, answered by
 it was forwarded to (that it answered the deputy, never what: the answer is the deputy's to
 pass on), answered (with the beginning of the answer) and resolved (with a request to rate),
 and of the other public steps the lifecycle reports (declined, duplicate, reassigned,
-extended, waiting). Deputies
+extended, waiting), and when a 代表建议 drawn from their item is answered. Deputies
 are told of a new item, one about to be overdue, an overdue item, a reopened item, a
 supervisor's 督办, a department's reply, return (退回) or request for more time, the resident's reply
 to 等待群众补充 and the resident's 追问 — queued by ``queue``, and several within
@@ -386,6 +386,17 @@ def _department_new(ctx: Context) -> dict[str, object]:
     return {"status": "新交办", "summary": ctx.item.body}
 
 
+def _proposal_answered(ctx: Context) -> dict[str, object]:
+    """The resident's notice that the 代表建议 their message went into was answered: its title (the answer is on
+    the tracking page)."""
+    from backend.models import Proposal
+
+    proposal_id = (ctx.message.payload or {}).get("proposal_id")
+    proposal = db.session.get(Proposal, proposal_id) if isinstance(proposal_id, int) else None
+    title = f"《{proposal.title}》" if proposal is not None else ""
+    return {"status": "建议已答复", "summary": f"代表建议{title}已答复", "deputy": ctx.deputy_label()}
+
+
 def _deputy_resident_replied(ctx: Context) -> dict[str, object]:
     return {"status": "群众已补充", "summary": ctx.event_text or "群众已补充情况，计时已恢复"}
 
@@ -405,6 +416,9 @@ KINDS: dict[str, KindSpec] = {
     "item_extended": KindSpec("resident", "item_progress", _progress("已延期", "办理期限已延长")),
     "item_waiting": KindSpec("resident", "item_progress", _progress("待补充", "请补充有关情况")),
     "item_department_replied": KindSpec("resident", "item_progress", _department_replied),
+    # The 代表建议 the item went into was answered (backend.proposals): a progress notice, so the one-time credit
+    # kept for the deputy's own answer is not spent on it.
+    "item_proposal_answered": KindSpec("resident", "item_progress", _proposal_answered),
     "item_answered": KindSpec("resident", "item_answered", _answered),
     "item_resolved": KindSpec("resident", "item_resolved", _resolved),
     # Deputies (staff users with a bound WeChat).

@@ -15,7 +15,7 @@ from flask import current_app
 from sqlalchemy import select
 
 from backend.extensions import db
-from backend.models import Code, Deputy, Station, utcnow
+from backend.models import Code, Deputy, Station, Topic, utcnow
 
 SLUG_BYTES = 9  # 72 bits → 12 characters of URL-safe base64
 SLUG_RE = re.compile(r"^[A-Za-z0-9_-]{12}$")
@@ -31,13 +31,13 @@ def code_url(slug: str) -> str:
     return f"{current_app.config['PUBLIC_BASE_URL']}/c/{slug}"
 
 
-def issue_code(owner: Deputy | Station) -> Code:
-    """Give a deputy or a station its first code (flushes; the caller commits)."""
+def issue_code(owner: Deputy | Station | Topic) -> Code:
+    """Give a deputy, a station or a topic its first code (flushes; the caller commits)."""
     return issue_codes([owner])[0]
 
 
-def issue_codes(owners: list[Deputy | Station]) -> list[Code]:
-    """A first code for each deputy or station, in one flush, with slugs never issued before.
+def issue_codes(owners: list[Deputy | Station | Topic]) -> list[Code]:
+    """A first code for each deputy, station or topic, in one flush, with slugs never issued before.
 
     Drawn in bulk and checked against every slug ever issued (a 72-bit space: a clash is never
     seen in practice, and drawn again if it is).
@@ -51,19 +51,28 @@ def issue_codes(owners: list[Deputy | Station]) -> list[Code]:
         for start in range(0, len(drawn), 1000):
             taken |= set(db.session.scalars(select(Code.slug).where(Code.slug.in_(drawn[start : start + 1000]))))
         slugs |= set(drawn) - taken
-    codes = [
-        Code(slug=slug, deputy=owner) if isinstance(owner, Deputy) else Code(slug=slug, station=owner)
-        for slug, owner in zip(sorted(slugs), owners, strict=True)
-    ]
+    codes = [_new_code(slug, owner) for slug, owner in zip(sorted(slugs), owners, strict=True)]
     db.session.add_all(codes)
     db.session.flush()
     return codes
 
 
-def current_code(owner: Deputy | Station) -> Code | None:
-    """The slug currently printed for ``owner``."""
-    column = Code.deputy_id if isinstance(owner, Deputy) else Code.station_id
-    return db.session.scalar(select(Code).where(column == owner.id, Code.is_current))
+def _new_code(slug: str, owner: Deputy | Station | Topic) -> Code:
+    """An unsaved code row for ``owner``: a topic's code belongs to the topic's station as well."""
+    if isinstance(owner, Deputy):
+        return Code(slug=slug, deputy=owner)
+    if isinstance(owner, Topic):
+        return Code(slug=slug, station=owner.station, topic=owner)
+    return Code(slug=slug, station=owner)
+
+
+def current_code(owner: Deputy | Station | Topic) -> Code | None:
+    """The slug currently printed for ``owner`` (a station's own code, never one of its topic codes)."""
+    if isinstance(owner, Topic):
+        return db.session.scalar(select(Code).where(Code.topic_id == owner.id, Code.is_current))
+    if isinstance(owner, Deputy):
+        return db.session.scalar(select(Code).where(Code.deputy_id == owner.id, Code.is_current))
+    return db.session.scalar(select(Code).where(Code.station_id == owner.id, Code.topic_id.is_(None), Code.is_current))
 
 
 def rotate_code(owner: Deputy | Station, reason: str) -> Code:
@@ -88,6 +97,11 @@ class ResolvedCode:
     def is_retired(self) -> bool:
         """True when this slug was replaced by a newer one."""
         return self.code.retired_at is not None
+
+    @property
+    def topic(self) -> Topic | None:
+        """The topic a topic code (专题码) collects opinions on; None for a deputy's or a station's own code."""
+        return self.code.topic
 
     @property
     def routes_to_station(self) -> bool:

@@ -351,6 +351,51 @@ def deputy_poster(sheet: DeputySheet) -> Sheet:
     return canvas.sheet
 
 
+# --- the topic poster (专题码) ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TopicSheet:
+    """What a topic code's poster shows: the topic, what it asks, until when, and the station behind it."""
+
+    title: str
+    kind_label: str
+    prompt: str
+    closes_on: str
+    station_name: str
+    station_address: str
+    url: str
+    slug: str
+
+
+def topic_poster(sheet: TopicSheet) -> Sheet:
+    """A topic code's A4 poster: the deputy poster's layout with the topic's title, question and closing day."""
+    canvas = Canvas(A4_MM)
+    m = MARGIN_MM
+    right = A4_MM[0] - m
+    canvas.band(Box.mm(m, m, right, 46), RED)
+    canvas.text(
+        sheet.title, Box.mm(m + 6, 15, right - 6, 30), "bold", 13, 6, WHITE, "center", max_lines=1, role="title"
+    )
+    canvas.text(sheet.kind_label, Box.mm(m + 6, 33, right - 6, 43), "bold", 8, 4, CREAM, "center", max_lines=1)
+    canvas.text(sheet.prompt, Box.mm(m, 52, right, 80), "bold", 8, 4, INK, "center", max_lines=3, role="prompt")
+    canvas.text(
+        f"征集截止：{sheet.closes_on}", Box.mm(m, 82, right, 92), "bold", 6, 3, RED, "center", max_lines=1,
+        role="closes",
+    )  # fmt: skip
+    canvas.code(sheet.url, Box.mm(47, 96, 163, 212))
+    canvas.text("微信扫一扫 · 发表您的意见", Box.mm(m, 216, right, 226), "bold", 7.5, 4, RED, "center", max_lines=1)
+    canvas.text(
+        AFTER_SCAN_LOOKUP, Box.mm(m + 4, 230, right - 4, 245), "regular", 4.6, 2.5, INK, "center",
+        breaks=SENTENCE_BREAKS,
+    )  # fmt: skip
+    canvas.rule(m, right, 263, RULE)
+    place = f"{sheet.station_name} {sheet.station_address}".strip()
+    canvas.text(place, Box.mm(m, 266, right, 276), "regular", 3.8, 2, GREY, max_lines=2, role="address")
+    canvas.text(f"码上联 · 专题码 {sheet.slug}", Box.mm(m, 279, right, 283), "regular", 2.8, 1.5, GREY)
+    return canvas.sheet
+
+
 # --- the station poster --------------------------------------------------------------------------
 
 

@@ -23,6 +23,7 @@ from backend.models.deputy import DEPUTY_STATUS_LABELS
 from backend.models.item import ITEM_CATEGORY_LABELS
 from backend.qr.codes import code_url
 from backend.security import client_address
+from backend.stations import topics
 from backend.stations.calendar import describe_rule, duty_assignment, next_reception_days, today_in_china
 from backend.wechat.identity import current_resident
 
@@ -75,7 +76,7 @@ def get_code(slug: str):
     config = current_app.config
     return jsonify(
         code={"slug": resolved.code.slug, "url": code_url(resolved.code.slug)},
-        kind="deputy" if resolved.deputy is not None else "station",
+        kind="deputy" if resolved.deputy is not None else ("topic" if resolved.topic is not None else "station"),
         deputy=deputy_json(resolved.deputy) if resolved.deputy is not None else None,
         routes_to_station=resolved.routes_to_station,
         station=station_json(resolved.station),
@@ -92,7 +93,21 @@ def get_code(slug: str):
             "max_photos": config["ITEM_MAX_PHOTOS"],
             "photo_max_bytes": config["PHOTO_MAX_BYTES"],
         },
+        topic=topic_json(resolved.topic) if resolved.topic is not None else None,
     )
+
+
+def topic_json(topic) -> dict:
+    """A topic code's own short form: what it asks, the choices (one to pick, when there are any), until when."""
+    return {
+        "id": topic.id,
+        "kind": topic.kind.value,
+        "kind_label": topic.kind.label,
+        "title": topic.title,
+        "prompt": topic.prompt,
+        "choices": list(topic.choices),
+        "closes_on": topics.closing_day(topic).isoformat(),
+    }
 
 
 @bp.post("/items")
@@ -130,6 +145,7 @@ def create_item():
             channel=ItemChannel.MINIPROGRAM,
             resident=current_resident(),
             address=client_address(),
+            topic_choice=data.choice,
         )
     )
     body = {

@@ -29,14 +29,14 @@ from backend.items.lookup import clean_phone_last4, find_item_by_phone
 from backend.items.operations import DUTY_CHOICE, Submission, find_item_for_resident, station_closed, submit_item
 from backend.items.photo_store import read_deputy_photo, read_photo
 from backend.items.refs import format_ref, tracking_url
-from backend.models import Deputy, DeputyStatus, Item, ItemPhoto, PresenceSource, StaffRole
+from backend.models import Deputy, DeputyStatus, Item, ItemPhoto, PresenceSource, StaffRole, utcnow
 from backend.models.deputy import DEPUTY_STATUS_LABELS
 from backend.models.item import ITEM_CATEGORY_LABELS
 from backend.qr import scans
 from backend.qr.codes import ResolvedCode, resolve_slug
 from backend.routes.presence import presence_page
 from backend.security import CONTENT_SECURITY_POLICY, client_address
-from backend.stations import presence
+from backend.stations import presence, topics
 from backend.stations.calendar import describe_rule, duty_assignment, next_reception_days, today_in_china
 from backend.wechat import identity as wechat_identity
 from backend.wechat import subscriptions
@@ -44,7 +44,7 @@ from backend.wechat.jssdk import script_origin
 
 bp = Blueprint("resident", __name__)
 
-FORM_FIELDS = ("body", "category", "deputy_id", "name", "phone", "consent", "publish_consent", "client_id")
+FORM_FIELDS = ("body", "category", "deputy_id", "name", "phone", "consent", "publish_consent", "client_id", "choice")
 
 
 @bp.get("/")
@@ -69,6 +69,8 @@ def _form_context(resolved: ResolvedCode) -> dict:
         "categories": list(ITEM_CATEGORY_LABELS.items()),
         "limits": current_app.config,
         "duty_choice": DUTY_CHOICE,
+        "topic": resolved.topic,
+        "topic_closes_on": topics.closing_day(resolved.topic) if resolved.topic is not None else None,
     }
 
 
@@ -81,12 +83,23 @@ def _resolve_or_page(slug: str) -> ResolvedCode:
     return resolved
 
 
+def _topic_closed_page(resolved: ResolvedCode):
+    """A topic past its closing day: a page saying so (never a form), with the way to the station's deputies."""
+    topic = resolved.topic
+    page = render_template(
+        "topic_closed.html", topic=topic, station=resolved.station, closed_on=topics.closing_day(topic)
+    )
+    return page, 410
+
+
 @bp.get("/c/<slug>")
 def code_form(slug: str):
     """What a scanned code opens: the deputy's (or station's) card and the message form."""
     resolved = _resolve_or_page(slug)
     if resolved.is_retired:
         return render_template("code_replaced.html", resolved=resolved), 410
+    if resolved.topic is not None and resolved.topic.is_closed(utcnow()):
+        return _topic_closed_page(resolved)
     presence_offer = _presence_offer(resolved)
     if presence_offer is not None:
         return presence_offer
@@ -96,14 +109,19 @@ def code_form(slug: str):
     with database.writing():  # the scan count: a write of a GET
         scans.count_scan(resolved.code.id)
     # Never stored (backend/security.py): going back to the form fetches it again, with a fresh client_id.
-    values = {"client_id": new_client_id(), "deputy_id": DUTY_CHOICE, "category": ""}
+    values = {"client_id": new_client_id(), "deputy_id": DUTY_CHOICE, "category": "", "choice": ""}
     return render_template("form.html", values=values, errors={}, **_form_context(resolved))
 
 
 def _presence_offer(resolved: ResolvedCode):
     """The 签到/签退 page instead of the form, for a deputy of this station scanning its station code while
     logged in on their phone; None for everyone else (residents, other staff, a deputy's own code)."""
-    if resolved.code.station_id is None or "sid" not in session or request.args.get("as") == "resident":
+    if (
+        resolved.code.station_id is None
+        or resolved.topic is not None  # a topic's code asks its question of everyone, deputies included
+        or "sid" not in session
+        or request.args.get("as") == "resident"
+    ):
         return None
     user = current_staff()
     if user is None or user.role != StaffRole.DEPUTY or user.deputy is None:
@@ -128,6 +146,8 @@ def submit_form(slug: str):
         resolved = _resolve_or_page(slug)
     if resolved.is_retired:
         return render_template("code_replaced.html", resolved=resolved), 410
+    if resolved.topic is not None and resolved.topic.is_closed(utcnow()):
+        return _topic_closed_page(resolved)
     values = {name: request.form.get(name, "") for name in FORM_FIELDS}
     files = [f for f in request.files.getlist("photos") if f and f.filename]
     try:
@@ -145,9 +165,13 @@ def submit_form(slug: str):
                 photos=[f.read() for f in files],
                 resident=wechat_identity.session_resident(),
                 address=client_address(),
+                topic_choice=values["choice"],
             )
         )
     except UserError as exc:
+        if exc.code == "topic_closed":  # closed between the form and the tap
+            db.session.rollback()
+            return _topic_closed_page(resolved)
         if exc.status not in (400, 409):
             raise
         db.session.rollback()

@@ -268,8 +268,10 @@ def code_scans(scope: stats.Scope, today: date) -> list[dict]:
         led, scanned = items.get(code.id, 0), totals.get(code.id, 0)
         rows.append(
             {
-                "kind": "联络站码" if code.station_id else "代表码",
-                "name": code.station.name if code.station_id else code.deputy.name,
+                "kind": "专题码" if code.topic_id else ("联络站码" if code.station_id else "代表码"),
+                "name": code.topic.title
+                if code.topic_id
+                else (code.station.name if code.station_id else code.deputy.name),
                 "slug": code.slug,
                 "is_current": code.is_current,
                 "retired_at": code.retired_at,

@@ -125,7 +125,7 @@ def directory() -> list[DirectoryStation]:
     # calling current_code() per owner would be one query per deputy.
     station_rows = db.session.execute(
         select(Station, Code.slug)
-        .outerjoin(Code, and_(Code.station_id == Station.id, Code.is_current))
+        .outerjoin(Code, and_(Code.station_id == Station.id, Code.topic_id.is_(None), Code.is_current))
         .where(Station.is_active.is_(True))
         .order_by(Station.id)
     ).all()
@@ -180,7 +180,10 @@ def search_deputies(query: object, page: int = 1, per_page: int = pagination.DEF
             .join(Station, Deputy.station_id == Station.id)
             .join(Region, Station.region_id == Region.id)
             .outerjoin(Code, and_(Code.deputy_id == Deputy.id, Code.is_current))
-            .outerjoin(station_code, and_(station_code.station_id == Station.id, station_code.is_current))
+            .outerjoin(
+                station_code,
+                and_(station_code.station_id == Station.id, station_code.topic_id.is_(None), station_code.is_current),
+            )
             .where(Deputy.id.in_(page_ids))
             .order_by(Region.code, Station.id, Deputy.id)
             .options(selectinload(Deputy.levels))

@@ -218,7 +218,39 @@ def write_month(scope: stats.Scope, month: date, out: BinaryIO, now: datetime | 
     rng = stats.month_range(month)
     workbook = Workbook(write_only=True)
     _summary_sheet(workbook, stats.compute(scope, rng, now=now, with_children=False), month)
+    ids = list(
+        db.session.scalars(
+            stats.figure_items_query(scope, rng, "received")
+            .with_only_columns(Item.id)
+            .order_by(Item.created_at.asc(), Item.id.asc())
+        )
+    )
+    _items_sheet(workbook, ids, now)
+    workbook.save(out)
+    return len(ids)
 
+
+def write_topic(title: str, facts: list[tuple[str, str]], item_ids: list[int], out: BinaryIO) -> int:
+    """Write a topic code's workbook to ``out`` (its facts, then its items as the monthly export writes them);
+    return the number of item rows. The caller gives the items' ids, oldest first (``stations.topics``)."""
+    now = utcnow()
+    workbook = Workbook(write_only=True)
+    sheet = workbook.create_sheet("专题")
+    sheet.column_dimensions["A"].width = 22
+    sheet.column_dimensions["B"].width = 60
+    heading = WriteOnlyCell(sheet, value=title)
+    heading.font = Font(bold=True)
+    sheet.append([heading])
+    sheet.append([text_cell(sheet, f"导出时间：{_time(now)}（北京时间）；群众联系方式已隐去。")])
+    for label, value in facts:
+        sheet.append([text_cell(sheet, label), text_cell(sheet, value, wrap=True)])
+    _items_sheet(workbook, item_ids, now)
+    workbook.save(out)
+    return len(item_ids)
+
+
+def _items_sheet(workbook: Workbook, ids: list[int], now: datetime) -> None:
+    """The sheet of items (``COLUMNS``), one row per id in the order given, read in chunks."""
     sheet = workbook.create_sheet("民意件")
     for index, (_, width) in enumerate(COLUMNS, start=1):
         sheet.column_dimensions[get_column_letter(index)].width = width
@@ -230,14 +262,6 @@ def write_month(scope: stats.Scope, month: date, out: BinaryIO, now: datetime | 
         cell.font = bold
         header.append(cell)
     sheet.append(header)
-
-    ids = list(
-        db.session.scalars(
-            stats.figure_items_query(scope, rng, "received")
-            .with_only_columns(Item.id)
-            .order_by(Item.created_at.asc(), Item.id.asc())
-        )
-    )
     for start in range(0, len(ids), CHUNK):
         chunk = ids[start : start + CHUNK]
         items = db.session.scalars(
@@ -249,5 +273,3 @@ def write_month(scope: stats.Scope, month: date, out: BinaryIO, now: datetime | 
         events = _events_by_item(chunk)
         for item in items:
             sheet.append(item_row(sheet, item, events.get(item.id, []), now))
-    workbook.save(out)
-    return len(ids)

@@ -79,7 +79,12 @@ class DemoCode:
 
 
 # 代表码留言页（张秀英）：http://…/c/slug
-_DEMO_URL_KINDS = {"代表码留言页": "deputy", "联络站码留言页": "station", "已离任代表的码": "former_deputy"}
+_DEMO_URL_KINDS = {
+    "代表码留言页": "deputy",
+    "联络站码留言页": "station",
+    "已离任代表的码": "former_deputy",
+    "专题码留言页": "topic",
+}
 _DEMO_URL_LINE = re.compile(rf"^(?P<label>{'|'.join(_DEMO_URL_KINDS)})（(?P<name>[^，）]+)[^）]*）：(?P<url>\S+)$")
 
 
@@ -97,7 +102,7 @@ class LiveServer:
         return run_flask(self.env, *args)
 
     def demo_codes(self) -> dict[str, DemoCode]:
-        """The demo's codes by kind ("deputy", "station", "former_deputy"), read from ``flask demo urls``."""
+        """The demo's codes by kind ("deputy", "station", "former_deputy", "topic"), read from ``flask demo urls``."""
         if not self._codes:
             for line in self.flask("demo", "urls").splitlines():
                 match = _DEMO_URL_LINE.match(line.strip())

@@ -64,7 +64,7 @@ def shoot(phone: Phone, name: str) -> Path:
     ("username", "landing", "labels"),
     [
         ("station_admin", "/staff/inbox", ["待办", "管理", "监督", "常用答复", "待审核", "我的"]),
-        ("supervisor", "/supervision/", ["监督", "待办", "管理", "待审核", "我的"]),
+        ("supervisor", "/supervision/", ["监督", "待办", "建议", "管理", "待审核", "我的"]),
     ],
 )
 @pytest.mark.parametrize("width", [360, 1280])
@@ -94,7 +94,7 @@ def test_a_clerk_reaches_admin_from_the_login_by_the_bar(live_server, browser_at
 @pytest.mark.parametrize(
     ("username", "labels"),
     [
-        ("deputy", ["待办", "签到", "接待录入", "常用答复", "我的码", "履职", "我的"]),
+        ("deputy", ["待办", "签到", "接待录入", "常用答复", "建议", "我的码", "履职", "我的"]),
         ("department", ["待办", "我的"]),
     ],
 )
