@@ -19,7 +19,7 @@ from backend.extensions import db
 from backend.models import DeputyStatus, Item
 from backend.models.deputy import DEPUTY_STATUS_LABELS
 from backend.timefmt import china_time
-from tests.test_miniprogram_stub import STUB, backend_url, deputy_env, node, scenario, stub_env, world  # noqa: F401
+from tests.test_miniprogram_stub import STUB, backend_url, deputy_env, node, scenario, stub_env  # noqa: F401
 from tests.wechat_server import wechat_sandbox  # noqa: F401
 
 

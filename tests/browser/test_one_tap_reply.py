@@ -11,8 +11,8 @@ import requests
 from playwright.sync_api import expect
 
 from tests.browser import test_h5_resident_hears_every_step as h5
-from tests.browser.conftest import fits, launch_phone
-from tests.browser.test_h5_resident_hears_every_step import DEMO_PASSWORD, OPENID_COOKIE
+from tests.browser.conftest import DEMO_PASSWORD, fits, launch_phone
+from tests.browser.test_h5_resident_hears_every_step import OPENID_COOKIE
 
 service_account_server = h5.service_account_server  # the demo county with make run's service account
 

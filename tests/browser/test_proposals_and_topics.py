@@ -16,7 +16,6 @@ from backend.models import utcnow
 from backend.models.base import UTCDateTime
 from backend.stations.calendar import today_in_china
 from tests.browser.conftest import fits
-from tests.browser.test_dashboard import open_browser  # noqa: F401 - the fixture (browsers of any size)
 
 pytestmark = pytest.mark.browser
 
@@ -45,7 +44,7 @@ def submit(base: str, slug_url: str, body: str) -> dict:
     return response.json()
 
 
-def test_a_deputy_drafts_a_proposal_from_three_items_on_a_phone(live_server, phone, open_browser):  # noqa: F811
+def test_a_deputy_drafts_a_proposal_from_three_items_on_a_phone(live_server, phone, open_browser):
     base = live_server.base_url
     word = "桥头灯" + uuid.uuid4().hex[:4]  # this test's items only, whatever else the session's server holds
     sent = [
@@ -107,7 +106,7 @@ def test_a_deputy_drafts_a_proposal_from_three_items_on_a_phone(live_server, pho
     phone.screenshot("proposal-resident-tracking")
 
 
-def test_a_resident_answers_a_topic_codes_form(live_server, phone, open_browser):  # noqa: F811
+def test_a_resident_answers_a_topic_codes_form(live_server, phone, open_browser):
     topic = live_server.demo_codes()["topic"]
     page = phone.page
     page.goto(topic.url)

@@ -12,11 +12,9 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser import test_dashboard
 from tests.browser.conftest import CHROMIUM_ARGS, SCREENSHOT_DIR, Phone, fits
 
 pytestmark = pytest.mark.browser
-open_browser = test_dashboard.open_browser  # browsers of any size, closed after the test
 
 DEMO_PASSWORD = "demo-2026"  # backend/demo.py
 PAGES_DIR = SCREENSHOT_DIR / "pages"  # named in the README
