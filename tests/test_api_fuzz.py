@@ -170,7 +170,14 @@ def aim_at_real_things(case, target: FuzzTarget) -> None:
 def known_case(operation, target: FuzzTarget):
     """The operation on the real item and code, with the item's key: whatever the fuzzing draws, this is tried."""
     names = {parameter.name for parameter in operation.path_parameters}
-    path_parameters = {"ref": target.ref, "slug": target.slugs[0], "position": 0, "forward_id": 1, "proposal_id": 1}
+    path_parameters = {
+        "ref": target.ref,
+        "slug": target.slugs[0],
+        "position": 0,
+        "forward_id": 1,
+        "proposal_id": 1,
+        "station_id": 1,
+    }
     query = {"key": target.key} if any(parameter.name == "key" for parameter in operation.query) else None
     with_body = {"body": {}, "media_type": "application/json"} if operation.body else {}
     return operation.Case(
