@@ -86,7 +86,14 @@ def assert_station_figures(page) -> None:
     assert figure(page, "value-rated") == str(RATED)
     assert figure(page, "value-satisfied") == str(SATISFIED - 0) and figure(page, "value-basically") == str(BASICALLY)
     assert figure(page, "value-satisfaction-rate") == f"样本不足（{RATED}件）"  # 4 rated < 10
-    assert figure(page, "value-meeting-rate") == "暂无数据"
+    # 见面率 from recorded presence (issue 15): nobody checked in at this station, so 0 of the reception days the
+    # calendar gave its deputies (a percentage from the minimum sample on; 暂无接待日 when it gave none).
+    if page.locator("#value-meeting-given").count():
+        given = int(figure(page, "value-meeting-given"))
+        assert figure(page, "value-meeting-present") == "0"
+        assert figure(page, "value-meeting-rate") == ("0.0%" if given >= 10 else f"样本不足（{given}件）")
+    else:
+        assert figure(page, "value-meeting-rate") == "暂无接待日"
     assert figure(page, "value-overdue") == "1"
 
 
