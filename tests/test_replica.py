@@ -102,8 +102,10 @@ def body_of(pair, port: int, item_id: int) -> str:
 
 
 @needs_postgresql
-def test_the_directory_reads_from_the_replica(app, client, create_station, pair, caught_up):
-    station_id = create_station(name="霞阳镇人大代表联络站").id
+def test_the_directory_reads_from_the_replica(app, client, create_station, create_deputy, pair, caught_up):
+    station = create_station(name="霞阳镇人大代表联络站")
+    create_deputy(name="张秀英", station=station)  # the directory page lists stations by their serving deputies
+    station_id = station.id
     change_on_primary_only(pair, update(Station).where(Station.id == station_id).values(name="霞阳镇代表之家"))
     assert pair.sql(pair.replica_port, "SELECT name FROM stations", database="msl")[0] == "霞阳镇人大代表联络站"
 

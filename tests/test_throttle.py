@@ -22,7 +22,9 @@ from tests.conftest import app_config_for, redis_test_url
 from tests.helpers import outbox_worker_running, redis_or_skip, wait_until
 
 REDIS_TEST_URL = redis_test_url(15)
-TIME_SENTENCE = re.compile(r"^提交太频繁，请在 \d{2}:\d{2} 之后再试（约 \d+ 分钟后）。$")
+# The day is named when the time to try again is past midnight in China (retry_message): a run near midnight
+# gets "12月4日 00:21", any other run "14:05".
+TIME_SENTENCE = re.compile(r"^提交太频繁，请在 (\d{1,2}月\d{1,2}日 )?\d{2}:\d{2} 之后再试（约 \d+ 分钟后）。$")
 
 
 @pytest.fixture
