@@ -161,8 +161,12 @@ def test_a_resident_finds_a_deputy_among_2435_by_name_and_by_township(big_county
     expect(page.locator("#directory-summary")).to_contain_text(f"“{SOUGHT_TOWNSHIP}”：找到")
     expect(page.locator(".directory-township-name")).to_have_text([SOUGHT_TOWNSHIP])
     assert page.locator(".directory-deputy").count() == 20
+    shown = 1
     while page.locator(f".directory-deputy-name:text-is('{SOUGHT}')").count() == 0:
         page.get_by_role("link", name="下一页").click()
+        shown += 1
+        # The next page has loaded before its names are read (a count taken at once reads the old page).
+        expect(page.locator(".directory-page-number")).to_contain_text(f"第 {shown} /")
     expect(page.locator(".directory-township-name")).to_have_text([SOUGHT_TOWNSHIP])
     fits(phone)
     phone.screenshot("directory-2435-by-township")
