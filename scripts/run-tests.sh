@@ -49,6 +49,9 @@ fi
 
 # The two engines' suites run side by side (much of each is waiting: subprocesses, sockets, the
 # browser), the SQLite one into a log shown when both are done; each must pass.
+# With both engines, each browser test module runs in one of the two suites (tests/conftest.py, BROWSER_SPLIT): the
+# pages are the same on either engine, and the engine's part of every step is tested in both by the other tests.
+if [ "$pg_ok" = 1 ]; then export BROWSER_SPLIT=1; fi
 sqlite_log="$(mktemp)"
 trap 'rm -f "$sqlite_log"' EXIT
 echo "== pytest on SQLite (in the background, shown below when done)"

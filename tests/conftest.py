@@ -25,29 +25,67 @@ from tests.helpers import TEST_PASSWORD_HASH_METHOD, missing_tool
 PG_URL = os.environ.get("TEST_DATABASE_URL", "")
 
 
+# Set by scripts/run-tests.sh when it runs the two engines' suites side by side: each browser test module then runs
+# in one of them only (see ``browser_modules_for``).
+BROWSER_SPLIT = os.environ.get("BROWSER_SPLIT") == "1"
+
+
+def browser_modules_for(engine: str, items) -> set:
+    """When both suites run (``BROWSER_SPLIT``), the browser test modules the suite on ``engine`` ("sqlite" or
+    "postgresql") keeps: the modules are dealt
+    to the two engines, largest first, each to the one with less so far (a module weighs its tests plus three for
+    what it sets up: servers, counties), so that each suite runs about half of them. What a browser test checks is the page a person
+    uses; the engine's part of each step is tested in both suites by the tests outside tests/browser/. Run alone
+    (``pytest`` without the variable), a suite keeps them all."""
+    sizes: dict = {}
+    for item in items:
+        if item.get_closest_marker("browser"):
+            sizes[item.path] = sizes.get(item.path, 3) + 1
+    load = {"sqlite": 0, "postgresql": 0}
+    kept = set()
+    for path, size in sorted(sizes.items(), key=lambda entry: (-entry[1], str(entry[0]))):
+        dealt = min(load, key=lambda name: (load[name], name))
+        load[dealt] += size
+        if dealt == engine:
+            kept.add(path)
+    return kept
+
+
 def pytest_collection_modifyitems(config, items):
     """The PostgreSQL suite leaves out the tests marked ``engine_independent``: what they check (rendering, parsing,
     images, PDFs) is the same whatever the engine, and ``make test`` runs the SQLite suite beside it, which runs
-    them. Their number is said in the summary (``pytest_terminal_summary``)."""
-    if not PG_URL:
-        return
-    kept, left_out = [], []
+    them. With ``BROWSER_SPLIT`` each suite also leaves out the browser modules the other runs. The numbers are
+    said in the summary (``pytest_terminal_summary``)."""
+    browser_kept = browser_modules_for("postgresql" if PG_URL else "sqlite", items) if BROWSER_SPLIT else None
+    kept, left_out, browser_left_out = [], [], []
     for item in items:
-        (left_out if item.get_closest_marker("engine_independent") else kept).append(item)
-    if left_out:
-        config.hook.pytest_deselected(items=left_out)
+        if PG_URL and item.get_closest_marker("engine_independent"):
+            left_out.append(item)
+        elif browser_kept is not None and item.get_closest_marker("browser") and item.path not in browser_kept:
+            browser_left_out.append(item)
+        else:
+            kept.append(item)
+    if left_out or browser_left_out:
+        config.hook.pytest_deselected(items=left_out + browser_left_out)
         items[:] = kept
         config.stash[_ENGINE_INDEPENDENT] = len(left_out)
+        config.stash[_BROWSER_ELSEWHERE] = len(browser_left_out)
 
 
 _ENGINE_INDEPENDENT = pytest.StashKey[int]()
+_BROWSER_ELSEWHERE = pytest.StashKey[int]()
 
 
 def pytest_terminal_summary(terminalreporter, config):
-    """Say how many engine-independent tests the PostgreSQL suite left to the SQLite suite."""
+    """Say how many tests this suite left to the other one."""
     if left_out := config.stash.get(_ENGINE_INDEPENDENT, 0):
         terminalreporter.write_line(
             f"{left_out} tests marked engine_independent run in the SQLite suite only (deselected here)"
+        )
+    if elsewhere := config.stash.get(_BROWSER_ELSEWHERE, 0):
+        other = "SQLite" if PG_URL else "PostgreSQL"
+        terminalreporter.write_line(
+            f"{elsewhere} browser tests run in the {other} suite (BROWSER_SPLIT; deselected here)"
         )
 
 

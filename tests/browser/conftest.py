@@ -263,24 +263,20 @@ class Phone:
         return self.page.evaluate("document.scrollingElement.scrollWidth")
 
 
-def launch_phone(
-    playwright_driver,
-    chromium_executable,
-    profile: Path,
-    width: int = PHONE_WIDTH,
-    height: int = PHONE_HEIGHT,
-    mobile: bool = True,
-    ignore_default_args: tuple[str, ...] = (),
-):
-    """A Chromium context on a fresh ``profile``, phone-sized and identified as WeChat's browser unless ``mobile``
-    is false, and its ``Phone`` (which records console errors and CSP violations). The caller closes the context.
-    ``ignore_default_args``: Playwright's default arguments left out."""
-    context = playwright_driver.chromium.launch_persistent_context(
-        str(profile),
-        executable_path=chromium_executable,
-        headless=True,
-        args=CHROMIUM_ARGS,
-        ignore_default_args=list(ignore_default_args),
+@pytest.fixture(scope="session")
+def chromium(playwright_driver, chromium_executable):
+    """One headless Chromium for the session. Each phone or desk is a context of its own (cookies, storage and
+    cache apart, as a fresh profile): a context costs milliseconds, a browser's launch a second or more, which a
+    hundred browser tests paid on every suite."""
+    browser = playwright_driver.chromium.launch(executable_path=chromium_executable, headless=True, args=CHROMIUM_ARGS)
+    yield browser
+    browser.close()
+
+
+def launch_phone(browser, width: int = PHONE_WIDTH, height: int = PHONE_HEIGHT, mobile: bool = True):
+    """A fresh context of ``browser``, phone-sized and identified as WeChat's browser unless ``mobile`` is false,
+    and its ``Phone`` (which records console errors and CSP violations). The caller closes the context."""
+    context = browser.new_context(
         viewport={"width": width, "height": height},
         device_scale_factor=2 if mobile else 1,
         is_mobile=mobile,
@@ -291,7 +287,7 @@ def launch_phone(
     )
     context.set_default_timeout(15_000)
     context.add_init_script(CSP_REPORTER)
-    page = context.pages[0] if context.pages else context.new_page()
+    page = context.new_page()
     problems: list[str] = []
 
     def record_console(message) -> None:
@@ -305,9 +301,9 @@ def launch_phone(
 
 
 @pytest.fixture
-def phone(playwright_driver, chromium_executable, tmp_path) -> Iterator[Phone]:
-    """A fresh Chromium profile sized and identified as a phone in WeChat's browser."""
-    context, opened = launch_phone(playwright_driver, chromium_executable, tmp_path / "chromium-profile")
+def phone(chromium) -> Iterator[Phone]:
+    """A fresh phone in WeChat's browser (a context of the session's Chromium)."""
+    context, opened = launch_phone(chromium)
     try:
         yield opened
     finally:
@@ -315,28 +311,31 @@ def phone(playwright_driver, chromium_executable, tmp_path) -> Iterator[Phone]:
 
 
 @pytest.fixture
-def phone_with_back_forward_cache(playwright_driver, chromium_executable, tmp_path) -> Iterator[Phone]:
-    """The same phone with the back/forward cache a phone's browser has (Playwright turns it off by default):
-    the back button may show a page as it was left, scripts' state and form fields included."""
-    context, opened = launch_phone(
-        playwright_driver,
-        chromium_executable,
-        tmp_path / "chromium-profile",
-        ignore_default_args=("--disable-back-forward-cache",),
+def phone_with_back_forward_cache(playwright_driver, chromium_executable) -> Iterator[Phone]:
+    """The same phone with the back/forward cache a phone's browser has (Playwright's launch turns it off, so this
+    one is a Chromium of its own): the back button may show a page as it was left, scripts' state and form
+    fields included."""
+    browser = playwright_driver.chromium.launch(
+        executable_path=chromium_executable,
+        headless=True,
+        args=CHROMIUM_ARGS,
+        ignore_default_args=["--disable-back-forward-cache"],
     )
+    context, opened = launch_phone(browser)
     try:
         yield opened
     finally:
         context.close()
+        browser.close()
 
 
 @pytest.fixture
-def open_phone(playwright_driver, chromium_executable, tmp_path) -> Iterator[Callable[[str], Phone]]:
-    """Open further phones (a browser profile each), closed at the end of the test."""
+def open_phone(chromium) -> Iterator[Callable[[str], Phone]]:
+    """Open further phones (a context each, ``name`` for the reader), closed at the end of the test."""
     contexts = []
 
     def _open(name: str) -> Phone:
-        context, opened = launch_phone(playwright_driver, chromium_executable, tmp_path / f"profile-{name}")
+        context, opened = launch_phone(chromium)
         contexts.append(context)
         return opened
 
@@ -346,14 +345,12 @@ def open_phone(playwright_driver, chromium_executable, tmp_path) -> Iterator[Cal
 
 
 @pytest.fixture
-def open_browser(playwright_driver, chromium_executable, tmp_path) -> Iterator[Callable[..., Phone]]:
-    """Open browsers of any size, a desk's or a phone's (a profile each), closed at the end of the test."""
+def open_browser(chromium) -> Iterator[Callable[..., Phone]]:
+    """Open browsers of any size, a desk's or a phone's (a context each), closed at the end of the test."""
     contexts = []
 
     def _open(name: str, width: int, height: int, mobile: bool) -> Phone:
-        context, opened = launch_phone(
-            playwright_driver, chromium_executable, tmp_path / f"profile-{name}", width, height, mobile
-        )
+        context, opened = launch_phone(chromium, width, height, mobile)
         contexts.append(context)
         return opened
 

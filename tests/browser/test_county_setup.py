@@ -57,11 +57,9 @@ def fresh_county(chromium_executable, tmp_path) -> Iterator[LiveServer]:
 
 
 @pytest.fixture
-def desk(playwright_driver, chromium_executable, tmp_path) -> Iterator[Phone]:
+def desk(chromium) -> Iterator[Phone]:
     """The clerk's desktop browser (1280 px)."""
-    context, opened = launch_phone(
-        playwright_driver, chromium_executable, tmp_path / "desk-profile", DESKTOP["width"], DESKTOP["height"], False
-    )
+    context, opened = launch_phone(chromium, DESKTOP["width"], DESKTOP["height"], False)
     try:
         yield opened
     finally:

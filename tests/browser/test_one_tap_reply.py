@@ -23,9 +23,7 @@ REPLY = "已向县交通运输局反映，计划本月内加装行人信号灯�
 SECOND_REPLY = "补充：信号灯已列入下周施工计划。"
 
 
-def test_a_deputy_replies_in_one_tap_and_the_resident_hears_each_step_once(
-    service_account_server, phone, playwright_driver, chromium_executable, tmp_path
-):
+def test_a_deputy_replies_in_one_tap_and_the_resident_hears_each_step_once(service_account_server, phone, chromium):
     server = service_account_server
     base = server.base_url
     resident = phone.page
@@ -50,7 +48,7 @@ def test_a_deputy_replies_in_one_tap_and_the_resident_hears_each_step_once(
     resident.locator("#wx-subscribe-sheet").get_by_role("button", name="允许").click()
     expect(resident.locator("#notices-state")).to_contain_text("微信通知已开启")
 
-    context, deputy_phone = launch_phone(playwright_driver, chromium_executable, tmp_path / "deputy")
+    context, deputy_phone = launch_phone(chromium)
     deputy = log_in_deputy(deputy_phone, base)
     # Straight to the inbox: no landing page with one button to tap again.
     expect(deputy).to_have_url(base + "/staff/inbox")
@@ -104,7 +102,7 @@ def test_a_deputy_replies_in_one_tap_and_the_resident_hears_each_step_once(
     context.close()
 
     # The same item page at a desk's width.
-    context, desk = launch_phone(playwright_driver, chromium_executable, tmp_path / "desk", 1280, 800, False)
+    context, desk = launch_phone(chromium, 1280, 800, False)
     log_in_deputy(desk, base).goto(f"{base}/staff/items/{ref}")
     expect(desk.page.locator("#staff-timeline")).to_contain_text("受理并答复群众")
     fits(desk)

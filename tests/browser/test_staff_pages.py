@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import CHROMIUM_ARGS, SCREENSHOT_DIR, Phone, fits
+from tests.browser.conftest import SCREENSHOT_DIR, Phone, fits
 
 pytestmark = pytest.mark.browser
 
@@ -110,56 +110,50 @@ def test_no_admin_for_a_deputy_or_a_department(live_server, browser_at, username
     expect(page.locator("body")).not_to_contain_text("联络站与代表")
 
 
-def test_a_reception_day_is_deleted_only_after_asking_with_javascript_off(
-    live_server, playwright_driver, chromium_executable
-):
-    browser = playwright_driver.chromium.launch(executable_path=chromium_executable, headless=True, args=CHROMIUM_ARGS)
-    try:
-        for width in (360, 1280):
-            context = browser.new_context(
-                viewport={"width": width, "height": 800}, java_script_enabled=False, locale="zh-CN"
-            )
-            page = context.new_page()
-            clerk = Phone(page=page, problems=[], width=width)
-            log_in(clerk, live_server.base_url, "station_admin")
-            page.goto(live_server.base_url + "/admin/")
-            page.locator("#staff-nav").get_by_role("link", name="管理").click()
-            page.get_by_role("link", name="霞阳镇人大代表联络站").first.click()
-            # A day of its own to delete, so the demo's calendar stays as the other tests know it.
-            note = f"临时接待日{width}"
-            form = page.locator("#rule-form")
-            form.locator("input[name=kind][value=weekly]").check()
-            form.locator("#rule-day-weekly").select_option(index=6)
-            form.locator("input[name=note]").fill(note)
-            form.get_by_role("button", name="添加接待日").click()
-            rule = page.locator("#rules li.rule").filter(has_text=note)
-            expect(rule).to_have_count(1)
+def test_a_reception_day_is_deleted_only_after_asking_with_javascript_off(live_server, chromium):
+    for width in (360, 1280):
+        context = chromium.new_context(
+            viewport={"width": width, "height": 800}, java_script_enabled=False, locale="zh-CN"
+        )
+        page = context.new_page()
+        clerk = Phone(page=page, problems=[], width=width)
+        log_in(clerk, live_server.base_url, "station_admin")
+        page.goto(live_server.base_url + "/admin/")
+        page.locator("#staff-nav").get_by_role("link", name="管理").click()
+        page.get_by_role("link", name="霞阳镇人大代表联络站").first.click()
+        # A day of its own to delete, so the demo's calendar stays as the other tests know it.
+        note = f"临时接待日{width}"
+        form = page.locator("#rule-form")
+        form.locator("input[name=kind][value=weekly]").check()
+        form.locator("#rule-day-weekly").select_option(index=6)
+        form.locator("input[name=note]").fill(note)
+        form.get_by_role("button", name="添加接待日").click()
+        rule = page.locator("#rules li.rule").filter(has_text=note)
+        expect(rule).to_have_count(1)
 
-            # The first tap only asks; nothing is sent.
-            confirm = rule.locator("details.confirm")
-            confirm.locator("summary").click()
-            question = confirm.locator(".confirm-question")
-            expect(question).to_be_visible()
-            expect(question).to_contain_text("确定删除接待日")
-            expect(confirm.locator("summary .when-open")).to_have_text("取消")
-            expect(confirm.locator("summary .when-open")).to_be_visible()
-            expect(confirm.locator("summary .when-closed")).to_be_hidden()
-            fits(clerk)
-            clerk.screenshot(f"delete-confirm-{width}")
-            confirm.locator("summary").click()  # 取消: closes, nothing was sent
-            expect(question).to_be_hidden()
-            page.reload()
-            expect(page.locator("#rules li.rule").filter(has_text=note)).to_have_count(1)
+        # The first tap only asks; nothing is sent.
+        confirm = rule.locator("details.confirm")
+        confirm.locator("summary").click()
+        question = confirm.locator(".confirm-question")
+        expect(question).to_be_visible()
+        expect(question).to_contain_text("确定删除接待日")
+        expect(confirm.locator("summary .when-open")).to_have_text("取消")
+        expect(confirm.locator("summary .when-open")).to_be_visible()
+        expect(confirm.locator("summary .when-closed")).to_be_hidden()
+        fits(clerk)
+        clerk.screenshot(f"delete-confirm-{width}")
+        confirm.locator("summary").click()  # 取消: closes, nothing was sent
+        expect(question).to_be_hidden()
+        page.reload()
+        expect(page.locator("#rules li.rule").filter(has_text=note)).to_have_count(1)
 
-            # Asked and answered: deleted.
-            rule = page.locator("#rules li.rule").filter(has_text=note)
-            rule.locator("details.confirm summary").click()
-            rule.get_by_role("button", name="确定删除").click()
-            expect(page.locator("p.notice[role=status]")).to_contain_text("已删除接待日")
-            expect(page.locator("#rules li.rule").filter(has_text=note)).to_have_count(0)
-            context.close()
-    finally:
-        browser.close()
+        # Asked and answered: deleted.
+        rule = page.locator("#rules li.rule").filter(has_text=note)
+        rule.locator("details.confirm summary").click()
+        rule.get_by_role("button", name="确定删除").click()
+        expect(page.locator("p.notice[role=status]")).to_contain_text("已删除接待日")
+        expect(page.locator("#rules li.rule").filter(has_text=note)).to_have_count(0)
+        context.close()
 
 
 @pytest.mark.parametrize("width", [360, 1280])

@@ -12,7 +12,6 @@ import os
 import secrets
 import shutil
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,13 +21,7 @@ from PIL import Image
 from playwright.sync_api import expect
 
 from tests.browser.conftest import (
-    CHROMIUM_ARGS,
-    CSP_REPORTER,
-    PHONE_HEIGHT,
-    PHONE_WIDTH,
     SCREENSHOT_DIR,
-    WECHAT_USER_AGENT,
-    Phone,
     log_in,
 )
 from tests.helpers import missing_tool, run_to_end
@@ -135,40 +128,7 @@ def test_resident_is_told_in_wechat_when_the_deputy_answers(live_server, phone):
     assert not phone.problems, phone.problems
 
 
-@pytest.fixture
-def fresh_phone(playwright_driver, chromium_executable) -> Iterator[Phone]:
-    """A phone like ``phone``, but with a throwaway profile (no persistent context).
-
-    Chromium with a persistent profile keeps a speculative idle connection open to the server, and
-    each of gunicorn's sync workers serves one connection at a time: with the live server's two
-    workers, the sandbox (served by the same gunicorn) then has no worker free to answer the WeChat
-    call the binding page makes, and the page falls back to the code as text.
-    """
-    browser = playwright_driver.chromium.launch(executable_path=chromium_executable, headless=True, args=CHROMIUM_ARGS)
-    context = browser.new_context(
-        viewport={"width": PHONE_WIDTH, "height": PHONE_HEIGHT},
-        device_scale_factor=2,
-        is_mobile=True,
-        has_touch=True,
-        user_agent=WECHAT_USER_AGENT,
-        locale="zh-CN",
-        timezone_id="Asia/Shanghai",
-    )
-    context.set_default_timeout(15_000)
-    context.add_init_script(CSP_REPORTER)
-    page = context.new_page()
-    problems: list[str] = []
-    page.on("console", lambda m: problems.append(f"console.error: {m.text}") if m.type == "error" else None)
-    page.on("pageerror", lambda exc: problems.append(f"uncaught: {exc}"))
-    try:
-        yield Phone(page=page, problems=problems)
-    finally:
-        context.close()
-        browser.close()
-
-
-def test_deputy_binds_wechat_by_scanning_the_code_on_their_page(live_server, fresh_phone):
-    phone = fresh_phone
+def test_deputy_binds_wechat_by_scanning_the_code_on_their_page(live_server, phone):
     node = node_or_skip()
     base = live_server.base_url
     deputy = phone.page
