@@ -265,6 +265,9 @@ def inbox_page(
 ) -> InboxPage:
     """One page of ``user``'s inbox: a group (``state``), all open groups in order ("todo"), or a search.
 
+    "todo" reads overdue (most overdue first), reopened, new (newest first), then in hand; when the first three do
+    not fit page 1 they share it (``first_page_shares``), so the newest message and the most overdue are both there.
+
     A search (``query``: a reference in any case, with or without the hyphen, or words of
     the message) looks through every item the user may see, newest first, whatever its state.
     """
