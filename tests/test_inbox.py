@@ -229,6 +229,8 @@ def test_inbox_pages_link_to_each_other(app, world, items):
     client = login(app, "deputy_d1")
     first = client.get("/staff/inbox").text
     assert "第1/2页" in first and "page=2" in first
+    # 3 overdue, 1 reopened and 27 new share page 1: 16 of the new on it, the 11 oldest named as further on.
+    assert re.search(r'id="inbox-more">后面几页还有：<a href="/staff/inbox\?state=new">新留言11件</a>。</p>', first)
     second = client.get("/staff/inbox?page=2").text
     assert "第2/2页" in second and len(re.findall(r'href="/staff/items/', second)) == 34 - 20
 
@@ -268,6 +270,11 @@ def test_a_brand_new_item_is_on_page_1_of_a_deputy_with_a_long_overdue_list(app,
     page_refs = re.findall(r'href="/staff/items/([0-9A-Z]{8})"', html)
     assert page_refs[0] == overdue[0].ref and brand_new.ref in page_refs and len(page_refs) == 20
     assert "超期的和新留言在前" in html and "第1/2页" in html
+    # … and what else waits is named, with a link to its group.
+    more = re.search(r'<p class="hint" id="inbox-more">(.*?)</p>', html, re.S).group(1)
+    assert re.sub(r"<[^>]+>", "", more) == "后面几页还有：已超期12件。"
+    assert 'href="/staff/inbox?state=overdue"' in more
+    assert 'id="inbox-more"' not in login(app, "deputy_d1").get("/staff/inbox?page=2").text
 
 
 @pytest.mark.parametrize(
