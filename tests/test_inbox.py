@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import event
 
 from backend.extensions import db
-from backend.items.inbox import count_groups, inbox_page
+from backend.items.inbox import count_groups, first_page_shares, inbox_page
 from backend.items.refs import format_ref
 from backend.models import ItemStatus, utcnow
 from tests.factories import make_item
@@ -77,8 +77,8 @@ TODO_ORDER = [
     "late_paused",
     "late_accepted",
     "reopened",
+    "new_young",  # new items newest first: the one WeChat just announced is on top
     "new_old",
-    "new_young",
     "paused_in_time",
     "forwarded",
     "answered",
@@ -112,9 +112,15 @@ def test_counts_per_group(world, items):
 
 
 def test_paging_cuts_across_groups(world, items):
+    """Three overdue, one reopened and two new items do not fit a page of four: page 1 shares itself out (the
+    reopened item, two overdue, the newest new one), page 2 goes on with the rest of them, then the ones in hand."""
     user = world.users["deputy"]
     pages = [inbox_page(user, page=n, per_page=4) for n in (1, 2, 3)]
-    assert [names_of(p, items) for p in pages] == [TODO_ORDER[:4], TODO_ORDER[4:8], TODO_ORDER[8:]]
+    assert [names_of(p, items) for p in pages] == [
+        ["late_new", "late_paused", "reopened", "new_young"],
+        ["late_accepted", "new_old", "paused_in_time", "forwarded"],
+        ["answered"],
+    ]
     assert pages[0].total == 9 and pages[0].pages == 3
     assert pages[0].has_next and not pages[2].has_next
     assert inbox_page(user, page=9, per_page=4).rows == []
@@ -124,7 +130,7 @@ def test_paging_cuts_across_groups(world, items):
     ("state", "expected"),
     [
         ("overdue", ["late_new", "late_paused", "late_accepted"]),
-        ("new", ["new_old", "new_young"]),
+        ("new", ["new_young", "new_old"]),
         ("in_progress", ["paused_in_time", "forwarded", "answered"]),
         ("resolved", ["resolved"]),
         ("closed", ["declined"]),
@@ -223,8 +229,69 @@ def test_inbox_pages_link_to_each_other(app, world, items):
     client = login(app, "deputy_d1")
     first = client.get("/staff/inbox").text
     assert "第1/2页" in first and "page=2" in first
+    # 3 overdue, 1 reopened and 27 new share page 1: 16 of the new on it, the 11 oldest named as further on.
+    assert re.search(r'id="inbox-more">后面几页还有：<a href="/staff/inbox\?state=new">新留言11件</a>。</p>', first)
     second = client.get("/staff/inbox?page=2").text
     assert "第2/2页" in second and len(re.findall(r'href="/staff/items/', second)) == 34 - 20
+
+
+def test_a_brand_new_item_is_on_page_1_of_a_deputy_with_a_long_overdue_list(app, world):
+    """Brief ui14 part 2: 30 overdue items and a few in hand make three pages; a message that arrives now is on
+    page 1 (the newest of 新留言), after the most overdue ones, and page 2 goes on with the rest of the overdue."""
+    overdue = [
+        put(
+            make_item(world.d1, body=f"超期件{n}", created_ago=timedelta(days=40 - n)),
+            ItemStatus.ACCEPTED,
+            due_in=-timedelta(days=30 - n),  # 超期件0 the most overdue
+        )
+        for n in range(30)
+    ]
+    in_hand = [
+        put(make_item(world.d1, body=f"办理中{n}"), ItemStatus.FORWARDED, due_in=timedelta(days=5)) for n in range(5)
+    ]
+    older_new = put(make_item(world.d1, body="昨天的新留言", created_ago=timedelta(days=1)), ItemStatus.SUBMITTED)
+    brand_new = make_item(world.d1, body="刚刚提交的新留言")
+    user = world.users["deputy"]
+
+    first = inbox_page(user)
+    assert first.total == 37 and first.pages == 2
+    refs = [row.item.ref for row in first.rows]
+    assert refs == [item.ref for item in overdue[:18]] + [brand_new.ref, older_new.ref]
+    assert [row.group for row in first.rows] == ["overdue"] * 18 + ["new"] * 2
+    second = inbox_page(user, page=2)
+    assert [row.item.ref for row in second.rows] == [item.ref for item in overdue[18:] + in_hand[:8]]
+    assert {row.item.ref for row in first.rows + second.rows} == {
+        i.ref for i in overdue + in_hand + [older_new, brand_new]
+    }
+    assert inbox_page(user, page=3).rows == []
+
+    # The page the deputy opens from WeChat's notice: the new message on it, with the overdue ones above it.
+    html = login(app, "deputy_d1").get("/staff/inbox").text
+    page_refs = re.findall(r'href="/staff/items/([0-9A-Z]{8})"', html)
+    assert page_refs[0] == overdue[0].ref and brand_new.ref in page_refs and len(page_refs) == 20
+    assert "超期的和新留言在前" in html and "第1/2页" in html
+    # … and what else waits is named, with a link to its group.
+    more = re.search(r'<p class="hint" id="inbox-more">(.*?)</p>', html, re.S).group(1)
+    assert re.sub(r"<[^>]+>", "", more) == "后面几页还有：已超期12件。"
+    assert 'href="/staff/inbox?state=overdue"' in more
+    assert 'id="inbox-more"' not in login(app, "deputy_d1").get("/staff/inbox?page=2").text
+
+
+@pytest.mark.parametrize(
+    ("counts", "per_page", "shares"),
+    [
+        ({"overdue": 3, "reopened": 1, "new": 2}, 20, {"overdue": 3, "reopened": 1, "new": 2}),  # all fit
+        ({"overdue": 30, "reopened": 0, "new": 2}, 20, {"overdue": 18, "reopened": 0, "new": 2}),
+        ({"overdue": 2, "reopened": 0, "new": 40}, 20, {"overdue": 2, "reopened": 0, "new": 18}),
+        ({"overdue": 30, "reopened": 30, "new": 30}, 20, {"overdue": 7, "reopened": 7, "new": 6}),
+        ({"overdue": 30, "reopened": 1, "new": 30}, 20, {"overdue": 10, "reopened": 1, "new": 9}),
+        ({"overdue": 0, "reopened": 0, "new": 0}, 20, {"overdue": 0, "reopened": 0, "new": 0}),
+        ({"overdue": 5, "reopened": 5, "new": 5}, 1, {"overdue": 1, "reopened": 0, "new": 0}),
+    ],
+)
+def test_page_1_is_shared_among_what_waits_on_the_deputy(counts, per_page, shares):
+    assert first_page_shares(counts, per_page) == shares
+    assert sum(shares.values()) == min(per_page, sum(counts.values()))
 
 
 # -- the API ----------------------------------------------------------------------------------
@@ -238,11 +305,13 @@ def test_api_inbox_same_order_counts_and_paging(app, world, items):
     assert first.headers["Cache-Control"] == "no-store"
     body = first.json
     assert body["counts"]["overdue"] == 3 and body["counts"]["todo"] == 9
-    assert [row["ref"] for row in body["items"]] == [items[n].ref for n in TODO_ORDER[:5]]
+    first_page = ["late_new", "late_paused", "reopened", "new_young", "new_old"]  # the new ones on page 1 too
+    assert [row["ref"] for row in body["items"]] == [items[n].ref for n in first_page]
     assert body["items"][0]["is_overdue"] is True and body["items"][0]["group"] == "overdue"
     assert body["total"] == 9 and body["pages"] == 2 and body["has_next"] is True
     second = client.get("/api/v1/inbox?per_page=5&page=2", headers=headers).json
-    assert [row["ref"] for row in second["items"]] == [items[n].ref for n in TODO_ORDER[5:]]
+    second_page = ["late_accepted", "paused_in_time", "forwarded", "answered"]
+    assert [row["ref"] for row in second["items"]] == [items[n].ref for n in second_page]
     row = second["items"][0]
     assert set(row) >= {"ref", "category_label", "first_line", "age", "due_at", "status_label"}
 

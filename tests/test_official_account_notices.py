@@ -205,3 +205,93 @@ def test_the_emulated_open_tag_accepts_for_this_browsers_wechat_user(h5, app, we
     for body in ({"template_id": "tpl-unknown", "status": "accept"}, {"template_id": OA_TEMPLATE, "status": "maybe"}):
         assert browser.post(control, json=body, timeout=10).status_code == 400, body
     assert wechat_sandbox.subscriptions(OA_OPENID) == {OA_TEMPLATE: 1}
+
+
+# -- "已提交" for the H5 resident (brief ui14 part 3) ------------------------------------------------------------
+
+
+def _received_rows(item_id: int) -> list[OutboxStatus]:
+    """The statuses of the item's "已提交" rows, oldest first (the read's transaction ended: on SQLite it would keep
+    the sandbox's push, which writes through the app, waiting)."""
+    rows = db.session.scalars(
+        select(OutboxMessage.status)
+        .where(OutboxMessage.item_id == item_id, OutboxMessage.kind == "item_received")
+        .order_by(OutboxMessage.id)
+    ).all()
+    db.session.commit()
+    return rows
+
+
+def test_the_h5_resident_hears_submitted_once_they_accept_on_the_confirmation_page(h5, app, client, wechat_sandbox):  # noqa: F811
+    """The row queued with the submission goes before the resident could subscribe (skipped, as before); their
+    acceptance on the confirmation page queues "已提交" again, which the service account delivers once, linking to
+    the tracking page; a second report of the same acceptance tells nothing twice; 受理 follows as before."""
+    app.config["WTF_CSRF_ENABLED"] = False  # the report's CSRF token is tested above
+    item = _item(h5)
+    ref, key, item_id = item.ref, item.access_key, item.id
+    db.session.add(OutboxMessage(kind="item_received", item_id=item_id, resident_id=h5.resident_id))
+    db.session.commit()
+    drain()
+    assert wechat_sandbox.messages(OA_OPENID) == [] and _received_rows(item_id) == [OutboxStatus.SKIPPED]
+
+    # The open tag: 模拟微信 records the acceptance (and pushes it), the page reports it.
+    wechat_sandbox._control(
+        "POST", "oa-subscribe", json={"openid": OA_OPENID, "template_id": OA_TEMPLATE, "status": "accept"}
+    )
+    report = f"/t/{ref}/notices?k={key}"
+    answer = client.post(report, json={"results": {OA_TEMPLATE: "accept"}})
+    assert answer.status_code == 200 and answer.get_json() == {"credits": {OA_TEMPLATE: 1}}
+    drain()
+    messages = wechat_sandbox.messages(OA_OPENID)
+    assert [(m["kind"], m["template_id"]) for m in messages] == [("bizsend", OA_TEMPLATE)]
+    data = messages[0]["data"]
+    assert data["phrase2"]["value"] == "已提交" and data["character_string1"]["value"] == ref
+    assert data["thing3"]["value"].startswith("已送达") and data["thing3"]["value"].endswith("请留意答复")
+    assert messages[0]["url"] == f"{app.config['PUBLIC_BASE_URL']}/t/{ref}?k={key}"
+    assert _received_rows(item_id) == [OutboxStatus.SKIPPED, OutboxStatus.SENT]
+
+    # The same acceptance reported again (a reload, a second tap): nothing more.
+    assert client.post(report, json={"results": {OA_TEMPLATE: "accept"}}).status_code == 200
+    drain()
+    assert len(wechat_sandbox.messages(OA_OPENID)) == 1 and len(_received_rows(item_id)) == 2
+
+    # 受理 is told as before, from the same long-term acceptance.
+    db.session.add(OutboxMessage(kind="item_accepted", item_id=item_id, resident_id=h5.resident_id))
+    db.session.commit()
+    drain()
+    assert [m["data"]["phrase2"]["value"] for m in wechat_sandbox.messages(OA_OPENID)] == ["已提交", "已受理"]
+    assert credits_of(OA_OPENID, OA_TEMPLATE) == 1
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["rejected", "already_accepted", "mini_program_resident", "one_time_template", "no_service_account", "pending"],
+)
+def test_submitted_is_not_queued_again_when_it_should_not_be(h5, app, client, case):
+    """A refusal in the popup; an item already accepted (受理's own notice tells more); a resident the mini-program
+    reaches (told through it, by its own rule); a one-time template (its one credit is kept for 受理, the rule the
+    mini-program follows); no service account configured; a "已提交" still waiting to go: no row is queued."""
+    from backend.models import ItemStatus
+
+    app.config["WTF_CSRF_ENABLED"] = False
+    item = _item(h5)
+    result = "accept"
+    if case == "rejected":
+        result = "reject"
+    elif case == "already_accepted":
+        item.status = ItemStatus.ACCEPTED
+    elif case == "mini_program_resident":
+        item.resident.openid = "mini-program-openid"
+    elif case == "one_time_template":
+        app.config["WECHAT_MP_TEMPLATES"] = {"item_progress": {**app.config["WECHAT_MP_TEMPLATES"]["item_progress"]}}
+        app.config["WECHAT_MP_TEMPLATES"]["item_progress"]["kind"] = "one_time"
+    elif case == "no_service_account":
+        app.config["WECHAT_MP_SECRET"] = None
+    elif case == "pending":
+        db.session.add(OutboxMessage(kind="item_received", item_id=item.id, resident_id=h5.resident_id))
+    ref, key, item_id = item.ref, item.access_key, item.id
+    db.session.commit()
+    before = _received_rows(item_id)
+    answer = client.post(f"/t/{ref}/notices?k={key}", json={"results": {OA_TEMPLATE: result}})
+    assert answer.status_code == 200, answer.get_data(as_text=True)
+    assert _received_rows(item_id) == before

@@ -120,3 +120,26 @@ def test_every_role_has_a_bar():
     assert set(NAV_BY_ROLE) == set(StaffRole)
     for links in NAV_BY_ROLE.values():
         assert links[-1].label == "我的"  # the account and the logout, always last
+
+
+@pytest.mark.parametrize(
+    ("username", "columns"), [("deputy_d1", "4"), ("admin_a", "3"), ("sup_county", "3"), ("dept_user", "2")]
+)
+def test_the_bar_is_laid_out_in_at_most_two_rows(app, world, username, columns):
+    """On a phone the bar is a grid of ceil(n/2) columns for five to eight links (n for up to four): two rows at most,
+    nothing off-screen (tests/browser/test_staff_nav_fits.py measures it at 360 px)."""
+    page = get(login(app, username), "/staff/account").text
+    nav = re.search(r'<nav class="staff-nav" data-columns="(\d)"[^>]*id="staff-nav">', page)
+    assert nav and nav.group(1) == columns
+    assert len(bar(page)) <= 2 * int(columns)
+
+
+def test_a_former_deputys_seven_links_take_two_rows_of_four(app, world):
+    from backend.extensions import db
+    from backend.models import DeputyStatus
+
+    world.d1.status = DeputyStatus.RESIGNED
+    db.session.commit()
+    page = get(login(app, "deputy_d1"), "/staff/").text
+    assert len(bar(page)) == 7
+    assert 'data-columns="4"' in page

@@ -7,17 +7,29 @@ Python by ``group_of``, the same rule for a loaded item):
 |-------------|----------------------------------------------------------------------------|-------------------------|
 | overdue     | open (submitted … answered) and past due (``deadlines.overdue_condition``) | most overdue first      |
 | reopened    | not overdue, status accepted after the resident rated 不满意                | soonest due first       |
-| new         | not overdue, submitted                                                     | oldest first            |
+| new         | not overdue, submitted (未受理)                                             | newest first            |
 | in_progress | not overdue, accepted / forwarded / answered (not reopened)                | soonest due first       |
 | resolved    | resolved                                                                   | newest first            |
 | closed      | declined, duplicate or withdrawn by the resident                           | newest first            |
 
-The default view ("todo") lists the four open groups in that order. A page is cut from
-the groups' counts and each group is read with its own ``ORDER BY … LIMIT``, so that a
-page never sorts more than the groups it touches; every query stays within
-``visible_items_query(user)`` and uses the indexes on ``items`` (``deputy_id, status,
-created_at`` and ``deputy_id, due_at`` for a deputy; ``station_id, created_at`` for a
-station). Items held for content review are not in a deputy's inbox yet.
+New items come newest first: the deputy who opens the inbox from WeChat's "新留言" notice finds
+the item it announced at the top of 新留言; the oldest new item is the nearest its deadline, and
+once past it it is overdue and moves to the top of the inbox.
+
+The default view ("todo") lists the four open groups in that order, with one rule for the
+first page (``first_page_shares``): the three groups that wait on the deputy — overdue,
+reopened, new — each get a share of page 1, so that a long overdue list never pushes what
+is new (or reopened) to page 2, where nobody looks. When they all fit, page 1 is simply the
+groups in order. When they do not, page 1 shows the head of each (the most overdue, the
+reopened soonest due, the newest new), still in that order, and page 2 goes on with the rest
+of the overdue, reopened and new items, then the ones in hand. With 20 a page, 30 overdue
+and 5 new items: page 1 is 15 overdue and the 5 new; page 2 the other 15 overdue.
+
+A page is cut from the groups' counts and each stretch of a group is read with its own
+``ORDER BY … OFFSET … LIMIT``, so that a page never sorts more than the groups it touches;
+every query stays within ``visible_items_query(user)`` and uses the indexes on ``items``
+(``deputy_id, status, created_at`` and ``deputy_id, due_at`` for a deputy; ``station_id,
+created_at`` for a station). Items held for content review are not in a deputy's inbox yet.
 """
 
 from __future__ import annotations
@@ -37,6 +49,7 @@ from backend.items.refs import normalize_ref
 from backend.models import Item, ItemEvent, ItemEventKind, ItemStatus, StaffRole, StaffUser, utcnow
 
 OPEN_GROUPS = ("overdue", "reopened", "new", "in_progress")
+WAITING_GROUPS = ("overdue", "reopened", "new")  # what waits on the deputy: a share of page 1 each
 CLOSED_GROUPS = ("resolved", "closed")
 GROUPS = OPEN_GROUPS + CLOSED_GROUPS
 STATES = ("todo", *GROUPS)  # what ``state=`` may ask for
@@ -158,7 +171,7 @@ def _group_filter(group: str, now: datetime):
 
 def _group_order(group: str) -> tuple:
     if group == "new":
-        return (Item.created_at.asc(), Item.id.asc())
+        return (Item.created_at.desc(), Item.id.desc())
     if group in OPEN_GROUPS:
         # Sorted by an expression on purpose: a deputy's few open items are found through the
         # status index and sorted, instead of walking (deputy_id, due_at) through every closed
@@ -252,6 +265,9 @@ def inbox_page(
 ) -> InboxPage:
     """One page of ``user``'s inbox: a group (``state``), all open groups in order ("todo"), or a search.
 
+    "todo" reads overdue (most overdue first), reopened, new (newest first), then in hand; when the first three do
+    not fit page 1 they share it (``first_page_shares``), so the newest message and the most overdue are both there.
+
     A search (``query``: a reference in any case, with or without the hyphen, or words of
     the message) looks through every item the user may see, newest first, whatever its state.
     """
@@ -272,12 +288,11 @@ def inbox_page(
         ).all()
         return InboxPage(_marked(_rows(items, now)), counts, state, query, page, per_page, total, now)
 
-    groups = OPEN_GROUPS if state == "todo" else (state,)
-    total = sum(counts[g] for g in groups)
     rows: list[InboxRow] = []
-    start = 0  # where the current group begins in the concatenated list
-    for group in groups:
-        size = counts[group]
+    stretches = todo_stretches(counts, per_page) if state == "todo" else [(state, 0, counts[state])]
+    total = sum(size for _, _, size in stretches)
+    start = 0  # where the current stretch begins in the whole list
+    for group, first, size in stretches:
         wanted = per_page - len(rows)
         if wanted <= 0:
             break
@@ -285,11 +300,51 @@ def inbox_page(
         if size and skip < size:
             base = _load_options(_base_query(user, open_items=group in OPEN_GROUPS), user)
             items = db.session.scalars(
-                base.where(_group_filter(group, now)).order_by(*_group_order(group)).offset(skip).limit(wanted)
+                base.where(_group_filter(group, now))
+                .order_by(*_group_order(group))
+                .offset(first + skip)
+                .limit(min(wanted, size - skip))
             ).all()
             rows.extend(_rows(items, now, group))
         start += size
     return InboxPage(_marked(rows), counts, state, query, page, per_page, total, now)
+
+
+def first_page_shares(counts: dict[str, int], per_page: int) -> dict[str, int]:
+    """How many of each waiting group (overdue, reopened, new) page 1 of "todo" shows.
+
+    All of each when they fit; otherwise the page is shared out evenly, a group smaller than
+    its share keeping what it has and leaving the rest to the others, and a slot that does not
+    divide evenly going to the earlier group (overdue before reopened before new). So each
+    waiting group that has items shows at least one on page 1 (with three or more a page).
+    """
+    wanting = {group: counts.get(group, 0) for group in WAITING_GROUPS if counts.get(group, 0) > 0}
+    shares = dict.fromkeys(WAITING_GROUPS, 0)
+    slots = per_page
+    while wanting:
+        share = slots // len(wanting)
+        small = {group: size for group, size in wanting.items() if size <= share}
+        if not small:
+            break
+        for group, size in small.items():
+            shares[group] = size
+            slots -= size
+            del wanting[group]
+    if wanting:
+        share, extra = divmod(slots, len(wanting))
+        for position, group in enumerate(wanting):  # in WAITING_GROUPS' order
+            shares[group] = share + (1 if position < extra else 0)
+    return shares
+
+
+def todo_stretches(counts: dict[str, int], per_page: int) -> list[tuple[str, int, int]]:
+    """The "todo" list as stretches ``(group, first, size)`` read in order: page 1's share of each waiting group,
+    then the rest of each, then the items in hand (``first_page_shares``). Empty stretches are left out."""
+    shares = first_page_shares(counts, per_page)
+    stretches = [(group, 0, shares[group]) for group in WAITING_GROUPS]
+    stretches += [(group, shares[group], counts[group] - shares[group]) for group in WAITING_GROUPS]
+    stretches.append(("in_progress", 0, counts["in_progress"]))
+    return [stretch for stretch in stretches if stretch[2] > 0]
 
 
 def row_text(item: Item, user: StaffUser) -> str:

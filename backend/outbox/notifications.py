@@ -214,6 +214,25 @@ def is_received_notice_sent() -> bool:
     return template is not None and template_kind(template) == LONG_TERM
 
 
+def h5_received_template(resident: Resident | None) -> dict | None:
+    """The service account's template that tells an H5 resident "已提交", or None when the resident is not told.
+
+    Issue 11 left it: the mini-program resident subscribes at the submit tap, so the "已提交" row queued with the
+    item finds a credit; the H5 resident can only subscribe afterwards, on the confirmation page (the
+    ``wx-open-subscribe`` tag needs the page to exist), so that row went out first and was skipped. WECHAT.md allows
+    a bizsend to whoever holds a live subscription, so the notice is queued again when the resident accepts
+    (``queue.queue_received_after_subscribing``) — under the same rule as the mini-program's: only with a long-term
+    template, since a one-time credit is kept for 受理. Only for a resident reached through the service account (an
+    official-account openid and no mini-program one: ``build_notice`` prefers the mini-program).
+    """
+    if resident is None or not resident.mp_openid or resident.openid:
+        return None
+    template = official_account_template(KINDS["item_received"].purpose)
+    if template is None or template_kind(template) != LONG_TERM:
+        return None
+    return template
+
+
 def purpose_of_template(template_id: str) -> str | None:
     """The purpose a configured template id serves, or None for an unknown id."""
     for purpose, template in current_app.config["WECHAT_TEMPLATES"].items():

@@ -28,7 +28,7 @@ from sqlalchemy import and_, bindparam, func, insert, select
 
 from backend import database
 from backend.extensions import db
-from backend.models import Item, OutboxMessage, OutboxStatus, StaffRole, StaffUser
+from backend.models import Item, ItemStatus, OutboxMessage, OutboxStatus, StaffRole, StaffUser
 from backend.models.base import UTCDateTime
 
 _outbox = OutboxMessage.__table__
@@ -153,12 +153,48 @@ def queue_new_item_notices(
     if resident_id is not None and not reassigned and is_received_notice_sent():
         conn.execute(
             insert(_outbox).values(
-                kind="item_received", item_id=item_id, resident_id=resident_id, next_attempt_at=now, created_at=now
+                kind=RECEIVED, item_id=item_id, resident_id=resident_id, next_attempt_at=now, created_at=now
             )
         )
     if deputy_id is not None:
         payload = {"reassigned": True} if reassigned else {}
         queue_deputy_notice(conn, NEW_ITEM, item_id, handler_ids(conn, deputy_id, None), now, payload)
+
+
+RECEIVED = "item_received"
+
+
+def queue_received_after_subscribing(item: Item, results: object, now: datetime) -> bool:
+    """The H5 resident just accepted the service account's notices on ``item``'s page: tell them "已提交" now.
+
+    Their "已提交" row was queued with the item, before they could subscribe, and skipped for want of a
+    subscription (``notifications.h5_received_template`` says why and when the resident is told). Queued once: only
+    while the item is still submitted (after 受理 that step's own notice tells more), only when ``results`` (the
+    page's report, ``{template_id: "accept"|…}``) accepts that long-term template, and only when every earlier
+    "已提交" row of the item was skipped (none pending or sent: a second report of the same acceptance, or a reload
+    and a second tap, queues nothing). True when a row was queued. Flushes; the caller commits.
+    """
+    from backend.outbox.notifications import h5_received_template
+
+    template = h5_received_template(item.resident) if item.status == ItemStatus.SUBMITTED else None
+    if template is None or not isinstance(results, dict) or results.get(template["id"]) != "accept":
+        return False
+    told = db.session.scalar(
+        select(func.count())
+        .select_from(OutboxMessage)
+        .where(
+            OutboxMessage.item_id == item.id,
+            OutboxMessage.kind == RECEIVED,
+            OutboxMessage.status != OutboxStatus.SKIPPED,
+        )
+    )
+    if told:
+        return False
+    db.session.add(
+        OutboxMessage(kind=RECEIVED, item_id=item.id, resident_id=item.resident_id, next_attempt_at=now, created_at=now)
+    )
+    db.session.flush()
+    return True
 
 
 def queue_for_item(kind: str, item: Item, now: datetime, payload: dict | None = None) -> None:

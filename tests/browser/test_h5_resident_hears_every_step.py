@@ -3,8 +3,9 @@ a resident scans a deputy's code, goes through silent OAuth in the sandbox, writ
 notices once on the confirmation page (模拟微信's open tag, ``wechat_sandbox/templates/jweixin.js``); the deputy
 accepts and forwards to a department with an account, the department answers, the deputy replies and resolves;
 the outbox worker (``flask outbox run --once``, as ``make run``'s worker does) delivers after each step. 模拟微信
-shows, for that official-account openid, 受理, the department's answer, the reply and 办结 — each once, from one
-long-term acceptance, each linking to the tracking page (and 已交办, the forward, which the resident is told too).
+shows, for that official-account openid, 已提交 (sent once the resident accepted: the submission's own row went
+before it and was skipped), 受理, the department's answer, the reply and 办结 — each once, from one long-term
+acceptance, each linking to the tracking page (and 已交办, the forward, which the resident is told too).
 """
 
 from __future__ import annotations
@@ -96,6 +97,8 @@ def test_one_acceptance_on_the_confirmation_page_brings_every_step(service_accou
     assert subscriptions.json() == {OA_TEMPLATE: 1}
     resident.goto(track_url)
     expect(resident.locator("#notices-state")).to_contain_text("微信通知已开启")  # the app counted it too
+    # "已提交" now, as the mini-program resident hears it (brief ui14 part 3).
+    assert statuses(deliver()) == ["已提交"]
 
     # 4. The deputy (second browser) accepts: the resident hears of it.
     deputy_phone = open_phone("deputy")
@@ -104,7 +107,7 @@ def test_one_acceptance_on_the_confirmation_page_brings_every_step(service_accou
     deputy.goto(f"{base}/staff/items/{ref}")
     deputy.locator("#form-accept button[type=submit]").click()
     expect(deputy.locator("#item-status")).to_have_text("已受理")
-    assert statuses(deliver()) == ["已受理"]
+    assert statuses(deliver()) == ["已提交", "已受理"]
 
     # 5. … and forwards to a department that has an account.
     deputy.locator("#action-forward summary").click()
@@ -112,7 +115,7 @@ def test_one_acceptance_on_the_confirmation_page_brings_every_step(service_accou
     deputy.locator("#forward-text").fill("请核查井盖，尽快更换。")
     deputy.get_by_role("button", name="交办", exact=True).click()
     expect(deputy.locator("#department-accounts")).to_contain_text("已进入其“留言办理”待办")
-    assert statuses(deliver()) == ["已受理", "已交办"]
+    assert statuses(deliver()) == ["已提交", "已受理", "已交办"]
 
     # 6. The department (third browser, logged in) answers from its inbox.
     department_phone = open_phone("department")
@@ -124,7 +127,7 @@ def test_one_acceptance_on_the_confirmation_page_brings_every_step(service_accou
     department.get_by_role("button", name="提交答复").click()
     expect(department.locator("#notice")).to_contain_text("答复已提交")
     received = deliver()
-    assert statuses(received) == ["已受理", "已交办", "部门已答复"]
+    assert statuses(received) == ["已提交", "已受理", "已交办", "部门已答复"]
     assert received[-1]["data"]["thing3"]["value"] == f"{DEPARTMENT}已向代表答复"
     assert DEPARTMENT_ANSWER not in str(received)  # the answer itself is the deputy's to pass on
 
@@ -134,12 +137,12 @@ def test_one_acceptance_on_the_confirmation_page_brings_every_step(service_accou
     deputy.locator("#reply-text").fill(REPLY)
     deputy.get_by_role("button", name="发送答复").click()
     expect(deputy.locator("#item-status")).to_have_text("已答复")
-    assert statuses(deliver()) == ["已受理", "已交办", "部门已答复", "已答复"]
+    assert statuses(deliver()) == ["已提交", "已受理", "已交办", "部门已答复", "已答复"]
     deputy.locator("#action-resolve label", has_text="已解决").click()
     deputy.get_by_role("button", name="办结", exact=True).click()
     expect(deputy.locator("#item-status")).to_have_text("已办结")
     received = deliver()
-    assert statuses(received) == ["已受理", "已交办", "部门已答复", "已答复", "已解决"]
+    assert statuses(received) == ["已提交", "已受理", "已交办", "部门已答复", "已答复", "已解决"]
 
     # Every one through the service account, with the one long-term template, linking to the tracking page.
     assert {(m["kind"], m["template_id"], m["url"]) for m in received} == {("bizsend", OA_TEMPLATE, track_url)}
@@ -165,6 +168,7 @@ def test_one_acceptance_on_the_confirmation_page_brings_every_step(service_accou
     assert credits == 1
     assert [tuple(row) for row in kinds] == [
         ("item_received", "skipped"),  # before the acceptance
+        ("item_received", "sent"),  # queued by the acceptance
         ("item_accepted", "sent"),
         ("item_forwarded", "sent"),
         ("item_department_replied", "sent"),
@@ -176,11 +180,18 @@ def test_one_acceptance_on_the_confirmation_page_brings_every_step(service_accou
     resident.goto(f"{base}/_wechat/#user-{openid}")
     person = resident.locator(f"#user-{openid}")
     cards = person.locator("article.notification")
-    expect(cards).to_have_count(5)
+    expect(cards).to_have_count(6)
     expect(cards.first).to_contain_text("已解决")
     shown = [card.inner_text() for card in cards.all()]
     status_lines = [line for card in shown for line in card.splitlines() if line.startswith("状态：")]
-    assert status_lines == ["状态：已解决", "状态：已答复", "状态：部门已答复", "状态：已交办", "状态：已受理"]
+    assert status_lines == [
+        "状态：已解决",
+        "状态：已答复",
+        "状态：部门已答复",
+        "状态：已交办",
+        "状态：已受理",
+        "状态：已提交",
+    ]
     assert all("公众号订阅通知" in card for card in shown)
     assert {link.get_attribute("href") for link in person.get_by_role("link", name="详情").all()} == {track_url}
     fits(phone)
