@@ -403,7 +403,12 @@ def presence_state():
 
 @bp.get("/contacts")
 @api_auth_required(StaffRole.DEPUTY)
-@describe(tags=("员工",), security=STAFF, query=m.ContactsQuery, responses={200: m.ContactsAnswer, **STAFF_ERRORS})
+@describe(
+    tags=("员工",),
+    security=STAFF,
+    query=m.ContactsQuery,
+    responses={200: m.ContactsAnswer, 403: m.ErrorResponse, **STAFF_ERRORS},
+)
 def contact_list():
     """The deputy's own 走访, 座谈 and phone calls, newest first (``?limit=``, default 20), with the kinds to choose.
 
