@@ -166,6 +166,7 @@ def test_a_deputy_no_longer_serving_logs_nothing(app, world):
         ({"summary": None}, "summary", "required"),
         ({"summary": "很" * 201}, "summary", "too_long"),
         ({"place": "很" * 101}, "place", "too_long"),
+        ({"deputy_id": "张秀英"}, "deputy_id", "invalid_deputy_id"),
     ],
 )
 def test_bad_contacts_are_refused_naming_the_field_and_nothing_is_written(app, world, changes, field, code):

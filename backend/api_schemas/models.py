@@ -1015,7 +1015,7 @@ class ContactRequest(Request):
     field_errors: ClassVar = {
         "kind": ("invalid_kind", "请选择联系方式：走访、座谈或电话。"),
         "people": ("invalid_people", "请填写见到的群众人数（1到10000之间的整数）。"),
-        "deputy_id": ("not_yourself", "代表只能记录自己的联系群众。"),
+        "deputy_id": ("invalid_deputy_id", "代表编号不正确。"),
     }
 
 
