@@ -758,7 +758,8 @@ const scenarios = {
   // A deputy signed in here scans their station's code: 签到, then 签退, as on the H5 page (POST /api/v1/presence
   // with what the button means); "不是签到？" leads to the residents' page.
   async presence(env) {
-    const { rt } = await deputyLoggedIn(env);
+    const { rt, inbox } = await deputyLoggedIn(env);
+    sees(inbox, "到联络站时，用本微信扫联络站的二维码，即可签到、签退。"); // how a deputy learns of it
     const scene = { scene: encodeURIComponent("c=" + env.slug) };
     const page = await rt.open("pages/landing/landing", scene);
     assert.deepEqual(lines(page), [
