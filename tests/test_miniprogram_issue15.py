@@ -82,6 +82,22 @@ def test_a_topic_code_shows_its_question_and_the_form_answers_it(app, scenario, 
     assert topics.choice_counts(topic) == [("赞成", 0), ("基本赞成", 1), ("不赞成", 0)]
 
 
+def test_a_topic_without_choices_asks_its_question_over_the_message(scenario, backend_url, wechat_sandbox, world):
+    topic = make_topic(world, kind="monitoring", choices="", prompt="您在办事中遇到过哪些不方便？")
+    env = stub_env(
+        backend_url,
+        wechat_sandbox,
+        slug=current_code(topic).slug,
+        title=topic.title,
+        prompt=topic.prompt,
+        body="办理营业执照要跑三个窗口。",
+    )
+    ref = scenario("topic_form_open", **env)["ref"]
+    db.session.expire_all()
+    item = db.session.scalar(select(Item).where(Item.ref == ref))
+    assert item.body == "办理营业执照要跑三个窗口。" and item.deputy_id is None
+
+
 def test_a_closed_topic_shows_a_notice_and_no_form(scenario, backend_url, wechat_sandbox, world):
     topic = make_topic(world)
     topic.closes_at = utcnow() - timedelta(seconds=1)

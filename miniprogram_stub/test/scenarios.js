@@ -741,6 +741,26 @@ const scenarios = {
     return { ref: item.data.ref };
   },
 
+  // A topic without choices (a 监测点 asking one question): the question is the message's own label, nothing to pick.
+  async topic_form_open(env) {
+    const rt = runtime(env);
+    const form = await rt.open("pages/form/form", { slug: env.slug });
+    assert.equal(lines(form)[1], env.title);
+    sees(form, env.prompt + "（必填）");
+    doesNotSee(form, "（必选）");
+    doesNotSee(form, "具体意见");
+    assert.ok(!form.view.has("#topic-choices") && !form.view.has("#deputy-picker"));
+    rt.shot(form, "form-topic-open");
+    await form.view.input("#body", env.body);
+    await form.view.tap("#submit");
+    assert.equal(form.data.error, "");
+    const post = rt.requests.find((r) => r.method === "POST" && r.url.endsWith("/api/v1/items"));
+    assert.ok(!("choice" in post.body) && !("deputy_id" in post.body), JSON.stringify(post.body));
+    const item = await rt.openUrl(rt.lastNavigation().url);
+    sees(item, "提交成功");
+    return { ref: item.data.ref };
+  },
+
   // A topic's code past its closing day: a Chinese notice, no form, no button; the form page says the same.
   async topic_closed(env) {
     const rt = runtime(env);
