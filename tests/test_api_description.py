@@ -46,9 +46,9 @@ def test_every_json_endpoint_is_described_in_openapi_3_1(app, client):
     assert operations == api_rules(app)
     # The endpoints of issue 10's list, the resident's erasure (issue 13), and issue 11's replies, followups,
     # department steps, extension decisions and WeChat subscription state, issue 15's presence, scans, station
-    # 公示 and 代表建议 (draft, submit, answer), issue 14's directory search and the mini-program's photos; a new one
-    # must be described to be served here.
-    assert len(operations) == 35
+    # 公示 and 代表建议 (draft, submit, answer), issue 14's directory search and the mini-program's photos, and the
+    # mini-program's 签到 screen and a deputy's 联系群众 (GET/POST contacts); a new one must be described to be served here.
+    assert len(operations) == 38
 
 
 def test_every_schema_is_json_schema_2020_12_and_every_ref_resolves(client):

@@ -929,10 +929,16 @@ class PresenceRequest(Request):
     deputy_id: IdInput | None = Field(
         default=None, title="代表", description="联络站管理员代为登记时必填：本站代表的 id；代表本人签到时不填"
     )
+    intent: Literal["in", "out"] | None = Field(
+        default=None,
+        title="签到或签退",
+        description="按钮的意思：in（签到，不会签退）、out（签退，立即关闭未签退的签到）；不填则切换（扫码）",
+    )
 
     field_errors: ClassVar = {
         "station_id": ("invalid_station_id", "请指定联络站。"),
         "deputy_id": ("invalid_deputy_id", "请指定本站的一位代表。"),
+        "intent": ("invalid_intent", "请点“签到”或“签退”按钮。"),
     }
 
 
@@ -957,6 +963,89 @@ class PresenceAnswer(Answer):
     action: Literal["checked_in", "checked_out", "repeated"]
     visit: Visit
     message: str
+
+
+class PresenceStateQuery(Request):
+    """The station whose 签到 state the deputy asks for (the station code they scanned)."""
+
+    station_id: str | None = Field(default=None, title="联络站", description="联络站 id（代表本人所在站）")
+
+    field_errors: ClassVar = {"station_id": ("invalid_station_id", "请指定联络站。")}
+
+
+class PresenceState(Answer):
+    """What the deputy's 签到 screen shows at their station: the open visit if any, whether today is their
+    reception day, their reception days, and the button to show (签到 or 签退)."""
+
+    station: Named
+    deputy: Named
+    visit: Visit | None
+    minutes_in: int | None = Field(description="已在站分钟数（有未签退的签到时）")
+    is_reception_day: bool
+    reception_days: list[str]
+    next_action: Literal["in", "out"]
+
+
+# --- 联系群众 (走访, 座谈, 电话) without an item -------------------------------------------------------------
+
+
+class ContactsQuery(Request):
+    """The deputy's own contacts, newest first."""
+
+    limit: QueryInt(1, 100) | None = Field(default=None, title="条数", description="最多返回多少条，默认20")
+    deputy: str | None = Field(default=None, title="代表", description="只能是本人的代表 id（可不填）")
+
+    field_errors: ClassVar = {"limit": ("invalid_limit", "条数须为1到100之间的整数。")}
+
+
+class ContactRequest(Request):
+    """A 走访, 座谈 or phone call the deputy logs: how, when (default today), where, how many people, what was raised."""
+
+    kind: str | None = Field(
+        default=None, title="联系方式", description="visit（走访）、meeting（座谈）或 phone（电话）"
+    )
+    held_on: str | None = Field(
+        default=None, title="联系日期", description="YYYY-MM-DD，不晚于今天、不早于92天前；不填为今天"
+    )
+    place: str | None = Field(default=None, title="地点", description="选填，最多100字")
+    people: StrictInt | IdDigits | None = Field(default=None, title="人数", description="见到的群众人数，1到10000")
+    summary: str | None = Field(default=None, title="群众反映的内容", description="一行，最多200字")
+    deputy_id: IdInput | None = Field(default=None, title="代表", description="只能是本人的代表 id（可不填）")
+
+    field_errors: ClassVar = {
+        "kind": ("invalid_kind", "请选择联系方式：走访、座谈或电话。"),
+        "people": ("invalid_people", "请填写见到的群众人数（1到10000之间的整数）。"),
+        "deputy_id": ("invalid_deputy_id", "代表编号不正确。"),
+    }
+
+
+class ContactInfo(Answer):
+    """One logged contact."""
+
+    id: int
+    kind: Literal["visit", "meeting", "phone"]
+    kind_label: str
+    held_on: str
+    place: str
+    people: int
+    summary: str
+    station: Named
+    item_ref: str | None = Field(description="转为留言件后的编号；未转为 null")
+    created_at: str
+
+
+class ContactAnswer(Answer):
+    """The contact just logged."""
+
+    contact: ContactInfo
+    message: str
+
+
+class ContactsAnswer(Answer):
+    """The deputy's latest contacts, newest first, and the kinds a contact may be of."""
+
+    contacts: list[ContactInfo]
+    kinds: list[Choice]
 
 
 class ScansQuery(Request):

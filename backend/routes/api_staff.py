@@ -1,4 +1,5 @@
-"""The staff side of the JSON API (v1) for the mini-program: inbox, one item, departments, item actions.
+"""The staff side of the JSON API (v1) for the mini-program: inbox, one item, departments, item actions, and a
+deputy's own 签到 state and 联系群众 (走访, 座谈, 电话).
 
 Bearer tokens only (``api_auth_required``), no cookies, so no CSRF. Errors are JSON
 ``{"error": {"code", "message", "field"?}}``: 400 with the field, 403 for an action the
@@ -31,9 +32,12 @@ from backend.items.lifecycle import (
 )
 from backend.items.presenters import departments_for_region, item_context, staff_event_label, user_region
 from backend.items.refs import format_ref
-from backend.models import Item, ItemEvent, ItemForward, StaffRole, StaffUser
+from backend.items.validation import clean_id, parse_id
+from backend.models import ContactKind, Item, ItemEvent, ItemForward, StaffRole, StaffUser, Station
 from backend.models.item import ITEM_CATEGORY_LABELS, ITEM_STATUS_LABELS
 from backend.routes.deputy import HANDLERS, department_link, item_or_404, photo_response
+from backend.stations import contacts, presence
+from backend.stations.calendar import describe_rule, today_in_china
 
 bp = Blueprint("api_staff", __name__, url_prefix="/api/v1")
 csrf.exempt(bp)  # bearer tokens in headers; a browser's cookie is never accepted here
@@ -41,6 +45,7 @@ csrf.exempt(bp)  # bearer tokens in headers; a browser's cookie is never accepte
 ACTION_KEYS = ("text", "department_id", "due", "deputy_id", "duplicate_of", "outcome")
 # Every staff view: 401 without a valid token; 404 for another role (audited) and for an item out of sight.
 STAFF_ERRORS = {401: m.ErrorResponse, 404: m.ErrorResponse}
+CONTACTS_PER_ANSWER = 20  # GET /contacts without ?limit=: the latest, as the contacts page lists them
 
 
 def _iso(moment) -> str | None:
@@ -346,3 +351,103 @@ def extension_decision(ref: str, forward_id: int):
     data: m.ExtensionDecisionRequest = api_schemas.body()
     decide_extension(forward, user, data.decision, data.text or "")
     return _forward_answer(item, forward)
+
+
+# --- the deputy's own: 进站签到 state and 联系群众 ---------------------------------------------------------
+
+
+def _own_deputy_only(user: StaffUser, deputy_id: object, field: str) -> None:
+    """A deputy's token acts for that deputy only: naming another deputy is refused (403), never quietly ignored."""
+    if deputy_id in (None, ""):
+        return
+    if parse_id(deputy_id) != user.deputy_id:
+        raise UserError("not_yourself", "代表只能查看和记录自己的联系群众。", 403, field=field)
+
+
+@bp.get("/presence")
+@api_auth_required(StaffRole.DEPUTY)
+@describe(
+    tags=("员工",),
+    security=STAFF,
+    query=m.PresenceStateQuery,
+    responses={200: m.PresenceState, 409: m.ErrorResponse, **STAFF_ERRORS},
+)
+def presence_state():
+    """``?station_id=`` → the deputy's 签到 screen at that station (their own): the open visit, whether today is their
+    reception day, and which button to show (``next_action``: ``in`` 签到 or ``out`` 签退; POST /presence acts).
+
+    404 ``not_your_station`` for a station that is not the deputy's own, as for an unknown one (a resident's
+    screen is shown instead); 409 for a deputy no longer serving.
+    """
+    user = current_staff()
+    query: m.PresenceStateQuery = api_schemas.args()
+    station_id = clean_id(query.station_id, "station_id", "请指定联络站。")
+    deputy_ = user.deputy
+    station = db.session.get(Station, station_id)
+    if deputy_ is None or station is None or not presence.may_record(user, deputy_, station):
+        raise UserError("not_your_station", "这不是您所在的联络站。", 404)
+    if not deputy_.is_serving:
+        raise UserError("deputy_not_serving", "您已不在任，不能签到。", 409)
+    visit = presence.open_visit(deputy_)
+    today = today_in_china()
+    return jsonify(
+        station={"id": station.id, "name": station.name},
+        deputy={"id": deputy_.id, "name": deputy_.name},
+        visit=presence.visit_json(visit) if visit else None,
+        minutes_in=presence.visit_minutes(visit) if visit else None,
+        is_reception_day=presence.is_reception_day_of(deputy_, station, today),
+        reception_days=[describe_rule(rule) for rule in presence.reception_rules_of(deputy_, station)],
+        next_action="out" if visit else "in",
+    )
+
+
+@bp.get("/contacts")
+@api_auth_required(StaffRole.DEPUTY)
+@describe(
+    tags=("员工",),
+    security=STAFF,
+    query=m.ContactsQuery,
+    responses={200: m.ContactsAnswer, 403: m.ErrorResponse, **STAFF_ERRORS},
+)
+def contact_list():
+    """The deputy's own 走访, 座谈 and phone calls, newest first (``?limit=``, default 20), with the kinds to choose.
+
+    A deputy's token lists only that deputy's contacts: ``?deputy=`` naming another deputy is refused (403).
+    """
+    user = current_staff()
+    query: m.ContactsQuery = api_schemas.args()
+    _own_deputy_only(user, query.deputy, "deputy")
+    logs = contacts.recent_contacts(user, limit=query.limit or CONTACTS_PER_ANSWER)
+    return jsonify(
+        contacts=[contacts.contact_json(log) for log in logs],
+        kinds=[{"value": kind.value, "label": kind.label} for kind in ContactKind],
+    )
+
+
+@bp.post("/contacts")
+@api_auth_required(StaffRole.DEPUTY)
+@describe(
+    tags=("员工",),
+    security=STAFF,
+    json=m.ContactRequest,
+    responses={201: m.ContactAnswer, 403: m.ErrorResponse, 409: m.ErrorResponse, **STAFF_ERRORS},
+)
+def contact_create():
+    """``{"kind", "held_on", "place", "people", "summary"}`` → 201 and the contact, logged for the token's deputy.
+
+    Each bad input is a 400 naming its field, nothing written: no or an unknown ``kind``, a ``held_on`` after
+    today or more than 92 days back, ``people`` outside 1–10000, an empty ``summary``. ``deputy_id`` naming another
+    deputy: 403 ``not_yourself``; a deputy no longer serving: 409.
+    """
+    user = current_staff()
+    data: m.ContactRequest = api_schemas.body()
+    _own_deputy_only(user, data.deputy_id, "deputy_id")
+    log = contacts.log_contact(
+        user,
+        kind=data.kind,
+        held_on=data.held_on if data.held_on is not None else today_in_china().isoformat(),
+        place=data.place or "",
+        people=data.people,
+        summary=data.summary,
+    )
+    return jsonify(contact=contacts.contact_json(log), message="已记录这次联系群众。"), 201

@@ -195,8 +195,10 @@ def presence_api():
 
     A station administrator adds ``deputy_id`` (a deputy of their station without a phone; the visit is
     marked as recorded by them). The same check-in sent twice at once makes one visit (the second
-    answers 200 ``repeated``). 404 for a station that is not the deputy's own (or the administrator's),
-    as for an unknown one; a day the calendar did not give is allowed and marked ``is_reception_day: false``.
+    answers 200 ``repeated``). ``intent`` says what a button meant, as on the page: ``"in"`` never closes a
+    visit, ``"out"`` closes the open one at once (409 ``no_open_visit`` when there is none). 404 for a station
+    that is not the deputy's own (or the administrator's), as for an unknown one; a day the calendar did not
+    give is allowed and marked ``is_reception_day: false``.
     """
     user = current_staff()
     data: m.PresenceRequest = api_schemas.body()
@@ -215,6 +217,6 @@ def presence_api():
         if deputy_ is None:
             raise UserError("unknown_deputy", "找不到这位代表。", 404, field="deputy_id")
         source = PresenceSource.BY_ADMIN
-    result = presence.check_in_or_out(user, deputy_, station, source)
+    result = presence.check_in_or_out(user, deputy_, station, source, intent=data.intent)
     body = {"action": result.action, "visit": presence.visit_json(result.visit), "message": result.message}
     return jsonify(body), 201 if result.action == "checked_in" else 200

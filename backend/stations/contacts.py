@@ -134,3 +134,20 @@ def contacts_count(
             return 0
         query = query.where(ContactLog.station_id.in_(station_ids))
     return db.session.scalar(query)
+
+
+def contact_json(log: ContactLog) -> dict:
+    """A logged contact as the API answers it (the mini-program lists them; ``item_ref`` once it became an item)."""
+    item_ref = db.session.scalar(select(Item.ref).where(Item.id == log.item_id)) if log.item_id else None
+    return {
+        "id": log.id,
+        "kind": ContactKind(log.kind).value,
+        "kind_label": ContactKind(log.kind).label,
+        "held_on": log.held_on.isoformat(),
+        "place": log.place or "",
+        "people": log.people,
+        "summary": log.summary,
+        "station": {"id": log.station.id, "name": log.station.name},
+        "item_ref": item_ref,
+        "created_at": log.created_at.isoformat(),
+    }

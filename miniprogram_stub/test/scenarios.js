@@ -670,6 +670,181 @@ const scenarios = {
     doesNotSee(typed, "绑定成功");
     return { displayName: page.data.displayName };
   },
+
+  // 同意公示 (issue 15): unticked by default, with the H5 form's words; the request carries it either way.
+  async publish_consent(env) {
+    const sent = [];
+    for (const tick of [false, true]) {
+      const rt = runtime(env);
+      const form = await rt.open("pages/form/form", { slug: env.slug });
+      sees(form, "同意公示：办结后，本留言和办理结果可以在联络站的公示页上公开（不显示姓名、电话，文中的手机号也会隐去）。不勾选则不公开。");
+      assert.equal(form.view.field("#publish-consent-box").checked, false, "unticked until the resident ticks it");
+      assert.equal(form.data.publishConsent, false);
+      await form.view.input("#body", MESSAGE);
+      if (tick) {
+        await form.view.change("#publish-consent", ["yes"]);
+        assert.equal(form.view.field("#publish-consent-box").checked, true);
+        rt.shot(form, "form-publish-consent");
+      }
+      await form.view.tap("#submit");
+      assert.equal(form.data.error, "");
+      const posts = rt.requests.filter((r) => r.method === "POST" && r.url.endsWith("/api/v1/items"));
+      assert.equal(posts.length, 1);
+      assert.equal(posts[0].body.publish_consent, tick, "the request says what the box says");
+      const item = await rt.openUrl(rt.lastNavigation().url);
+      sent.push({ ref: item.data.ref, publish_consent: posts[0].body.publish_consent });
+    }
+    return { sent: sent };
+  },
+
+  // A topic's code (专题码): the landing shows the topic, its question and closing day; the form asks the question
+  // with its choices (one required, refused on the page before anything is sent), no deputy to choose; the message
+  // goes as the H5 form sends it, with the choice.
+  async topic_form(env) {
+    const rt = runtime(env);
+    const landing = await rt.open("pages/landing/landing", { scene: encodeURIComponent("c=" + env.slug) });
+    assert.deepEqual(lines(landing), [
+      env.kindLabel + " · " + env.stationName,
+      env.title,
+      env.prompt,
+      "征集截止：" + env.closesOn + "（含当天）",
+      "我要留言",
+      "查看我的留言",
+    ]);
+    assert.ok(landing.view.has("#topic") && !landing.view.has("#station") && !landing.view.has("#deputy"));
+    rt.shot(landing, "landing-topic");
+    await landing.view.tap("#write");
+    assert.equal(rt.lastNavigation().url, "/pages/form/form?slug=" + env.slug);
+
+    const form = await rt.openUrl(rt.lastNavigation().url);
+    assert.deepEqual(lines(form).slice(0, 3), [env.kindLabel + " · " + env.stationName, env.title, "征集截止：" + env.closesOn + "（含当天）"]);
+    sees(form, [env.prompt + "（必选）"].concat(env.choices).join("\n"));
+    sees(form, "具体意见（必填）");
+    assert.ok(!form.view.has("#deputy-picker"), "a topic's message goes to the station: nobody to choose");
+    assert.deepEqual(buttons(form), [["提交留言", "primary"]]);
+    rt.shot(form, "form-topic");
+    await form.view.input("#body", env.body);
+    await form.view.tap("#submit");
+    sees(form, "请选择一项。");
+    assert.equal(rt.requests.filter((r) => r.method === "POST" && r.url.endsWith("/api/v1/items")).length, 0);
+    rt.shot(form, "form-topic-error");
+    await form.view.change("#topic-choices", env.choices[1]);
+    assert.equal(form.data.choice, env.choices[1]);
+    await form.view.tap("#submit");
+    assert.equal(form.data.error, "");
+    const post = rt.requests.find((r) => r.method === "POST" && r.url.endsWith("/api/v1/items"));
+    assert.equal(post.body.choice, env.choices[1]);
+    assert.ok(!("deputy_id" in post.body), "no deputy sent for a topic");
+    const item = await rt.openUrl(rt.lastNavigation().url);
+    sees(item, "提交成功");
+    sees(item, "【" + env.choices[1] + "】" + env.body);
+    return { ref: item.data.ref };
+  },
+
+  // A topic without choices (a 监测点 asking one question): the question is the message's own label, nothing to pick.
+  async topic_form_open(env) {
+    const rt = runtime(env);
+    const form = await rt.open("pages/form/form", { slug: env.slug });
+    assert.equal(lines(form)[1], env.title);
+    sees(form, env.prompt + "（必填）");
+    doesNotSee(form, "（必选）");
+    doesNotSee(form, "具体意见");
+    assert.ok(!form.view.has("#topic-choices") && !form.view.has("#deputy-picker"));
+    rt.shot(form, "form-topic-open");
+    await form.view.input("#body", env.body);
+    await form.view.tap("#submit");
+    assert.equal(form.data.error, "");
+    const post = rt.requests.find((r) => r.method === "POST" && r.url.endsWith("/api/v1/items"));
+    assert.ok(!("choice" in post.body) && !("deputy_id" in post.body), JSON.stringify(post.body));
+    const item = await rt.openUrl(rt.lastNavigation().url);
+    sees(item, "提交成功");
+    return { ref: item.data.ref };
+  },
+
+  // A topic's code past its closing day: a Chinese notice, no form, no button; the form page says the same.
+  async topic_closed(env) {
+    const rt = runtime(env);
+    const landing = await rt.open("pages/landing/landing", { scene: encodeURIComponent("c=" + env.slug) });
+    assert.deepEqual(lines(landing), ["意见征集已结束", env.notice, "如有其他意见建议，可以扫描联络站或代表海报上的二维码留言。"]);
+    assert.deepEqual(buttons(landing), []);
+    assert.ok(landing.view.has("#topic-closed") && !landing.view.has("#write"));
+    rt.shot(landing, "landing-topic-closed");
+    const form = await rt.open("pages/form/form", { slug: env.slug });
+    assertErrorPage(form, /意见征集已经结束/);
+    assert.ok(!form.view.has("#submit") && !form.view.has("#body"));
+    return { notice: landing.data.closedNotice };
+  },
+
+  // A deputy signed in here scans their station's code: 签到, then 签退, as on the H5 page (POST /api/v1/presence
+  // with what the button means); "不是签到？" leads to the residents' page.
+  async presence(env) {
+    const { rt, inbox } = await deputyLoggedIn(env);
+    sees(inbox, "到联络站时，用本微信扫联络站的二维码，即可签到、签退。"); // how a deputy learns of it
+    const scene = { scene: encodeURIComponent("c=" + env.slug) };
+    const page = await rt.open("pages/landing/landing", scene);
+    assert.deepEqual(lines(page), [
+      "进站签到",
+      env.stationName,
+      env.deputyName + "代表 · 今天是您的接待日",
+      "尚未签到。",
+      "签到",
+      "您的接待日：" + env.rules.join("、"),
+      "不是签到？查看群众留言页",
+    ]);
+    assert.deepEqual(buttons(page), [
+      ["签到", "primary"],
+      ["不是签到？查看群众留言页", "default"],
+    ]);
+    rt.shot(page, "landing-presence");
+    await page.view.tap("#check-in");
+    assert.equal(page.data.presenceError, "");
+    sees(page, "已签到。离开时再扫一次联络站码或点“签退”。");
+    sees(page, /已签到：\d{2}:\d{2} 起，已在站 0 分钟。/);
+    assert.deepEqual(buttons(page), [
+      ["签退", "primary"],
+      ["不是签到？查看群众留言页", "default"],
+    ]);
+    rt.shot(page, "landing-presence-in");
+    // Scanned again (the page opened anew): still in, 签退 offered.
+    const again = await rt.open("pages/landing/landing", scene);
+    sees(again, /已签到：\d{2}:\d{2} 起/);
+    await again.view.tap("#check-out");
+    sees(again, "已签退。本次在站0分钟。");
+    sees(again, "尚未签到。");
+    assert.deepEqual(buttons(again)[0], ["签到", "primary"]);
+    rt.shot(again, "landing-presence-out");
+    const posts = rt.requests.filter((r) => r.method === "POST" && r.url.endsWith("/api/v1/presence"));
+    assert.deepEqual(
+      posts.map((r) => r.body),
+      [
+        { station_id: env.stationId, intent: "in" },
+        { station_id: env.stationId, intent: "out" },
+      ],
+    );
+    await again.view.tap("#as-resident");
+    assert.ok(again.view.has("#station") && !again.view.has("#presence"));
+    assert.deepEqual(buttons(again), [
+      ["我要留言", "primary"],
+      ["查看我的留言", "default"],
+    ]);
+    return { posts: posts.length };
+  },
+
+  // Whoever may not sign in at this station sees the residents' page: a deputy of another station, a resident.
+  async presence_not_here(env) {
+    const { rt } = await deputyLoggedIn(env);
+    const page = await rt.open("pages/landing/landing", { scene: encodeURIComponent("c=" + env.slug) });
+    assert.ok(page.view.has("#station") && !page.view.has("#presence"), page.view.text());
+    assert.deepEqual(buttons(page), [
+      ["我要留言", "primary"],
+      ["查看我的留言", "default"],
+    ]);
+    const resident = runtime(env);
+    const seen = await resident.open("pages/landing/landing", { scene: encodeURIComponent("c=" + env.slug) });
+    assert.ok(seen.view.has("#station") && !seen.view.has("#presence"));
+    assert.equal(resident.requests.filter((r) => r.url.includes("/api/v1/presence")).length, 0);
+    return {};
+  },
 };
 
 async function main() {

@@ -143,7 +143,7 @@ function createRuntime(options) {
       let body;
       if (method === "GET") url += querySuffix(opts.data);
       else if (opts.data !== undefined) body = opts.data;
-      rt.requests.push({ method: method, url: url });
+      rt.requests.push({ method: method, url: url, body: body === undefined ? undefined : JSON.parse(JSON.stringify(body)) });
       if (rt.onRequest) rt.onRequest({ method: method, url: url }); // what the page shows while it waits
       httpJson(method, url, body, opts.header).then(
         (res) => {

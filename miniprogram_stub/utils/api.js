@@ -26,6 +26,8 @@ const PATHS = {
   inboxItem: ["GET", "/api/v1/inbox/{ref}"],
   revealContact: ["POST", "/api/v1/inbox/{ref}/reveal"],
   itemAction: ["POST", "/api/v1/items/{ref}/actions"],
+  presenceState: ["GET", "/api/v1/presence"],
+  presence: ["POST", "/api/v1/presence"],
 };
 
 const RESIDENT_TOKEN = "residentToken";
@@ -190,6 +192,12 @@ function hasStaffToken() {
   return Boolean(wx.getStorageSync(STAFF_TOKEN));
 }
 
+// The signed-in staff member as the login or the binding gave them ({ id, username, role, display_name }), or null.
+function staffUser() {
+  const user = hasStaffToken() ? wx.getStorageSync(STAFF_USER) : null;
+  return user && typeof user === "object" ? user : null;
+}
+
 function asStaff(name, options) {
   return call(name, Object.assign({}, options, { auth: "staff" })).catch((err) => {
     if (err instanceof ApiError && err.status === 401) staffLogout();
@@ -265,6 +273,7 @@ module.exports = {
   staffSignedIn: staffSignedIn,
   staffLogout: staffLogout,
   hasStaffToken: hasStaffToken,
+  staffUser: staffUser,
   requestSubscriptions: requestSubscriptions,
   newClientId: newClientId,
   parseScan: parseScan,

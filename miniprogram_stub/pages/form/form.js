@@ -1,8 +1,11 @@
 // The message form. Submitting asks (in the same tap, as WeChat requires) to be told of the answer, reports
 // what the resident accepted, then sends the message with the resident's token — or without one when WeChat
-// login is unavailable: a WeChat identity is used where it exists, never demanded.
+// login is unavailable: a WeChat identity is used where it exists, never demanded. A topic's code (专题码: 监测点,
+// 立法征求意见, 民生实事) asks the topic's question instead, with its choices (one to pick) and its closing day;
+// its message goes to the station, so there is no deputy to choose.
 const api = require("../../utils/api.js");
 const photos = require("../../utils/photos.js");
+const time = require("../../utils/time.js");
 
 Page({
   data: {
@@ -24,6 +27,10 @@ Page({
     name: "",
     phone: "",
     consent: false,
+    publishConsent: false,
+    topic: /** @type {{ title: string, prompt: string, kind_label: string, choices: string[], closes_on: string } | null} */ (null),
+    topicClosesOn: "",
+    choice: "",
     clientId: "",
     templateIds: [],
     submitting: false,
@@ -52,6 +59,8 @@ Page({
           categories: res.categories,
           categoryIndex: Math.max(0, res.categories.findIndex((c) => c.value === "other")),
           limits: res.limits,
+          topic: res.topic || null,
+          topicClosesOn: res.topic ? time.chinaDay(res.topic.closes_on) : "",
         });
       })
       .catch((err) => this.setData({ loading: false, error: err.message }));
@@ -75,6 +84,12 @@ Page({
   },
   onConsentChange(e) {
     this.setData({ consent: e.detail.value.length > 0 });
+  },
+  onPublishConsentChange(e) {
+    this.setData({ publishConsent: e.detail.value.length > 0 });
+  },
+  onChoiceChange(e) {
+    this.setData({ choice: e.detail.value });
   },
 
   // 添加照片: chosen, shrunk on the phone and checked one by one; a refused one is named, the others kept.
@@ -116,9 +131,12 @@ Page({
       name: d.name,
       phone: d.phone,
       consent: d.consent,
+      publish_consent: d.publishConsent,
       client_id: d.clientId,
     };
-    if (d.routesToStation && d.deputyChoices.length) data.deputy_id = d.deputyChoices[d.deputyIndex].id;
+    if (d.topic) {
+      if (d.topic.choices.length) data.choice = d.choice;
+    } else if (d.routesToStation && d.deputyChoices.length) data.deputy_id = d.deputyChoices[d.deputyIndex].id;
     return data;
   },
 
@@ -139,6 +157,10 @@ Page({
   },
 
   onSubmit() {
+    if (this.data.topic && this.data.topic.choices.length && !this.data.choice) {
+      this.setData({ error: "请选择一项。" });
+      return Promise.resolve();
+    }
     const body = this.data.body.trim();
     if (body.length < this.data.limits.body_min_chars) {
       this.setData({ error: "请把想反映的情况写清楚，至少" + this.data.limits.body_min_chars + "个字。" });

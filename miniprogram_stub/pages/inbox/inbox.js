@@ -1,6 +1,7 @@
 // The deputy's inbox: log in with the account the county gave (an API token kept in storage), then what is
 // overdue, reopened, new and in progress, first. Whether the deputy's WeChat will be told of new items, and
-// "开启微信通知" for what is off (utils/notices.js).
+// "开启微信通知" for what is off (utils/notices.js). It also says how to sign in at the station: scan its code with
+// this WeChat (pages/landing).
 const api = require("../../utils/api.js");
 const notices = require("../../utils/notices.js");
 
