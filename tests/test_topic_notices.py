@@ -9,11 +9,11 @@ import pytest
 from sqlalchemy import func, select
 
 from backend.extensions import db
-from backend.models import Item, OutboxMessage, OutboxStatus, StaffRole, StaffUser
+from backend.models import Item, OutboxMessage, OutboxStatus, ScreeningResult, StaffRole, StaffUser
 from backend.outbox import queue, worker
 from backend.qr.codes import current_code
-from tests.factories import DEPUTY_TEMPLATE, StaffUserFactory, give_credits
-from tests.helpers import login
+from tests.factories import DEPUTY_TEMPLATE, ItemFactory, StaffUserFactory, give_credits
+from tests.helpers import fresh_token, login
 from tests.test_topics import submit_page, topic  # noqa: F401 - the fixture
 from tests.wechat_server import wechat_sandbox  # noqa: F401 - the fixture
 
@@ -106,3 +106,23 @@ def test_a_station_administrator_may_bind_wechat_but_not_a_supervisor(app, world
     assert 'id="binding-link"' in home.text and "不绑定也能在“待办”里看到" in home.text
     for username in ("sup_county", "dept_user"):
         assert login(app, username).get("/staff/wechat-binding").status_code == 404
+
+
+def test_a_held_topic_message_tells_the_administrators_when_released(app, world, topic, bound):  # noqa: F811
+    """Held for content review, it tells nobody; released, its handlers (the station's administrators) hear of it."""
+    item = ItemFactory(
+        deputy=None,
+        station=world.station_a,
+        code_id=current_code(topic).id,
+        body="【赞成】草案很好【风险】",
+        screening=ScreeningResult.RISKY,
+        is_held=True,
+    )
+    db.session.commit()
+    assert staff_rows() == []
+    admin = login(app, "admin_a")
+    _, token = fresh_token(admin, "/staff/review")
+    assert admin.post(f"/staff/review/{item.ref}/release", data={"csrf_token": token}).status_code == 303
+    assert staff_rows() == sorted(
+        [(queue.NEW_ITEM, item.id, bound["admin_a"]), (queue.NEW_ITEM, item.id, bound["admin_a2"])]
+    )
