@@ -15,6 +15,7 @@ from backend.qr.codes import current_code
 from tests.factories import DEPUTY_TEMPLATE, ItemFactory, StaffUserFactory, give_credits
 from tests.helpers import fresh_token, login
 from tests.test_topics import submit_page, topic  # noqa: F401 - the fixture
+from tests.test_wechat_identity import binding_page
 from tests.wechat_server import wechat_sandbox  # noqa: F401 - the fixture
 
 OPENIDS = {"admin_a": "o-admin-a", "admin_b": "o-admin-b", "deputy_d1": "o-deputy-d1", "sup_county": "o-sup"}
@@ -99,11 +100,18 @@ def test_a_deputys_message_still_tells_only_the_deputy(app, client, world, bound
     assert staff_rows() == [(queue.NEW_ITEM, item.id, bound["deputy_d1"])]
 
 
-def test_a_station_administrator_may_bind_wechat_but_not_a_supervisor(app, world, wechat_sandbox):  # noqa: F811
+def test_a_station_administrator_may_bind_wechat_but_not_a_supervisor(app, client, world, wechat_sandbox):  # noqa: F811
     page = login(app, "admin_a").get("/staff/wechat-binding")
     assert page.status_code == 200 and "尚未绑定微信" in page.text
     home = login(app, "admin_a").get("/staff/")
     assert 'id="binding-link"' in home.text and "不绑定也能在“待办”里看到" in home.text
+    code, _ = binding_page(login(app, "admin_a"))
+    bound = client.post(
+        "/api/v1/wechat/bind", json={"code": wechat_sandbox.login_code("o-admin-a"), "binding_code": code}
+    )
+    assert bound.status_code == 200, bound.get_json()
+    db.session.expire_all()
+    assert db.session.get(StaffUser, world.users["station_admin"].id).wechat_openid == "o-admin-a"
     for username in ("sup_county", "dept_user"):
         assert login(app, username).get("/staff/wechat-binding").status_code == 404
 
