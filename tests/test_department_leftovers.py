@@ -183,3 +183,4 @@ def test_the_migration_stops_the_active_units_of_departments_stopped_before(old_
         active = dict(db.session.execute(sa.select(departments.c.id, departments.c.is_active)).all())
         assert active == {stopped: False, open_: True, units[0]: False, units[1]: True}
         db.session.remove()
+        db.engine.dispose()  # this app's pool closes its connections before the database is dropped
