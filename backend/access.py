@@ -234,6 +234,10 @@ def can_see_deputy(user: StaffUser, deputy: Deputy) -> bool:
 
 PROPOSAL_DRAFTERS = (StaffRole.DEPUTY, StaffRole.SUPERVISOR)
 
+# Who binds a WeChat to hear of new items there: those who handle items (a deputy; a station's administrators for
+# the items with no deputy, such as a topic code's messages: ``outbox.queue.handler_ids``).
+WECHAT_BINDERS = (StaffRole.DEPUTY, StaffRole.STATION_ADMIN)
+
 
 def can_see_proposal(user: StaffUser | None, proposal: Proposal) -> bool:
     """True when ``user`` may see and act on ``proposal``: the deputy's own, or a supervisor's region's."""

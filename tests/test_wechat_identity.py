@@ -417,8 +417,10 @@ def test_a_bad_login_code_spends_no_binding_code(app, client, wechat_sandbox, wo
     assert ok.status_code == 200
 
 
-def test_the_binding_page_is_for_deputies_only(app, wechat_sandbox, world):
-    for username in ("admin_a", "sup_county"):
+def test_the_binding_page_is_for_deputies_and_station_administrators_only(app, wechat_sandbox, world):
+    # A station's administrators handle the items with no deputy (a topic code's) and hear of them in WeChat.
+    assert login(app, "admin_a").get("/staff/wechat-binding").status_code == 200
+    for username in ("sup_county", "dept_user"):
         assert login(app, username).get("/staff/wechat-binding").status_code == 404
     assert app.test_client().get("/staff/wechat-binding").status_code == 303  # to the login page
 

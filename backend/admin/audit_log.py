@@ -120,6 +120,7 @@ ACTION_LABELS: dict[str, str] = {
     "proposal_drafted": "起草代表建议",
     "proposal_submit": "提交代表建议",  # proposals.perform: proposal_<action> of its table
     "proposal_answer": "记录代表建议的答复",
+    "proposal_item_withdrawn": "群众撤回留言，移出代表建议草稿",
     "proposal_access_denied": "打开不在范围内的代表建议（已拒绝）",
     "report_downloaded": "下载月度专报",
     "topic_created": "设立专题码",

@@ -1,7 +1,8 @@
 """Handling departments (承办单位) of a supervisor's region and their units: create, edit, deactivate, reactivate.
 
 A department is never deleted: forwards point at it. A deactivated one is no longer offered
-when an item is forwarded (``lifecycle._check_forward`` refuses it), and its old forwards stay.
+when an item is forwarded (``lifecycle._check_forward`` refuses it), and its old forwards stay;
+its units are deactivated with it (``set_active``).
 Each function validates first, writes nothing when it refuses, then writes, audits and flushes.
 
 A unit (下属单位, ``Department.parent_id``) is where its department may pass an item on to
@@ -161,16 +162,49 @@ def update_department(user: StaffUser, department: Department, form) -> list[str
     return apply_changes(user, department, values, "department_updated", "department")
 
 
-def set_active(user: StaffUser, department: Department, is_active: bool) -> None:
-    """Deactivate (no longer offered for forwarding) or reactivate a department."""
+def set_active(user: StaffUser, department: Department, is_active: bool) -> list[Department]:
+    """Deactivate (no longer offered for forwarding) or reactivate a department; the units stopped with it.
+
+    Deactivating a department stops its active units with it, each audited: a unit is its department's
+    office (the second hop), and one left active would still be offered to a deputy forwarding, and be
+    forwarded to, while its department is closed. Reactivating brings back the department alone: its
+    units come back one by one (some may have been stopped for reasons of their own), and a unit cannot
+    come back while its department is stopped (400 ``inactive_parent``, nothing written).
+    """
     if department.is_active == is_active:
-        return
+        return []
+    if is_active and department.parent_id is not None:
+        parent = db.session.get(Department, department.parent_id)
+        if parent is not None and not parent.is_active:
+            raise UserError(
+                "inactive_parent", f"上级单位“{parent.name}”已停用，请先恢复上级单位，再恢复“{department.name}”。", 400
+            )
+    units: list[Department] = []
+    if not is_active:
+        units = list(
+            db.session.scalars(
+                select(Department)
+                .where(Department.parent_id == department.id, Department.is_active.is_(True))
+                .order_by(Department.id)
+            )
+        )
     department.is_active = is_active
+    for unit in units:
+        unit.is_active = False
     db.session.flush()
     record_audit(
         "department_activated" if is_active else "department_deactivated",
         user=user,
         object_type="department",
         object_id=department.id,
-        data={"name": department.name},
+        data={"name": department.name} | ({"units": [unit.id for unit in units]} if units else {}),
     )
+    for unit in units:
+        record_audit(
+            "department_deactivated",
+            user=user,
+            object_type="department",
+            object_id=unit.id,
+            data={"name": unit.name, "with_department": department.id},
+        )
+    return units

@@ -383,8 +383,8 @@ def submit_item(sub: Submission) -> SubmitResult:
     conn.execute(_INSERT_EVENT, rows[0] if len(rows) == 1 else rows)
     if photo_rows:
         conn.execute(_INSERT_PHOTO, [row | {"item_id": item_id} for row in photo_rows])
-    # A held item reaches the deputy when a station administrator releases it (wechat/screening.py).
-    notices.queue_new_item_notices(conn, item_id, resident_id, None if held else deputy_id, now)
+    # A held item reaches its handlers when a station administrator releases it (wechat/screening.py).
+    notices.queue_new_item_notices(conn, item_id, resident_id, deputy_id, now, station_id=station_id, held=held)
     return SubmitResult(item_id, values["ref"], values["access_key"], ItemStatus.SUBMITTED, created=True)
 
 
@@ -608,7 +608,8 @@ def deputy_staff_users(deputy_id: int) -> list[StaffUser]:
 
 
 def release_held_item(item: Item, reviewer: StaffUser) -> None:
-    """Let a held item into the deputy's inbox: no longer held, its deputy told, an audit row (flushes).
+    """Let a held item into its handlers' inbox: no longer held, its deputy (or station's administrators) told, an audit
+    row (flushes).
 
     The item is never deleted. Its first deadline (to accept) starts again now, since the
     deputy could not see it while it was held; the deputy's "new item" notice is queued
@@ -623,8 +624,9 @@ def release_held_item(item: Item, reviewer: StaffUser) -> None:
         select(exists().where(OutboxMessage.item_id == item.id, OutboxMessage.kind == DEPUTY_NEW_ITEM))
     )
     db.session.flush()
-    if not queued and item.deputy_id is not None:
-        notices.queue_new_item_notices(db.session.connection(), item.id, None, item.deputy_id, now)
+    if not queued:
+        conn = db.session.connection()
+        notices.queue_new_item_notices(conn, item.id, None, item.deputy_id, now, station_id=item.station_id)
     record_audit(
         "item_released",
         user=reviewer,

@@ -14,7 +14,8 @@ resident" is written once:
   idempotent and the next one reads only what closed since.
 - **Withdrawal** (:func:`withdraw_item`, the resident on the tracking page or the API): an item
   nobody has answered yet (submitted, or accepted with no answer, never forwarded, resolved or
-  reopened) is closed with its own status, ``withdrawn`` (已撤回). The simplest honest record: it
+  reopened) and in no submitted 代表建议 (a draft lets it go: ``proposals.membership``) is closed
+  with its own status, ``withdrawn`` (已撤回). The simplest honest record: it
   stays counted as received and withdrawn (the dashboard shows 群众撤回 beside 不予受理 and 重复件),
   leaves the valid items behind every rate as declined and duplicate ones do, and moves from
   the deputy's to-do groups to the closed group. Its personal data go at once as retention
@@ -56,6 +57,7 @@ from backend.models import (
     OutboxStatus,
     utcnow,
 )
+from backend.proposals import membership
 from backend.stations.calendar import today_in_china
 from backend.supervision.stats import china_midnight
 
@@ -165,7 +167,7 @@ def withdraw_refusal(item: Item) -> UserError | None:
             "代表已经答复或办理这条留言，不能再撤回。如不希望再被联系，可以删除您的联系方式。",
             409,
         )
-    return None
+    return membership.withdraw_refusal(item)  # a submitted 建议 holds it (a draft lets it go: withdraw_item)
 
 
 def erase_refusal(item: Item) -> UserError | None:
@@ -188,9 +190,10 @@ def withdraw_item(item: Item) -> ItemEvent:
 
     The route has checked the access key and refused staff credentials. 409 ``already_withdrawn``
     for a second request, 409 ``already_answered`` once a deputy answered, forwarded or resolved it
-    (erasing the contact is still possible then); nothing is written when refused. Writes the status,
-    a public ``WITHDRAWN`` event (群众已撤回) and an audit row, and removes the personal data as
-    retention would. Flushes; the caller commits.
+    (erasing the contact is still possible then), 409 ``in_submitted_proposal`` once a 代表建议 holding it
+    was submitted; nothing is written when refused. Writes the status, a public ``WITHDRAWN`` event
+    (群众已撤回) and an audit row, takes the item out of the drafts that hold it
+    (``proposals.membership``), and removes the personal data as retention would. Flushes; the caller commits.
     """
     lock_row(item)
     refusal = withdraw_refusal(item)
@@ -207,6 +210,7 @@ def withdraw_item(item: Item) -> ItemEvent:
         now,
         {"from": before.value},
     )
+    membership.release_withdrawn_item(item)
     _scrub(item, photos=True)
     record_audit("item_withdrawn", object_type="item", object_id=item.id, data={"ref": item.ref, "from": before.value})
     return event

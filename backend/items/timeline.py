@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from backend.models import Item, ItemEvent, ItemEventKind, ItemStatus
+from sqlalchemy import select
+
+from backend.extensions import db
+from backend.models import Item, ItemEvent, ItemEventKind, ItemForward, ItemStatus
 from backend.models.item import ITEM_CATEGORY_LABELS, ITEM_STATUS_LABELS
 
 PUBLIC_EVENT_LABELS = {
@@ -58,9 +61,37 @@ def public_events(item: Item) -> list[ItemEvent]:
     return [e for e in item.events if e.is_public and not is_implied_accept(e)]
 
 
+def department_answers(item: Item) -> list[ItemEvent]:
+    """The answers and progress reports of the departments the item was forwarded to, as the resident sees them.
+
+    Each is the department's private step on the deputy's timeline; the resident was told that it came
+    (部门已答复 / 部门报进展), and sees here which department, what it answered and when. Never the account
+    that wrote it or the deputy's instructions; none of a forward the deputy revoked (sent by mistake).
+    """
+    answers = [e for e in item.events if e.kind == ItemEventKind.DEPARTMENT_REPLIED]
+    if not answers:
+        return []
+    revoked = set(
+        db.session.scalars(
+            select(ItemForward.id).where(ItemForward.item_id == item.id, ItemForward.revoked_at.is_not(None))
+        )
+    )
+    return [e for e in answers if (e.data or {}).get("forward_id") not in revoked]
+
+
+def resident_events(item: Item) -> list[ItemEvent]:
+    """The tracking page's timeline: the public steps and the departments' answers, oldest first."""
+    events = public_events(item) + department_answers(item)
+    return sorted(events, key=lambda e: (e.created_at, e.id or 0))
+
+
 def event_label(event: ItemEvent) -> str:
-    """A resident-facing name for an event; the deputy's request for more reads as what it is."""
+    """A resident-facing name for an event; the deputy's request for more reads as what it is, a department's answer
+    names the department."""
     data = event.data or {}
+    if event.kind == ItemEventKind.DEPARTMENT_REPLIED:
+        what = "答复" if data.get("final", True) else "报办理进展"
+        return f"{data.get('department') or '承办单位'}{what}"
     if data.get("action") == "wait_for_resident":
         return "请您补充"
     if data.get("implied_accept") and event.kind in IMPLIED_ACCEPT_LABELS:

@@ -22,6 +22,12 @@ class ProposalStatus(LabeledStrEnum):
     SUBMITTED = "submitted", "已提交"
     ANSWERED = "answered", "已答复"
 
+    @property
+    def holds_its_items(self) -> bool:
+        """True once the 建议 has left its drafter (submitted or answered): the items behind it stay behind it, so a
+        resident can no longer withdraw one (``proposals.membership``); a draft lets them go."""
+        return self is not ProposalStatus.DRAFTED
+
 
 PROPOSAL_STATUS_LABELS = ProposalStatus.labels()  # {member: label} for templates and callers
 

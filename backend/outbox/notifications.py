@@ -302,7 +302,13 @@ def _resolved(ctx: Context) -> dict[str, object]:
 
 
 def _deputy_new(ctx: Context) -> dict[str, object]:
-    status = "转交件" if (ctx.message.payload or {}).get("reassigned") else "新留言"
+    """A new item to its handlers: a deputy's, one passed on (转交件), or a topic code's to the station (专题留言)."""
+    if (ctx.message.payload or {}).get("reassigned"):
+        status = "转交件"
+    elif ctx.item.deputy_id is None and ctx.item.code is not None and ctx.item.code.topic_id is not None:
+        status = "专题留言"
+    else:
+        status = "新留言"
     return {"status": status, "summary": ctx.item.body}
 
 

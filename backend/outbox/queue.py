@@ -141,12 +141,24 @@ def queue_deputy_notice(
 
 
 def queue_new_item_notices(
-    conn, item_id: int, resident_id: int | None, deputy_id: int | None, now: datetime, *, reassigned: bool = False
+    conn,
+    item_id: int,
+    resident_id: int | None,
+    deputy_id: int | None,
+    now: datetime,
+    *,
+    station_id: int | None = None,
+    held: bool = False,
+    reassigned: bool = False,
 ) -> None:
-    """A new item (submitted, released from review, or passed on to another deputy): the deputy is told.
+    """A new item (submitted, released from review, or passed on to another deputy): its handlers are told.
 
-    On submission the resident with WeChat is told "已提交" too, only with a long-term progress
-    template (``notifications.is_received_notice_sent``): a one-time credit is kept for 受理.
+    The handlers are the deputy's accounts, or, for an item with no deputy (a topic code's message, a
+    station's message nobody was chosen for), the station's administrators (``handler_ids``, given
+    ``station_id``): the same notice, through the same channel (their bound WeChat). An item ``held`` for
+    content review tells nobody yet (its release does). On submission the resident with WeChat is told
+    "已提交" too, only with a long-term progress template (``notifications.is_received_notice_sent``): a
+    one-time credit is kept for 受理.
     """
     from backend.outbox.notifications import is_received_notice_sent
 
@@ -156,9 +168,9 @@ def queue_new_item_notices(
                 kind=RECEIVED, item_id=item_id, resident_id=resident_id, next_attempt_at=now, created_at=now
             )
         )
-    if deputy_id is not None:
+    if not held:
         payload = {"reassigned": True} if reassigned else {}
-        queue_deputy_notice(conn, NEW_ITEM, item_id, handler_ids(conn, deputy_id, None), now, payload)
+        queue_deputy_notice(conn, NEW_ITEM, item_id, handler_ids(conn, deputy_id, station_id), now, payload)
 
 
 RECEIVED = "item_received"

@@ -35,6 +35,7 @@ from backend.access import (
 from backend.audit import record_audit
 from backend.errors import FieldErrors, UserError, checked
 from backend.extensions import db
+from backend.items.lifecycle import lock_row
 from backend.items.presenters import departments_for_region, user_region
 from backend.items.refs import format_ref, normalize_ref
 from backend.items.validation import clean_id, clean_text
@@ -283,11 +284,27 @@ def item_counts(proposals: list[Proposal]) -> dict[int, int]:
     return dict(rows.all())
 
 
+def _hold_items(proposal: Proposal) -> None:
+    """Lock the items behind a draft about to be submitted and read them again: a resident withdrawing one at the
+    same moment either goes first (it left the draft) or waits and is refused (``membership``). 409 when every
+    message behind the draft was withdrawn: there is nothing left to submit."""
+    for link in list(proposal.links):
+        lock_row(link.item)
+    db.session.expire(proposal, ["links"])
+    if not proposal.links:
+        raise UserError(
+            "no_items_left",
+            "这件建议汇集的留言都已被群众撤回，不能提交。请重新选择留言起草。",
+            409,
+        )
+
+
 def perform(proposal: Proposal, user: StaffUser, action: str, text: object = "") -> Proposal:
     """Take one action of the table on ``proposal`` (the caller has found it through ``find_proposal``).
 
     ``answer`` needs ``text`` (the department's answer), shown to every resident behind it. 409
-    ``transition_not_allowed`` when the status does not allow the action; nothing is written then.
+    ``transition_not_allowed`` when the status does not allow the action, 409 ``no_items_left`` when a draft's
+    messages were all withdrawn by their residents; nothing is written then.
     """
     row = TRANSITIONS.get(action)
     if row is None:
@@ -298,6 +315,8 @@ def perform(proposal: Proposal, user: StaffUser, action: str, text: object = "")
             f"这件建议当前状态为“{proposal.status.label}”，不能{row.label}。",
             409,
         )
+    if action == "submit":
+        _hold_items(proposal)
     answer = ""
     if action == "answer":
         answer = clean_text(

@@ -135,6 +135,34 @@ def station_codes(station: Station) -> list[Code]:
 
 
 @dataclass
+class CodeGroup:
+    """Codes shown together on the scans chart: the station's own and its deputies', or one topic's (专题码)."""
+
+    title: str
+    codes: list[Code]
+    topic_id: int | None = None
+
+
+STATION_GROUP_TITLE = "联络站码和代表码"
+
+
+def code_groups(codes: list[Code]) -> list[CodeGroup]:
+    """``codes`` in the chart's groups, each keeping the order given: the station's and deputies' codes first, then
+    each topic's codes (current and retired) under the topic's title, oldest topic first. A topic's messages
+    answer its own question, not a deputy's poster: mixed in, they would read as one more poster of the station."""
+    own = [code for code in codes if code.topic_id is None]
+    groups = [CodeGroup(STATION_GROUP_TITLE, own)] if own else []
+    by_topic: dict[int, list[Code]] = defaultdict(list)
+    for code in codes:
+        if code.topic_id is not None:
+            by_topic[code.topic_id].append(code)
+    for topic_id in sorted(by_topic):
+        topic_codes = by_topic[topic_id]
+        groups.append(CodeGroup(f"专题：{topic_codes[0].topic.title}", topic_codes, topic_id))
+    return groups
+
+
+@dataclass
 class CodeDays:
     """One code's scans and items per China date (only days with either), over a range."""
 

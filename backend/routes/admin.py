@@ -548,9 +548,17 @@ def department_active(department_id: int):
     require_supervisor(user)
     department = require_department(user, department_id)
     is_active = request.form.get("active") == "1"
-    department_ops.set_active(user, department, is_active)
+    try:
+        units = department_ops.set_active(user, department, is_active)
+    except UserError as exc:
+        return _page(
+            "admin/departments.html", exc.status, **_refused(exc, lambda: _departments_context(user), "active")
+        )
+    with_units = f"及其{len(units)}个下属单位" if units else ""
     message = (
-        f"已恢复承办单位：{department.name}。" if is_active else f"已停用承办单位：{department.name}，交办时不再显示。"
+        f"已恢复承办单位：{department.name}。"
+        if is_active
+        else f"已停用承办单位：{department.name}{with_units}，交办时不再显示。"
     )
     return _done(message, "admin.departments")
 

@@ -62,6 +62,13 @@ def resident_may_withdraw(item: Item) -> bool:
 
 
 @bp.app_template_global()
+def resident_withdraw_note(item: Item) -> str:
+    """For the tracking page: why 撤回留言 is gone when a submitted 代表建议 holds the item ("" otherwise)."""
+    refusal = retention.withdraw_refusal(item)
+    return refusal.message if refusal is not None and refusal.code == "in_submitted_proposal" else ""
+
+
+@bp.app_template_global()
 def resident_may_erase_contact(item: Item) -> bool:
     """For the tracking page: show 删除我的联系方式 while something of the contact is left."""
     return retention.erase_refusal(item) is None
@@ -100,7 +107,7 @@ def erase_page(ref: str):
         200: m.EraseAnswer,
         403: m.ErrorResponse,  # staff_cannot_erase: the request carries a staff credential
         404: m.ErrorResponse,
-        409: m.ErrorResponse,  # already_withdrawn, already_answered, already_erased
+        409: m.ErrorResponse,  # already_withdrawn, already_answered, in_submitted_proposal, already_erased
         429: m.ErrorResponse,
     },
 )

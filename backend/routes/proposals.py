@@ -22,8 +22,8 @@ from backend.items.refs import format_ref
 from backend.items.validation import parse_day
 from backend.models import StaffRole
 from backend.models.item import ITEM_CATEGORY_LABELS, ITEM_STATUS_LABELS
+from backend.proposals import membership, report
 from backend.proposals import operations as proposals
-from backend.proposals import report
 from backend.stations.calendar import today_in_china
 from backend.supervision import stats
 
@@ -129,7 +129,7 @@ def create():
 @bp.get("/<int:proposal_id>")
 @login_required(*PROPOSAL_DRAFTERS)
 def show(proposal_id: int):
-    """One 建议: its text, the items behind it, where it stands, and what may be done next."""
+    """One 建议: its text, the items behind it, where it stands, its history, and what may be done next."""
     return _show(proposal_id)
 
 
@@ -140,6 +140,7 @@ def _show(proposal_id: int, status: int = 200, error: str | None = None, answer:
         status,
         proposal=proposal,
         actions=proposals.allowed_actions(proposal),
+        history=membership.history(proposal),
         notice=NOTICES.get(request.args.get("done", ""), ""),
         error=error,
         answer=answer,

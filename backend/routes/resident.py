@@ -250,7 +250,7 @@ def track(ref: str):
             is_new=request.args.get("new") == "1" and not by_phone,
             by_phone=by_phone,
             credential=credential,
-            events=timeline.public_events(item),
+            events=timeline.resident_events(item),
             timeline=timeline,
             next_step=timeline.next_step(item),
             waiting=waiting_question(item),

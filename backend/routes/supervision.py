@@ -245,8 +245,10 @@ def rates_chart(groups: list[stats.Group]) -> dict:
 
 
 def code_scans(scope: stats.Scope, today: date) -> list[dict]:
-    """Every code of the station (its own and its deputies'), or of the deputy: all its scans and the items it
-    led to, and the last ``scans.WEEKS_SHOWN`` weeks of both for the chart (whatever the date range)."""
+    """Every code of the station (its own and its deputies', then each topic's as a group of its own named by the
+    topic's title: ``scans.code_groups``), or of the deputy: all its scans and the items it led to, and the last
+    ``scans.WEEKS_SHOWN`` weeks of both for the chart (whatever the date range). A list of groups, each
+    ``{"title", "is_topic", "rows"}``."""
     if scope.kind == "station":
         codes = scans.station_codes(scope.station)
     elif scope.kind == "deputy":
@@ -255,6 +257,8 @@ def code_scans(scope: stats.Scope, today: date) -> list[dict]:
         return []
     if not codes:
         return []
+    groups = scans.code_groups(codes)
+    codes = [code for group in groups for code in group.codes]
     ids = [c.id for c in codes]
     totals = scans.total_scans(ids)
     items = dict(
@@ -281,7 +285,17 @@ def code_scans(scope: stats.Scope, today: date) -> list[dict]:
                 "chart": weekly_chart(week_row["weeks"], top),
             }
         )
-    return rows
+    shown, start = [], 0
+    for group in groups:
+        shown.append(
+            {
+                "title": group.title,
+                "is_topic": group.topic_id is not None,
+                "rows": rows[start : start + len(group.codes)],
+            }
+        )
+        start += len(group.codes)
+    return shown
 
 
 WEEK_CHART_WIDTH = 300

@@ -9,7 +9,7 @@ import re
 from flask import Blueprint, Response, abort, current_app, make_response, redirect, render_template, request, url_for
 
 from backend import database
-from backend.access import find_item_for_staff, visible_items_query
+from backend.access import WECHAT_BINDERS, find_item_for_staff, visible_items_query
 from backend.auth.sessions import current_staff, login_required
 from backend.errors import UserError
 from backend.extensions import db
@@ -62,9 +62,9 @@ def _binding_image(code: str) -> tuple[str | None, bool]:
 
 
 @bp.route("/staff/wechat-binding", methods=["GET", "POST"])
-@login_required(StaffRole.DEPUTY)
+@login_required(*WECHAT_BINDERS)
 def wechat_binding():
-    """The deputy's WeChat binding: whether it is bound; POST ``action=create`` shows a one-time binding code
+    """A deputy's or station administrator's WeChat binding: whether it is bound; POST ``action=create`` shows a one-time binding code
     (10 minutes) as a mini-program code and as text; POST ``action=unbind`` forgets the WeChat."""
     user = current_staff()
     context = {"user": user, "code": None, "image": None, "expires_at": None, "notice": None}

@@ -30,10 +30,11 @@ from sqlalchemy import select, update
 from wechatpy.exceptions import WeChatClientException
 
 from backend import database
+from backend.access import WECHAT_BINDERS
 from backend.audit import record_audit
 from backend.errors import UserError
 from backend.extensions import db
-from backend.models import Resident, ResidentSession, SessionKind, StaffRole, StaffUser, WechatBindingCode, utcnow
+from backend.models import Resident, ResidentSession, SessionKind, StaffUser, WechatBindingCode, utcnow
 from backend.wechat import api as wechat_api
 from backend.wechat.client import official_account_configured
 
@@ -406,9 +407,9 @@ def bind_staff_wechat(login_code: object, binding_code: object) -> StaffUser:
         row = db.session.get(WechatBindingCode, row_id)
         raise _binding_refused(row, *(_check_binding_row(row) or ("used", "该绑定码已经使用过。")))
     user = db.session.get(StaffUser, user_id)
-    if user is None or not user.is_active or user.role != StaffRole.DEPUTY:
+    if user is None or not user.is_active or user.role not in WECHAT_BINDERS:
         db.session.rollback()
-        raise UserError("binding_account_inactive", "该账号已停用或不是代表账号，无法绑定微信。", 400)
+        raise UserError("binding_account_inactive", "该账号已停用，或不是代表、联络站管理员的账号，无法绑定微信。", 400)
     openid = session_data["openid"]
     previous = db.session.scalar(select(StaffUser).where(StaffUser.wechat_openid == openid, StaffUser.id != user.id))
     if previous is not None:
