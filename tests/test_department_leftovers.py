@@ -53,6 +53,20 @@ def test_the_resident_sees_the_departments_progress_and_answer_on_the_tracking_p
     assert "已更换三盏路灯，线路已检修。" in staff
 
 
+def test_the_mini_program_reads_the_departments_answer_in_the_items_timeline(app, client, world):
+    """The API the mini-program reads (``GET /api/v1/items/<ref>?key=``) carries the same steps as the tracking page."""
+    item = make_item(world.d1)
+    fwd, _ = forward(item, world.users["deputy"], world.department)
+    department_answer(fwd, "已更换三盏路灯，线路已检修。", None, final=True)
+    db.session.commit()
+    answer = client.get(f"/api/v1/items/{item.ref}?key={item.access_key}")
+    assert answer.status_code == 200
+    steps = answer.get_json()["timeline"]
+    assert steps[-1]["label"] == "炎陵县住房和城乡建设局答复"
+    assert steps[-1]["body"] == "已更换三盏路灯，线路已检修。"
+    assert INSTRUCTIONS not in answer.text and "dept_user" not in answer.text
+
+
 def test_the_answer_of_a_revoked_forward_is_not_shown(app, client, world):
     item = make_item(world.d1)
     fwd, _ = forward(item, world.users["deputy"], world.department)

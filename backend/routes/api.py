@@ -192,7 +192,7 @@ def get_item(ref: str):
             url_for("resident.item_photo", ref=item.ref, position=p.position, **credential)
             for p in timeline.message_photos(item)
         ],
-        timeline=[public_event_json(item, e, credential) for e in timeline.public_events(item)],
+        timeline=[public_event_json(item, e, credential) for e in timeline.resident_events(item)],
         **answer_back_json(item),
     )
 
