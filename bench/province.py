@@ -541,7 +541,7 @@ def item_rows(
     if accepted is not None:
         event("accepted", "staff", accepted)
     forward = None
-    if status == "forwarded" or (status in ("answered", "resolved") and g % 10 < 3):
+    if status == "forwarded" or (status in ("answered", "resolved") and (g // 100) % 10 < 3):
         at = (accepted or created) + 2 * HOUR
         dept_answered = min(now, at + ((g * 7) % 500 + 3) * HOUR) if status in ("answered", "resolved") else None
         returned = g % 50 == 1
