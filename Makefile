@@ -34,7 +34,8 @@ format: $(VENV)/.installed
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-## bench: the benchmarks in bench/, each printing ratios against a baseline measured in the same run
+## bench: the benchmarks in bench/, each printing ratios against a baseline measured in the same run; the province
+## bench (bench/province.py) builds its 10,000,000 items once and keeps them (BENCH_PROVINCE_SCALE=0.01 make bench: 1 %)
 bench: $(VENV)/.installed
 	$(BIN)/python -m bench
 

@@ -1,0 +1,1005 @@
+"""The province bench (issue 16 part 1) on PostgreSQL: 14 cities, 122 counties, 2,000 stations, 100,000 deputies,
+10,000,000 items over three years with their events, forwards and ratings.
+
+The province is generated once with COPY (psycopg's ``cursor.copy``) into a database of its own,
+``msl_bench_province`` on ``BENCH_PG_URL``'s server, and kept between runs: a run finds it by the row
+``bench_province`` holds (the scale it was built at and how long it took) and only migrates it; ``--drop``
+drops it first, and a database built at another scale, or whose build did not finish, is dropped and built
+again. ``--scale 0.01`` builds a province of the same shape with 1 % of the deputies' items (100,000), for
+development; stations, deputies and regions keep their numbers.
+
+The data: the demo county (炎陵县, under 株洲市 in 湖南省, with the demo's accounts), then 13 more cities and 121
+more counties, one township per generated station (2,000 stations in all, spread evenly over the counties),
+100,000 deputies spread over the stations with a current code each, five departments per county, and a province
+supervisor (``province``, the demo's password). Items are spread over every deputy across three years, with the
+mix of states a province has (about 10 % open, recent, a third of those overdue; most resolved) and the columns
+the lifecycle writes (accepted, first answered, resolved, outcome, rating), an event for each step of their
+history (submitted, accepted, forwarded, answered, resolved, rated, reopened, declined, duplicate), a forward for
+every 已交办 item and three in ten of the answered or resolved ones (answered by the department, one in fifty
+returned, the resident's verdict on the forward). The demo deputy gets one item in a thousand (10,000 at full
+scale), and the demo county a month of 30,000 items (the last full month, scaled, at least 3,000) for the export.
+The items', events' and forwards' secondary indexes are dropped for the load and rebuilt from their own
+definitions, foreign keys are not checked during it (``session_replication_role = replica``), then
+``VACUUM ANALYZE``.
+
+Measured, through the real code (the Flask app's test client, logged in through the login form, in this process),
+each against a baseline measured in the same run: the same request on an empty database (a fresh one with the demo
+county and the same province supervisor):
+
+- submission p99 with 16 clients (``POST /api/v1/items`` under gunicorn, as ``bench.submit``): ≤ 1.5× the same on
+  the empty database;
+- the deputy's inbox (``GET /staff/inbox`` as ``deputy``) p95 < 50 ms;
+- a county supervisor's inbox (``GET /staff/inbox`` as ``supervisor``) p95 < 100 ms;
+- the county dashboard (``GET /supervision/`` as ``supervisor``) p95 < 150 ms;
+- the province dashboard (``GET /supervision/`` as ``province``) p95 < 1 s;
+- the county's monthly export (``GET /supervision/export.xlsx?month=…`` as ``supervisor``, the export month's
+  items) in constant memory: each export runs in a child process, after a login and a warm-up export of an empty
+  month; its peak RSS (``VmHWM``, reset when the export begins: the login's scrypt hash leaves a higher peak) less
+  its RSS when it began is its growth; the target is met when the big month's growth exceeds a small month's (the
+  county's ordinary month, three months before) by less than 32 MB.
+
+Each run's submissions stay in the kept database (900 items a run), and its open items' due dates are those of the
+day it was built: after a week the bench says so, and ``--drop`` builds it afresh.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import psycopg
+from sqlalchemy.engine import make_url
+
+from bench import submit
+from bench.submit import PG_ADMIN_URL, Result, fresh_database, postgres_answers, run_cli
+
+DATABASE = "msl_bench_province"
+CITIES = 14
+COUNTIES = 122
+STATIONS = 2_000
+DEPUTIES = 100_000
+ITEMS = 10_000_000
+EXPORT_ITEMS = 30_000
+DEPARTMENTS_PER_COUNTY = 5
+YEARS = 3
+DEMO_COUNTY = "430225"
+PROVINCE_USER = "province"
+DEMO_PASSWORD = "demo-2026"  # noqa: S105 - the demo's published password (backend/demo.py)
+CHUNK = 20_000  # items generated, then written, at a time
+EVENTS_PER_ITEM = 10  # event ids are spaced by item (an item has at most 8): any process can number its own
+
+TARGETS = {
+    "submission_ratio": 1.5,
+    "deputy_inbox_ms": 50.0,
+    "county_inbox_ms": 100.0,
+    "county_dashboard_ms": 150.0,
+    "province_dashboard_ms": 1000.0,
+    "export_growth_mb": 32.0,
+}
+CATEGORIES = (
+    "urban",
+    "transport",
+    "education",
+    "health",
+    "social_security",
+    "environment",
+    "rural",
+    "public_safety",
+    "other",
+)
+PHRASES = (
+    "村口路灯坏了三个月，晚上出行很不方便，老人孩子容易摔倒，希望尽快修复。",
+    "小区门口的垃圾站每天傍晚才清运，夏天气味很大，建议改为上午清运。",
+    "学校门口上下学时段车辆乱停，孩子过马路很危险，建议增设护学岗。",
+    "镇卫生院周末没有儿科医生，孩子发烧只能跑到县城，希望周末安排值班。",
+    "十都村到镇上的班车下午四点以后就没有了，学生放学回家不方便。",
+    "农田灌溉渠多处破损漏水，春耕前需要修补，请协调水利部门。",
+    "菜市场周边占道经营严重，早上通行困难，建议规范摊位。",
+    "养老金认证手续复杂，老人不会用手机，希望社区上门帮助办理。",
+)
+REF_ALPHABET = "23456789ABCDEFGHJKMNPQRSTVWXYZ"  # backend/items/refs.py
+HOUR = 3600
+
+
+@dataclass
+class Options:
+    """The province's size, what to do with a kept one, and how many measurements."""
+
+    scale: float = 1.0
+    drop: bool = False
+    requests: int = 40
+    warmup: int = 5
+    submissions: int = 800
+    submission_warmup: int = 100
+    jobs: int = 2
+
+    @property
+    def items(self) -> int:
+        """Items in the province at this scale."""
+        return max(1_000, round(ITEMS * self.scale))
+
+    @property
+    def export_items(self) -> int:
+        """Items of the demo county's export month at this scale (at least 3,000: memory to measure)."""
+        return max(3_000, round(EXPORT_ITEMS * self.scale))
+
+
+# --- the database, kept between runs ---------------------------------------------------------------
+
+
+def _plain(url: str) -> str:
+    return url.replace("postgresql+psycopg://", "postgresql://")
+
+
+def province_url() -> str:
+    """The SQLAlchemy URL of the kept province database."""
+    url = make_url(PG_ADMIN_URL).set(drivername="postgresql+psycopg", database=DATABASE)
+    return url.render_as_string(hide_password=False)
+
+
+def drop_database(out: Callable[[str], None]) -> None:
+    """Drop the kept province database (``--drop``, or before building at another scale)."""
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
+    out(f"dropped {DATABASE}")
+
+
+def kept_build(url: str) -> dict | None:
+    """What the kept database says of its build (scale, items, seconds), or None when there is no finished one."""
+    try:
+        with psycopg.connect(_plain(url)) as conn:
+            row = conn.execute("SELECT to_regclass('bench_province') IS NOT NULL").fetchone()
+            if not row[0]:
+                return None
+            found = conn.execute("SELECT info FROM bench_province").fetchone()
+            return json.loads(found[0]) if found else None
+    except psycopg.OperationalError:
+        return None
+
+
+def ensure_database(options: Options, workdir: Path, out: Callable[[str], None]) -> str:
+    """The province database at ``options.scale``: kept from an earlier run, or built now. Its URL."""
+    url = province_url()
+    if options.drop:
+        drop_database(out)
+    build = kept_build(url)
+    if build is not None and build.get("scale") != options.scale:
+        out(f"{DATABASE} was built at scale {build.get('scale')}, not {options.scale}: building it again")
+        drop_database(out)
+        build = None
+    env = submit.server_env(url, workdir)
+    if build is None:
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')  # a build that did not finish
+            conn.execute(f'CREATE DATABASE "{DATABASE}"')
+        run_cli(env, "db", "upgrade")
+        run_cli(env, "demo", "load")
+        add_province_user(url)
+        generate(url, options, out)
+    else:
+        run_cli(env, "db", "upgrade")  # the kept data, at the code's schema
+        built = datetime.strptime(build["built_at"], "%Y-%m-%d %H:%M UTC").replace(tzinfo=UTC)
+        if datetime.now(UTC) - built > timedelta(days=7):
+            out(f"note: built {build['built_at']}: its open items have aged since (overdue grows); --drop to rebuild")
+        out(
+            f"kept {DATABASE}: scale {build['scale']}, {build['items']:,} items, {build['events']:,} events, "
+            f"{build['forwards']:,} forwards, built {build['built_at']} in {build['seconds']:.0f} s "
+            "(--drop builds it again)"
+        )
+    return url
+
+
+def add_province_user(url: str) -> None:
+    """The province's supervisor (``province``, the demo's password hash), as the admin page would add one."""
+    with psycopg.connect(_plain(url)) as conn:
+        conn.execute(
+            """INSERT INTO staff_users (username, display_name, password_hash, role, region_id, is_active, created_at)
+               SELECT %s, '湖南省人大常委会选联工委', password_hash, 'supervisor',
+                      (SELECT id FROM regions WHERE code = '430000'), true, now()
+               FROM staff_users WHERE username = 'supervisor'""",
+            (PROVINCE_USER,),
+        )
+
+
+# --- generation ------------------------------------------------------------------------------------
+
+
+def _ref(number: int) -> str:
+    """An 8-character reference in the app's alphabet, unique per number (base 30, offset past the demo's)."""
+    digits = []
+    for _ in range(8):
+        number, rest = divmod(number, 30)
+        digits.append(REF_ALPHABET[rest])
+    return "P" + "".join(reversed(digits))
+
+
+_TS_CACHE: dict[int, str] = {}
+
+
+def _ts(moment: int | None) -> str:
+    """A COPY text value for a Unix time (None: NULL); most moments fall on whole hours, so each is formatted once."""
+    if moment is None:
+        return "\\N"
+    found = _TS_CACHE.get(moment)
+    if found is None:
+        found = datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%d %H:%M:%S+00")
+        if len(_TS_CACHE) < 2_000_000:
+            _TS_CACHE[moment] = found
+    return found
+
+
+class Copier:
+    """One COPY … FROM STDIN per table, each on a connection of its own, open side by side: rows are sent in
+    blocks as they are made, and PostgreSQL parses each table's rows in a backend of its own."""
+
+    def __init__(self, url: str, table: str, columns: list[str]) -> None:
+        self.conn = psycopg.connect(_plain(url))
+        self.conn.execute("SET synchronous_commit = off")
+        self.conn.execute("SET session_replication_role = replica")  # no foreign-key triggers during the load
+        self.cursor = self.conn.cursor()
+        self._copy_cm = self.cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN")
+        self.copy = self._copy_cm.__enter__()
+        self.rows = 0
+
+    def write(self, lines: list[str]) -> None:
+        """Send rows already in COPY's text format."""
+        if lines:
+            self.copy.write("".join(lines).encode())
+            self.rows += len(lines)
+
+    def close(self) -> None:
+        """End the COPY and commit."""
+        self._copy_cm.__exit__(None, None, None)
+        self.conn.commit()
+        self.conn.close()
+
+
+def _copy_rows(url: str, table: str, columns: list[str], rows: Iterator[tuple]) -> int:
+    """COPY small reference tables (regions, stations, deputies, codes …) in one go."""
+    copier = Copier(url, table, columns)
+    block = []
+    for row in rows:
+        block.append("\t".join("\\N" if v is None else str(v) for v in row) + "\n")
+        if len(block) >= CHUNK:
+            copier.write(block)
+            block = []
+    copier.write(block)
+    copier.close()
+    return copier.rows
+
+
+def _next_id(conn: psycopg.Connection, table: str) -> int:
+    return conn.execute(f"SELECT COALESCE(max(id), 0) + 1 FROM {table}").fetchone()[0]
+
+
+@dataclass
+class World:
+    """The ids the items are spread over."""
+
+    deputies: list[tuple[int, int, int]]  # (deputy id, station id, county index)
+    demo_deputy: tuple[int, int]
+    demo_county_deputies: list[tuple[int, int]]
+    departments: dict[int, list[int]]  # county index -> department ids
+    staff_user: int
+
+
+def generate_places(url: str, out: Callable[[str], None]) -> World:
+    """Cities, counties, townships, stations, deputies, their codes, departments: the province's frame."""
+    started = time.perf_counter()
+    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S+00")
+    with psycopg.connect(_plain(url)) as conn:
+        province, demo_city, demo_county = (
+            conn.execute("SELECT id FROM regions WHERE code = %s", (code,)).fetchone()[0]
+            for code in ("430000", "430200", DEMO_COUNTY)
+        )
+        region_id = _next_id(conn, "regions")
+        station_id = _next_id(conn, "stations")
+        deputy_id = _next_id(conn, "deputies")
+        code_id = _next_id(conn, "codes")
+        department_id = _next_id(conn, "departments")
+        demo_stations = [r[0] for r in conn.execute("SELECT id FROM stations ORDER BY id")]
+        demo_deputies = conn.execute(
+            "SELECT id, station_id FROM deputies WHERE status = 'serving' ORDER BY id"
+        ).fetchall()
+        demo_deputy = conn.execute(
+            "SELECT d.id, d.station_id FROM deputies d JOIN staff_users u ON u.deputy_id = d.id WHERE u.username = 'deputy'"
+        ).fetchone()
+        demo_departments = [r[0] for r in conn.execute("SELECT id FROM departments ORDER BY id")]
+        staff_user = conn.execute("SELECT id FROM staff_users WHERE username = 'deputy'").fetchone()[0]
+
+    regions: list[tuple] = []
+    cities = [demo_city]
+    for c in range(1, CITIES + 1):
+        if c == 2:
+            continue
+        regions.append((region_id, f"43{c:02d}00", f"第{c}市", "city", province))
+        cities.append(region_id)
+        region_id += 1
+    counties = [demo_county]  # county index 0 is the demo county
+    for k in range(1, COUNTIES):
+        city_index = k % CITIES
+        regions.append((region_id, f"43{city_index + 1:02d}{50 + k:03d}", f"第{k}县", "county", cities[city_index]))
+        counties.append(region_id)
+        region_id += 1
+    stations: list[tuple] = []
+    station_county: dict[int, int] = {s: 0 for s in demo_stations}
+    for s in range(STATIONS - len(demo_stations)):
+        county = s % COUNTIES
+        regions.append((region_id, f"P{s:06d}", f"第{s}镇", "township", counties[county]))
+        stations.append((station_id, f"第{s}人大代表联络站", region_id, f"某镇某路{s}号", "", "", "t", now))
+        station_county[station_id] = county
+        region_id += 1
+        station_id += 1
+    all_stations = demo_stations + [s[0] for s in stations]
+    deputies: list[tuple] = []
+    spread: list[tuple[int, int, int]] = [(d, s, 0) for d, s in demo_deputies]
+    for d in range(DEPUTIES - len(demo_deputies)):
+        station = all_stations[d % len(all_stations)]
+        deputies.append((deputy_id, f"代表{d}", station, f"第{d}选区", "", "", "serving", 0, now))
+        spread.append((deputy_id, station, station_county[station]))
+        deputy_id += 1
+    codes = [(code_id + i, f"pd{d[0]:010x}", d[0], None, now, "") for i, d in enumerate(deputies)]
+    code_id += len(codes)
+    codes += [(code_id + i, f"ps{s[0]:010x}", None, s[0], now, "") for i, s in enumerate(stations)]
+    departments_rows = []
+    by_county: dict[int, list[int]] = {0: demo_departments}
+    for k in range(1, COUNTIES):
+        by_county[k] = []
+        for j in range(DEPARTMENTS_PER_COUNTY):
+            departments_rows.append((department_id, f"第{k}县第{j}局", counties[k], "", "", "t"))
+            by_county[k].append(department_id)
+            department_id += 1
+
+    _copy_rows(url, "regions", ["id", "code", "name", "level", "parent_id"], iter(regions))
+    _copy_rows(
+        url,
+        "stations",
+        ["id", "name", "region_id", "address", "contact_name", "contact_phone", "is_active", "created_at"],
+        iter(stations),
+    )
+    _copy_rows(
+        url,
+        "deputies",
+        ["id", "name", "station_id", "constituency", "occupation", "phone", "status", "photo_version", "created_at"],
+        iter(deputies),
+    )
+    _copy_rows(url, "codes", ["id", "slug", "deputy_id", "station_id", "created_at", "retired_reason"], iter(codes))
+    _copy_rows(
+        url,
+        "departments",
+        ["id", "name", "region_id", "contact_name", "contact_phone", "is_active"],
+        iter(departments_rows),
+    )
+    out(
+        f"province frame: {len(regions):,} regions, {len(all_stations):,} stations, {len(spread):,} deputies, "
+        f"{len(codes):,} codes, {sum(len(v) for v in by_county.values())} departments in "
+        f"{time.perf_counter() - started:.1f} s"
+    )
+    return World(
+        deputies=spread,
+        demo_deputy=tuple(demo_deputy),
+        demo_county_deputies=[(d, s) for d, s, county in spread if county == 0],
+        departments=by_county,
+        staff_user=staff_user,
+    )
+
+
+ITEM_COLUMNS = [
+    "id",
+    "ref",
+    "access_key",
+    "station_id",
+    "deputy_id",
+    "code_id",
+    "channel",
+    "category",
+    "body",
+    "contact_name",
+    "contact_phone",
+    "status",
+    "needs_review",
+    "review_reason",
+    "body_fingerprint",
+    "created_at",
+    "updated_at",
+    "due_at",
+    "accepted_at",
+    "first_answered_at",
+    "resolved_at",
+    "outcome",
+    "satisfaction",
+    "rated_at",
+    "reopen_count",
+    "is_held",
+    "publish_consented_at",
+]
+EVENT_COLUMNS = ["id", "item_id", "kind", "actor_kind", "actor_user_id", "is_public", "body", "data", "created_at"]
+FORWARD_COLUMNS = [
+    "id",
+    "item_id",
+    "department_id",
+    "instructions",
+    "due_at",
+    "share_contact",
+    "created_at",
+    "answered_at",
+    "answer",
+    "returned_at",
+    "return_reason",
+    "verdict",
+    "verdict_at",
+]
+
+
+def _status(g: int) -> str:
+    """The mix of states (bench/inbox.py's): 10 % open, 2 % declined, 1 % duplicate, the rest resolved."""
+    r = g % 100
+    if r < 2:
+        return "submitted"
+    if r < 5:
+        return "accepted"
+    if r < 8:
+        return "forwarded"
+    if r < 10:
+        return "answered"
+    if r < 12:
+        return "declined"
+    if r < 13:
+        return "duplicate"
+    return "resolved"
+
+
+def item_rows(
+    g: int, item_id: int, deputy: int, station: int, departments: list[int], created: int, now: int, ids: dict
+) -> tuple[str, list[str], list[str]]:
+    """One item's row, its events' rows and its forward's row, in COPY's text format (ids from ``ids``)."""
+    status = _status(g)
+    is_open = status in ("submitted", "accepted", "forwarded", "answered")
+    reopened = status == "accepted" and g % 7 == 0
+    if is_open:
+        due = now + ((g // 100) % 10 - 3) * 86400 + HOUR
+    else:
+        due = created + 15 * 86400
+    accepted = (
+        created + ((g * 31) % 60 + 1) * HOUR if status in ("accepted", "forwarded", "answered", "resolved") else None
+    )
+    answered_gap = ((g * 17) % 400 + 1) * HOUR
+    first_answered = None
+    if (status in ("answered", "resolved") and g % 20 != 0) or (status == "forwarded" and g % 3 == 0) or reopened:
+        first_answered = min(now, accepted + answered_gap)
+    resolved = None
+    outcome = satisfaction = rated = None
+    if status == "resolved":
+        resolved = min(now, accepted + answered_gap + ((g * 13) % 900) * HOUR)
+        outcome = "solved" if g % 10 < 8 else ("partly" if g % 10 < 9 else "unsolved")
+        if g % 5 < 3:
+            satisfaction = "satisfied" if g % 50 < 42 else "basically"
+            rated = min(now, resolved + ((g * 11) % 72 + 1) * HOUR)
+    elif reopened:
+        satisfaction, rated = "unsatisfied", min(now, first_answered + 24 * HOUR)
+    in_person = g % 20 == 7
+    phone = f"139{g % 100_000_000:08d}" if g % 2 == 0 else ""
+    updated = max(m for m in (created, accepted, first_answered, resolved, rated) if m is not None)
+    item = "\t".join(
+        (
+            str(item_id),
+            _ref(g),
+            f"K{g:016d}",
+            str(station),
+            str(deputy),
+            "\\N",
+            "in_person" if in_person else "qr_h5",
+            CATEGORIES[g % 9],
+            f"第{g}件：{PHRASES[g % len(PHRASES)]}",
+            "王桂芳" if phone else "",
+            phone,
+            status,
+            "f",
+            "",
+            "",
+            _ts(created),
+            _ts(updated),
+            _ts(due),
+            _ts(accepted),
+            _ts(first_answered),
+            _ts(resolved),
+            outcome or "\\N",
+            satisfaction or "\\N",
+            _ts(rated),
+            "1" if reopened else "0",
+            "f",
+            _ts(created) if g % 5 == 0 and status == "resolved" else "\\N",
+        )
+    )
+    events = []
+
+    def event(kind: str, actor: str, moment: int, public: bool = True, body: str = "") -> None:
+        event_id = ids["event"] + g * EVENTS_PER_ITEM + len(events)
+        user = str(ids["user"]) if actor == "staff" else "\\N"
+        events.append(
+            f"{event_id}\t{item_id}\t{kind}\t{actor}\t{user}\t{'t' if public else 'f'}\t{body}\t{{}}\t{_ts(moment)}\n"
+        )
+
+    event("submitted", "resident", created)
+    if status == "declined":
+        event("declined", "staff", created + 2 * HOUR, body="不属于代表履职范围。")
+    elif status == "duplicate":
+        event("duplicate", "staff", created + 2 * HOUR)
+    if accepted is not None:
+        event("accepted", "staff", accepted)
+    forward = None
+    if status == "forwarded" or (status in ("answered", "resolved") and (g // 100) % 10 < 3):
+        at = (accepted or created) + 2 * HOUR
+        dept_answered = min(now, at + ((g * 7) % 500 + 3) * HOUR) if status in ("answered", "resolved") else None
+        returned = g % 50 == 1
+        event("forwarded", "staff", at, public=False)
+        if dept_answered is not None:
+            event("department_returned" if returned else "department_replied", "department", dept_answered, False)
+        verdict = satisfaction if dept_answered is not None and not returned else None
+        forward = "\t".join(
+            (
+                str(ids["forward"] + g),
+                str(item_id),
+                str(departments[(g * 13) % len(departments)]),
+                "",
+                _ts(at + 15 * 86400),
+                "f",
+                _ts(at),
+                _ts(None if returned else dept_answered),
+                "" if returned or dept_answered is None else "已派人现场处理。",
+                _ts(dept_answered if returned else None),
+                "非本单位职责。" if returned else "",
+                verdict or "\\N",
+                _ts(rated if verdict else None),
+            )
+        )
+    if first_answered is not None:
+        event("replied", "staff", first_answered, body="已联系相关部门，正在办理。")
+    if resolved is not None:
+        event("resolved", "staff", resolved, body="已办结。")
+    if rated is not None:
+        event("rated", "resident", rated)
+    if reopened:
+        event("reopened", "system", rated)
+    return item + "\n", events, [forward + "\n"] if forward else []
+
+
+def _drop_indexes(conn: psycopg.Connection, tables: tuple[str, ...]) -> list[str]:
+    """Drop the tables' secondary indexes (not those of constraints); return their definitions to rebuild."""
+    rows = conn.execute(
+        """SELECT indexname, indexdef FROM pg_indexes i WHERE tablename = ANY(%s)
+           AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conname = i.indexname)""",
+        (list(tables),),
+    ).fetchall()
+    for name, _ in rows:
+        conn.execute(f'DROP INDEX "{name}"')
+    conn.commit()
+    return [definition for _, definition in rows]
+
+
+@dataclass
+class Plan:
+    """Everything a loading process needs to make its share of the items (sent to each process)."""
+
+    url: str
+    world: World
+    total: int
+    export_items: int
+    first_item: int
+    ids: dict
+    now: int
+    export_start: int
+    export_span: int = 26 * 86400  # inside the month in China time too
+    span_hours: int = YEARS * 365 * 24
+
+
+def load_part(plan: Plan, part: int, parts: int) -> tuple[int, int, int]:
+    """COPY every ``parts``-th chunk of items, from chunk ``part``, with their events and forwards; the rows sent."""
+    world, now = plan.world, plan.now
+    copiers = [
+        Copier(plan.url, "items", ITEM_COLUMNS),
+        Copier(plan.url, "item_events", EVENT_COLUMNS),
+        Copier(plan.url, "item_forwards", FORWARD_COLUMNS),
+    ]
+    demo_deputy, demo_station = world.demo_deputy
+    county_deputies = world.demo_county_deputies
+    deputies = world.deputies
+    for start in range(part * CHUNK, plan.total, parts * CHUNK):
+        items, events, forwards = [], [], []
+        for g in range(start, min(plan.total, start + CHUNK)):
+            if g < plan.export_items:  # the demo county's export month
+                deputy, station = county_deputies[g % len(county_deputies)]
+                county = 0
+                created = plan.export_start + (g * 7919) % plan.export_span
+            else:
+                if g % 1000 == 0:
+                    deputy, station, county = demo_deputy, demo_station, 0
+                else:
+                    deputy, station, county = deputies[(g * 2654435761) % len(deputies)]
+                if _status(g) in ("submitted", "accepted", "forwarded", "answered"):
+                    created = now - ((g * 7919) % 720) * HOUR  # open items are recent (≤ 30 days)
+                else:
+                    created = now - ((g * 7919) % plan.span_hours) * HOUR - 30 * 86400
+            row, item_events, forward = item_rows(
+                g, plan.first_item + g, deputy, station, world.departments[county], created, now, plan.ids
+            )
+            items.append(row)
+            events.extend(item_events)
+            forwards.extend(forward)
+        copiers[0].write(items)
+        copiers[1].write(events)
+        copiers[2].write(forwards)
+    for copier in copiers:
+        copier.close()
+    return copiers[0].rows, copiers[1].rows, copiers[2].rows
+
+
+def generate(url: str, options: Options, out: Callable[[str], None]) -> None:
+    """Build the province (frame, then items with events and forwards by COPY from ``options.jobs`` processes);
+    record the build."""
+    started = time.perf_counter()
+    world = generate_places(url, out)
+    tables = ("items", "item_events", "item_forwards")
+    with psycopg.connect(_plain(url)) as conn:
+        definitions = _drop_indexes(conn, tables)
+        first_item = _next_id(conn, "items")
+        ids = {
+            "event": _next_id(conn, "item_events"),
+            "forward": _next_id(conn, "item_forwards"),
+            "user": world.staff_user,
+        }
+    first_of_month = date.today().replace(day=1)
+    last_month = (first_of_month - timedelta(days=1)).replace(day=1)
+    plan = Plan(
+        url=url,
+        world=world,
+        total=options.items,
+        export_items=options.export_items,
+        first_item=first_item,
+        ids=ids,
+        now=int(time.time()),
+        export_start=int(datetime(last_month.year, last_month.month, 2, tzinfo=UTC).timestamp()),
+    )
+    load_started = time.perf_counter()
+    jobs = max(1, options.jobs)
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("fork")) as pool:
+        counts = list(pool.map(load_part, [plan] * jobs, range(jobs), [jobs] * jobs))
+    item_rows_, event_rows, forward_rows = (sum(c[k] for c in counts) for k in range(3))
+    load_seconds = time.perf_counter() - load_started
+    rows = item_rows_ + event_rows + forward_rows
+    out(
+        f"COPY from {jobs} processes: {item_rows_:,} items, {event_rows:,} events, {forward_rows:,} forwards "
+        f"({rows:,} rows) in {load_seconds:.1f} s: {rows / load_seconds:,.0f} rows/s, "
+        f"{item_rows_ / load_seconds:,.0f} items/s"
+    )
+    index_started = time.perf_counter()
+    with psycopg.connect(_plain(url), autocommit=True) as conn:
+        conn.execute("SET maintenance_work_mem = '512MB'")
+        for definition in definitions:
+            conn.execute(definition)
+        for table in ("items", "item_events", "item_forwards"):
+            conn.execute(f"SELECT setval('{table}_id_seq', (SELECT max(id) FROM {table}))")
+        index_seconds = time.perf_counter() - index_started
+        vacuum_started = time.perf_counter()
+        conn.execute("VACUUM ANALYZE")
+        vacuum_seconds = time.perf_counter() - vacuum_started
+        seconds = time.perf_counter() - started
+        info = {
+            "scale": options.scale,
+            "items": item_rows_,
+            "events": event_rows,
+            "forwards": forward_rows,
+            "export_items": options.export_items,
+            "export_month": last_month.strftime("%Y-%m"),
+            "copy_seconds": round(load_seconds, 1),
+            "index_seconds": round(index_seconds, 1),
+            "vacuum_seconds": round(vacuum_seconds, 1),
+            "seconds": round(seconds, 1),
+            "built_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        }
+        conn.execute("CREATE TABLE bench_province (info text NOT NULL)")
+        conn.execute("INSERT INTO bench_province VALUES (%s)", (json.dumps(info),))
+    out(
+        f"{len(definitions)} indexes rebuilt in {index_seconds:.1f} s, VACUUM ANALYZE {vacuum_seconds:.1f} s; "
+        f"built in {seconds:.1f} s"
+    )
+
+
+# --- measurement ----------------------------------------------------------------------------------------
+
+
+@contextmanager
+def baseline_database(workdir: Path) -> Iterator[str]:
+    """The baseline: a fresh database with the demo county and the same province supervisor (dropped after)."""
+    with fresh_database("postgresql", workdir) as url:
+        env = submit.server_env(url, workdir)
+        run_cli(env, "db", "upgrade")
+        run_cli(env, "demo", "load")
+        add_province_user(url)
+        yield url
+
+
+def _app(url: str, workdir: Path):
+    os.environ["INSTANCE_PATH"] = str(workdir / "instance")  # this process's app keeps its files there
+    os.environ.pop("REDIS_URL", None)
+    from backend import create_app
+
+    return create_app({"SQLALCHEMY_DATABASE_URI": url})
+
+
+def login(app, username: str):
+    """A test client logged in through the staff login form, as a phone logs in."""
+    import re
+
+    client = app.test_client()
+    page = client.get("/staff/login").text
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    response = client.post("/staff/login", data={"csrf_token": token, "username": username, "password": DEMO_PASSWORD})
+    if response.status_code != 303:
+        raise RuntimeError(f"login as {username} answered {response.status_code}")
+    return client
+
+
+PAGES = (
+    ("deputy_inbox_ms", "GET /staff/inbox (deputy)", "deputy", "/staff/inbox", 'id="count-new"'),
+    ("county_inbox_ms", "GET /staff/inbox (county supervisor)", "supervisor", "/staff/inbox", 'id="count-new"'),
+    ("county_dashboard_ms", "GET /supervision/ (county)", "supervisor", "/supervision/", 'id="dashboard"'),
+    ("province_dashboard_ms", "GET /supervision/ (province)", PROVINCE_USER, "/supervision/", 'id="dashboard"'),
+)
+
+
+def measure_pages(url: str, workdir: Path, options: Options, label: str) -> dict[str, Result]:
+    """Each page through the app's test client, one request after the other (latency, not throughput)."""
+    app = _app(url, workdir)
+    clients = {user: login(app, user) for user in {p[2] for p in PAGES}}
+    results = {key: Result(f"{name} {label}") for key, name, *_ in PAGES}
+
+    def fetch(user: str, path: str, expect: str, result: Result) -> None:
+        started = time.perf_counter()
+        response = clients[user].get(path)
+        elapsed = time.perf_counter() - started
+        result.sent += 1
+        if response.status_code == 200 and expect in response.text:
+            result.latencies.append(elapsed)
+        else:
+            result.errors += 1
+            result.error_samples = [*result.error_samples, f"HTTP {response.status_code}: {response.text[:200]!r}"][:3]
+
+    for key, _, user, path, expect in PAGES:
+        warm = Result("warm-up")
+        for _ in range(options.warmup):
+            fetch(user, path, expect, warm)
+        results[key].add_errors(warm)
+    rounds = 4
+    for _ in range(rounds):  # interleaved: a slow moment of the machine weighs on every page alike
+        for key, _, user, path, expect in PAGES:
+            for _ in range(-(-options.requests // rounds)):
+                fetch(user, path, expect, results[key])
+    from backend.extensions import db
+
+    with app.app_context():
+        db.engine.dispose()
+    return results
+
+
+def _status_mb(field: str) -> float:
+    """A size from /proc/self/status (VmRSS, VmHWM), in MB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no {field} in /proc/self/status")
+
+
+def export_child(url: str, month: str, workdir: str) -> None:
+    """In a child process: one warm-up export of an empty month, then ``month``'s; print what it cost as JSON."""
+    import resource
+
+    app = _app(url, Path(workdir))
+    client = login(app, "supervisor")
+    warm = client.get("/supervision/export.xlsx?month=2020-01")
+    warm.close()
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    # The login's scrypt hash and the warm-up left a peak above the resting size: reset the peak (VmHWM) so that
+    # the export's own peak is measured from where it starts.
+    Path("/proc/self/clear_refs").write_text("5")
+    current = _status_mb("VmRSS")
+    started = time.perf_counter()
+    response = client.get(f"/supervision/export.xlsx?month={month}", buffered=False)
+    size = sum(len(chunk) for chunk in response.response)
+    response.close()
+    seconds = time.perf_counter() - started
+    peak = _status_mb("VmHWM")
+    print(
+        json.dumps(
+            {
+                "status": response.status_code,
+                "bytes": size,
+                "seconds": seconds,
+                "rss_before_mb": before / 1024,
+                "rss_current_mb": current,
+                "growth_mb": peak - current,
+            }
+        )
+    )
+
+
+def measure_export(url: str, workdir: Path, month: str) -> dict:
+    """The county's export of ``month`` in a fresh child process (``export_child``); its items and what it cost."""
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.province", "--export-child", url, month, str(workdir)],
+        cwd=submit.REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        env={k: v for k, v in os.environ.items() if k != "REDIS_URL"},
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"export of {month} failed:\n{done.stdout}\n{done.stderr[-3000:]}")
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    with psycopg.connect(_plain(url)) as conn:
+        year, number = (int(part) for part in month.split("-"))
+        first = date(year, number, 1)
+        following = date(year + number // 12, number % 12 + 1, 1)
+        result["items"] = conn.execute(
+            """SELECT count(*) FROM items i JOIN stations s ON s.id = i.station_id JOIN regions t ON t.id = s.region_id
+               JOIN regions c ON c.id = t.parent_id
+               WHERE c.code = %s AND NOT i.is_held
+                 AND i.created_at >= (%s::date)::timestamp AT TIME ZONE 'Asia/Shanghai'
+                 AND i.created_at < (%s::date)::timestamp AT TIME ZONE 'Asia/Shanghai'""",
+            (DEMO_COUNTY, first, following),
+        ).fetchone()[0]
+    return result
+
+
+def submission_load(url: str, base_url: str, workdir: Path, options: Options) -> tuple[Result, Result]:
+    """``POST /api/v1/items`` from 16 client threads on the province and on the empty database, rounds alternating."""
+    rng = random.Random(20261203)
+    load = submit.Options(threads=16)
+    total = options.submission_warmup + options.submissions
+    province_codes = [
+        row[0]
+        for row in submit.query(
+            url,
+            "SELECT slug FROM codes WHERE retired_at IS NULL AND deputy_id IS NOT NULL ORDER BY md5(slug) LIMIT 500",
+        )
+    ]
+    base_codes = [
+        row[0] for row in submit.query(base_url, "SELECT slug FROM codes WHERE retired_at IS NULL AND topic_id IS NULL")
+    ]
+    requests = [
+        submit.submission_requests(total, base_codes, rng),
+        submit.submission_requests(total, province_codes, rng),
+    ]
+    results = [Result("POST /api/v1/items (empty database)"), Result("POST /api/v1/items (province)")]
+    envs = [
+        submit.server_env(target, workdir)
+        | {"THROTTLE_PER_ADDRESS": submit.HUGE, "THROTTLE_PER_CODE": submit.HUGE, "TRUSTED_PROXY_HOPS": "1"}
+        for target in (base_url, url)
+    ]
+    log = workdir / "gunicorn.log"
+    with (
+        submit.gunicorn("backend:create_app()", envs[0], log) as base_port,
+        submit.gunicorn("backend:create_app()", envs[1], log) as port,
+    ):
+        ports = [base_port, port]
+        deadline = time.monotonic() + 600
+        for prepared, p, result in zip(requests, ports, results, strict=True):
+            warm = submit.run_load(
+                result.name, p, "/api/v1/items", prepared[: options.submission_warmup], load, deadline
+            )
+            result.add_errors(warm)
+        chunk = -(-options.submissions // load.rounds)
+        for start in range(options.submission_warmup, total, chunk):
+            for prepared, p, result in zip(requests, ports, results, strict=True):
+                result.merge(
+                    submit.run_load(result.name, p, "/api/v1/items", prepared[start : start + chunk], load, deadline)
+                )
+    if any(r.errors for r in results):
+        results[1].error_samples.append(f"gunicorn log: {log.read_text(errors='replace')[-1500:]}")
+    return results[0], results[1]
+
+
+def _verdict(met: bool) -> str:
+    return "met" if met else "NOT MET"
+
+
+def run(options: Options, out: Callable[[str], None]) -> bool:
+    """Build or reuse the province, measure every target against its baseline, print; True when nothing failed."""
+    with tempfile.TemporaryDirectory(prefix="msl-bench-province-") as tmp:
+        workdir = Path(tmp)
+        url = ensure_database(options, workdir, out)
+        build = kept_build(url)
+        export_month = build["export_month"]
+        year, month = (int(part) for part in export_month.split("-"))
+        small_month = f"{year - (month <= 2)}-{(month - 3) % 12 + 1:02d}"
+        with baseline_database(workdir) as base_url:
+            base_pages = measure_pages(base_url, workdir, options, "(empty database)")
+            pages = measure_pages(url, workdir, options, "(province)")
+            base_submit, province_submit = submission_load(url, base_url, workdir, options)
+        big = measure_export(url, workdir, export_month)
+        small = measure_export(url, workdir, small_month)
+
+    results = [base_submit, province_submit]
+    for key, *_ in PAGES:
+        results += [base_pages[key], pages[key]]
+    out(f"{'target':<50}{'n':>6}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'errors':>8}")
+    for r in results:
+        out(
+            f"{r.name:<50}{len(r.latencies):>6}{r.percentile(50):>9.1f}{r.percentile(95):>9.1f}"
+            f"{r.percentile(99):>9.1f}{r.errors:>8}"
+        )
+        for sample in r.error_samples:
+            out(f"    error: {sample}")
+    for label, cost in ((f"export {export_month}", big), (f"export {small_month} (baseline)", small)):
+        out(
+            f"{label:<34} {cost['items']:>7,} items  {cost['bytes'] / 1e6:6.1f} MB file  {cost['seconds']:6.1f} s  "
+            f"RSS {cost['rss_current_mb']:.0f} MB at its start (peak before it {cost['rss_before_mb']:.0f} MB, the login's hash), peak growth {cost['growth_mb']:.1f} MB  (HTTP {cost['status']})"
+        )
+    ratio = province_submit.percentile(99) / base_submit.percentile(99)
+    out(
+        f"submission p99 with 16 clients: {province_submit.percentile(99):.0f} ms vs {base_submit.percentile(99):.0f} ms "
+        f"on an empty database: {ratio:.2f}× (target ≤ {TARGETS['submission_ratio']}×): "
+        f"{_verdict(ratio <= TARGETS['submission_ratio'])}"
+    )
+    for key, name, *_ in PAGES:
+        p95, base = pages[key].percentile(95), base_pages[key].percentile(95)
+        out(
+            f"{name} p95 {p95:.0f} ms (empty database {base:.0f} ms) — target < {TARGETS[key]:.0f} ms: "
+            f"{_verdict(p95 < TARGETS[key])}"
+        )
+    growth = big["growth_mb"] - small["growth_mb"]
+    out(
+        f"monthly export of {big['items']:,} items: peak RSS growth {big['growth_mb']:.1f} MB, "
+        f"{growth:+.1f} MB over the {small['items']:,}-item month's — target constant memory "
+        f"(< {TARGETS['export_growth_mb']:.0f} MB more): {_verdict(growth < TARGETS['export_growth_mb'])}"
+    )
+    failed = any(r.errors for r in results) or big["status"] != 200 or small["status"] != 200
+    return not failed
+
+
+def parse_args(argv: list[str] | None) -> Options:
+    """Command-line options (all optional)."""
+    parser = argparse.ArgumentParser(prog="python -m bench.province", description=__doc__.splitlines()[0])
+    parser.add_argument("--scale", type=float, default=Options.scale, help="fraction of the 10,000,000 items")
+    parser.add_argument("--drop", action="store_true", help="drop the kept province database and build it again")
+    parser.add_argument("--requests", type=int, default=Options.requests, help="measured requests per page")
+    parser.add_argument("--warmup", type=int, default=Options.warmup, help="warm-up requests per page")
+    parser.add_argument("--jobs", type=int, default=Options.jobs, help="processes generating the items")
+    parser.add_argument("--submissions", type=int, default=Options.submissions, help="measured submissions per target")
+    args = parser.parse_args(argv)
+    if not 0 < args.scale <= 1:
+        parser.error("--scale is a fraction: more than 0, at most 1")
+    return Options(args.scale, args.drop, args.requests, args.warmup, args.submissions, jobs=args.jobs)
+
+
+def main(argv: list[str] | None = None, out: Callable[[str], None] = print) -> int:
+    """Run the province bench when PostgreSQL answers; 0 when no request failed (a target missed is printed)."""
+    if argv and argv[0] == "--export-child":
+        export_child(*argv[1:4])
+        return 0
+    options = parse_args(argv)
+    out(
+        f"\n## province: {CITIES} cities, {COUNTIES} counties, {STATIONS:,} stations, {DEPUTIES:,} deputies, "
+        f"{options.items:,} items (scale {options.scale}) (PostgreSQL)"
+    )
+    if not postgres_answers():
+        out(f"skipped: nothing answers at {PG_ADMIN_URL} (set BENCH_PG_URL)")
+        return 0
+    return 0 if run(options, out) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
