@@ -64,7 +64,7 @@ def test_a_deputy_replies_in_one_tap_and_the_resident_hears_each_step_once(servi
     expect(deputy.locator("#action-reply .field-error")).to_be_in_viewport()
     assert deputy.evaluate("window.scrollY") > 300
     expect(deputy.locator("#item-status")).to_have_text("已提交")  # nothing written, no 受理 either
-    assert deliver() == []
+    assert deliver() == ["已提交"]  # told once they accepted the notices (issue 14's ui pass), and no 受理
 
     # One tap: the reply, which takes the item on.
     deputy.locator("#reply-text").fill(REPLY)
@@ -81,7 +81,7 @@ def test_a_deputy_replies_in_one_tap_and_the_resident_hears_each_step_once(servi
     deputy_phone.screenshot("one-tap-reply-landed-360")
 
     # The resident hears 受理 once, then the answer.
-    assert deliver() == ["已受理", "已答复"]
+    assert deliver() == ["已提交", "已受理", "已答复"]
     resident.goto(track_url)
     labels = resident.locator("#timeline .event-head strong")
     expect(labels).to_have_text(["留言已提交", "代表受理并答复"])
@@ -95,7 +95,7 @@ def test_a_deputy_replies_in_one_tap_and_the_resident_hears_each_step_once(servi
     deputy.get_by_role("button", name="发送答复").click()
     expect(deputy.locator("#notice")).to_be_in_viewport()
     expect(entries).to_have_text(["群众留言", "受理并答复群众", "答复群众"])
-    assert deliver() == ["已受理", "已答复", "已答复"]
+    assert deliver() == ["已提交", "已受理", "已答复", "已答复"]
     # The refused reply's page came with its 400, as it should; nothing else went wrong in either browser.
     unexpected = [p for p in deputy_phone.problems if "status of 400" not in p] + phone.problems
     assert unexpected == [], unexpected
