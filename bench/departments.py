@@ -89,11 +89,9 @@ def bench_app():
 
 
 @dataclass
-class Options:
-    """How many measurements, and how many items (the issue's figure is 1,000,000)."""
+class Options(dashboard.Options):
+    """The dashboard bench's measurements, and how many items (the issue's figure is 1,000,000)."""
 
-    requests: int = 40
-    warmup: int = 5
     county_items: int = inbox.COUNTY_ITEMS
 
 
