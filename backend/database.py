@@ -194,6 +194,18 @@ def writing() -> Iterator[None]:
         _declared.reset(token)
 
 
+@contextmanager
+def committed() -> Iterator[None]:
+    """One unit of work outside a request (a worker's job, a heartbeat), committed once at the end of the block;
+    any error rolls it back and goes on up. A request's work commits at ``commit_point`` instead."""
+    try:
+        yield
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        raise
+
+
 def lock_until_commit(connection, name: str) -> None:
     """Serialise one kind of work (``name``) across every process until ``connection``'s transaction ends.
 

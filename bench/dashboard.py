@@ -21,7 +21,6 @@ The schema is the migrated one (the dashboard's indexes are in the migrations si
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import tempfile
@@ -33,7 +32,8 @@ from pathlib import Path
 import psycopg
 
 from bench import inbox
-from bench.submit import PG_ADMIN_URL, Result, fresh_database, gunicorn, postgres_answers, run_cli, server_env
+from bench.common import add_counts, arguments, on_postgres, timed
+from bench.submit import Result, fresh_database, gunicorn, run_cli, server_env
 
 TARGET_MS = 300.0
 COUNTY_CODE = "430225"
@@ -103,18 +103,6 @@ def fill_lifecycle(url: str, out: Callable[[str], None]) -> None:
     out(f"lifecycle columns of {rows:,} items filled in {time.perf_counter() - started:.1f} s")
 
 
-def _timed(result: Result, call: Callable[[], object], count: int) -> None:
-    for _ in range(count):
-        start = time.perf_counter()
-        try:
-            call()
-        except Exception as exc:  # counted and shown; the bench goes on
-            result.errors += 1
-            result.error_samples = [*result.error_samples, repr(exc)][:3]
-            continue
-        result.latencies.append(time.perf_counter() - start)
-
-
 def measure_in_process(url: str, workdir: Path, options: Options, out: Callable[[str], None]) -> list[Result]:
     """``stats.compute`` against ``count(*)`` of the same items, in one process on the bench database."""
     os.environ["INSTANCE_PATH"] = str(workdir / "instance")  # this process's app keeps its files there
@@ -167,9 +155,9 @@ def measure_in_process(url: str, workdir: Path, options: Options, out: Callable[
             ("stats.compute deputy (10k), 12 months", compute(deputy, default), options.requests),
         ]
         for name, call, count_ in targets:
-            _timed(Result("warm-up"), call, options.warmup)
+            timed(Result("warm-up"), call, options.warmup)
             result = Result(name)
-            _timed(result, call, count_)
+            timed(result, call, count_)
             results.append(result)
     return results
 
@@ -188,14 +176,7 @@ def measure_pages(url: str, workdir: Path, options: Options) -> list[Result]:
                 b'"received"',
             ),
         ]
-        results = [Result(t.name) for t, _ in targets]
-        for target, expect in targets:
-            inbox.measure(port, target, options.warmup, Result("warm-up"), expect)
-        rounds = 4
-        for _ in range(rounds):
-            for (target, expect), result in zip(targets, results, strict=True):
-                inbox.measure(port, target, -(-options.requests // rounds), result, expect)
-    return results
+        return inbox.measure_interleaved(port, targets, options.warmup, options.requests, rounds=4)
 
 
 def report(results: list[Result], out: Callable[[str], None]) -> None:
@@ -234,9 +215,8 @@ def run(options: Options, out: Callable[[str], None]) -> bool:
 
 def parse_args(argv: list[str] | None) -> Options:
     """Command-line options (all optional)."""
-    parser = argparse.ArgumentParser(prog="python -m bench.dashboard", description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=Options.requests, help="measured calls per target")
-    parser.add_argument("--warmup", type=int, default=Options.warmup, help="warm-up calls per target")
+    parser = arguments("bench.dashboard", __doc__)
+    add_counts(parser, Options.requests, Options.warmup, "calls")
     args = parser.parse_args(argv)
     return Options(args.requests, args.warmup)
 
@@ -245,10 +225,7 @@ def main(argv: list[str] | None = None, out: Callable[[str], None] = print) -> i
     """Run the dashboard bench when PostgreSQL answers; 0 when the target is met and nothing failed."""
     options = parse_args(argv)
     out("\n## dashboard: the county's supervision figures over 1,000,000 items (PostgreSQL)")
-    if not postgres_answers():
-        out(f"skipped: nothing answers at {PG_ADMIN_URL} (set BENCH_PG_URL)")
-        return 0
-    return 0 if run(options, out) else 1
+    return on_postgres(lambda: run(options, out), out)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,6 @@ Target from the issue: the league table and the station 公示 page under 300 ms
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import tempfile
@@ -35,7 +34,8 @@ from pathlib import Path
 import psycopg
 
 from bench import dashboard, inbox
-from bench.submit import PG_ADMIN_URL, Result, fresh_database, gunicorn, postgres_answers, run_cli, server_env
+from bench.common import add_counts, arguments, on_postgres, timed
+from bench.submit import Result, fresh_database, gunicorn, run_cli, server_env
 
 TARGET_MS = 300.0
 MORE_DEPARTMENTS = 20
@@ -89,11 +89,9 @@ def bench_app():
 
 
 @dataclass
-class Options:
-    """How many measurements, and how many items (the issue's figure is 1,000,000)."""
+class Options(dashboard.Options):
+    """The dashboard bench's measurements, and how many items (the issue's figure is 1,000,000)."""
 
-    requests: int = 40
-    warmup: int = 5
     county_items: int = inbox.COUNTY_ITEMS
 
 
@@ -179,9 +177,9 @@ def measure_in_process(url: str, workdir: Path, options: Options, out: Callable[
         ]
         results = []
         for name, call in targets:
-            dashboard._timed(Result("warm-up"), call, options.warmup)
+            timed(Result("warm-up"), call, options.warmup)
             result = Result(name)
-            dashboard._timed(result, call, options.requests)
+            timed(result, call, options.requests)
             results.append(result)
         return results, station.id
 
@@ -204,14 +202,7 @@ def measure_pages(url: str, workdir: Path, options: Options, station_id: int) ->
                 b'"published"',
             ),
         ]
-        results = [Result(t.name) for t, _ in targets]
-        for target, expect in targets:
-            inbox.measure(port, target, options.warmup, Result("warm-up"), expect)
-        rounds = 4
-        for _ in range(rounds):
-            for (target, expect), result in zip(targets, results, strict=True):
-                inbox.measure(port, target, -(-options.requests // rounds), result, expect)
-    return results
+        return inbox.measure_interleaved(port, targets, options.warmup, options.requests, rounds=4)
 
 
 def run(options: Options, out: Callable[[str], None]) -> bool:
@@ -247,9 +238,8 @@ def run(options: Options, out: Callable[[str], None]) -> bool:
 
 def parse_args(argv: list[str] | None) -> Options:
     """Command-line options (all optional)."""
-    parser = argparse.ArgumentParser(prog="python -m bench.departments", description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=Options.requests, help="measured calls per target")
-    parser.add_argument("--warmup", type=int, default=Options.warmup, help="warm-up calls per target")
+    parser = arguments("bench.departments", __doc__)
+    add_counts(parser, Options.requests, Options.warmup, "calls")
     parser.add_argument("--items", type=int, default=Options.county_items, help="items in the county (1,000,000)")
     args = parser.parse_args(argv)
     return Options(args.requests, args.warmup, args.items)
@@ -259,10 +249,7 @@ def main(argv: list[str] | None = None, out: Callable[[str], None] = print) -> i
     """Run the bench when PostgreSQL answers; 0 when both targets are met and nothing failed."""
     options = parse_args(argv)
     out("\n## departments and 公示: the league table and a station's public page over 1,000,000 items (PostgreSQL)")
-    if not postgres_answers():
-        out(f"skipped: nothing answers at {PG_ADMIN_URL} (set BENCH_PG_URL)")
-        return 0
-    return 0 if run(options, out) else 1
+    return on_postgres(lambda: run(options, out), out)
 
 
 if __name__ == "__main__":

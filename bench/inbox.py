@@ -16,7 +16,6 @@ interleaved in rounds. Target from the issue: the deputy's inbox p95 under 100 m
 
 from __future__ import annotations
 
-import argparse
 import http.client
 import os
 import re
@@ -30,14 +29,8 @@ from urllib.parse import urlencode
 
 import psycopg
 
-from bench.submit import (
-    PG_ADMIN_URL,
-    Result,
-    fresh_database,
-    gunicorn,
-    postgres_answers,
-    run_cli,
-)
+from bench.common import add_counts, arguments, on_postgres
+from bench.submit import Result, fresh_database, gunicorn, run_cli
 
 TARGET_P95_MS = 100.0
 DEPUTY_ITEMS = 10_000
@@ -327,6 +320,23 @@ def measure(port: int, target: Target, count: int, result: Result, expect: bytes
             result.error_samples = [*result.error_samples, f"HTTP {status}: {data[:200]!r}"][:3]
 
 
+def measure_interleaved(
+    port: int, targets: list[tuple[Target, bytes]], warmup: int, requests: int, rounds: int
+) -> list[Result]:
+    """Warm each target up, then ``requests`` per target in ``rounds`` rounds that take the targets in turn.
+
+    Taking them in turn spreads any slow moment of the machine over every target alike.
+    """
+    results = [Result(t.name) for t, _ in targets]
+    for target, expect in targets:
+        measure(port, target, warmup, Result("warm-up"), expect)
+    chunk = -(-requests // rounds)
+    for _ in range(rounds):
+        for (target, expect), result in zip(targets, results, strict=True):
+            measure(port, target, chunk, result, expect)
+    return results
+
+
 def run(options: Options, out: Callable[[str], None]) -> bool:
     """Generate, serve, measure, print; True when the target is met and nothing failed."""
     with (
@@ -359,13 +369,7 @@ def run(options: Options, out: Callable[[str], None]) -> bool:
                 (Target("GET /staff/inbox (station admin)", "/staff/inbox", admin), b"inbox-list"),
             ]
             supervisor_target = (Target("GET /staff/inbox (supervisor, 1M)", "/staff/inbox", supervisor), b"inbox-list")
-            results = [Result(t.name) for t, _ in targets]
-            for target, expect in targets:
-                measure(port, target, options.warmup, Result("warm-up"), expect)
-            chunk = -(-options.requests // options.rounds)
-            for _ in range(options.rounds):
-                for (target, expect), result in zip(targets, results, strict=True):
-                    measure(port, target, chunk, result, expect)
+            results = measure_interleaved(port, targets, options.warmup, options.requests, options.rounds)
             # The county-wide view is measured apart, with fewer requests: it is not the deputy's page.
             supervisor_result = Result(supervisor_target[0].name)
             measure(port, supervisor_target[0], 3, Result("warm-up"), supervisor_target[1])
@@ -394,9 +398,8 @@ def run(options: Options, out: Callable[[str], None]) -> bool:
 
 def parse_args(argv: list[str] | None) -> Options:
     """Command-line options (all optional)."""
-    parser = argparse.ArgumentParser(prog="python -m bench.inbox", description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=Options.requests, help="measured requests per target")
-    parser.add_argument("--warmup", type=int, default=Options.warmup, help="warm-up requests per target")
+    parser = arguments("bench.inbox", __doc__)
+    add_counts(parser, Options.requests, Options.warmup)
     parser.add_argument("--rounds", type=int, default=Options.rounds, help="interleaved rounds")
     parser.add_argument("--deputy-items", type=int, default=Options.deputy_items)
     parser.add_argument("--county-items", type=int, default=Options.county_items)
@@ -415,10 +418,7 @@ def main(argv: list[str] | None = None, out: Callable[[str], None] = print) -> i
         "gunicorn --workers 4 (sync); one client, requests one after the other, one connection each, "
         f"{options.requests} per target after {options.warmup} warm-up, in {options.rounds} interleaved rounds"
     )
-    if not postgres_answers():
-        out(f"skipped: nothing answers at {PG_ADMIN_URL} (set BENCH_PG_URL)")
-        return 0
-    return 0 if run(options, out) else 1
+    return on_postgres(lambda: run(options, out), out)
 
 
 if __name__ == "__main__":

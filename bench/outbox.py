@@ -18,7 +18,6 @@ row as its own message (the workload before coalescing).
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import signal
@@ -32,7 +31,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
-from bench.submit import REPO_ROOT, VENV_BIN, fresh_database, gunicorn, postgres_answers, run_cli
+from bench.common import add_engines, arguments, engines_of, on_each_engine
+from bench.submit import REPO_ROOT, VENV_BIN, fresh_database, gunicorn, run_cli
 from wechat_sandbox.config import APPID as SANDBOX_APPID
 from wechat_sandbox.config import SECRET as SANDBOX_SECRET
 
@@ -55,15 +55,16 @@ class Options:
 
 
 def parse_args(argv: list[str] | None) -> Options:
-    parser = argparse.ArgumentParser(prog="python -m bench.outbox", description=__doc__.splitlines()[0])
+    """Command-line options (all optional)."""
+    parser = arguments("bench.outbox", __doc__)
     parser.add_argument("--rows", type=int, default=Options.rows, help="outbox rows to drain")
     parser.add_argument("--raw", type=int, default=Options.raw, help="calls in the raw loop (half before, half after)")
     parser.add_argument("--workers", type=int, default=Options.workers, help="worker processes")
     parser.add_argument("--batch", type=int, default=Options.batch, help="OUTBOX_BATCH of the workers")
     parser.add_argument("--drain-limit", type=float, default=Options.time_limit, help="seconds for the drain, at most")
-    parser.add_argument("--engines", default="sqlite,postgresql", help="comma-separated: sqlite, postgresql")
+    add_engines(parser)
     args, _unknown = parser.parse_known_args(argv)
-    engines = tuple(e.strip() for e in args.engines.split(",") if e.strip())
+    engines = engines_of(parser, args.engines)
     return Options(args.rows, max(2, args.raw), args.workers, args.batch, args.drain_limit, engines)
 
 
@@ -325,13 +326,7 @@ def main(argv: list[str] | None = None, out: Callable[[str], None] = print) -> i
     """Run the outbox bench on every engine available; 0 when every row went out exactly once."""
     options = parse_args(argv)
     out(f"\n## outbox: {options.rows:,} rows, {options.workers} `flask outbox run` workers, vs a raw call loop")
-    ok = True
-    for engine in options.engines:
-        if engine == "postgresql" and not postgres_answers():
-            out("\n== postgresql: skipped, nothing answers (set BENCH_PG_URL)")
-            continue
-        ok = bench_engine(engine, options, out) and ok
-    return 0 if ok else 1
+    return on_each_engine(options.engines, lambda engine: bench_engine(engine, options, out), out)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@
 
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import sys
@@ -28,7 +27,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.submit import engines_of, fresh_database, on_each_engine
+from bench.common import add_engines, arguments, engines_of, on_each_engine
+from bench.submit import fresh_database
 
 BENCH_REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/15")
 TARGET_RATE = 500  # scans per second on one code
@@ -182,10 +182,10 @@ def bench_engine(engine: str, options: Options, out: Callable[[str], None]) -> b
 
 def parse_args(argv: list[str] | None) -> Options:
     """Command-line options (all optional)."""
-    parser = argparse.ArgumentParser(prog="python -m bench.scans", description=__doc__.splitlines()[0])
+    parser = arguments("bench.scans", __doc__)
     parser.add_argument("--seconds", type=float, default=Options.seconds, help="seconds of load per layout")
     parser.add_argument("--rate", type=int, default=Options.rate, help="scans per second")
-    parser.add_argument("--engines", default="sqlite,postgresql", help="comma-separated: sqlite, postgresql")
+    add_engines(parser)
     args, _ = parser.parse_known_args(argv)
     return Options(args.seconds, args.rate, engines_of(parser, args.engines))
 

@@ -11,7 +11,6 @@ in one process's threads.
 
 from __future__ import annotations
 
-import argparse
 import http.client
 import io
 import random
@@ -27,15 +26,13 @@ from pathlib import Path
 
 import requests
 
+from bench.common import PG_ADMIN_URL, add_engines, arguments, engines_of, on_each_engine
 from bench.submit import (
-    PG_ADMIN_URL,
     Result,
     demo_database,
-    engines_of,
     fake_address,
     fresh_database,
     gunicorn,
-    on_each_engine,
     readable,
     submission_requests,
 )
@@ -245,11 +242,11 @@ def bench_engine(engine: str, options: Options, out: Callable[[str], None]) -> b
 
 def parse_args(argv: list[str] | None) -> Options:
     """Command-line options (all optional)."""
-    parser = argparse.ArgumentParser(prog="python -m bench.stall", description=__doc__.splitlines()[0])
+    parser = arguments("bench.stall", __doc__)
     parser.add_argument("--submissions", type=int, default=Options.submissions, help="measured submissions per phase")
     parser.add_argument("--logins", type=int, default=Options.logins, help="staff logging in at once")
     parser.add_argument("--roster-rows", type=int, default=Options.roster_rows, help="rows of the dry run's roster")
-    parser.add_argument("--engines", default="sqlite,postgresql", help="comma-separated: sqlite, postgresql")
+    add_engines(parser)
     args, _others = parser.parse_known_args(argv)  # `python -m bench` hands every bench the same arguments
     engines = engines_of(parser, args.engines)
     return Options(args.submissions, Options.warmup, args.logins, args.roster_rows, engines)

@@ -8,7 +8,6 @@ throughput ≥ 0.5× the bare insert's, and p99 latency ≤ 3× the bare insert'
 
 from __future__ import annotations
 
-import argparse
 import http.client
 import json
 import os
@@ -31,12 +30,13 @@ import psycopg
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from bench.common import PG_ADMIN_URL, add_counts, add_engines, arguments, engines_of, on_each_engine
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
 GUNICORN_SETTINGS = ["--workers", "4", "--worker-class", "sync", "--log-level", "warning"]
 TARGET_THROUGHPUT = 0.5  # submissions/s ÷ bare inserts/s, at least
 TARGET_P99 = 3.0  # submission p99 ÷ bare insert p99, at most
-PG_ADMIN_URL = os.environ.get("BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 HUGE = "1000000000"
 # Common characters for message bodies: random texts of 40–120 of them are never near-duplicates.
 BODY_CHARS = (
@@ -246,15 +246,6 @@ def gunicorn(
             process.wait()
 
 
-def postgres_answers() -> bool:
-    """True when the bench's PostgreSQL server accepts connections."""
-    try:
-        psycopg.connect(PG_ADMIN_URL, connect_timeout=3).close()
-    except psycopg.Error:
-        return False
-    return True
-
-
 @contextmanager
 def fresh_database(engine: str, workdir: Path) -> Iterator[str]:
     """A new empty database on ``engine``; its SQLAlchemy URL. A PostgreSQL one is dropped afterwards."""
@@ -394,36 +385,15 @@ def describe(options: Options) -> list[str]:
 
 def parse_args(argv: list[str] | None) -> Options:
     """Command-line options (all optional)."""
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=Options.requests, help="measured requests per target")
-    parser.add_argument("--warmup", type=int, default=Options.warmup, help="warm-up requests per target")
+    parser = arguments("bench", __doc__)
+    add_counts(parser, Options.requests, Options.warmup)
     parser.add_argument("--threads", type=int, default=Options.threads, help="client threads")
     parser.add_argument("--rounds", type=int, default=Options.rounds, help="alternating rounds per target")
     parser.add_argument("--time-limit", type=float, default=Options.time_limit, help="seconds per engine, at most")
-    parser.add_argument("--engines", default="sqlite,postgresql", help="comma-separated: sqlite, postgresql")
+    add_engines(parser)
     args = parser.parse_args(argv)
     engines = engines_of(parser, args.engines)
     return Options(args.requests, args.warmup, args.threads, max(1, args.rounds), args.time_limit, engines)
-
-
-def engines_of(parser: argparse.ArgumentParser, names: str) -> tuple[str, ...]:
-    """The engines of ``--engines`` ("sqlite,postgresql"); a usage error for any other name."""
-    engines = tuple(e.strip() for e in names.split(",") if e.strip())
-    unknown = set(engines) - {"sqlite", "postgresql"}
-    if unknown:
-        parser.error(f"unknown engine(s): {', '.join(sorted(unknown))}")
-    return engines
-
-
-def on_each_engine(engines: tuple[str, ...], bench: Callable[[str], bool], out: Callable[[str], None]) -> int:
-    """``bench(engine)`` on each engine that answers (PostgreSQL may not: said so); 0 when every run was clean."""
-    ok = True
-    for engine in engines:
-        if engine == "postgresql" and not postgres_answers():
-            out(f"\n== PostgreSQL: skipped, nothing answers at {PG_ADMIN_URL} (set BENCH_PG_URL)")
-            continue
-        ok = bench(engine) and ok
-    return 0 if ok else 1
 
 
 def main(argv: list[str] | None = None, out: Callable[[str], None] = print) -> int:

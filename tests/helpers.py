@@ -7,10 +7,13 @@ import contextlib
 import io
 import os
 import re
+import signal
 import subprocess
+import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import NoReturn
 
 import pytest
@@ -20,6 +23,8 @@ from sqlalchemy import func, select
 
 from backend.extensions import db
 from backend.models import AuditEntry, ItemEvent, ItemForward, OutboxMessage, SubscriptionCredit
+from wechat_sandbox.config import APPID as SANDBOX_APPID
+from wechat_sandbox.config import SECRET as SANDBOX_SECRET
 
 # The tests' password hash method (``PASSWORD_HASH_METHOD``): Werkzeug's scrypt at a trivial cost, where
 # production's costs ~70 ms of CPU a hash or a check; the suites log in thousands of times.
@@ -123,6 +128,48 @@ def flask_process_env(app, tmp_path, **settings) -> dict[str, str]:
     )
     env.update({k: str(v) for k, v in settings.items()})
     return env
+
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent  # this environment's commands (flask, gunicorn)
+
+
+def wechat_settings(sandbox_url: str, timeout_seconds: float) -> dict[str, str]:
+    """The settings that point a ``flask`` subprocess (a worker, a host) at the test's WeChat sandbox, the
+    mini-program it knows, and an outbox loop that looks for work every 50 ms."""
+    return {
+        "WECHAT_SANDBOX": "0",
+        "WECHAT_API_BASE": sandbox_url,
+        "WECHAT_APPID": SANDBOX_APPID,
+        "WECHAT_SECRET": SANDBOX_SECRET,
+        "WECHAT_TIMEOUT_SECONDS": str(timeout_seconds),
+        "WECHAT_MINIPROGRAM_STATE": "developer",
+        "OUTBOX_IDLE_SECONDS": "0.05",
+    }
+
+
+def start_flask(env: dict[str, str], log: Path, *command: str) -> subprocess.Popen:
+    """``flask <command>`` (a worker, as if on a host of its own) from the repository, its output added to ``log``;
+    stop it with :func:`stop_process`."""
+    with log.open("ab") as out:
+        return subprocess.Popen([str(BIN / "flask"), *command], cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
+
+
+def stop_process(process: subprocess.Popen, sig: int = signal.SIGTERM, seconds: float = 20) -> None:
+    """Stop a process the test started: ``sig``, a kill when it has not ended after ``seconds``; then wait for it, so
+    that no process outlives its test."""
+    if process.poll() is None:
+        process.send_signal(sig)
+        try:
+            process.wait(timeout=seconds)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def log_tails(logs: Iterable[Path]) -> str:
+    """The end of each process's log, for a failure message."""
+    return "\n".join(f"--- {log.name}\n{log.read_text(errors='replace')[-3000:]}" for log in logs if log.exists())
 
 
 def run_to_end(args: list[str], env: dict[str, str], cwd) -> str:

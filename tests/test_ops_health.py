@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -24,8 +23,7 @@ from tests import helpers
 from tests.factories import admin_world, make_item
 from tests.helpers import flask_process_env, login
 
-REPO = Path(__file__).resolve().parents[1]
-FLASK = str(Path(sys.executable).parent / "flask")
+FLASK = str(helpers.BIN / "flask")
 
 
 def worker_env(app, tmp_path: Path) -> dict[str, str]:
@@ -41,8 +39,8 @@ def worker_env(app, tmp_path: Path) -> dict[str, str]:
 
 
 def start(kind: str, env: dict, log: Path) -> subprocess.Popen:
-    with log.open("ab") as out:
-        return subprocess.Popen([FLASK, kind, "run"], cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
+    """A ``flask <kind> run`` worker; its output in ``log``."""
+    return helpers.start_flask(env, log, kind, "run")
 
 
 def wait_until(condition, what: str, logs=(), seconds: float = 60) -> None:
@@ -155,7 +153,13 @@ def test_doctor_flags_the_public_address_an_install_gets_when_none_is_set(app, t
     default the settings derive (http://127.0.0.1:<PORT>) is what is flagged, and the exit code says so."""
     env = {k: v for k, v in worker_env(app, tmp_path).items() if k not in ("PUBLIC_BASE_URL", "PORT")}
     result = subprocess.run(
-        [FLASK, "doctor", "--offline"], cwd=REPO, env=env, capture_output=True, text=True, timeout=120, check=False
+        [FLASK, "doctor", "--offline"],
+        cwd=helpers.REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert result.returncode == 1, result.stdout + result.stderr
     assert "[public_address]" in result.stdout and "http://127.0.0.1:5000" in result.stdout

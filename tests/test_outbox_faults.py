@@ -11,7 +11,6 @@ import itertools
 import json
 import signal
 import subprocess
-import sys
 import threading
 import time
 from datetime import timedelta
@@ -37,18 +36,20 @@ from tests.factories import (
 from tests.helpers import (
     credits_of,
     flask_process_env,
+    log_tails,
     make_templates_one_time,
     outbox_row,
     outbox_statuses,
+    start_flask,
+    stop_process,
     wait_until,
+    wechat_settings,
 )
-from tests.wechat_server import APPID, SECRET, wechat_sandbox  # noqa: F401 - the fixture
+from tests.wechat_server import wechat_sandbox  # noqa: F401 - the fixture
 
 SEND = "cgi-bin/message/subscribe/send"
 TOKEN = "cgi-bin/token"
 PROGRESS, ANSWERED = "tpl-item-progress", "tpl-item-answered"
-REPO = Path(__file__).resolve().parents[1]
-FLASK = str(Path(sys.executable).parent / "flask")
 
 
 @pytest.fixture(autouse=True)
@@ -331,13 +332,7 @@ def worker_env(app, sandbox, tmp_path: Path, **settings) -> dict[str, str]:
     """The environment of a ``flask outbox run`` subprocess on the test's database and sandbox."""
     defaults = dict(
         SECRET_KEY="worker-test",
-        WECHAT_SANDBOX="0",
-        WECHAT_API_BASE=sandbox.url,
-        WECHAT_APPID=APPID,
-        WECHAT_SECRET=SECRET,
-        WECHAT_TIMEOUT_SECONDS="2",
-        WECHAT_MINIPROGRAM_STATE="developer",
-        OUTBOX_IDLE_SECONDS="0.05",
+        **wechat_settings(sandbox.url, timeout_seconds=2),
         OUTBOX_BACKOFF_BASE_SECONDS="0.05",
         OUTBOX_BACKOFF_MAX_SECONDS="0.5",
         WECHAT_TEMPLATES=json.dumps(app.config["WECHAT_TEMPLATES"]),  # one-time, as the test's app has them
@@ -347,18 +342,8 @@ def worker_env(app, sandbox, tmp_path: Path, **settings) -> dict[str, str]:
 
 
 def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen:
-    with log.open("ab") as out:
-        return subprocess.Popen([FLASK, "outbox", "run"], cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
-
-
-def stop(process: subprocess.Popen, sig=signal.SIGTERM) -> None:
-    if process.poll() is None:
-        process.send_signal(sig)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    """A ``flask outbox run`` process; its output in ``log``."""
+    return start_flask(env, log, "outbox", "run")
 
 
 def wait_for(condition, seconds: float, what: str, logs=()) -> None:
@@ -366,8 +351,7 @@ def wait_for(condition, seconds: float, what: str, logs=()) -> None:
     and the workers' logs."""
 
     def describe() -> str:
-        tails = "\n".join(f"--- {p}\n{p.read_text()[-3000:]}" for p in logs if p.exists())
-        return f"outbox {collections.Counter(outbox_statuses().values())}\n{tails}"
+        return f"outbox {collections.Counter(outbox_statuses().values())}\n{log_tails(logs)}"
 
     wait_until(condition, what, seconds, describe, progress=unfinished)
 
@@ -398,7 +382,7 @@ def test_a_worker_killed_mid_send_loses_nothing_and_sends_nothing_twice(world, w
         first.send_signal(signal.SIGKILL)
         first.wait(timeout=10)
     finally:
-        stop(first, signal.SIGKILL)
+        stop_process(first, signal.SIGKILL)
     sent_before = len(received(wechat_sandbox))
     assert 15 <= sent_before < 60
     leased = db.session.scalar(
@@ -410,7 +394,7 @@ def test_a_worker_killed_mid_send_loses_nothing_and_sends_nothing_twice(world, w
     try:
         wait_for(lambda: unfinished() == 0, 90, "the second worker to finish", logs)  # …until the lease expires
     finally:
-        stop(second)
+        stop_process(second)
     assert_each_once(wechat_sandbox, 60, crash_window=True)
 
 
@@ -452,7 +436,7 @@ def test_two_workers_1000_messages_10_percent_transient_errors(world, wechat_san
         stop_injecting.set()
         injector.join(5)
         for process in workers:
-            stop(process)
+            stop_process(process)
     elapsed = time.monotonic() - started
     retried = db.session.scalar(select(func.count()).select_from(OutboxMessage).where(OutboxMessage.attempts > 1))
     db.session.rollback()

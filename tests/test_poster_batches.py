@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
-import sys
 import threading
 import time
 from datetime import timedelta
@@ -24,11 +22,8 @@ from backend.extensions import db
 from backend.models import AuditEntry, PosterBatch, PosterBatchStatus, utcnow
 from backend.qr import posters
 from tests.factories import admin_world
-from tests.helpers import audit_count, login, post_form
+from tests.helpers import audit_count, login, post_form, start_flask
 from tests.test_posters import A4_POINTS, A5_POINTS, decode, pdf_info, pdf_page_image, url_of
-
-REPO = Path(__file__).resolve().parents[1]
-FLASK = str(Path(sys.executable).parent / "flask")
 
 pytestmark = pytest.mark.usefixtures("cjk_font")  # posters need the CJK font
 
@@ -369,14 +364,7 @@ def test_two_worker_processes_render_each_batch_once(app, world, tmp_path, poppl
     )
     db.session.rollback()  # the test's own session holds no SQLite lock while the workers run
     logs = [tmp_path / f"worker{n}.log" for n in (1, 2)]
-    processes = []
-    for log in logs:
-        with log.open("wb") as out:
-            processes.append(
-                subprocess.Popen(
-                    [FLASK, "posters", "run", "--once"], cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT
-                )
-            )
+    processes = [start_flask(env, log, "posters", "run", "--once") for log in logs]
     for process in processes:
         assert process.wait(timeout=180) == 0, "\n".join(log.read_text() for log in logs)
     rendered = [int(re.search(r"(\d+) batch", log.read_text()).group(1)) for log in logs]

@@ -29,9 +29,7 @@ import collections
 import json
 import os
 import re
-import signal
 import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,10 +43,21 @@ from backend.extensions import db
 from backend.models import OutboxMessage, OutboxStatus, PosterBatch, PosterBatchStatus, StaffSession
 from tests.conftest import PG_URL, redis_test_url
 from tests.factories import RESIDENT_TEMPLATES, make_item, make_resident, outbox_item, queue_many
-from tests.helpers import PASSWORD, csrf_token_from, redis_or_skip, wait_until
+from tests.helpers import (
+    BIN,
+    PASSWORD,
+    REPO,
+    csrf_token_from,
+    log_tails,
+    redis_or_skip,
+    start_flask,
+    stop_process,
+    wait_until,
+    wechat_settings,
+)
 from tests.pg_replica import free_port
-from tests.wechat_server import APPID, SECRET, wechat_sandbox  # noqa: F401 - the fixture
 from tests.wechat_server import _start as start_sandbox
+from tests.wechat_server import wechat_sandbox  # noqa: F401 - the fixture
 
 pytestmark = pytest.mark.skipif(
     not PG_URL,
@@ -56,8 +65,6 @@ pytestmark = pytest.mark.skipif(
     "`make run`'s one machine",
 )
 
-REPO = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
 REDIS_DB = 8  # tests/conftest.py redis_test_url: 6 in the PostgreSQL suite
 RESIDENTS = 10
 MESSAGES_PER_RESIDENT = 3
@@ -77,17 +84,6 @@ class Host:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-30:])
 
 
-def stop(process: subprocess.Popen) -> None:
-    """Stop a process this test started, and wait for it."""
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
 @pytest.fixture(scope="module")
 def environment(database_url, tmp_path_factory, request) -> dict[str, str]:
     """What every host and worker is started with: one database, one Redis, one secret key, one batch folder, the
@@ -103,13 +99,7 @@ def environment(database_url, tmp_path_factory, request) -> dict[str, str]:
         SECRET_KEY="two-hosts-one-secret-key-for-every-host-0123456789",
         PUBLIC_BASE_URL="http://127.0.0.1:8000",  # the load balancer's address, the same for every host
         POSTER_BATCH_DIR=str(tmp_path_factory.mktemp("shared") / "poster-batches"),  # the folder every host mounts
-        WECHAT_SANDBOX="0",
-        WECHAT_API_BASE=sandbox.url,
-        WECHAT_APPID=APPID,
-        WECHAT_SECRET=SECRET,
-        WECHAT_TIMEOUT_SECONDS="3",
-        WECHAT_MINIPROGRAM_STATE="developer",
-        OUTBOX_IDLE_SECONDS="0.05",
+        **wechat_settings(sandbox.url, timeout_seconds=3),
         POSTER_BATCH_IDLE_SECONDS="0.05",
         PYTHONUNBUFFERED="1",
     )
@@ -144,7 +134,7 @@ def hosts(environment, tmp_path_factory) -> Iterator[tuple[Host, Host]]:
         yield started[0], started[1]
     finally:
         for host in started:
-            stop(host.process)
+            stop_process(host.process)
 
 
 def answers(host: Host) -> bool:
@@ -169,17 +159,13 @@ def start_workers(environment: dict[str, str], tmp_path: Path, *command: str) ->
     for n in (1, 2):
         log = tmp_path / f"{command[0]}-{n}.log"
         env = environment | {"INSTANCE_PATH": str(tmp_path / f"{command[0]}-host-{n}")}
-        with log.open("wb") as out:
-            process = subprocess.Popen(
-                [str(BIN / "flask"), *command], cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT
-            )
-        workers.append((process, log))
+        workers.append((start_flask(env, log, *command), log))
     return workers
 
 
 def logs_of(workers) -> str:
     """Every worker's log, for failure messages."""
-    return "\n".join(f"--- {log.name}\n{log.read_text(errors='replace')[-3000:]}" for _, log in workers)
+    return log_tails(log for _, log in workers)
 
 
 def test_a_staff_member_alternating_between_two_hosts(app, world, hosts):
@@ -273,7 +259,7 @@ def test_two_outbox_workers_send_each_message_once(app, environment, wechat_sand
         )
     finally:
         for process, _ in workers:
-            stop(process)
+            stop_process(process)
     received = wechat_sandbox.messages()
     keys = collections.Counter((m["openid"], json.dumps(m["data"], sort_keys=True)) for m in received)
     assert len(received) == len(rows) and max(keys.values()) == 1  # nothing lost, nothing twice
@@ -332,7 +318,7 @@ def test_two_poster_workers_render_each_batch_once_and_either_host_hands_it_out(
         )
     finally:
         for process, _ in workers:
-            stop(process)
+            stop_process(process)
     db.session.rollback()
     rows = db.session.scalars(select(PosterBatch).where(PosterBatch.id.in_(ids))).all()
     assert sorted((row.status, row.attempts) for row in rows) == [(PosterBatchStatus.DONE, 1)] * len(ids)

@@ -867,33 +867,34 @@ class ScopeInfo(Answer):
     label: str
 
 
-class MonthFigures(Answer):
-    """One month's figures."""
+class RateFigures(Answer):
+    """答复率, 办结率, 满意率 and the counts they are of, as the dashboard and each of its months give them.
 
-    month: str
+    One class, so that a scope's figures and a month's name the three rates alike.
+    """
+
     received: int
-    valid: int
     answered: int
     resolved: int
     rated: int
-    satisfied: int
     answer_rate: float | None
     resolve_rate: float | None
     satisfaction_rate: float | None
 
 
-class StatsAnswer(Answer):
+class MonthFigures(RateFigures):
+    """One month's figures; a rate is null below the scope's ``min_sample``."""
+
+    month: str
+    valid: int
+    satisfied: int
+
+
+class StatsAnswer(RateFigures):
     """答复率, 办结率, 满意率 and their parts; a rate is null below ``min_sample``."""
 
     model_config = ConfigDict(populate_by_name=True)
 
-    received: int
-    answered: int
-    resolved: int
-    rated: int
-    answer_rate: float | None
-    resolve_rate: float | None
-    satisfaction_rate: float | None
     median_first_answer_hours: float | None
     median_resolve_hours: float | None
     overdue: int

@@ -56,7 +56,7 @@ from flask import current_app
 from sqlalchemy import and_, or_, select, update
 
 from backend.admin.printing import batch_names, printable_count, region_batch_pages, station_batch_pages
-from backend.database import reading
+from backend.database import committed, reading
 from backend.errors import UserError
 from backend.extensions import db
 from backend.models import PosterBatch, PosterBatchKind, PosterBatchStatus, utcnow
@@ -351,7 +351,7 @@ def sweep(now: datetime | None = None) -> int:
     """Remove files past ``POSTER_BATCH_KEEP_HOURS`` (their batches become expired) and stray files; return how many."""
     now = now or utcnow()
     cutoff = now - timedelta(hours=current_app.config["POSTER_BATCH_KEEP_HOURS"])
-    try:
+    with committed():
         old = db.session.execute(
             select(PosterBatch.id, PosterBatch.file_path)
             .where(PosterBatch.status == PosterBatchStatus.DONE, PosterBatch.finished_at < cutoff)
@@ -366,10 +366,6 @@ def sweep(now: datetime | None = None) -> int:
         kept = set(
             db.session.scalars(select(PosterBatch.file_path).where(PosterBatch.status == PosterBatchStatus.DONE))
         )
-        db.session.commit()
-    except Exception:
-        db.session.rollback()
-        raise
     removed = 0
     for row in old:  # after the commit: a batch never says done without its file
         path = stored_file(row.file_path)

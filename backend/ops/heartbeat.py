@@ -22,6 +22,7 @@ from flask import current_app
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from backend.database import committed
 from backend.extensions import db
 from backend.models import WorkerHeartbeat, utcnow
 
@@ -57,30 +58,22 @@ def beat(kind: str, *, force: bool = False) -> bool:
     if first:  # a new process that got the pid of an old one on the same host starts afresh
         changes["started_at"] = stmt.excluded.started_at
     stmt = stmt.on_conflict_do_update(index_elements=[_table.c.kind, _table.c.host, _table.c.pid], set_=changes)
-    try:
+    with committed():
         db.session.execute(stmt)
         if first:
             db.session.execute(delete(_table).where(_table.c.last_seen_at < now - timedelta(days=KEEP_DAYS)))
-        db.session.commit()
-    except Exception:
-        db.session.rollback()
-        raise
     _last_beat[key] = now_mono
     return True
 
 
 def stop(kind: str) -> None:
     """Mark this worker process stopped (it is leaving cleanly); commits."""
-    try:
+    with committed():
         db.session.execute(
             update(_table)
             .where(_table.c.kind == kind, _table.c.host == socket.gethostname()[:255], _table.c.pid == os.getpid())
             .values(stopped_at=utcnow())
         )
-        db.session.commit()
-    except Exception:
-        db.session.rollback()
-        raise
     _last_beat.pop((kind, os.getpid()), None)
 
 

@@ -607,13 +607,9 @@ def release(claims: list[Claim], *, hold_until: datetime | None = None) -> None:
         values.update(status=OutboxStatus.HELD, next_attempt_at=hold_until, quota_holds=_outbox.c.quota_holds + 1)
     else:
         values["releases"] = _outbox.c.releases + 1
-    try:
+    with database.committed():
         for claim_ in claims:
             db.session.execute(_guarded(claim_).values(**values))
-        db.session.commit()
-    except Exception:
-        db.session.rollback()
-        raise
 
 
 RECORD_TRIES = 5
@@ -698,13 +694,9 @@ def run_forever(stop_event: threading.Event, batch: int | None = None) -> None:
 
 def queue_overdue() -> int:
     """Queue reminders for items about to be overdue or overdue (``notifications``) and commit."""
-    try:
+    with database.committed():
         now = utcnow()
         count = queue_due_soon_notices(now) + queue_overdue_notices(now)
-        db.session.commit()
-    except Exception:
-        db.session.rollback()
-        raise
     if count:
         log.info("outbox: %s overdue reminder(s) queued", count)
     return count
@@ -721,12 +713,8 @@ def purge_throttle_counters() -> int:
     """Delete the throttle counters whose window is over (one row per address seen otherwise stays forever)."""
     from backend import throttle
 
-    try:
+    with database.committed():
         count = throttle.purge_expired()
-        db.session.commit()
-    except Exception:
-        db.session.rollback()
-        raise
     return count
 
 
@@ -734,12 +722,8 @@ def run_retention_daily() -> int | None:
     """Anonymise what the retention period let go (``retention.run_daily``: once a day, one process at a time) and commit."""
     from backend.items import retention
 
-    try:
+    with database.committed():
         count = retention.run_daily()
-        db.session.commit()
-    except Exception:
-        db.session.rollback()
-        raise
     if count:
         log.info("outbox: retention anonymised %s item(s)", count)
     return count

@@ -32,7 +32,7 @@ import redis
 from flask import current_app
 from sqlalchemy import func, select
 
-from backend.database import dialect_insert
+from backend.database import committed, dialect_insert
 from backend.extensions import db
 from backend.models import Code, CodeScanDay, CodeScanFold, Deputy, Item, Station, utcnow
 from backend.stations.calendar import today_in_china
@@ -93,7 +93,7 @@ def fold_scans() -> int:
 
 def _fold_key(client, key: str) -> int:
     counts = client.hgetall(key)
-    try:
+    with committed():
         recorded = db.session.execute(
             dialect_insert(CodeScanFold.__table__)
             .values(key=key, folded_at=utcnow())
@@ -107,10 +107,6 @@ def _fold_key(client, key: str) -> int:
                 _add_scans(int(code_id), date.fromisoformat(day), int(value), 0)
                 added += int(value)
         db.session.execute(CodeScanFold.__table__.delete().where(CodeScanFold.folded_at < utcnow() - FOLDS_KEPT))
-        db.session.commit()
-    except Exception:
-        db.session.rollback()
-        raise
     client.delete(key)
     return added
 

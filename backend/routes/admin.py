@@ -93,6 +93,11 @@ def _refused(exc: UserError, template_context, form_name: str):
     return context
 
 
+def _refused_page(template: str, exc: UserError, template_context, form_name: str):
+    """The form's page again after a refused change (``_refused``), answered with the refusal's status."""
+    return _page(template, exc.status, **_refused(exc, template_context, form_name))
+
+
 def _done(message: str, endpoint: str, **values):
     flash(message)
     return redirect(url_for(endpoint, **values), 303)
@@ -163,6 +168,11 @@ def _station_context(station: Station) -> dict:
     }
 
 
+def _station_refused(exc: UserError, station: Station, form_name: str):
+    """The station's page again after one of its forms was refused."""
+    return _refused_page("admin/station.html", exc, lambda: _station_context(station), form_name)
+
+
 @bp.get(f"/stations/<int(max={MAX_ID}):station_id>")
 @login_required(*ADMIN_ROLES)
 def station(station_id: int):
@@ -180,7 +190,7 @@ def station_update(station_id: int):
     try:
         changed = station_ops.update_station(user, station, request.form)
     except UserError as exc:
-        return _page("admin/station.html", exc.status, **_refused(exc, lambda: _station_context(station), "info"))
+        return _station_refused(exc, station, "info")
     return _done("已保存联络站信息。" if changed else "没有修改。", "admin.station", station_id=station.id)
 
 
@@ -193,7 +203,7 @@ def rule_add(station_id: int):
     try:
         rule = station_ops.add_rule(user, station, request.form)
     except UserError as exc:
-        return _page("admin/station.html", exc.status, **_refused(exc, lambda: _station_context(station), "rule"))
+        return _station_refused(exc, station, "rule")
     message = f"已添加接待日：{station_ops.describe_rule(rule)}"
     message += f"，值班代表{rule.deputy.name}。" if rule.deputy else "。"
     return _done(message, "admin.station", station_id=station.id, _anchor="calendar")
@@ -220,7 +230,7 @@ def station_code_rotate(station_id: int):
     try:
         station_ops.rotate_station_code(user, station, request.form.get("reason"))
     except UserError as exc:
-        return _page("admin/station.html", exc.status, **_refused(exc, lambda: _station_context(station), "code"))
+        return _station_refused(exc, station, "code")
     return _done(
         f"已更换联络站二维码。{station_ops.OLD_CODE_FATE}", "admin.station", station_id=station.id, _anchor="code"
     )
@@ -354,9 +364,7 @@ def deputy_new(station_id: int):
     try:
         deputy = deputy_ops.create_deputy(user, station, deputy_ops.deputy_input_from_form(request.form))
     except UserError as exc:
-        return _page(
-            "admin/deputy_new.html", exc.status, **_refused(exc, lambda: _deputy_form_context(station), "deputy")
-        )
+        return _refused_page("admin/deputy_new.html", exc, lambda: _deputy_form_context(station), "deputy")
     return _done(f"已添加代表{deputy.name}，并生成了代表码。", "admin.deputy", deputy_id=deputy.id)
 
 
@@ -501,9 +509,7 @@ def departments():
     try:
         department = department_ops.create_department(user, request.form)
     except UserError as exc:
-        return _page(
-            "admin/departments.html", exc.status, **_refused(exc, lambda: _departments_context(user), "department")
-        )
+        return _refused_page("admin/departments.html", exc, lambda: _departments_context(user), "department")
     return _done(f"已添加承办单位：{department.name}。", "admin.departments")
 
 
@@ -535,8 +541,7 @@ def department(department_id: int):
     try:
         changed = department_ops.update_department(user, department, request.form)
     except UserError as exc:
-        context = _refused(exc, lambda: _department_context(user, department), "department")
-        return _page("admin/department.html", exc.status, **context)
+        return _refused_page("admin/department.html", exc, lambda: _department_context(user, department), "department")
     return _done("已保存承办单位信息。" if changed else "没有修改。", "admin.departments")
 
 

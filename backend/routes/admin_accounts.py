@@ -34,7 +34,7 @@ from backend.extensions import db
 from backend.items.validation import MAX_ID
 from backend.models import Department, Deputy, DeputyStatus, Region, Station
 from backend.qr.render import qr_svg
-from backend.routes.admin import _done, _page, _refused, bp
+from backend.routes.admin import _done, _page, _refused_page, bp
 from backend.routes.posters import require_fonts
 
 
@@ -121,7 +121,7 @@ def account_create():
     try:
         account, token = account_ops.create_account(user, request.form)
     except UserError as exc:
-        return _page("admin/accounts.html", exc.status, **_refused(exc, _list_context, "new"))
+        return _refused_page("admin/accounts.html", exc, _list_context, "new")
     return _link_page(account, token, created=True)
 
 
@@ -136,7 +136,7 @@ def account_activation(account_id: int):
     except UserError as exc:
         if exc.status == 404:
             raise
-        return _page("admin/accounts.html", exc.status, **_refused(exc, _list_context, f"account-{account_id}"))
+        return _refused_page("admin/accounts.html", exc, _list_context, f"account-{account_id}")
     return _link_page(account, token)
 
 
@@ -149,7 +149,7 @@ def account_active(account_id: int):
     try:
         account_ops.set_active(user, account, request.form.get("active") == "1")
     except UserError as exc:
-        return _page("admin/accounts.html", exc.status, **_refused(exc, _list_context, f"account-{account_id}"))
+        return _refused_page("admin/accounts.html", exc, _list_context, f"account-{account_id}")
     state = "启用" if account.is_active else "停用"
     return _done(f"已{state}账号 {account.username}。", "admin.accounts", q=account.username)
 

@@ -21,7 +21,7 @@ from backend.errors import UserError
 from backend.items import workcalendar
 from backend.models import utcnow
 from backend.ops import health, heartbeat
-from backend.routes.admin import _done, _page, _refused, bp
+from backend.routes.admin import _done, _page, _refused_page, bp
 from backend.stations.calendar import today_in_china
 
 SOURCE_LABELS = {"entered": "管理员录入", "library": "内置数据", "unknown": "未录入"}
@@ -74,8 +74,9 @@ def workdays_save():
             user, form.get("year"), form.get("holidays"), form.get("workdays"), form.get("source")
         )
     except UserError as exc:
-        context = _refused(exc, lambda: _workdays_context(request.form.get("year", type=int)), "workdays")
-        return _page("admin/workdays.html", exc.status, **context)
+        return _refused_page(
+            "admin/workdays.html", exc, lambda: _workdays_context(request.form.get("year", type=int)), "workdays"
+        )
     return _done(f"已保存{year}年的节假日安排；此后计算的办理期限按新安排。", "admin.workdays", year=year)
 
 

@@ -17,7 +17,7 @@ from backend.auth.sessions import current_staff, login_required
 from backend.errors import UserError
 from backend.items.validation import MAX_ID
 from backend.models.region import REGION_LEVEL_LABELS
-from backend.routes.admin import _done, _page, _refused, bp
+from backend.routes.admin import _done, _page, _refused_page, bp
 
 
 def _context() -> dict:
@@ -37,8 +37,9 @@ def _supervisor():
     return user
 
 
-def _refused_page(exc: UserError, form_name: str):
-    return _page("admin/regions.html", exc.status, **_refused(exc, _context, form_name))
+def _regions_refused(exc: UserError, form_name: str):
+    """The regions page again after one of its forms was refused."""
+    return _refused_page("admin/regions.html", exc, _context, form_name)
 
 
 @bp.get("/regions")
@@ -57,7 +58,7 @@ def region_create():
     try:
         region = region_ops.create_region(user, request.form)
     except UserError as exc:
-        return _refused_page(exc, f"region-new-{request.form.get('parent_id', '')}"[:40])
+        return _regions_refused(exc, f"region-new-{request.form.get('parent_id', '')}"[:40])
     return _done(f"已新增{region.name}（{region.code}）。", "admin.regions", _anchor=f"region-{region.id}")
 
 
@@ -70,7 +71,7 @@ def region_rename(region_id: int):
         region = region_ops.managed_region(user, region_id)
         changed = region_ops.rename_region(user, region, request.form)
     except UserError as exc:
-        return _refused_page(exc, f"region-name-{region_id}")
+        return _regions_refused(exc, f"region-name-{region_id}")
     return _done("已改名。" if changed else "没有修改。", "admin.regions", _anchor=f"region-{region_id}")
 
 
@@ -82,7 +83,7 @@ def station_create():
     try:
         station = region_ops.create_station(user, request.form)
     except UserError as exc:
-        return _refused_page(exc, f"station-new-{request.form.get('region_id', '')}"[:40])
+        return _regions_refused(exc, f"station-new-{request.form.get('region_id', '')}"[:40])
     return _done(
         f"已新建{station.name}，可以添加代表和接待日，打印二维码海报。", "admin.station", station_id=station.id
     )
@@ -97,7 +98,7 @@ def station_rename(station_id: int):
     try:
         changed = region_ops.rename_station(user, station, request.form)
     except UserError as exc:
-        return _refused_page(exc, f"station-{station_id}")
+        return _regions_refused(exc, f"station-{station_id}")
     message = "已改名。二维码不变，重新打印海报后显示新名称。" if changed else "没有修改。"
     return _done(message, "admin.regions", _anchor=f"station-{station_id}")
 
@@ -111,7 +112,7 @@ def station_close(station_id: int):
     try:
         region_ops.close_station(user, station)
     except UserError as exc:
-        return _refused_page(exc, f"station-{station_id}")
+        return _regions_refused(exc, f"station-{station_id}")
     return _done(
         f"已撤销{station.name}。扫描它的二维码会提示已撤销。", "admin.regions", _anchor=f"station-{station_id}"
     )
@@ -126,7 +127,7 @@ def station_reopen(station_id: int):
     try:
         region_ops.reopen_station(user, station)
     except UserError as exc:
-        return _refused_page(exc, f"station-{station_id}")
+        return _regions_refused(exc, f"station-{station_id}")
     return _done(f"已恢复{station.name}。", "admin.regions", _anchor=f"station-{station_id}")
 
 
@@ -139,7 +140,7 @@ def station_merge(station_id: int):
     try:
         target = region_ops.merge_station(user, station, request.form)
     except UserError as exc:
-        return _refused_page(exc, f"station-{station_id}")
+        return _regions_refused(exc, f"station-{station_id}")
     return _done(
         f"已把{station.name}合并到{target.name}：代表、工作人员账号和未办结的留言都已转过去，原二维码扫描后进入{target.name}。",
         "admin.station",

@@ -22,6 +22,7 @@ from backend.models import Deputy, DeputyStatus, Item, ItemChannel, ItemEvent, S
 from backend.models.deputy import DEPUTY_STATUS_LABELS
 from backend.models.item import ITEM_CATEGORY_LABELS
 from backend.qr.codes import code_url
+from backend.routes.resident import UNKNOWN_BY_KEY
 from backend.security import client_address
 from backend.stations import topics
 from backend.stations.calendar import describe_rule, duty_assignment, next_reception_days, today_in_china
@@ -175,7 +176,7 @@ def get_item(ref: str):
         item = find_item_for_resident(ref, query.key, client_address())
         credential = {"k": item.access_key} if item else {}
     if item is None:
-        raise UserError("unknown_item", "找不到该留言，请核对编号和查询码。", 404)
+        raise UserError("unknown_item", UNKNOWN_BY_KEY, 404)
     return jsonify(
         ref=item.ref,
         ref_display=format_ref(item.ref),

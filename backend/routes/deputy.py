@@ -210,8 +210,7 @@ def forward_link(ref: str, forward_id: int):
     """The department's link of a forward, to copy and send (again) at any time: derived, never stored, never
     "shown once". Where the forward answers after 交办 (a redirect) and after a renewal (``?renewed=1``)."""
     user = current_staff()
-    item = item_or_404(user, ref)
-    forward = _forward_of(item, forward_id)
+    item, forward = _item_and_forward(user, ref, forward_id)
     if forward.revoked_at is not None:
         raise UserError("forward_revoked", "该交办链接已收回。", 404)
     return _page(
@@ -236,8 +235,7 @@ def department_link(token: str) -> str:
 def revoke(ref: str, forward_id: int):
     """Withdraw a department's link (收回交办): it answers 404 from now on."""
     user = current_staff()
-    item = item_or_404(user, ref)
-    forward = _forward_of(item, forward_id)
+    item, forward = _item_and_forward(user, ref, forward_id)
     revoke_forward(forward, user)
     return redirect(url_for("deputy.item_page", ref=item.ref, done="revoke_forward", _anchor=DONE_ANCHOR), 303)
 
@@ -247,8 +245,7 @@ def revoke(ref: str, forward_id: int):
 def renew_link(ref: str, forward_id: int):
     """Give the department a new link (its old one stops working): after it expired, or when it went astray."""
     user = current_staff()
-    item = item_or_404(user, ref)
-    forward = _forward_of(item, forward_id)
+    item, forward = _item_and_forward(user, ref, forward_id)
     renew_forward_link(forward, user)
     return redirect(url_for("deputy.forward_link", ref=item.ref, forward_id=forward.id, renewed=1), 303)
 
@@ -258,8 +255,7 @@ def renew_link(ref: str, forward_id: int):
 def extension_decision(ref: str, forward_id: int):
     """Grant or refuse a department's request for more time (``decision`` grant|refuse, ``text``)."""
     user = current_staff()
-    item = item_or_404(user, ref)
-    forward = _forward_of(item, forward_id)
+    item, forward = _item_and_forward(user, ref, forward_id)
     decision = request.form.get("decision", "")
     try:
         decide_extension(forward, user, decision, request.form.get("text", ""))
@@ -273,11 +269,13 @@ def extension_decision(ref: str, forward_id: int):
     return redirect(url_for("deputy.item_page", ref=item.ref, done=done, _anchor=DONE_ANCHOR), 303)
 
 
-def _forward_of(item: Item, forward_id: int) -> ItemForward:
+def _item_and_forward(user: StaffUser, ref: str, forward_id: int) -> tuple[Item, ItemForward]:
+    """The staff user's item and one of its forwards; 404 for either unknown (or the item not theirs)."""
+    item = item_or_404(user, ref)
     forward = db.session.get(ItemForward, forward_id)
     if forward is None or forward.item_id != item.id:
         raise UserError("unknown_forward", "找不到该交办记录。", 404)
-    return forward
+    return item, forward
 
 
 # --- reply templates -------------------------------------------------------------------------

@@ -16,11 +16,10 @@ from backend.api_schemas import models as m
 from backend.errors import UserError
 from backend.extensions import csrf
 from backend.items import retention, timeline
-from backend.items.operations import find_item_for_resident
 from backend.items.refs import format_ref
 from backend.models import Item
 from backend.routes.rating import refuse_staff
-from backend.security import client_address
+from backend.routes.resident import UNKNOWN_BY_KEY, item_for_key
 
 bp = Blueprint("erasure", __name__)
 
@@ -48,13 +47,6 @@ def _what(value: object) -> str:
     return value
 
 
-def _item_for_key(ref: str, key: object, message: str) -> Item:
-    item = find_item_for_resident(ref, key, client_address())
-    if item is None:
-        raise UserError("unknown_item", message, 404)
-    return item
-
-
 @bp.app_template_global()
 def resident_may_withdraw(item: Item) -> bool:
     """For the tracking page: show 撤回留言 while nobody has answered the item."""
@@ -79,7 +71,7 @@ def confirm_page(ref: str):
     """The confirmation step: what withdrawing or erasing does, and a button to confirm (a tap alone never erases)."""
     _refuse_staff(ref)
     what = _what(request.args.get("what"))
-    item = _item_for_key(ref, request.args.get("k"), "找不到该留言。请核对编号和查询链接是否完整。")
+    item = item_for_key(ref, request.args.get("k"))
     refusal = WHATS[what][1](item)
     if refusal is not None:
         raise refusal
@@ -91,7 +83,7 @@ def confirm_page(ref: str):
 def erase_page(ref: str):
     """The confirmation page's form (CSRF-protected): do it, and back to the tracking page's timeline."""
     _refuse_staff(ref)
-    item = _item_for_key(ref, request.args.get("k"), "找不到该留言。请核对编号和查询链接是否完整。")
+    item = item_for_key(ref, request.args.get("k"))
     what = _what(request.form.get("what"))
     WHATS[what][0](item)
     return redirect(url_for("resident.track", ref=item.ref, k=item.access_key, _anchor="timeline"), 303)
@@ -118,7 +110,7 @@ def erase_api(ref: str):
     removed; contact: the name, number and WeChat link are removed, the item goes on.
     """
     _refuse_staff(ref)
-    item = _item_for_key(ref, request.args.get("key"), "找不到该留言，请核对编号和查询码。")
+    item = item_for_key(ref, request.args.get("key"), UNKNOWN_BY_KEY)
     data: m.EraseRequest = api_schemas.body()
     what = _what(data.what)
     WHATS[what][0](item)

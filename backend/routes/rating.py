@@ -24,12 +24,10 @@ from backend.items import photos as photo_intake
 from backend.items import timeline
 from backend.items.late_photos import attach_message_photo, check_may_attach
 from backend.items.lifecycle import rate_item, resident_action
-from backend.items.operations import find_item_for_resident
 from backend.items.refs import format_ref
 from backend.models import Item, Satisfaction
 from backend.routes import resident
 from backend.routes.api import answer_back_json, public_event_json
-from backend.security import client_address
 
 bp = Blueprint("rating", __name__)
 
@@ -82,18 +80,11 @@ def track_page_with_error(form: str, item: Item, exc: UserError, message: str, v
     return response
 
 
-def _item_for_key(ref: str, key: object, message: str) -> Item:
-    item = find_item_for_resident(ref, key, client_address())
-    if item is None:
-        raise UserError("unknown_item", message, 404)
-    return item
-
-
 @bp.post("/t/<ref>/rating")
 def rate_page(ref: str):
     """The rating form of the tracking page (CSRF-protected); back to the page, or the page again with the error."""
     refuse_staff(ref)
-    item = _item_for_key(ref, request.args.get("k"), "找不到该留言。请核对编号和查询链接是否完整。")
+    item = resident.item_for_key(ref, request.args.get("k"))
     values = {name: request.form.get(name, "") for name in RATING_FIELDS}
     try:
         rate_item(item, values["satisfaction"], values["solved"] or None, values["comment"])
@@ -125,7 +116,7 @@ def rate_api(ref: str):
     Answers the item's status after the verdict ("accepted" again when not satisfied).
     """
     refuse_staff(ref)
-    item = _item_for_key(ref, request.args.get("key"), "找不到该留言，请核对编号和查询码。")
+    item = resident.item_for_key(ref, request.args.get("key"), resident.UNKNOWN_BY_KEY)
     data: m.RatingRequest = api_schemas.body()
     event = rate_item(item, data.satisfaction, data.solved, data.comment or "")
     return jsonify(
@@ -153,7 +144,7 @@ def _refuse_staff_answer(ref: str) -> None:
 def _key_holders_item(ref: str, key: object, message: str) -> Item:
     """The item for its key's holder, read before the photos are decoded (no write lock held meanwhile)."""
     with database.reading():
-        return _item_for_key(ref, key, message)
+        return resident.item_for_key(ref, key, message)
 
 
 def _decoded_photos(files) -> list:
@@ -169,7 +160,7 @@ def answer_page(ref: str):
     """The tracking page's 补充 form (text and photos, while the deputy waits) or 追问 form (``kind``), CSRF-protected;
     back to the page, or the page again with the error and what the resident typed."""
     _refuse_staff_answer(ref)
-    item = _key_holders_item(ref, request.args.get("k"), "找不到该留言。请核对编号和查询链接是否完整。")
+    item = _key_holders_item(ref, request.args.get("k"), resident.UNKNOWN_BY_LINK)
     kind = request.form.get("kind", "")
     values = {"kind": kind, "text": request.form.get("text", "")}
     files = [f for f in request.files.getlist("photos") if f and f.filename]
@@ -190,7 +181,7 @@ def answer_page(ref: str):
 
 def _answer_api(ref: str, action: str):
     _refuse_staff_answer(ref)
-    item = _item_for_key(ref, request.args.get("key"), "找不到该留言，请核对编号和查询码。")
+    item = resident.item_for_key(ref, request.args.get("key"), resident.UNKNOWN_BY_KEY)
     data: m.ResidentTextRequest = api_schemas.body()
     event = resident_action(item, action, data.text)
     return jsonify(
@@ -266,7 +257,7 @@ def message_photo_api(ref: str):
     limit. The same photo sent again answers 200 with the one already taken.
     """
     _refuse_staff_answer(ref)
-    item = _key_holders_item(ref, request.args.get("key"), "找不到该留言，请核对编号和查询码。")
+    item = _key_holders_item(ref, request.args.get("key"), resident.UNKNOWN_BY_KEY)
     check_may_attach(item)
     upload = request.files.get("photo")
     if upload is None:

@@ -45,6 +45,19 @@ from backend.wechat.jssdk import script_origin
 
 bp = Blueprint("resident", __name__)
 
+# A wrong key answers exactly like an unknown reference; the sentence says where the key came from.
+UNKNOWN_BY_LINK = "找不到该留言。请核对编号和查询链接是否完整。"  # a page's ``?k=``, from the tracking link
+UNKNOWN_BY_KEY = "找不到该留言，请核对编号和查询码。"  # the API's ``?key=``, which the mini-program keeps
+
+
+def item_for_key(ref: str, key: object, message: str = UNKNOWN_BY_LINK) -> Item:
+    """The item for the holder of its access key, or 404 with ``message`` (guessing is throttled per address)."""
+    item = find_item_for_resident(ref, key, client_address())
+    if item is None:
+        raise UserError("unknown_item", message, 404)
+    return item
+
+
 FORM_FIELDS = ("body", "category", "deputy_id", "name", "phone", "consent", "publish_consent", "client_id", "choice")
 
 
@@ -233,7 +246,7 @@ def track(ref: str):
     Opened by the phone's last four digits it is read only: no key shown, no rating, no answering back."""
     item, credential = _item_for_reader(ref)
     if item is None:
-        raise UserError("unknown_item", "找不到该留言。请核对编号和查询链接是否完整。", 404)
+        raise UserError("unknown_item", UNKNOWN_BY_LINK, 404)
     by_phone = "p4" in credential
     track_url = tracking_url(item.ref, item.access_key)
     in_wechat = wechat_identity.WECHAT_USER_AGENT_MARK in request.headers.get("User-Agent", "")
@@ -269,9 +282,7 @@ def track(ref: str):
 @bp.post("/t/<ref>/notices")
 def report_notices(ref: str):
     """The tracking page's report of the ``wx-open-subscribe`` button: ``{"results": {template_id: status}}``."""
-    item = find_item_for_resident(ref, request.args.get("k"), client_address())
-    if item is None:
-        raise UserError("unknown_item", "找不到该留言。请核对编号和查询链接是否完整。", 404)
+    item = item_for_key(ref, request.args.get("k"))
     body = request.get_json(silent=True)
     try:
         credits = subscriptions.record_page_report(

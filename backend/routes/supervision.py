@@ -66,12 +66,41 @@ def _range_or_default() -> tuple[stats.DateRange, str | None]:
         return stats.default_range(), exc.message + "下面显示最近12个月。"
 
 
+def _scope_and_range(user: StaffUser) -> tuple[stats.Scope, stats.DateRange, str | None]:
+    """The requested scope (404 outside the user's, audited) and range (or the default one, with why)."""
+    scope = stats.resolve_scope(user, _scope_args())
+    rng, range_error = _range_or_default()
+    return scope, rng, range_error
+
+
 def _link_args(scope: stats.Scope, rng: stats.DateRange, **extra) -> dict:
     return {**scope.params(), **rng.params(), **extra}
 
 
-def _page(template: str, status: int = 200, **context):
-    return make_response(render_template(template, **context), status)
+# How every supervision page shows an item in a list: its number, its first line, how late it is.
+ITEM_WORDS = {
+    "format_ref": format_ref,
+    "first_line": inbox_query.first_line,
+    "overdue_label": inbox_query.overdue_label,
+}
+
+
+def _page(
+    template: str,
+    *,
+    user: StaffUser,
+    rng: stats.DateRange,
+    range_error: str | None,
+    scope: stats.Scope | None = None,
+    **context,
+):
+    """A supervision page: its user, its range (and why it is the default one), the words of its item lists;
+    with a scope, ``link(**extra)`` keeps the scope and the range in every link of the page."""
+    if scope is not None:
+        context |= {"scope": scope, "link": lambda **extra: _link_args(scope, rng, **extra)}
+    return make_response(
+        render_template(template, user=user, rng=rng, range_error=range_error, **ITEM_WORDS, **context)
+    )
 
 
 # --- the picker ------------------------------------------------------------------------------------
@@ -363,8 +392,7 @@ NOTICES = {
 def dashboard():
     """The figures of the chosen scope and range, with definitions, trends, breakdown and the overdue list."""
     user = current_staff()
-    scope = stats.resolve_scope(user, _scope_args())
-    rng, range_error = _range_or_default()
+    scope, rng, range_error = _scope_and_range(user)
     now = utcnow()
     figures = stats.compute(scope, rng, now=now, overdue_list=stats.OVERDUE_LIST_SIZE)
     overdue = figures.overdue_items
@@ -388,11 +416,7 @@ def dashboard():
         points=points.deputy_points(figures) if scope.kind == "deputy" else None,
         point_rules_not_counted=points.NOT_COUNTED,
         export_months=_export_months(rng),
-        link=lambda **extra: _link_args(scope, rng, **extra),
         child_link=lambda key: {scope.child_kind: key, **rng.params()},
-        format_ref=format_ref,
-        first_line=inbox_query.first_line,
-        overdue_label=inbox_query.overdue_label,
         notice=NOTICES.get(request.args.get("done", ""), ""),
         today=today_in_china(),
     )
@@ -404,8 +428,7 @@ def dashboard():
 def figure_items():
     """The items behind one figure (``figure=``), in the same scope and range, a page at a time."""
     user = current_staff()
-    scope = stats.resolve_scope(user, _scope_args())
-    rng, range_error = _range_or_default()
+    scope, rng, range_error = _scope_and_range(user)
     figure = request.args.get("figure", "received")
     if figure not in stats.LISTABLE:
         raise UserError("invalid_figure", "没有这项统计。", 400, field="figure")
@@ -429,10 +452,6 @@ def figure_items():
         now=now,
         status_labels=ITEM_STATUS_LABELS,
         is_overdue=is_overdue,
-        link=lambda **extra: _link_args(scope, rng, **extra),
-        format_ref=format_ref,
-        first_line=inbox_query.first_line,
-        overdue_label=inbox_query.overdue_label,
     )
 
 
@@ -534,8 +553,6 @@ def department_page(department_id: int):
         ledger=departments.ledger(department, now),
         labels=departments.FIGURE_LABELS,
         definitions=departments.DEFINITIONS,
-        format_ref=format_ref,
-        first_line=inbox_query.first_line,
     )
 
 
