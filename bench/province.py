@@ -64,7 +64,8 @@ import psycopg
 from sqlalchemy.engine import make_url
 
 from bench import submit
-from bench.submit import PG_ADMIN_URL, Result, fresh_database, postgres_answers, run_cli
+from bench.common import postgres_answers
+from bench.submit import PG_ADMIN_URL, Result, fresh_database, run_cli
 
 DATABASE = "msl_bench_province"
 CITIES = 14
