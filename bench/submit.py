@@ -299,7 +299,9 @@ def demo_database(url: str, workdir: Path) -> tuple[dict[str, str], list[str]]:
     }
     run_cli(env, "db", "upgrade")
     run_cli(env, "demo", "load")
-    return env, [row[0] for row in query(url, "SELECT slug FROM codes WHERE retired_at IS NULL AND topic_id IS NULL ORDER BY id")]
+    return env, [
+        row[0] for row in query(url, "SELECT slug FROM codes WHERE retired_at IS NULL AND topic_id IS NULL ORDER BY id")
+    ]
 
 
 @dataclass(frozen=True)
