@@ -131,14 +131,14 @@ def test_an_item_about_to_be_overdue_is_reminded_once(world, app):
     other = db.session.get(Item, world.items[1])
     other.due_at = now + timedelta(days=5)  # not near yet
     db.session.commit()
-    assert notifications.queue_due_soon_notices(now) == 1
+    assert notices.queue_due_soon_notices(now) == 1
     db.session.commit()
-    assert notifications.queue_due_soon_notices(now + timedelta(minutes=10)) == 0  # once
+    assert notices.queue_due_soon_notices(now + timedelta(minutes=10)) == 0  # once
     db.session.commit()
     rows = deputy_rows()
     assert [(r.kind, r.item_id) for r in rows] == [(notices.DUE_SOON, item.id)]
     app.config["NOTICE_DUE_SOON_HOURS"] = 0
-    assert notifications.queue_due_soon_notices(now + timedelta(days=4, hours=22)) == 0  # switched off
+    assert notices.queue_due_soon_notices(now + timedelta(days=4, hours=22)) == 0  # switched off
 
 
 def test_the_inbox_marks_whose_answer_waits(world, app):

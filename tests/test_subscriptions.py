@@ -12,6 +12,7 @@ import pytest
 from backend.auth.sessions import hash_secret
 from backend.extensions import db
 from backend.models import ResidentSession, SessionKind, StaffSession, utcnow
+from backend.outbox import notifications
 from backend.wechat import subscriptions
 from tests.factories import county_world, make_resident, outbox_world
 from tests.helpers import credits_of, login
@@ -60,8 +61,6 @@ def test_more_than_three_templates_are_split_into_calls(client, app):
     # A deployment that maps the resolution to two templates still gets calls of three at most.
     templates["item_extra"] = {"id": "tpl-extra", "fields": {"thing1": "summary"}}
     app.config["WECHAT_TEMPLATES"] = templates
-    from backend.outbox import notifications
-
     spec = notifications.KindSpec("resident", "item_extra", lambda ctx: {})
     notifications.KINDS["item_extra_test"] = spec
     try:
@@ -377,4 +376,4 @@ def test_the_staff_pages_say_when_a_bound_wechats_new_item_notices_are_switched_
     assert push(client, off).status_code == 200
     assert says_off("/staff/inbox")
     # Another deputy's switch is theirs alone.
-    assert not subscriptions.staff_notices_off(world.users["deputy2"])
+    assert not notifications.staff_notices_off(world.users["deputy2"])

@@ -22,7 +22,7 @@ from backend.models import (
     WorkCalendarDay,
     WorkCalendarYear,
 )
-from backend.outbox.notifications import queue_overdue_notices
+from backend.outbox.queue import queue_overdue_notices
 from backend.stations.calendar import CHINA_TZ
 from tests.factories import admin_world, make_item
 from tests.helpers import audit_count, login, post_form

@@ -46,6 +46,7 @@ from backend.models import (
 )
 from backend.models.base import UTCDateTime
 from backend.outbox import queue as notices
+from backend.outbox.notifications import is_received_notice_sent
 from backend.qr.codes import SLUG_RE, ResolvedCode, resolve_slug
 from backend.stations import topics
 from backend.stations.calendar import duty_assignment, today_in_china
@@ -383,8 +384,10 @@ def submit_item(sub: Submission) -> SubmitResult:
     conn.execute(_INSERT_EVENT, rows[0] if len(rows) == 1 else rows)
     if photo_rows:
         conn.execute(_INSERT_PHOTO, [row | {"item_id": item_id} for row in photo_rows])
-    # A held item reaches its handlers when a station administrator releases it (wechat/screening.py).
-    notices.queue_new_item_notices(conn, item_id, resident_id, deputy_id, now, station_id=station_id, held=held)
+    # A held item reaches its handlers when a station administrator releases it (wechat/screening.py). The
+    # resident is told "已提交" only with a long-term progress template: the outbox's writer leaves that to us.
+    told = resident_id if resident_id is not None and is_received_notice_sent() else None
+    notices.queue_new_item_notices(conn, item_id, told, deputy_id, now, station_id=station_id, held=held)
     return SubmitResult(item_id, values["ref"], values["access_key"], ItemStatus.SUBMITTED, created=True)
 
 

@@ -23,6 +23,14 @@ deliberately, to the limit of the key's type (the key name without its number:
 ``thing3`` → thing). Lengths are counted in UTF-16 code units — what the mini-program's
 JavaScript counts, and never less than the code points WeChat's server may count — and a
 cut never splits a character, a surrogate pair or an emoji sequence.
+
+Where this module stands: above ``queue`` (the low-level writer, which decides nothing about
+templates) and above ``backend.wechat.subscriptions`` (credits and switches, which knows nothing
+of the outbox). The decisions that need both the table of kinds and the templates live here:
+whether a resident is told "已提交" (``is_received_notice_sent``, asked by the submission before it
+calls the writer; ``queue_received_after_subscribing``), and which purposes a page asks WeChat for
+(``audience_purposes``, ``staff_notices_off``). So every arrow between the three runs one way:
+``notifications`` → ``queue``, ``notifications`` → ``subscriptions``.
 """
 
 from __future__ import annotations
@@ -35,13 +43,15 @@ from datetime import datetime
 
 from flask import current_app
 from sqlalchemy import select
+from sqlalchemy.orm import selectinload
 
 from backend.extensions import db
 from backend.items.refs import tracking_url
-from backend.models import Item, ItemEvent, ItemForward, ItemStatus, OutboxMessage, Resident, StaffUser
+from backend.models import Item, ItemEvent, ItemForward, ItemStatus, OutboxMessage, Proposal, Resident, StaffUser
 from backend.models.item import ITEM_OUTCOME_LABELS
+from backend.outbox import queue
 from backend.timefmt import CHINA
-from backend.wechat.subscriptions import LONG_TERM, template_kind
+from backend.wechat.subscriptions import LONG_TERM, notices_state, template_kind
 
 ELLIPSIS = "…"
 RESIDENT_PAGE = "pages/item/item?ref={ref}"
@@ -221,7 +231,7 @@ def h5_received_template(resident: Resident | None) -> dict | None:
     item finds a credit; the H5 resident can only subscribe afterwards, on the confirmation page (the
     ``wx-open-subscribe`` tag needs the page to exist), so that row went out first and was skipped. WECHAT.md allows
     a bizsend to whoever holds a live subscription, so the notice is queued again when the resident accepts
-    (``queue.queue_received_after_subscribing``) — under the same rule as the mini-program's: only with a long-term
+    (``queue_received_after_subscribing``) — under the same rule as the mini-program's: only with a long-term
     template, since a one-time credit is kept for 受理. Only for a resident reached through the service account (an
     official-account openid and no mini-program one: ``build_notice`` prefers the mini-program).
     """
@@ -414,8 +424,6 @@ def _department_new(ctx: Context) -> dict[str, object]:
 def _proposal_answered(ctx: Context) -> dict[str, object]:
     """The resident's notice that the 代表建议 their message went into was answered: its title (the answer is on
     the tracking page)."""
-    from backend.models import Proposal
-
     proposal_id = (ctx.message.payload or {}).get("proposal_id")
     proposal = db.session.get(Proposal, proposal_id) if isinstance(proposal_id, int) else None
     title = f"《{proposal.title}》" if proposal is not None else ""
@@ -509,8 +517,6 @@ def prefetch(messages: list[OutboxMessage]) -> list:
     Returns the loaded objects: hold on to them while building, since the session's identity
     map keeps objects only while something else references them.
     """
-    from sqlalchemy.orm import selectinload
-
     loaded: list = []
 
     def load(model, ids, *options):
@@ -572,46 +578,52 @@ def build_notice(message: OutboxMessage) -> Notice:
     )
 
 
-# --- deadline reminders -------------------------------------------------------------------
-
-OVERDUE_KIND = "deputy_item_overdue"
-DUE_SOON_KIND = "deputy_item_due_soon"
+# --- what a resident or a deputy is asked to accept ---------------------------------------
 
 
-def queue_overdue_notices(now: datetime) -> int:
-    """Queue one ``deputy_item_overdue`` row per overdue item and deputy account, once per deadline.
+def queue_received_after_subscribing(item: Item, results: object, now: datetime) -> bool:
+    """The H5 resident just accepted the service account's notices on ``item``'s page: tell them "已提交" now.
 
-    An item counts as notified for its current deadline when a row of that kind was queued
-    after its ``due_at``; a deadline that moves (extended, reopened) earns a new reminder once
-    it passes too. Flushes; the caller commits. Returns how many (``queue.queue_reminders``).
-    """
-    from backend.items.deadlines import overdue_condition
-    from backend.outbox.queue import queue_reminders
-
-    return queue_reminders(OVERDUE_KIND, overdue_condition(now), Item.due_at, now)
-
-
-def queue_due_soon_notices(now: datetime) -> int:
-    """Queue one ``deputy_item_due_soon`` row per running item due within ``NOTICE_DUE_SOON_HOURS``, once per deadline.
-
-    Only items whose clock runs (a paused item waits for the resident, not the deputy).
+    Their "已提交" row was queued with the item, before they could subscribe, and skipped for want of a
+    subscription (``h5_received_template`` says why and when the resident is told). Queued once: only while the
+    item is still submitted (after 受理 that step's own notice tells more), only when ``results`` (the page's
+    report, ``{template_id: "accept"|…}``) accepts that long-term template, and only when every earlier "已提交"
+    row of the item was skipped (``queue.queue_received_once``). True when a row was queued. Here, not in
+    ``queue``: which notice a resident gets is decided where the templates are known; the writer only writes.
     Flushes; the caller commits.
     """
-    from datetime import timedelta
+    template = h5_received_template(item.resident) if item.status == ItemStatus.SUBMITTED else None
+    if template is None or not isinstance(results, dict) or results.get(template["id"]) != "accept":
+        return False
+    return queue.queue_received_once(item, now)
 
-    from sqlalchemy import and_
 
-    from backend.outbox.queue import queue_reminders
+def audience_purposes() -> dict[str, list[str]]:
+    """The mini-program's template purposes per audience (``resident``, ``deputy`` — every staff account), in the
+    order a page should ask for them: what matters most to a resident first (the answer, the resolution, progress).
 
-    lead = timedelta(hours=float(current_app.config["NOTICE_DUE_SOON_HOURS"]))
-    if lead <= timedelta(0):
-        return 0
-    condition = and_(
-        Item.status.in_(ItemStatus.open_statuses()),
-        Item.due_at.is_not(None),
-        Item.paused_at.is_(None),
-        Item.due_at >= now,
-        Item.due_at < now + lead,
-    )
-    # Reminded once per lead time: a deadline moved later earns a new reminder when it comes near again.
-    return queue_reminders(DUE_SOON_KIND, condition, now - lead, now)
+    Read from ``KINDS``, so a page asks for exactly the templates some notice uses: here, beside the table,
+    rather than in ``backend.wechat.subscriptions``, which keeps the credits and knows nothing of the outbox.
+    """
+    configured = current_app.config["WECHAT_TEMPLATES"]
+    out: dict[str, list[str]] = {"resident": [], "deputy": []}
+    for spec in KINDS.values():
+        if spec.purpose is None or spec.purpose not in configured:
+            continue
+        audience = "resident" if spec.audience == "resident" else "deputy"
+        if spec.purpose not in out[audience]:
+            out[audience].append(spec.purpose)
+    priority = {"item_answered": 0, "item_resolved": 1, "item_progress": 2}
+    out["resident"].sort(key=lambda purpose: priority.get(purpose, 9))
+    return out
+
+
+def staff_notices_off(user) -> bool:
+    """True when ``user`` bound a WeChat but will not hear of new items there: a staff template switched off (or,
+    one-time, spent). The staff pages say so; only the mini-program can ask WeChat to switch it on again.
+    """
+    openid = getattr(user, "wechat_openid", None)
+    if not openid:
+        return False
+    purposes = audience_purposes()["deputy"]
+    return bool(purposes) and not notices_state(openid, purposes)["on"]

@@ -16,6 +16,16 @@ make one). Several within ``NOTICE_COALESCE_SECONDS`` become one message:
 So each step is told exactly once — in its own message or in the one it was folded into.
 Works on a Core connection (the submission's fast path) and on the ORM session's alike.
 Flushes; the caller commits.
+
+The deadline reminders live here too (``queue_overdue_notices``, ``queue_due_soon_notices``): they are
+deputy notices written in bulk, so they sit with the writer they use (``queue_reminders``).
+
+This is the outbox's low-level writer: it writes the rows it is told to and decides nothing about
+WeChat's templates. Whether a resident is told "已提交" depends on the template configured for it
+(``notifications.is_received_notice_sent``, ``notifications.h5_received_template``): the caller asks
+``notifications`` and passes the answer in (``queue_new_item_notices``'s ``resident_id``), or
+``notifications`` decides and calls ``queue_received_once``. So the arrows run one way —
+``notifications`` → ``queue`` — and this module imports nothing of the outbox or of WeChat.
 """
 
 from __future__ import annotations
@@ -24,10 +34,12 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import and_, bindparam, func, insert, select
+from sqlalchemy import and_, bindparam, exists, func, insert, literal, select
+from sqlalchemy.orm import aliased
 
 from backend import database
 from backend.extensions import db
+from backend.items.deadlines import overdue_condition
 from backend.models import Item, ItemStatus, OutboxMessage, OutboxStatus, StaffRole, StaffUser
 from backend.models.base import UTCDateTime
 
@@ -45,6 +57,8 @@ RESIDENT_FOLLOWUP = "deputy_resident_followup"
 DEPARTMENT_RETURNED = "deputy_department_returned"
 EXTENSION_REQUESTED = "deputy_extension_requested"
 DEPARTMENT_PASSED_ON = "deputy_department_passed_on"
+# The resident's "已提交" (``queue_new_item_notices``, ``queue_received_once``).
+RECEIVED = "item_received"
 DEPUTY_KINDS = (
     NEW_ITEM,
     OVERDUE,
@@ -156,13 +170,12 @@ def queue_new_item_notices(
     The handlers are the deputy's accounts, or, for an item with no deputy (a topic code's message, a
     station's message nobody was chosen for), the station's administrators (``handler_ids``, given
     ``station_id``): the same notice, through the same channel (their bound WeChat). An item ``held`` for
-    content review tells nobody yet (its release does). On submission the resident with WeChat is told
-    "已提交" too, only with a long-term progress template (``notifications.is_received_notice_sent``): a
-    one-time credit is kept for 受理.
+    content review tells nobody yet (its release does). On submission ``resident_id`` names the resident
+    to tell "已提交" too, and None when nobody is: the caller decides, asking
+    ``notifications.is_received_notice_sent`` (only with a long-term progress template: a one-time
+    credit is kept for 受理), since which notice a resident gets is not the writer's to decide.
     """
-    from backend.outbox.notifications import is_received_notice_sent
-
-    if resident_id is not None and not reassigned and is_received_notice_sent():
+    if resident_id is not None and not reassigned:
         conn.execute(
             insert(_outbox).values(
                 kind=RECEIVED, item_id=item_id, resident_id=resident_id, next_attempt_at=now, created_at=now
@@ -173,24 +186,13 @@ def queue_new_item_notices(
         queue_deputy_notice(conn, NEW_ITEM, item_id, handler_ids(conn, deputy_id, station_id), now, payload)
 
 
-RECEIVED = "item_received"
+def queue_received_once(item: Item, now: datetime) -> bool:
+    """Queue the resident's "已提交" row for ``item`` unless one was pending or sent already; True when queued.
 
-
-def queue_received_after_subscribing(item: Item, results: object, now: datetime) -> bool:
-    """The H5 resident just accepted the service account's notices on ``item``'s page: tell them "已提交" now.
-
-    Their "已提交" row was queued with the item, before they could subscribe, and skipped for want of a
-    subscription (``notifications.h5_received_template`` says why and when the resident is told). Queued once: only
-    while the item is still submitted (after 受理 that step's own notice tells more), only when ``results`` (the
-    page's report, ``{template_id: "accept"|…}``) accepts that long-term template, and only when every earlier
-    "已提交" row of the item was skipped (none pending or sent: a second report of the same acceptance, or a reload
-    and a second tap, queues nothing). True when a row was queued. Flushes; the caller commits.
+    For ``notifications.queue_received_after_subscribing`` (which decides whether the resident is told): every
+    earlier "已提交" row of the item must have been skipped, so a second report of the same acceptance, or a
+    reload and a second tap, queues nothing. Flushes; the caller commits.
     """
-    from backend.outbox.notifications import h5_received_template
-
-    template = h5_received_template(item.resident) if item.status == ItemStatus.SUBMITTED else None
-    if template is None or not isinstance(results, dict) or results.get(template["id"]) != "accept":
-        return False
     told = db.session.scalar(
         select(func.count())
         .select_from(OutboxMessage)
@@ -237,9 +239,6 @@ def queue_reminders(kind: str, condition, since, now: datetime) -> int:
     commit keeps two workers from queueing the same reminder. Flushes; the caller commits.
     Returns how many.
     """
-    from sqlalchemy import exists, literal
-    from sqlalchemy.orm import aliased
-
     session = db.session
     database.lock_until_commit(session.connection(), f"reminder-scan:{kind}")
     earlier = aliased(OutboxMessage)
@@ -269,3 +268,36 @@ def queue_reminders(kind: str, condition, since, now: datetime) -> int:
     columns += ["last_error", "created_at"]
     # RETURNING counts the rows on both engines (an INSERT … SELECT's rowcount is -1 through psycopg).
     return len(session.execute(insert(_outbox).from_select(columns, rows).returning(_outbox.c.id)).all())
+
+
+# --- deadline reminders -------------------------------------------------------------------
+
+
+def queue_overdue_notices(now: datetime) -> int:
+    """Queue one ``deputy_item_overdue`` row per overdue item and deputy account, once per deadline.
+
+    An item counts as notified for its current deadline when a row of that kind was queued
+    after its ``due_at``; a deadline that moves (extended, reopened) earns a new reminder once
+    it passes too. Flushes; the caller commits. Returns how many (``queue_reminders``).
+    """
+    return queue_reminders(OVERDUE, overdue_condition(now), Item.due_at, now)
+
+
+def queue_due_soon_notices(now: datetime) -> int:
+    """Queue one ``deputy_item_due_soon`` row per running item due within ``NOTICE_DUE_SOON_HOURS``, once per deadline.
+
+    Only items whose clock runs (a paused item waits for the resident, not the deputy).
+    Flushes; the caller commits.
+    """
+    lead = timedelta(hours=float(current_app.config["NOTICE_DUE_SOON_HOURS"]))
+    if lead <= timedelta(0):
+        return 0
+    condition = and_(
+        Item.status.in_(ItemStatus.open_statuses()),
+        Item.due_at.is_not(None),
+        Item.paused_at.is_(None),
+        Item.due_at >= now,
+        Item.due_at < now + lead,
+    )
+    # Reminded once per lead time: a deadline moved later earns a new reminder when it comes near again.
+    return queue_reminders(DUE_SOON, condition, now - lead, now)

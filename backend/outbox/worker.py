@@ -70,7 +70,7 @@ Outcomes
 
 Reminders
     ``run_forever`` also queues the deputies' overdue reminders every
-    ``OUTBOX_OVERDUE_SCAN_SECONDS`` (``notifications.queue_overdue_notices``).
+    ``OUTBOX_OVERDUE_SCAN_SECONDS`` (``queue.queue_overdue_notices``).
 """
 
 from __future__ import annotations
@@ -96,9 +96,8 @@ from backend.outbox.notifications import (
     Notice,
     build_notice,
     prefetch,
-    queue_due_soon_notices,
-    queue_overdue_notices,
 )
+from backend.outbox.queue import DEPUTY_KINDS, queue_due_soon_notices, queue_overdue_notices
 from backend.timefmt import CHINA
 
 log = logging.getLogger("backend.outbox")
@@ -423,8 +422,6 @@ def _fold(row: OutboxMessage, now: datetime) -> tuple[int, ...]:
     payload (``also``) and marks them ``merged``. In the claim's transaction: a step is told by the
     message of exactly one row.
     """
-    from backend.outbox.queue import DEPUTY_KINDS
-
     if row.kind not in DEPUTY_KINDS or row.staff_user_id is None:
         return ()
     if float(current_app.config["NOTICE_COALESCE_SECONDS"]) <= 0:  # every step its own message

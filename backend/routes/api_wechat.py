@@ -18,6 +18,7 @@ from backend.api_schemas import models as m
 from backend.errors import UserError
 from backend.extensions import csrf, db
 from backend.models import SessionKind
+from backend.outbox.notifications import audience_purposes
 from backend.wechat import subscriptions
 from backend.wechat.identity import current_resident
 
@@ -64,7 +65,7 @@ def templates():
     acceptance is enough until the user switches it off).
     """
     configured = current_app.config["WECHAT_TEMPLATES"]
-    audiences = subscriptions.audience_purposes()
+    audiences = audience_purposes()
     requests_ = {
         audience: [
             [configured[p]["id"] for p in purposes[i : i + TEMPLATES_PER_REQUEST]]
@@ -138,7 +139,7 @@ def subscriptions_state():
     """
     openid = _current_openid()
     audience = "resident" if current_resident() is not None else "deputy"
-    purposes = subscriptions.audience_purposes()[audience]
+    purposes = audience_purposes()[audience]
     state = subscriptions.notices_state(openid, purposes)
     configured = current_app.config["WECHAT_TEMPLATES"]
     ids = [configured[p]["id"] for p in purposes]

@@ -51,9 +51,9 @@ from backend.items.refs import format_ref
 from backend.items.validation import clean_text
 from backend.models import Item, ItemForward, ItemPhoto, ReplyTemplate, StaffRole, StaffUser, utcnow
 from backend.models.item import ITEM_CATEGORY_LABELS, ITEM_STATUS_LABELS
+from backend.outbox.notifications import staff_notices_off
 from backend.qr.render import qr_png
 from backend.stations import contacts
-from backend.wechat import subscriptions
 
 bp = Blueprint("deputy", __name__, url_prefix="/staff")
 
@@ -118,7 +118,7 @@ def inbox():
             notice=DONE_MESSAGES.get(request.args.get("done", ""), ""),
             can_enter_in_person=user.role == StaffRole.DEPUTY,
             can_keep_templates=user_station_id(user) is not None,
-            notices_off=subscriptions.staff_notices_off(user),
+            notices_off=staff_notices_off(user),
         )
 
 

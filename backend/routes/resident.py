@@ -32,7 +32,7 @@ from backend.items.refs import format_ref, tracking_url
 from backend.models import Deputy, DeputyStatus, Item, ItemPhoto, PresenceSource, StaffRole, utcnow
 from backend.models.deputy import DEPUTY_STATUS_LABELS
 from backend.models.item import ITEM_CATEGORY_LABELS
-from backend.outbox import queue as outbox_queue
+from backend.outbox.notifications import queue_received_after_subscribing
 from backend.qr import scans
 from backend.qr.codes import ResolvedCode, resolve_slug
 from backend.routes.presence import presence_page
@@ -295,7 +295,7 @@ def report_notices(ref: str):
         db.session.rollback()
         return jsonify(error={"code": "invalid_results", "message": str(exc)}), 400
     # The H5 resident could not subscribe before submitting: "已提交" goes now (brief ui14 part 3).
-    outbox_queue.queue_received_after_subscribing(item, body["results"], utcnow())
+    queue_received_after_subscribing(item, body["results"], utcnow())
     return jsonify(credits=credits)
 
 

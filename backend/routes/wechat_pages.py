@@ -18,9 +18,10 @@ from backend.items.refs import format_ref
 from backend.items.validation import MAX_ID
 from backend.models import Deputy, Item, StaffRole, Station
 from backend.models.item import ITEM_STATUS_LABELS
+from backend.outbox.notifications import staff_notices_off
 from backend.qr.codes import current_code
 from backend.routes.qr import CACHE_SECONDS
-from backend.wechat import identity, screening, subscriptions, wxacode
+from backend.wechat import identity, screening, wxacode
 
 bp = Blueprint("wechat_pages", __name__)
 
@@ -82,7 +83,7 @@ def wechat_binding():
         else:
             raise UserError("bad_request", "请求有误，请返回重试。", 400)
     context["is_bound"] = user.wechat_openid is not None
-    context["notices_off"] = subscriptions.staff_notices_off(user)
+    context["notices_off"] = staff_notices_off(user)
     context["minutes"] = identity.BINDING_CODE_MINUTES
     return _page("wechat/binding.html", **context)
 

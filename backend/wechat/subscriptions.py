@@ -17,6 +17,10 @@ would allow two messages for one acceptance (and meet WeChat's 43101 on the seco
 ``subscribe_msg_change_event`` (the user switched a template off, or on again) and a
 ``subscribe_msg_sent_event`` that says the user refused set the switch. Operations flush;
 the caller commits.
+
+This module knows nothing of the outbox: the outbox asks it (``template_kind``, ``notices_state``), never the
+other way. Which purposes a page asks WeChat for is read from the outbox's table of notice kinds, so it is
+answered there (``backend.outbox.notifications.audience_purposes``, ``staff_notices_off``).
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ from sqlalchemy import select, update
 from backend import database
 from backend.extensions import db
 from backend.models import SubscriptionCredit, utcnow
+from backend.wechat.client import official_account_configured
+from backend.wechat.jssdk import page_config
 
 ONE_TIME = "one_time"
 LONG_TERM = "long_term"
@@ -110,36 +116,6 @@ def credits_for(openid: str, template_ids: list[str]) -> dict[str, int]:
         ).all()
     )
     return {template_id: rows.get(template_id, 0) for template_id in sorted(template_ids)}
-
-
-def audience_purposes() -> dict[str, list[str]]:
-    """The mini-program's template purposes per audience (``resident``, ``deputy`` — every staff account), in the
-    order a page should ask for them: what matters most to a resident first (the answer, the resolution, progress).
-    """
-    from backend.outbox.notifications import KINDS  # the outbox imports this module: read its table when asked
-
-    configured = current_app.config["WECHAT_TEMPLATES"]
-    out: dict[str, list[str]] = {"resident": [], "deputy": []}
-    for spec in KINDS.values():
-        if spec.purpose is None or spec.purpose not in configured:
-            continue
-        audience = "resident" if spec.audience == "resident" else "deputy"
-        if spec.purpose not in out[audience]:
-            out[audience].append(spec.purpose)
-    priority = {"item_answered": 0, "item_resolved": 1, "item_progress": 2}
-    out["resident"].sort(key=lambda purpose: priority.get(purpose, 9))
-    return out
-
-
-def staff_notices_off(user) -> bool:
-    """True when ``user`` bound a WeChat but will not hear of new items there: a staff template switched off (or,
-    one-time, spent). The staff pages say so; only the mini-program can ask WeChat to switch it on again.
-    """
-    openid = getattr(user, "wechat_openid", None)
-    if not openid:
-        return False
-    purposes = audience_purposes()["deputy"]
-    return bool(purposes) and not notices_state(openid, purposes)["on"]
 
 
 def notices_state(openid: str | None, purposes: list[str], setting: str = "WECHAT_TEMPLATES") -> dict:
@@ -236,8 +212,6 @@ def resident_notices_panel(resident, in_wechat: bool, page_url: str) -> dict:
     ``"unavailable"`` (in WeChat, but no button can be offered now), or ``"outside"`` (not in
     WeChat: progress shows only on the tracking page).
     """
-    from backend.wechat.client import official_account_configured
-
     if not in_wechat:
         return {"mode": "outside"}
     openid = getattr(resident, "mp_openid", None)
@@ -246,8 +220,6 @@ def resident_notices_panel(resident, in_wechat: bool, page_url: str) -> dict:
     state = notices_state(openid, list(OA_PURPOSES), setting="WECHAT_MP_TEMPLATES")
     if state["on"]:
         return {"mode": "on"}
-    from backend.wechat.jssdk import page_config
-
     config = page_config(page_url)
     if config is None:
         return {"mode": "unavailable"}
