@@ -16,7 +16,10 @@ from backend.qr.posters import DeputyCode, StationSheet
 from tests.factories import admin_world
 from tests.helpers import audit_count, login, missing_tool
 
-pytestmark = pytest.mark.usefixtures("cjk_font")  # posters need the CJK font
+pytestmark = [
+    pytest.mark.usefixtures("cjk_font"),  # posters need the CJK font
+    pytest.mark.engine_independent(reason="rendering posters and decoding their codes"),
+]
 
 
 WORLD = admin_world  # the world fixture (tests/conftest.py)

@@ -11,6 +11,7 @@ import io
 import os
 import sys
 
+import pytest
 import requests
 from PIL import Image
 from sqlalchemy import select
@@ -21,6 +22,10 @@ from backend.models.deputy import DEPUTY_STATUS_LABELS
 from backend.timefmt import china_time
 from tests.test_miniprogram_stub import STUB, backend_url, deputy_env, node, scenario, stub_env  # noqa: F401
 from tests.wechat_server import wechat_sandbox  # noqa: F401
+
+pytestmark = pytest.mark.engine_independent(
+    reason="the mini-program's JavaScript against the API: the API's engine part is tested in both suites by the API tests"
+)
 
 
 def camera_photo(path) -> int:

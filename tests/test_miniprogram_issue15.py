@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import select
 
 from backend.extensions import db
@@ -27,6 +28,10 @@ from tests.test_miniprogram_stub import (  # noqa: F401
     stub_env,
 )
 from tests.wechat_server import wechat_sandbox  # noqa: F401
+
+pytestmark = pytest.mark.engine_independent(
+    reason="the mini-program's JavaScript against the API: the API's engine part is tested in both suites by the API tests"
+)
 
 CHOICES = ["赞成", "基本赞成", "不赞成"]
 

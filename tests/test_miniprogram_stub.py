@@ -34,6 +34,10 @@ from tests.factories import act, make_item
 from tests.helpers import PASSWORD, audit_rows, make_templates_one_time, missing_tool
 from tests.wechat_server import wechat_sandbox  # noqa: F401
 
+pytestmark = pytest.mark.engine_independent(
+    reason="the mini-program's JavaScript against the API: the API's engine part is tested in both suites by the API tests"
+)
+
 ROOT = Path(__file__).resolve().parents[1]
 STUB = ROOT / "miniprogram_stub"
 SCENARIOS = STUB / "test" / "scenarios.js"
