@@ -23,7 +23,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import Date, Integer, Select, and_, case, column, func, or_, select, values
+from sqlalchemy import Date, Integer, Select, and_, case, cast, func, literal, or_, select, type_coerce
 from sqlalchemy.exc import IntegrityError
 
 from backend.audit import record_audit
@@ -237,13 +237,24 @@ def _days(start: date, end: date) -> Iterable[date]:
         day += timedelta(days=1)
 
 
-def _reception_days(start: date, end: date):
-    """The China dates ``[start, end)`` as a CTE of rows (day, ISO weekday, day of the month) for the rules to match."""
-    rows = [(day, day.isoweekday(), day.day) for day in _days(start, end)]
-    return (
-        values(column("day", Date), column("weekday", Integer), column("month_day", Integer), name="range_days")
-        .data(rows)
-        .cte("range_days")
+def _range_days(start: date, end: date):
+    """The China dates ``[start, end)`` as a CTE of rows (day, ISO weekday, day of the month), made by the
+    database (a recursive query from ``start``): binding a row per day instead cost more to compile than the
+    whole query takes to run."""
+    first = select(literal(start, Date).label("day")).cte("range_days", recursive=True)
+    if db.engine.dialect.name == "postgresql":
+        following = first.c.day + 1
+    else:  # SQLite keeps a date as text: YYYY-MM-DD
+        following = func.date(first.c.day, "+1 day")
+    days = first.union_all(select(type_coerce(following, Date)).where(following < literal(end, Date)))
+    if db.engine.dialect.name == "postgresql":
+        weekday = cast(func.extract("isodow", days.c.day), Integer)
+        month_day = cast(func.extract("day", days.c.day), Integer)
+    else:  # %w: 0 for Sunday, which is ISO's 7
+        weekday = (cast(func.strftime("%w", days.c.day), Integer) + 6) % 7 + 1
+        month_day = cast(func.strftime("%d", days.c.day), Integer)
+    return select(days.c.day.label("day"), weekday.label("weekday"), month_day.label("month_day")).subquery(
+        "range_days_named"
     )
 
 
@@ -261,7 +272,7 @@ def meeting_counts(deputy_ids: Select | list[int], start: date, end: date, today
     end = min(end, today + timedelta(days=1))
     if start >= end or (isinstance(deputy_ids, list) and not deputy_ids):
         return MeetingCount(0, 0)
-    days = _reception_days(start, end)
+    days = _range_days(start, end)
     rule = ReceptionRule
     given = (
         select(Deputy.id.label("deputy_id"), Deputy.station_id, days.c.day)
