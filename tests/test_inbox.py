@@ -8,11 +8,12 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import event
 
+from backend.access import visible_items_query
 from backend.extensions import db
-from backend.items.inbox import count_groups, first_page_shares, inbox_page
+from backend.items.inbox import GROUPS, count_groups, first_page_shares, inbox_page
 from backend.items.refs import format_ref
-from backend.models import ItemStatus, utcnow
-from tests.factories import make_item
+from backend.models import Item, ItemStatus, RegionLevel, StaffRole, utcnow
+from tests.factories import DeputyFactory, RegionFactory, StaffUserFactory, StationFactory, make_item
 from tests.helpers import api_token, login
 
 
@@ -325,3 +326,41 @@ def test_api_inbox_needs_a_token_and_a_handling_role(app, world):
     # A department's account has an inbox of its own (empty here: nothing forwarded to it).
     department = client.get("/api/v1/inbox", headers=api_token(app, "dept_user"))
     assert department.status_code == 200 and department.json["total"] == 0
+
+
+def test_a_supervisors_inbox_is_exactly_the_items_of_their_regions_stations(app, world, items):
+    """The inbox names the region's stations by id (``visible_to``): the same items as ``visible_items_query``,
+    stations of the regions below included, nothing of a sibling region."""
+    township = RegionFactory(code="430225100", name="霞阳镇", level=RegionLevel.TOWNSHIP, parent=world.county)
+    station_t = StationFactory(name="霞阳镇城东社区联络站", region=township)
+    d5 = DeputyFactory(name="罗开华", station=station_t)
+    items["t_new"] = put(make_item(d5, body="城东社区的新留言"), ItemStatus.SUBMITTED)
+    items["t_late"] = put(make_item(d5, body="城东社区的超期件"), ItemStatus.ACCEPTED, due_in=-timedelta(days=2))
+    items["t_resolved"] = put(make_item(d5, body="城东社区的办结件"), ItemStatus.RESOLVED)
+    sup_township = StaffUserFactory(username="sup_township", role=StaffRole.SUPERVISOR, region=township)
+    db.session.commit()
+
+    def everything(user) -> set[str]:
+        names = set()
+        for state in GROUPS:
+            names |= set(names_of(inbox_page(user, state=state, per_page=100), items))
+        return names
+
+    for key, expected in (
+        ("supervisor", {k for k in items if k != "d4_new"}),
+        ("supervisor_far", {"d4_new"}),
+    ):
+        user = world.users[key]
+        visible = set(db.session.scalars(visible_items_query(user).with_only_columns(Item.id)))
+        assert everything(user) == expected == {n for n, item in items.items() if item.id in visible}, key
+    assert everything(sup_township) == {"t_new", "t_late", "t_resolved"}
+    counts = count_groups(sup_township)
+    assert (counts["new"], counts["overdue"], counts["resolved"], counts["todo"]) == (1, 1, 1, 2)
+    assert [row.item.id for row in inbox_page(sup_township, query="城东社区").rows] == [
+        items[k].id for k in ("t_resolved", "t_late", "t_new")
+    ]
+    # A region without stations: nothing, and no error.
+    empty = RegionFactory(code="430225101", name="空镇", level=RegionLevel.TOWNSHIP, parent=world.county)
+    sup_empty = StaffUserFactory(username="sup_empty", role=StaffRole.SUPERVISOR, region=empty)
+    db.session.commit()
+    assert everything(sup_empty) == set() and count_groups(sup_empty)["todo"] == 0

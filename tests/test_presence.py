@@ -15,6 +15,8 @@ from sqlalchemy.exc import IntegrityError
 from backend.extensions import db
 from backend.models import (
     AuditEntry,
+    Deputy,
+    DeputyStatus,
     PresenceSource,
     ReceptionRule,
     ReceptionRuleKind,
@@ -27,9 +29,10 @@ from backend.models.base import clock_at
 from backend.qr import scans
 from backend.qr.codes import current_code
 from backend.stations import presence
-from backend.stations.calendar import CHINA_TZ, today_in_china
+from backend.stations.calendar import CHINA_TZ, rule_matches, today_in_china
 from backend.supervision import points, stats
 from backend.wechat.identity import hash_token
+from tests.factories import DeputyFactory
 from tests.helpers import api_token, csrf_token_from, login
 
 
@@ -398,7 +401,7 @@ def test_meeting_rate_is_null_with_a_note_when_the_calendar_gave_no_day(app, wor
 def test_days_ahead_are_not_given_yet(app, world):
     every_day(world)
     today = today_in_china()
-    counted = presence.meeting_counts([world.d1], today - timedelta(days=2), today + timedelta(days=30), today)
+    counted = presence.meeting_counts([world.d1.id], today - timedelta(days=2), today + timedelta(days=30), today)
     assert counted.given == 3  # two days back and today, not the month ahead
 
 
@@ -433,3 +436,104 @@ def test_the_demo_history_gives_the_county_a_meeting_rate(app):
     assert figures.station_visits > 0
     assert all(not visit.is_open and visit.is_reception_day for visit in visits())
     assert {visit.source for visit in visits()} == {PresenceSource.SCAN}
+
+
+def per_deputy_meeting_counts(deputies, start: date, end: date, today: date) -> presence.MeetingCount:
+    """The per-deputy computation ``meeting_counts`` replaced (a Python loop over deputies, rules and days), kept
+    here as the reference its set-based query must equal."""
+    end = min(end, today + timedelta(days=1))
+    given = present = 0
+    days = [start + timedelta(days=n) for n in range((end - start).days)]
+    for deputy in deputies:
+        rules = presence.reception_rules_of(deputy, deputy.station)
+        mine = {day for day in days if any(rule_matches(rule, day) for rule in rules)}
+        visited = set(
+            db.session.scalars(
+                select(StationVisit.day).where(
+                    StationVisit.deputy_id == deputy.id, StationVisit.station_id == deputy.station_id
+                )
+            )
+        )
+        given += len(mine)
+        present += len(mine & visited)
+    return presence.MeetingCount(present, given)
+
+
+def visit_on(deputy, station, day: date) -> None:
+    """A closed visit of ``deputy`` at ``station`` on ``day`` (as ``check_in_or_out`` would record it)."""
+    db.session.add(
+        StationVisit(
+            deputy_id=deputy.id,
+            station_id=station.id,
+            day=day,
+            checked_in_at=china(day, 9),
+            checked_out_at=china(day, 10),
+            is_reception_day=presence.is_reception_day_of(deputy, station, day),
+            source=PresenceSource.TAP,
+        )
+    )
+
+
+def test_the_meeting_counts_query_equals_the_per_deputy_computation(app, world):
+    rule = ReceptionRuleKind
+    # Station A: 逢六 for all, every Sunday and the 1st for d1 (the 1st of October is no Sunday), the 31st for d2
+    # (August has it, September not) and the 16th for d2 (a 逢六 day too: given once). Station B: every Wednesday
+    # for all, and a rule naming d1, who is at A (gives d1 nothing). Station C: no rule (d4 has none). A deputy
+    # moved from A to B, a deputy of A no longer serving.
+    for kind, day, deputy in (
+        (rule.XUN, 6, None),
+        (rule.WEEKLY, 7, world.d1),
+        (rule.MONTHLY, 1, world.d1),
+        (rule.MONTHLY, 31, world.d2),
+        (rule.MONTHLY, 16, world.d2),
+    ):
+        world.station_a.reception_rules.append(ReceptionRule(kind=kind, day=day, deputy=deputy))
+    for kind, day, deputy in ((rule.WEEKLY, 3, None), (rule.XUN, 0, world.d1)):
+        world.station_b.reception_rules.append(ReceptionRule(kind=kind, day=day, deputy=deputy))
+    moved = DeputyFactory(name="刘调站", station=world.station_b)
+    world.station_a.reception_rules.append(ReceptionRule(kind=rule.WEEKLY, day=5, deputy=moved))  # his old rule
+    retired = DeputyFactory(name="陈离任", station=world.station_a, status=DeputyStatus.RESIGNED)
+    db.session.flush()
+    start, end, today = date(2026, 8, 20), date(2026, 10, 20), date(2026, 10, 11)  # across two month ends
+    for deputy, station, days in (
+        # Reception days (6 Sep, Sundays, 1 Oct), days that are not (8 Sep), one after today (16 Oct).
+        (world.d1, world.station_a, ("2026-08-26", "2026-09-06", "2026-09-08", "2026-09-13", "2026-10-01")),
+        (world.d1, world.station_a, ("2026-10-04", "2026-10-16", "2026-08-19")),
+        (world.d1, world.station_b, ("2026-09-20", "2026-09-09")),  # at another station: not present at A
+        (world.d2, world.station_a, ("2026-08-31", "2026-09-16", "2026-09-30", "2026-10-06")),
+        (world.d3, world.station_b, ("2026-08-26", "2026-09-02", "2026-09-03", "2026-10-07", "2026-10-14")),
+        (world.d4, world.station_c, ("2026-09-06",)),
+        (moved, world.station_a, ("2026-09-04", "2026-09-06")),  # visits at his old station
+        (moved, world.station_b, ("2026-09-02", "2026-09-16")),
+        (retired, world.station_a, ("2026-09-06",)),
+    ):
+        for day in days:
+            visit_on(deputy, station, date.fromisoformat(day))
+    db.session.commit()
+    db.session.expire_all()
+
+    everyone = [world.d1, world.d2, world.d3, world.d4, moved, retired]
+    for deputies in ([d] for d in everyone):
+        ids = [d.id for d in deputies]
+        expected = per_deputy_meeting_counts(deputies, start, end, today)
+        assert presence.meeting_counts(ids, start, end, today) == expected, deputies[0].name
+    assert presence.meeting_counts([world.d4.id], start, end, today) == presence.MeetingCount(0, 0)
+    expected = per_deputy_meeting_counts(everyone, start, end, today)
+    assert expected.given > 0 and 0 < expected.present < expected.given
+    assert presence.meeting_counts([d.id for d in everyone], start, end, today) == expected
+    # The dashboard's selection: the serving deputies of the county's stations, as a select.
+    serving = select(Deputy.id).where(
+        Deputy.station_id.in_([world.station_a.id, world.station_b.id]), Deputy.status == DeputyStatus.SERVING
+    )
+    county = [world.d1, world.d2, world.d3, moved]
+    assert presence.meeting_counts(serving, start, end, today) == per_deputy_meeting_counts(county, start, end, today)
+    # Ranges: one day, one month, ending before today, starting after it, empty.
+    for a, b in (
+        (date(2026, 9, 6), date(2026, 9, 7)),
+        (date(2026, 9, 1), date(2026, 10, 1)),
+        (date(2026, 8, 1), date(2026, 9, 1)),
+        (date(2026, 10, 12), date(2026, 11, 1)),
+        (date(2026, 9, 6), date(2026, 9, 6)),
+    ):
+        assert presence.meeting_counts(serving, a, b, today) == per_deputy_meeting_counts(county, a, b, today), a
+    assert presence.meeting_counts([], start, end, today) == presence.MeetingCount(0, 0)

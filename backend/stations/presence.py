@@ -23,13 +23,23 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import Date, Integer, Select, and_, case, cast, func, literal, or_, select, type_coerce
 from sqlalchemy.exc import IntegrityError
 
 from backend.audit import record_audit
 from backend.errors import UserError
 from backend.extensions import db
-from backend.models import Deputy, PresenceSource, StaffRole, StaffUser, Station, StationVisit, utcnow
+from backend.models import (
+    Deputy,
+    PresenceSource,
+    ReceptionRule,
+    ReceptionRuleKind,
+    StaffRole,
+    StaffUser,
+    Station,
+    StationVisit,
+    utcnow,
+)
 from backend.stations.calendar import rule_matches, today_in_china
 
 # A check-in this soon after the open visit's own is a repeat (a double tap), not a check-out.
@@ -227,38 +237,73 @@ def _days(start: date, end: date) -> Iterable[date]:
         day += timedelta(days=1)
 
 
-def meeting_counts(deputies: list[Deputy], start: date, end: date, today: date | None = None) -> MeetingCount:
-    """见面率's parts summed over ``deputies`` for the China dates ``[start, end)``, counted up to today.
+def _range_days(start: date, end: date):
+    """The China dates ``[start, end)`` as a CTE of rows (day, ISO weekday, day of the month), made by the
+    database (a recursive query from ``start``): binding a row per day instead cost more to compile than the
+    whole query takes to run."""
+    first = select(literal(start, Date).label("day")).cte("range_days", recursive=True)
+    if db.engine.dialect.name == "postgresql":
+        following = first.c.day + 1
+    else:  # SQLite keeps a date as text: YYYY-MM-DD
+        following = func.date(first.c.day, "+1 day")
+    days = first.union_all(select(type_coerce(following, Date)).where(following < literal(end, Date)))
+    if db.engine.dialect.name == "postgresql":
+        weekday = cast(func.extract("isodow", days.c.day), Integer)
+        month_day = cast(func.extract("day", days.c.day), Integer)
+    else:  # %w: 0 for Sunday, which is ISO's 7
+        weekday = (cast(func.strftime("%w", days.c.day), Integer) + 6) % 7 + 1
+        month_day = cast(func.strftime("%d", days.c.day), Integer)
+    return select(days.c.day.label("day"), weekday.label("weekday"), month_day.label("month_day")).subquery(
+        "range_days_named"
+    )
 
-    Each deputy's reception days come from their current station's rules; present means a visit
-    checked in at that station on the day (by the deputy or, marked, by the administrator).
+
+def meeting_counts(deputy_ids: Select | list[int], start: date, end: date, today: date | None = None) -> MeetingCount:
+    """见面率's parts summed over the deputies ``deputy_ids`` (ids, or a select of them) for the China dates
+    ``[start, end)``, counted up to today, in one query whatever the number of deputies (a county's thousand
+    serving deputies are read on every dashboard).
+
+    Each deputy's reception days come from their current station's rules (those naming them or nobody, as
+    ``reception_rules_of``): the days of the range a rule matches (``rule_matches`` in SQL), each day once
+    however many rules give it; present means a visit checked in at that station on such a day (by the deputy
+    or, marked, by the administrator).
     """
     today = today or today_in_china()
     end = min(end, today + timedelta(days=1))
-    if not deputies or start >= end:
+    if start >= end or (isinstance(deputy_ids, list) and not deputy_ids):
         return MeetingCount(0, 0)
-    present_rows = db.session.execute(
-        select(StationVisit.deputy_id, StationVisit.station_id, StationVisit.day)
-        .where(
-            StationVisit.deputy_id.in_([d.id for d in deputies]),
-            StationVisit.day >= start,
-            StationVisit.day < end,
+    days = _range_days(start, end)
+    rule = ReceptionRule
+    given = (
+        select(Deputy.id.label("deputy_id"), Deputy.station_id, days.c.day)
+        .join(
+            rule, and_(rule.station_id == Deputy.station_id, or_(rule.deputy_id.is_(None), rule.deputy_id == Deputy.id))
         )
+        .join(
+            days,
+            or_(
+                and_(rule.kind == ReceptionRuleKind.WEEKLY, days.c.weekday == rule.day),
+                and_(rule.kind == ReceptionRuleKind.MONTHLY, days.c.month_day == rule.day),
+                and_(rule.kind == ReceptionRuleKind.XUN, days.c.month_day % 10 == rule.day),
+            ),
+        )
+        .where(Deputy.id.in_(deputy_ids))
         .distinct()
-    ).all()
-    present_days: dict[tuple[int, int], set[date]] = {}
-    for deputy_id, station_id, day in present_rows:
-        present_days.setdefault((deputy_id, station_id), set()).add(day)
-    days = list(_days(start, end))
-    given = present = 0
-    for deputy in deputies:
-        rules = reception_rules_of(deputy, deputy.station)
-        if not rules:
-            continue
-        mine = {day for day in days if any(rule_matches(rule, day) for rule in rules)}
-        given += len(mine)
-        present += len(mine & present_days.get((deputy.id, deputy.station_id), set()))
-    return MeetingCount(present, given)
+        .cte("given_days")
+    )
+    was_present = (
+        select(StationVisit.id)
+        .where(
+            StationVisit.deputy_id == given.c.deputy_id,
+            StationVisit.station_id == given.c.station_id,
+            StationVisit.day == given.c.day,
+        )
+        .exists()
+    )
+    given_count, present_count = db.session.execute(
+        select(func.count(), func.coalesce(func.sum(case((was_present, 1), else_=0)), 0)).select_from(given)
+    ).one()
+    return MeetingCount(int(present_count), int(given_count))
 
 
 def presence_days(deputy: Deputy, start_at: datetime, end_at: datetime) -> set[date]:

@@ -879,11 +879,12 @@ def compute(
     return figures
 
 
-def _scope_stations_and_deputies(scope: Scope) -> tuple[list[int], list[Deputy]] | None:
-    """The scope's stations and serving deputies, for 见面率 and contacts; None for a region of more than
-    ``BREAKDOWN_MAX_STATIONS`` stations (a province: not computed on each request)."""
+def _scope_stations_and_deputies(scope: Scope) -> tuple[list[int], Select | list[int]] | None:
+    """The scope's stations and its serving deputies' ids (a select, not loaded: a county has a thousand), for
+    见面率 and contacts; None for a region of more than ``BREAKDOWN_MAX_STATIONS`` stations (a province: not
+    computed on each request)."""
     if scope.kind == "deputy":
-        return [scope.deputy.station_id], [scope.deputy]
+        return [scope.deputy.station_id], [scope.deputy.id]
     if scope.kind == "station":
         station_ids = [scope.station.id]
     else:
@@ -892,13 +893,8 @@ def _scope_stations_and_deputies(scope: Scope) -> tuple[list[int], list[Deputy]]
         station_ids = scope.region_station_ids
     if not station_ids:
         return [], []
-    deputies = db.session.scalars(
-        select(Deputy)
-        .where(Deputy.station_id.in_(station_ids), Deputy.status == DeputyStatus.SERVING)
-        .options(selectinload(Deputy.station).selectinload(Station.reception_rules))
-        .order_by(Deputy.id)
-    ).all()
-    return station_ids, list(deputies)
+    deputy_ids = select(Deputy.id).where(Deputy.station_id.in_(station_ids), Deputy.status == DeputyStatus.SERVING)
+    return station_ids, deputy_ids
 
 
 def _add_presence(figures: Figures, now: datetime) -> None:
@@ -906,9 +902,9 @@ def _add_presence(figures: Figures, now: datetime) -> None:
     found = _scope_stations_and_deputies(figures.scope)
     if found is None:
         return
-    station_ids, deputies = found
+    station_ids, deputy_ids = found
     rng = figures.range
-    counted = presence.meeting_counts(deputies, rng.start, rng.end, today_in_china(now))
+    counted = presence.meeting_counts(deputy_ids, rng.start, rng.end, today_in_china(now))
     if counted.given:
         figures.meeting = Rate(counted.present, counted.given, figures.min_sample)
     if figures.scope.kind == "deputy":
