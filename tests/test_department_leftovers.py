@@ -26,11 +26,13 @@ INSTRUCTIONS = "请核实。"  # what tests.factories.forward tells the departme
 # --- (a) the department's answer on the tracking page --------------------------------------------
 
 
-def test_the_resident_sees_the_departments_progress_and_answer_on_the_tracking_page(app, client, world):
+def test_the_resident_sees_that_and_when_the_department_answered_never_what(app, client, world):
+    """The tracking page says what the notice said (who answered, when), so it no longer reads 已交办 alone after
+    部门已答复 arrived; the answer itself is addressed to the deputy, whose 答复 tells the resident what was done."""
     item = make_item(world.d1, body="村口路灯坏了三个月，晚上出行很不方便。")
     fwd, _ = forward(item, world.users["deputy"], world.department)
     page = client.get(f"/t/{item.ref}?k={item.access_key}").text
-    assert "炎陵县住房和城乡建设局答复" not in page  # nothing answered yet
+    assert "炎陵县住房和城乡建设局已向代表答复" not in page  # nothing answered yet
 
     department_answer(fwd, "已安排人员现场查看。", None, final=False)
     db.session.commit()
@@ -42,18 +44,24 @@ def test_the_resident_sees_the_departments_progress_and_answer_on_the_tracking_p
     timeline = page[page.index('id="timeline"') : page.index("</ol>", page.index('id="timeline"'))]
     heads = re.findall(r'<p class="event-head"><strong>(.*?)</strong> <time>(.*?)</time>', timeline)
     labels = [label for label, _ in heads]
-    assert labels[-2:] == ["炎陵县住房和城乡建设局报办理进展", "炎陵县住房和城乡建设局答复"]
+    assert labels[-2:] == ["炎陵县住房和城乡建设局已向代表报告进展", "炎陵县住房和城乡建设局已向代表答复"]
     assert all(time for _, time in heads[-2:])  # each with its time
-    assert "已安排人员现场查看。" in timeline and "已更换三盏路灯，线路已检修。" in timeline
-    assert f"承诺办结日期：{promised.isoformat()}" in timeline
-    # Never who wrote it or what the deputy told the department, never the department's contact person.
-    assert INSTRUCTIONS not in page and "dept_user" not in page and world.department.contact_name not in page
-    # The deputy's own page is unchanged: it shows the same answer.
+    # Never what it answered, its promised date, who wrote it, what the deputy told it, or its contact person.
+    for hidden in (
+        "已安排人员现场查看。",
+        "已更换三盏路灯，线路已检修。",
+        promised.isoformat(),
+        INSTRUCTIONS,
+        "dept_user",
+    ):
+        assert hidden not in page, hidden
+    assert world.department.contact_name not in page
+    # The deputy's own page shows the answer, for the reply the deputy writes.
     staff = login(app, "deputy_d1").get(f"/staff/items/{item.ref}").text
     assert "已更换三盏路灯，线路已检修。" in staff
 
 
-def test_the_mini_program_reads_the_departments_answer_in_the_items_timeline(app, client, world):
+def test_the_mini_program_reads_the_same_steps_in_the_items_timeline(app, client, world):
     """The API the mini-program reads (``GET /api/v1/items/<ref>?key=``) carries the same steps as the tracking page."""
     item = make_item(world.d1)
     fwd, _ = forward(item, world.users["deputy"], world.department)
@@ -62,9 +70,10 @@ def test_the_mini_program_reads_the_departments_answer_in_the_items_timeline(app
     answer = client.get(f"/api/v1/items/{item.ref}?key={item.access_key}")
     assert answer.status_code == 200
     steps = answer.get_json()["timeline"]
-    assert steps[-1]["label"] == "炎陵县住房和城乡建设局答复"
-    assert steps[-1]["body"] == "已更换三盏路灯，线路已检修。"
-    assert INSTRUCTIONS not in answer.text and "dept_user" not in answer.text
+    assert steps[-1]["label"] == "炎陵县住房和城乡建设局已向代表答复"
+    assert steps[-1]["body"] == ""  # that it answered and when, never what
+    for hidden in ("已更换三盏路灯", INSTRUCTIONS, "dept_user"):
+        assert hidden not in answer.text, hidden
 
 
 def test_the_answer_of_a_revoked_forward_is_not_shown(app, client, world):
@@ -75,7 +84,7 @@ def test_the_answer_of_a_revoked_forward_is_not_shown(app, client, world):
     fwd.revoked_at = fwd.created_at + timedelta(minutes=5)  # the deputy took the link back: a forward sent by mistake
     db.session.commit()
     page = client.get(f"/t/{item.ref}?k={item.access_key}").text
-    assert "正在核实" not in page
+    assert "炎陵县住房和城乡建设局已向代表报告进展" not in page
 
 
 # --- (b) deactivating a department deactivates its units ------------------------------------------

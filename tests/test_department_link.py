@@ -93,10 +93,10 @@ def test_answer_goes_to_the_deputy_and_shows_on_the_tracking_page_as_the_departm
     assert event.is_public is False
     deputy = login(app, "deputy_d1")
     assert "已安排施工队更换地砖。" in deputy.get(f"/staff/items/{item.ref}").text
-    # The resident's tracking page shows it as the department's answer (issue 11's leftover: the resident was told
-    # that it answered and found nothing on the page); the event itself stays the deputy's (private).
+    # The resident's tracking page says that the department answered and when, as the notice did (issue 11's
+    # leftover: the resident was told and found nothing on the page), never what: the answer is the deputy's.
     track = app.test_client().get(f"/t/{item.ref}?k={item.access_key}").text
-    assert "已安排施工队更换地砖。" in track and f"{world.department.name}答复" in track
+    assert f"{world.department.name}已向代表答复" in track and "已安排施工队更换地砖。" not in track
 
 
 def test_answer_with_a_promised_date(client, forwarded):

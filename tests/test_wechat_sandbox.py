@@ -35,6 +35,8 @@ from tests.wechat_server import (
 )
 from wechat_sandbox import compose
 
+pytestmark = pytest.mark.engine_independent(reason="the sandbox is an app of its own with no database")
+
 TEMPLATE = "tpl-item-progress"  # long-term by default
 ONE_TIME_TEMPLATE = "tpl-item-resolved"
 ALICE = "oAlice"
@@ -582,8 +584,6 @@ PROBE = """
 import importlib, json, os, pkgutil, sys
 import backend
 from backend import create_app
-
-pytestmark = pytest.mark.engine_independent(reason="the sandbox is an app of its own with no database")
 
 report = []
 for env in json.loads(sys.argv[1]):

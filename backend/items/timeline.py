@@ -62,11 +62,13 @@ def public_events(item: Item) -> list[ItemEvent]:
 
 
 def department_answers(item: Item) -> list[ItemEvent]:
-    """The answers and progress reports of the departments the item was forwarded to, as the resident sees them.
+    """The answers and progress reports of the departments the item was forwarded to, as steps the resident sees.
 
-    Each is the department's private step on the deputy's timeline; the resident was told that it came
-    (部门已答复 / 部门报进展), and sees here which department, what it answered and when. Never the account
-    that wrote it or the deputy's instructions; none of a forward the deputy revoked (sent by mistake).
+    Each is the department's step on the deputy's timeline, addressed to the deputy. The resident was told that it
+    came (部门已答复 / 部门报进展: who answered, never what), and the tracking page says the same: which department
+    and when (``event_label``), not its text (``resident_body``): the deputy's own 答复 tells the resident what
+    was done. Never the account that wrote it or the deputy's instructions; none of a forward the deputy revoked
+    (sent by mistake).
     """
     answers = [e for e in item.events if e.kind == ItemEventKind.DEPARTMENT_REPLIED]
     if not answers:
@@ -85,12 +87,18 @@ def resident_events(item: Item) -> list[ItemEvent]:
     return sorted(events, key=lambda e: (e.created_at, e.id or 0))
 
 
+def resident_body(event: ItemEvent) -> str | None:
+    """The text of a step as the resident reads it: none for a department's answer, which is addressed to the deputy
+    (the resident sees that it came and when; the deputy's 答复 says what was done), the step's own otherwise."""
+    return None if event.kind == ItemEventKind.DEPARTMENT_REPLIED else event.body
+
+
 def event_label(event: ItemEvent) -> str:
     """A resident-facing name for an event; the deputy's request for more reads as what it is, a department's answer
     names the department."""
     data = event.data or {}
     if event.kind == ItemEventKind.DEPARTMENT_REPLIED:
-        what = "答复" if data.get("final", True) else "报办理进展"
+        what = "已向代表答复" if data.get("final", True) else "已向代表报告进展"
         return f"{data.get('department') or '承办单位'}{what}"
     if data.get("action") == "wait_for_resident":
         return "请您补充"

@@ -205,7 +205,7 @@ def public_event_json(item: Item, event: ItemEvent, credential: dict[str, str] |
     return {
         "kind": event.kind.value,
         "label": timeline.event_label(event),
-        "body": event.body,
+        "body": timeline.resident_body(event) or "",
         "at": event.created_at.isoformat(),
         "photos": [
             url_for("resident.item_photo", ref=item.ref, position=p, **credential)

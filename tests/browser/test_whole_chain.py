@@ -26,11 +26,13 @@ REPLY = "您反映的路口红绿灯已由县住建局修复。"
 UNSATISFIED_REASON = "白天好了，晚上七点以后红绿灯还是不亮。"
 SECOND_RESOLUTION = "已请住建局调整夜间时段控制程序，晚上已正常。"
 
-# Exactly the steps the resident may see, in order; nothing internal (the department's answer, the note).
+# Exactly the steps the resident may see, in order: that the department answered and when, never what (that is the
+# deputy's, whose 答复 follows), nothing internal (the note).
 PUBLIC_STEPS = [
     "留言已提交",
     "代表已受理",
     "已交办承办单位",
+    "炎陵县住房和城乡建设局已向代表答复",
     "代表答复",
     "已办结",
     "您的评价",
