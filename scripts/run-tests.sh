@@ -55,12 +55,12 @@ if [ "$pg_ok" = 1 ]; then export BROWSER_SPLIT=1; fi
 sqlite_log="$(mktemp)"
 trap 'rm -f "$sqlite_log"' EXIT
 echo "== pytest on SQLite (in the background, shown below when done)"
-env -u TEST_DATABASE_URL $BIN/python -m pytest -q -rs -p no:cacheprovider >"$sqlite_log" 2>&1 &
+env -u TEST_DATABASE_URL $BIN/python -m pytest -q -rs -p no:cacheprovider --durations=15 >"$sqlite_log" 2>&1 &
 sqlite_pid=$!
 pg_rc=0
 if [ "$pg_ok" = 1 ]; then
   echo "== pytest on PostgreSQL ($PG_URL)"
-  TEST_DATABASE_URL="$PG_URL" $BIN/python -m pytest -q -rs -p no:cacheprovider || pg_rc=$?
+  TEST_DATABASE_URL="$PG_URL" $BIN/python -m pytest -q -rs -p no:cacheprovider --durations=15 || pg_rc=$?
 else
   skipped+=("PostgreSQL suite: nothing answers at $PG_URL (set TEST_DATABASE_URL)")
 fi
