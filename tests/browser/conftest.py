@@ -371,6 +371,7 @@ def log_in(page, base_url: str, username: str, next_path: str = "", password: st
     page.locator("#username").fill(username)
     page.locator("#password").fill(password)
     page.get_by_role("button", name="登录").click()
+    page.wait_for_load_state("load")  # the page the login leads to, styled: a test may measure it at once
 
 
 def write_to(page, url: str, body: str, category: str, **contact: str) -> str:

@@ -42,6 +42,7 @@ def test_every_link_of_the_bar_fits_a_360_px_phone_and_opens_by_a_tap(live_serve
     base = live_server.base_url
     log_in(page, base, username)
     expect(page).to_have_url(base + landing)
+    page.wait_for_load_state("load")  # the URL changes before the stylesheet has arrived: measure the styled bar
 
     boxes = page.evaluate(LINK_BOXES)
     assert [box["label"] for box in boxes] == labels
