@@ -29,6 +29,7 @@ from urllib.parse import urlencode
 
 import psycopg
 
+from backend.items.refs import REF_ALPHABET
 from bench.common import add_counts, arguments, on_postgres
 from bench.submit import Result, fresh_database, gunicorn, run_cli
 
@@ -39,7 +40,6 @@ OTHER_DEPUTIES = 1_500
 STATIONS = 100
 TOWNSHIPS = 20
 DEMO_PASSWORD = "demo-2026"  # noqa: S105 - the demo's published password (backend/demo.py)
-REF_ALPHABET = "23456789ABCDEFGHJKMNPQRSTVWXYZ"  # backend/items/refs.py
 PHRASES = [
     "村口路灯坏了三个月，晚上出行很不方便，老人孩子容易摔倒，希望尽快修复。",
     "小区门口的垃圾站每天傍晚才清运，夏天气味很大，建议改为上午清运。",

@@ -63,8 +63,10 @@ from pathlib import Path
 import psycopg
 from sqlalchemy.engine import make_url
 
+from backend.items.refs import REF_ALPHABET
 from bench import submit
 from bench.common import postgres_answers
+from bench.inbox import PHRASES
 from bench.submit import PG_ADMIN_URL, Result, fresh_database, run_cli
 
 DATABASE = "msl_bench_province"
@@ -101,17 +103,6 @@ CATEGORIES = (
     "public_safety",
     "other",
 )
-PHRASES = (
-    "村口路灯坏了三个月，晚上出行很不方便，老人孩子容易摔倒，希望尽快修复。",
-    "小区门口的垃圾站每天傍晚才清运，夏天气味很大，建议改为上午清运。",
-    "学校门口上下学时段车辆乱停，孩子过马路很危险，建议增设护学岗。",
-    "镇卫生院周末没有儿科医生，孩子发烧只能跑到县城，希望周末安排值班。",
-    "十都村到镇上的班车下午四点以后就没有了，学生放学回家不方便。",
-    "农田灌溉渠多处破损漏水，春耕前需要修补，请协调水利部门。",
-    "菜市场周边占道经营严重，早上通行困难，建议规范摊位。",
-    "养老金认证手续复杂，老人不会用手机，希望社区上门帮助办理。",
-)
-REF_ALPHABET = "23456789ABCDEFGHJKMNPQRSTVWXYZ"  # backend/items/refs.py
 HOUR = 3600
 
 
