@@ -176,8 +176,11 @@ def app_config_for(database_url: str) -> dict:
 def shared_app(database_url):
     """One application for the whole session: ``create_app`` costs ~50 ms (Werkzeug compiles each of
     its URL rules), a minute of every suite when made per test. ``app`` gives each test its own
-    configuration and extensions back as they were."""
-    return create_app(app_config_for(database_url))
+    configuration and extensions back as they were. Its pool of connections is kept for the session too."""
+    app = create_app(app_config_for(database_url))
+    yield app
+    with app.app_context():
+        db.engine.dispose()
 
 
 @pytest.fixture
@@ -206,7 +209,9 @@ def app(request, database_url, shared_app, tmp_path):
             # A test may point REDIS_URL at a dead port on purpose.
             with contextlib.suppress(redis.ConnectionError):
                 redis.Redis.from_url(app.config["REDIS_URL"], socket_connect_timeout=1).flushdb()
-        db.engine.dispose()
+        if fresh:
+            db.engine.dispose()  # the session's application keeps its pool: a new connection each test cost
+            # PostgreSQL a backend started and its catalog read again, SQLite the file opened and its schema parsed
     app.config.clear()
     app.config.update(config)
     app.extensions.clear()

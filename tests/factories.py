@@ -8,15 +8,18 @@ be seen by another connection."""
 
 from __future__ import annotations
 
+import copy
 import functools
 import uuid
+from dataclasses import dataclass
 from datetime import date, timedelta
 from types import SimpleNamespace
 
 import factory
 from factory.alchemy import SQLAlchemyModelFactory
 from flask import current_app, g
-from sqlalchemy import insert, select
+from sqlalchemy import exists, insert, select
+from sqlalchemy import inspect as inspect_row
 from werkzeug.security import generate_password_hash
 
 from backend.extensions import db
@@ -47,6 +50,7 @@ from backend.models import (
     SubscriptionCredit,
     utcnow,
 )
+from backend.models.base import Base
 from backend.qr.codes import current_code, issue_code
 from backend.stations.calendar import today_in_china
 from tests.helpers import PASSWORD, TEST_PASSWORD_HASH_METHOD, stored_photo
@@ -240,9 +244,120 @@ def with_photo_and_resident(item: Item, openid: str = "", notice_kind: str = "it
     return item
 
 
+# Worlds are built once per test session and put back from a snapshot after that.
+
+
+@dataclass(frozen=True)
+class _Row:
+    """Where a world's model instance is kept in a snapshot: its class and primary key."""
+
+    model: type
+    identity: tuple
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    """The rows a world builder wrote (by table, in primary-key order) and its namespace with rows as ``_Row``."""
+
+    rows: dict[str, list[dict]]
+    world: SimpleNamespace
+
+
+_SNAPSHOTS: dict[tuple[str, str], _Snapshot] = {}
+
+
+def _as_refs(value):
+    """``value`` with every model instance in it (in namespaces, dicts, lists, tuples) replaced by a ``_Row``."""
+    if isinstance(value, Base):
+        return _Row(type(value), inspect_row(value).identity)
+    if isinstance(value, SimpleNamespace):
+        return SimpleNamespace(**{name: _as_refs(v) for name, v in vars(value).items()})
+    if isinstance(value, dict):
+        return {key: _as_refs(v) for key, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_as_refs(v) for v in value)
+    return copy.deepcopy(value)
+
+
+def _from_refs(value):
+    """The inverse of ``_as_refs`` in the current session (each row read once, by ``_load``, before)."""
+    if isinstance(value, _Row):
+        return db.session.get(value.model, value.identity)
+    if isinstance(value, SimpleNamespace):
+        return SimpleNamespace(**{name: _from_refs(v) for name, v in vars(value).items()})
+    if isinstance(value, dict):
+        return {key: _from_refs(v) for key, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_from_refs(v) for v in value)
+    return copy.deepcopy(value)
+
+
+def _rows_in(value, into: dict[type, list[tuple]]) -> dict[type, list[tuple]]:
+    """Every ``_Row`` in ``value``, by model."""
+    if isinstance(value, _Row):
+        into.setdefault(value.model, []).append(value.identity)
+    elif isinstance(value, SimpleNamespace):
+        for v in vars(value).values():
+            _rows_in(v, into)
+    elif isinstance(value, dict):
+        for v in value.values():
+            _rows_in(v, into)
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            _rows_in(v, into)
+    return into
+
+
+def _empty(tables) -> bool:
+    """Whether none of ``tables`` holds a row (one statement)."""
+    held = db.session.execute(select(*[exists().select_from(t) for t in tables])).one()
+    return not any(held)
+
+
+def snapshot_world(builder):
+    """``builder`` (a world builder without arguments) made once per test session: its first call on an empty
+    database builds the world with the factories and keeps the rows it wrote; later calls on an empty database
+    insert those rows again (same ids, a statement per table) and return the same namespace read back from them.
+
+    Building the small county flushes ~25 factory rows and issues their codes one at a time, about a third of a
+    typical staff test; putting it back costs a few statements. A database that already holds rows (a test that
+    made some before asking for its world) gets the world built as before, so ids and unique values never clash.
+    """
+
+    @functools.wraps(builder)
+    def build_or_restore():
+        key = (builder.__qualname__, db.engine.url.render_as_string())
+        kept = _SNAPSHOTS.get(key)
+        tables = Base.metadata.sorted_tables
+        if kept is None:
+            if not _empty(tables):
+                return builder()
+            world = builder()
+            rows = {}
+            for table in tables:
+                found = db.session.execute(table.select().order_by(*table.primary_key.columns)).mappings().all()
+                if found:
+                    rows[table.name] = [dict(row) for row in found]
+            _SNAPSHOTS[key] = _Snapshot(rows=rows, world=_as_refs(world))
+            return world
+        if not _empty([t for t in tables if t.name in kept.rows]):
+            return builder()
+        for table in tables:
+            if table.name in kept.rows:
+                db.session.execute(insert(table), kept.rows[table.name])
+        db.session.commit()
+        for model, identities in _rows_in(kept.world, {}).items():  # one read a model, not one a row
+            (key_column,) = inspect_row(model).primary_key
+            db.session.scalars(select(model).where(key_column.in_([i for (i,) in identities]))).all()
+        return _from_refs(kept.world)
+
+    return build_or_restore
+
+
 # The small county: what most staff, department and rating tests share.
 
 
+@snapshot_world
 def county_world() -> SimpleNamespace:
     """Two stations in 炎陵县 (A, B), one in 南山区 (C); deputies d1, d2 (A), d3 (B), d4 (C); three departments;
     a user per role (committed)."""
@@ -288,6 +403,7 @@ def county_world() -> SimpleNamespace:
 SIBLING_COUNTY = "430224"  # 茶陵县, beside 炎陵县 under 株洲市
 
 
+@snapshot_world
 def admin_world() -> SimpleNamespace:
     """``county_world`` plus 霞阳镇 under the county with station T and deputy d5, and 茶陵县 with station S, deputy
     d6 and its supervisor; a supervisor of the township too (committed)."""
