@@ -255,57 +255,30 @@ class _Row:
     identity: tuple
 
 
-@dataclass(frozen=True)
-class _Snapshot:
-    """The rows a world builder wrote (by table, in primary-key order) and its namespace with rows as ``_Row``."""
-
-    rows: dict[str, list[dict]]
-    world: SimpleNamespace
+# By builder and database: the rows the builder wrote (by table, in primary-key order) and its namespace with
+# every model instance as a ``_Row``.
+_SNAPSHOTS: dict[tuple[str, str], tuple[dict[str, list[dict]], SimpleNamespace]] = {}
 
 
-_SNAPSHOTS: dict[tuple[str, str], _Snapshot] = {}
-
-
-def _as_refs(value):
-    """``value`` with every model instance in it (in namespaces, dicts, lists, tuples) replaced by a ``_Row``."""
-    if isinstance(value, Base):
-        return _Row(type(value), inspect_row(value).identity)
+def _map(value, leaf):
+    """``value`` rebuilt through its namespaces, dicts, lists and tuples, with ``leaf`` applied to everything else."""
     if isinstance(value, SimpleNamespace):
-        return SimpleNamespace(**{name: _as_refs(v) for name, v in vars(value).items()})
+        return SimpleNamespace(**{name: _map(v, leaf) for name, v in vars(value).items()})
     if isinstance(value, dict):
-        return {key: _as_refs(v) for key, v in value.items()}
+        return {key: _map(v, leaf) for key, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return type(value)(_as_refs(v) for v in value)
-    return copy.deepcopy(value)
+        return type(value)(_map(v, leaf) for v in value)
+    return leaf(value)
 
 
-def _from_refs(value):
-    """The inverse of ``_as_refs`` in the current session (each row read once, by ``_load``, before)."""
-    if isinstance(value, _Row):
-        return db.session.get(value.model, value.identity)
-    if isinstance(value, SimpleNamespace):
-        return SimpleNamespace(**{name: _from_refs(v) for name, v in vars(value).items()})
-    if isinstance(value, dict):
-        return {key: _from_refs(v) for key, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return type(value)(_from_refs(v) for v in value)
-    return copy.deepcopy(value)
+def _as_ref(value):
+    """A model instance as a ``_Row``; anything else copied."""
+    return _Row(type(value), inspect_row(value).identity) if isinstance(value, Base) else copy.deepcopy(value)
 
 
-def _rows_in(value, into: dict[type, list[tuple]]) -> dict[type, list[tuple]]:
-    """Every ``_Row`` in ``value``, by model."""
-    if isinstance(value, _Row):
-        into.setdefault(value.model, []).append(value.identity)
-    elif isinstance(value, SimpleNamespace):
-        for v in vars(value).values():
-            _rows_in(v, into)
-    elif isinstance(value, dict):
-        for v in value.values():
-            _rows_in(v, into)
-    elif isinstance(value, (list, tuple)):
-        for v in value:
-            _rows_in(v, into)
-    return into
+def _from_ref(value):
+    """A ``_Row`` as its instance in the current session (each read once before, by ``snapshot_world``)."""
+    return db.session.get(value.model, value.identity) if isinstance(value, _Row) else copy.deepcopy(value)
 
 
 def _empty(tables) -> bool:
@@ -338,18 +311,21 @@ def snapshot_world(builder):
                 found = db.session.execute(table.select().order_by(*table.primary_key.columns)).mappings().all()
                 if found:
                     rows[table.name] = [dict(row) for row in found]
-            _SNAPSHOTS[key] = _Snapshot(rows=rows, world=_as_refs(world))
+            _SNAPSHOTS[key] = (rows, _map(world, _as_ref))
             return world
-        if not _empty([t for t in tables if t.name in kept.rows]):
+        rows, kept_world = kept
+        if not _empty([t for t in tables if t.name in rows]):
             return builder()
         for table in tables:
-            if table.name in kept.rows:
-                db.session.execute(insert(table), kept.rows[table.name])
+            if table.name in rows:
+                db.session.execute(insert(table), rows[table.name])
         db.session.commit()
-        for model, identities in _rows_in(kept.world, {}).items():  # one read a model, not one a row
+        identities: dict[type, list] = {}
+        _map(kept_world, lambda v: isinstance(v, _Row) and identities.setdefault(v.model, []).append(v.identity[0]))
+        for model, ids in identities.items():  # one read a model, not one a row
             (key_column,) = inspect_row(model).primary_key
-            db.session.scalars(select(model).where(key_column.in_([i for (i,) in identities]))).all()
-        return _from_refs(kept.world)
+            db.session.scalars(select(model).where(key_column.in_(ids))).all()
+        return _map(kept_world, _from_ref)
 
     return build_or_restore
 
