@@ -1,8 +1,8 @@
 """The province bench (issue 16 part 1) on PostgreSQL: 14 cities, 122 counties, 2,000 stations, 100,000 deputies,
 10,000,000 items over three years with their events, forwards and ratings.
 
-The province is generated once with COPY (psycopg's ``cursor.copy``) into a database of its own,
-``msl_bench_province`` on ``BENCH_PG_URL``'s server, and kept between runs: a run finds it by the row
+The province is generated once into a database of its own, ``msl_bench_province`` (``BENCH_PROVINCE_DB`` names
+another, for a trial build beside the kept one) on ``BENCH_PG_URL``'s server, and kept between runs: a run finds it by the row
 ``bench_province`` holds (the scale it was built at and how long it took) and only migrates it; ``--drop``
 drops it first, and a database built at another scale, or whose build did not finish, is dropped and built
 again. ``--scale 0.01`` builds a province of the same shape with 1 % of the deputies' items (100,000), for
@@ -18,9 +18,15 @@ history (submitted, accepted, forwarded, answered, resolved, rated, reopened, de
 every 已交办 item and three in ten of the answered or resolved ones (answered by the department, one in fifty
 returned, the resident's verdict on the forward). The demo deputy gets one item in a thousand (10,000 at full
 scale), and the demo county a month of 30,000 items (the last full month, scaled, at least 3,000) for the export.
-The items', events' and forwards' secondary indexes are dropped for the load and rebuilt from their own
-definitions, foreign keys are not checked during it (``session_replication_role = replica``), then
-``VACUUM ANALYZE``.
+The frame (regions, stations, deputies, codes, departments) is shaped in Python and sent with COPY (psycopg's
+``cursor.copy``); the items, events and forwards (about 61 million rows at full scale) are made by PostgreSQL
+itself, ``INSERT … SELECT`` over ``generate_series`` in chunks of item numbers from ``--jobs`` sessions (default 2),
+every column a function of the item's number by the rules above (``chunk_sql``): on this 2-core machine the Python
+generator and COPY's text parsing were the CPU the build spent, and a row made where it is stored spends neither.
+The items', events' and forwards' secondary indexes and unique constraints are dropped for the load and rebuilt
+from their own definitions, foreign keys are not checked during it (``session_replication_role = replica``); then
+each table is ``VACUUM ANALYZE``-d (the visibility map the pages' index-only scans need) and its indexes built, in
+two sessions side by side. ``--build-only`` builds (or keeps) the province and measures nothing.
 
 Measured, through the real code (the Flask app's test client, logged in through the login form, in this process),
 each against a baseline measured in the same run: the same request on an empty database (a fresh one with the demo
