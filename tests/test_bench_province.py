@@ -20,8 +20,9 @@ ITEMS = 2_000  # two whole runs of g % 1000, so every share below is exact
 EXPORT_ITEMS = 300
 
 
-def _make(world) -> province.Plan:
-    """Items 0–1999 of a province spread over the county world's deputies, written by one statement."""
+def _make(world) -> tuple[province.Plan, list[int]]:
+    """Items 0–1999 of a province spread over the county world's deputies, written by two statements; the plan
+    and the (items, events, forwards) the statements said they made."""
     demo, others = world.d1, [world.d2, world.d3, world.d4]
     county_of = {world.station_a.id: 0, world.station_b.id: 0, world.station_c.id: 1}
     departments = {0: [world.department.id, world.department2.id], 1: [world.far_department.id]}
@@ -52,9 +53,11 @@ def _make(world) -> province.Plan:
             text(f"INSERT INTO {province.SPREAD_TABLE} VALUES (:k, :d, :s, :c, :deps)"),
             {"k": k, "d": deputy.id, "s": deputy.station_id, "c": county, "deps": departments[county]},
         )
-    db.session.execute(text(province.chunk_sql(plan, 0, ITEMS // 2 - 1)))
-    db.session.execute(text(province.chunk_sql(plan, ITEMS // 2, ITEMS - 1)))
-    return plan
+    made = [
+        db.session.execute(text(province.chunk_sql(plan, first, last))).one()
+        for first, last in ((0, ITEMS // 2 - 1), (ITEMS // 2, ITEMS - 1))
+    ]
+    return plan, [sum(counts[k] for counts in made) for k in range(3)]
 
 
 def _rows(query: str, **params) -> list:
@@ -63,7 +66,7 @@ def _rows(query: str, **params) -> list:
 
 def test_the_province_statement_makes_the_items_events_and_forwards_its_rules_describe(app):
     world = county_world()
-    plan = _make(world)
+    plan, made = _make(world)
     items = _rows("SELECT * FROM items WHERE id >= :first ORDER BY id", first=plan.first_item)
     assert len(items) == ITEMS
     by_id = {item["id"]: item for item in items}
@@ -112,6 +115,7 @@ def test_the_province_statement_makes_the_items_events_and_forwards_its_rules_de
 
     events = _rows("SELECT * FROM item_events WHERE item_id >= :first ORDER BY item_id, id", first=plan.first_item)
     assert 4.5 < len(events) / ITEMS < 5.0  # about 4.7 an item
+    assert made == [len(items), len(events), len(forwards)]  # the build's counts are the statements' own
     per_item: dict[int, list] = {}
     for event in events:
         per_item.setdefault(event["item_id"], []).append(event)
