@@ -27,7 +27,7 @@ from sqlalchemy import Select, false, func, or_, select, update
 
 from backend import pagination
 from backend.access import can_manage_region, can_manage_station, region_subtree
-from backend.audit import record_audit
+from backend.audit import record_added, record_audit
 from backend.auth.own_account import check_new_password
 from backend.auth.passwords import hash_password
 from backend.auth.sessions import USERNAME_MAX_LENGTH, normalize_username
@@ -199,13 +199,11 @@ def create_account(user: StaffUser, form) -> tuple[StaffUser, str]:
         role=role,
         **scope,
     )
-    db.session.add(account)
-    db.session.flush()
-    record_audit(
+    record_added(
+        account,
         "staff_user_created",
         user=user,
         object_type="staff_user",
-        object_id=account.id,
         data={"username": username, "role": role.value, **scope, "via": "admin"},
     )
     return account, new_activation(user, account)

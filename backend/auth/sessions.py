@@ -26,7 +26,7 @@ from sqlalchemy.orm import contains_eager
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from backend import database, throttle
-from backend.audit import record_audit
+from backend.audit import record_added, record_audit
 from backend.auth.passwords import password_hash_method
 from backend.errors import UserError, error_response, wants_json
 from backend.extensions import db
@@ -162,13 +162,11 @@ def open_session(user: StaffUser, kind: SessionKind, address: str, how: str = "p
         _clear_cookie_session()  # a fresh cookie session: nothing planted before login survives it
         session["sid"] = secret
         session.permanent = True  # survives WeChat closing its browser; the row's expiry still rules
-    db.session.add(staff_session)
-    db.session.flush()
-    record_audit(
+    record_added(
+        staff_session,
         "login",
         user=user,
         object_type="staff_session",
-        object_id=staff_session.id,
         data={"kind": kind.value} | ({"how": how} if how != "password" else {}),
     )
     g.staff_request = request._get_current_object()
