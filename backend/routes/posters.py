@@ -18,6 +18,7 @@ from backend.extensions import db
 from backend.items.validation import MAX_ID
 from backend.models import Deputy, Region, Station
 from backend.qr import fonts, posters
+from backend.stations import serving_deputies
 
 bp = Blueprint("posters", __name__, url_prefix="/posters")
 
@@ -86,7 +87,7 @@ def station_pdf(station_id: int):
 def station_cards_pdf(station_id: int):
     """A table card per serving deputy of the station, streamed."""
     station = station_or_404(station_id)
-    if not posters.serving_deputies(station):
+    if not serving_deputies(station):
         raise UserError("no_deputies", f"{station.name}暂无在任代表，没有可打印的桌牌。", 404)
     names = batch_names("cards", station=station)
     chunks = posters.pdf_chunks(posters.station_cards(station), title=names.title)
