@@ -304,8 +304,31 @@ def _login_redirect():
     return redirect(url_for("staff.login", next=target), 303)
 
 
-def _roles_decorator(roles: tuple, wrap: Callable[[Callable, tuple[StaffRole, ...]], Callable]):
-    """Let ``@decorator``, ``@decorator()`` and ``@decorator(StaffRole.X, …)`` all work."""
+def _api_unauthorized():
+    """401 JSON ``unauthorized`` with the bearer challenge: no valid token came with the request."""
+    response = error_response("unauthorized", "请先登录，或登录已失效，请重新登录。", 401)
+    response.headers["WWW-Authenticate"] = 'Bearer realm="mashanglian"'
+    return response
+
+
+def _roles_decorator(roles: tuple, anonymous: Callable[[], object]):
+    """The view runs for a logged-in user of one of ``roles`` (any role when none is listed): nobody logged in gets
+    ``anonymous()``, any other role 404 and an audit row. ``@decorator``, ``@decorator()`` and
+    ``@decorator(StaffRole.X, …)`` all work."""
+
+    def wrap(view: Callable, allowed: tuple[StaffRole, ...]) -> Callable:
+        @functools.wraps(view)
+        def wrapped(*args, **kwargs):
+            user = current_staff()
+            if user is None:
+                return anonymous()
+            if allowed and user.role not in allowed:
+                _refuse_role(user, allowed)
+            _commit_seen_mark()
+            return view(*args, **kwargs)
+
+        return wrapped
+
     if len(roles) == 1 and callable(roles[0]) and not isinstance(roles[0], StaffRole):
         return wrap(roles[0], ())
     unknown = [role for role in roles if not isinstance(role, StaffRole)]
@@ -316,42 +339,12 @@ def _roles_decorator(roles: tuple, wrap: Callable[[Callable, tuple[StaffRole, ..
 
 def login_required(*roles: StaffRole):
     """Page decorator: not logged in → 303 to the login page; a role not listed → 404 and an audit row."""
-
-    def wrap(view: Callable, allowed: tuple[StaffRole, ...]) -> Callable:
-        @functools.wraps(view)
-        def wrapped(*args, **kwargs):
-            user = current_staff()
-            if user is None:
-                return _login_redirect()
-            if allowed and user.role not in allowed:
-                _refuse_role(user, allowed)
-            _commit_seen_mark()
-            return view(*args, **kwargs)
-
-        return wrapped
-
-    return _roles_decorator(roles, wrap)
+    return _roles_decorator(roles, _login_redirect)
 
 
 def api_auth_required(*roles: StaffRole):
     """API decorator: no valid bearer token → 401 JSON ``unauthorized``; a role not listed → 404 and an audit row."""
-
-    def wrap(view: Callable, allowed: tuple[StaffRole, ...]) -> Callable:
-        @functools.wraps(view)
-        def wrapped(*args, **kwargs):
-            user = current_staff()
-            if user is None:
-                response = error_response("unauthorized", "请先登录，或登录已失效，请重新登录。", 401)
-                response.headers["WWW-Authenticate"] = 'Bearer realm="mashanglian"'
-                return response
-            if allowed and user.role not in allowed:
-                _refuse_role(user, allowed)
-            _commit_seen_mark()
-            return view(*args, **kwargs)
-
-        return wrapped
-
-    return _roles_decorator(roles, wrap)
+    return _roles_decorator(roles, _api_unauthorized)
 
 
 def staff_in_request() -> StaffUser | None:
