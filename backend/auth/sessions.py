@@ -18,10 +18,10 @@ import functools
 import hashlib
 import secrets
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from flask import abort, current_app, g, has_request_context, redirect, request, session, url_for
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import contains_eager
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -264,6 +264,15 @@ def logout() -> None:
     g.staff_request = request._get_current_object()
     g.staff = None
     g.staff_session = None
+
+
+def end_sessions(account: StaffUser, now: datetime, *, keep_id: int | None = None) -> int:
+    """End every live session and API token of ``account`` but ``keep_id``'s: once its password changes or it is
+    disabled, nothing signed in with the old state goes on. Returns how many ended."""
+    statement = update(StaffSession).where(StaffSession.staff_user_id == account.id, StaffSession.revoked_at.is_(None))
+    if keep_id is not None:
+        statement = statement.where(StaffSession.id != keep_id)
+    return db.session.execute(statement.values(revoked_at=now)).rowcount
 
 
 def _commit_seen_mark() -> None:
