@@ -114,16 +114,20 @@ def add_rule(user: StaffUser, station: Station, form) -> ReceptionRule:
         user=user,
         object_type="station",
         object_id=station.id,
-        data={
-            "rule_id": rule.id,
-            "kind": kind.value,
-            "day": day,
-            "deputy_id": deputy.id if deputy else None,
-            "rule": describe_rule(rule),
-            "note": note,
-        },
+        data=_rule_data(rule) | {"note": note},
     )
     return rule
+
+
+def _rule_data(rule: ReceptionRule) -> dict:
+    """What the audit log keeps of a reception day added or removed: enough to read it back after it is gone."""
+    return {
+        "rule_id": rule.id,
+        "kind": rule.kind.value,
+        "day": rule.day,
+        "deputy_id": rule.deputy_id,
+        "rule": describe_rule(rule),
+    }
 
 
 def remove_rule(user: StaffUser, station: Station, rule_id: int) -> ReceptionRule:
@@ -136,13 +140,7 @@ def remove_rule(user: StaffUser, station: Station, rule_id: int) -> ReceptionRul
         user=user,
         object_type="station",
         object_id=station.id,
-        data={
-            "rule_id": rule.id,
-            "kind": rule.kind.value,
-            "day": rule.day,
-            "deputy_id": rule.deputy_id,
-            "rule": describe_rule(rule),
-        },
+        data=_rule_data(rule),
     )
     station.reception_rules.remove(rule)
     db.session.flush()
