@@ -147,9 +147,8 @@ def _key_holders_item(ref: str, key: object, message: str) -> Item:
 
 def _decoded_photos(files) -> list:
     """The uploaded photos checked and re-encoded (the submission form's rules), outside any transaction."""
-    limit = current_app.config["ITEM_MAX_PHOTOS"]
-    if len(files) > limit:
-        raise UserError("too_many_photos", f"最多上传{limit}张照片。", 400, field="photos")
+    if len(files) > current_app.config["ITEM_MAX_PHOTOS"]:
+        raise photo_intake.too_many_photos()
     return [photo_intake.process_photo(f.read()) for f in files]
 
 
