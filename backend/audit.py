@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import has_request_context
 
 from backend import database
@@ -51,3 +53,12 @@ def record_audit(
     if keep:
         database.keep_through_error(write)
     return entry
+
+
+def record_added(
+    row: Any, action: str, *, user: StaffUser | None = None, object_type: str, data: dict | None = None
+) -> AuditEntry:
+    """Add a new row and audit its creation: the flush gives the row the id its audit row names."""
+    db.session.add(row)
+    db.session.flush()
+    return record_audit(action, user=user, object_type=object_type, object_id=row.id, data=data)

@@ -223,6 +223,7 @@ def test_every_recorded_action_has_a_chinese_label(app):
     for path in pathlib.Path("backend").rglob("*.py"):
         text = path.read_text()
         written |= set(re.findall(r'record_audit\(\s*"([a-z_]+)"', text))
+        written |= set(re.findall(r'record_added\(\s*\w+,\s*"([a-z_]+)"', text))  # (row, action)
         written |= set(re.findall(r'apply_changes\(.*"([a-z_]+)", "[a-z_]+"\)', text))  # (action, object type)
         written |= set(re.findall(r'\b(?:audit|audit_action)\s*=\s*"([a-z_]+)"', text))  # passed on by name
         for first, second in re.findall(r'record_audit\(\s*"([a-z_]+)" if [^\n]* else "([a-z_]+)"', text):

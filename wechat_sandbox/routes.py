@@ -279,6 +279,23 @@ def _check_app(kind: str, appid: str | None, secret: str | None) -> None:
         raise SandboxError(40125, "invalid appsecret")
 
 
+def _redeem(app_kind: str, code_kind: str, code_arg: str) -> dict:
+    """The user behind the one-time code an app exchanges with its secret (``grant_type=authorization_code``),
+    refused as WeChat refuses a wrong app, secret or grant type."""
+    args = request.args
+    _check_app(app_kind, args.get("appid"), args.get("secret"))
+    if args.get("grant_type") != "authorization_code":
+        raise SandboxError(40002, "invalid grant_type")
+    return state().redeem_code(code_kind, args.get(code_arg))
+
+
+def _with_unionid(answer: dict, user: dict):
+    """The exchange's answer, with the unionid WeChat adds only for a user who has one."""
+    if user["unionid"]:
+        answer["unionid"] = user["unionid"]
+    return jsonify(answer)
+
+
 def _token_app(kind: str) -> str:
     """The app of the call's access token, which must be of ``kind`` (48001 otherwise)."""
     appid = state().check_token(request.args.get("access_token"))
@@ -311,15 +328,8 @@ def token():
 @wechat_endpoint("/sns/jscode2session", ("GET",))
 def jscode2session():
     """``GET sns/jscode2session``: a code from /sandbox/login-code → openid and session key, once."""
-    args = request.args
-    _check_app("miniprogram", args.get("appid"), args.get("secret"))
-    if args.get("grant_type") != "authorization_code":
-        raise SandboxError(40002, "invalid grant_type")
-    user = state().redeem_code("login", args.get("js_code"))
-    answer = {"openid": user["openid"], "session_key": secrets.token_urlsafe(16)}
-    if user["unionid"]:
-        answer["unionid"] = user["unionid"]
-    return jsonify(answer)
+    user = _redeem("miniprogram", "login", "js_code")
+    return _with_unionid({"openid": user["openid"], "session_key": secrets.token_urlsafe(16)}, user)
 
 
 @wechat_endpoint("/wxa/getwxacodeunlimit", ("POST",))
@@ -471,11 +481,7 @@ def msg_sec_check():
 @wechat_endpoint("/sns/oauth2/access_token", ("GET",))
 def oauth_access_token():
     """``GET sns/oauth2/access_token``: the code the authorize page gave → the official-account openid."""
-    args = request.args
-    _check_app("official_account", args.get("appid"), args.get("secret"))
-    if args.get("grant_type") != "authorization_code":
-        raise SandboxError(40002, "invalid grant_type")
-    user = state().redeem_code("oauth", args.get("code"))
+    user = _redeem("official_account", "oauth", "code")
     answer = {
         "access_token": "sbxweb_" + secrets.token_urlsafe(32),
         "expires_in": 7200,
@@ -484,9 +490,7 @@ def oauth_access_token():
         "scope": "snsapi_base",
         "is_snapshotuser": 0,
     }
-    if user["unionid"]:
-        answer["unionid"] = user["unionid"]
-    return jsonify(answer)
+    return _with_unionid(answer, user)
 
 
 def oauth_refused(reason: str) -> tuple[str, int]:

@@ -27,10 +27,10 @@ from sqlalchemy import Select, false, func, or_, select, update
 
 from backend import pagination
 from backend.access import can_manage_region, can_manage_station, region_subtree
-from backend.audit import record_audit
+from backend.audit import record_added, record_audit
 from backend.auth.own_account import check_new_password
 from backend.auth.passwords import hash_password
-from backend.auth.sessions import USERNAME_MAX_LENGTH, normalize_username
+from backend.auth.sessions import USERNAME_MAX_LENGTH, end_sessions, normalize_username
 from backend.errors import UserError
 from backend.extensions import db
 from backend.items.validation import clean_text, parse_id
@@ -199,13 +199,11 @@ def create_account(user: StaffUser, form) -> tuple[StaffUser, str]:
         role=role,
         **scope,
     )
-    db.session.add(account)
-    db.session.flush()
-    record_audit(
+    record_added(
+        account,
         "staff_user_created",
         user=user,
         object_type="staff_user",
-        object_id=account.id,
         data={"username": username, "role": role.value, **scope, "via": "admin"},
     )
     return account, new_activation(user, account)
@@ -301,11 +299,7 @@ def set_active(user: StaffUser, account: StaffUser, active: bool) -> bool:
     account.is_active = active
     now = utcnow()
     if not active:
-        db.session.execute(
-            update(StaffSession)
-            .where(StaffSession.staff_user_id == account.id, StaffSession.revoked_at.is_(None))
-            .values(revoked_at=now)
-        )
+        end_sessions(account, now)
         db.session.execute(
             update(ActivationLink)
             .where(
@@ -358,11 +352,7 @@ def activate(token: object, password: object, confirm: object) -> StaffUser:
         )
         .values(revoked_at=now)
     )
-    db.session.execute(
-        update(StaffSession)
-        .where(StaffSession.staff_user_id == account.id, StaffSession.revoked_at.is_(None))
-        .values(revoked_at=now)
-    )
+    end_sessions(account, now)
     db.session.flush()
     record_audit(
         "account_activated", user=account, object_type="staff_user", object_id=account.id, data={"link_id": link.id}

@@ -19,7 +19,7 @@ from sqlalchemy import select
 
 from backend.access import manageable_region_ids
 from backend.admin import apply_changes, clean_phone
-from backend.audit import record_audit
+from backend.audit import record_added, record_audit
 from backend.errors import UserError
 from backend.extensions import db
 from backend.items.validation import clean_text, parse_id
@@ -150,9 +150,7 @@ def create_department(user: StaffUser, form) -> Department:
     """A new active department in one of the supervisor's regions, or a unit under one (``parent_id``)."""
     values = _clean(user, form, None)
     department = Department(**values, is_active=True)
-    db.session.add(department)
-    db.session.flush()
-    record_audit("department_created", user=user, object_type="department", object_id=department.id, data=values)
+    record_added(department, "department_created", user=user, object_type="department", data=values)
     return department
 
 

@@ -18,7 +18,7 @@ from sqlalchemy import select
 
 from backend.access import can_manage_station
 from backend.admin import clean_phone, rotate_owner_code
-from backend.admin.stations import clean_rotate_reason, serving_deputies
+from backend.admin.stations import clean_rotate_reason
 from backend.audit import record_audit
 from backend.errors import UserError
 from backend.extensions import db
@@ -42,6 +42,7 @@ from backend.models import (
 )
 from backend.models.deputy import CONGRESS_LEVEL_LABELS, DEPUTY_STATUS_LABELS
 from backend.qr.codes import issue_code
+from backend.stations import serving_deputies
 
 NAME_MAX_CHARS = 50  # Deputy.name
 CONSTITUENCY_MAX_CHARS = 200  # Deputy.constituency, DeputyLevel.constituency

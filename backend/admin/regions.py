@@ -23,7 +23,7 @@ from sqlalchemy import func, select, update
 from backend.access import can_manage_region, can_manage_station, region_subtree
 from backend.admin import apply_changes
 from backend.admin.stations import update_station
-from backend.audit import record_audit
+from backend.audit import record_added, record_audit
 from backend.errors import UserError
 from backend.extensions import db
 from backend.items.validation import clean_text, parse_id
@@ -94,11 +94,7 @@ def create_region(user: StaffUser, form) -> Region:
     if db.session.scalar(select(Region.id).where(Region.code == code)) is not None:
         raise UserError("code_taken", f"代码{code}已被其他地区使用。", 409, field="code")
     region = Region(code=code, name=name, level=level, parent=parent)
-    db.session.add(region)
-    db.session.flush()
-    record_audit(
-        "region_created", user=user, object_type="region", object_id=region.id, data={"code": code, "name": name}
-    )
+    record_added(region, "region_created", user=user, object_type="region", data={"code": code, "name": name})
     return region
 
 
@@ -122,9 +118,7 @@ def create_root_region(code: object, name: object, level: object) -> Region:
         raise UserError("invalid_code", "行政区划代码是6位数字，例如430225。", 400, field="code")
     name = _region_name(name)
     region = Region(code=code, name=name, level=level)
-    db.session.add(region)
-    db.session.flush()
-    record_audit("region_created", object_type="region", object_id=region.id, data={"code": code, "name": name})
+    record_added(region, "region_created", object_type="region", data={"code": code, "name": name})
     return region
 
 

@@ -9,14 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import select
-
 from backend.admin import apply_changes, clean_phone, rotate_owner_code
 from backend.audit import record_audit
 from backend.errors import UserError
 from backend.extensions import db
 from backend.items.validation import clean_text, parse_id
-from backend.models import Deputy, DeputyStatus, ReceptionRule, ReceptionRuleKind, StaffUser, Station
+from backend.models import Deputy, ReceptionRule, ReceptionRuleKind, StaffUser, Station
+from backend.stations import serving_deputies
 from backend.stations.calendar import (
     WEEKDAY_NAMES,
     XUN_NAMES,
@@ -45,17 +44,6 @@ RULE_DAY_CHOICES = {
 DAY_RANGES = {ReceptionRuleKind.WEEKLY: (1, 7), ReceptionRuleKind.MONTHLY: (1, 31), ReceptionRuleKind.XUN: (0, 9)}
 
 OLD_CODE_FATE = "旧二维码将显示已更换，不能再留言；请重新打印海报。"
-
-
-def serving_deputies(station: Station) -> list[Deputy]:
-    """The station's serving deputies, in the order they joined."""
-    return list(
-        db.session.scalars(
-            select(Deputy)
-            .where(Deputy.station_id == station.id, Deputy.status == DeputyStatus.SERVING)
-            .order_by(Deputy.id)
-        )
-    )
 
 
 def update_station(user: StaffUser, station: Station, form) -> list[str]:
@@ -126,16 +114,20 @@ def add_rule(user: StaffUser, station: Station, form) -> ReceptionRule:
         user=user,
         object_type="station",
         object_id=station.id,
-        data={
-            "rule_id": rule.id,
-            "kind": kind.value,
-            "day": day,
-            "deputy_id": deputy.id if deputy else None,
-            "rule": describe_rule(rule),
-            "note": note,
-        },
+        data=_rule_data(rule) | {"note": note},
     )
     return rule
+
+
+def _rule_data(rule: ReceptionRule) -> dict:
+    """What the audit log keeps of a reception day added or removed: enough to read it back after it is gone."""
+    return {
+        "rule_id": rule.id,
+        "kind": rule.kind.value,
+        "day": rule.day,
+        "deputy_id": rule.deputy_id,
+        "rule": describe_rule(rule),
+    }
 
 
 def remove_rule(user: StaffUser, station: Station, rule_id: int) -> ReceptionRule:
@@ -148,13 +140,7 @@ def remove_rule(user: StaffUser, station: Station, rule_id: int) -> ReceptionRul
         user=user,
         object_type="station",
         object_id=station.id,
-        data={
-            "rule_id": rule.id,
-            "kind": rule.kind.value,
-            "day": rule.day,
-            "deputy_id": rule.deputy_id,
-            "rule": describe_rule(rule),
-        },
+        data=_rule_data(rule),
     )
     station.reception_rules.remove(rule)
     db.session.flush()

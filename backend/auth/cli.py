@@ -9,16 +9,16 @@ import re
 
 import click
 from flask.cli import AppGroup
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from backend.audit import record_audit
 from backend.auth.own_account import check_new_password
 from backend.auth.passwords import hash_password
-from backend.auth.sessions import USERNAME_MAX_LENGTH, normalize_username
+from backend.auth.sessions import USERNAME_MAX_LENGTH, end_sessions, normalize_username
 from backend.errors import UserError
 from backend.extensions import db
-from backend.models import Department, Deputy, DeputyStatus, Region, StaffRole, StaffSession, StaffUser, Station, utcnow
+from backend.models import Department, Deputy, DeputyStatus, Region, StaffRole, StaffUser, Station, utcnow
 
 DISPLAY_NAME_MAX_LENGTH = 50  # StaffUser.display_name
 USERNAME_PATTERN = re.compile(rf"^[a-z0-9][a-z0-9_.@-]{{2,{USERNAME_MAX_LENGTH - 1}}}$")
@@ -151,11 +151,7 @@ def reset_password_command(username: str, password: str) -> None:
     if user is None:
         raise click.ClickException(f"找不到用户名为 {username} 的账号。")
     user.password_hash = hash_password(password)
-    revoked = db.session.execute(
-        update(StaffSession)
-        .where(StaffSession.staff_user_id == user.id, StaffSession.revoked_at.is_(None))
-        .values(revoked_at=utcnow())
-    ).rowcount
+    revoked = end_sessions(user, utcnow())
     record_audit(
         "password_reset",
         user=None,

@@ -14,13 +14,13 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from flask import g
-from sqlalchemy import select, update
+from sqlalchemy import select
 from werkzeug.security import check_password_hash
 
 from backend import throttle
 from backend.audit import record_audit
 from backend.auth.passwords import hash_password
-from backend.auth.sessions import login_limits, login_throttle_limits
+from backend.auth.sessions import end_sessions, login_limits, login_throttle_limits
 from backend.errors import UserError
 from backend.extensions import db
 from backend.models import SessionKind, StaffSession, StaffUser, utcnow
@@ -116,15 +116,7 @@ def end_session(user: StaffUser, session_id: int) -> None:
 
 def end_other_sessions(user: StaffUser, *, audit: bool = True) -> int:
     """End every live session of the account but the current one; return how many."""
-    statement = (
-        update(StaffSession)
-        .where(StaffSession.staff_user_id == user.id, StaffSession.revoked_at.is_(None))
-        .values(revoked_at=utcnow())
-    )
-    current = current_session_id()
-    if current is not None:
-        statement = statement.where(StaffSession.id != current)
-    ended = db.session.execute(statement).rowcount
+    ended = end_sessions(user, utcnow(), keep_id=current_session_id())
     if audit:
         record_audit("sessions_ended", user=user, object_type="staff_user", object_id=user.id, data={"revoked": ended})
     return ended

@@ -18,15 +18,15 @@ import functools
 import hashlib
 import secrets
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from flask import abort, current_app, g, has_request_context, redirect, request, session, url_for
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import contains_eager
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from backend import database, throttle
-from backend.audit import record_audit
+from backend.audit import record_added, record_audit
 from backend.auth.passwords import password_hash_method
 from backend.errors import UserError, error_response, wants_json
 from backend.extensions import db
@@ -162,13 +162,11 @@ def open_session(user: StaffUser, kind: SessionKind, address: str, how: str = "p
         _clear_cookie_session()  # a fresh cookie session: nothing planted before login survives it
         session["sid"] = secret
         session.permanent = True  # survives WeChat closing its browser; the row's expiry still rules
-    db.session.add(staff_session)
-    db.session.flush()
-    record_audit(
+    record_added(
+        staff_session,
         "login",
         user=user,
         object_type="staff_session",
-        object_id=staff_session.id,
         data={"kind": kind.value} | ({"how": how} if how != "password" else {}),
     )
     g.staff_request = request._get_current_object()
@@ -268,6 +266,15 @@ def logout() -> None:
     g.staff_session = None
 
 
+def end_sessions(account: StaffUser, now: datetime, *, keep_id: int | None = None) -> int:
+    """End every live session and API token of ``account`` but ``keep_id``'s: once its password changes or it is
+    disabled, nothing signed in with the old state goes on. Returns how many ended."""
+    statement = update(StaffSession).where(StaffSession.staff_user_id == account.id, StaffSession.revoked_at.is_(None))
+    if keep_id is not None:
+        statement = statement.where(StaffSession.id != keep_id)
+    return db.session.execute(statement.values(revoked_at=now)).rowcount
+
+
 def _commit_seen_mark() -> None:
     """Write and commit ``last_seen_at`` before the view runs, so that nothing of the view's is committed with it
     (a write of every kind of request, GET included)."""
@@ -306,8 +313,31 @@ def _login_redirect():
     return redirect(url_for("staff.login", next=target), 303)
 
 
-def _roles_decorator(roles: tuple, wrap: Callable[[Callable, tuple[StaffRole, ...]], Callable]):
-    """Let ``@decorator``, ``@decorator()`` and ``@decorator(StaffRole.X, …)`` all work."""
+def _api_unauthorized():
+    """401 JSON ``unauthorized`` with the bearer challenge: no valid token came with the request."""
+    response = error_response("unauthorized", "请先登录，或登录已失效，请重新登录。", 401)
+    response.headers["WWW-Authenticate"] = 'Bearer realm="mashanglian"'
+    return response
+
+
+def _roles_decorator(roles: tuple, anonymous: Callable[[], object]):
+    """The view runs for a logged-in user of one of ``roles`` (any role when none is listed): nobody logged in gets
+    ``anonymous()``, any other role 404 and an audit row. ``@decorator``, ``@decorator()`` and
+    ``@decorator(StaffRole.X, …)`` all work."""
+
+    def wrap(view: Callable, allowed: tuple[StaffRole, ...]) -> Callable:
+        @functools.wraps(view)
+        def wrapped(*args, **kwargs):
+            user = current_staff()
+            if user is None:
+                return anonymous()
+            if allowed and user.role not in allowed:
+                _refuse_role(user, allowed)
+            _commit_seen_mark()
+            return view(*args, **kwargs)
+
+        return wrapped
+
     if len(roles) == 1 and callable(roles[0]) and not isinstance(roles[0], StaffRole):
         return wrap(roles[0], ())
     unknown = [role for role in roles if not isinstance(role, StaffRole)]
@@ -318,42 +348,12 @@ def _roles_decorator(roles: tuple, wrap: Callable[[Callable, tuple[StaffRole, ..
 
 def login_required(*roles: StaffRole):
     """Page decorator: not logged in → 303 to the login page; a role not listed → 404 and an audit row."""
-
-    def wrap(view: Callable, allowed: tuple[StaffRole, ...]) -> Callable:
-        @functools.wraps(view)
-        def wrapped(*args, **kwargs):
-            user = current_staff()
-            if user is None:
-                return _login_redirect()
-            if allowed and user.role not in allowed:
-                _refuse_role(user, allowed)
-            _commit_seen_mark()
-            return view(*args, **kwargs)
-
-        return wrapped
-
-    return _roles_decorator(roles, wrap)
+    return _roles_decorator(roles, _login_redirect)
 
 
 def api_auth_required(*roles: StaffRole):
     """API decorator: no valid bearer token → 401 JSON ``unauthorized``; a role not listed → 404 and an audit row."""
-
-    def wrap(view: Callable, allowed: tuple[StaffRole, ...]) -> Callable:
-        @functools.wraps(view)
-        def wrapped(*args, **kwargs):
-            user = current_staff()
-            if user is None:
-                response = error_response("unauthorized", "请先登录，或登录已失效，请重新登录。", 401)
-                response.headers["WWW-Authenticate"] = 'Bearer realm="mashanglian"'
-                return response
-            if allowed and user.role not in allowed:
-                _refuse_role(user, allowed)
-            _commit_seen_mark()
-            return view(*args, **kwargs)
-
-        return wrapped
-
-    return _roles_decorator(roles, wrap)
+    return _roles_decorator(roles, _api_unauthorized)
 
 
 def staff_in_request() -> StaffUser | None:

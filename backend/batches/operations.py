@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from backend.access import can_manage_region, can_manage_station, deny
 from backend.admin.printing import BatchNames, PrintTarget, batch_names, print_target
-from backend.audit import record_audit
+from backend.audit import record_added
 from backend.batches.worker import stored_file
 from backend.errors import UserError
 from backend.extensions import db
@@ -98,13 +98,11 @@ def request_batch(user: StaffUser, kind: PosterBatchKind, key: int | str) -> tup
         region_id=target.region.id if target.region is not None else None,
         pages_total=target.pages,
     )
-    db.session.add(batch)
-    db.session.flush()
-    record_audit(
+    record_added(
+        batch,
         "poster_batch_requested",
         user=user,
         object_type="poster_batch",
-        object_id=batch.id,
         data={"kind": kind.value, "station_id": batch.station_id, "region_id": batch.region_id, "pages": target.pages},
     )
     return batch, True

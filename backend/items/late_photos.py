@@ -20,7 +20,7 @@ from backend import database
 from backend.errors import UserError
 from backend.extensions import db
 from backend.items import photo_store, timeline
-from backend.items.photos import ProcessedPhoto
+from backend.items.photos import ProcessedPhoto, too_many_photos
 from backend.models import Item, ItemPhoto, utcnow
 
 
@@ -33,7 +33,7 @@ def check_may_attach(item: Item) -> None:
             "photo_too_late", f"照片须在提交留言后 {minutes} 分钟内上传；现在可以在追问或补充时附上照片。", 409
         )
     if len(timeline.message_photos(item)) >= config["ITEM_MAX_PHOTOS"]:
-        raise UserError("too_many_photos", f"最多上传{config['ITEM_MAX_PHOTOS']}张照片。", 409, field="photos")
+        raise too_many_photos(409)
 
 
 def attach_message_photo(item: Item, photo: ProcessedPhoto) -> tuple[ItemPhoto, bool]:

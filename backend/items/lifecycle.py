@@ -1337,9 +1337,9 @@ def resident_action(item: Item, action: str, text: object, photos: list[photo_in
     )
     photos = list(photos)
     if photos and action != "resident_reply":
-        raise UserError("photos_not_allowed", "追问只能写文字；需要补充照片时，请等代表请您补充。", 400, field="photos")
+        raise photo_intake.photo_error("photos_not_allowed", "追问只能写文字；需要补充照片时，请等代表请您补充。")
     if len(photos) > config["ITEM_MAX_PHOTOS"]:
-        raise UserError("too_many_photos", f"最多上传{config['ITEM_MAX_PHOTOS']}张照片。", 400, field="photos")
+        raise photo_intake.too_many_photos()
     # Written to the photo store before the row lock (a rollback below removes them again: photo_store).
     photo_rows = photo_store.store_photos(photos)
     lock_row(item)

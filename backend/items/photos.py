@@ -47,16 +47,23 @@ class ProcessedPhoto:
     sha256: str
 
 
+def photo_error(code: str, message: str, status: int = 400) -> UserError:
+    """A refused photo, shown at the form's photo field (``photos``) wherever the photo came in."""
+    return UserError(code, message, status, field="photos")
+
+
+def too_many_photos(status: int = 400) -> UserError:
+    """More photos than one message may carry (``ITEM_MAX_PHOTOS``): 400 with a form, 409 for one more later."""
+    return photo_error("too_many_photos", f"最多上传{current_app.config['ITEM_MAX_PHOTOS']}张照片。", status)
+
+
 def _bad_type(message: str = "只能上传 JPG 或 PNG 格式的照片，这个文件无法识别为照片。") -> UserError:
-    return UserError("photo_bad_type", message, 400, field="photos")
+    return photo_error("photo_bad_type", message)
 
 
 def _too_many_pixels(max_pixels: int) -> UserError:
-    return UserError(
-        "photo_too_many_pixels",
-        f"照片尺寸过大（超过 {max_pixels / 10_000:g} 万像素），请换一张较小的照片。",
-        400,
-        field="photos",
+    return photo_error(
+        "photo_too_many_pixels", f"照片尺寸过大（超过 {max_pixels / 10_000:g} 万像素），请换一张较小的照片。"
     )
 
 
@@ -66,11 +73,8 @@ def check_photo_size(data: bytes) -> None:
     if not data:
         raise _bad_type("照片文件是空的，请重新选择。")
     if len(data) > max_bytes:
-        raise UserError(
-            "photo_too_large",
-            f"照片太大（超过 {max_bytes / 1024 / 1024:g} MB），请换一张或压缩后再上传。",
-            400,
-            field="photos",
+        raise photo_error(
+            "photo_too_large", f"照片太大（超过 {max_bytes / 1024 / 1024:g} MB），请换一张或压缩后再上传。"
         )
 
 

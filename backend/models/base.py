@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
 
-from sqlalchemy import DateTime, Enum, MetaData
+from sqlalchemy import DateTime, Enum, Index, MetaData, text
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
 
@@ -88,6 +88,12 @@ def enum_column(enum_cls: type, length: int) -> Enum:
         values_callable=lambda members: [m.value for m in members],
         validate_strings=True,
     )
+
+
+def partial_index(name: str, *columns: str, where: str, **options) -> Index:
+    """An index over the rows ``where`` holds (SQL), the same on SQLite and PostgreSQL: each engine takes the
+    condition under its own keyword, and the two must never drift apart."""
+    return Index(name, *columns, **options, sqlite_where=text(where), postgresql_where=text(where))
 
 
 class LabeledStrEnum(enum.StrEnum):

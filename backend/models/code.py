@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import CheckConstraint, Date, ForeignKey, Index, SmallInteger, String, text
+from sqlalchemy import CheckConstraint, Date, ForeignKey, SmallInteger, String
 from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from backend.models.base import Base, UTCDateTime, utcnow
+from backend.models.base import Base, UTCDateTime, partial_index, utcnow
 from backend.models.deputy import Deputy
 from backend.models.station import Station
 from backend.models.topic import Topic
@@ -25,26 +25,18 @@ class Code(Base):
     __table_args__ = (
         CheckConstraint("(deputy_id IS NULL) <> (station_id IS NULL)", name="one_owner"),
         # At most one current code per owner.
-        Index(
-            "uq_codes_current_deputy",
-            "deputy_id",
-            unique=True,
-            sqlite_where=text("retired_at IS NULL"),
-            postgresql_where=text("retired_at IS NULL"),
-        ),
-        Index(
+        partial_index("uq_codes_current_deputy", "deputy_id", unique=True, where="retired_at IS NULL"),
+        partial_index(
             "uq_codes_current_station",
             "station_id",
             unique=True,
-            sqlite_where=text("retired_at IS NULL AND topic_id IS NULL"),
-            postgresql_where=text("retired_at IS NULL AND topic_id IS NULL"),
+            where="retired_at IS NULL AND topic_id IS NULL",
         ),
-        Index(
+        partial_index(
             "uq_codes_current_topic",
             "topic_id",
             unique=True,
-            sqlite_where=text("retired_at IS NULL AND topic_id IS NOT NULL"),
-            postgresql_where=text("retired_at IS NULL AND topic_id IS NOT NULL"),
+            where="retired_at IS NULL AND topic_id IS NOT NULL",
         ),
     )
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import Date, ForeignKey, Index, String, Text, text
+from sqlalchemy import Date, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from backend.models.base import Base, UTCDateTime, enum_column, utcnow
+from backend.models.base import Base, UTCDateTime, enum_column, partial_index, utcnow
 from backend.models.department import Department
 from backend.models.item import Satisfaction
 
@@ -43,13 +43,12 @@ class ItemForward(Base):
         ),
         # Forwards still waiting for the department's answer, by due date: the overdue count of the
         # departments' figures and the 台账 (few rows: most forwards are answered or given back).
-        Index(
+        partial_index(
             "ix_item_forwards_department_open_due",
             "department_id",
             "due_at",
             postgresql_include=["item_id"],
-            sqlite_where=text(OPEN_FORWARD_SQL),
-            postgresql_where=text(OPEN_FORWARD_SQL),
+            where=OPEN_FORWARD_SQL,
         ),
     )
 

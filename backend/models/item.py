@@ -5,11 +5,11 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import JSON, ForeignKey, Index, String, Text, and_, text
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, and_
 from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from backend.models.base import Base, LabeledStrEnum, UTCDateTime, enum_column, utcnow
+from backend.models.base import Base, LabeledStrEnum, UTCDateTime, enum_column, partial_index, utcnow
 from backend.models.code import Code
 from backend.models.deputy import Deputy
 from backend.models.resident import Resident
@@ -116,13 +116,7 @@ class Item(Base):
         # A deputy's latest items (the near-duplicate check) and a deputy's figures over a range.
         Index("ix_items_deputy_created", "deputy_id", "created_at"),
         # The inbox's overdue and in-progress lists read open items only, by due date.
-        Index(
-            "ix_items_deputy_open_due",
-            "deputy_id",
-            "due_at",
-            sqlite_where=text(OPEN_STATUS_SQL),
-            postgresql_where=text(OPEN_STATUS_SQL),
-        ),
+        partial_index("ix_items_deputy_open_due", "deputy_id", "due_at", where=OPEN_STATUS_SQL),
         # A station's or region's items over a range: the supervision figures read every column they
         # count from the index alone (PostgreSQL), and the station inbox lists closed items from it.
         Index(
@@ -143,29 +137,17 @@ class Item(Base):
         ),
         # Open items of a station by due date: the overdue count and list of a station or region,
         # and the station inbox's open groups.
-        Index(
+        partial_index(
             "ix_items_station_open_due",
             "station_id",
             "due_at",
             postgresql_include=["id", "paused_at", "is_held", "deputy_id"],
-            sqlite_where=text(OPEN_STATUS_SQL),
-            postgresql_where=text(OPEN_STATUS_SQL),
+            where=OPEN_STATUS_SQL,
         ),
         # 公示: a station's resolved items whose residents agreed to publish them, latest first.
-        Index(
-            "ix_items_station_published",
-            "station_id",
-            "resolved_at",
-            sqlite_where=text(PUBLISHED_SQL),
-            postgresql_where=text(PUBLISHED_SQL),
-        ),
+        partial_index("ix_items_station_published", "station_id", "resolved_at", where=PUBLISHED_SQL),
         # The items marked as duplicates of an item; most items are none, so only those are indexed.
-        Index(
-            "ix_items_duplicate_of_id",
-            "duplicate_of_id",
-            sqlite_where=text("duplicate_of_id IS NOT NULL"),
-            postgresql_where=text("duplicate_of_id IS NOT NULL"),
-        ),
+        partial_index("ix_items_duplicate_of_id", "duplicate_of_id", where="duplicate_of_id IS NOT NULL"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import CheckConstraint, Date, ForeignKey, Index, SmallInteger, String, text
+from sqlalchemy import CheckConstraint, Date, ForeignKey, Index, SmallInteger, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from backend.models.base import Base, LabeledStrEnum, UTCDateTime, enum_column, utcnow
+from backend.models.base import Base, LabeledStrEnum, UTCDateTime, enum_column, partial_index, utcnow
 from backend.models.deputy import Deputy
 from backend.models.station import Station
 
@@ -31,13 +31,7 @@ class StationVisit(Base):
 
     __tablename__ = "station_visits"
     __table_args__ = (
-        Index(
-            "uq_station_visits_open_deputy",
-            "deputy_id",
-            unique=True,
-            sqlite_where=text("checked_out_at IS NULL"),
-            postgresql_where=text("checked_out_at IS NULL"),
-        ),
+        partial_index("uq_station_visits_open_deputy", "deputy_id", unique=True, where="checked_out_at IS NULL"),
         Index("ix_station_visits_station_day", "station_id", "day"),
         Index("ix_station_visits_deputy_day", "deputy_id", "day"),
     )

@@ -32,7 +32,7 @@ from backend.access import (
     visible_items_query,
     visible_proposals_query,
 )
-from backend.audit import record_audit
+from backend.audit import record_added, record_audit
 from backend.errors import FieldErrors, UserError, checked
 from backend.extensions import db
 from backend.items.lifecycle import lock_row
@@ -225,13 +225,11 @@ def draft_proposal(
         status=ProposalStatus.DRAFTED,
         links=[ProposalItem(item=item) for item in items],
     )
-    db.session.add(proposal)
-    db.session.flush()
-    record_audit(
+    record_added(
+        proposal,
         "proposal_drafted",
         user=user,
         object_type="proposal",
-        object_id=proposal.id,
         data={"items": [item.ref for item in items], "department_id": department.id},
     )
     return proposal

@@ -58,6 +58,7 @@ from backend.qr.sheets import (
     text_width,
     wrap_at,
 )
+from backend.stations import serving_deputies
 from backend.stations.calendar import describe_rule
 
 __all__ = ["DPI", "MM", "Box", "PlacedCode", "PlacedText", "Sheet", "px", "text_tokens"]
@@ -245,17 +246,6 @@ def station_sheet(station: Station) -> StationSheet:
         url=code_url(code.slug),
         slug=code.slug,
         deputies=tuple(deputies),
-    )
-
-
-def serving_deputies(station: Station) -> list[Deputy]:
-    """The station's serving deputies, in the order they joined."""
-    return list(
-        db.session.scalars(
-            select(Deputy)
-            .where(Deputy.station_id == station.id, Deputy.status == DeputyStatus.SERVING)
-            .order_by(Deputy.id)
-        )
     )
 
 

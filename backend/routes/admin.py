@@ -54,6 +54,7 @@ from backend.models import CongressLevel, Deputy, DeputyStatus, PosterBatchStatu
 from backend.models.deputy import CONGRESS_LEVEL_LABELS, DEPUTY_STATUS_LABELS
 from backend.qr.codes import code_url, current_code
 from backend.routes.posters import require_fonts
+from backend.stations import serving_deputies
 from backend.stations.calendar import format_month_day, today_in_china
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -384,7 +385,7 @@ def _deputy_context(user: StaffUser, deputy: Deputy) -> dict:
         "status_choices": {s: label for s, label in deputy_ops.STATUS_CHOICES.items() if s != deputy.status},
         "open_items": open_items,
         "format_ref": format_ref,
-        "successors": [d for d in station_ops.serving_deputies(deputy.station) if d.id != deputy.id],
+        "successors": [d for d in serving_deputies(deputy.station) if d.id != deputy.id],
         "other_stations": other_stations,
         "old_code_fate": station_ops.OLD_CODE_FATE,
         "code_keeps_routing": deputy_ops.CODE_KEEPS_ROUTING.format(station=deputy.station.name),

@@ -19,15 +19,13 @@ from backend.items.refs import format_ref
 from backend.models import Proposal
 from backend.models.item import ITEM_CATEGORY_LABELS
 from backend.proposals import operations as proposals
+from backend.routes.api_staff import STAFF_ERRORS
+from backend.timefmt import iso_or_none
 
 bp = Blueprint("api_proposals", __name__, url_prefix="/api/v1")
 csrf.exempt(bp)  # bearer tokens in headers; a browser's cookie is never accepted here
 
-ERRORS = {400: m.ErrorResponse, 401: m.ErrorResponse, 404: m.ErrorResponse}  # another role: 404, audited
-
-
-def _iso(moment) -> str | None:
-    return moment.isoformat() if moment is not None else None
+ERRORS = {400: m.ErrorResponse, **STAFF_ERRORS}  # another role: 404, audited
 
 
 def proposal_json(proposal: Proposal, residents_told: int | None = None) -> dict:
@@ -41,8 +39,8 @@ def proposal_json(proposal: Proposal, residents_told: int | None = None) -> dict
         "department": {"id": proposal.department.id, "name": proposal.department.name},
         "answer": proposal.answer,
         "created_at": proposal.created_at.isoformat(),
-        "submitted_at": _iso(proposal.submitted_at),
-        "answered_at": _iso(proposal.answered_at),
+        "submitted_at": iso_or_none(proposal.submitted_at),
+        "answered_at": iso_or_none(proposal.answered_at),
         "items": [
             {
                 "ref": item.ref,

@@ -38,6 +38,7 @@ from backend.models.item import ITEM_CATEGORY_LABELS, ITEM_STATUS_LABELS
 from backend.routes.deputy import HANDLERS, department_link, item_or_404, photo_response
 from backend.stations import contacts, presence
 from backend.stations.calendar import describe_rule, today_in_china
+from backend.timefmt import iso_or_none
 
 bp = Blueprint("api_staff", __name__, url_prefix="/api/v1")
 csrf.exempt(bp)  # bearer tokens in headers; a browser's cookie is never accepted here
@@ -46,10 +47,6 @@ ACTION_KEYS = ("text", "department_id", "due", "deputy_id", "duplicate_of", "out
 # Every staff view: 401 without a valid token; 404 for another role (audited) and for an item out of sight.
 STAFF_ERRORS = {401: m.ErrorResponse, 404: m.ErrorResponse}
 CONTACTS_PER_ANSWER = 20  # GET /contacts without ?limit=: the latest, as the contacts page lists them
-
-
-def _iso(moment) -> str | None:
-    return moment.isoformat() if moment is not None else None
 
 
 def inbox_row_json(row: inbox_query.InboxRow, now, user: StaffUser | None = None) -> dict:
@@ -68,7 +65,7 @@ def inbox_row_json(row: inbox_query.InboxRow, now, user: StaffUser | None = None
         "first_line": inbox_query.row_text(item, user),
         "created_at": item.created_at.isoformat(),
         "age": inbox_query.age_label(item.created_at, now),
-        "due_at": _iso(item.due_at),
+        "due_at": iso_or_none(item.due_at),
         "reopen_count": item.reopen_count,
         "deputy": {"id": item.deputy.id, "name": item.deputy.name} if item.deputy else None,
     }
@@ -118,12 +115,12 @@ def item_detail_json(item: Item, user: StaffUser) -> dict:
             "channel_label": page["channel_label"],
             "body": item.body,
             "created_at": item.created_at.isoformat(),
-            "due_at": _iso(item.due_at),
+            "due_at": iso_or_none(item.due_at),
             "is_overdue": page["is_overdue"],
             "overdue_label": page["overdue_label"],
             "is_paused": item.paused_at is not None,
-            "first_answered_at": _iso(item.first_answered_at),
-            "resolved_at": _iso(item.resolved_at),
+            "first_answered_at": iso_or_none(item.first_answered_at),
+            "resolved_at": iso_or_none(item.resolved_at),
             "outcome": item.outcome.value if item.outcome else None,
             "outcome_label": page["outcome_labels"].get(item.outcome, "") if item.outcome else "",
             "outcome_reason": item.outcome_reason,
@@ -157,10 +154,10 @@ def item_detail_json(item: Item, user: StaffUser) -> dict:
                 "instructions": forward.instructions,
                 "created_at": forward.created_at.isoformat(),
                 "due_at": forward.due_at.isoformat(),
-                "answered_at": _iso(forward.answered_at),
+                "answered_at": iso_or_none(forward.answered_at),
                 "answer": forward.answer,
                 "promised_by": forward.promised_by.isoformat() if forward.promised_by else None,
-                "revoked_at": _iso(forward.revoked_at),
+                "revoked_at": iso_or_none(forward.revoked_at),
             }
             for forward in page["forwards"]
         ],
@@ -267,7 +264,7 @@ def item_action(ref: str):
             "ref_display": format_ref(item.ref),
             "status": item.status.value,
             "status_label": ITEM_STATUS_LABELS[item.status],
-            "due_at": _iso(item.due_at),
+            "due_at": iso_or_none(item.due_at),
             "visible_to_you": can_see_item(user, item),  # false after a deputy reassigns it away
         },
         "event": event_json(event),
@@ -286,9 +283,9 @@ def forward_json(forward: ItemForward) -> dict:
         "id": forward.id,
         "department": forward.department.name,
         "due_at": forward.due_at.isoformat(),
-        "answered_at": _iso(forward.answered_at),
-        "returned_at": _iso(forward.returned_at),
-        "extension_due_at": _iso(forward.extension_due_at),
+        "answered_at": iso_or_none(forward.answered_at),
+        "returned_at": iso_or_none(forward.returned_at),
+        "extension_due_at": iso_or_none(forward.extension_due_at),
     }
 
 

@@ -26,7 +26,7 @@ from sqlalchemy import select
 
 from backend import pagination, replica
 from backend.access import can_see_item, find_item_for_staff
-from backend.audit import record_audit
+from backend.audit import record_added, record_audit
 from backend.auth.sessions import current_staff, login_required
 from backend.downloads import jpeg_response
 from backend.errors import UserError
@@ -321,13 +321,11 @@ def templates():
     except UserError as exc:
         return _templates_page(user, station_id, exc.status, values=values, error=exc.message, error_field=exc.field)
     template = ReplyTemplate(station_id=station_id, title=title, body=body, created_at=utcnow())
-    db.session.add(template)
-    db.session.flush()
-    record_audit(
+    record_added(
+        template,
         "reply_template_added",
         user=user,
         object_type="reply_template",
-        object_id=template.id,
         data={"station_id": station_id, "title": title},
     )
     return redirect(url_for("deputy.templates", done="added"), 303)

@@ -18,7 +18,7 @@ from backend.extensions import csrf
 from backend.items import retention, timeline
 from backend.items.refs import format_ref
 from backend.models import Item
-from backend.routes.rating import refuse_staff
+from backend.routes.rating import KEY_HOLDER_ERRORS, refuse_staff
 from backend.routes.resident import UNKNOWN_BY_KEY, item_for_key
 
 bp = Blueprint("erasure", __name__)
@@ -95,13 +95,8 @@ def erase_page(ref: str):
     tags=("群众",),
     query=m.KeyQuery,
     json=m.EraseRequest,
-    responses={
-        200: m.EraseAnswer,
-        403: m.ErrorResponse,  # staff_cannot_erase: the request carries a staff credential
-        404: m.ErrorResponse,
-        409: m.ErrorResponse,  # already_withdrawn, already_answered, in_submitted_proposal, already_erased
-        429: m.ErrorResponse,
-    },
+    # 403 staff_cannot_erase; 409 already_withdrawn, already_answered, in_submitted_proposal, already_erased
+    responses={200: m.EraseAnswer, **KEY_HOLDER_ERRORS},
 )
 def erase_api(ref: str):
     """``?key=`` and ``{"what": "withdraw"|"contact"}`` → 200 with the item's status after it.

@@ -8,6 +8,9 @@ Each view is small so that the staff login and scope checks can be added as deco
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from flask import Blueprint, abort, current_app
 from sqlalchemy import select
 
@@ -18,6 +21,7 @@ from backend.extensions import db
 from backend.items.validation import MAX_ID
 from backend.models import Deputy, Region, Station
 from backend.qr import fonts, posters
+from backend.stations import serving_deputies
 
 bp = Blueprint("posters", __name__, url_prefix="/posters")
 
@@ -32,24 +36,24 @@ def require_fonts() -> None:
         raise UserError("poster_font_missing", fonts.FONT_MISSING_MESSAGE, 503) from exc
 
 
+def _printable_or_404(model: type, owner_id: int, require: Callable[[Any], None]):
+    """The poster's owner once the fonts are there: 404 when unknown, and ``require``'s 404 saying why it gets none."""
+    require_fonts()
+    owner = db.session.get(model, owner_id)
+    if owner is None:
+        abort(404)
+    require(owner)
+    return owner
+
+
 def serving_deputy_or_404(deputy_id: int) -> Deputy:
     """The deputy, serving; 404 when unknown, 404 saying why for one who left office."""
-    require_fonts()
-    deputy = db.session.get(Deputy, deputy_id)
-    if deputy is None:
-        abort(404)
-    posters.require_serving(deputy)
-    return deputy
+    return _printable_or_404(Deputy, deputy_id, posters.require_serving)
 
 
 def station_or_404(station_id: int) -> Station:
     """The station; 404 when unknown, 404 saying why when it has closed."""
-    require_fonts()
-    station = db.session.get(Station, station_id)
-    if station is None:
-        abort(404)
-    posters.require_active(station)
-    return station
+    return _printable_or_404(Station, station_id, posters.require_active)
 
 
 @bp.get(f"/deputy/<int(max={MAX_ID}):deputy_id>.pdf")
@@ -86,7 +90,7 @@ def station_pdf(station_id: int):
 def station_cards_pdf(station_id: int):
     """A table card per serving deputy of the station, streamed."""
     station = station_or_404(station_id)
-    if not posters.serving_deputies(station):
+    if not serving_deputies(station):
         raise UserError("no_deputies", f"{station.name}暂无在任代表，没有可打印的桌牌。", 404)
     names = batch_names("cards", station=station)
     chunks = posters.pdf_chunks(posters.station_cards(station), title=names.title)

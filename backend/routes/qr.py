@@ -28,6 +28,8 @@ RENDER_VERSION = 1
 SIZE_RE = re.compile(r"[0-9]{1,5}")
 
 RENDERERS = {"png": (qr_png, "image/png"), "svg": (qr_svg, "image/svg+xml")}
+# Whose code an address draws: /qr/deputy/<id>.png, /qr/station/<id>.svg, …/wxacode.png (routes.wechat_pages).
+CODE_OWNERS = {"deputy": Deputy, "station": Station}
 
 
 def requested_size() -> int:
@@ -58,25 +60,8 @@ def qr_image(owner: Deputy | Station | None, fmt: str) -> Response:
     return response.make_conditional(request)
 
 
-@bp.get(f"/deputy/<int(max={MAX_ID}):deputy_id>.png")
-def deputy_png(deputy_id: int):
-    """A deputy's code (代表码) as PNG; still served after they leave office (it routes to their station)."""
-    return qr_image(db.session.get(Deputy, deputy_id), "png")
-
-
-@bp.get(f"/deputy/<int(max={MAX_ID}):deputy_id>.svg")
-def deputy_svg(deputy_id: int):
-    """A deputy's code (代表码) as SVG, for print."""
-    return qr_image(db.session.get(Deputy, deputy_id), "svg")
-
-
-@bp.get(f"/station/<int(max={MAX_ID}):station_id>.png")
-def station_png(station_id: int):
-    """A station's code (联络站码) as PNG."""
-    return qr_image(db.session.get(Station, station_id), "png")
-
-
-@bp.get(f"/station/<int(max={MAX_ID}):station_id>.svg")
-def station_svg(station_id: int):
-    """A station's code (联络站码) as SVG, for print."""
-    return qr_image(db.session.get(Station, station_id), "svg")
+@bp.get(f"/<any({', '.join(CODE_OWNERS)}):owner>/<int(max={MAX_ID}):owner_id>.<any({', '.join(RENDERERS)}):fmt>")
+def image(owner: str, owner_id: int, fmt: str):
+    """A deputy's code (代表码) or a station's (联络站码) as PNG, or as SVG for print; a former deputy's is still
+    served (it routes to their station)."""
+    return qr_image(db.session.get(CODE_OWNERS[owner], owner_id), fmt)

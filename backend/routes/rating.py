@@ -32,6 +32,10 @@ from backend.routes.api import answer_back_json, public_event_json
 bp = Blueprint("rating", __name__)
 
 RATING_FIELDS = ("satisfaction", "solved", "comment")
+# What the key holder's writes (rating, reply, 追问, photo, erasure) answer besides their success: 403 for a staff
+# credential (``refuse_staff``), 404 for an unknown reference or key, 409 when the item's state forbids it, 429
+# when throttled.
+KEY_HOLDER_ERRORS = {403: m.ErrorResponse, 404: m.ErrorResponse, 409: m.ErrorResponse, 429: m.ErrorResponse}
 
 
 STAFF_REFUSED_MESSAGE = (
@@ -102,13 +106,7 @@ def rate_page(ref: str):
     tags=("群众",),
     query=m.KeyQuery,
     json=m.RatingRequest,
-    responses={
-        200: m.RatingAnswer,
-        403: m.ErrorResponse,  # staff_cannot_rate: the request carries a staff credential
-        404: m.ErrorResponse,
-        409: m.ErrorResponse,
-        429: m.ErrorResponse,
-    },
+    responses={200: m.RatingAnswer, **KEY_HOLDER_ERRORS},  # 403 staff_cannot_rate
 )
 def rate_api(ref: str):
     """``?key=`` and ``{"satisfaction": "satisfied"|"basically"|"unsatisfied", "solved": bool, "comment"}`` → 200.
@@ -149,9 +147,8 @@ def _key_holders_item(ref: str, key: object, message: str) -> Item:
 
 def _decoded_photos(files) -> list:
     """The uploaded photos checked and re-encoded (the submission form's rules), outside any transaction."""
-    limit = current_app.config["ITEM_MAX_PHOTOS"]
-    if len(files) > limit:
-        raise UserError("too_many_photos", f"最多上传{limit}张照片。", 400, field="photos")
+    if len(files) > current_app.config["ITEM_MAX_PHOTOS"]:
+        raise photo_intake.too_many_photos()
     return [photo_intake.process_photo(f.read()) for f in files]
 
 
@@ -194,13 +191,7 @@ def _answer_api(ref: str, action: str):
     ), 201
 
 
-_ANSWER_RESPONSES = {
-    201: m.ResidentAnswerBack,
-    403: m.ErrorResponse,  # staff_cannot_answer: the request carries a staff credential
-    404: m.ErrorResponse,
-    409: m.ErrorResponse,
-    429: m.ErrorResponse,
-}
+_ANSWER_RESPONSES = {201: m.ResidentAnswerBack, **KEY_HOLDER_ERRORS}  # 403 staff_cannot_answer
 
 
 @bp.post("/api/v1/items/<ref>/replies")
@@ -240,11 +231,8 @@ def follow_up_api(ref: str):
     responses={
         200: m.MessagePhotoAnswer,
         201: m.MessagePhotoAnswer,
-        403: m.ErrorResponse,
-        404: m.ErrorResponse,
-        409: m.ErrorResponse,
+        **KEY_HOLDER_ERRORS,
         413: m.ErrorResponse,
-        429: m.ErrorResponse,
         503: m.ErrorResponse,
     },
 )

@@ -32,6 +32,7 @@ from backend.items.validation import clean_id, parse_day
 from backend.models import Code, Deputy, Item, ItemEvent, ItemEventKind, Region, StaffRole, StaffUser, Station, utcnow
 from backend.models.item import ITEM_STATUS_LABELS
 from backend.qr import scans
+from backend.routes.api_staff import STAFF_ERRORS
 from backend.stations.calendar import today_in_china
 from backend.supervision import departments, export, points, stats
 
@@ -561,12 +562,7 @@ def department_page(department_id: int):
 
 @api_bp.get("/stats")
 @api_auth_required(*VIEWERS)
-@describe(
-    tags=("监督",),
-    security=STAFF,
-    query=m.StatsQuery,
-    responses={200: m.AnyStatsAnswer, 401: m.ErrorResponse, 404: m.ErrorResponse},
-)
+@describe(tags=("监督",), security=STAFF, query=m.StatsQuery, responses={200: m.AnyStatsAnswer, **STAFF_ERRORS})
 def stats_api():
     """``?region=<code>|station=<id>|deputy=<id>|department=<id>&from=YYYY-MM-DD&to=YYYY-MM-DD`` (``to`` exclusive)
     → the figures.
@@ -588,12 +584,7 @@ def stats_api():
 
 @api_bp.get("/stats/scans")
 @api_auth_required(*VIEWERS)
-@describe(
-    tags=("监督",),
-    security=STAFF,
-    query=m.ScansQuery,
-    responses={200: m.ScansAnswer, 401: m.ErrorResponse, 404: m.ErrorResponse},
-)
+@describe(tags=("监督",), security=STAFF, query=m.ScansQuery, responses={200: m.ScansAnswer, **STAFF_ERRORS})
 def scans_api():
     """``?station=<id>&from=YYYY-MM-DD&to=YYYY-MM-DD`` (``to`` exclusive) → per code of the station and day: scans and items.
 

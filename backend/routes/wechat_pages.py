@@ -20,7 +20,7 @@ from backend.models import Deputy, Item, StaffRole, Station
 from backend.models.item import ITEM_STATUS_LABELS
 from backend.outbox.notifications import staff_notices_off
 from backend.qr.codes import current_code
-from backend.routes.qr import CACHE_SECONDS
+from backend.routes.qr import CACHE_SECONDS, CODE_OWNERS
 from backend.wechat import identity, screening, wxacode
 
 bp = Blueprint("wechat_pages", __name__)
@@ -113,16 +113,11 @@ def wxacode_image(owner: Deputy | Station | None) -> Response:
     return response.make_conditional(request)
 
 
-@bp.get(f"/qr/deputy/<int(max={MAX_ID}):deputy_id>/wxacode.png")
-def deputy_wxacode(deputy_id: int):
-    """A deputy's mini-program code (scene ``c=<slug>``); a former deputy's still works (it routes to the station)."""
-    return wxacode_image(db.session.get(Deputy, deputy_id))
-
-
-@bp.get(f"/qr/station/<int(max={MAX_ID}):station_id>/wxacode.png")
-def station_wxacode(station_id: int):
-    """A station's mini-program code (scene ``c=<slug>``)."""
-    return wxacode_image(db.session.get(Station, station_id))
+@bp.get(f"/qr/<any({', '.join(CODE_OWNERS)}):owner>/<int(max={MAX_ID}):owner_id>/wxacode.png")
+def wxacode_png(owner: str, owner_id: int):
+    """A deputy's or a station's mini-program code (scene ``c=<slug>``); a former deputy's still works (it routes
+    to the station)."""
+    return wxacode_image(db.session.get(CODE_OWNERS[owner], owner_id))
 
 
 # --- the verification file of 扫普通链接二维码打开小程序 ------------------------------------------------

@@ -12,7 +12,7 @@ from datetime import date, datetime, timedelta
 
 from sqlalchemy import func, select
 
-from backend.audit import record_audit
+from backend.audit import record_added
 from backend.errors import UserError
 from backend.extensions import db
 from backend.items.validation import clean_text, parse_day, parse_id
@@ -74,11 +74,7 @@ def log_contact(user: StaffUser, *, kind, held_on, place, people, summary, now: 
         summary=clean_text(summary, "summary", "群众反映的内容", max_chars=SUMMARY_MAX_CHARS, required=True),
         recorded_by_id=user.id,
     )
-    db.session.add(log)
-    db.session.flush()
-    record_audit(
-        "contact_logged", user=user, object_type="contact_log", object_id=log.id, data={"kind": log.kind.value}
-    )
+    record_added(log, "contact_logged", user=user, object_type="contact_log", data={"kind": log.kind.value})
     return log
 
 

@@ -104,7 +104,7 @@ def _deputy(deputy: Deputy, slug: str | None) -> DirectoryDeputy:
         name=deputy.name,
         levels=deputy.level_labels,
         code_url=code_url(slug) if slug else None,
-        qr_path=url_for("qr.deputy_png", deputy_id=deputy.id),
+        qr_path=url_for("qr.image", owner="deputy", owner_id=deputy.id, fmt="png"),
     )
 
 
@@ -114,7 +114,7 @@ def _station(station: Station, slug: str | None, township: str = "") -> Director
         name=station.name,
         address=station.address,
         code_url=code_url(slug) if slug else None,
-        qr_path=url_for("qr.station_png", station_id=station.id),
+        qr_path=url_for("qr.image", owner="station", owner_id=station.id, fmt="png"),
         township=township,
     )
 

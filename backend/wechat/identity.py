@@ -31,7 +31,7 @@ from wechatpy.exceptions import WeChatClientException
 
 from backend import database
 from backend.access import WECHAT_BINDERS
-from backend.audit import record_audit
+from backend.audit import record_added, record_audit
 from backend.errors import UserError
 from backend.extensions import db
 from backend.models import Resident, ResidentSession, SessionKind, StaffUser, WechatBindingCode, utcnow
@@ -350,9 +350,7 @@ def create_binding_code(user: StaffUser, code: str | None = None) -> tuple[str, 
         created_at=now,
         expires_at=now + timedelta(minutes=BINDING_CODE_MINUTES),
     )
-    db.session.add(row)
-    db.session.flush()
-    record_audit("wechat_binding_code_created", user=user, object_type="wechat_binding_code", object_id=row.id)
+    record_added(row, "wechat_binding_code_created", user=user, object_type="wechat_binding_code")
     return code, row
 
 

@@ -80,4 +80,27 @@ function load(auth) {
     .catch((err) => (err instanceof api.ApiError && err.code === "no_wechat_identity" ? { unbound: true } : null));
 }
 
-module.exports = { describe: describe, purposesOf: purposesOf, load: load, PURPOSE_LABELS: PURPOSE_LABELS };
+/**
+ * "开启微信通知" (in a tap: WeChat asks only from one): ask again for the templates `view` says are off, then
+ * `reload` the page's notices. Resolves to whether WeChat gave at least one message to send.
+ * @param {NoticesView | { unbound: true } | null} view
+ * @param {"resident" | "staff"} auth
+ * @param {() => Promise<unknown>} reload
+ * @returns {Promise<boolean>}
+ */
+function askAgain(view, auth, reload) {
+  const askIds = view && "askIds" in view ? view.askIds : [];
+  return api.requestSubscriptions(askIds, auth).then((res) => {
+    const credits = (res && res.credits) || {};
+    const accepted = Object.keys(credits).some((id) => credits[id] > 0);
+    return reload().then(() => accepted);
+  });
+}
+
+module.exports = {
+  describe: describe,
+  purposesOf: purposesOf,
+  load: load,
+  askAgain: askAgain,
+  PURPOSE_LABELS: PURPOSE_LABELS,
+};

@@ -78,14 +78,8 @@ Page({
 
   // A tap (WeChat asks only from one): ask again for the templates that are off, long-term ones included.
   onSubscribe() {
-    const askIds = this.data.notices ? this.data.notices.askIds : [];
-    return api
-      .requestSubscriptions(askIds, "staff")
-      .then((res) => {
-        const credits = (res && res.credits) || {};
-        const accepted = Object.keys(credits).some((id) => credits[id] > 0);
-        return this.loadNotices().then(() => accepted);
-      })
+    return notices
+      .askAgain(this.data.notices, "staff", () => this.loadNotices())
       .then((accepted) => {
         this.setData({ notice: accepted ? "已开启：有新留言时会在微信里提醒您。" : "未开启提醒。需要时可再次点击开启。" });
       });

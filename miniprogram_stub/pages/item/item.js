@@ -58,16 +58,9 @@ Page({
 
   // A tap (WeChat asks only from one): ask again for the templates that are off, long-term ones included.
   onSubscribe() {
-    const view = this.data.notices;
-    const askIds = view ? view.askIds : [];
     this.setData({ subscribing: true, notice: "" });
-    return api
-      .requestSubscriptions(askIds, "resident")
-      .then((res) => {
-        const credits = (res && res.credits) || {};
-        const accepted = Object.keys(credits).some((id) => credits[id] > 0);
-        return this.loadNotices().then(() => accepted);
-      })
+    return notices
+      .askAgain(this.data.notices, "resident", () => this.loadNotices())
       .then((accepted) => {
         const on = this.data.notices !== null && this.data.notices.askIds.length === 0;
         this.setData({
