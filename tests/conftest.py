@@ -9,6 +9,7 @@ import os
 import secrets
 import shutil
 import uuid
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -92,9 +93,10 @@ def pytest_terminal_summary(terminalreporter, config):
 def redis_test_url(number: int) -> str:
     """A Redis database of the local server for one test module: ``number`` on SQLite, two lower on
     PostgreSQL, so that the two suites (run side by side by ``make test``) never flush each other's.
-    ``TEST_REDIS_URL`` (default ``redis://127.0.0.1:6379``) names another server, for a second checkout's run."""
-    base = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379").rstrip("/")
-    return f"{base}/{number - 2 if PG_URL else number}"
+    ``TEST_REDIS_URL`` (default ``redis://127.0.0.1:6379``) names another server, for a second checkout's run; a
+    database number in it is replaced by the module's (it named a URL that no server answers before)."""
+    server = urlsplit(os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379"))._replace(path="")
+    return f"{urlunsplit(server)}/{number - 2 if PG_URL else number}"
 
 
 def pg_admin_url(url: str):
