@@ -26,7 +26,9 @@ WORLD = supervision_world  # the world fixture (tests/conftest.py)
 
 
 def denied_rows() -> list[AuditEntry]:
-    return list(db.session.scalars(select(AuditEntry).where(AuditEntry.action == "stats_access_denied")))
+    return list(
+        db.session.scalars(select(AuditEntry).where(AuditEntry.action == "stats_access_denied").order_by(AuditEntry.id))
+    )
 
 
 def targets(world) -> dict[str, dict[str, str]]:
