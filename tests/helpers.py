@@ -7,12 +7,14 @@ import contextlib
 import io
 import os
 import re
+import secrets
 import signal
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterable, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import NoReturn
 
@@ -22,7 +24,17 @@ from PIL import Image
 from sqlalchemy import func, select
 
 from backend.extensions import db
-from backend.models import AuditEntry, ItemEvent, ItemForward, OutboxMessage, SubscriptionCredit
+from backend.models import (
+    AuditEntry,
+    ItemEvent,
+    ItemForward,
+    OutboxMessage,
+    Resident,
+    ResidentSession,
+    SubscriptionCredit,
+    utcnow,
+)
+from backend.wechat.identity import hash_token
 from wechat_sandbox.config import APPID as SANDBOX_APPID
 from wechat_sandbox.config import SECRET as SANDBOX_SECRET
 
@@ -235,6 +247,30 @@ def api_token(app, username: str) -> dict:
     return {"Authorization": f"Bearer {response.json['token']}"}
 
 
+def resident_token(resident_id: int, *, expires_in=timedelta(days=30), revoked=False) -> str:
+    """A resident session as ``POST /api/v1/wechat/login`` makes one (committed); returns the token."""
+    token = secrets.token_urlsafe(32)
+    db.session.add(
+        ResidentSession(
+            token_hash=hash_token(token),
+            resident_id=resident_id,
+            expires_at=utcnow() + expires_in,
+            revoked_at=utcnow() if revoked else None,
+        )
+    )
+    db.session.commit()
+    return token
+
+
+def resident_headers(openid: str) -> dict:
+    """The Authorization header of a new resident's WeChat token (the mini-program's resident side): for the
+    refusals of a resident where a staff token is needed."""
+    resident = Resident(openid=openid)
+    db.session.add(resident)
+    db.session.flush()
+    return {"Authorization": f"Bearer {resident_token(resident.id)}"}
+
+
 def post_form(client, path: str, data: dict | None = None, page: str = "/staff/", **kwargs):
     """POST a form with a CSRF token taken from a page the client may open."""
     _, token = fresh_token(client, page)
@@ -273,6 +309,13 @@ def counts() -> dict[str, int]:
         model.__name__: db.session.scalar(select(func.count()).select_from(model))
         for model in (ItemEvent, OutboxMessage, ItemForward)
     }
+
+
+def fresh_rows(model) -> list:
+    """Every row of ``model`` in the order written, read afresh: the session's cached copies are dropped, so the
+    test sees what the request stored."""
+    db.session.expire_all()
+    return list(db.session.scalars(select(model).order_by(model.id)))
 
 
 def audit_rows(action: str) -> list[AuditEntry]:

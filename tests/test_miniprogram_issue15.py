@@ -17,7 +17,7 @@ from backend.models import Item, StationVisit, TopicKind, utcnow
 from backend.qr.codes import current_code
 from backend.stations import presence, topics
 from backend.stations.calendar import describe_rule, today_in_china
-from tests.helpers import PASSWORD
+from tests.helpers import PASSWORD, fresh_rows
 from tests.test_miniprogram_stub import (  # noqa: F401
     DEPUTY_OPENID,
     backend_url,
@@ -129,10 +129,7 @@ def test_a_deputy_signs_in_and_out_by_scanning_their_stations_code(scenario, bac
         password=PASSWORD,
     )
     assert scenario("presence", **env)["posts"] == 2
-    db.session.expire_all()
-    visits = list(db.session.scalars(select(StationVisit)))
-    assert len(visits) == 1
-    visit = visits[0]
+    (visit,) = fresh_rows(StationVisit)
     assert visit.deputy_id == world.d1.id and visit.station_id == station.id
     assert visit.is_reception_day and visit.checked_out_at is not None
     assert visit.source.value == "api"

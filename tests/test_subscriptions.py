@@ -11,28 +11,13 @@ import pytest
 
 from backend.auth.sessions import hash_secret
 from backend.extensions import db
-from backend.models import ResidentSession, SessionKind, StaffSession, utcnow
+from backend.models import SessionKind, StaffSession, utcnow
 from backend.outbox import notifications
 from backend.wechat import subscriptions
 from tests.factories import county_world, make_resident, outbox_world
-from tests.helpers import credits_of, login
+from tests.helpers import credits_of, login, resident_token
 
 PROGRESS, ANSWERED, RESOLVED, DEPUTY = "tpl-item-progress", "tpl-item-answered", "tpl-item-resolved", "tpl-deputy-task"
-
-
-def resident_token(resident_id: int, *, expires_in=timedelta(days=30), revoked=False) -> str:
-    """A resident session as ``POST /api/v1/wechat/login`` will make one; returns the token."""
-    token = secrets.token_urlsafe(32)
-    db.session.add(
-        ResidentSession(
-            token_hash=hashlib.sha256(token.encode()).hexdigest(),
-            resident_id=resident_id,
-            expires_at=utcnow() + expires_in,
-            revoked_at=utcnow() if revoked else None,
-        )
-    )
-    db.session.commit()
-    return token
 
 
 def report(client, token: str | None, results, **kwargs):
