@@ -44,6 +44,9 @@ from wechat_sandbox.config import SECRET as SANDBOX_SECRET
 TEST_PASSWORD_HASH_METHOD = "scrypt:128:8:1"  # the least N OpenSSL accepts with werkzeug's memory bound
 PASSWORD = "correct horse 2026"  # every test staff user's (tests/factories.py)
 
+# What a deputy may do with a submitted item, in the order the pages offer it (lifecycle.TRANSITIONS' order).
+DEPUTY_ACTIONS_ON_SUBMITTED = ["accept", "decline", "duplicate", "reassign", "reply", "forward", "note"]
+
 
 def csrf_token_from(html: str) -> str:
     """The CSRF token a rendered form carries."""

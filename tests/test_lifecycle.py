@@ -48,6 +48,7 @@ from tests.factories import (
     StationFactory,
     staff_users,
 )
+from tests.helpers import DEPUTY_ACTIONS_ON_SUBMITTED
 
 S = ItemStatus
 IN_HAND = {S.ACCEPTED, S.FORWARDED, S.ANSWERED}
@@ -284,15 +285,7 @@ def test_wait_for_resident_twice_and_resume_when_running_are_refused(world, make
 
 def test_allowed_actions_follow_the_table_and_the_role(world, make_item):
     item = make_item(status=S.SUBMITTED)
-    assert lifecycle.allowed_actions(item, world.users["d1"]) == [
-        "accept",
-        "decline",
-        "duplicate",
-        "reassign",
-        "reply",
-        "forward",
-        "note",
-    ]
+    assert lifecycle.allowed_actions(item, world.users["d1"]) == DEPUTY_ACTIONS_ON_SUBMITTED
     assert lifecycle.allowed_actions(item, world.users["supervisor"]) == ["supervise", "note"]
     resolved = make_item(status=S.RESOLVED)
     assert lifecycle.allowed_actions(resolved) == ["note"]

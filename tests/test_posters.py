@@ -434,12 +434,21 @@ def test_deputy_png_is_a_1240_px_preview(app, client, create_deputy):
     assert decode(image) == [url_of(deputy)]
 
 
-def test_station_pdf_is_the_station_poster_then_a_page_per_serving_deputy(
-    app, client, create_station, create_deputy, poppler, tmp_path
-):
+@pytest.fixture
+def station_and_serving(create_station, create_deputy):
+    """A station with a serving deputy of each of ``NAMES``, one whose term ended and one recalled: (station, the
+    serving deputies) — the two who no longer serve have no page and no card."""
     station = create_station()
     serving = [create_deputy(name=name, station=station) for name in NAMES.values()]
     create_deputy(name="任期已满", station=station, status=DeputyStatus.TERM_ENDED)
+    create_deputy(name="已罢免", station=station, status=DeputyStatus.RECALLED)
+    return station, serving
+
+
+def test_station_pdf_is_the_station_poster_then_a_page_per_serving_deputy(
+    client, station_and_serving, poppler, tmp_path
+):
+    station, serving = station_and_serving
     response = client.get(f"/posters/station/{station.id}.pdf")
     assert response.status_code == 200
     assert response.is_streamed
@@ -451,12 +460,8 @@ def test_station_pdf_is_the_station_poster_then_a_page_per_serving_deputy(
         assert decode(pdf_page_image(response.data, tmp_path, page=number)) == [url_of(deputy)]
 
 
-def test_station_cards_pdf_is_a5_one_card_per_serving_deputy(
-    app, client, create_station, create_deputy, poppler, tmp_path
-):
-    station = create_station()
-    serving = [create_deputy(name=name, station=station) for name in NAMES.values()]
-    create_deputy(name="已罢免", station=station, status=DeputyStatus.RECALLED)
+def test_station_cards_pdf_is_a5_one_card_per_serving_deputy(client, station_and_serving, poppler, tmp_path):
+    station, serving = station_and_serving
     response = client.get(f"/posters/station/{station.id}/cards.pdf")
     assert response.status_code == 200
     assert pdf_info(response.data, tmp_path) == {"pages": 3, "sizes": [A5_POINTS] * 3}

@@ -181,31 +181,27 @@ def test_two_check_ins_at_once_make_one_visit(app, world):
 
 def test_the_database_refuses_a_second_open_visit(app, world):
     """The rule the race relies on is the database's (the partial unique index), not the code's read before it."""
-    for _ in range(2):
-        db.session.add(
-            StationVisit(
-                deputy_id=world.d1.id,
-                station_id=world.station_a.id,
-                day=today_in_china(),
-                is_reception_day=False,
-                source=PresenceSource.TAP,
+
+    def add_two_visits(**fields) -> None:
+        """Two visits of the same deputy at the same station today, open unless ``fields`` close them."""
+        for _ in range(2):
+            db.session.add(
+                StationVisit(
+                    deputy_id=world.d1.id,
+                    station_id=world.station_a.id,
+                    day=today_in_china(),
+                    is_reception_day=False,
+                    source=PresenceSource.TAP,
+                    **fields,
+                )
             )
-        )
+
+    add_two_visits()
     with pytest.raises(IntegrityError):
         db.session.commit()
     db.session.rollback()
     # Closed visits are not limited.
-    for _ in range(2):
-        db.session.add(
-            StationVisit(
-                deputy_id=world.d1.id,
-                station_id=world.station_a.id,
-                day=today_in_china(),
-                checked_out_at=utcnow(),
-                is_reception_day=False,
-                source=PresenceSource.TAP,
-            )
-        )
+    add_two_visits(checked_out_at=utcnow())
     db.session.commit()
     assert len(fresh_rows(StationVisit)) == 2
 
