@@ -717,6 +717,17 @@ def test_two_accepts_at_once_make_one(app, world, make_item):
 # --- 代表接待选民 ------------------------------------------------------------------------------------
 
 
+# An in-person item with nothing but a message: no contact, no consent, no note of the occasion.
+IN_PERSON_BARE = {
+    "body": "反映小区门口积水问题。",
+    "category": "urban",
+    "name": "",
+    "phone": "",
+    "consent": False,
+    "channel_note": "",
+}
+
+
 def test_in_person_item_is_entered_by_the_deputy(world):
     item, receipt_token = in_person_item(
         world.users["d1"],
@@ -753,17 +764,8 @@ def test_in_person_item_is_entered_by_the_deputy(world):
     ],
 )
 def test_in_person_item_reuses_the_form_checks(world, fields, code):
-    values = {
-        "body": "反映小区门口积水问题。",
-        "category": "urban",
-        "name": "",
-        "phone": "",
-        "consent": False,
-        "channel_note": "",
-    }
-    values.update(fields)
     with pytest.raises(UserError) as err:
-        in_person_item(world.users["d1"], **values)
+        in_person_item(world.users["d1"], **(IN_PERSON_BARE | fields))
     assert err.value.code == code
     assert count(Item) == 0
 
@@ -771,13 +773,5 @@ def test_in_person_item_reuses_the_form_checks(world, fields, code):
 @pytest.mark.parametrize("who", ["admin", "supervisor", "department"])
 def test_in_person_item_only_by_a_deputy(world, who):
     with pytest.raises(UserError) as err:
-        in_person_item(
-            world.users[who],
-            body="反映小区门口积水问题。",
-            category="urban",
-            name="",
-            phone="",
-            consent=False,
-            channel_note="",
-        )
+        in_person_item(world.users[who], **IN_PERSON_BARE)
     assert err.value.status == 403

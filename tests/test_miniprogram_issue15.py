@@ -25,6 +25,7 @@ from tests.test_miniprogram_stub import (  # noqa: F401
     node,
     on_duty_today,
     scenario,
+    station_env,
     stub_env,
 )
 from tests.wechat_server import wechat_sandbox  # noqa: F401
@@ -119,9 +120,7 @@ def test_a_deputy_signs_in_and_out_by_scanning_their_stations_code(scenario, bac
     env = stub_env(
         backend_url,
         wechat_sandbox,
-        slug=current_code(station).slug,
-        stationId=station.id,
-        stationName=station.name,
+        **station_env(station),
         deputyName=world.d1.name,
         rules=[describe_rule(rule) for rule in presence.reception_rules_of(world.d1, station)],
         deputyOpenid=DEPUTY_OPENID,
