@@ -349,16 +349,7 @@ def test_station_poster_every_code_decodes(app, create_station, create_deputy, c
 
 @RENDERING
 def test_station_with_more_deputies_than_a_page_holds_goes_on_to_more_pages(app):
-    deputies = tuple(DeputyCode(name=f"代表{i:02d}", url=f"{BASE}/c/Deputy{i:06d}") for i in range(45))
-    sheet = StationSheet(
-        name="霞阳镇人大代表联络站",
-        address="霞阳镇炎帝大道1号",
-        contact="",
-        reception="每周三",
-        url=f"{BASE}/c/StationAbcde",
-        slug="StationAbcde",
-        deputies=deputies,
-    )
+    sheet = station_sheet_of(45)
     pages = posters.station_posters(sheet)
     assert len(pages) >= 2
     seen = []
@@ -368,7 +359,7 @@ def test_station_with_more_deputies_than_a_page_holds_goes_on_to_more_pages(app)
         assert_decodes_to(scaled(page.composite(), PHONE_WIDTH_A4), expected)
         seen += [url for url in expected if url != sheet.url]
         assert all(code.box.width >= px(posters.CELL_QR_MIN_MM) - 1 for code in page.codes)
-    assert sorted(seen) == sorted(d.url for d in deputies)  # each deputy once
+    assert sorted(seen) == sorted(d.url for d in sheet.deputies)  # each deputy once
 
 
 def test_station_without_serving_deputies_still_gets_its_code(app, create_station):
