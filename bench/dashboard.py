@@ -21,11 +21,12 @@ The schema is the migrated one (the dashboard's indexes are in the migrations si
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -101,6 +102,23 @@ def fill_lifecycle(url: str, out: Callable[[str], None]) -> None:
         rows = conn.execute(FILL_LIFECYCLE).rowcount
         conn.execute("VACUUM ANALYZE items")
     out(f"lifecycle columns of {rows:,} items filled in {time.perf_counter() - started:.1f} s")
+
+
+@contextlib.contextmanager
+def generated_county(name: str, items: inbox.Options, out: Callable[[str], None]) -> Iterator[tuple[str, Path]]:
+    """A fresh PostgreSQL database (URL, work folder) with the demo and ``inbox``'s generated county, its items
+    through their lifecycle: the world that every bench of the county's pages measures, dropped after the block."""
+    with (
+        tempfile.TemporaryDirectory(prefix=f"msl-bench-{name}-") as tmp,
+        fresh_database("postgresql", Path(tmp)) as url,
+    ):
+        workdir = Path(tmp)
+        env = server_env(url, workdir)
+        run_cli(env, "db", "upgrade")
+        run_cli(env, "demo", "load")
+        inbox.generate(url, items, out)
+        fill_lifecycle(url, out)
+        yield url, workdir
 
 
 def measure_in_process(url: str, workdir: Path, options: Options, out: Callable[[str], None]) -> list[Result]:
@@ -190,16 +208,7 @@ def report(results: list[Result], out: Callable[[str], None]) -> None:
 
 def run(options: Options, out: Callable[[str], None]) -> bool:
     """Generate, measure, print; True when the target is met and nothing failed."""
-    with (
-        tempfile.TemporaryDirectory(prefix="msl-bench-dashboard-") as tmp,
-        fresh_database("postgresql", Path(tmp)) as url,
-    ):
-        workdir = Path(tmp)
-        env = server_env(url, workdir)
-        run_cli(env, "db", "upgrade")
-        run_cli(env, "demo", "load")
-        inbox.generate(url, inbox.Options(), out)
-        fill_lifecycle(url, out)
+    with generated_county("dashboard", inbox.Options(), out) as (url, workdir):
         functions = measure_in_process(url, workdir, options, out)
         pages = measure_pages(url, workdir, options)
     report(functions + pages, out)

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -35,7 +34,7 @@ import psycopg
 
 from bench import dashboard, inbox
 from bench.common import add_counts, arguments, on_postgres, timed
-from bench.submit import Result, fresh_database, gunicorn, run_cli, server_env
+from bench.submit import Result, gunicorn, server_env
 
 TARGET_MS = 300.0
 MORE_DEPARTMENTS = 20
@@ -207,16 +206,8 @@ def measure_pages(url: str, workdir: Path, options: Options, station_id: int) ->
 
 def run(options: Options, out: Callable[[str], None]) -> bool:
     """Generate, measure, print; True when both targets are met and nothing failed."""
-    with (
-        tempfile.TemporaryDirectory(prefix="msl-bench-departments-") as tmp,
-        fresh_database("postgresql", Path(tmp)) as url,
-    ):
-        workdir = Path(tmp)
-        env = server_env(url, workdir)
-        run_cli(env, "db", "upgrade")
-        run_cli(env, "demo", "load")
-        inbox.generate(url, inbox.Options(county_items=options.county_items), out)
-        dashboard.fill_lifecycle(url, out)
+    items = inbox.Options(county_items=options.county_items)
+    with dashboard.generated_county("departments", items, out) as (url, workdir):
         fill_departments(url, out)
         functions, station_id = measure_in_process(url, workdir, options, out)
         pages = measure_pages(url, workdir, options, station_id)

@@ -7,12 +7,14 @@ import contextlib
 import io
 import os
 import re
+import secrets
 import signal
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterable, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import NoReturn
 
@@ -22,7 +24,17 @@ from PIL import Image
 from sqlalchemy import func, select
 
 from backend.extensions import db
-from backend.models import AuditEntry, ItemEvent, ItemForward, OutboxMessage, SubscriptionCredit
+from backend.models import (
+    AuditEntry,
+    ItemEvent,
+    ItemForward,
+    OutboxMessage,
+    Resident,
+    ResidentSession,
+    SubscriptionCredit,
+    utcnow,
+)
+from backend.wechat.identity import hash_token
 from wechat_sandbox.config import APPID as SANDBOX_APPID
 from wechat_sandbox.config import SECRET as SANDBOX_SECRET
 
@@ -31,6 +43,9 @@ from wechat_sandbox.config import SECRET as SANDBOX_SECRET
 # tests/test_passwords.py checks that production's method is the default and works end to end.
 TEST_PASSWORD_HASH_METHOD = "scrypt:128:8:1"  # the least N OpenSSL accepts with werkzeug's memory bound
 PASSWORD = "correct horse 2026"  # every test staff user's (tests/factories.py)
+
+# What a deputy may do with a submitted item, in the order the pages offer it (lifecycle.TRANSITIONS' order).
+DEPUTY_ACTIONS_ON_SUBMITTED = ["accept", "decline", "duplicate", "reassign", "reply", "forward", "note"]
 
 
 def csrf_token_from(html: str) -> str:
@@ -235,6 +250,30 @@ def api_token(app, username: str) -> dict:
     return {"Authorization": f"Bearer {response.json['token']}"}
 
 
+def resident_token(resident_id: int, *, expires_in=timedelta(days=30), revoked=False) -> str:
+    """A resident session as ``POST /api/v1/wechat/login`` makes one (committed); returns the token."""
+    token = secrets.token_urlsafe(32)
+    db.session.add(
+        ResidentSession(
+            token_hash=hash_token(token),
+            resident_id=resident_id,
+            expires_at=utcnow() + expires_in,
+            revoked_at=utcnow() if revoked else None,
+        )
+    )
+    db.session.commit()
+    return token
+
+
+def resident_headers(openid: str) -> dict:
+    """The Authorization header of a new resident's WeChat token (the mini-program's resident side): for the
+    refusals of a resident where a staff token is needed."""
+    resident = Resident(openid=openid)
+    db.session.add(resident)
+    db.session.flush()
+    return {"Authorization": f"Bearer {resident_token(resident.id)}"}
+
+
 def post_form(client, path: str, data: dict | None = None, page: str = "/staff/", **kwargs):
     """POST a form with a CSRF token taken from a page the client may open."""
     _, token = fresh_token(client, page)
@@ -273,6 +312,13 @@ def counts() -> dict[str, int]:
         model.__name__: db.session.scalar(select(func.count()).select_from(model))
         for model in (ItemEvent, OutboxMessage, ItemForward)
     }
+
+
+def fresh_rows(model) -> list:
+    """Every row of ``model`` in the order written, read afresh: the session's cached copies are dropped, so the
+    test sees what the request stored."""
+    db.session.expire_all()
+    return list(db.session.scalars(select(model).order_by(model.id)))
 
 
 def audit_rows(action: str) -> list[AuditEntry]:

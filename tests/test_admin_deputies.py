@@ -114,15 +114,16 @@ def test_edit_a_deputy(admin, world):
     assert audit_count("deputy_updated") == audits
 
 
+def upload_photo(admin, deputy_id: int, data: bytes | None, filename: str = "photo.jpg"):
+    """POST a portrait (``data`` as ``filename``; no file at all when None) to a deputy's photo form."""
+    files = {} if data is None else {"photo": (io.BytesIO(data), filename)}
+    return post_form(admin, f"/admin/deputies/{deputy_id}/photo", files, content_type="multipart/form-data")
+
+
 def test_upload_a_photo_bumps_the_version(admin, world):
     big = io.BytesIO()
     Image.new("RGB", (3000, 4000), (10, 120, 200)).save(big, "PNG")
-    response = post_form(
-        admin,
-        f"/admin/deputies/{world.d1.id}/photo",
-        {"photo": (io.BytesIO(big.getvalue()), "portrait.png")},
-        content_type="multipart/form-data",
-    )
+    response = upload_photo(admin, world.d1.id, big.getvalue(), "portrait.png")
     assert response.status_code == 303
     deputy = fresh(world.d1.id)
     assert deputy.photo_version == 1
@@ -130,12 +131,7 @@ def test_upload_a_photo_bumps_the_version(admin, world):
     assert stored.format == "JPEG" and max(stored.size) <= 2048
     page = admin.get(f"/admin/deputies/{world.d1.id}").get_data(as_text=True)
     assert f"/deputies/{world.d1.id}/photo/1.jpg" in page or "deputy-photo" in page
-    post_form(
-        admin,
-        f"/admin/deputies/{world.d1.id}/photo",
-        {"photo": (io.BytesIO(jpeg_bytes()), "again.jpg")},
-        content_type="multipart/form-data",
-    )
+    upload_photo(admin, world.d1.id, jpeg_bytes(), "again.jpg")
     assert fresh(world.d1.id).photo_version == 2
     assert audit_rows("deputy_photo_updated")[-1].data["photo_version"] == 2
 
@@ -145,8 +141,7 @@ def test_upload_a_photo_bumps_the_version(admin, world):
     [(b"<html>not a photo</html>", "只能上传 JPG 或 PNG"), (None, "请选择一张照片")],
 )
 def test_a_bad_photo_is_refused_with_a_message(admin, world, payload, message):
-    data = {} if payload is None else {"photo": (io.BytesIO(payload), "photo.jpg")}
-    response = post_form(admin, f"/admin/deputies/{world.d1.id}/photo", data, content_type="multipart/form-data")
+    response = upload_photo(admin, world.d1.id, payload)
     assert response.status_code == 400
     assert message in response.get_data(as_text=True)
     assert fresh(world.d1.id).photo_version == 0
@@ -336,12 +331,7 @@ def test_a_real_sized_photo_uploads(admin, world):
     Image.frombytes("RGB", (480, 640), os.urandom(480 * 640 * 3)).save(out, "JPEG", quality=75)
     # Over 64 KB, under the test client's 500 KB spill to a temporary file (which it never closes).
     assert 100_000 < len(out.getvalue()) < 480_000
-    response = post_form(
-        admin,
-        f"/admin/deputies/{world.d1.id}/photo",
-        {"photo": (io.BytesIO(out.getvalue()), "phone.jpg")},
-        content_type="multipart/form-data",
-    )
+    response = upload_photo(admin, world.d1.id, out.getvalue(), "phone.jpg")
     assert response.status_code == 303
     assert fresh(world.d1.id).photo_version == 1
 

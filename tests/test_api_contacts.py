@@ -5,7 +5,6 @@ nothing written. Also ``GET /api/v1/presence``, the deputy's 签到 screen at th
 
 from __future__ import annotations
 
-import secrets
 from datetime import timedelta
 
 import pytest
@@ -17,20 +16,11 @@ from backend.models import (
     ContactKind,
     ContactLog,
     DeputyStatus,
-    Resident,
-    ResidentSession,
     StationVisit,
-    utcnow,
 )
 from backend.stations.calendar import today_in_china
 from backend.stations.contacts import MAX_DAYS_BACK, MAX_PEOPLE
-from backend.wechat.identity import hash_token
-from tests.helpers import api_token
-
-
-def contact_rows() -> list[ContactLog]:
-    db.session.expire_all()
-    return list(db.session.scalars(select(ContactLog).order_by(ContactLog.id)))
+from tests.helpers import api_token, fresh_rows, resident_headers
 
 
 def good(**changes) -> dict:
@@ -42,19 +32,6 @@ def good(**changes) -> dict:
         "people": 12,
         "summary": "村民反映通组公路塌方，雨天无法通行。",
     } | changes
-
-
-def resident_headers() -> dict:
-    """A resident's WeChat token (the mini-program's resident side): it is not a staff token."""
-    resident = Resident(openid="o-contacts-test")
-    db.session.add(resident)
-    db.session.flush()
-    token = secrets.token_urlsafe(32)
-    db.session.add(
-        ResidentSession(token_hash=hash_token(token), resident_id=resident.id, expires_at=utcnow() + timedelta(days=1))
-    )
-    db.session.commit()
-    return {"Authorization": f"Bearer {token}"}
 
 
 def test_a_deputy_logs_a_contact_and_lists_their_own(app, world):
@@ -73,7 +50,7 @@ def test_a_deputy_logs_a_contact_and_lists_their_own(app, world):
     assert phone.status_code == 201, phone.json
     assert phone.json["contact"]["held_on"] == today_in_china().isoformat()
     assert phone.json["contact"]["place"] == ""
-    rows = contact_rows()
+    rows = fresh_rows(ContactLog)
     assert [(r.deputy_id, r.station_id, r.kind, r.people) for r in rows] == [
         (world.d1.id, world.station_a.id, ContactKind.VISIT, 12),
         (world.d1.id, world.station_a.id, ContactKind.PHONE, 1),
@@ -110,21 +87,21 @@ def test_a_deputy_logs_a_contact_and_lists_their_own(app, world):
     ],
 )
 def test_only_the_deputy_themself_may(app, world, who, method, path, status, code):
-    headers = {} if who is None else resident_headers() if who == "resident" else api_token(app, who)
+    headers = {} if who is None else resident_headers("o-contacts-test") if who == "resident" else api_token(app, who)
     body = good(deputy_id=world.d1.id) if "for=d1" in path else good()
     path = path.replace("?for=d1", "").replace("deputy=d1", f"deputy={world.d1.id}")
     kwargs = {"json": body} if method == "post" else {}
     response = getattr(app.test_client(), method)(path, headers=headers, **kwargs)
     assert response.status_code == status, response.json
     assert response.json["error"]["code"] == code
-    assert contact_rows() == []
+    assert fresh_rows(ContactLog) == []
 
 
 def test_a_token_in_the_wrong_hands_is_refused_after_it_is_revoked(app, world):
     headers = api_token(app, "deputy_d1")
     assert app.test_client().delete("/api/v1/auth/token", headers=headers).status_code == 204
     response = app.test_client().post("/api/v1/contacts", json=good(), headers=headers)
-    assert response.status_code == 401 and contact_rows() == []
+    assert response.status_code == 401 and fresh_rows(ContactLog) == []
 
 
 def test_a_deputy_no_longer_serving_logs_nothing(app, world):
@@ -133,7 +110,7 @@ def test_a_deputy_no_longer_serving_logs_nothing(app, world):
     db.session.commit()
     response = app.test_client().post("/api/v1/contacts", json=good(), headers=headers)
     assert response.status_code == 409 and response.json["error"]["code"] == "deputy_not_serving"
-    assert contact_rows() == []
+    assert fresh_rows(ContactLog) == []
 
 
 @pytest.mark.parametrize(
@@ -175,7 +152,7 @@ def test_bad_contacts_are_refused_naming_the_field_and_nothing_is_written(app, w
     error = response.json["error"]
     assert error["field"] == field and error["code"] == code, error
     assert any("\u4e00" <= ch <= "\u9fff" for ch in error["message"])
-    assert contact_rows() == []
+    assert fresh_rows(ContactLog) == []
 
 
 @pytest.mark.parametrize("query", ["limit=0", "limit=101", "limit=abc", "limit=%EF%BC%91"])
@@ -186,7 +163,7 @@ def test_a_bad_limit_is_refused(app, world, query):
 
 def test_not_json_is_refused(app, world):
     response = app.test_client().post("/api/v1/contacts", data="kind=visit", headers=api_token(app, "deputy_d1"))
-    assert response.status_code == 415 and contact_rows() == []
+    assert response.status_code == 415 and fresh_rows(ContactLog) == []
 
 
 # --- the deputy's 签到 screen (GET /api/v1/presence) and the buttons' intent ---------------------------------
@@ -215,9 +192,8 @@ def test_the_presence_screen_says_which_button_and_the_buttons_mean_what_they_sa
     assert screen.json["minutes_in"] == 0
     closed = client.post("/api/v1/presence", json={"station_id": world.station_a.id, "intent": "out"}, headers=headers)
     assert closed.status_code == 200 and closed.json["action"] == "checked_out"
-    db.session.expire_all()
-    visits = list(db.session.scalars(select(StationVisit)))
-    assert len(visits) == 1 and visits[0].checked_out_at is not None
+    (visit,) = fresh_rows(StationVisit)
+    assert visit.checked_out_at is not None
 
 
 @pytest.mark.parametrize(
@@ -235,7 +211,7 @@ def test_the_presence_screen_says_which_button_and_the_buttons_mean_what_they_sa
     ],
 )
 def test_the_presence_screen_is_the_deputys_own(app, world, who, query, status, code):
-    headers = {} if who is None else resident_headers() if who == "resident" else api_token(app, who)
+    headers = {} if who is None else resident_headers("o-contacts-test") if who == "resident" else api_token(app, who)
     query = query.replace("=A", f"={world.station_a.id}")
     response = app.test_client().get(f"/api/v1/presence?{query}", headers=headers)
     assert response.status_code == status, response.json

@@ -101,35 +101,37 @@ def test_xun_ten_is_day_zero():
 # --- next_reception_days ---------------------------------------------------------------------
 
 
-def test_next_reception_days_start_is_inclusive_sorted_and_unique():
-    # 2026-11-18 is a Wednesday and a 逢八 day: it appears once.
-    rules = [rule("xun", 8), rule("weekly", 3), rule("monthly", 20)]
-    assert next_reception_days(rules, date(2026, 11, 18)) == [
-        date(2026, 11, 18),
-        date(2026, 11, 20),
-        date(2026, 11, 25),
-    ]
-
-
-def test_next_reception_days_across_a_month_end():
-    rules = [rule("monthly", 31), rule("xun", 1)]
-    # November has no 31st: from 11-22 the next days are 12-01, 12-11, 12-21, 12-31.
-    assert next_reception_days(rules, date(2026, 11, 22), count=4) == [
-        date(2026, 12, 1),
-        date(2026, 12, 11),
-        date(2026, 12, 21),
-        date(2026, 12, 31),
-    ]
-
-
-def test_next_reception_days_across_a_year_end():
-    rules = [rule("xun", 6), rule("weekly", 3)]
-    assert next_reception_days(rules, date(2026, 12, 27), count=4) == [
-        date(2026, 12, 30),
-        date(2027, 1, 6),
-        date(2027, 1, 13),
-        date(2027, 1, 16),
-    ]
+@pytest.mark.parametrize(
+    ("kinds_and_days", "start", "count", "expected"),
+    [
+        pytest.param(
+            # 2026-11-18 is a Wednesday and a 逢八 day: it appears once.
+            [("xun", 8), ("weekly", 3), ("monthly", 20)],
+            date(2026, 11, 18),
+            3,
+            [(2026, 11, 18), (2026, 11, 20), (2026, 11, 25)],
+            id="start_is_inclusive_sorted_and_unique",
+        ),
+        pytest.param(
+            # November has no 31st: from 11-22 the next days are 12-01, 12-11, 12-21, 12-31.
+            [("monthly", 31), ("xun", 1)],
+            date(2026, 11, 22),
+            4,
+            [(2026, 12, 1), (2026, 12, 11), (2026, 12, 21), (2026, 12, 31)],
+            id="across_a_month_end",
+        ),
+        pytest.param(
+            [("xun", 6), ("weekly", 3)],
+            date(2026, 12, 27),
+            4,
+            [(2026, 12, 30), (2027, 1, 6), (2027, 1, 13), (2027, 1, 16)],
+            id="across_a_year_end",
+        ),
+    ],
+)
+def test_next_reception_days(kinds_and_days, start, count, expected):
+    rules = [rule(kind, day) for kind, day in kinds_and_days]
+    assert next_reception_days(rules, start, count=count) == [date(*day) for day in expected]
 
 
 def test_next_reception_days_respects_count_and_horizon():

@@ -17,12 +17,7 @@ from backend.qr import scans
 from backend.qr.codes import current_code, rotate_code
 from backend.stations.calendar import today_in_china
 from backend.supervision import points, stats
-from tests.helpers import api_token, csrf_token_from, login
-
-
-def contact_rows() -> list[ContactLog]:
-    db.session.expire_all()
-    return list(db.session.scalars(select(ContactLog).order_by(ContactLog.id)))
+from tests.helpers import api_token, csrf_token_from, fresh_rows, login
 
 
 def contact_form(client) -> str:
@@ -52,7 +47,7 @@ def test_a_deputy_logs_a_contact(app, world):
     token = contact_form(deputy)
     done = deputy.post("/staff/contacts", data={"csrf_token": token, **good(kind="phone")})
     assert done.status_code == 303 and "done=contact_logged" in done.headers["Location"]
-    (row,) = contact_rows()
+    (row,) = fresh_rows(ContactLog)
     assert (row.kind, row.people, row.place, row.deputy_id, row.station_id) == (
         ContactKind.PHONE,
         6,
@@ -92,7 +87,7 @@ def test_bad_contacts_are_refused_and_nothing_is_written(app, world, changes, fi
     refused = deputy.post("/staff/contacts", data={"csrf_token": contact_form(deputy), **good(**changes)})
     assert refused.status_code == 400
     assert f'id="{field}-error"' in refused.text and message in refused.text
-    assert contact_rows() == []
+    assert fresh_rows(ContactLog) == []
 
 
 def test_only_a_deputy_logs_contacts(app, world):
@@ -104,7 +99,7 @@ def test_only_a_deputy_logs_contacts(app, world):
 def test_a_contact_becomes_an_in_person_item_once(app, world):
     deputy = login(app, "deputy_d1")
     deputy.post("/staff/contacts", data={"csrf_token": contact_form(deputy), **good(kind="meeting")})
-    (row,) = contact_rows()
+    (row,) = fresh_rows(ContactLog)
     g.pop("csrf_token", None)
     form = deputy.get(f"/staff/in-person?contact={row.id}")
     assert form.status_code == 200 and 'id="from-contact"' in form.text
@@ -114,7 +109,7 @@ def test_a_contact_becomes_an_in_person_item_once(app, world):
     receipt = deputy.post("/staff/in-person", data=data)
     assert receipt.status_code == 200
     item = db.session.scalar(select(Item))
-    assert item.channel == ItemChannel.IN_PERSON and contact_rows()[0].item_id == item.id
+    assert item.channel == ItemChannel.IN_PERSON and fresh_rows(ContactLog)[0].item_id == item.id
     # Again: refused, no second item.
     again = deputy.post("/staff/in-person", data=data)
     assert again.status_code == 409 and "已经转为留言件" in again.text
@@ -125,7 +120,7 @@ def test_a_contact_becomes_an_in_person_item_once(app, world):
 def test_another_deputys_contact_cannot_be_opened(app, world):
     deputy = login(app, "deputy_d1")
     deputy.post("/staff/contacts", data={"csrf_token": contact_form(deputy), **good()})
-    (row,) = contact_rows()
+    (row,) = fresh_rows(ContactLog)
     other = login(app, "deputy_d2")
     assert other.get(f"/staff/in-person?contact={row.id}").status_code == 404
     assert other.get("/staff/in-person?contact=abc").status_code == 404

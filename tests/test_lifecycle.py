@@ -48,6 +48,7 @@ from tests.factories import (
     StationFactory,
     staff_users,
 )
+from tests.helpers import DEPUTY_ACTIONS_ON_SUBMITTED
 
 S = ItemStatus
 IN_HAND = {S.ACCEPTED, S.FORWARDED, S.ANSWERED}
@@ -284,15 +285,7 @@ def test_wait_for_resident_twice_and_resume_when_running_are_refused(world, make
 
 def test_allowed_actions_follow_the_table_and_the_role(world, make_item):
     item = make_item(status=S.SUBMITTED)
-    assert lifecycle.allowed_actions(item, world.users["d1"]) == [
-        "accept",
-        "decline",
-        "duplicate",
-        "reassign",
-        "reply",
-        "forward",
-        "note",
-    ]
+    assert lifecycle.allowed_actions(item, world.users["d1"]) == DEPUTY_ACTIONS_ON_SUBMITTED
     assert lifecycle.allowed_actions(item, world.users["supervisor"]) == ["supervise", "note"]
     resolved = make_item(status=S.RESOLVED)
     assert lifecycle.allowed_actions(resolved) == ["note"]
@@ -724,6 +717,17 @@ def test_two_accepts_at_once_make_one(app, world, make_item):
 # --- 代表接待选民 ------------------------------------------------------------------------------------
 
 
+# An in-person item with nothing but a message: no contact, no consent, no note of the occasion.
+IN_PERSON_BARE = {
+    "body": "反映小区门口积水问题。",
+    "category": "urban",
+    "name": "",
+    "phone": "",
+    "consent": False,
+    "channel_note": "",
+}
+
+
 def test_in_person_item_is_entered_by_the_deputy(world):
     item, receipt_token = in_person_item(
         world.users["d1"],
@@ -760,17 +764,8 @@ def test_in_person_item_is_entered_by_the_deputy(world):
     ],
 )
 def test_in_person_item_reuses_the_form_checks(world, fields, code):
-    values = {
-        "body": "反映小区门口积水问题。",
-        "category": "urban",
-        "name": "",
-        "phone": "",
-        "consent": False,
-        "channel_note": "",
-    }
-    values.update(fields)
     with pytest.raises(UserError) as err:
-        in_person_item(world.users["d1"], **values)
+        in_person_item(world.users["d1"], **(IN_PERSON_BARE | fields))
     assert err.value.code == code
     assert count(Item) == 0
 
@@ -778,13 +773,5 @@ def test_in_person_item_reuses_the_form_checks(world, fields, code):
 @pytest.mark.parametrize("who", ["admin", "supervisor", "department"])
 def test_in_person_item_only_by_a_deputy(world, who):
     with pytest.raises(UserError) as err:
-        in_person_item(
-            world.users[who],
-            body="反映小区门口积水问题。",
-            category="urban",
-            name="",
-            phone="",
-            consent=False,
-            channel_note="",
-        )
+        in_person_item(world.users[who], **IN_PERSON_BARE)
     assert err.value.status == 403

@@ -17,7 +17,7 @@ from backend.models import Item, StationVisit, TopicKind, utcnow
 from backend.qr.codes import current_code
 from backend.stations import presence, topics
 from backend.stations.calendar import describe_rule, today_in_china
-from tests.helpers import PASSWORD
+from tests.helpers import PASSWORD, fresh_rows
 from tests.test_miniprogram_stub import (  # noqa: F401
     DEPUTY_OPENID,
     backend_url,
@@ -25,6 +25,7 @@ from tests.test_miniprogram_stub import (  # noqa: F401
     node,
     on_duty_today,
     scenario,
+    station_env,
     stub_env,
 )
 from tests.wechat_server import wechat_sandbox  # noqa: F401
@@ -119,9 +120,7 @@ def test_a_deputy_signs_in_and_out_by_scanning_their_stations_code(scenario, bac
     env = stub_env(
         backend_url,
         wechat_sandbox,
-        slug=current_code(station).slug,
-        stationId=station.id,
-        stationName=station.name,
+        **station_env(station),
         deputyName=world.d1.name,
         rules=[describe_rule(rule) for rule in presence.reception_rules_of(world.d1, station)],
         deputyOpenid=DEPUTY_OPENID,
@@ -129,10 +128,7 @@ def test_a_deputy_signs_in_and_out_by_scanning_their_stations_code(scenario, bac
         password=PASSWORD,
     )
     assert scenario("presence", **env)["posts"] == 2
-    db.session.expire_all()
-    visits = list(db.session.scalars(select(StationVisit)))
-    assert len(visits) == 1
-    visit = visits[0]
+    (visit,) = fresh_rows(StationVisit)
     assert visit.deputy_id == world.d1.id and visit.station_id == station.id
     assert visit.is_reception_day and visit.checked_out_at is not None
     assert visit.source.value == "api"

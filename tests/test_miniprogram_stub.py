@@ -137,6 +137,11 @@ def deputy_env(deputy) -> dict:
     }
 
 
+def station_env(station) -> dict:
+    """What a station code's pages must show for ``station``, from the database (never the API answer)."""
+    return {"slug": current_code(station).slug, "stationId": station.id, "stationName": station.name}
+
+
 def closed_url() -> str:
     """An address on this machine where nothing listens: the page's request fails as on a dead network."""
     with socket.socket() as probe:
@@ -308,8 +313,7 @@ def test_landing_and_form_of_a_station_code(scenario, backend_url, wechat_sandbo
     env = stub_env(
         backend_url,
         wechat_sandbox,
-        slug=current_code(station).slug,
-        stationName=station.name,
+        **station_env(station),
         address=station.address,
         dutyReason=f"今天是接待日，您的留言将交给今天的值班代表{world.d2.name}。",
         receptionDays=[describe_rule(rule) for rule in station.reception_rules],

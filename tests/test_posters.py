@@ -349,16 +349,7 @@ def test_station_poster_every_code_decodes(app, create_station, create_deputy, c
 
 @RENDERING
 def test_station_with_more_deputies_than_a_page_holds_goes_on_to_more_pages(app):
-    deputies = tuple(DeputyCode(name=f"代表{i:02d}", url=f"{BASE}/c/Deputy{i:06d}") for i in range(45))
-    sheet = StationSheet(
-        name="霞阳镇人大代表联络站",
-        address="霞阳镇炎帝大道1号",
-        contact="",
-        reception="每周三",
-        url=f"{BASE}/c/StationAbcde",
-        slug="StationAbcde",
-        deputies=deputies,
-    )
+    sheet = station_sheet_of(45)
     pages = posters.station_posters(sheet)
     assert len(pages) >= 2
     seen = []
@@ -368,7 +359,7 @@ def test_station_with_more_deputies_than_a_page_holds_goes_on_to_more_pages(app)
         assert_decodes_to(scaled(page.composite(), PHONE_WIDTH_A4), expected)
         seen += [url for url in expected if url != sheet.url]
         assert all(code.box.width >= px(posters.CELL_QR_MIN_MM) - 1 for code in page.codes)
-    assert sorted(seen) == sorted(d.url for d in deputies)  # each deputy once
+    assert sorted(seen) == sorted(d.url for d in sheet.deputies)  # each deputy once
 
 
 def test_station_without_serving_deputies_still_gets_its_code(app, create_station):
@@ -434,12 +425,21 @@ def test_deputy_png_is_a_1240_px_preview(app, client, create_deputy):
     assert decode(image) == [url_of(deputy)]
 
 
-def test_station_pdf_is_the_station_poster_then_a_page_per_serving_deputy(
-    app, client, create_station, create_deputy, poppler, tmp_path
-):
+@pytest.fixture
+def station_and_serving(create_station, create_deputy):
+    """A station with a serving deputy of each of ``NAMES``, one whose term ended and one recalled: (station, the
+    serving deputies) — the two who no longer serve have no page and no card."""
     station = create_station()
     serving = [create_deputy(name=name, station=station) for name in NAMES.values()]
     create_deputy(name="任期已满", station=station, status=DeputyStatus.TERM_ENDED)
+    create_deputy(name="已罢免", station=station, status=DeputyStatus.RECALLED)
+    return station, serving
+
+
+def test_station_pdf_is_the_station_poster_then_a_page_per_serving_deputy(
+    client, station_and_serving, poppler, tmp_path
+):
+    station, serving = station_and_serving
     response = client.get(f"/posters/station/{station.id}.pdf")
     assert response.status_code == 200
     assert response.is_streamed
@@ -451,12 +451,8 @@ def test_station_pdf_is_the_station_poster_then_a_page_per_serving_deputy(
         assert decode(pdf_page_image(response.data, tmp_path, page=number)) == [url_of(deputy)]
 
 
-def test_station_cards_pdf_is_a5_one_card_per_serving_deputy(
-    app, client, create_station, create_deputy, poppler, tmp_path
-):
-    station = create_station()
-    serving = [create_deputy(name=name, station=station) for name in NAMES.values()]
-    create_deputy(name="已罢免", station=station, status=DeputyStatus.RECALLED)
+def test_station_cards_pdf_is_a5_one_card_per_serving_deputy(client, station_and_serving, poppler, tmp_path):
+    station, serving = station_and_serving
     response = client.get(f"/posters/station/{station.id}/cards.pdf")
     assert response.status_code == 200
     assert pdf_info(response.data, tmp_path) == {"pages": 3, "sizes": [A5_POINTS] * 3}

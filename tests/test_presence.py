@@ -3,7 +3,6 @@ the administrator's record for a deputy without a phone, 见面率 from recorded
 
 from __future__ import annotations
 
-import secrets
 import threading
 from datetime import UTC, date, datetime, timedelta
 
@@ -20,8 +19,6 @@ from backend.models import (
     PresenceSource,
     ReceptionRule,
     ReceptionRuleKind,
-    Resident,
-    ResidentSession,
     StationVisit,
     utcnow,
 )
@@ -31,14 +28,8 @@ from backend.qr.codes import current_code
 from backend.stations import presence
 from backend.stations.calendar import CHINA_TZ, rule_matches, today_in_china
 from backend.supervision import points, stats
-from backend.wechat.identity import hash_token
 from tests.factories import DeputyFactory
-from tests.helpers import api_token, csrf_token_from, login
-
-
-def visits() -> list[StationVisit]:
-    db.session.expire_all()
-    return list(db.session.scalars(select(StationVisit).order_by(StationVisit.id)))
+from tests.helpers import api_token, csrf_token_from, fresh_rows, login, resident_headers
 
 
 def every_day(world) -> None:
@@ -73,10 +64,10 @@ def test_a_deputy_checks_in_then_out(app, world):
     # A second call a moment later is a double tap: nothing changes.
     again = post(app, headers, {"station_id": str(world.station_a.id)})
     assert again.status_code == 200 and again.json["action"] == "repeated"
-    assert len(visits()) == 1 and visits()[0].is_open
+    assert len(fresh_rows(StationVisit)) == 1 and fresh_rows(StationVisit)[0].is_open
 
     # Later, the second call closes the visit.
-    row = visits()[0]
+    row = fresh_rows(StationVisit)[0]
     row.checked_in_at = utcnow() - timedelta(hours=2)
     db.session.commit()
     closed = post(app, headers, {"station_id": world.station_a.id})
@@ -85,7 +76,7 @@ def test_a_deputy_checks_in_then_out(app, world):
     assert "已签退" in closed.json["message"]
     # And the next one opens a new visit.
     assert post(app, headers, {"station_id": world.station_a.id}).status_code == 201
-    assert [v.is_open for v in visits()] == [False, True]
+    assert [v.is_open for v in fresh_rows(StationVisit)] == [False, True]
 
 
 def test_outside_a_reception_day_is_allowed_and_marked(app, world):
@@ -112,18 +103,6 @@ def test_a_rule_naming_another_deputy_is_not_this_ones_day(app, world):
     )
 
 
-def resident_headers() -> dict:
-    resident = Resident(openid="o-presence-test")
-    db.session.add(resident)
-    db.session.flush()
-    token = secrets.token_urlsafe(32)
-    db.session.add(
-        ResidentSession(token_hash=hash_token(token), resident_id=resident.id, expires_at=utcnow() + timedelta(days=1))
-    )
-    db.session.commit()
-    return {"Authorization": f"Bearer {token}"}
-
-
 @pytest.mark.parametrize(
     ("who", "body", "status", "code"),
     [
@@ -147,16 +126,18 @@ def test_presence_refused_writes_nothing(app, world, who, body, status, code):
     response = post(app, api_token(app, world.users[who].username), body)
     assert response.status_code == status, response.text
     assert response.json["error"]["code"] == code
-    assert visits() == []
+    assert fresh_rows(StationVisit) == []
 
 
 def test_who_is_not_a_deputy_or_administrator_is_refused(app, world):
     body = {"station_id": world.station_a.id}
     assert post(app, {}, body).status_code == 401  # nobody
-    assert post(app, resident_headers(), body).status_code == 401  # a resident's key is not a staff token
+    assert (
+        post(app, resident_headers("o-presence-test"), body).status_code == 401
+    )  # a resident's key is not a staff token
     assert post(app, api_token(app, "sup_county"), body).status_code == 404  # a supervisor records nobody's presence
     assert post(app, api_token(app, "dept_user"), body).status_code == 404
-    assert visits() == []
+    assert fresh_rows(StationVisit) == []
 
 
 def test_a_refusal_is_audited(app, world):
@@ -171,7 +152,7 @@ def test_a_deputy_no_longer_serving_cannot_check_in(app, world):
     db.session.commit()
     response = post(app, headers, {"station_id": world.station_a.id})
     assert response.status_code == 409 and response.json["error"]["code"] == "deputy_not_serving"
-    assert visits() == []
+    assert fresh_rows(StationVisit) == []
 
 
 def test_two_check_ins_at_once_make_one_visit(app, world):
@@ -195,38 +176,34 @@ def test_two_check_ins_at_once_make_one_visit(app, world):
     for thread in threads:
         thread.join()
     assert sorted(answers) == [(200, "repeated"), (201, "checked_in")]
-    assert len(visits()) == 1
+    assert len(fresh_rows(StationVisit)) == 1
 
 
 def test_the_database_refuses_a_second_open_visit(app, world):
     """The rule the race relies on is the database's (the partial unique index), not the code's read before it."""
-    for _ in range(2):
-        db.session.add(
-            StationVisit(
-                deputy_id=world.d1.id,
-                station_id=world.station_a.id,
-                day=today_in_china(),
-                is_reception_day=False,
-                source=PresenceSource.TAP,
+
+    def add_two_visits(**fields) -> None:
+        """Two visits of the same deputy at the same station today, open unless ``fields`` close them."""
+        for _ in range(2):
+            db.session.add(
+                StationVisit(
+                    deputy_id=world.d1.id,
+                    station_id=world.station_a.id,
+                    day=today_in_china(),
+                    is_reception_day=False,
+                    source=PresenceSource.TAP,
+                    **fields,
+                )
             )
-        )
+
+    add_two_visits()
     with pytest.raises(IntegrityError):
         db.session.commit()
     db.session.rollback()
     # Closed visits are not limited.
-    for _ in range(2):
-        db.session.add(
-            StationVisit(
-                deputy_id=world.d1.id,
-                station_id=world.station_a.id,
-                day=today_in_china(),
-                checked_out_at=utcnow(),
-                is_reception_day=False,
-                source=PresenceSource.TAP,
-            )
-        )
+    add_two_visits(checked_out_at=utcnow())
     db.session.commit()
-    assert len(visits()) == 2
+    assert len(fresh_rows(StationVisit)) == 2
 
 
 # --- pages: the deputy's scan, the tap, the administrator ---------------------------------------------------
@@ -244,7 +221,7 @@ def test_a_deputy_scanning_their_station_code_is_offered_check_in(app, world):
         "/staff/presence", data={"csrf_token": csrf_token_from(page.text), "source": "scan", "intent": "in"}
     )
     assert done.status_code == 200 and "已签到" in done.text and 'id="check-out"' in done.text
-    (visit,) = visits()
+    (visit,) = fresh_rows(StationVisit)
     assert (
         visit.source == PresenceSource.SCAN
         and visit.is_reception_day
@@ -262,7 +239,7 @@ def test_everyone_else_scanning_the_station_code_gets_the_residents_form(app, cl
     # A deputy's own code opens the form too: presence is recorded at the station's code.
     assert "我要留言" in login(app, "deputy_d1").get(f"/c/{current_code(world.d1).slug}").text
     assert scans.total_scans([station_code.id]) == {station_code.id: 3}
-    assert visits() == []
+    assert fresh_rows(StationVisit) == []
 
 
 def test_the_tap_page_checks_in_and_out(app, world):
@@ -275,19 +252,19 @@ def test_the_tap_page_checks_in_and_out(app, world):
     early = deputy.post("/staff/presence", data={"csrf_token": token, "intent": "out"})
     assert early.status_code == 409 and "无需签退" in early.text
     assert deputy.post("/staff/presence", data={"csrf_token": token, "intent": "x"}).status_code == 400
-    assert visits() == []
+    assert fresh_rows(StationVisit) == []
     deputy.post("/staff/presence", data={"csrf_token": token, "intent": "in"})
-    (visit,) = visits()
+    (visit,) = fresh_rows(StationVisit)
     assert visit.source == PresenceSource.TAP and not visit.is_reception_day
     # A second 签到 tap never closes the visit, however late.
     visit.checked_in_at = utcnow() - timedelta(minutes=45)
     db.session.commit()
     again = deputy.post("/staff/presence", data={"csrf_token": token, "intent": "in"})
-    assert "无需重复签到" in again.text and visits()[0].is_open
+    assert "无需重复签到" in again.text and fresh_rows(StationVisit)[0].is_open
     # 签退 closes it at once.
     done = deputy.post("/staff/presence", data={"csrf_token": token, "intent": "out"})
     assert "已签退" in done.text and "45分钟" in done.text
-    assert not visits()[0].is_open
+    assert not fresh_rows(StationVisit)[0].is_open
     # Not a deputy: no such page.
     assert login(app, "admin_a").get("/staff/presence").status_code == 404
 
@@ -302,13 +279,13 @@ def test_the_administrator_records_for_a_deputy_without_a_phone(app, world):
         data={"csrf_token": token, "deputy_id": world.d1.id, "intent": "in"},
     )
     assert done.status_code == 200 and "已签到" in done.text and "代为签退" in done.text
-    (visit,) = visits()
+    (visit,) = fresh_rows(StationVisit)
     assert visit.source == PresenceSource.BY_ADMIN and visit.recorded_by_id == world.users["station_admin"].id
     out = admin.post(
         f"/admin/stations/{world.station_a.id}/presence",
         data={"csrf_token": token, "deputy_id": world.d1.id, "intent": "out"},
     )
-    assert "已签退" in out.text and not visits()[0].is_open
+    assert "已签退" in out.text and not fresh_rows(StationVisit)[0].is_open
 
     # Another station's administrator, a deputy of another station, a bad id: refused, nothing written.
     other = login(app, "admin_b")
@@ -327,7 +304,7 @@ def test_the_administrator_records_for_a_deputy_without_a_phone(app, world):
         f"/admin/stations/{world.station_a.id}/presence", data={"csrf_token": token, "deputy_id": "二", "intent": "in"}
     )
     assert bad.status_code == 400 and "请选择本站的一位代表" in bad.text
-    assert len(visits()) == 1
+    assert len(fresh_rows(StationVisit)) == 1
     # A supervisor sees the page but records nothing (the station's administrator does).
     assert login(app, "sup_county").get(f"/admin/stations/{world.station_a.id}/presence").status_code == 200
     assert login(app, "deputy_d1").get(f"/admin/stations/{world.station_a.id}/presence").status_code == 404
@@ -434,8 +411,8 @@ def test_the_demo_history_gives_the_county_a_meeting_rate(app):
     assert figures.meeting is not None and figures.meeting.value is not None
     assert 0.5 < figures.meeting.value < 1.0, figures.meeting
     assert figures.station_visits > 0
-    assert all(not visit.is_open and visit.is_reception_day for visit in visits())
-    assert {visit.source for visit in visits()} == {PresenceSource.SCAN}
+    assert all(not visit.is_open and visit.is_reception_day for visit in fresh_rows(StationVisit))
+    assert {visit.source for visit in fresh_rows(StationVisit)} == {PresenceSource.SCAN}
 
 
 def per_deputy_meeting_counts(deputies, start: date, end: date, today: date) -> presence.MeetingCount:

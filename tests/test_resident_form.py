@@ -28,6 +28,12 @@ def open_form(client, slug):
     return html, {"csrf_token": csrf_token_from(html), "client_id": hidden_value(html, "client_id")}
 
 
+def post_with_photo(client, slug: str, fields: dict, body: str, photo: bytes, filename: str = "a.jpg"):
+    """Send the form as a browser does: its hidden ``fields`` (from :func:`open_form`), ``body`` and one photo."""
+    data = {**fields, "body": body, "photos": [(io.BytesIO(photo), filename)]}
+    return client.post(f"/c/{slug}", data=data, content_type="multipart/form-data")
+
+
 def test_form_shows_deputy_card_in_chinese(client, deputy, slug):
     html, _ = open_form(client, slug)
     assert deputy.name in html and "县人大代表" in html and "霞阳镇第三选区" in html
@@ -71,8 +77,7 @@ def test_double_submit_of_one_form_makes_one_item(client, slug):
 
 def test_photos_are_reencoded_and_served_only_with_key(client, slug):
     _, fields = open_form(client, slug)
-    data = {**fields, "body": "附上现场照片。", "photos": [(io.BytesIO(jpeg_bytes()), "a.jpg")]}
-    resp = client.post(f"/c/{slug}", data=data, content_type="multipart/form-data")
+    resp = post_with_photo(client, slug, fields, "附上现场照片。", jpeg_bytes())
     assert resp.status_code == 303
     item = db.session.scalar(select(Item))
     photo = db.session.scalar(select(ItemPhoto))
@@ -119,8 +124,7 @@ def _huge_png():
 def test_bad_photos_keep_the_text(client, slug, payload, code_text):
     _, fields = open_form(client, slug)
     body = "照片有问题但文字要保留。"
-    data = {**fields, "body": body, "photos": [(io.BytesIO(payload()), "photo.jpg")]}
-    resp = client.post(f"/c/{slug}", data=data, content_type="multipart/form-data")
+    resp = post_with_photo(client, slug, fields, body, payload(), "photo.jpg")
     assert resp.status_code == 400
     html = resp.get_data(as_text=True)
     assert body in html  # nothing the resident typed is lost
@@ -450,8 +454,7 @@ def test_an_oversized_photo_is_reported_with_the_text_problems(app, client, slug
     _, base = open_form(client, slug)
     big = jpeg_bytes((400, 300))
     assert len(big) > 2000
-    data = {**base, "body": "", "photos": [(io.BytesIO(big), "IMG_1.jpg")]}
-    resp = client.post(f"/c/{slug}", data=data, content_type="multipart/form-data")
+    resp = post_with_photo(client, slug, base, "", big, "IMG_1.jpg")
     assert resp.status_code == 400
     errors = shown_errors(resp.text)
     assert errors["body"] == "请填写留言内容。"
@@ -479,8 +482,7 @@ def test_the_api_still_answers_the_first_problem_with_its_code(client, slug):
 def test_photos_sent_without_the_page_script_are_asked_for_again(client, slug):
     """A plain form post cannot get its files back: the form says so, beside the photos (form.js removes it)."""
     _, base = open_form(client, slug)
-    data = {**base, "body": "", "photos": [(io.BytesIO(jpeg_bytes()), "a.jpg")]}
-    resp = client.post(f"/c/{slug}", data=data, content_type="multipart/form-data")
+    resp = post_with_photo(client, slug, base, "", jpeg_bytes())
     assert resp.status_code == 400
     assert (
         '<p class="field-error" role="alert" id="photos-dropped">出于安全原因，已选的照片需要重新选择。</p>'

@@ -18,7 +18,7 @@ from backend.models import (
     ReplyTemplate,
 )
 from tests.factories import act, due_in_days, forward, make_item
-from tests.helpers import api_token, audit_rows, counts, fresh_token, login, stored_photo
+from tests.helpers import DEPUTY_ACTIONS_ON_SUBMITTED, api_token, audit_rows, counts, fresh_token, login, stored_photo
 
 UNKNOWN_BODY_MARK = "找不到该留言，请核对编号。"
 
@@ -507,15 +507,7 @@ def test_api_item_shows_the_whole_message_timeline_and_the_actions_allowed(app, 
     assert [e["label"] for e in data["timeline"]] == ["内部备注"]  # (make_item writes no first event)
     assert data["timeline"][0]["is_public"] is False and data["timeline"][0]["body"] == "村委会电话0731-1234"
     assert data["timeline"][0]["actor"] == "deputy_d1"
-    assert [a["action"] for a in data["actions"]] == [
-        "accept",
-        "decline",
-        "duplicate",
-        "reassign",
-        "reply",
-        "forward",
-        "note",
-    ]
+    assert [a["action"] for a in data["actions"]] == DEPUTY_ACTIONS_ON_SUBMITTED
     assert data["station_deputies"] == [{"id": world.d2.id, "name": "李建国"}]  # whom it may be reassigned to
     assert data["templates"] == []  # the station keeps none (a reply is offered: it implies the 受理)
     assert sorted(d["name"] for d in data["departments"]) == ["炎陵县交通运输局", "炎陵县住房和城乡建设局"]

@@ -11,28 +11,13 @@ import pytest
 
 from backend.auth.sessions import hash_secret
 from backend.extensions import db
-from backend.models import ResidentSession, SessionKind, StaffSession, utcnow
+from backend.models import SessionKind, StaffSession, utcnow
 from backend.outbox import notifications
 from backend.wechat import subscriptions
 from tests.factories import county_world, make_resident, outbox_world
-from tests.helpers import credits_of, login
+from tests.helpers import credits_of, login, resident_token
 
 PROGRESS, ANSWERED, RESOLVED, DEPUTY = "tpl-item-progress", "tpl-item-answered", "tpl-item-resolved", "tpl-deputy-task"
-
-
-def resident_token(resident_id: int, *, expires_in=timedelta(days=30), revoked=False) -> str:
-    """A resident session as ``POST /api/v1/wechat/login`` will make one; returns the token."""
-    token = secrets.token_urlsafe(32)
-    db.session.add(
-        ResidentSession(
-            token_hash=hashlib.sha256(token.encode()).hexdigest(),
-            resident_id=resident_id,
-            expires_at=utcnow() + expires_in,
-            revoked_at=utcnow() if revoked else None,
-        )
-    )
-    db.session.commit()
-    return token
 
 
 def report(client, token: str | None, results, **kwargs):
@@ -206,6 +191,11 @@ def push_xml(event: str, openid: str, entries: list[dict]) -> str:
     )
 
 
+def switch_xml(event: str, openid: str, template_id: str, status: str) -> str:
+    """A popup or change event that switches one template (``status`` is ``accept`` or ``reject``)."""
+    return push_xml(event, openid, [{"TemplateId": template_id, "SubscribeStatusString": status}])
+
+
 def push(client, body: str, query: dict | None = None, content_type: str = "text/xml"):
     return client.post("/wechat/push", query_string=signed() if query is None else query, data=body,
                        content_type=content_type)  # fmt: skip
@@ -231,14 +221,10 @@ def test_popup_change_and_sent_events_switch_a_long_term_template(client, app):
     assert push(client, popup).status_code == 200  # pushed twice (WeChat retries): still one switch
     assert credits_of("o-res-1", PROGRESS) == 1
     assert credits_of("o-res-1", "tpl-someone-elses") == 0  # not ours: ignored
-    off = push_xml(
-        "subscribe_msg_change_event", "o-res-1", [{"TemplateId": PROGRESS, "SubscribeStatusString": "reject"}]
-    )
+    off = switch_xml("subscribe_msg_change_event", "o-res-1", PROGRESS, "reject")
     assert push(client, off).status_code == 200
     assert credits_of("o-res-1", PROGRESS) == 0
-    on = push_xml(
-        "subscribe_msg_change_event", "o-res-1", [{"TemplateId": PROGRESS, "SubscribeStatusString": "accept"}]
-    )
+    on = switch_xml("subscribe_msg_change_event", "o-res-1", PROGRESS, "accept")
     assert push(client, on).status_code == 200 and credits_of("o-res-1", PROGRESS) == 1
     ok = push_xml("subscribe_msg_sent_event", "o-res-1", [
         {"TemplateId": PROGRESS, "MsgID": "1", "ErrorCode": "0", "ErrorStatus": "success"},
@@ -271,15 +257,11 @@ def test_a_one_time_acceptance_is_counted_from_the_page_only(client, app):
     app.config["WECHAT_PUSH_TOKEN"] = PUSH_TOKEN
     token = resident_token(make_resident("o-res-1"))
     report(client, token, {ANSWERED: "accept"})
-    popup = push_xml(
-        "subscribe_msg_popup_event", "o-res-1", [{"TemplateId": ANSWERED, "SubscribeStatusString": "accept"}]
-    )
+    popup = switch_xml("subscribe_msg_popup_event", "o-res-1", ANSWERED, "accept")
     assert push(client, popup).status_code == 200
     assert credits_of("o-res-1", ANSWERED) == 1
     # Switched off in WeChat's settings: no credit is left, whatever its kind.
-    off = push_xml(
-        "subscribe_msg_change_event", "o-res-1", [{"TemplateId": ANSWERED, "SubscribeStatusString": "reject"}]
-    )
+    off = switch_xml("subscribe_msg_change_event", "o-res-1", ANSWERED, "reject")
     assert push(client, off).status_code == 200 and credits_of("o-res-1", ANSWERED) == 0
 
 
@@ -306,7 +288,7 @@ def test_bad_pushes_are_refused_and_write_nothing(client, app, query, body, stat
         "good": signed(),
     }
     bodies = {
-        "popup": push_xml("subscribe_msg_popup_event", "o-res-1", [{"TemplateId": PROGRESS, "SubscribeStatusString": "accept"}]),
+        "popup": switch_xml("subscribe_msg_popup_event", "o-res-1", PROGRESS, "accept"),
         "popup-bad-status": push_xml("subscribe_msg_popup_event", "o-res-1", [
             {"TemplateId": PROGRESS, "SubscribeStatusString": "accept"},
             {"TemplateId": ANSWERED, "SubscribeStatusString": "maybe"},
@@ -319,9 +301,7 @@ def test_bad_pushes_are_refused_and_write_nothing(client, app, query, body, stat
 
 def test_without_a_push_token_every_push_is_refused(client, app):
     app.config["WECHAT_PUSH_TOKEN"] = None
-    body = push_xml(
-        "subscribe_msg_popup_event", "o-res-1", [{"TemplateId": PROGRESS, "SubscribeStatusString": "accept"}]
-    )
+    body = switch_xml("subscribe_msg_popup_event", "o-res-1", PROGRESS, "accept")
     assert push(client, body).status_code == 403
     assert credits_of("o-res-1", PROGRESS) == 0
 
@@ -372,7 +352,7 @@ def test_the_staff_pages_say_when_a_bound_wechats_new_item_notices_are_switched_
     assert not says_off("/staff/inbox") and not says_off("/staff/wechat-binding")
     # Switched off in WeChat's settings: WeChat's push says so, and the pages follow.
     app.config["WECHAT_PUSH_TOKEN"] = PUSH_TOKEN
-    off = push_xml("subscribe_msg_change_event", "o-dep-1", [{"TemplateId": DEPUTY, "SubscribeStatusString": "reject"}])
+    off = switch_xml("subscribe_msg_change_event", "o-dep-1", DEPUTY, "reject")
     assert push(client, off).status_code == 200
     assert says_off("/staff/inbox")
     # Another deputy's switch is theirs alone.

@@ -17,12 +17,11 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import LiveServer, Phone, demo_server, fits
+from backend.demo import DEMO_PASSWORD
+from tests.browser.conftest import LiveServer, demo_server, fits, log_in
 from tests.browser.test_dashboard import call
 
 pytestmark = pytest.mark.browser
-
-DEMO_PASSWORD = "demo-2026"  # backend/demo.py
 
 
 @pytest.fixture(scope="module")
@@ -34,21 +33,13 @@ def history_server(chromium_executable, tmp_path_factory) -> Iterator[LiveServer
         yield server
 
 
-def log_in(phone: Phone, base: str) -> None:
-    page = phone.page
-    page.goto(base + "/staff/login?next=/supervision/")
-    page.locator("#username").fill("supervisor")
-    page.locator("#password").fill(DEMO_PASSWORD)
-    page.get_by_role("button", name="登录").click()
-    expect(page.locator("#dashboard")).to_be_visible()
-
-
 @pytest.mark.parametrize(("width", "height", "mobile"), [(1280, 800, False), (360, 740, True)])
 def test_league_table_and_department_page(history_server, open_browser, width, height, mobile):
     base = history_server.base_url
     browser = open_browser(f"supervisor-{width}", width, height, mobile)
     page = browser.page
-    log_in(browser, base)
+    log_in(page, base, "supervisor", "/supervision/")
+    expect(page.locator("#dashboard")).to_be_visible()
     page.locator("#department-league-link a").click()
     expect(page.locator("#league-table")).to_be_visible()
     ranked = page.locator("#league-table tbody tr")

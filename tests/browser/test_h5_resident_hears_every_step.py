@@ -42,19 +42,25 @@ def service_account_server(chromium_executable, tmp_path_factory) -> Iterator:
         yield server
 
 
+def delivered_to(server, openid: str) -> list[dict]:
+    """Run the outbox worker until nothing is due (as make run's worker does); every message 模拟微信 holds for
+    ``openid`` (a resident's official-account openid), oldest first."""
+    server.flask("outbox", "run", "--once")
+    return requests.get(f"{server.base_url}/_wechat/sandbox/messages", params={"openid": openid}, timeout=10).json()
+
+
+def statuses(messages: list[dict]) -> list[str]:
+    """The status each progress notice names (its ``phrase2``), in order."""
+    return [m["data"]["phrase2"]["value"] for m in messages]
+
+
 def test_one_acceptance_on_the_confirmation_page_brings_every_step(service_account_server, phone, open_phone):
     server = service_account_server
     base = server.base_url
     resident = phone.page
 
     def deliver() -> list[dict]:
-        """Run the outbox worker until nothing is due; what the resident's official-account openid received."""
-        server.flask("outbox", "run", "--once")
-        answer = requests.get(f"{base}/_wechat/sandbox/messages", params={"openid": openid}, timeout=10)
-        return answer.json()
-
-    def statuses(messages: list[dict]) -> list[str]:
-        return [m["data"]["phrase2"]["value"] for m in messages]
+        return delivered_to(server, openid)
 
     # 1. The resident scans the deputy's code in WeChat: silent OAuth in the sandbox, and back to the form.
     code_url = server.demo_codes()["deputy"].url

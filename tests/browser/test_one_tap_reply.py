@@ -7,7 +7,6 @@ top; the timelines show one entry for the tap (受理并答复); the resident he
 from __future__ import annotations
 
 import pytest
-import requests
 from playwright.sync_api import expect
 
 from tests.browser import test_h5_resident_hears_every_step as h5
@@ -29,10 +28,8 @@ def test_a_deputy_replies_in_one_tap_and_the_resident_hears_each_step_once(servi
     resident = phone.page
 
     def deliver() -> list[str]:
-        """Run the outbox worker once; the statuses the resident's openid has received so far, oldest first."""
-        server.flask("outbox", "run", "--once")
-        answer = requests.get(f"{base}/_wechat/sandbox/messages", params={"openid": openid}, timeout=10)
-        return [m["data"]["phrase2"]["value"] for m in answer.json()]
+        """The statuses the resident's openid has received so far, oldest first."""
+        return h5.statuses(h5.delivered_to(server, openid))
 
     # The resident scans in WeChat, writes, and turns the notices on once.
     resident.goto(server.demo_codes()["deputy"].url)

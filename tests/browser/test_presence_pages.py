@@ -15,12 +15,11 @@ import urllib.request
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import Phone
+from tests.browser.conftest import fits, log_in
 
 pytestmark = pytest.mark.browser
 
 PASSWORD = "presence-" + secrets.token_hex(6)
-DEMO_PASSWORD = "demo-2026"  # backend/demo.py
 
 
 def get_json(url: str) -> dict:
@@ -54,22 +53,10 @@ def station_deputy(live_server) -> dict:
     }
 
 
-def log_in(phone: Phone, base: str, username: str, password: str, next_path: str) -> None:
-    phone.page.goto(f"{base}/staff/login?next={next_path}")
-    phone.page.fill("#username", username)
-    phone.page.fill("#password", password)
-    phone.page.click("button[type=submit]")
-    phone.page.wait_for_url(f"**{next_path}")
-
-
-def fits(phone: Phone) -> None:
-    assert phone.scroll_width() <= phone.width, phone.page.url
-
-
 def test_a_deputys_phone_scans_the_station_code_then_signs_in_and_out(live_server, open_browser, station_deputy):
     base = live_server.base_url
     phone = open_browser("deputy-phone", 360, 740, True)
-    log_in(phone, base, station_deputy["username"], PASSWORD, "/staff/inbox")
+    log_in(phone.page, base, station_deputy["username"], "/staff/inbox", PASSWORD)
 
     # The scan: the station's code opens 签到, not the residents' form.
     phone.page.goto(f"{base}/c/{station_deputy['station_slug']}")
@@ -99,7 +86,7 @@ def test_a_deputys_phone_scans_the_station_code_then_signs_in_and_out(live_serve
 def test_the_contact_log_in_three_taps(live_server, open_browser, station_deputy):
     base = live_server.base_url
     phone = open_browser("contacts-phone", 360, 740, True)
-    log_in(phone, base, station_deputy["username"], PASSWORD, "/staff/contacts")
+    log_in(phone.page, base, station_deputy["username"], "/staff/contacts", PASSWORD)
     fits(phone)
     phone.screenshot("contacts-form-360")
     phone.page.click("#kind-meeting")  # 1: how
@@ -121,6 +108,16 @@ def test_the_contact_log_in_three_taps(live_server, open_browser, station_deputy
     assert phone.problems == []
 
 
+def shoot_the_codes_section(browser, name: str) -> None:
+    """Scroll the scans chart (``#codes``) into view, check that it fits a phone's width, and keep a screenshot of
+    the page (``name``) and of the section alone (``name``-section), for the README's pictures."""
+    browser.page.locator("#codes").scroll_into_view_if_needed()
+    if browser.width == 360:
+        fits(browser)
+    full = browser.screenshot(name)
+    browser.page.locator("#codes").screenshot(path=str(full.with_name(f"{name}-section.png")))
+
+
 def test_the_administrator_sees_each_codes_weeks_as_a_chart(live_server, open_browser, station_deputy):
     base = live_server.base_url
     for _ in range(5):
@@ -130,7 +127,7 @@ def test_the_administrator_sees_each_codes_weeks_as_a_chart(live_server, open_br
     path = f"/supervision/?station={station_deputy['station']['id']}"
     for width, height, mobile in ((1280, 800, False), (360, 740, True)):
         browser = open_browser(f"chart-{width}", width, height, mobile)
-        log_in(browser, base, supervisor, DEMO_PASSWORD, "/supervision/")
+        log_in(browser.page, base, supervisor, "/supervision/")
         browser.page.goto(base + path)
         charts = browser.page.locator("#codes-weekly li")
         expect(charts.first).to_be_visible()
@@ -138,11 +135,7 @@ def test_the_administrator_sees_each_codes_weeks_as_a_chart(live_server, open_br
         titles = deputy_chart.locator("title").all_text_contents()
         this_week = titles[-1]
         assert "扫码" in this_week and int(this_week.split("扫码")[1].split("次")[0]) >= 5, this_week
-        browser.page.locator("#codes").scroll_into_view_if_needed()
-        if width == 360:
-            fits(browser)
-        full = browser.screenshot(f"scans-chart-{width}")
-        browser.page.locator("#codes").screenshot(path=str(full.with_name(f"scans-chart-{width}-section.png")))
+        shoot_the_codes_section(browser, f"scans-chart-{width}")
         assert browser.problems == []
 
 
@@ -156,7 +149,7 @@ def test_the_administrator_signs_in_a_deputy_without_a_phone(live_server, open_b
     other = station["deputies"][-1]
     for width, height, mobile in ((1280, 800, False), (360, 740, True)):
         browser = open_browser(f"admin-{width}", width, height, mobile)
-        log_in(browser, base, username, PASSWORD, "/staff/inbox")
+        log_in(browser.page, base, username, "/staff/inbox", PASSWORD)
         browser.page.goto(f"{base}/admin/stations/{station['id']}/presence")
         row = browser.page.locator(f"#presence-deputy-{other['id']}")
         expect(row).to_contain_text(other["name"])

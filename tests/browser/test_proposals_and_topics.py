@@ -15,21 +15,11 @@ from sqlalchemy import bindparam, create_engine, text
 from backend.models import utcnow
 from backend.models.base import UTCDateTime
 from backend.stations.calendar import today_in_china
-from tests.browser.conftest import fits
+from tests.browser.conftest import fits, log_in
 
 pytestmark = pytest.mark.browser
 
-DEMO_PASSWORD = "demo-2026"  # backend/demo.py
 DEPARTMENT = "炎陵县住房和城乡建设局"
-
-
-def log_in(phone, base: str, username: str, next_path: str) -> None:
-    page = phone.page
-    page.goto(f"{base}/staff/login?next={next_path}")
-    page.locator("#username").fill(username)
-    page.locator("#password").fill(DEMO_PASSWORD)
-    page.get_by_role("button", name="登录").click()
-    page.wait_for_url(f"**{next_path}")
 
 
 def submit(base: str, slug_url: str, body: str) -> dict:
@@ -51,7 +41,7 @@ def test_a_deputy_drafts_a_proposal_from_three_items_on_a_phone(live_server, pho
         submit(base, live_server.demo_codes()["deputy"].url, f"{where}{word}坏了，晚上看不清路。")
         for where in ("霞阳大桥东头", "霞阳大桥西头", "沿河步道")
     ]
-    log_in(phone, base, "deputy", "/staff/proposals/")
+    log_in(phone.page, base, "deputy", "/staff/proposals/")
     page = phone.page
     expect(page.locator("#new-proposal")).to_be_visible()
     fits(phone)
@@ -83,7 +73,7 @@ def test_a_deputy_drafts_a_proposal_from_three_items_on_a_phone(live_server, pho
 
     # The county office records the department's answer at a desk.
     desk = open_browser("supervisor", 1280, 800, mobile=False)
-    log_in(desk, base, "supervisor", "/staff/proposals/")
+    log_in(desk.page, base, "supervisor", "/staff/proposals/")
     expect(desk.page.locator("#proposal-list")).to_contain_text("关于修复霞阳大桥及沿河步道照明的建议")
     expect(desk.page.locator("#report-form")).to_be_visible()
     desk.screenshot("proposals-supervisor-list")
@@ -127,7 +117,7 @@ def test_a_resident_answers_a_topic_codes_form(live_server, phone, open_browser)
 
     # The station sees the topic's messages together, with the choices counted.
     desk = open_browser("station-admin", 1280, 800, mobile=False)
-    log_in(desk, live_server.base_url, "station_admin", "/admin/")
+    log_in(desk.page, live_server.base_url, "station_admin", "/admin/")
     desk.page.goto(live_server.base_url + "/admin/stations/1/topics")
     desk.page.get_by_role("link", name=topic.owner_name).click()
     expect(desk.page.locator("#topic-items")).to_contain_text("【城区停车位】城区停车太难")
@@ -139,7 +129,7 @@ def test_a_resident_answers_a_topic_codes_form(live_server, phone, open_browser)
 def test_a_topic_past_its_closing_day_opens_a_closed_page(live_server, phone, open_phone):
     base = live_server.base_url
     admin = open_phone("station-admin")
-    log_in(admin, base, "station_admin", "/admin/")
+    log_in(admin.page, base, "station_admin", "/admin/")
     admin.page.goto(base + "/admin/stations/1/topics")
     admin.page.locator("#topic-kind").select_option(label="营商环境监测点")
     admin.page.locator("#topic-title").fill("霞阳镇营商环境监测点")

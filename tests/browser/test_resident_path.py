@@ -321,6 +321,13 @@ def submit_message(page, body: str) -> str:
     return page.locator("#track-link").get_attribute("href")
 
 
+def write_to_the_deputy(live_server, page, body: str) -> tuple[str, str]:
+    """Open the demo deputy's code on ``page`` and submit ``body``: the tracking page's URL and the reference."""
+    page.goto(live_server.demo_codes()["deputy"].url)
+    track_url = submit_message(page, body)
+    return track_url, track_url.split("/t/", 1)[1].split("?", 1)[0]
+
+
 @pytest.mark.parametrize("browser", ["phone", "phone_with_back_forward_cache"])
 def test_submit_back_write_another_submit_keeps_both_messages(live_server, request, browser):
     """The back button after a submission, then a second message: two items, each with its own message.
@@ -404,11 +411,8 @@ def test_an_unknown_code_is_no_dead_end(live_server, phone):
 
 
 def test_a_wrong_key_leads_to_the_lookup_which_says_where_the_key_is(live_server, phone):
-    deputy = live_server.demo_codes()["deputy"]
     page = phone.page
-    page.goto(deputy.url)
-    track_url = submit_message(page, "菜市场东边的水龙头漏水一个月了，请安排维修。")
-    ref = track_url.split("/t/", 1)[1].split("?", 1)[0]
+    _, ref = write_to_the_deputy(live_server, page, "菜市场东边的水龙头漏水一个月了，请安排维修。")
     answer = page.goto(f"{live_server.base_url}/t/{ref}?k=WRONGKEY")
     assert answer is not None and answer.status == 404
     assert "unknown_item" not in visible_text(page)
@@ -420,11 +424,9 @@ def test_a_wrong_key_leads_to_the_lookup_which_says_where_the_key_is(live_server
 
 
 def test_the_tracking_page_copies_its_link(live_server, phone):
-    deputy = live_server.demo_codes()["deputy"]
     page = phone.page
     page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=live_server.base_url)
-    page.goto(deputy.url)
-    track_url = submit_message(page, "小区门口的垃圾桶满了没人清运，请安排。")
+    track_url, _ = write_to_the_deputy(live_server, page, "小区门口的垃圾桶满了没人清运，请安排。")
     page.goto(track_url)
     copy = page.locator("#save-link-copy")
     expect(copy).to_have_text("复制本页链接")
@@ -465,11 +467,8 @@ def staff_call(base: str, method: str, path: str, body: dict | None = None, toke
 
 def test_the_rating_options_are_44_px_tall(live_server, phone):
     """The deputy handles the item through the staff API; the resident rates on the phone with whole-width rows."""
-    deputy = live_server.demo_codes()["deputy"]
     page = phone.page
-    page.goto(deputy.url)
-    track_url = submit_message(page, "村口的桥栏杆松了，孩子上学要经过，请尽快加固。")
-    ref = track_url.split("/t/", 1)[1].split("?", 1)[0]
+    track_url, ref = write_to_the_deputy(live_server, page, "村口的桥栏杆松了，孩子上学要经过，请尽快加固。")
     base = live_server.base_url
     token = staff_call(base, "POST", "/api/v1/auth/token", {"username": "deputy", "password": DEMO_PASSWORD})["token"]
     for action in ({"action": "accept"}, {"action": "reply", "text": "已请村委会加固栏杆。"}):

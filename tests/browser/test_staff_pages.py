@@ -12,11 +12,10 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import SCREENSHOT_DIR, Phone, fits
+from tests.browser.conftest import SCREENSHOT_DIR, Phone, fits, log_in
 
 pytestmark = pytest.mark.browser
 
-DEMO_PASSWORD = "demo-2026"  # backend/demo.py
 PAGES_DIR = SCREENSHOT_DIR / "pages"  # named in the README
 DESK = (1280, 800)
 # One message per width: two alike would be marked as near-duplicates, which is not what the screenshots show.
@@ -35,15 +34,6 @@ def browser_at(open_browser) -> Callable[..., Phone]:
         return open_browser(f"{name}-{width}", width, 740 if mobile else DESK[1], mobile)
 
     return _open
-
-
-def log_in(phone: Phone, base: str, username: str) -> None:
-    page = phone.page
-    page.goto(base + "/staff/login")
-    expect(page.locator("h1")).to_have_text("代表/工作人员登录")
-    page.locator("#username").fill(username)
-    page.locator("#password").fill(DEMO_PASSWORD)
-    page.get_by_role("button", name="登录").click()
 
 
 def bar_labels(phone: Phone) -> list[str]:
@@ -69,7 +59,9 @@ def shoot(phone: Phone, name: str) -> Path:
 def test_a_clerk_reaches_admin_from_the_login_by_the_bar(live_server, browser_at, username, landing, labels, width):
     clerk = browser_at(username, width)
     page = clerk.page
-    log_in(clerk, live_server.base_url, username)
+    page.goto(live_server.base_url + "/staff/login")
+    expect(page.locator("h1")).to_have_text("代表/工作人员登录")
+    log_in(page, live_server.base_url, username)
     expect(page).to_have_url(live_server.base_url + landing)
     assert bar_labels(clerk) == labels
     expect(page.locator("#staff-nav a[aria-current=page]")).to_have_text(labels[0])
@@ -99,7 +91,7 @@ def test_a_clerk_reaches_admin_from_the_login_by_the_bar(live_server, browser_at
 def test_no_admin_for_a_deputy_or_a_department(live_server, browser_at, username, labels):
     person = browser_at(username, 360)
     page = person.page
-    log_in(person, live_server.base_url, username)
+    log_in(person.page, live_server.base_url, username)
     expect(page).to_have_url(live_server.base_url + "/staff/inbox")  # straight to the inbox, no button to tap
     assert bar_labels(person) == labels
     fits(person)
@@ -117,7 +109,7 @@ def test_a_reception_day_is_deleted_only_after_asking_with_javascript_off(live_s
         )
         page = context.new_page()
         clerk = Phone(page=page, problems=[], width=width)
-        log_in(clerk, live_server.base_url, "station_admin")
+        log_in(clerk.page, live_server.base_url, "station_admin")
         page.goto(live_server.base_url + "/admin/")
         page.locator("#staff-nav").get_by_role("link", name="管理").click()
         page.get_by_role("link", name="霞阳镇人大代表联络站").first.click()
@@ -160,7 +152,7 @@ def test_a_reception_day_is_deleted_only_after_asking_with_javascript_off(live_s
 def test_the_supervisors_range_says_both_ends_count(live_server, browser_at, width):
     supervisor = browser_at("supervisor", width)
     page = supervisor.page
-    log_in(supervisor, live_server.base_url, "supervisor")
+    log_in(supervisor.page, live_server.base_url, "supervisor")
     expect(page).to_have_url(live_server.base_url + "/supervision/")
     expect(page.locator("label[for=until]")).to_have_text("截止日期")
     expect(page.locator("#picker")).not_to_contain_text("不含当天")
@@ -208,7 +200,7 @@ def test_the_pages_the_readme_names_at_both_widths(live_server, browser_at):
         shots.append(shoot(resident, "tracking"))
 
         deputy = browser_at("deputy", width)
-        log_in(deputy, live_server.base_url, "deputy")
+        log_in(deputy.page, live_server.base_url, "deputy")
         expect(deputy.page.locator("h1")).to_have_text("留言办理")
         # The shared server holds more than a page of messages to this deputy: found by its number.
         deputy.page.goto(f"{live_server.base_url}/staff/inbox?q={ref}")
@@ -221,14 +213,14 @@ def test_the_pages_the_readme_names_at_both_widths(live_server, browser_at):
         shots.append(shoot(deputy, "item"))
 
         clerk = browser_at("station_admin", width)
-        log_in(clerk, live_server.base_url, "station_admin")
+        log_in(clerk.page, live_server.base_url, "station_admin")
         clerk.page.locator("#staff-nav").get_by_role("link", name="管理").click()
         expect(clerk.page.locator("h1")).to_have_text("联络站与代表")
         fits(clerk)
         shots.append(shoot(clerk, "admin-home"))
 
         supervisor = browser_at("supervisor", width)
-        log_in(supervisor, live_server.base_url, "supervisor")
+        log_in(supervisor.page, live_server.base_url, "supervisor")
         expect(supervisor.page.locator("#scope-title")).to_contain_text("履职监督")
         fits(supervisor)
         shots.append(shoot(supervisor, "dashboard"))

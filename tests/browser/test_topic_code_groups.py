@@ -7,7 +7,8 @@ import pytest
 from playwright.sync_api import expect
 
 from backend.demo import DEMO_TOPIC_TITLE
-from tests.browser.conftest import fits, log_in
+from tests.browser.conftest import log_in
+from tests.browser.test_presence_pages import shoot_the_codes_section
 
 pytestmark = pytest.mark.browser
 
@@ -29,9 +30,5 @@ def test_the_topic_code_is_its_own_group_on_the_scans_chart(live_server, open_br
         expect(topic_list.locator(".sv-week-title")).to_contain_text(DEMO_TOPIC_TITLE)
         groups = browser.page.locator("#codes-table th[scope=rowgroup]")
         assert groups.all_text_contents() == shown
-        browser.page.locator("#codes").scroll_into_view_if_needed()
-        if width == 360:
-            fits(browser)
-        full = browser.screenshot(f"topic-groups-{width}")
-        browser.page.locator("#codes").screenshot(path=str(full.with_name(f"topic-groups-{width}-section.png")))
+        shoot_the_codes_section(browser, f"topic-groups-{width}")
         assert browser.problems == []
