@@ -71,6 +71,7 @@ class Result:
     seconds: float = 0.0
     latencies: list[float] = field(default_factory=list)
     error_samples: list[str] = field(default_factory=list)
+    cpu_seconds: float = 0.0  # the server's processes', over the measured requests (Linux; 0 elsewhere)
 
     def merge(self, other: Result) -> None:
         """Add another batch's requests, time and latencies to this one."""
@@ -88,6 +89,11 @@ class Result:
     def per_second(self) -> float:
         """Successful measured requests per second of wall time."""
         return len(self.latencies) / self.seconds if self.seconds else 0.0
+
+    @property
+    def cpu_ms(self) -> float:
+        """The server's CPU time per successful measured request, in milliseconds (nan where unknown)."""
+        return self.cpu_seconds / len(self.latencies) * 1000 if self.cpu_seconds and self.latencies else float("nan")
 
     def percentile(self, p: float) -> float:
         """Latency percentile in milliseconds (nearest rank)."""
@@ -195,6 +201,21 @@ def run_load(name: str, port: int, path: str, requests: list[Request], options: 
         list(pool.map(send, requests))
     result.seconds = time.perf_counter() - start
     return result
+
+
+def server_cpu_seconds(pid_file: Path) -> float:
+    """CPU time (user + system) used so far by a gunicorn master, read from its pid file, and its workers; 0 without
+    /proc. What separates a request's own cost from its waiting: the client's CPU is not in it."""
+    try:
+        master = pid_file.read_text().strip()
+        pids = [master, *Path(f"/proc/{master}/task/{master}/children").read_text().split()]
+        ticks = 0
+        for pid in pids:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    except (OSError, ValueError, IndexError):
+        return 0.0
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def run_cli(env: dict[str, str], *args: str) -> str:
@@ -332,7 +353,12 @@ def bench_engine(engine: str, options: Options, out: Callable[[str], None]) -> b
         ]
         results = [Result(t.name) for t in targets]
         log = workdir / "gunicorn.log"
-        with gunicorn(targets[0].app_spec, env, log) as bare_port, gunicorn(targets[1].app_spec, env, log) as app_port:
+        pid_files = [workdir / f"gunicorn-{i}.pid" for i in range(len(targets))]
+        bare_settings, app_settings = ([*GUNICORN_SETTINGS, "--pid", str(pid_file)] for pid_file in pid_files)
+        with (
+            gunicorn(targets[0].app_spec, env, log, bare_settings) as bare_port,
+            gunicorn(targets[1].app_spec, env, log, app_settings) as app_port,
+        ):
             ports = [bare_port, app_port]
             deadline = time.monotonic() + options.time_limit
             for target, port, result in zip(targets, ports, results, strict=True):
@@ -341,13 +367,18 @@ def bench_engine(engine: str, options: Options, out: Callable[[str], None]) -> b
             # Interleaved rounds: a slower moment of a shared machine weighs on both targets alike.
             chunk = -(-options.requests // options.rounds)
             for start in range(options.warmup, total, chunk):
-                for target, port, result in zip(targets, ports, results, strict=True):
+                for target, port, result, pid_file in zip(targets, ports, results, pid_files, strict=True):
                     batch = target.requests[start : start + chunk]
+                    cpu = server_cpu_seconds(pid_file)
                     result.merge(run_load(target.name, port, target.path, batch, options, deadline))
+                    result.cpu_seconds += server_cpu_seconds(pid_file) - cpu
 
-        out(f"{'target':<28}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}")
+        out(f"{'target':<28}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}{'server CPU ms/req':>19}")
         for r in results:
-            out(f"{r.name:<28}{r.per_second:>9.1f}{r.percentile(50):>9.1f}{r.percentile(99):>9.1f}{r.errors:>8}")
+            out(
+                f"{r.name:<28}{r.per_second:>9.1f}{r.percentile(50):>9.1f}{r.percentile(99):>9.1f}{r.errors:>8}"
+                f"{r.cpu_ms:>19.2f}"
+            )
             for sample in r.error_samples:
                 out(f"    error: {sample}")
         bare, submission = results

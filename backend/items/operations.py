@@ -22,7 +22,7 @@ from backend.errors import checked as _checked
 from backend.extensions import db
 from backend.items import deadlines, photo_store
 from backend.items import photos as photo_intake
-from backend.items.refs import keys_match, new_access_key, new_ref, normalize_ref
+from backend.items.refs import keys_match, new_access_key, new_ref, normalize_ref, tracking_url
 from backend.items.validation import clean_client_id, clean_id, clean_mobile, clean_text, parse_bool
 from backend.models import (
     ActorKind,
@@ -94,13 +94,15 @@ class CleanMessage:
 
 @dataclass(frozen=True)
 class SubmitResult:
-    """The stored item's identity, and whether this call created it (False for a repeated client_id)."""
+    """The stored item's identity, its tracking page (``refs.tracking_url``), and whether this call created it
+    (False for a repeated client_id)."""
 
     item_id: int
     ref: str
     access_key: str
     status: ItemStatus
     created: bool
+    track_url: str
 
 
 def resolve_code_for_form(slug: object) -> ResolvedCode:
@@ -267,6 +269,10 @@ def submit_item(sub: Submission) -> SubmitResult:
     3. the writes: the throttle counted and checked again (429), then the item under a fresh
        reference, its events, photos and outbox rows. A concurrent request that stored the same
        ``client_id`` first is found by the insert's ON CONFLICT and answered as in step 1.
+       Nothing else runs between the first write and the request's commit but the answer itself:
+       on SQLite the write lock is held throughout, and how long it is held (a writer descheduled
+       in it included) is what bounds the submissions a second (``bench/README.md``). So the
+       answer's tracking address is built before it, for the reference drawn.
 
     PostgreSQL once had a second path (one statement of data-modifying CTEs, the throttle counted
     inside it). This one meets the submission targets there (``bench/README.md``: throughput 0.52
@@ -360,6 +366,7 @@ def submit_item(sub: Submission) -> SubmitResult:
         )
 
     values["ref"] = new_ref()
+    track_url = tracking_url(values["ref"], values["access_key"])
     # Written before the write transaction (no lock held while a bucket answers); removed again if it
     # does not commit (backend.items.photo_store).
     photo_rows = photo_store.store_photos(photos)
@@ -378,6 +385,7 @@ def submit_item(sub: Submission) -> SubmitResult:
             photo_store.discard(photo_rows)  # the earlier submission keeps its own photos
             return _first_submission(earlier, code_id, fingerprint)
         values["ref"] = new_ref()
+        track_url = tracking_url(values["ref"], values["access_key"])
     if item_id is None:
         raise RuntimeError("could not store the item")
     rows = [event | {"item_id": item_id} for event in events]
@@ -388,7 +396,7 @@ def submit_item(sub: Submission) -> SubmitResult:
     # resident is told "已提交" only with a long-term progress template: the outbox's writer leaves that to us.
     told = resident_id if resident_id is not None and is_received_notice_sent() else None
     notices.queue_new_item_notices(conn, item_id, told, deputy_id, now, station_id=station_id, held=held)
-    return SubmitResult(item_id, values["ref"], values["access_key"], ItemStatus.SUBMITTED, created=True)
+    return SubmitResult(item_id, values["ref"], values["access_key"], ItemStatus.SUBMITTED, True, track_url)
 
 
 _items = Item.__table__
@@ -447,7 +455,8 @@ def _first_submission(earlier, code_id: int, fingerprint: str) -> SubmitResult:
             409,
             field="client_id",
         )
-    return SubmitResult(earlier.earlier_id, earlier.ref, earlier.access_key, earlier.status, created=False)
+    track_url = tracking_url(earlier.ref, earlier.access_key)
+    return SubmitResult(earlier.earlier_id, earlier.ref, earlier.access_key, earlier.status, False, track_url)
 
 
 def _station_deputy_id(conn, station_id: int, choice: object) -> int | None:

@@ -17,7 +17,7 @@ from backend.items import timeline
 from backend.items.lifecycle import can_follow_up, waiting_question
 from backend.items.lookup import find_item_by_phone
 from backend.items.operations import Submission, find_item_for_resident, resolve_code_for_form, submit_item
-from backend.items.refs import format_ref, tracking_url
+from backend.items.refs import format_ref
 from backend.models import Deputy, DeputyStatus, Item, ItemChannel, ItemEvent, Station
 from backend.models.deputy import DEPUTY_STATUS_LABELS
 from backend.models.item import ITEM_CATEGORY_LABELS
@@ -154,7 +154,7 @@ def create_item():
         "ref_display": format_ref(result.ref),
         "key": result.access_key,
         "status": result.status.value,
-        "track_url": tracking_url(result.ref, result.access_key),
+        "track_url": result.track_url,
     }
     return jsonify(body), (201 if result.created else 200)
 
