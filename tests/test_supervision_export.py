@@ -190,9 +190,11 @@ def _drop_items() -> None:
         return
     raw = db.engine.raw_connection()
     try:
+        # A pooled connection may come from a read transaction (query_only on): this one writes, and is then
+        # thrown away, since its pragmas no longer match what backend.database recorded of it.
+        raw.execute("PRAGMA query_only = 0")
         raw.execute("PRAGMA foreign_keys = OFF")
         raw.execute("DELETE FROM items")
         raw.commit()
-        raw.execute("PRAGMA foreign_keys = ON")
     finally:
-        raw.close()
+        raw.invalidate()
