@@ -27,7 +27,12 @@ class OutboxMessage(Base):
     """A notification to send after commit: to a resident, a deputy or a department contact."""
 
     __tablename__ = "outbox_messages"
-    __table_args__ = (Index("ix_outbox_messages_status_next", "status", "next_attempt_at"),)
+    __table_args__ = (
+        Index("ix_outbox_messages_status_next", "status", "next_attempt_at"),
+        # An account's recent notices (backend.outbox.queue._LAST_NOTICES), read for every new item to a deputy
+        # with an account, inside the submission's write transaction: without it, the whole outbox is read.
+        Index("ix_outbox_messages_account_kind_created", "staff_user_id", "kind", "created_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     kind: Mapped[str] = mapped_column(String(40))  # e.g. item_received, item_answered, deputy_new_item
