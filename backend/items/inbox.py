@@ -28,8 +28,9 @@ and 5 new items: page 1 is 15 overdue and the 5 new; page 2 the other 15 overdue
 A page is cut from the groups' counts and each stretch of a group is read with its own
 ``ORDER BY … OFFSET … LIMIT``, so that a page never sorts more than the groups it touches;
 every query stays within ``visible_items_query(user)`` and uses the indexes on ``items``
-(``deputy_id, status, created_at`` and ``deputy_id, due_at`` for a deputy; ``station_id,
-created_at`` for a station). Items held for content review are not in a deputy's inbox yet.
+(``deputy_id, status, created_at`` and the open items' ``deputy_id, due_at`` for a deputy; ``station_id,
+created_at`` and the open items' ``station_id, due_at`` for a station or region; the open ones carry every column
+the open groups filter and sort on, so that those are counted and picked from the index alone). Items held for content review are not in a deputy's inbox yet.
 """
 
 from __future__ import annotations
@@ -142,7 +143,7 @@ def visible_to(user: StaffUser) -> Select:
     The same items: the ids are those of the subquery it keeps. But the planner cannot see how few stations a
     recursive region query yields (it guesses a thousand of the province's two thousand), so it read every open
     item of the province and then kept the county's; with the ids it reads only the county's stations' open items
-    through ``ix_items_station_open_due``.
+    through ``ix_items_station_open_groups``.
     """
     query = visible_items_query(user)
     if user is not None and user.is_active and user.role == StaffRole.SUPERVISOR and user.region_id is not None:
@@ -322,16 +323,27 @@ def inbox_page(
             break
         skip = max(0, offset - start)
         if size and skip < size:
-            base = _load_options(_base_query(user, open_items=group in OPEN_GROUPS, visible=visible), user)
-            items = db.session.scalars(
-                base.where(_group_filter(group, now))
-                .order_by(*_group_order(group))
-                .offset(first + skip)
-                .limit(min(wanted, size - skip))
-            ).all()
+            items = _stretch(user, group, now, visible, offset=first + skip, limit=min(wanted, size - skip))
             rows.extend(_rows(items, now, group))
         start += size
     return InboxPage(_marked(rows), counts, state, query, page, per_page, total, now)
+
+
+def _stretch(user: StaffUser, group: str, now: datetime, visible: Select, *, offset: int, limit: int) -> list[Item]:
+    """Items ``offset`` to ``offset + limit`` of ``group`` in its order.
+
+    An open group's ids are picked first and its rows read by id after: every column the pick filters and sorts on
+    is in the open-items indexes (``ix_items_station_open_groups``, ``ix_items_deputy_open_groups``), so PostgreSQL
+    sorts a county's tens of thousands of open items from the index alone and reads only the page's rows, where
+    reading whole rows it visited each item's table page. Closed groups are read as they are, newest first.
+    """
+    order = _group_order(group)
+    picked = _base_query(user, open_items=group in OPEN_GROUPS, visible=visible).where(_group_filter(group, now))
+    if group in OPEN_GROUPS:
+        ids = picked.with_only_columns(Item.id).order_by(*order).offset(offset).limit(limit)
+        picked = select(Item).where(Item.id.in_(ids.scalar_subquery()))
+        offset = 0
+    return db.session.scalars(_load_options(picked, user).order_by(*order).offset(offset).limit(limit)).all()
 
 
 def first_page_shares(counts: dict[str, int], per_page: int) -> dict[str, int]:

@@ -115,8 +115,15 @@ class Item(Base):
         Index("ix_items_deputy_status_created", "deputy_id", "status", "created_at"),
         # A deputy's latest items (the near-duplicate check) and a deputy's figures over a range.
         Index("ix_items_deputy_created", "deputy_id", "created_at"),
-        # The inbox's overdue and in-progress lists read open items only, by due date.
-        partial_index("ix_items_deputy_open_due", "deputy_id", "due_at", where=OPEN_STATUS_SQL),
+        # A deputy's open items by due date: the inbox's open groups, counted and listed from the index alone
+        # (PostgreSQL: every column they filter and sort on is in it; the page's rows are then read by id).
+        partial_index(
+            "ix_items_deputy_open_groups",
+            "deputy_id",
+            "due_at",
+            postgresql_include=["id", "status", "paused_at", "is_held", "reopen_count", "created_at"],
+            where=OPEN_STATUS_SQL,
+        ),
         # A station's or region's items over a range: the supervision figures read every column they
         # count from the index alone (PostgreSQL), and the station inbox lists closed items from it.
         Index(
@@ -135,13 +142,13 @@ class Item(Base):
                 "claimed_at",
             ],
         ),
-        # Open items of a station by due date: the overdue count and list of a station or region,
-        # and the station inbox's open groups.
+        # Open items of a station by due date: the overdue count and list of a station or region, and the
+        # station's and supervisor's inbox open groups, counted and listed from the index alone (PostgreSQL).
         partial_index(
-            "ix_items_station_open_due",
+            "ix_items_station_open_groups",
             "station_id",
             "due_at",
-            postgresql_include=["id", "paused_at", "is_held", "deputy_id"],
+            postgresql_include=["id", "paused_at", "is_held", "deputy_id", "status", "reopen_count", "created_at"],
             where=OPEN_STATUS_SQL,
         ),
         # 公示: a station's resolved items whose residents agreed to publish them, latest first.

@@ -21,7 +21,7 @@ column a figure asks for), one for the two medians
 (on PostgreSQL on a second connection, at the same time), one grouped count of overdue
 items, and the first page of the overdue list. On PostgreSQL each reads one index and no
 table rows: ``ix_items_station_created`` carries the figures' columns for a station or a
-region, ``ix_items_station_open_due`` the open items. Medians are exact:
+region, ``ix_items_station_open_groups`` the open items. Medians are exact:
 ``percentile_cont(0.5)`` on PostgreSQL, the same definition with window functions on SQLite.
 """
 
